@@ -1,0 +1,50 @@
+# The two front doors: `make run` and `make test`. Everything else is a helper for them.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint typecheck pytest bench requirements clean
+
+help:
+	@echo "make run    - set up .venv, migrate, seed the demo, start web + worker + beat"
+	@echo "make test   - set up .venv, then ruff, mypy and pytest on PostgreSQL + Redis"
+	@echo "make bench  - run every benchmark (BENCH_SCALE=small for a smoke run)"
+	@echo "make requirements - recompile requirements/*.txt from pyproject.toml"
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 (or make PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): requirements/dev.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	@touch $@
+
+# The embedded default: SQLite and a filesystem broker in var/, sandbox providers on loopback.
+run: export DEBUG ?= true
+run: $(STAMP)
+	$(PY) manage.py preflight
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py ensure_demo_admin
+	$(VENV)/bin/honcho --procfile Procfile start
+
+test: export DJANGO_SETTINGS_MODULE := continuity.settings_test
+test: $(STAMP)
+	$(PY) manage.py preflight
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: export DJANGO_SETTINGS_MODULE := continuity.settings_test
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+requirements: $(STAMP)
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements/base.txt pyproject.toml
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --extra dev -o requirements/dev.txt pyproject.toml
+
+clean:
+	rm -rf var/broker var/cache

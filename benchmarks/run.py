@@ -1,0 +1,51 @@
+"""Run every benchmark script, print their JSON lines and keep them in var/bench/latest.jsonl."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "var" / "bench" / "latest.jsonl"
+REQUIRED = {"bench", "value", "unit", "floor", "ratio_to_floor", "target"}
+
+
+def scripts() -> list[Path]:
+    here = Path(__file__).resolve().parent
+    return sorted(p for p in here.glob("bench_*.py"))
+
+
+def main() -> int:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    failures: list[str] = []
+    for script in scripts():
+        module = f"benchmarks.{script.stem}"
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        elapsed = time.perf_counter() - started
+        produced = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
+        if result.returncode != 0 or not produced:
+            failures.append(f"{module} exited {result.returncode}:\n{result.stderr[-2000:]}")
+            continue
+        for line in produced:
+            missing = REQUIRED - set(json.loads(line))
+            if missing:
+                failures.append(f"{module} printed a line without {sorted(missing)}: {line}")
+                continue
+            print(line, flush=True)
+            lines.append(line)
+        print(f"# {module}: {elapsed:.1f}s", file=sys.stderr, flush=True)
+    OUT.write_text("".join(f"{line}\n" for line in lines))
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.db.utils import OperationalError
+
+HOW_TO_START = {
+    "postgresql": (
+        "Start it (Debian: pg_ctlcluster 15 main start) or point DATABASE_URL at a running server."
+    ),
+    "redis": ("Start it (redis-server --daemonize yes) or point REDIS_URL at a running server."),
+}
+
+
+class Command(BaseCommand):
+    help = "Check, within seconds, that the database and the broker answer; say which one does not."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        problems = [p for p in (self._database_problem(), self._broker_problem()) if p]
+        if problems:
+            raise CommandError("\n".join(problems))
+        self.stdout.write(
+            f"preflight ok: database {connection.vendor} at {self._where(settings.DATABASES)}, "
+            f"broker {self._redact(settings.CELERY_BROKER_URL)}"
+        )
+
+    @staticmethod
+    def _redact(url: str) -> str:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
+    @staticmethod
+    def _where(databases: dict[str, Any]) -> str:
+        db = databases["default"]
+        return f"{db.get('HOST') or 'local'}:{db.get('PORT') or '-'}/{db.get('NAME')}"
+
+    def _database_problem(self) -> str | None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except OperationalError as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            if connection.vendor == "postgresql" and "does not exist" in first_line:
+                # pytest-django creates its own test_<name> database, so a missing main database
+                # only matters for running the app; say so instead of failing the test run.
+                return None
+            hint = HOW_TO_START.get(connection.vendor, "Check DATABASE_URL.")
+            return (
+                f"DATABASE is unreachable: {connection.vendor} at {self._where(settings.DATABASES)}"
+                f" ({first_line}). {hint}"
+            )
+        finally:
+            connection.close()
+        return None
+
+    def _broker_problem(self) -> str | None:
+        url = settings.CELERY_BROKER_URL
+        if settings.BROKER_IS_EMBEDDED:
+            return None
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+        try:
+            with socket.create_connection((host, port), timeout=2) as sock:
+                sock.sendall(b"PING\r\n")
+                reply = sock.recv(64)
+        except OSError as exc:
+            return f"REDIS is unreachable at {self._redact(url)} ({exc}). {HOW_TO_START['redis']}"
+        if not reply.startswith((b"+PONG", b"-NOAUTH")):
+            return f"REDIS at {self._redact(url)} answered {reply!r} to PING: is it Redis?"
+        return None

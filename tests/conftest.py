@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+from tests.harness import ProcessHandle, child_env, start_worker
+
+
+def _reachable(host: str, port: int) -> str | None:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return None
+    except OSError as exc:
+        return str(exc)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop in the first seconds, naming the service, when PostgreSQL or Redis is not there."""
+    db = settings.DATABASES["default"]
+    problems = []
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        problems.append(f"tests need PostgreSQL, but DATABASE_URL selects {db['ENGINE']}")
+    else:
+        error = _reachable(db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432))
+        if error:
+            problems.append(
+                f"PostgreSQL is unreachable at {db.get('HOST')}:{db.get('PORT')} ({error}): "
+                "start it (pg_ctlcluster 15 main start) or set DATABASE_URL"
+            )
+    broker = urlsplit(settings.CELERY_BROKER_URL)
+    if broker.scheme.startswith("redis"):
+        error = _reachable(broker.hostname or "127.0.0.1", broker.port or 6379)
+        if error:
+            problems.append(
+                f"Redis is unreachable at {broker.hostname}:{broker.port} ({error}): "
+                "start it (redis-server --daemonize yes) or set REDIS_URL"
+            )
+    else:
+        problems.append(f"tests need Redis, but the broker is {settings.CELERY_BROKER_URL}")
+    if problems:
+        pytest.exit("\n".join(problems), returncode=3)
+
+
+@pytest.fixture
+def worker_env(transactional_db: None) -> dict[str, str]:
+    """Environment for child processes that must see the test database and the test broker."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return child_env({"DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL})
+
+
+@pytest.fixture
+def celery_worker_process(worker_env: dict[str, str]) -> Iterator[Callable[..., ProcessHandle]]:
+    """Start real `celery worker` processes on the test database; all are stopped afterwards."""
+    from continuity.celery import app
+
+    with app.connection_for_write() as conn:
+        for queue in app.conf.task_queues:
+            queue.bind(conn.default_channel).purge()
+    started: list[ProcessHandle] = []
+
+    def start(**kwargs: object) -> ProcessHandle:
+        from continuity.celery import ALL_QUEUES
+
+        kwargs.setdefault("queues", ALL_QUEUES)
+        handle = start_worker(env=worker_env, **kwargs)  # type: ignore[arg-type]
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.stop()

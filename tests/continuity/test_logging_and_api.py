@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from django.http import HttpRequest, HttpResponse
+from django.test import Client
+
+from continuity.logging import ContextFilter, RequestIdMiddleware, current_context_id
+
+pytestmark = pytest.mark.django_db
+
+
+def _capture_middleware(header: str | None) -> tuple[HttpResponse, str]:
+    seen: dict[str, str] = {}
+
+    def view(request: HttpRequest) -> HttpResponse:
+        seen["id"] = current_context_id()
+        return HttpResponse("ok")
+
+    request = HttpRequest()
+    if header is not None:
+        request.META["HTTP_X_REQUEST_ID"] = header
+    response = RequestIdMiddleware(view)(request)
+    return response, seen["id"]
+
+
+def test_a_plain_incoming_request_id_is_kept_in_logs_and_echoed() -> None:
+    response, context_id = _capture_middleware("abc-123")
+    assert response["X-Request-ID"] == "abc-123"
+    assert context_id == "req:abc-123"
+    assert current_context_id() == "-"
+
+
+def test_a_hostile_request_id_is_replaced_not_logged() -> None:
+    response, context_id = _capture_middleware("evil\nINFO forged line")
+    assert "\n" not in response["X-Request-ID"]
+    assert len(response["X-Request-ID"]) == 32
+    assert "evil" not in context_id
+
+
+def test_every_log_record_carries_the_context_id() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    assert ContextFilter().filter(record) is True
+    assert getattr(record, "context_id", None) == "-"
+
+
+def test_api_errors_use_the_one_error_shape(client: Client) -> None:
+    response = client.get("/api/v1/me/")
+    assert response.status_code == 401
+    body = response.json()
+    assert body == {"error": "not_authenticated", "detail": body["detail"]}
+    assert "credentials" in body["detail"]
+    bad_token = client.get("/api/v1/me/", HTTP_AUTHORIZATION="Token nope")
+    assert bad_token.status_code == 401
+    assert bad_token.json()["error"] == "authentication_failed"
+
+
+def test_a_valid_token_is_accepted(client: Client, django_user_model: Any) -> None:
+    from rest_framework.authtoken.models import Token
+
+    user = django_user_model.objects.create_user(username="integrator", password="x")
+    token = Token.objects.create(user=user)
+    response = client.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert response.status_code == 200
+    assert response.json() == {"username": "integrator"}
+
+
+def test_swagger_ui_is_served(admin_client: Client) -> None:
+    response = admin_client.get("/api/docs/")
+    assert response.status_code == 200
+    assert b"swagger" in response.content.lower()
