@@ -1,14 +1,17 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from continuity import views
 from continuity.api import MeView
 
 # Each app owns its routes: <app>/urls.py for pages and webhooks, <app>/api_urls.py for /api/v1/.
-api_v1 = [
+API_APPS = ("contacts", "outages", "delivery", "campaigns")
+
+api_v1: list[URLPattern | URLResolver] = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("me/", MeView.as_view(), name="me"),
+    *(path("", include(f"{app}.api_urls")) for app in API_APPS),
 ]
 
 urlpatterns = [
@@ -17,4 +20,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    *(path("", include(f"{app}.urls", namespace=app)) for app in API_APPS),
 ]
