@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "continuity.settings")
 
@@ -36,7 +36,11 @@ app = Celery("continuity")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 app.conf.update(
-    task_queues=[Queue(name) for name in ALL_QUEUES],
+    # Each queue gets its own exchange and routing key. A bare Queue(name) binds to the default
+    # exchange with the default key, and a direct exchange then copies every task to every queue.
+    task_queues=[
+        Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ALL_QUEUES
+    ],
     task_default_queue=QUEUE_CONTROL,
     task_routes=TASK_ROUTES,
     # Late acks mean a crash re-runs the task: safe because every task is an idempotent claim.
@@ -50,8 +54,8 @@ app.conf.update(
     task_time_limit=30 * 60,
     task_soft_time_limit=25 * 60,
     # On SIGTERM, give running tasks a moment to finish, then requeue what is left (Celery 5.5+).
+    # An idle worker exits at once: no task here relies on ETAs that would need requeuing.
     worker_soft_shutdown_timeout=10.0,
-    worker_enable_soft_shutdown_on_idle=True,
     # Never give up on the broker: log, wait and try again rather than exit and crash-loop.
     broker_connection_retry=True,
     broker_connection_retry_on_startup=True,

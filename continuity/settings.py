@@ -137,7 +137,8 @@ if _broker_explicit:
 elif _redis_explicit:
     CELERY_BROKER_URL = REDIS_URL
 else:
-    CELERY_BROKER_URL = "filesystem://"
+    # The host part means nothing to this transport; naming one silences kombu's warning.
+    CELERY_BROKER_URL = "filesystem://localhost//"
 BROKER_IS_EMBEDDED = CELERY_BROKER_URL.startswith("filesystem://")
 BROKER_DIR = VAR_DIR / "broker"
 

@@ -35,6 +35,13 @@ def test_task_names_pick_their_channel_queue() -> None:
     assert router.route({}, "outages.prune_receipts")["queue"].name == "control"
 
 
+def test_each_queue_has_its_own_exchange_and_routing_key() -> None:
+    bindings = {(q.exchange.name, q.routing_key) for q in app.conf.task_queues}
+    assert len(bindings) == len(ALL_QUEUES)
+    for queue in app.conf.task_queues:
+        assert queue.routing_key == queue.name
+
+
 def test_the_queues_and_reliability_settings_match_the_architecture() -> None:
     assert set(ALL_QUEUES) == {"control", "social", "email", "sms", "push"}
     assert set(SEND_QUEUES) < set(ALL_QUEUES)
@@ -44,3 +51,19 @@ def test_the_queues_and_reliability_settings_match_the_architecture() -> None:
     assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
     visibility = app.conf.broker_transport_options["visibility_timeout"]
     assert visibility > app.conf.task_time_limit
+
+
+def test_a_task_sent_to_one_queue_lands_in_that_queue_only() -> None:
+    from continuity.tasks import heartbeat
+
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in app.conf.task_queues:
+            queue.bind(channel).purge()
+        heartbeat.apply_async(kwargs={"name": "routing-probe"}, queue="email")
+        depths = {
+            q.name: q.bind(channel).queue_declare().message_count for q in app.conf.task_queues
+        }
+        for queue in app.conf.task_queues:
+            queue.bind(channel).purge()
+    assert depths == {"control": 0, "social": 0, "email": 1, "sms": 0, "push": 0}
