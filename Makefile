@@ -32,7 +32,7 @@ run: $(STAMP)
 
 test: export DJANGO_SETTINGS_MODULE := continuity.settings_test
 test: $(STAMP)
-	$(PY) manage.py preflight
+	$(PY) manage.py preflight --test-run
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "continuity.settings")
@@ -86,6 +86,17 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
 @app.on_after_configure.connect
 def _install_beat_schedule(sender: Celery, **_: Any) -> None:
     sender.conf.beat_schedule = _beat_schedule()
+
+
+@setup_logging.connect
+def _use_django_logging(**_: Any) -> None:
+    # Connecting this signal stops Celery from installing its own handlers and format, so worker
+    # and beat lines come out in the project's one format (JSON in production) with the task id.
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
 
 
 @task_prerun.connect

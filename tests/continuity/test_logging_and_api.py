@@ -71,3 +71,30 @@ def test_swagger_ui_is_served(admin_client: Client) -> None:
     response = admin_client.get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_production_logs_are_one_json_object_per_line_with_the_context_id() -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.harness import ROOT, child_env
+
+    code = (
+        "import logging; from continuity.logging import bind_context_id;"
+        "bind_context_id('task:abc'); logging.getLogger('probe').warning('hello %s', 'world')"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=child_env({"LOG_FORMAT": "json"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    line = json.loads(result.stderr.strip().splitlines()[-1])
+    assert line["message"] == "hello world"
+    assert line["level"] == "WARNING"
+    assert line["logger"] == "probe"
+    assert line["context_id"] == "task:abc"

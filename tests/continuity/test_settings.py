@@ -65,6 +65,19 @@ def test_production_settings_pass_the_deploy_check() -> None:
     assert "no issues" in result.stdout
 
 
+def test_preflight_says_when_the_database_server_runs_but_the_database_is_missing() -> None:
+    env = {
+        "DEBUG": "true",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/continuity_no_such_db",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    result = _manage("preflight", env=env)
+    assert result.returncode != 0
+    assert "continuity_no_such_db does not exist" in result.stderr
+    assert "createdb" in result.stderr
+    assert _manage("preflight", "--test-run", env=env).returncode == 0
+
+
 def test_preflight_names_each_unreachable_service_in_plain_words() -> None:
     result = _manage(
         "preflight",
