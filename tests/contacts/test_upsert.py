@@ -138,7 +138,8 @@ def test_an_erased_contact_reimported_gets_no_consent_back_unless_the_file_grant
         raws=[{"email": "back@example.com"}], blank_means_unchanged=True, default_evidence=IMPORT
     )
     new_id = report.results[0].id
-    assert report.results[0].status == "created" and new_id != contact.pk
+    assert report.results[0].status == "created"
+    assert new_id is not None and new_id != contact.pk
     assert not consent_allows(contact_ids=[new_id], channel="email", purpose="marketing")
     assert not Consent.objects.filter(contact_id=new_id).exists()
     contacts_upsert_rows(
