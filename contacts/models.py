@@ -1,1 +1,295 @@
-from django.db import models  # noqa: F401
+"""The CRM's tables: contacts, per-channel consent (state + append-only evidence), suppressions,
+push subscriptions, tags and segments.
+
+Only contacts/consent.py writes Consent, ConsentEvent and Suppression rows.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from phonenumber_field.modelfields import PhoneNumberField
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Web push"
+    WHATSAPP = "whatsapp", "WhatsApp"
+
+
+class Purpose(models.TextChoices):
+    MARKETING = "marketing", "Marketing"
+    SERVICE = "service", "Service notices"
+
+
+class ConsentState(models.TextChoices):
+    GRANTED = "granted", "Granted"
+    PENDING = "pending", "Pending double opt-in"
+    REVOKED = "revoked", "Revoked"
+
+
+class ConsentSource(models.TextChoices):
+    FORM = "form", "Web form"
+    IMPORT = "import", "Import"
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    SMS_KEYWORD = "sms_keyword", "SMS keyword"
+    BOUNCE = "bounce", "Bounce"
+    COMPLAINT = "complaint", "Complaint"
+    UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
+    PREFERENCE_CENTRE = "preference_centre", "Preference centre"
+    DOUBLE_OPT_IN = "double_opt_in", "Double opt-in confirmation"
+    PUSH_SUBSCRIBE = "push_subscribe", "Browser push subscription"
+    PROVIDER = "provider", "Provider report"
+    ERASURE = "erasure", "Erasure"
+
+
+class ConsentAction(models.TextChoices):
+    GRANT = "grant", "Granted"
+    REQUEST = "request", "Double opt-in requested"
+    CONFIRM = "confirm", "Double opt-in confirmed"
+    REVOKE = "revoke", "Revoked"
+    SUPPRESS = "suppress", "Suppressed"
+    LIFT = "lift", "Suppression lifted"
+    ERASE = "erase", "Contact erased"
+    DETAILS = "details", "Contact details changed"
+
+
+class SuppressionReason(models.TextChoices):
+    HARD_BOUNCE = "hard_bounce", "Hard bounce"
+    COMPLAINT = "complaint", "Spam complaint"
+    INVALID_NUMBER = "invalid_number", "Invalid number"
+    INVALID_ADDRESS = "invalid_address", "Invalid address"
+    CARRIER_BLOCK = "carrier_block", "Carrier opt-out (STOP)"
+    MANUAL = "manual", "Manual"
+
+
+def validate_timezone(value: str) -> None:
+    if value and value not in _available_timezones():
+        raise ValidationError(f"unknown timezone {value!r}: use an IANA name such as Europe/Paris")
+
+
+_TIMEZONES: frozenset[str] | None = None
+
+
+def _available_timezones() -> frozenset[str]:
+    global _TIMEZONES  # noqa: PLW0603 - computed once: the set is large and never changes
+    if _TIMEZONES is None:
+        _TIMEZONES = frozenset(zoneinfo.available_timezones())
+    return _TIMEZONES
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    # Identifiers are nullable so that "unique when set" holds and an erased tombstone keeps none.
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    email = models.EmailField(max_length=254, null=True, blank=True)  # noqa: DJ001 - see above
+    phone = PhoneNumberField(null=True, blank=True)
+    first_name = models.CharField(max_length=150, blank=True, default="")
+    last_name = models.CharField(max_length=150, blank=True, default="")
+    locale = models.CharField(max_length=35, blank=True, default="")
+    timezone = models.CharField(
+        max_length=64, blank=True, default="", validators=[validate_timezone]
+    )
+    tags: models.ManyToManyField[Tag, ContactTag] = models.ManyToManyField(
+        Tag, through="ContactTag", related_name="contacts", blank=True
+    )
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["email"], condition=Q(email__isnull=False), name="contact_email_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["phone"], condition=Q(phone__isnull=False), name="contact_phone_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.erased_at:
+            return f"erased contact #{self.pk}"
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email or str(self.phone or "") or f"contact #{self.pk}"
+
+    def merge_fields(self) -> dict[str, Any]:
+        """What a message template may use: the free attributes plus the named fields."""
+        return {
+            **(self.attributes or {}),
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "email": self.email or "",
+            "phone": str(self.phone or ""),
+            "locale": self.locale,
+            "timezone": self.timezone,
+        }
+
+
+class ContactTag(models.Model):
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE)
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "tag"], name="contact_tag_unique"),
+        ]
+        # Segment filters start from the tag: "which contacts carry tag X".
+        indexes = [models.Index(fields=["tag", "contact"], name="contact_tag_by_tag")]
+
+    def __str__(self) -> str:
+        return f"{self.tag_id} on contact #{self.contact_id}"
+
+
+class Consent(models.Model):
+    """Current state per (contact, channel, purpose). Written only by contacts/consent.py."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consents")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    state = models.CharField(max_length=16, choices=ConsentState.choices)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "channel", "purpose"], name="consent_contact_channel_purpose"
+            ),
+        ]
+        # Audience queries ask "who is granted on (channel, purpose)": an index-only scan of this.
+        indexes = [
+            models.Index(
+                fields=["channel", "purpose", "state", "contact"], name="consent_audience"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}/{self.purpose}: {self.state}"
+
+
+class ConsentEvent(models.Model):
+    """Append-only evidence of every consent change. Never updated except to hash on erasure."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="consent_events")
+    channel = models.CharField(max_length=16, choices=Channel.choices, blank=True, default="")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, blank=True, default="")
+    action = models.CharField(max_length=16, choices=ConsentAction.choices)
+    state = models.CharField(max_length=16, choices=ConsentState.choices, blank=True, default="")
+    source = models.CharField(max_length=32, choices=ConsentSource.choices)
+    source_detail = models.CharField(max_length=500, blank=True, default="")
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True, default="")
+    consent_text_version = models.CharField(max_length=100, blank=True, default="")
+    recorded_by = models.CharField(max_length=150, blank=True, default="")
+    note = models.TextField(blank=True, default="")
+    # Set on erasure: HMAC of the identifiers the evidence was about, so proof survives the person.
+    subject_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["contact", "occurred_at"], name="consent_event_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.channel}/{self.purpose} via {self.source}"
+
+
+class Suppression(models.Model):
+    """Blocks a channel whatever the consent says. Written only by contacts/consent.py."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="suppressions")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    reason = models.CharField(max_length=32, choices=SuppressionReason.choices)
+    detail = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "channel"],
+                condition=Q(active=True),
+                name="suppression_one_active_per_channel",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["channel", "contact"],
+                condition=Q(active=True),
+                name="suppression_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} suppressed: {self.reason}"
+
+
+class PushSubscription(models.Model):
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="push_subscriptions"
+    )
+    endpoint = models.URLField(max_length=1000, unique=True)
+    p256dh = models.CharField(max_length=200)
+    auth = models.CharField(max_length=100)
+    user_agent = models.CharField(max_length=500, blank=True, default="")
+    expiration_time = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    failure_count = models.PositiveIntegerField(default=0)
+    last_failure = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["contact"], condition=Q(active=True), name="push_active_contact")
+        ]
+
+    def __str__(self) -> str:
+        return f"push #{self.pk} for contact #{self.contact_id}"
+
+
+class Segment(models.Model):
+    """A saved audience: tags (any / all / none) plus attribute filters, compiled by
+    contacts.selectors.segment_contacts into one queryset."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True, default="")
+    tags_any = models.JSONField(default=list, blank=True, help_text="tag names: at least one")
+    tags_all = models.JSONField(default=list, blank=True, help_text="tag names: every one")
+    tags_none = models.JSONField(default=list, blank=True, help_text="tag names: none of them")
+    attribute_filters = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='list of {"key": ..., "op": "eq|ne|in|exists|gt|gte|lt|lte|contains", '
+        '"value": ...}',
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from contacts.segments import segment_validate_definition
+
+        segment_validate_definition(
+            tags_any=self.tags_any,
+            tags_all=self.tags_all,
+            tags_none=self.tags_none,
+            attribute_filters=self.attribute_filters,
+        )

@@ -275,3 +275,39 @@ LOGGING = {
 
 BEAT_HEARTBEAT_INTERVAL_S = env_int("BEAT_HEARTBEAT_INTERVAL_S", default=15, minimum=1)
 BEAT_HEARTBEAT_MAX_AGE_S = env_int("BEAT_HEARTBEAT_MAX_AGE_S", default=60, minimum=5)
+
+# --- contacts ---
+INSTALLED_APPS += ["phonenumber_field", "import_export"]
+# Phone numbers written without +country are read in this region (ISO 3166 code such as "FR");
+# unset means such numbers are refused, naming the row and field.
+CONTACTS_DEFAULT_PHONE_REGION = env_str("CONTACTS_DEFAULT_PHONE_REGION", default="").upper() or None
+PHONENUMBER_DEFAULT_REGION = CONTACTS_DEFAULT_PHONE_REGION
+PHONENUMBER_DB_FORMAT = "E164"
+# Absolute links in mails and headers (unsubscribe, preferences, double opt-in) start with this.
+CONTACTS_PUBLIC_BASE_URL = env_str("CONTACTS_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# RFC 8058 links must keep working long after the send (CAN-SPAM asks for 30 days at least).
+CONTACTS_UNSUBSCRIBE_LINK_MAX_AGE_DAYS = env_int(
+    "CONTACTS_UNSUBSCRIBE_LINK_MAX_AGE_DAYS", default=180, minimum=30
+)
+CONTACTS_PREFERENCE_LINK_MAX_AGE_DAYS = env_int(
+    "CONTACTS_PREFERENCE_LINK_MAX_AGE_DAYS", default=180, minimum=1
+)
+CONTACTS_DOUBLE_OPT_IN_MAX_AGE_DAYS = env_int(
+    "CONTACTS_DOUBLE_OPT_IN_MAX_AGE_DAYS", default=7, minimum=1
+)
+CONTACTS_DOUBLE_OPT_IN_SUBJECT = env_str(
+    "CONTACTS_DOUBLE_OPT_IN_SUBJECT", default="Please confirm your subscription"
+)
+# Key of the hash that erased contacts' consent evidence keeps instead of their identifiers.
+CONTACTS_ERASURE_HASH_KEY = env_str("CONTACTS_ERASURE_HASH_KEY", default="") or SECRET_KEY
+CONTACTS_CONSENT_TEXT_VERSION = env_str("CONTACTS_CONSENT_TEXT_VERSION", default="v1")
+# Public push subscribe endpoint: requests per IP per minute.
+CONTACTS_PUSH_SUBSCRIBE_RATE_PER_MIN = env_int(
+    "CONTACTS_PUSH_SUBSCRIBE_RATE_PER_MIN", default=30, minimum=1
+)
+CONTACTS_VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY", default="")
+CONTACTS_BULK_UPSERT_MAX = env_int("CONTACTS_BULK_UPSERT_MAX", default=10_000, minimum=1)
+CONTACTS_IMPORT_BATCH_SIZE = env_int("CONTACTS_IMPORT_BATCH_SIZE", default=5_000, minimum=100)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE", default=20 * 1024 * 1024, minimum=1024 * 1024
+)

@@ -1,0 +1,434 @@
+"""The only way consent and suppressions change. Each function is one transaction that writes the
+current state and its evidence row together; nothing else writes Consent, ConsentEvent or
+Suppression."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from contacts.errors import ConsentEvidenceMissing, ContactErased, NoPendingOptIn
+from contacts.models import (
+    Channel,
+    Consent,
+    ConsentAction,
+    ConsentEvent,
+    ConsentSource,
+    ConsentState,
+    Contact,
+    Purpose,
+    Suppression,
+    SuppressionReason,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Who/what/when behind a consent change. `source` is mandatory for any grant."""
+
+    source: str
+    occurred_at: datetime | None = None
+    ip: str | None = None
+    user_agent: str = ""
+    consent_text_version: str = ""
+    recorded_by: str = ""
+    source_detail: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    """One row of a bulk consent write (imports, bulk API)."""
+
+    contact_id: int
+    channel: str
+    purpose: str
+    state: str
+    evidence: Evidence = field(default_factory=lambda: Evidence(source=""))
+
+
+def _check_evidence(evidence: Evidence, *, channel: str, purpose: str, grant: bool) -> None:
+    if not evidence.source:
+        what = "a consent grant" if grant else "a consent change"
+        raise ConsentEvidenceMissing(
+            f"{what} needs an evidence source (one of {', '.join(ConsentSource.values)})"
+        )
+    if evidence.source not in ConsentSource.values:
+        raise ConsentEvidenceMissing(
+            f"unknown evidence source {evidence.source!r}: use one of "
+            f"{', '.join(ConsentSource.values)}"
+        )
+    if channel not in Channel.values:
+        raise ConsentEvidenceMissing(f"unknown channel {channel!r}")
+    if purpose not in Purpose.values:
+        raise ConsentEvidenceMissing(f"unknown purpose {purpose!r}")
+
+
+def _event(
+    *,
+    contact_id: int,
+    channel: str,
+    purpose: str,
+    action: str,
+    state: str,
+    evidence: Evidence,
+    now: datetime,
+) -> ConsentEvent:
+    return ConsentEvent(
+        contact_id=contact_id,
+        channel=channel,
+        purpose=purpose,
+        action=action,
+        state=state,
+        source=evidence.source,
+        source_detail=evidence.source_detail[:500],
+        occurred_at=evidence.occurred_at or now,
+        ip=evidence.ip or None,
+        user_agent=evidence.user_agent[:500],
+        consent_text_version=evidence.consent_text_version[:100],
+        recorded_by=evidence.recorded_by[:150],
+        note=evidence.note,
+    )
+
+
+def _set_state(
+    *,
+    contact: Contact,
+    channel: str,
+    purpose: str,
+    state: str,
+    action: str,
+    evidence: Evidence,
+) -> Consent:
+    if contact.erased_at is not None:
+        raise ContactErased(f"contact #{contact.pk} was erased; its consent cannot change")
+    now = timezone.now()
+    with transaction.atomic():
+        consent, _ = Consent.objects.update_or_create(
+            contact=contact,
+            channel=channel,
+            purpose=purpose,
+            defaults={"state": state, "updated_at": now},
+        )
+        _event(
+            contact_id=contact.pk,
+            channel=channel,
+            purpose=purpose,
+            action=action,
+            state=state,
+            evidence=evidence,
+            now=now,
+        ).save()
+    return consent
+
+
+def consent_grant(*, contact: Contact, channel: str, purpose: str, evidence: Evidence) -> Consent:
+    """Record consent for (channel, purpose); refused without an evidence source."""
+    _check_evidence(evidence, channel=channel, purpose=purpose, grant=True)
+    return _set_state(
+        contact=contact,
+        channel=channel,
+        purpose=purpose,
+        state=ConsentState.GRANTED,
+        action=ConsentAction.GRANT,
+        evidence=evidence,
+    )
+
+
+def consent_revoke(*, contact: Contact, channel: str, purpose: str, evidence: Evidence) -> Consent:
+    """Record a withdrawal. Revoking what was never granted still records the explicit no."""
+    _check_evidence(evidence, channel=channel, purpose=purpose, grant=False)
+    return _set_state(
+        contact=contact,
+        channel=channel,
+        purpose=purpose,
+        state=ConsentState.REVOKED,
+        action=ConsentAction.REVOKE,
+        evidence=evidence,
+    )
+
+
+def consent_request_double_opt_in(
+    *, contact: Contact, evidence: Evidence, purpose: str = Purpose.MARKETING
+) -> Consent:
+    """Email consent becomes pending and a signed, expiring confirmation link is mailed on
+    commit. Already granted stays granted (no mail)."""
+    _check_evidence(evidence, channel=Channel.EMAIL, purpose=purpose, grant=True)
+    if not contact.email:
+        raise ConsentEvidenceMissing(f"contact #{contact.pk} has no email address to confirm")
+    current = Consent.objects.filter(
+        contact=contact, channel=Channel.EMAIL, purpose=purpose
+    ).first()
+    if current is not None and current.state == ConsentState.GRANTED:
+        return current
+    consent = _set_state(
+        contact=contact,
+        channel=Channel.EMAIL,
+        purpose=purpose,
+        state=ConsentState.PENDING,
+        action=ConsentAction.REQUEST,
+        evidence=evidence,
+    )
+    contact_id, address = contact.pk, contact.email
+    transaction.on_commit(
+        lambda: _send_confirmation(contact_id=contact_id, address=address, purpose=purpose)
+    )
+    return consent
+
+
+def _send_confirmation(*, contact_id: int, address: str, purpose: str) -> None:
+    from contacts.links import double_opt_in_url
+
+    # Until the email channel exists this goes through Django's mail API (EMAIL_BACKEND).
+    url = double_opt_in_url(contact_id=contact_id, purpose=purpose)
+    send_mail(
+        subject=settings.CONTACTS_DOUBLE_OPT_IN_SUBJECT,
+        message=(
+            "Please confirm that you want to receive our emails by opening this link:\n\n"
+            f"{url}\n\nIf you did not ask for this, ignore this message."
+        ),
+        from_email=None,
+        recipient_list=[address],
+    )
+    logger.info("double opt-in mail sent", extra={"contact_id": contact_id})
+
+
+def consent_confirm(*, contact: Contact, purpose: str, evidence: Evidence) -> Consent:
+    """The contact opened the confirmation link: pending becomes granted."""
+    _check_evidence(evidence, channel=Channel.EMAIL, purpose=purpose, grant=True)
+    with transaction.atomic():
+        current = (
+            Consent.objects.select_for_update()
+            .filter(contact=contact, channel=Channel.EMAIL, purpose=purpose)
+            .first()
+        )
+        if current is not None and current.state == ConsentState.GRANTED:
+            return current
+        if current is None or current.state != ConsentState.PENDING:
+            raise NoPendingOptIn(
+                "there is no pending subscription to confirm (it was withdrawn or never asked)"
+            )
+        return _set_state(
+            contact=contact,
+            channel=Channel.EMAIL,
+            purpose=purpose,
+            state=ConsentState.GRANTED,
+            action=ConsentAction.CONFIRM,
+            evidence=evidence,
+        )
+
+
+def consents_apply_bulk(*, changes: Sequence[ConsentChange]) -> int:
+    """Set-based consent writes for imports and the bulk API: one upsert of the states and one
+    insert of the events. Rows whose state would not change write nothing. Returns rows changed."""
+    if not changes:
+        return 0
+    for change in changes:
+        _check_evidence(
+            change.evidence,
+            channel=change.channel,
+            purpose=change.purpose,
+            grant=change.state == ConsentState.GRANTED,
+        )
+    now = timezone.now()
+    # The last word per key wins, as if the rows had been applied one after the other.
+    latest: dict[tuple[int, str, str], ConsentChange] = {}
+    for change in changes:
+        latest[(change.contact_id, change.channel, change.purpose)] = change
+    with transaction.atomic():
+        contact_ids = {key[0] for key in latest}
+        current = {
+            (c.contact_id, c.channel, c.purpose): c.state
+            for c in Consent.objects.filter(contact_id__in=contact_ids).only(
+                "contact_id", "channel", "purpose", "state"
+            )
+        }
+        erased = set(
+            Contact.objects.filter(pk__in=contact_ids, erased_at__isnull=False).values_list(
+                "pk", flat=True
+            )
+        )
+        todo = [
+            c
+            for key, c in latest.items()
+            if current.get(key) != c.state and c.contact_id not in erased
+        ]
+        if not todo:
+            return 0
+        Consent.objects.bulk_create(
+            [
+                Consent(
+                    contact_id=c.contact_id,
+                    channel=c.channel,
+                    purpose=c.purpose,
+                    state=c.state,
+                    updated_at=now,
+                )
+                for c in todo
+            ],
+            update_conflicts=True,
+            unique_fields=["contact", "channel", "purpose"],
+            update_fields=["state", "updated_at"],
+            batch_size=2000,
+        )
+        ConsentEvent.objects.bulk_create(
+            [
+                _event(
+                    contact_id=c.contact_id,
+                    channel=c.channel,
+                    purpose=c.purpose,
+                    action=ConsentAction.GRANT
+                    if c.state == ConsentState.GRANTED
+                    else ConsentAction.REVOKE
+                    if c.state == ConsentState.REVOKED
+                    else ConsentAction.REQUEST,
+                    state=c.state,
+                    evidence=c.evidence,
+                    now=now,
+                )
+                for c in todo
+            ],
+            batch_size=2000,
+        )
+    return len(todo)
+
+
+def suppression_add(
+    *,
+    contact: Contact,
+    channel: str,
+    reason: str,
+    source: str,
+    detail: str = "",
+    occurred_at: datetime | None = None,
+    recorded_by: str = "",
+) -> Suppression:
+    """Block a channel whatever the consent says. Idempotent: repeated provider events (bounces
+    arrive several times) keep the one active suppression."""
+    if reason not in SuppressionReason.values:
+        raise ConsentEvidenceMissing(f"unknown suppression reason {reason!r}")
+    evidence = Evidence(
+        source=source, occurred_at=occurred_at, recorded_by=recorded_by, source_detail=detail
+    )
+    _check_evidence(evidence, channel=channel, purpose=Purpose.MARKETING, grant=False)
+    now = timezone.now()
+    with transaction.atomic():
+        suppression, created = Suppression.objects.get_or_create(
+            contact=contact,
+            channel=channel,
+            active=True,
+            defaults={"reason": reason, "detail": detail[:500]},
+        )
+        if created:
+            _event(
+                contact_id=contact.pk,
+                channel=channel,
+                purpose="",
+                action=ConsentAction.SUPPRESS,
+                state="",
+                evidence=Evidence(
+                    source=source,
+                    occurred_at=occurred_at,
+                    recorded_by=recorded_by,
+                    source_detail=detail,
+                    note=f"suppressed: {reason}",
+                ),
+                now=now,
+            ).save()
+    return suppression
+
+
+def suppression_lift(
+    *, contact: Contact, channel: str, source: str, recorded_by: str = "", note: str = ""
+) -> int:
+    """End the active suppression of a channel (say, a corrected address). Returns rows lifted."""
+    evidence = Evidence(source=source, recorded_by=recorded_by, note=note)
+    _check_evidence(evidence, channel=channel, purpose=Purpose.MARKETING, grant=False)
+    now = timezone.now()
+    with transaction.atomic():
+        lifted = Suppression.objects.filter(contact=contact, channel=channel, active=True).update(
+            active=False, lifted_at=now
+        )
+        if lifted:
+            _event(
+                contact_id=contact.pk,
+                channel=channel,
+                purpose="",
+                action=ConsentAction.LIFT,
+                state="",
+                evidence=evidence,
+                now=now,
+            ).save()
+    return lifted
+
+
+def subject_hash(identifier: str) -> str:
+    """Keyed hash of an identifier: lets evidence be matched to a person later without holding
+    the identifier itself."""
+    key = settings.CONTACTS_ERASURE_HASH_KEY.encode()
+    return hmac.new(key, identifier.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+def consent_erase(*, contact: Contact, recorded_by: str = "") -> None:
+    """Part of erasure: drop the current consent state (so nothing can be sent and nothing
+    resurrects) and strip the evidence down to a hash of who it was about."""
+    identifiers: Iterable[str | None] = (
+        contact.email,
+        str(contact.phone) if contact.phone else None,
+        contact.external_id,
+    )
+    primary = next((i for i in identifiers if i), f"contact:{contact.pk}")
+    now = timezone.now()
+    with transaction.atomic():
+        Consent.objects.filter(contact=contact).delete()
+        Suppression.objects.filter(contact=contact, active=True).update(
+            active=False, lifted_at=now, detail=""
+        )
+        ConsentEvent.objects.filter(contact=contact).update(
+            subject_hash=subject_hash(primary), ip=None, user_agent="", note=""
+        )
+        _event(
+            contact_id=contact.pk,
+            channel="",
+            purpose="",
+            action=ConsentAction.ERASE,
+            state="",
+            evidence=Evidence(source=ConsentSource.ERASURE, recorded_by=recorded_by),
+            now=now,
+        ).save()
+        ConsentEvent.objects.filter(contact=contact, subject_hash="").update(
+            subject_hash=subject_hash(primary)
+        )
+
+
+def consent_log_details_change(*, contact: Contact, evidence: Evidence, note: str) -> None:
+    """A contact changed their own email or phone (preference centre): logged with the same
+    evidence as consent changes, since it changes where consent applies."""
+    _check_evidence(evidence, channel=Channel.EMAIL, purpose=Purpose.MARKETING, grant=False)
+    _event(
+        contact_id=contact.pk,
+        channel="",
+        purpose="",
+        action=ConsentAction.DETAILS,
+        state="",
+        evidence=Evidence(
+            source=evidence.source,
+            occurred_at=evidence.occurred_at,
+            ip=evidence.ip,
+            user_agent=evidence.user_agent,
+            recorded_by=evidence.recorded_by,
+            note=note,
+        ),
+        now=timezone.now(),
+    ).save()

@@ -1,0 +1,49 @@
+"""The contacts app's domain errors, mapped once to the API error shape by continuity.api."""
+
+from __future__ import annotations
+
+from continuity.api import ContinuityError
+
+
+class ContactsError(ContinuityError):
+    code = "contacts_error"
+    status_code = 400
+
+
+class ConsentEvidenceMissing(ContactsError):
+    code = "consent_evidence_missing"
+
+
+class InvalidContactData(ContactsError):
+    code = "invalid_contact"
+
+
+class ContactErased(ContactsError):
+    code = "contact_erased"
+    status_code = 409
+
+
+class NoPendingOptIn(ContactsError):
+    code = "no_pending_opt_in"
+    status_code = 409
+
+
+class BadLink(ContactsError):
+    code = "bad_link"
+
+
+class LinkExpired(BadLink):
+    code = "link_expired"
+
+
+class InvalidPushSubscription(ContactsError):
+    code = "invalid_push_subscription"
+
+
+class RateLimited(ContactsError):
+    code = "rate_limited"
+    status_code = 429
+
+
+class InvalidSegment(ContactsError):
+    code = "invalid_segment"

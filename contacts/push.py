@@ -1,0 +1,121 @@
+"""Browser push subscriptions: registering one (which is also the contact's push opt-in) and
+the provider-driven changes delivery/ reports back."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from contacts.consent import Evidence, consent_grant
+from contacts.errors import InvalidPushSubscription
+from contacts.models import Channel, ConsentSource, Contact, Purpose, PushSubscription
+
+
+def _b64url_bytes(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidPushSubscription(f"keys.{field} is missing")
+    text = value.strip()
+    try:
+        base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidPushSubscription(f"keys.{field} is not base64url") from None
+    return text
+
+
+def push_subscription_validate(*, data: Any) -> tuple[str, str, str, datetime | None]:
+    """The browser's PushSubscription.toJSON(): endpoint, keys.p256dh, keys.auth, expirationTime.
+    Returns the cleaned values or raises InvalidPushSubscription naming the field."""
+    if not isinstance(data, dict):
+        raise InvalidPushSubscription("expected the JSON of a browser PushSubscription")
+    endpoint = data.get("endpoint")
+    if not isinstance(endpoint, str) or not endpoint:
+        raise InvalidPushSubscription("endpoint is missing")
+    parts = urlsplit(endpoint)
+    # Push services are always https; plain http is accepted only for loopback fakes in DEBUG.
+    if parts.scheme != "https" and not (settings.DEBUG and parts.scheme == "http"):
+        raise InvalidPushSubscription("endpoint must be an https URL")
+    if not parts.hostname or len(endpoint) > 1000:
+        raise InvalidPushSubscription("endpoint is not a usable URL")
+    keys = data.get("keys")
+    if not isinstance(keys, dict):
+        raise InvalidPushSubscription("keys (p256dh and auth) are missing")
+    p256dh = _b64url_bytes(keys.get("p256dh"), "p256dh")
+    auth = _b64url_bytes(keys.get("auth"), "auth")
+    raw_p256 = base64.urlsafe_b64decode(p256dh + "=" * (-len(p256dh) % 4))
+    if len(raw_p256) != 65 or raw_p256[0] != 4:
+        raise InvalidPushSubscription("keys.p256dh is not an uncompressed P-256 public key")
+    if len(base64.urlsafe_b64decode(auth + "=" * (-len(auth) % 4))) != 16:
+        raise InvalidPushSubscription("keys.auth must be 16 bytes")
+    expiration = data.get("expirationTime")
+    expires: datetime | None = None
+    if expiration is not None:
+        if not isinstance(expiration, int | float) or isinstance(expiration, bool):
+            raise InvalidPushSubscription("expirationTime must be milliseconds or null")
+        from datetime import UTC
+
+        expires = datetime.fromtimestamp(expiration / 1000, tz=UTC)
+    return endpoint, p256dh, auth, expires
+
+
+def push_subscription_register(
+    *,
+    data: Any,
+    contact: Contact | None,
+    ip: str | None,
+    user_agent: str,
+    consent_text_version: str = "",
+) -> PushSubscription:
+    """Store (or move) a browser subscription and record the push opt-in it stands for.
+    Without a known contact, an anonymous one is created for this browser."""
+    endpoint, p256dh, auth, expires = push_subscription_validate(data=data)
+    with transaction.atomic():
+        if contact is None:
+            contact = Contact.objects.create(attributes={"origin": "web-push"})
+        subscription, _ = PushSubscription.objects.update_or_create(
+            endpoint=endpoint,
+            defaults={
+                "contact": contact,
+                "p256dh": p256dh,
+                "auth": auth,
+                "user_agent": user_agent[:500],
+                "expiration_time": expires,
+                "active": True,
+                "failure_count": 0,
+                "last_failure": "",
+            },
+        )
+        consent_grant(
+            contact=contact,
+            channel=Channel.PUSH,
+            purpose=Purpose.MARKETING,
+            evidence=Evidence(
+                source=ConsentSource.PUSH_SUBSCRIBE,
+                ip=ip,
+                user_agent=user_agent,
+                consent_text_version=consent_text_version or settings.CONTACTS_CONSENT_TEXT_VERSION,
+                source_detail=urlsplit(endpoint).hostname or "",
+            ),
+        )
+    return subscription
+
+
+def push_subscription_deactivate(*, subscription_id: int, reason: str) -> bool:
+    """The push service said the subscription is gone (404/410). Returns whether it changed."""
+    return bool(
+        PushSubscription.objects.filter(pk=subscription_id, active=True).update(
+            active=False, last_failure=reason[:300]
+        )
+    )
+
+
+def push_subscription_record_failure(*, subscription_id: int, reason: str) -> None:
+    PushSubscription.objects.filter(pk=subscription_id).update(
+        failure_count=F("failure_count") + 1, last_failure=reason[:300]
+    )

@@ -1,0 +1,83 @@
+"""Reads other apps need. Audience helpers return lazy querysets so callers can count them or use
+them as subqueries (`contact_id__in=...values("pk")`) in one set-based statement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import Exists, OuterRef, QuerySet
+
+from contacts.models import (
+    Consent,
+    ConsentEvent,
+    ConsentState,
+    Contact,
+    PushSubscription,
+    Segment,
+    Suppression,
+)
+from contacts.segments import contacts_matching
+
+
+def segment_contacts(segment: Segment) -> QuerySet[Contact]:
+    """The segment's audience (never erased contacts), as one queryset."""
+    return contacts_matching(
+        tags_any=segment.tags_any,
+        tags_all=segment.tags_all,
+        tags_none=segment.tags_none,
+        attribute_filters=segment.attribute_filters,
+    )
+
+
+def consent_granted_exists(*, channel: str, purpose: str, contact_ref: str = "pk") -> Exists:
+    return Exists(
+        Consent.objects.filter(
+            contact_id=OuterRef(contact_ref),
+            channel=channel,
+            purpose=purpose,
+            state=ConsentState.GRANTED,
+        )
+    )
+
+
+def suppression_active_exists(*, channel: str, contact_ref: str = "pk") -> Exists:
+    return Exists(
+        Suppression.objects.filter(contact_id=OuterRef(contact_ref), channel=channel, active=True)
+    )
+
+
+def contacts_consented(
+    *, channel: str, purpose: str, base: QuerySet[Contact] | None = None
+) -> QuerySet[Contact]:
+    """Contacts that may be sent to on (channel, purpose): consent granted, no active
+    suppression, not erased. Reachability (an address, a subscription) is the caller's join."""
+    qs = base if base is not None else Contact.objects.all()
+    return qs.filter(
+        consent_granted_exists(channel=channel, purpose=purpose),
+        ~suppression_active_exists(channel=channel),
+        erased_at__isnull=True,
+    )
+
+
+def consent_allows(*, contact_ids: Iterable[int], channel: str, purpose: str) -> set[int]:
+    """The subset of `contact_ids` that may be sent to on (channel, purpose), in one query."""
+    ids = list(contact_ids)
+    if not ids:
+        return set()
+    return set(
+        contacts_consented(
+            channel=channel, purpose=purpose, base=Contact.objects.filter(pk__in=ids)
+        ).values_list("pk", flat=True)
+    )
+
+
+def consent_states(*, contact: Contact) -> dict[tuple[str, str], str]:
+    return {(c.channel, c.purpose): c.state for c in Consent.objects.filter(contact=contact)}
+
+
+def consent_history(*, contact: Contact) -> QuerySet[ConsentEvent]:
+    return ConsentEvent.objects.filter(contact=contact).order_by("-occurred_at", "-id")
+
+
+def push_subscriptions_active(*, contact_ids: Iterable[int]) -> QuerySet[PushSubscription]:
+    return PushSubscription.objects.filter(contact_id__in=list(contact_ids), active=True)

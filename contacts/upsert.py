@@ -1,0 +1,565 @@
+"""Bulk contact upsert shared by the API, the admin import and `import_contacts`.
+
+Rows are parsed one by one (so each error names its row and field), then written per batch in a
+few set-based statements: one lookup of existing contacts by every identifier in the batch, one
+INSERT for new contacts, one INSERT ... ON CONFLICT (id) DO UPDATE for changed ones, one pass for
+tags and one for consent (through contacts.consent). Matching is by external_id, then email, then
+phone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import DatabaseError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
+from contacts.errors import ConsentEvidenceMissing
+from contacts.models import (
+    Channel,
+    ConsentSource,
+    ConsentState,
+    Contact,
+    ContactTag,
+    Purpose,
+    Tag,
+)
+from contacts.normalize import FieldError, email_normalise, phone_normalise, timezone_normalise
+
+TEXT_FIELDS = {"first_name": 150, "last_name": 150, "locale": 35, "external_id": 200}
+CONTACT_FIELDS = (
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "locale",
+    "timezone",
+    "attributes",
+)
+IDENTIFIERS = ("external_id", "email", "phone")
+# CSV spelling of consent: consent_<channel>_<purpose> = granted | revoked | pending (or yes/no).
+CONSENT_COLUMNS = {
+    f"consent_{channel}_{purpose}": (channel, purpose)
+    for channel in Channel.values
+    for purpose in Purpose.values
+}
+EVIDENCE_COLUMNS = (
+    "consent_source",
+    "consent_text_version",
+    "consent_occurred_at",
+    "consent_ip",
+    "consent_user_agent",
+)
+STATE_WORDS = {
+    "granted": ConsentState.GRANTED,
+    "grant": ConsentState.GRANTED,
+    "yes": ConsentState.GRANTED,
+    "y": ConsentState.GRANTED,
+    "true": ConsentState.GRANTED,
+    "1": ConsentState.GRANTED,
+    "revoked": ConsentState.REVOKED,
+    "revoke": ConsentState.REVOKED,
+    "no": ConsentState.REVOKED,
+    "n": ConsentState.REVOKED,
+    "false": ConsentState.REVOKED,
+    "0": ConsentState.REVOKED,
+    "pending": ConsentState.PENDING,
+}
+KNOWN_COLUMNS = (
+    set(CONTACT_FIELDS) | {"tags", "consents"} | set(CONSENT_COLUMNS) | set(EVIDENCE_COLUMNS)
+)
+
+
+@dataclass
+class RowError:
+    row: int
+    field: str
+    message: str
+
+
+@dataclass
+class ParsedRow:
+    row: int
+    values: dict[str, Any]
+    tags: list[str] | None = None
+    consents: list[tuple[str, str, str, Evidence]] = field(default_factory=list)
+
+    def identifier_keys(self) -> list[str]:
+        """Identifier keys of this row, used for duplicate detection within one file."""
+        return [f"{name}:{self.values[name]}" for name in IDENTIFIERS if self.values.get(name)]
+
+
+@dataclass
+class RowResult:
+    row: int
+    status: str  # created | updated | unchanged | error
+    id: int | None = None
+    errors: list[RowError] = field(default_factory=list)
+
+
+@dataclass
+class UpsertReport:
+    results: list[RowResult] = field(default_factory=list)
+    consent_changes: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def errors(self) -> list[RowError]:
+        return [e for r in self.results for e in r.errors]
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "created": self.count("created"),
+            "updated": self.count("updated"),
+            "unchanged": self.count("unchanged"),
+            "errors": self.count("error"),
+            "consent_changes": self.consent_changes,
+        }
+
+
+class RowInvalid(Exception):
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    return str(value).strip()
+
+
+def _tags(value: Any) -> list[str]:
+    if isinstance(value, list):
+        names = [_text(v) for v in value]
+    else:
+        text = _text(value)
+        for sep in (";", "|"):
+            text = text.replace(sep, ",")
+        names = [n.strip() for n in text.split(",")]
+    return sorted({n[:100] for n in names if n})
+
+
+def _evidence(raw: Mapping[str, Any], default: Evidence | None, *, prefix: str) -> Evidence:
+    source = _text(raw.get(f"{prefix}source")) or (default.source if default else "")
+    if not source:
+        raise FieldError(
+            f"{prefix}source",
+            f"a consent grant needs an evidence source (one of {', '.join(ConsentSource.values)})",
+        )
+    if source not in ConsentSource.values:
+        raise FieldError(f"{prefix}source", f"unknown evidence source {source!r}")
+    occurred: datetime | None = None
+    occurred_raw = _text(raw.get(f"{prefix}occurred_at"))
+    if occurred_raw:
+        occurred = parse_datetime(occurred_raw)
+        if occurred is None:
+            raise FieldError(f"{prefix}occurred_at", f"{occurred_raw!r} is not an ISO 8601 time")
+        if timezone.is_naive(occurred):
+            occurred = timezone.make_aware(occurred, UTC)
+        if occurred > timezone.now():
+            raise FieldError(f"{prefix}occurred_at", "consent cannot be given in the future")
+    ip = _text(raw.get(f"{prefix}ip")) or (default.ip if default else None)
+    if not _ip_ok(ip):
+        raise FieldError(f"{prefix}ip", f"{ip!r} is not an IP address")
+    return Evidence(
+        source=source,
+        occurred_at=occurred or (default.occurred_at if default else None),
+        ip=ip,
+        user_agent=_text(raw.get(f"{prefix}user_agent")) or (default.user_agent if default else ""),
+        consent_text_version=_text(raw.get(f"{prefix}text_version"))
+        or _text(raw.get(f"{prefix}consent_text_version"))
+        or (default.consent_text_version if default else ""),
+        recorded_by=default.recorded_by if default else "",
+        source_detail=default.source_detail if default else "",
+    )
+
+
+def _ip_ok(ip: str | None) -> bool:
+    if not ip:
+        return True
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_fields(
+    raw: Mapping[str, Any], *, row: int, blank_means_unchanged: bool, errors: list[RowError]
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+
+    def provided(name: str) -> bool:
+        if name not in raw:
+            return False
+        return not (blank_means_unchanged and _text(raw[name]) == "")
+
+    for name, limit in TEXT_FIELDS.items():
+        if provided(name):
+            text = _text(raw[name])
+            if len(text) > limit:
+                errors.append(RowError(row, name, f"longer than {limit} characters"))
+            values[name] = text or (None if name == "external_id" else "")
+    for name, normalise in (
+        ("email", email_normalise),
+        ("phone", phone_normalise),
+        ("timezone", timezone_normalise),
+    ):
+        if provided(name):
+            try:
+                values[name] = normalise(_text(raw[name]))
+            except FieldError as exc:
+                errors.append(RowError(row, exc.field, exc.message))
+    attributes = _parse_attributes(raw, row=row, provided=provided("attributes"), errors=errors)
+    if attributes is not None:
+        values["attributes"] = attributes
+    if provided("tags"):
+        values["tags"] = _tags(raw["tags"])
+    return values
+
+
+def _parse_attributes(
+    raw: Mapping[str, Any], *, row: int, provided: bool, errors: list[RowError]
+) -> dict[str, Any] | None:
+    attributes: dict[str, Any] = {}
+    if provided:
+        value = raw["attributes"]
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                errors.append(RowError(row, "attributes", "not valid JSON"))
+                value = {}
+        if isinstance(value, dict):
+            attributes.update(value)
+        else:
+            errors.append(RowError(row, "attributes", "must be an object of name: value"))
+    # CSV spelling of attributes: one attr_<name> column each.
+    for key, value in raw.items():
+        if isinstance(key, str) and key.startswith("attr_") and _text(value) != "":
+            attributes[key[5:]] = value
+    return attributes if attributes or provided else None
+
+
+def _parse_consent_columns(
+    raw: Mapping[str, Any], *, row: int, default: Evidence | None, errors: list[RowError]
+) -> list[tuple[str, str, str, Evidence]]:
+    consents: list[tuple[str, str, str, Evidence]] = []
+    for column, (channel, purpose) in CONSENT_COLUMNS.items():
+        word = _text(raw.get(column)).lower()
+        if not word:
+            continue
+        state = STATE_WORDS.get(word)
+        if state is None:
+            errors.append(
+                RowError(row, column, f"{word!r} is not one of granted, revoked, pending")
+            )
+            continue
+        try:
+            evidence = _evidence(raw, default, prefix="consent_")
+        except FieldError as exc:
+            errors.append(RowError(row, exc.field, exc.message))
+            continue
+        consents.append((channel, purpose, state, evidence))
+    return consents
+
+
+def _parse_consent_list(
+    value: Any, *, row: int, default: Evidence | None, errors: list[RowError]
+) -> list[tuple[str, str, str, Evidence]]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        errors.append(RowError(row, "consents", "must be a list of consent objects"))
+        return []
+    consents: list[tuple[str, str, str, Evidence]] = []
+    for index, item in enumerate(value):
+        where = f"consents[{index}]"
+        if not isinstance(item, dict):
+            errors.append(RowError(row, where, "must be an object"))
+            continue
+        channel, purpose = _text(item.get("channel")), _text(item.get("purpose"))
+        state = _text(item.get("state")) or ConsentState.GRANTED.value
+        problem = (
+            ("channel", f"unknown channel {channel!r}")
+            if channel not in Channel.values
+            else ("purpose", f"unknown purpose {purpose!r}")
+            if purpose not in Purpose.values
+            else ("state", f"unknown state {state!r}")
+            if state not in ConsentState.values
+            else None
+        )
+        if problem:
+            errors.append(RowError(row, f"{where}.{problem[0]}", problem[1]))
+            continue
+        try:
+            evidence = _evidence(item, default, prefix="")
+        except FieldError as exc:
+            errors.append(RowError(row, f"{where}.{exc.field}", exc.message))
+            continue
+        consents.append((channel, purpose, state, evidence))
+    return consents
+
+
+def contact_row_parse(
+    raw: Mapping[str, Any],
+    *,
+    row: int,
+    blank_means_unchanged: bool,
+    default_evidence: Evidence | None = None,
+) -> ParsedRow:
+    """One input row (API object or CSV record) into normalised values, or RowInvalid listing
+    every bad field of the row."""
+    errors: list[RowError] = []
+    values = _parse_fields(raw, row=row, blank_means_unchanged=blank_means_unchanged, errors=errors)
+    tags = values.pop("tags", None)
+    consents = _parse_consent_columns(raw, row=row, default=default_evidence, errors=errors)
+    consents += _parse_consent_list(
+        raw.get("consents"), row=row, default=default_evidence, errors=errors
+    )
+    if not errors and not any(values.get(name) for name in IDENTIFIERS):
+        errors.append(
+            RowError(row, "email", "a contact needs at least one of external_id, email, phone")
+        )
+    if errors:
+        raise RowInvalid(errors)
+    return ParsedRow(row=row, values=values, tags=tags, consents=consents)
+
+
+def key_digest(key: str) -> int:
+    """8-byte digest of an identifier key: lets a whole file be checked for duplicates in a
+    set of small ints instead of keeping every address in memory."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+def _existing(rows: Sequence[ParsedRow]) -> dict[str, Contact]:
+    wanted: dict[str, set[str]] = {name: set() for name in IDENTIFIERS}
+    for parsed in rows:
+        for name in IDENTIFIERS:
+            if parsed.values.get(name):
+                wanted[name].add(parsed.values[name])
+    query = Q(pk__in=[])
+    if wanted["external_id"]:
+        query |= Q(external_id__in=wanted["external_id"])
+    if wanted["email"]:
+        query |= Q(email__in=wanted["email"])
+    if wanted["phone"]:
+        query |= Q(phone__in=wanted["phone"])
+    found: dict[str, Contact] = {}
+    for contact in Contact.objects.filter(query, erased_at__isnull=True):
+        if contact.external_id:
+            found[f"external_id:{contact.external_id}"] = contact
+        if contact.email:
+            found[f"email:{contact.email}"] = contact
+        if contact.phone:
+            found[f"phone:{contact.phone}"] = contact
+    return found
+
+
+def _match(parsed: ParsedRow, found: dict[str, Contact]) -> Contact | None:
+    """external_id, then email, then phone; a row whose identifiers point at two different
+    contacts is refused rather than silently merged."""
+    hits = {
+        name: found.get(f"{name}:{parsed.values[name]}")
+        for name in IDENTIFIERS
+        if parsed.values.get(name)
+    }
+    target = next((c for c in hits.values() if c is not None), None)
+    if target is None:
+        return None
+    for name, other in hits.items():
+        if other is not None and other.pk != target.pk:
+            raise RowInvalid(
+                [
+                    RowError(
+                        parsed.row,
+                        name,
+                        f"{parsed.values[name]!r} belongs to another contact (#{other.pk}) "
+                        f"than the one this row matches (#{target.pk})",
+                    )
+                ]
+            )
+    new_external = parsed.values.get("external_id")
+    if new_external and target.external_id and target.external_id != new_external:
+        raise RowInvalid(
+            [
+                RowError(
+                    parsed.row,
+                    "external_id",
+                    f"the contact matched by email/phone (#{target.pk}) has external_id "
+                    f"{target.external_id!r}, not {new_external!r}",
+                )
+            ]
+        )
+    return target
+
+
+def _apply(parsed: ParsedRow, target: Contact) -> bool:
+    """Copy the row's values onto the contact; attributes merge. Returns whether it changed."""
+    changed = False
+    for name, value in parsed.values.items():
+        if name == "attributes":
+            merged = {**(target.attributes or {}), **value}
+            if merged != target.attributes:
+                target.attributes = merged
+                changed = True
+        elif str(getattr(target, name) or "") != str(value or ""):
+            setattr(target, name, value)
+            changed = True
+    return changed
+
+
+def _drop_duplicates(
+    rows: Sequence[ParsedRow], *, seen: set[int], report: UpsertReport
+) -> list[ParsedRow]:
+    """A second row with an identifier already used in this file is an error, not an update:
+    the file contradicts itself and we cannot tell which row is right."""
+    first_row: dict[str, int] = {}
+    accepted: list[ParsedRow] = []
+    for parsed in rows:
+        duplicate = next(
+            (k for k in parsed.identifier_keys() if k in first_row or key_digest(k) in seen), None
+        )
+        if duplicate is None:
+            for key in parsed.identifier_keys():
+                first_row[key] = parsed.row
+            accepted.append(parsed)
+            continue
+        name, value = duplicate.split(":", 1)
+        where = f"row {first_row[duplicate]}" if duplicate in first_row else "an earlier row"
+        report.results.append(
+            RowResult(
+                parsed.row,
+                "error",
+                errors=[
+                    RowError(parsed.row, name, f"duplicate {name} {value!r}: already in {where}")
+                ],
+            )
+        )
+    return accepted
+
+
+def contacts_upsert(*, rows: Sequence[ParsedRow], seen: set[int] | None = None) -> UpsertReport:
+    """Write one batch of parsed rows set-based; per-row results, errors named by row."""
+    report = UpsertReport()
+    seen = seen if seen is not None else set()
+    accepted = _drop_duplicates(rows, seen=seen, report=report)
+    if not accepted:
+        return report
+
+    with transaction.atomic():
+        found = _existing(accepted)
+        creates: list[tuple[ParsedRow, Contact]] = []
+        updates: list[tuple[ParsedRow, Contact]] = []
+        unchanged: list[tuple[ParsedRow, Contact]] = []
+        for parsed in accepted:
+            try:
+                target = _match(parsed, found)
+            except RowInvalid as exc:
+                report.results.append(RowResult(parsed.row, "error", errors=exc.errors))
+                continue
+            if target is None:
+                creates.append((parsed, Contact(**parsed.values)))
+            elif _apply(parsed, target):
+                updates.append((parsed, target))
+            else:
+                unchanged.append((parsed, target))
+        if creates:
+            Contact.objects.bulk_create([c for _, c in creates], batch_size=2000)
+        if updates:
+            Contact.objects.bulk_create(
+                [c for _, c in updates],
+                update_conflicts=True,
+                unique_fields=["id"],
+                update_fields=[*CONTACT_FIELDS, "updated_at"],
+                batch_size=2000,
+            )
+        written = creates + updates + unchanged
+        _tags_add(
+            [(contact.pk, parsed.tags) for parsed, contact in written if parsed.tags],
+        )
+        changes = [
+            ConsentChange(
+                contact_id=contact.pk, channel=channel, purpose=purpose, state=state, evidence=ev
+            )
+            for parsed, contact in written
+            for channel, purpose, state, ev in parsed.consents
+        ]
+        report.consent_changes = consents_apply_bulk(changes=changes)
+    for status, group in (("created", creates), ("updated", updates), ("unchanged", unchanged)):
+        for parsed, contact in group:
+            report.results.append(RowResult(parsed.row, status, id=contact.pk))
+    for parsed in accepted:
+        for key in parsed.identifier_keys():
+            seen.add(key_digest(key))
+    report.results.sort(key=lambda r: r.row)
+    return report
+
+
+def _tags_add(pairs: Iterable[tuple[int, list[str]]]) -> None:
+    pairs = list(pairs)
+    if not pairs:
+        return
+    names = {name for _, tags in pairs for name in tags}
+    Tag.objects.bulk_create([Tag(name=n) for n in names], ignore_conflicts=True)
+    ids = dict(Tag.objects.filter(name__in=names).values_list("name", "pk"))
+    ContactTag.objects.bulk_create(
+        [ContactTag(contact_id=cid, tag_id=ids[name]) for cid, tags in pairs for name in tags],
+        ignore_conflicts=True,
+        batch_size=5000,
+    )
+
+
+def contacts_upsert_rows(
+    *,
+    raws: Sequence[Mapping[str, Any]],
+    first_row: int = 1,
+    blank_means_unchanged: bool,
+    default_evidence: Evidence | None = None,
+    seen: set[int] | None = None,
+) -> UpsertReport:
+    """Parse and upsert one batch of raw rows; bad rows are reported, good rows still written."""
+    parsed: list[ParsedRow] = []
+    failed: list[RowResult] = []
+    for offset, raw in enumerate(raws):
+        row = first_row + offset
+        try:
+            parsed.append(
+                contact_row_parse(
+                    raw,
+                    row=row,
+                    blank_means_unchanged=blank_means_unchanged,
+                    default_evidence=default_evidence,
+                )
+            )
+        except RowInvalid as exc:
+            failed.append(RowResult(row, "error", errors=exc.errors))
+    try:
+        report = contacts_upsert(rows=parsed, seen=seen)
+    except (DatabaseError, ConsentEvidenceMissing) as exc:
+        # A batch the database refuses (a concurrent writer took an address meanwhile) is
+        # reported row by row rather than lost silently.
+        report = UpsertReport(
+            results=[
+                RowResult(p.row, "error", errors=[RowError(p.row, "batch", str(exc)[:300])])
+                for p in parsed
+            ]
+        )
+    report.results = sorted(report.results + failed, key=lambda r: r.row)
+    return report

@@ -1,0 +1,234 @@
+"""Public pages reached by signed links (no login), and the public push subscribe endpoint.
+Thin: read the token, call one use case, render."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from contacts import links
+from contacts.consent import Evidence, consent_confirm, consent_revoke
+from contacts.errors import BadLink, ContactsError, InvalidContactData, RateLimited
+from contacts.models import Channel, ConsentSource, ConsentState, Contact, Purpose
+from contacts.preferences import PREFERENCE_CHANNELS, preferences_apply
+from contacts.push import push_subscription_register
+from contacts.selectors import consent_states
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static" / "contacts"
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it,
+    # and deployments behind one set REMOTE_ADDR through their WSGI server.
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _evidence(request: HttpRequest, source: str, note: str = "") -> Evidence:
+    return Evidence(
+        source=source,
+        ip=client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:500],
+        consent_text_version=settings.CONTACTS_CONSENT_TEXT_VERSION,
+        recorded_by="contact",
+        note=note,
+    )
+
+
+def _bad_link(request: HttpRequest, exc: ContactsError) -> HttpResponse:
+    return render(
+        request,
+        "contacts/link_error.html",
+        {"message": exc.detail, "code": exc.code},
+        status=exc.status_code,
+    )
+
+
+def _contact(claims: links.LinkClaims) -> Contact:
+    contact = Contact.objects.filter(pk=claims.contact_id).first()
+    if contact is None:
+        raise BadLink("this link points at a contact we no longer hold")
+    return contact
+
+
+@csrf_exempt  # RFC 8058: mail providers POST the one-click body without any CSRF token.
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        claims = links.token_read(token=token, salt=links.SALT_UNSUBSCRIBE)
+        contact = _contact(claims)
+    except ContactsError as exc:
+        return _bad_link(request, exc)
+    channel = claims.channel or Channel.EMAIL
+    label = Channel(channel).label
+    if request.method == "GET":
+        # Link scanners follow GETs: showing a confirm page keeps them from unsubscribing anyone.
+        return render(
+            request, "contacts/unsubscribe.html", {"channel": label, "done": False, "token": token}
+        )
+    one_click = request.POST.get("List-Unsubscribe") == "One-Click"
+    if contact.erased_at is None:
+        consent_revoke(
+            contact=contact,
+            channel=channel,
+            purpose=Purpose.MARKETING,
+            evidence=_evidence(
+                request,
+                ConsentSource.UNSUBSCRIBE_LINK,
+                note="one-click (RFC 8058)" if one_click else "confirm page",
+            ),
+        )
+    if one_click:
+        return HttpResponse("unsubscribed\n", content_type="text/plain")
+    return render(
+        request,
+        "contacts/unsubscribe.html",
+        {
+            "channel": label,
+            "done": True,
+            "preferences": links.preference_url(contact_id=contact.pk),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        claims = links.token_read(token=token, salt=links.SALT_PREFERENCES)
+        contact = _contact(claims)
+    except ContactsError as exc:
+        return _bad_link(request, exc)
+    if contact.erased_at is not None:
+        return _bad_link(request, BadLink("we hold no data for this link any more"))
+    errors: dict[str, str] = {}
+    saved: list[str] | None = None
+    if request.method == "POST":
+        wanted = {
+            ch.value: request.POST.get(f"channel_{ch.value}") == "on" for ch in PREFERENCE_CHANNELS
+        }
+        try:
+            saved = preferences_apply(
+                contact=contact,
+                wanted=wanted,
+                email=request.POST.get("email", contact.email or ""),
+                phone=request.POST.get("phone", str(contact.phone or "")),
+                evidence=_evidence(request, ConsentSource.PREFERENCE_CENTRE),
+            ).changed
+        except InvalidContactData as exc:
+            errors = exc.detail if isinstance(exc.detail, dict) else {"form": str(exc.detail)}
+        contact.refresh_from_db()
+    states = consent_states(contact=contact)
+    channels = [
+        {
+            "value": ch.value,
+            "label": ch.label,
+            "state": states.get((ch.value, Purpose.MARKETING), ""),
+            "on": states.get((ch.value, Purpose.MARKETING)) == ConsentState.GRANTED,
+        }
+        for ch in PREFERENCE_CHANNELS
+    ]
+    return render(
+        request,
+        "contacts/preferences.html",
+        {
+            "contact": contact,
+            "channels": channels,
+            "errors": errors,
+            "saved": saved,
+            "push_token": links.push_token(contact_id=contact.pk),
+            "vapid_public_key": settings.CONTACTS_VAPID_PUBLIC_KEY,
+        },
+        status=400 if errors else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        claims = links.token_read(token=token, salt=links.SALT_DOUBLE_OPT_IN)
+        contact = _contact(claims)
+    except ContactsError as exc:
+        return _bad_link(request, exc)
+    if request.method == "GET":
+        return render(request, "contacts/confirm.html", {"done": False})
+    try:
+        consent_confirm(
+            contact=contact,
+            purpose=claims.purpose or Purpose.MARKETING,
+            evidence=_evidence(request, ConsentSource.DOUBLE_OPT_IN),
+        )
+    except ContactsError as exc:
+        return _bad_link(request, exc)
+    return render(request, "contacts/confirm.html", {"done": True})
+
+
+def _rate_limit(request: HttpRequest) -> None:
+    """Fixed one-minute window per IP in the shared cache (Redis in production)."""
+    import time
+
+    key = f"contacts:push-subscribe:{client_ip(request)}:{int(time.time() // 60)}"
+    cache.add(key, 0, timeout=120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr: count this request as the first
+        cache.set(key, 1, timeout=120)
+        count = 1
+    if count > settings.CONTACTS_PUSH_SUBSCRIBE_RATE_PER_MIN:
+        raise RateLimited("too many subscription attempts from this address; try again later")
+
+
+def _json_error(exc: ContactsError) -> JsonResponse:
+    return JsonResponse({"error": exc.code, "detail": exc.detail}, status=exc.status_code)
+
+
+@csrf_exempt  # cross-origin JSON from the business's own site; CORS is the allow-list.
+@require_http_methods(["POST"])
+def push_subscribe(request: HttpRequest) -> JsonResponse:
+    try:
+        _rate_limit(request)
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError:
+            raise InvalidContactData("the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidContactData(
+                'expected {"subscription": PushSubscription.toJSON(), "token": ...}'
+            )
+        contact = None
+        token = body.get("token")
+        if token:
+            claims = links.token_read(token=str(token), salt=links.SALT_PUSH)
+            contact = _contact(claims)
+            if contact.erased_at is not None:
+                raise BadLink("this link points at a contact we no longer hold")
+        subscription = push_subscription_register(
+            data=body.get("subscription"),
+            contact=contact,
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            consent_text_version=str(body.get("consent_text_version") or ""),
+        )
+    except ContactsError as exc:
+        return _json_error(exc)
+    logger.info("push subscription stored", extra={"subscription_id": subscription.pk})
+    return JsonResponse({"status": "subscribed"}, status=201)
+
+
+def service_worker(request: HttpRequest) -> HttpResponse:
+    """The service worker, served from our origin for the preference centre's own button."""
+    response = HttpResponse(
+        (STATIC_DIR / "continuity-push-sw.js").read_text(),
+        content_type="application/javascript",
+    )
+    response["Service-Worker-Allowed"] = "/"
+    response["Cache-Control"] = "no-cache"
+    return response

@@ -1,0 +1,44 @@
+"""Factories with keyword defaults for the contacts tests."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from contacts.consent import Evidence, consent_grant
+from contacts.models import Channel, ConsentSource, Contact, Purpose
+
+_seq = itertools.count(1)
+
+
+def make_contact(**overrides: Any) -> Contact:
+    n = next(_seq)
+    values: dict[str, Any] = {
+        "external_id": f"ext-{n}",
+        "email": f"person{n}@example.com",
+        "first_name": f"First{n}",
+        "last_name": "Person",
+        "timezone": "Europe/Paris",
+    }
+    values.update(overrides)
+    return Contact.objects.create(**values)
+
+
+def evidence(**overrides: Any) -> Evidence:
+    values: dict[str, Any] = {
+        "source": ConsentSource.FORM,
+        "ip": "203.0.113.9",
+        "user_agent": "pytest",
+        "consent_text_version": "v1",
+        "recorded_by": "tests",
+    }
+    values.update(overrides)
+    return Evidence(**values)
+
+
+def granted_contact(
+    *, channel: str = Channel.EMAIL, purpose: str = Purpose.MARKETING, **overrides: Any
+) -> Contact:
+    contact = make_contact(**overrides)
+    consent_grant(contact=contact, channel=channel, purpose=purpose, evidence=evidence())
+    return contact
