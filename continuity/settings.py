@@ -320,7 +320,7 @@ ANYMAIL = {
     "SENDGRID_API_URL": env_str(
         "SENDGRID_API_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_SENDGRID_PORT}/v3/"
     ),
-    # Substitution tags in the rendered bodies look like -first_name- (see providers/sendgrid_email).
+    # Substitution tags in rendered bodies look like -first_name- (providers/sendgrid_email.py).
     "SENDGRID_MERGE_FIELD_FORMAT": "-{}-",
     "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": env_str(
         "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY", default=""

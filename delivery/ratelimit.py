@@ -40,7 +40,8 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - now
 if wait > max_wait then return -1 end
-redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.floor((wait + interval) / 1000) + 1000)
+local ttl_ms = math.floor((wait + interval) / 1000) + 1000
+redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', ttl_ms)
 return wait
 """
 
@@ -68,7 +69,8 @@ class RedisTokenBucket:
         self._script = client.register_script(_RESERVE_LUA)
 
     def reserve(self, *, max_wait_s: float) -> float | None:
-        wait_us = int(self._script(keys=[self.key], args=[self._interval_us, int(max_wait_s * 1e6)]))
+        args = [self._interval_us, int(max_wait_s * 1e6)]
+        wait_us = int(self._script(keys=[self.key], args=args))
         return None if wait_us < 0 else wait_us / 1_000_000
 
     def reset(self) -> None:

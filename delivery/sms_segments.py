@@ -45,8 +45,6 @@ def sms_segments_count(*, text: str) -> SmsSegments:
     """How many billable segments ``text`` costs, and in which encoding."""
     if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
         widths = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
-        return SmsSegments(
-            "GSM-7", sum(widths), _pack(widths, single=GSM7_SINGLE, part=GSM7_PART)
-        )
+        return SmsSegments("GSM-7", sum(widths), _pack(widths, single=GSM7_SINGLE, part=GSM7_PART))
     widths = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
     return SmsSegments("UCS-2", sum(widths), _pack(widths, single=UCS2_SINGLE, part=UCS2_PART))

@@ -180,16 +180,16 @@ class Suppressed:
 
 Outcome = Sent | Failed | Deferred | Unknown | Suppressed
 
-ContentT = TypeVar("ContentT", contravariant=True)
+ContentT_contra = TypeVar("ContentT_contra", contravariant=True)
 
 
-class ChannelSender(Protocol[ContentT]):
+class ChannelSender(Protocol[ContentT_contra]):
     """What dispatch calls: one outcome per message, in the order given."""
 
     channel: str
 
     def send_batch(
-        self, *, content: ContentT, messages: Sequence[OutboundMessage]
+        self, *, content: ContentT_contra, messages: Sequence[OutboundMessage]
     ) -> list[Outcome]: ...
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_slots_are_spaced_by_the_rate_across_callers(client: redis.Redis) -> Non
     waits = [bucket.reserve(max_wait_s=10) for _ in range(10)]
     assert waits[0] == pytest.approx(0, abs=0.005)
     # Each reservation lands one interval (20 ms) after the previous, less the time spent asking.
-    for earlier, later in zip(waits, waits[1:], strict=False):
+    for earlier, later in itertools.pairwise(waits):
         assert earlier is not None and later is not None
         assert later - earlier == pytest.approx(0.0202, abs=0.005)
 
@@ -45,7 +46,7 @@ def test_a_slot_beyond_the_longest_wait_is_refused_and_not_reserved(client: redi
     assert rate_limiter_acquire(limiter=bucket, max_wait_s=0.5) is False
     # The refusal reserved nothing: the next slot is still about one second out.
     wait = bucket.reserve(max_wait_s=5)
-    assert wait is not None and 0.9 < wait <= 1.0
+    assert wait is not None and 0.9 < wait <= 1.02
 
 
 def test_a_non_positive_rate_is_refused(client: redis.Redis, tmp_path: Path) -> None:
@@ -55,7 +56,7 @@ def test_a_non_positive_rate_is_refused(client: redis.Redis, tmp_path: Path) -> 
         FileTokenBucket(path=tmp_path / "b", rate_per_s=-1)
 
 
-def _worker(url: str, n: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _worker(url: str, n: int, out: multiprocessing.Queue) -> None:
     bucket = RedisTokenBucket(client=redis.Redis.from_url(url), key="test:procs", rate_per_s=40)
     stamps = []
     for _ in range(n):

@@ -19,7 +19,7 @@ from delivery.sms_segments import sms_segments_count
         ("Prix: 5€ [promo]", "GSM-7", 19, 1),  # € [ ] take two septets each
         ("a" * 70, "GSM-7", 70, 1),
         ("é" * 10 + "ø", "GSM-7", 11, 1),  # accented letters in the basic table
-        ("ä" * 70 + "ı", "UCS-2", 71, 2),  # dotless i forces UCS-2
+        ("ä" * 70 + "\u0131", "UCS-2", 71, 2),  # dotless i forces UCS-2
         ("😀" * 35, "UCS-2", 70, 1),
         ("😀" * 36, "UCS-2", 72, 2),
     ],
@@ -46,7 +46,7 @@ def test_extension_characters_count_double_at_the_single_message_limit() -> None
 
 
 def test_a_surrogate_pair_never_straddles_two_ucs2_parts() -> None:
-    text = "ı" * 66 + "😀" + "ı" * 66
+    text = "\u0131" * 66 + "😀" + "\u0131" * 66
     result = sms_segments_count(text=text)
     assert result.units == 134
     assert result.segments == 3
