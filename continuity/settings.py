@@ -311,3 +311,92 @@ CONTACTS_IMPORT_BATCH_SIZE = env_int("CONTACTS_IMPORT_BATCH_SIZE", default=5_000
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
     "DATA_UPLOAD_MAX_MEMORY_SIZE", default=20 * 1024 * 1024, minimum=1024 * 1024
 )
+
+# --- delivery -------------------------------------------------------------------------------------
+# Owned channels (email, SMS, web push) and their loopback sandbox fakes. Every provider base URL is
+# a setting that defaults to a sandbox port on loopback, so nothing reaches the internet unless real
+# URLs and credentials are configured (docs/configuration.md, "Delivery").
+
+INSTALLED_APPS += ["anymail"]
+SANDBOX_HOST = env_str("SANDBOX_HOST", default="127.0.0.1")
+SANDBOX_SENDGRID_PORT = env_int("SANDBOX_SENDGRID_PORT", default=18025, minimum=1)
+SANDBOX_FAILOVER_ESP_PORT = env_int("SANDBOX_FAILOVER_ESP_PORT", default=18026, minimum=1)
+SANDBOX_TWILIO_PORT = env_int("SANDBOX_TWILIO_PORT", default=18030, minimum=1)
+SANDBOX_PUSH_PORT = env_int("SANDBOX_PUSH_PORT", default=18040, minimum=1)
+# The fake SendGrid signs its events with this P-256 key (PEM, PKCS8); the public half is what
+# SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY must hold. Empty: generated per sandbox start.
+SANDBOX_SENDGRID_EVENT_SIGNING_KEY = env_str("SANDBOX_SENDGRID_EVENT_SIGNING_KEY", default="")
+
+# The URL the internet sees this app at (behind a proxy it differs from the Host header); status
+# callbacks are built from it and Twilio signs exactly that URL.
+DELIVERY_PUBLIC_BASE_URL = env_str("DELIVERY_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+
+# Email: anymail's SendGrid backend as a named connection (EMAIL_BACKEND stays Django's, so admin
+# mail never goes through campaign pacing), plus an optional failover ESP for SendGrid outages.
+DELIVERY_EMAIL_BACKEND = env_str(
+    "DELIVERY_EMAIL_BACKEND", default="anymail.backends.sendgrid.EmailBackend"
+)
+DELIVERY_EMAIL_FROM = env_str("DELIVERY_EMAIL_FROM", default="Continuity <news@example.com>")
+DELIVERY_EMAIL_REPLY_TO = env_list("DELIVERY_EMAIL_REPLY_TO", default=[])
+DELIVERY_EMAIL_BATCH_SIZE = env_int("DELIVERY_EMAIL_BATCH_SIZE", default=1000, minimum=1)
+DELIVERY_EMAIL_FAILOVER_BACKEND = env_str("DELIVERY_EMAIL_FAILOVER_BACKEND", default="")
+DELIVERY_EMAIL_FAILOVER_OPTIONS: dict[str, object] = {
+    "api_key": env_str("DELIVERY_EMAIL_FAILOVER_API_KEY", default="sandbox-failover-key"),
+    "api_url": env_str(
+        "DELIVERY_EMAIL_FAILOVER_API_URL",
+        default=f"http://{SANDBOX_HOST}:{SANDBOX_FAILOVER_ESP_PORT}/v3/",
+    ),
+}
+# A read timeout means SendGrid may have accepted the request: failing over then risks a second
+# copy. Off by default (the recipients become unknown); turn on to prefer delivery over no-dupes.
+DELIVERY_EMAIL_FAILOVER_ON_READ_TIMEOUT = env_bool(
+    "DELIVERY_EMAIL_FAILOVER_ON_READ_TIMEOUT", default=False
+)
+ANYMAIL = {
+    "SENDGRID_API_KEY": env_str("SENDGRID_API_KEY", default="sandbox-sendgrid-key"),
+    "SENDGRID_API_URL": env_str(
+        "SENDGRID_API_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_SENDGRID_PORT}/v3/"
+    ),
+    # Substitution tags in rendered bodies look like -first_name- (providers/sendgrid_email.py).
+    "SENDGRID_MERGE_FIELD_FORMAT": "-{}-",
+    "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": env_str(
+        "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY", default=""
+    )
+    or None,
+    # anymail's default is 30 s; a chunk task must fail fast and let the sweeper decide.
+    "REQUESTS_TIMEOUT": env_float("SENDGRID_REQUESTS_TIMEOUT_S", default=10.0, minimum=0.1),
+}
+# Signed events older (or further in the future) than this are refused as replays.
+DELIVERY_WEBHOOK_MAX_AGE_S = env_int("DELIVERY_WEBHOOK_MAX_AGE_S", default=300, minimum=10)
+# anymail dropped official SendGrid support (anymail.W003 and AnymailNotSupportedWarning). We keep
+# it deliberately: it still works, it is the ESP the business uses, and the backend is swappable
+# by DELIVERY_EMAIL_BACKEND. The warning filter lives in delivery/apps.py.
+SILENCED_SYSTEM_CHECKS = ["anymail.W003"]
+
+# SMS: Twilio. Either a Messaging Service SID or a From number.
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", default="AC" + "0" * 32)
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", default="sandbox-twilio-token")
+TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID", default="")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", default="+15005550006")
+TWILIO_API_BASE_URL = env_str(
+    "TWILIO_API_BASE_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_TWILIO_PORT}"
+)
+TWILIO_TIMEOUT_S = env_float("TWILIO_TIMEOUT_S", default=10.0, minimum=0.1)
+# Global pace across every worker (Redis token bucket); Twilio queues beyond the sender's MPS.
+DELIVERY_SMS_RATE_PER_S = env_float("DELIVERY_SMS_RATE_PER_S", default=10.0, minimum=0.1)
+DELIVERY_SMS_MAX_ATTEMPTS = env_int("DELIVERY_SMS_MAX_ATTEMPTS", default=3, minimum=1)
+
+# Web push: VAPID keys from `manage.py vapid_keys`. Empty private key: a key is generated into
+# var/ for the sandbox (never in production, where DEBUG is off).
+VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY", default="")
+VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY", default="")
+VAPID_SUBJECT = env_str("VAPID_SUBJECT", default="mailto:ops@example.com")
+DELIVERY_PUSH_TTL_S = env_int("DELIVERY_PUSH_TTL_S", default=24 * 3600, minimum=0)
+DELIVERY_PUSH_URGENCY = env_choice(
+    "DELIVERY_PUSH_URGENCY", default="normal", choices=("very-low", "low", "normal", "high")
+)
+DELIVERY_PUSH_TIMEOUT_S = env_float("DELIVERY_PUSH_TIMEOUT_S", default=10.0, minimum=0.1)
+DELIVERY_PUSH_CONCURRENCY = env_int("DELIVERY_PUSH_CONCURRENCY", default=16, minimum=1)
+SANDBOX_PUSH_BASE_URL = env_str(
+    "SANDBOX_PUSH_BASE_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_PUSH_PORT}"
+)

@@ -103,6 +103,17 @@ class FakeServer:
         """Whether to keep this request in ``received`` (a fake under load may keep only counts)."""
         return True
 
+    def fault_response(self, fault: Fault) -> FakeResponse:
+        """The answer for an ``error`` or ``rate_limit`` fault, in the provider's error shape."""
+        if fault.mode == "rate_limit":
+            headers = {"Retry-After": str(fault.retry_after_s)}
+            return FakeResponse(429, fault.body or {"error": "rate limited"}, headers)
+        return FakeResponse(fault.status, fault.body or {"error": "sandbox fault"})
+
+    def control_extra(self, action: str, request: FakeRequest) -> FakeResponse | None:
+        """Extra ``/__sandbox__/<action>`` endpoints of one fake; None: not one of them."""
+        return None
+
     # --- lifecycle --------------------------------------------------------------------------------
 
     @property
@@ -193,7 +204,7 @@ class FakeServer:
                 return handler(request, match)
         return FakeResponse(404, {"error": f"{self.name} fake has no route {request.path}"})
 
-    def control(self, request: FakeRequest) -> FakeResponse:
+    def control(self, request: FakeRequest) -> FakeResponse:  # noqa: PLR0911 - one per action
         action = request.path[len(CONTROL_PREFIX) :].strip("/")
         if action == "fault" and request.method == "POST":
             try:
@@ -223,6 +234,9 @@ class FakeServer:
         if action == "reset" and request.method == "POST":
             self.reset()
             return FakeResponse(200, {"reset": True})
+        extra = self.control_extra(action, request)
+        if extra is not None:
+            return extra
         return FakeResponse(404, {"error": f"unknown sandbox control {action!r}"})
 
 
@@ -263,12 +277,8 @@ def _make_handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(fault.delay_s or 5.0)
                 self.close_connection = True
                 return
-            if fault.mode == "error":
-                self._send(FakeResponse(fault.status, fault.body or {"error": "sandbox fault"}))
-                return
-            if fault.mode == "rate_limit":
-                headers = {"Retry-After": str(fault.retry_after_s)}
-                self._send(FakeResponse(429, fault.body or {"error": "rate limited"}, headers))
+            if fault.mode in ("error", "rate_limit"):
+                self._send(fake.fault_response(fault))
                 return
             if fault.mode == "slow":
                 time.sleep(fault.delay_s)

@@ -1,0 +1,52 @@
+"""The sandbox fakes on free loopback ports, fresh for each test, used through real clients."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from delivery.sandbox.sendgrid import SendGridFake
+
+
+@pytest.fixture
+def sendgrid_fake() -> Iterator[SendGridFake]:
+    with SendGridFake(api_key="test-sendgrid-key") as fake:
+        yield fake
+
+
+@pytest.fixture
+def failover_fake() -> Iterator[SendGridFake]:
+    with SendGridFake(api_key="test-failover-key") as fake:
+        yield fake
+
+
+@pytest.fixture
+def blackhole_url() -> Iterator[str]:
+    """A loopback address whose accept queue is full: connecting times out, nothing is sent."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    held = []
+    for _ in range(4):
+        client = socket.socket()
+        client.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            client.connect(("127.0.0.1", port))
+        held.append(client)
+    yield f"http://127.0.0.1:{port}"
+    for sock in [*held, server]:
+        sock.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # anymail warns on every SendGrid backend it builds; delivery/apps.py ignores it in the app,
+    # but pytest resets warning filters per test.
+    for item in items:
+        if "tests/delivery" in str(item.fspath):
+            item.add_marker(
+                pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+            )
