@@ -80,6 +80,11 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
             "schedule": timedelta(seconds=settings.BEAT_HEARTBEAT_INTERVAL_S),
             "options": {"queue": QUEUE_CONTROL, "expires": settings.BEAT_HEARTBEAT_INTERVAL_S},
         },
+        "delivery.sweep": {
+            "task": "delivery.sweep",
+            "schedule": timedelta(seconds=settings.DELIVERY_SWEEP_INTERVAL_S),
+            "options": {"queue": QUEUE_CONTROL, "expires": settings.DELIVERY_SWEEP_INTERVAL_S},
+        },
     }
 
 

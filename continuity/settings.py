@@ -400,3 +400,16 @@ DELIVERY_PUSH_CONCURRENCY = env_int("DELIVERY_PUSH_CONCURRENCY", default=16, min
 SANDBOX_PUSH_BASE_URL = env_str(
     "SANDBOX_PUSH_BASE_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_PUSH_PORT}"
 )
+
+# --- delivery: dispatch ---------------------------------------------------------------------------
+# Ids per send task (SendGrid takes 1,000 personalizations per request, so one task = one request).
+DELIVERY_CHUNK_SIZE = env_int("DELIVERY_CHUNK_SIZE", default=1000, minimum=1)
+DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", default=5, minimum=1)
+DELIVERY_RETRY_BASE_S = env_float("DELIVERY_RETRY_BASE_S", default=5.0, minimum=0.0)
+# A queued row untouched this long lost its task message: re-enqueue it.
+DELIVERY_QUEUED_STALE_S = env_int("DELIVERY_QUEUED_STALE_S", default=120, minimum=1)
+# A row still `sending` this long lost its worker mid-send: it becomes `unknown`. Longer than a
+# chunk can take (1,000 SMS at the configured pace included).
+DELIVERY_SENDING_STALE_S = env_int("DELIVERY_SENDING_STALE_S", default=900, minimum=1)
+DELIVERY_SWEEP_INTERVAL_S = env_int("DELIVERY_SWEEP_INTERVAL_S", default=30, minimum=1)
+DELIVERY_SWEEP_BATCH = env_int("DELIVERY_SWEEP_BATCH", default=50_000, minimum=1)

@@ -1,1 +1,112 @@
-from django.db import models  # noqa: F401
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from contacts.models import Channel, Contact, Purpose
+from delivery.states import DeliveryStatus
+
+
+class Message(models.Model):
+    """What is said on each owned channel. Bodies are Django templates; `{{ first_name }}`,
+    `{{ last_name }}`, `{{ email }}` and every contact attribute are merge fields."""
+
+    name = models.CharField(max_length=200)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.MARKETING)
+    email_subject = models.CharField(max_length=300, blank=True, default="")
+    email_html = models.TextField(blank=True, default="")
+    email_text = models.TextField(blank=True, default="")
+    sms_text = models.TextField(blank=True, default="")
+    push_title = models.CharField(max_length=200, blank=True, default="")
+    push_body = models.CharField(max_length=500, blank=True, default="")
+    push_url = models.URLField(max_length=500, blank=True, default="")
+    push_icon = models.URLField(max_length=500, blank=True, default="")
+    whatsapp_template = models.CharField(max_length=200, blank=True, default="")
+    whatsapp_language = models.CharField(max_length=20, blank=True, default="en")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def channels_ready(self) -> list[str]:
+        """Channels this message has content for."""
+        ready: list[str] = []
+        if self.email_subject and (self.email_html or self.email_text):
+            ready.append(Channel.EMAIL)
+        if self.sms_text:
+            ready.append(Channel.SMS)
+        if self.push_title and self.push_body:
+            ready.append(Channel.PUSH)
+        if self.whatsapp_template:
+            ready.append(Channel.WHATSAPP)
+        return ready
+
+
+class Delivery(models.Model):
+    """One message to one contact on one channel. Written before any provider call; the UNIQUE
+    key makes repeated plans, alerts and redelivered tasks unable to create a second copy."""
+
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="deliveries")
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="deliveries")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PLANNED
+    )
+    attempt = models.PositiveSmallIntegerField(default=0)
+    provider = models.CharField(max_length=32, blank=True, default="")
+    provider_message_id = models.CharField(max_length=100, blank=True, default="")
+    error_code = models.CharField(max_length=50, blank=True, default="")
+    error_text = models.CharField(max_length=500, blank=True, default="")
+    cost_units = models.PositiveIntegerField(default=0)
+    # Quiet hours and back-off: the row is not claimable before this time.
+    not_before = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    sending_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "contact", "channel"], name="delivery_one_per_message_contact"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["message", "channel", "status"], name="delivery_progress"),
+            # The sweeper looks only at rows in flight; a partial index keeps that scan tiny.
+            models.Index(
+                fields=["status", "updated_at"],
+                name="delivery_in_flight",
+                condition=Q(status__in=["queued", "sending"]),
+            ),
+            models.Index(
+                fields=["provider_message_id"],
+                name="delivery_provider_id",
+                condition=~Q(provider_message_id=""),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} #{self.pk} {self.status}"
+
+
+class DeliveryEvent(models.Model):
+    """The timeline of a delivery: every accepted transition, appended in bulk."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events")
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices)
+    occurred_at = models.DateTimeField()
+    detail = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["delivery", "occurred_at"], name="delivery_event_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.status} @ {self.occurred_at:%H:%M:%S}"

@@ -1,0 +1,153 @@
+"""Claiming deliveries for sending: the atomic step that makes every send happen at most once.
+
+A chunk task claims only rows still `queued`, due, and whose contact still allows the channel for
+the message's purpose, in ONE UPDATE ... RETURNING. Two tasks holding the same ids (a redelivered
+message, a sweeper re-enqueue) therefore split them or find nothing left, and a consent revoked
+after planning is honoured at claim time because the consent subquery runs inside that statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from contacts.models import PushSubscription
+from contacts.selectors import contacts_consented
+from delivery.models import Delivery
+from delivery.states import DeliveryStatus
+from delivery.transitions import _events_append, deliveries_transition
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    delivery_id: int
+    contact_id: int
+    message_id: int
+    address: str  # email address, E.164 phone or push endpoint
+    merge_fields: dict[str, str]
+    push_p256dh: str = ""
+    push_auth: str = ""
+
+
+def _merge_fields(contact: dict[str, object]) -> dict[str, str]:
+    fields = {
+        key: str(value)
+        for key, value in (contact.get("attributes") or {}).items()  # type: ignore[attr-defined]
+        if isinstance(value, str | int | float) and not isinstance(value, bool)
+    }
+    fields.update(
+        first_name=str(contact.get("first_name") or ""),
+        last_name=str(contact.get("last_name") or ""),
+        email=str(contact.get("email") or ""),
+    )
+    return fields
+
+
+def deliveries_claim(*, ids: Iterable[int], channel: str, purpose: str) -> list[int]:
+    """queued -> sending for the due rows whose contact still allows the channel; returns them.
+
+    Rows whose consent or suppression no longer allows the send leave the queue as `suppressed`
+    in the same transaction, so nothing is left waiting for a send that must not happen.
+    """
+    wanted = list(ids)
+    if not wanted:
+        return []
+    now = timezone.now()
+    allowed = contacts_consented(channel=channel, purpose=purpose).values("pk")
+    allowed_sql, allowed_params = allowed.query.sql_with_params()
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    id_marks = ", ".join(["%s"] * len(wanted))
+    sql = (
+        f"UPDATE {table} SET status = %s, attempt = attempt + 1, sending_at = %s, "  # noqa: S608
+        f"updated_at = %s WHERE id IN ({id_marks}) AND channel = %s AND status = %s "
+        f"AND (not_before IS NULL OR not_before <= %s) AND contact_id IN ({allowed_sql}) "
+        f"RETURNING id"
+    )
+    params = [
+        DeliveryStatus.SENDING,
+        now,
+        now,
+        *wanted,
+        channel,
+        DeliveryStatus.QUEUED,
+        now,
+        *allowed_params,
+    ]
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            claimed = [row[0] for row in cursor.fetchall()]
+        _events_append(ids=claimed, status=DeliveryStatus.SENDING, at=now, detail="claimed")
+        not_allowed = Delivery.objects.filter(
+            Q(id__in=wanted) & ~Q(id__in=claimed),
+            status=DeliveryStatus.QUEUED,
+            channel=channel,
+        ).exclude(contact_id__in=contacts_consented(channel=channel, purpose=purpose).values("pk"))
+        stale = list(not_allowed.values_list("id", flat=True))
+        deliveries_transition(
+            ids=stale,
+            target=DeliveryStatus.SUPPRESSED,
+            detail="consent or suppression no longer allows this channel",
+            fields={"error_code": "no_consent", "error_text": "consent changed before send"},
+            sources=[DeliveryStatus.QUEUED],
+        )
+    return claimed
+
+
+def claimed_load(*, ids: list[int], channel: str) -> list[ClaimedDelivery]:
+    """What the senders need for claimed rows, in two queries whatever the chunk size."""
+    rows = list(
+        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING)
+        .order_by("id")
+        .values(
+            "id",
+            "message_id",
+            "contact_id",
+            "contact__email",
+            "contact__phone",
+            "contact__first_name",
+            "contact__last_name",
+            "contact__attributes",
+        )
+    )
+    subscriptions: dict[int, PushSubscription] = {}
+    if channel == "push":
+        # The contact's newest active subscription: one device per delivery keeps the UNIQUE
+        # (message, contact, channel) meaning "one message", and a dead endpoint is replaced by
+        # the next newest once 404/410 deactivates it.
+        for sub in PushSubscription.objects.filter(
+            contact_id__in=[r["contact_id"] for r in rows], active=True
+        ).order_by("contact_id", "-created_at"):
+            if sub.contact_id is not None:
+                subscriptions.setdefault(sub.contact_id, sub)
+    claimed = []
+    for row in rows:
+        contact = {
+            "first_name": row["contact__first_name"],
+            "last_name": row["contact__last_name"],
+            "email": row["contact__email"],
+            "attributes": row["contact__attributes"],
+        }
+        subscription = subscriptions.get(row["contact_id"])
+        if channel == "email":
+            address = row["contact__email"] or ""
+        elif channel in ("sms", "whatsapp"):
+            address = str(row["contact__phone"] or "")
+        else:
+            address = subscription.endpoint if subscription else ""
+        claimed.append(
+            ClaimedDelivery(
+                delivery_id=row["id"],
+                contact_id=row["contact_id"],
+                message_id=row["message_id"],
+                address=address,
+                merge_fields=_merge_fields(contact),
+                push_p256dh=subscription.p256dh if subscription else "",
+                push_auth=subscription.auth if subscription else "",
+            )
+        )
+    return claimed

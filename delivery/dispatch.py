@@ -1,0 +1,292 @@
+"""Sending deliveries: release planned rows to the queue, then send claimed chunks per channel.
+
+Tasks carry delivery ids only (at most DELIVERY_CHUNK_SIZE per task and channel). A chunk task
+claims its rows, asks the channel's sender for one outcome per row, and records the outcomes in a
+few bulk statements. Nothing here retries a send whose outcome is unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from contacts.models import Channel, SuppressionReason
+from delivery.claim import ClaimedDelivery, claimed_load, deliveries_claim
+from delivery.models import Delivery, Message
+from delivery.providers.base import (
+    Deferred,
+    Failed,
+    OutboundMessage,
+    Outcome,
+    PushKeys,
+    Sent,
+    Suppressed,
+    SuppressReason,
+    Unknown,
+)
+from delivery.senders import channel_content, channel_sender
+from delivery.states import DeliveryStatus
+from delivery.transitions import (
+    deliveries_mark_sent,
+    deliveries_retry_later,
+    deliveries_transition,
+)
+
+logger = logging.getLogger(__name__)
+
+# A provider's "this address is unusable" becomes a suppression with the CRM's reason.
+SUPPRESSION_REASON = {
+    SuppressReason.OPTED_OUT: SuppressionReason.CARRIER_BLOCK,
+    SuppressReason.INVALID_ADDRESS: SuppressionReason.INVALID_ADDRESS,
+}
+
+
+@dataclass
+class ChunkReport:
+    channel: str
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    suppressed: int = 0
+    deferred: int = 0
+    retry_ids: list[int] = field(default_factory=list)
+    retry_after_s: float = 0.0
+
+
+def chunked(ids: Sequence[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+def deliveries_enqueue(
+    *, ids: Iterable[int], send: Callable[[str, list[int]], None] | None = None
+) -> int:
+    """planned (or failed, for an operator retry) -> queued, then one send task per chunk.
+
+    The tasks are sent after commit, so a worker never looks for rows it cannot see yet.
+    """
+    from delivery.tasks import send_chunk_enqueue
+
+    sender = send or send_chunk_enqueue
+    with transaction.atomic():
+        moved = deliveries_transition(ids=ids, target=DeliveryStatus.QUEUED, detail="enqueued")
+        by_channel: dict[str, list[int]] = defaultdict(list)
+        for delivery_id, channel in Delivery.objects.filter(id__in=moved).values_list(
+            "id", "channel"
+        ):
+            by_channel[channel].append(delivery_id)
+
+        def _send_all() -> None:
+            for channel, channel_ids in by_channel.items():
+                for chunk in chunked(sorted(channel_ids), settings.DELIVERY_CHUNK_SIZE):
+                    sender(channel, chunk)
+
+        transaction.on_commit(_send_all)
+    return len(moved)
+
+
+def _outbound(claimed: ClaimedDelivery, *, channel: str) -> OutboundMessage:
+    from contacts.links import unsubscribe_url
+
+    keys = (
+        PushKeys(p256dh=claimed.push_p256dh, auth=claimed.push_auth)
+        if channel == Channel.PUSH
+        else None
+    )
+    return OutboundMessage(
+        delivery_id=claimed.delivery_id,
+        to=claimed.address,
+        merge_fields=claimed.merge_fields,
+        unsubscribe_url=(
+            unsubscribe_url(contact_id=claimed.contact_id, channel=channel)
+            if channel == Channel.EMAIL
+            else ""
+        ),
+        push_keys=keys,
+    )
+
+
+def deliveries_send_chunk(*, channel: str, ids: Sequence[int]) -> ChunkReport:
+    """Claim, send and record one chunk of at most DELIVERY_CHUNK_SIZE deliveries."""
+    report = ChunkReport(channel=channel)
+    message_ids = set(
+        Delivery.objects.filter(id__in=ids, channel=channel).values_list("message_id", flat=True)
+    )
+    for message in Message.objects.filter(id__in=message_ids):
+        row_ids = list(
+            Delivery.objects.filter(id__in=ids, channel=channel, message=message).values_list(
+                "id", flat=True
+            )
+        )
+        claimed_ids = deliveries_claim(ids=row_ids, channel=channel, purpose=message.purpose)
+        if not claimed_ids:
+            continue
+        claimed = claimed_load(ids=claimed_ids, channel=channel)
+        report.claimed += len(claimed)
+        unreachable = [c.delivery_id for c in claimed if not c.address]
+        sendable = [c for c in claimed if c.address]
+        outcomes: list[Outcome] = [
+            Failed(i, "unreachable", f"contact has no {channel} address") for i in unreachable
+        ]
+        sender = channel_sender(channel)
+        if sendable:
+            content = channel_content(message=message, channel=channel)
+            outcomes += sender.send_batch(
+                content=content, messages=[_outbound(c, channel=channel) for c in sendable]
+            )
+        _outcomes_record(
+            outcomes=outcomes,
+            claimed={c.delivery_id: c for c in claimed},
+            channel=channel,
+            provider=getattr(sender, "provider", channel),
+            report=report,
+        )
+    logger.info(
+        "chunk %s: claimed %s sent %s failed %s unknown %s suppressed %s deferred %s",
+        channel,
+        report.claimed,
+        report.sent,
+        report.failed,
+        report.unknown,
+        report.suppressed,
+        report.deferred,
+    )
+    return report
+
+
+def _outcomes_record(
+    *,
+    outcomes: Sequence[Outcome],
+    claimed: dict[int, ClaimedDelivery],
+    channel: str,
+    provider: str,
+    report: ChunkReport,
+) -> None:
+    """Record a chunk's outcomes with one statement per (outcome kind, reason), not per row."""
+    sent_by_provider: dict[str, dict[int, Sent]] = defaultdict(dict)
+    grouped: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    deferred: dict[tuple[str, str], list[Deferred]] = defaultdict(list)
+    for outcome in outcomes:
+        if isinstance(outcome, Sent):
+            sent_by_provider[outcome.provider or provider][outcome.delivery_id] = outcome
+        elif isinstance(outcome, Failed | Unknown):
+            target = (
+                DeliveryStatus.FAILED if isinstance(outcome, Failed) else DeliveryStatus.UNKNOWN
+            )
+            grouped[(target, outcome.code, outcome.text)].append(outcome.delivery_id)
+        elif isinstance(outcome, Deferred):
+            deferred[(outcome.code, outcome.text)].append(outcome)
+        else:
+            report.suppressed += _suppress(outcome, claimed[outcome.delivery_id], channel)
+    for name, group in sent_by_provider.items():
+        report.sent += len(
+            deliveries_mark_sent(
+                provider_ids={i: o.provider_message_id for i, o in group.items()},
+                provider=name,
+                cost_units={i: o.cost_units for i, o in group.items()},
+            )
+        )
+    for (status, code, text), ids in grouped.items():
+        moved = deliveries_transition(
+            ids=ids,
+            target=status,
+            detail=f"{code}: {text}",
+            fields={"error_code": code[:50], "error_text": text[:500]},
+        )
+        if status == DeliveryStatus.FAILED:
+            report.failed += len(moved)
+        else:
+            report.unknown += len(moved)
+    for (code, text), items in deferred.items():
+        _defer(items, code=code, text=text, report=report)
+
+
+def _defer(items: list[Deferred], *, code: str, text: str, report: ChunkReport) -> None:
+    ids = [item.delivery_id for item in items]
+    report.deferred += len(ids)
+    exhausted = list(
+        Delivery.objects.filter(
+            id__in=ids, attempt__gte=settings.DELIVERY_MAX_ATTEMPTS
+        ).values_list("id", flat=True)
+    )
+    if exhausted:
+        deliveries_transition(
+            ids=exhausted,
+            target=DeliveryStatus.FAILED,
+            detail=f"gave up after {settings.DELIVERY_MAX_ATTEMPTS} attempts: {code}",
+            fields={"error_code": code[:50], "error_text": text[:500]},
+        )
+    retry = [i for i in ids if i not in set(exhausted)]
+    if not retry:
+        return
+    attempt = (
+        Delivery.objects.filter(id__in=retry).order_by("-attempt").values_list("attempt", flat=True)
+    ).first() or 1
+    # Exponential back-off with full jitter, and at least what the provider asked for.
+    backoff = settings.DELIVERY_RETRY_BASE_S * (2 ** max(attempt - 1, 0))
+    asked = max(item.retry_after_s for item in items)
+    delay = max(asked, random.uniform(0, backoff))  # noqa: S311 - jitter, not security
+    moved = deliveries_retry_later(
+        ids=retry,
+        not_before=timezone.now() + timedelta(seconds=delay),
+        error_code=code,
+        error_text=text,
+    )
+    report.retry_ids.extend(moved)
+    report.retry_after_s = max(report.retry_after_s, delay)
+
+
+def _suppress(outcome: Suppressed, claimed: ClaimedDelivery, channel: str) -> int:
+    from contacts.consent import Evidence, consent_revoke, suppression_add
+    from contacts.models import ConsentSource, Contact, Purpose
+
+    moved = deliveries_transition(
+        ids=[outcome.delivery_id],
+        target=DeliveryStatus.SUPPRESSED,
+        detail=f"{outcome.reason}: {outcome.text}",
+        fields={"error_code": outcome.code[:50], "error_text": outcome.text[:500]},
+    )
+    contact = Contact.objects.get(pk=claimed.contact_id)
+    if outcome.reason == SuppressReason.SUBSCRIPTION_GONE:
+        from contacts.models import PushSubscription
+
+        PushSubscription.objects.filter(endpoint=claimed.address).update(active=False)
+    elif outcome.reason == SuppressReason.OPTED_OUT and channel == Channel.SMS:
+        # Twilio 21610: the handset sent STOP. That is a revocation by the person, not a
+        # deliverability problem, so it lands in the consent log as such.
+        for purpose in Purpose.values:
+            consent_revoke(
+                contact=contact,
+                channel=channel,
+                purpose=purpose,
+                evidence=Evidence(source=ConsentSource.SMS_KEYWORD, note=outcome.text[:200]),
+            )
+    else:
+        suppression_add(
+            contact=contact,
+            channel=channel,
+            reason=SUPPRESSION_REASON.get(outcome.reason, SuppressionReason.INVALID_ADDRESS),
+            source=ConsentSource.PROVIDER,
+            detail=f"{outcome.code}: {outcome.text}"[:500],
+        )
+    return len(moved)
+
+
+def deliveries_retry_failed(*, ids: Iterable[int], send: Any = None) -> int:
+    """The admin's "retry failed": only failed rows go back; sent or unknown ones never do."""
+    failed = list(
+        Delivery.objects.filter(id__in=list(ids), status=DeliveryStatus.FAILED).values_list(
+            "id", flat=True
+        )
+    )
+    return deliveries_enqueue(ids=failed, send=send)

@@ -1,0 +1,51 @@
+"""Which sender and which content serve a channel: the one place dispatch meets the providers.
+
+Senders are built once per worker process and reused, so HTTP connections (and the SMS pace) are
+shared by every chunk that process sends.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from contacts.models import Channel
+from delivery.models import Message
+from delivery.providers.base import EmailContent, PushContent, SmsContent
+
+
+@cache
+def channel_sender(channel: str) -> Any:
+    if channel == Channel.EMAIL:
+        from delivery.providers.sendgrid_email import SendGridEmailSender
+
+        return SendGridEmailSender()
+    if channel == Channel.SMS:
+        from delivery.providers.twilio_sms import TwilioSmsSender
+
+        return TwilioSmsSender()
+    if channel == Channel.PUSH:
+        from delivery.providers.webpush import WebPushSender
+
+        return WebPushSender()
+    raise LookupError(f"no sender for channel {channel!r}")
+
+
+def channel_content(*, message: Message, channel: str) -> EmailContent | SmsContent | PushContent:
+    if channel == Channel.EMAIL:
+        return EmailContent(
+            subject=message.email_subject, html=message.email_html, text=message.email_text
+        )
+    if channel == Channel.SMS:
+        return SmsContent(text=message.sms_text)
+    if channel == Channel.PUSH:
+        return PushContent(
+            title=message.push_title,
+            body=message.push_body,
+            url=message.push_url,
+            icon=message.push_icon,
+            # One topic per message: a second copy of the same message replaces the first
+            # on the push service instead of showing twice.
+            topic=f"m{message.pk}",
+        )
+    raise LookupError(f"no content for channel {channel!r}")

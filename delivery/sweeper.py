@@ -1,0 +1,54 @@
+"""Recovering rows that a lost task message or a killed worker left in flight.
+
+PostgreSQL is the record of every send and Redis only carries messages, so a message lost with
+Redis, or a worker SIGKILLed mid-chunk, leaves rows `queued` or `sending`. The sweeper re-enqueues
+stale queued rows (a duplicate task finds nothing to claim) and turns stale sending rows into
+`unknown`: the provider may have accepted them, so they are never sent again blindly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from delivery.dispatch import chunked
+from delivery.models import Delivery
+from delivery.states import DeliveryStatus
+from delivery.transitions import deliveries_transition
+
+
+def deliveries_sweep(*, send: Callable[[str, list[int]], None]) -> dict[str, int]:
+    now = timezone.now()
+    limit = settings.DELIVERY_SWEEP_BATCH
+    stale_sending = list(
+        Delivery.objects.filter(
+            status=DeliveryStatus.SENDING,
+            sending_at__lt=now - timedelta(seconds=settings.DELIVERY_SENDING_STALE_S),
+        ).values_list("id", flat=True)[:limit]
+    )
+    unknown = deliveries_transition(
+        ids=stale_sending,
+        target=DeliveryStatus.UNKNOWN,
+        detail="still sending past the deadline: the worker was lost mid-send",
+        fields={"error_code": "worker_lost", "error_text": "outcome unknown after a lost worker"},
+        sources=[DeliveryStatus.SENDING],
+    )
+    stale_queued = Delivery.objects.filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now),
+        status=DeliveryStatus.QUEUED,
+        updated_at__lt=now - timedelta(seconds=settings.DELIVERY_QUEUED_STALE_S),
+    ).values_list("id", "channel")[:limit]
+    by_channel: dict[str, list[int]] = defaultdict(list)
+    for delivery_id, channel in stale_queued:
+        by_channel[channel].append(delivery_id)
+    requeued = 0
+    for channel, ids in by_channel.items():
+        for chunk in chunked(sorted(ids), settings.DELIVERY_CHUNK_SIZE):
+            send(channel, chunk)
+            requeued += len(chunk)
+    return {"unknown": len(unknown), "requeued": requeued}

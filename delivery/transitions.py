@@ -1,0 +1,143 @@
+"""The one way a Delivery changes status: a guarded bulk UPDATE plus its timeline rows.
+
+The guard (`status IN allowed sources`) sits in the UPDATE itself, so a late or repeated provider
+event, or a task racing a webhook, can only ever move a row forward. Rows the guard refuses are
+simply not returned: callers see which ids moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Case, Value, When
+from django.utils import timezone
+
+from delivery.models import Delivery, DeliveryEvent
+from delivery.states import ALLOWED_FROM, RETRY_FROM, TIMESTAMP_FIELD, DeliveryStatus
+
+
+class IllegalTransition(ValueError):
+    """A status with no legal way in (a programming error, not a race)."""
+
+
+def _guarded_update(
+    *,
+    ids: list[int],
+    sources: Iterable[str],
+    values: Mapping[str, Any],
+) -> list[int]:
+    """UPDATE ... WHERE id IN ids AND status IN sources RETURNING id (PostgreSQL and SQLite)."""
+    if not ids:
+        return []
+    table = Delivery._meta.db_table
+    assignments = ", ".join(f"{connection.ops.quote_name(column)} = %s" for column in values)
+    id_marks = ", ".join(["%s"] * len(ids))
+    sources = list(sources)
+    source_marks = ", ".join(["%s"] * len(sources))
+    sql = (
+        f"UPDATE {connection.ops.quote_name(table)} SET {assignments} "  # noqa: S608 - names from _meta
+        f"WHERE id IN ({id_marks}) AND status IN ({source_marks}) RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values.values(), *ids, *sources])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def deliveries_transition(
+    *,
+    ids: Iterable[int],
+    target: str,
+    detail: str = "",
+    fields: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+    sources: Iterable[str] | None = None,
+) -> list[int]:
+    """Move the given deliveries to `target` where the state machine allows; return those moved.
+
+    `fields` sets more columns in the same statement (error code, provider id...). `sources`
+    narrows the allowed starting statuses (never widens them).
+    """
+    if target not in ALLOWED_FROM:
+        raise IllegalTransition(f"no status may move to {target!r}")
+    allowed = ALLOWED_FROM[target]
+    if sources is not None:
+        allowed = allowed & frozenset(sources)
+    now = at or timezone.now()
+    values: dict[str, Any] = {"status": target, "updated_at": now, **(fields or {})}
+    stamp = TIMESTAMP_FIELD.get(target)
+    if stamp:
+        values[stamp] = now
+    with transaction.atomic():
+        moved = _guarded_update(ids=list(ids), sources=allowed, values=values)
+        _events_append(ids=moved, status=target, at=now, detail=detail)
+    return moved
+
+
+def deliveries_retry_later(
+    *, ids: Iterable[int], not_before: datetime, error_code: str, error_text: str
+) -> list[int]:
+    """Put claimed rows the provider did not accept back in the queue, not before a time."""
+    now = timezone.now()
+    values = {
+        "status": DeliveryStatus.QUEUED,
+        "updated_at": now,
+        "queued_at": now,
+        "not_before": not_before,
+        "error_code": error_code[:50],
+        "error_text": error_text[:500],
+    }
+    with transaction.atomic():
+        moved = _guarded_update(ids=list(ids), sources=RETRY_FROM, values=values)
+        _events_append(
+            ids=moved, status=DeliveryStatus.QUEUED, at=now, detail=f"retry: {error_code}"
+        )
+    return moved
+
+
+def deliveries_mark_sent(
+    *, provider_ids: Mapping[int, str], provider: str, cost_units: Mapping[int, int]
+) -> list[int]:
+    """sending -> sent for many rows at once, each with its own provider message id and cost."""
+    if not provider_ids:
+        return []
+    now = timezone.now()
+    ids = list(provider_ids)
+    with transaction.atomic():
+        # One statement with CASE columns; the status guard keeps a webhook that already moved
+        # a row to delivered from being overwritten.
+        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
+            status=DeliveryStatus.SENT,
+            sent_at=now,
+            updated_at=now,
+            provider=provider,
+            error_code="",
+            error_text="",
+            provider_message_id=Case(
+                *(When(id=i, then=Value(pid)) for i, pid in provider_ids.items()),
+                default=Value(""),
+            ),
+            cost_units=Case(
+                *(When(id=i, then=Value(cost_units.get(i, 1))) for i in ids),
+                default=Value(1),
+            ),
+        )
+        moved = list(
+            Delivery.objects.filter(
+                id__in=ids, status=DeliveryStatus.SENT, sent_at=now
+            ).values_list("id", flat=True)
+        )
+        _events_append(ids=moved, status=DeliveryStatus.SENT, at=now, detail=provider)
+    return moved
+
+
+def _events_append(*, ids: Iterable[int], status: str, at: datetime, detail: str) -> None:
+    DeliveryEvent.objects.bulk_create(
+        [
+            DeliveryEvent(delivery_id=i, status=status, occurred_at=at, detail=detail[:500])
+            for i in ids
+        ],
+        batch_size=1000,
+    )

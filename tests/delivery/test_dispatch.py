@@ -1,0 +1,220 @@
+"""Claim, send and record: the Delivery state machine against the real SendGrid fake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.test import TestCase, override_settings
+from django.utils import timezone
+
+from contacts.consent import consent_revoke, suppression_add
+from contacts.models import Channel, ConsentSource, Contact, SuppressionReason
+from delivery.claim import deliveries_claim
+from delivery.dispatch import deliveries_enqueue, deliveries_retry_failed, deliveries_send_chunk
+from delivery.models import Delivery, DeliveryEvent, Message
+from delivery.sandbox.sendgrid import SendGridFake
+from delivery.senders import channel_sender
+from delivery.states import DeliveryStatus as S
+from delivery.sweeper import deliveries_sweep
+from delivery.transitions import IllegalTransition, deliveries_transition
+from tests.contacts.factories import evidence, granted_contact
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning"),
+]
+
+
+def make_message(**overrides: object) -> Message:
+    values: dict[str, object] = {
+        "name": "Instagram is down: here is our offer",
+        "email_subject": "Hello {{ first_name }}",
+        "email_html": "<p>Hi {{ first_name }}, 20% off today.</p>",
+        "email_text": "Hi {{ first_name }}, 20% off today.",
+        "sms_text": "Hi {{ first_name }}, 20% off today.",
+    }
+    values.update(overrides)
+    return Message.objects.create(**values)
+
+
+def plan(message: Message, contacts: list[Contact], channel: str = Channel.EMAIL) -> list[int]:
+    rows = Delivery.objects.bulk_create(
+        [Delivery(message=message, contact=c, channel=channel) for c in contacts]
+    )
+    return [r.pk for r in rows]
+
+
+@pytest.fixture
+def sendgrid(sendgrid_fake: SendGridFake, settings: object) -> Iterator[SendGridFake]:
+    settings.ANYMAIL = {  # type: ignore[attr-defined]
+        **settings.ANYMAIL,  # type: ignore[attr-defined]
+        "SENDGRID_API_KEY": sendgrid_fake.api_key,
+        "SENDGRID_API_URL": f"{sendgrid_fake.url}/v3/",
+    }
+    channel_sender.cache_clear()
+    yield sendgrid_fake
+    channel_sender.cache_clear()
+
+
+def enqueue_now(ids: list[int]) -> list[tuple[str, list[int]]]:
+    sent: list[tuple[str, list[int]]] = []
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        deliveries_enqueue(ids=ids, send=lambda channel, chunk: sent.append((channel, chunk)))
+    return sent
+
+
+def test_one_delivery_per_message_contact_and_channel() -> None:
+    message = make_message()
+    contact = granted_contact()
+    plan(message, [contact])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        plan(message, [contact])
+
+
+def test_illegal_moves_are_refused_by_the_statement_itself() -> None:
+    message = make_message()
+    [delivery_id] = plan(message, [granted_contact()])
+    Delivery.objects.filter(pk=delivery_id).update(status=S.DELIVERED)
+    assert deliveries_transition(ids=[delivery_id], target=S.SENDING) == []
+    assert deliveries_transition(ids=[delivery_id], target=S.QUEUED) == []
+    assert Delivery.objects.get(pk=delivery_id).status == S.DELIVERED
+    assert deliveries_transition(ids=[delivery_id], target=S.CLICKED) == [delivery_id]
+    with pytest.raises(IllegalTransition):
+        deliveries_transition(ids=[delivery_id], target=S.PLANNED)
+
+
+def test_enqueue_sends_one_task_per_chunk_and_channel(settings: object) -> None:
+    settings.DELIVERY_CHUNK_SIZE = 2  # type: ignore[attr-defined]
+    message = make_message()
+    ids = plan(message, [granted_contact() for _ in range(5)])
+    tasks = enqueue_now(ids)
+    assert [len(chunk) for _, chunk in tasks] == [2, 2, 1]
+    assert {channel for channel, _ in tasks} == {"email"}
+    assert set(Delivery.objects.values_list("status", flat=True)) == {S.QUEUED}
+
+
+def test_a_chunk_is_claimed_once_so_a_repeated_task_finds_nothing() -> None:
+    message = make_message()
+    ids = plan(message, [granted_contact() for _ in range(3)])
+    enqueue_now(ids)
+    first = deliveries_claim(ids=ids, channel="email", purpose=message.purpose)
+    again = deliveries_claim(ids=ids, channel="email", purpose=message.purpose)
+    assert sorted(first) == sorted(ids)
+    assert again == []
+    assert set(Delivery.objects.values_list("attempt", flat=True)) == {1}
+
+
+def test_consent_revoked_after_planning_is_honoured_at_claim_time() -> None:
+    message = make_message()
+    keep, revoked, suppressed = (granted_contact() for _ in range(3))
+    ids = plan(message, [keep, revoked, suppressed])
+    enqueue_now(ids)
+    consent_revoke(contact=revoked, channel="email", purpose="marketing", evidence=evidence())
+    suppression_add(
+        contact=suppressed,
+        channel="email",
+        reason=SuppressionReason.HARD_BOUNCE,
+        source=ConsentSource.BOUNCE,
+    )
+    claimed = deliveries_claim(ids=ids, channel="email", purpose=message.purpose)
+    assert claimed == [Delivery.objects.get(contact=keep).pk]
+    statuses = dict(Delivery.objects.values_list("contact_id", "status"))
+    assert statuses[revoked.pk] == S.SUPPRESSED
+    assert statuses[suppressed.pk] == S.SUPPRESSED
+
+
+def test_a_row_not_yet_due_is_not_claimed() -> None:
+    message = make_message()
+    ids = plan(message, [granted_contact()])
+    enqueue_now(ids)
+    Delivery.objects.update(not_before=timezone.now() + timedelta(hours=1))
+    assert deliveries_claim(ids=ids, channel="email", purpose=message.purpose) == []
+
+
+def test_a_chunk_reaches_sendgrid_once_per_consented_contact(sendgrid: SendGridFake) -> None:
+    message = make_message()
+    contacts = [granted_contact() for _ in range(4)]
+    revoked = contacts[-1]
+    ids = plan(message, contacts)
+    enqueue_now(ids)
+    consent_revoke(contact=revoked, channel="email", purpose="marketing", evidence=evidence())
+    report = deliveries_send_chunk(channel="email", ids=ids)
+    again = deliveries_send_chunk(channel="email", ids=ids)
+    assert (report.claimed, report.sent) == (3, 3)
+    assert again.claimed == 0
+    received = sorted(p.to[0] for p in sendgrid.personalizations)
+    assert received == sorted(str(c.email) for c in contacts[:3])
+    assert len(sendgrid.requests_to("/v3/mail/send")) == 1
+    sent = Delivery.objects.filter(status=S.SENT)
+    assert sent.count() == 3
+    assert all(d.provider_message_id for d in sent)
+    timeline = list(DeliveryEvent.objects.filter(delivery=sent[0]).values_list("status", flat=True))
+    assert timeline == [S.QUEUED, S.SENDING, S.SENT]
+
+
+def test_sendgrid_down_retries_later_and_then_gives_up_with_the_reason(
+    sendgrid: SendGridFake, settings: object
+) -> None:
+    settings.DELIVERY_MAX_ATTEMPTS = 2  # type: ignore[attr-defined]
+    settings.DELIVERY_RETRY_BASE_S = 0  # type: ignore[attr-defined]
+    message = make_message()
+    ids = plan(message, [granted_contact()])
+    enqueue_now(ids)
+    sendgrid.set_fault(mode="error", status=503)
+    first = deliveries_send_chunk(channel="email", ids=ids)
+    assert first.deferred == 1
+    assert first.retry_ids == ids
+    assert Delivery.objects.get().status == S.QUEUED
+    second = deliveries_send_chunk(channel="email", ids=ids)
+    assert second.deferred == 1
+    row = Delivery.objects.get()
+    assert row.status == S.FAILED
+    assert row.attempt == 2
+    assert "gave up after 2 attempts" in row.events.order_by("-id")[0].detail
+
+
+def test_a_contact_without_an_address_fails_with_a_reason(sendgrid: SendGridFake) -> None:
+    message = make_message()
+    contact = granted_contact()
+    Contact.objects.filter(pk=contact.pk).update(email=None)
+    ids = plan(message, [contact])
+    enqueue_now(ids)
+    report = deliveries_send_chunk(channel="email", ids=ids)
+    assert report.failed == 1
+    assert Delivery.objects.get().error_code == "unreachable"
+    assert sendgrid.personalizations == []
+
+
+@override_settings(DELIVERY_SENDING_STALE_S=60, DELIVERY_QUEUED_STALE_S=60)
+def test_the_sweeper_requeues_lost_tasks_and_marks_lost_sends_unknown() -> None:
+    message = make_message()
+    queued, sending, fresh = plan(message, [granted_contact() for _ in range(3)])
+    long_ago = timezone.now() - timedelta(minutes=10)
+    Delivery.objects.filter(pk=queued).update(status=S.QUEUED, updated_at=long_ago)
+    Delivery.objects.filter(pk=sending).update(status=S.SENDING, sending_at=long_ago)
+    Delivery.objects.filter(pk=fresh).update(status=S.QUEUED, updated_at=timezone.now())
+    requeued: list[tuple[str, list[int]]] = []
+    result = deliveries_sweep(send=lambda channel, ids: requeued.append((channel, ids)))
+    assert result == {"unknown": 1, "requeued": 1}
+    assert requeued == [("email", [queued])]
+    assert Delivery.objects.get(pk=sending).status == S.UNKNOWN
+
+
+def test_retry_failed_never_touches_sent_or_unknown_rows() -> None:
+    message = make_message()
+    failed, sent, unknown = plan(message, [granted_contact() for _ in range(3)])
+    Delivery.objects.filter(pk=failed).update(status=S.FAILED)
+    Delivery.objects.filter(pk=sent).update(status=S.SENT)
+    Delivery.objects.filter(pk=unknown).update(status=S.UNKNOWN)
+    tasks: list[tuple[str, list[int]]] = []
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        count = deliveries_retry_failed(
+            ids=[failed, sent, unknown], send=lambda c, ids: tasks.append((c, ids))
+        )
+    assert count == 1
+    assert tasks == [("email", [failed])]
+    statuses = dict(Delivery.objects.values_list("pk", "status"))
+    assert statuses == {failed: S.QUEUED, sent: S.SENT, unknown: S.UNKNOWN}
