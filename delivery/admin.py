@@ -1,1 +1,95 @@
-from django.contrib import admin  # noqa: F401
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html_join
+
+from delivery.dispatch import deliveries_retry_failed
+from delivery.models import Delivery, DeliveryEvent, Message
+from delivery.states import DeliveryStatus
+
+
+class DeliveryEventInline(admin.TabularInline):
+    model = DeliveryEvent
+    extra = 0
+    can_delete = False
+    fields = ("occurred_at", "status", "detail")
+    readonly_fields = fields
+    ordering = ("occurred_at", "id")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "message",
+        "contact",
+        "channel",
+        "status",
+        "attempt",
+        "provider",
+        "error_code",
+        "cost_units",
+        "updated_at",
+    )
+    list_filter = ("channel", "status", "provider", "message")
+    search_fields = ("provider_message_id", "contact__email", "contact__external_id")
+    list_select_related = ("message", "contact")
+    raw_id_fields = ("message", "contact")
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    inlines = [DeliveryEventInline]
+    actions = ["retry_failed"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Deliveries are planned by the reroute engine, never typed in by hand.
+        return False
+
+    @admin.action(description="Retry failed deliveries (sent and unknown ones are left alone)")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        count = deliveries_retry_failed(ids=ids)
+        skipped = len(ids) - count
+        self.message_user(
+            request,
+            f"{count} failed deliveries queued again; {skipped} left alone (not failed).",
+            messages.SUCCESS if count else messages.WARNING,
+        )
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("name", "purpose", "channels", "updated_at")
+    search_fields = ("name",)
+    readonly_fields = ("progress", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "purpose", "progress")}),
+        ("Email", {"fields": ("email_subject", "email_html", "email_text")}),
+        ("SMS", {"fields": ("sms_text",)}),
+        ("Web push", {"fields": ("push_title", "push_body", "push_url", "push_icon")}),
+        ("WhatsApp", {"fields": ("whatsapp_template", "whatsapp_language")}),
+        ("Times", {"fields": ("created_at", "updated_at")}),
+    )
+
+    @admin.display(description="channels with content")
+    def channels(self, obj: Message) -> str:
+        return ", ".join(obj.channels_ready()) or "-"
+
+    @admin.display(description="deliveries by channel and status")
+    def progress(self, obj: Message) -> str:
+        counts = (
+            Delivery.objects.filter(message=obj)
+            .values("channel", "status")
+            .annotate(n=Count("id"))
+            .order_by("channel", "status")
+        )
+        rows = [(c["channel"], DeliveryStatus(c["status"]).label, c["n"]) for c in counts]
+        if not rows:
+            return "no deliveries yet"
+        return format_html_join("", "<div>{}: {} {}</div>", rows)

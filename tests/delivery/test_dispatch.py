@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
-from django.test import TestCase, override_settings
+from django.test import Client, TestCase, override_settings
 from django.utils import timezone
 
 from contacts.consent import consent_revoke, suppression_add
@@ -218,3 +218,23 @@ def test_retry_failed_never_touches_sent_or_unknown_rows() -> None:
     assert tasks == [("email", [failed])]
     statuses = dict(Delivery.objects.values_list("pk", "status"))
     assert statuses == {failed: S.QUEUED, sent: S.SENT, unknown: S.UNKNOWN}
+
+
+def test_the_admin_lists_deliveries_and_retries_only_failed_ones(admin_client: Client) -> None:
+    message = make_message()
+    failed, sent = plan(message, [granted_contact() for _ in range(2)])
+    Delivery.objects.filter(pk=failed).update(status=S.FAILED, error_code="503")
+    Delivery.objects.filter(pk=sent).update(status=S.SENT)
+    listing = admin_client.get("/admin/delivery/delivery/?status__exact=failed")
+    assert listing.status_code == 200
+    assert b"503" in listing.content
+    response = admin_client.post(
+        "/admin/delivery/delivery/",
+        {"action": "retry_failed", "_selected_action": [failed, sent]},
+        follow=True,
+    )
+    assert b"1 failed deliveries queued again; 1 left alone" in response.content
+    assert Delivery.objects.get(pk=sent).status == S.SENT
+    page = admin_client.get(f"/admin/delivery/message/{message.pk}/change/")
+    assert b"email: Queued 1" in page.content
+    assert b"email: Sent 1" in page.content
