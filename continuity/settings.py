@@ -126,8 +126,6 @@ elif _database["ENGINE"] == "django.db.backends.postgresql":
     )
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# Opt in now to Django 6's https default for URL form fields (silences a deprecation warning).
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # --- Celery ---------------------------------------------------------------------------------------
 

@@ -65,11 +65,12 @@ def celery_worker_process(worker_env: dict[str, str]) -> Iterator[Callable[..., 
             queue.bind(conn.default_channel).purge()
     started: list[ProcessHandle] = []
 
-    def start(**kwargs: object) -> ProcessHandle:
+    def start(env_extra: dict[str, str] | None = None, **kwargs: object) -> ProcessHandle:
         from continuity.celery import ALL_QUEUES
 
         kwargs.setdefault("queues", ALL_QUEUES)
-        handle = start_worker(env=worker_env, **kwargs)  # type: ignore[arg-type]
+        env = {**worker_env, **(env_extra or {})}
+        handle = start_worker(env=env, **kwargs)  # type: ignore[arg-type]
         started.append(handle)
         return handle
 

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from delivery.sandbox.sendgrid import SendGridFake
+
+
+@pytest.fixture
+def sendgrid_fake() -> Iterator[SendGridFake]:
+    with SendGridFake(api_key="e2e-sendgrid-key") as fake:
+        yield fake
