@@ -323,6 +323,7 @@ def contact_row_parse(
     row: int,
     blank_means_unchanged: bool,
     default_evidence: Evidence | None = None,
+    require_identifier: bool = True,
 ) -> ParsedRow:
     """One input row (API object or CSV record) into normalised values, or RowInvalid listing
     every bad field of the row."""
@@ -333,7 +334,7 @@ def contact_row_parse(
     consents += _parse_consent_list(
         raw.get("consents"), row=row, default=default_evidence, errors=errors
     )
-    if not errors and not any(values.get(name) for name in IDENTIFIERS):
+    if require_identifier and not errors and not any(values.get(n) for n in IDENTIFIERS):
         errors.append(
             RowError(row, "email", "a contact needs at least one of external_id, email, phone")
         )
@@ -563,3 +564,40 @@ def contacts_upsert_rows(
         )
     report.results = sorted(report.results + failed, key=lambda r: r.row)
     return report
+
+
+def contact_update(*, contact: Contact, data: Mapping[str, Any], replace_tags: bool) -> Contact:
+    """Change one contact (API PATCH/PUT): the fields given, tags replaced when given, consent
+    entries through contacts.consent. Refused, naming the field, when an identifier is taken."""
+    from contacts.errors import ContactErased, InvalidContactData
+
+    if contact.erased_at is not None:
+        raise ContactErased(f"contact #{contact.pk} was erased")
+    try:
+        parsed = contact_row_parse(
+            data, row=1, blank_means_unchanged=False, require_identifier=False
+        )
+    except RowInvalid as exc:
+        raise InvalidContactData({e.field: e.message for e in exc.errors}) from None
+    with transaction.atomic():
+        others = Contact.objects.exclude(pk=contact.pk)
+        for name in IDENTIFIERS:
+            value = parsed.values.get(name)
+            if value and others.filter(**{name: value}).exists():
+                raise InvalidContactData({name: f"{value!r} belongs to another contact"})
+        if "attributes" in parsed.values and replace_tags:
+            # A full replace (PUT) replaces attributes too, rather than merging them.
+            contact.attributes = {}
+        if _apply(parsed, contact):
+            contact.save()
+        if parsed.tags is not None and replace_tags:
+            ContactTag.objects.filter(contact=contact).exclude(tag__name__in=parsed.tags).delete()
+        if parsed.tags:
+            _tags_add([(contact.pk, parsed.tags)])
+        consents_apply_bulk(
+            changes=[
+                ConsentChange(contact_id=contact.pk, channel=ch, purpose=pu, state=st, evidence=ev)
+                for ch, pu, st, ev in parsed.consents
+            ]
+        )
+    return contact
