@@ -349,7 +349,7 @@ def key_digest(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
 
 
-def _existing(rows: Sequence[ParsedRow]) -> dict[str, Contact]:
+def contacts_by_identifiers(*, rows: Sequence[ParsedRow]) -> dict[str, Contact]:
     wanted: dict[str, set[str]] = {name: set() for name in IDENTIFIERS}
     for parsed in rows:
         for name in IDENTIFIERS:
@@ -373,7 +373,7 @@ def _existing(rows: Sequence[ParsedRow]) -> dict[str, Contact]:
     return found
 
 
-def _match(parsed: ParsedRow, found: dict[str, Contact]) -> Contact | None:
+def contact_match(*, parsed: ParsedRow, found: dict[str, Contact]) -> Contact | None:
     """external_id, then email, then phone; a row whose identifiers point at two different
     contacts is refused rather than silently merged."""
     hits = {
@@ -411,7 +411,7 @@ def _match(parsed: ParsedRow, found: dict[str, Contact]) -> Contact | None:
     return target
 
 
-def _apply(parsed: ParsedRow, target: Contact) -> bool:
+def contact_values_apply(*, parsed: ParsedRow, target: Contact) -> bool:
     """Copy the row's values onto the contact; attributes merge. Returns whether it changed."""
     changed = False
     for name, value in parsed.values.items():
@@ -465,19 +465,19 @@ def contacts_upsert(*, rows: Sequence[ParsedRow], seen: set[int] | None = None) 
         return report
 
     with transaction.atomic():
-        found = _existing(accepted)
+        found = contacts_by_identifiers(rows=accepted)
         creates: list[tuple[ParsedRow, Contact]] = []
         updates: list[tuple[ParsedRow, Contact]] = []
         unchanged: list[tuple[ParsedRow, Contact]] = []
         for parsed in accepted:
             try:
-                target = _match(parsed, found)
+                target = contact_match(parsed=parsed, found=found)
             except RowInvalid as exc:
                 report.results.append(RowResult(parsed.row, "error", errors=exc.errors))
                 continue
             if target is None:
                 creates.append((parsed, Contact(**parsed.values)))
-            elif _apply(parsed, target):
+            elif contact_values_apply(parsed=parsed, target=target):
                 updates.append((parsed, target))
             else:
                 unchanged.append((parsed, target))
@@ -492,8 +492,8 @@ def contacts_upsert(*, rows: Sequence[ParsedRow], seen: set[int] | None = None) 
                 batch_size=2000,
             )
         written = creates + updates + unchanged
-        _tags_add(
-            [(contact.pk, parsed.tags) for parsed, contact in written if parsed.tags],
+        contact_tags_add(
+            pairs=[(contact.pk, parsed.tags) for parsed, contact in written if parsed.tags],
         )
         changes = [
             ConsentChange(
@@ -513,7 +513,7 @@ def contacts_upsert(*, rows: Sequence[ParsedRow], seen: set[int] | None = None) 
     return report
 
 
-def _tags_add(pairs: Iterable[tuple[int, list[str]]]) -> None:
+def contact_tags_add(*, pairs: Iterable[tuple[int, list[str]]]) -> None:
     pairs = list(pairs)
     if not pairs:
         return
@@ -531,15 +531,17 @@ def contacts_upsert_rows(
     *,
     raws: Sequence[Mapping[str, Any]],
     first_row: int = 1,
+    row_numbers: Sequence[int] | None = None,
     blank_means_unchanged: bool,
     default_evidence: Evidence | None = None,
     seen: set[int] | None = None,
 ) -> UpsertReport:
-    """Parse and upsert one batch of raw rows; bad rows are reported, good rows still written."""
+    """Parse and upsert one batch of raw rows; bad rows are reported, good rows still written.
+    Rows are numbered from `first_row`, or by `row_numbers` (a file's line numbers)."""
+    numbers = row_numbers if row_numbers is not None else range(first_row, first_row + len(raws))
     parsed: list[ParsedRow] = []
     failed: list[RowResult] = []
-    for offset, raw in enumerate(raws):
-        row = first_row + offset
+    for row, raw in zip(numbers, raws, strict=True):
         try:
             parsed.append(
                 contact_row_parse(
@@ -588,12 +590,12 @@ def contact_update(*, contact: Contact, data: Mapping[str, Any], replace_tags: b
         if "attributes" in parsed.values and replace_tags:
             # A full replace (PUT) replaces attributes too, rather than merging them.
             contact.attributes = {}
-        if _apply(parsed, contact):
+        if contact_values_apply(parsed=parsed, target=contact):
             contact.save()
         if parsed.tags is not None and replace_tags:
             ContactTag.objects.filter(contact=contact).exclude(tag__name__in=parsed.tags).delete()
         if parsed.tags:
-            _tags_add([(contact.pk, parsed.tags)])
+            contact_tags_add(pairs=[(contact.pk, parsed.tags)])
         consents_apply_bulk(
             changes=[
                 ConsentChange(contact_id=contact.pk, channel=ch, purpose=pu, state=st, evidence=ev)
