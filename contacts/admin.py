@@ -1,1 +1,293 @@
-from django.contrib import admin  # noqa: F401
+"""Admin for marketers: contacts with search, tag and consent filters, read-only consent history,
+bulk actions (through contacts.consent), import / export, and a segment editor with a live count."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import HttpRequest, JsonResponse
+from django.urls import URLPattern, path
+from django.utils.html import format_html
+from import_export.admin import ImportExportModelAdmin
+from import_export.formats import base_formats
+
+from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
+from contacts.errors import InvalidSegment
+from contacts.models import (
+    Channel,
+    Consent,
+    ConsentEvent,
+    ConsentSource,
+    ConsentState,
+    Contact,
+    ContactTag,
+    Purpose,
+    PushSubscription,
+    Segment,
+    Suppression,
+    Tag,
+)
+from contacts.resources import ContactResource
+from contacts.segments import contacts_matching
+from contacts.selectors import contacts_consented
+from contacts.upsert import contact_tags_add
+
+
+class TagFilter(admin.SimpleListFilter):
+    title = "tag"
+    parameter_name = "tag"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            (name, name)
+            for name in Tag.objects.order_by("name").values_list("name", flat=True)[:200]
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Contact]) -> QuerySet[Contact]:
+        if not self.value():
+            return queryset
+        return queryset.filter(
+            Exists(ContactTag.objects.filter(contact=OuterRef("pk"), tag__name=self.value()))
+        )
+
+
+def consent_filter(channel: Channel) -> type[admin.SimpleListFilter]:
+    class ConsentFilter(admin.SimpleListFilter):
+        title = f"{channel.label} marketing consent"
+        parameter_name = f"consent_{channel.value}"
+
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            return [
+                ("allowed", "may be sent to (granted, not suppressed)"),
+                *[(s.value, s.label) for s in ConsentState],
+                ("none", "never asked"),
+            ]
+
+        def queryset(self, request: HttpRequest, queryset: QuerySet[Contact]) -> QuerySet[Contact]:
+            value = self.value()
+            if not value:
+                return queryset
+            if value == "allowed":
+                return contacts_consented(channel=channel, purpose=Purpose.MARKETING, base=queryset)
+            has = Consent.objects.filter(
+                contact=OuterRef("pk"), channel=channel, purpose=Purpose.MARKETING
+            )
+            if value == "none":
+                return queryset.filter(~Exists(has))
+            return queryset.filter(Exists(has.filter(state=value)))
+
+    ConsentFilter.__name__ = f"Consent{channel.value.title()}Filter"
+    return ConsentFilter
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ConsentInline(ReadOnlyInline):
+    model = Consent
+    fields = readonly_fields = ("channel", "purpose", "state", "updated_at")
+
+
+class ConsentEventInline(ReadOnlyInline):
+    model = ConsentEvent
+    fields = readonly_fields = (
+        "occurred_at",
+        "channel",
+        "purpose",
+        "action",
+        "source",
+        "source_detail",
+        "ip",
+        "user_agent",
+        "consent_text_version",
+        "recorded_by",
+        "note",
+    )
+    ordering = ["-occurred_at", "-id"]
+    verbose_name_plural = "consent history (evidence)"
+
+
+class SuppressionInline(ReadOnlyInline):
+    model = Suppression
+    fields = readonly_fields = ("channel", "reason", "detail", "active", "created_at", "lifted_at")
+
+
+class PushInline(ReadOnlyInline):
+    model = PushSubscription
+    fields = readonly_fields = ("endpoint", "user_agent", "active", "failure_count", "created_at")
+
+
+class ContactActionForm(ActionForm):
+    tag = forms.CharField(required=False, label="tag", max_length=100)
+    channel = forms.ChoiceField(required=False, choices=[("", "channel"), *Channel.choices])
+
+
+@admin.register(Contact)
+class ContactAdmin(ImportExportModelAdmin):
+    resource_classes = [ContactResource]
+    import_formats = [base_formats.CSV, base_formats.XLSX]
+    export_formats = [base_formats.CSV, base_formats.XLSX]
+    list_display = ["__str__", "email", "phone", "external_id", "tag_list", "updated_at"]
+    search_fields = ["first_name", "last_name", "email", "phone", "external_id"]
+    list_filter = [TagFilter, *[consent_filter(c) for c in Channel], "erased_at"]
+    readonly_fields = ["created_at", "updated_at", "erased_at"]
+    exclude = ["tags"]
+    inlines = [ConsentInline, SuppressionInline, PushInline, ConsentEventInline]
+    action_form = ContactActionForm
+    actions = ["add_tag", "revoke_channel"]
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Contact]:
+        return super().get_queryset(request).prefetch_related("tags")
+
+    @admin.display(description="tags")
+    def tag_list(self, contact: Contact) -> str:
+        return ", ".join(sorted(t.name for t in contact.tags.all()))
+
+    @admin.action(description="Add the tag typed above")
+    def add_tag(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        name = (request.POST.get("tag") or "").strip()
+        if not name:
+            self.message_user(request, "Type a tag name first.", messages.ERROR)
+            return
+        ids = list(queryset.values_list("pk", flat=True))
+        contact_tags_add(pairs=[(pk, [name]) for pk in ids])
+        self.message_user(request, f"Tag {name!r} added to {len(ids)} contacts.")
+
+    @admin.action(description="Revoke marketing consent on the channel chosen above")
+    def revoke_channel(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        channel = request.POST.get("channel") or ""
+        if channel not in Channel.values:
+            self.message_user(request, "Choose a channel first.", messages.ERROR)
+            return
+        evidence = Evidence(
+            source=ConsentSource.ADMIN,
+            recorded_by=request.user.get_username(),
+            note="bulk action in the admin",
+        )
+        changed = consents_apply_bulk(
+            changes=[
+                ConsentChange(
+                    contact_id=pk,
+                    channel=channel,
+                    purpose=Purpose.MARKETING,
+                    state=ConsentState.REVOKED,
+                    evidence=evidence,
+                )
+                for pk in queryset.filter(erased_at__isnull=True).values_list("pk", flat=True)
+            ]
+        )
+        self.message_user(request, f"{channel} marketing consent revoked for {changed} contacts.")
+
+
+class SegmentForm(forms.ModelForm):
+    class Meta:
+        model = Segment
+        fields = ["name", "description", "tags_any", "tags_all", "tags_none", "attribute_filters"]
+        widgets = {
+            name: forms.Textarea(attrs={"rows": 2, "cols": 60, "class": "segment-definition"})
+            for name in ("tags_any", "tags_all", "tags_none", "attribute_filters")
+        }
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentForm
+    list_display = ["name", "audience", "updated_at"]
+    readonly_fields = ["live_count"]
+    change_form_template = "admin/contacts/segment/change_form.html"
+
+    @admin.display(description="audience")
+    def audience(self, segment: Segment) -> int:
+        return contacts_matching(
+            tags_any=segment.tags_any,
+            tags_all=segment.tags_all,
+            tags_none=segment.tags_none,
+            attribute_filters=segment.attribute_filters,
+        ).count()
+
+    @admin.display(description="live count")
+    def live_count(self, segment: Segment) -> str:
+        return format_html('<span id="segment-live-count">{}</span>', "…")
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "count/",
+                self.admin_site.admin_view(self.count_view),
+                name="contacts_segment_count",
+            ),
+            *super().get_urls(),
+        ]
+
+    def count_view(self, request: HttpRequest) -> JsonResponse:
+        """The editor posts its current definition; the answer is the audience size overall
+        and per channel (may be sent marketing)."""
+        try:
+            data = json.loads(request.body or b"{}")
+            qs = contacts_matching(
+                tags_any=data.get("tags_any"),
+                tags_all=data.get("tags_all"),
+                tags_none=data.get("tags_none"),
+                attribute_filters=data.get("attribute_filters"),
+            )
+            counts = {"all": qs.count()}
+            for channel in Channel.values:
+                counts[channel] = contacts_consented(
+                    channel=channel, purpose=Purpose.MARKETING, base=qs
+                ).count()
+        except (ValueError, AttributeError, InvalidSegment) as exc:
+            detail = exc.detail if isinstance(exc, InvalidSegment) else str(exc)
+            return JsonResponse({"error": "invalid_segment", "detail": detail}, status=400)
+        return JsonResponse(counts)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ConsentEvent)
+class ConsentEventAdmin(ReadOnlyAdmin):
+    list_display = ["occurred_at", "contact", "channel", "purpose", "action", "source"]
+    list_filter = ["channel", "purpose", "action", "source"]
+    search_fields = ["contact__email", "contact__external_id", "subject_hash"]
+    list_select_related = ["contact"]
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(ReadOnlyAdmin):
+    list_display = ["contact", "channel", "reason", "active", "created_at"]
+    list_filter = ["channel", "reason", "active"]
+    list_select_related = ["contact"]
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(ReadOnlyAdmin):
+    list_display = ["contact", "active", "failure_count", "user_agent", "created_at"]
+    list_filter = ["active"]
+    list_select_related = ["contact"]
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    search_fields = ["name"]

@@ -323,6 +323,7 @@ def contact_row_parse(
     row: int,
     blank_means_unchanged: bool,
     default_evidence: Evidence | None = None,
+    require_identifier: bool = True,
 ) -> ParsedRow:
     """One input row (API object or CSV record) into normalised values, or RowInvalid listing
     every bad field of the row."""
@@ -333,7 +334,7 @@ def contact_row_parse(
     consents += _parse_consent_list(
         raw.get("consents"), row=row, default=default_evidence, errors=errors
     )
-    if not errors and not any(values.get(name) for name in IDENTIFIERS):
+    if require_identifier and not errors and not any(values.get(n) for n in IDENTIFIERS):
         errors.append(
             RowError(row, "email", "a contact needs at least one of external_id, email, phone")
         )
@@ -348,7 +349,7 @@ def key_digest(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
 
 
-def _existing(rows: Sequence[ParsedRow]) -> dict[str, Contact]:
+def contacts_by_identifiers(*, rows: Sequence[ParsedRow]) -> dict[str, Contact]:
     wanted: dict[str, set[str]] = {name: set() for name in IDENTIFIERS}
     for parsed in rows:
         for name in IDENTIFIERS:
@@ -372,7 +373,7 @@ def _existing(rows: Sequence[ParsedRow]) -> dict[str, Contact]:
     return found
 
 
-def _match(parsed: ParsedRow, found: dict[str, Contact]) -> Contact | None:
+def contact_match(*, parsed: ParsedRow, found: dict[str, Contact]) -> Contact | None:
     """external_id, then email, then phone; a row whose identifiers point at two different
     contacts is refused rather than silently merged."""
     hits = {
@@ -410,7 +411,7 @@ def _match(parsed: ParsedRow, found: dict[str, Contact]) -> Contact | None:
     return target
 
 
-def _apply(parsed: ParsedRow, target: Contact) -> bool:
+def contact_values_apply(*, parsed: ParsedRow, target: Contact) -> bool:
     """Copy the row's values onto the contact; attributes merge. Returns whether it changed."""
     changed = False
     for name, value in parsed.values.items():
@@ -464,19 +465,19 @@ def contacts_upsert(*, rows: Sequence[ParsedRow], seen: set[int] | None = None) 
         return report
 
     with transaction.atomic():
-        found = _existing(accepted)
+        found = contacts_by_identifiers(rows=accepted)
         creates: list[tuple[ParsedRow, Contact]] = []
         updates: list[tuple[ParsedRow, Contact]] = []
         unchanged: list[tuple[ParsedRow, Contact]] = []
         for parsed in accepted:
             try:
-                target = _match(parsed, found)
+                target = contact_match(parsed=parsed, found=found)
             except RowInvalid as exc:
                 report.results.append(RowResult(parsed.row, "error", errors=exc.errors))
                 continue
             if target is None:
                 creates.append((parsed, Contact(**parsed.values)))
-            elif _apply(parsed, target):
+            elif contact_values_apply(parsed=parsed, target=target):
                 updates.append((parsed, target))
             else:
                 unchanged.append((parsed, target))
@@ -491,8 +492,8 @@ def contacts_upsert(*, rows: Sequence[ParsedRow], seen: set[int] | None = None) 
                 batch_size=2000,
             )
         written = creates + updates + unchanged
-        _tags_add(
-            [(contact.pk, parsed.tags) for parsed, contact in written if parsed.tags],
+        contact_tags_add(
+            pairs=[(contact.pk, parsed.tags) for parsed, contact in written if parsed.tags],
         )
         changes = [
             ConsentChange(
@@ -512,7 +513,7 @@ def contacts_upsert(*, rows: Sequence[ParsedRow], seen: set[int] | None = None) 
     return report
 
 
-def _tags_add(pairs: Iterable[tuple[int, list[str]]]) -> None:
+def contact_tags_add(*, pairs: Iterable[tuple[int, list[str]]]) -> None:
     pairs = list(pairs)
     if not pairs:
         return
@@ -530,15 +531,17 @@ def contacts_upsert_rows(
     *,
     raws: Sequence[Mapping[str, Any]],
     first_row: int = 1,
+    row_numbers: Sequence[int] | None = None,
     blank_means_unchanged: bool,
     default_evidence: Evidence | None = None,
     seen: set[int] | None = None,
 ) -> UpsertReport:
-    """Parse and upsert one batch of raw rows; bad rows are reported, good rows still written."""
+    """Parse and upsert one batch of raw rows; bad rows are reported, good rows still written.
+    Rows are numbered from `first_row`, or by `row_numbers` (a file's line numbers)."""
+    numbers = row_numbers if row_numbers is not None else range(first_row, first_row + len(raws))
     parsed: list[ParsedRow] = []
     failed: list[RowResult] = []
-    for offset, raw in enumerate(raws):
-        row = first_row + offset
+    for row, raw in zip(numbers, raws, strict=True):
         try:
             parsed.append(
                 contact_row_parse(
@@ -563,3 +566,40 @@ def contacts_upsert_rows(
         )
     report.results = sorted(report.results + failed, key=lambda r: r.row)
     return report
+
+
+def contact_update(*, contact: Contact, data: Mapping[str, Any], replace_tags: bool) -> Contact:
+    """Change one contact (API PATCH/PUT): the fields given, tags replaced when given, consent
+    entries through contacts.consent. Refused, naming the field, when an identifier is taken."""
+    from contacts.errors import ContactErased, InvalidContactData
+
+    if contact.erased_at is not None:
+        raise ContactErased(f"contact #{contact.pk} was erased")
+    try:
+        parsed = contact_row_parse(
+            data, row=1, blank_means_unchanged=False, require_identifier=False
+        )
+    except RowInvalid as exc:
+        raise InvalidContactData({e.field: e.message for e in exc.errors}) from None
+    with transaction.atomic():
+        others = Contact.objects.exclude(pk=contact.pk)
+        for name in IDENTIFIERS:
+            value = parsed.values.get(name)
+            if value and others.filter(**{name: value}).exists():
+                raise InvalidContactData({name: f"{value!r} belongs to another contact"})
+        if "attributes" in parsed.values and replace_tags:
+            # A full replace (PUT) replaces attributes too, rather than merging them.
+            contact.attributes = {}
+        if contact_values_apply(parsed=parsed, target=contact):
+            contact.save()
+        if parsed.tags is not None and replace_tags:
+            ContactTag.objects.filter(contact=contact).exclude(tag__name__in=parsed.tags).delete()
+        if parsed.tags:
+            contact_tags_add(pairs=[(contact.pk, parsed.tags)])
+        consents_apply_bulk(
+            changes=[
+                ConsentChange(contact_id=contact.pk, channel=ch, purpose=pu, state=st, evidence=ev)
+                for ch, pu, st, ev in parsed.consents
+            ]
+        )
+    return contact

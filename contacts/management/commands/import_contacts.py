@@ -1,0 +1,209 @@
+"""`manage.py import_contacts FILE`: stream a large CSV into the CRM in constant memory.
+
+Reads the file line by line, upserts in batches (a few set-based statements per batch, see
+contacts.upsert), prints progress, and writes every refused row, with the reason and the original
+values, to an error report CSV next to the file (or --report PATH).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from contacts.consent import Evidence
+from contacts.models import ConsentSource
+from contacts.upsert import KNOWN_COLUMNS, UpsertReport, contacts_upsert_rows
+
+
+def _header_name(raw: str) -> str:
+    return raw.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+class _Lines:
+    """Decodes a binary file line by line, remembering which physical lines were not valid in
+    the declared encoding, so the rows that contain them are refused by number instead of
+    aborting the whole file or importing mojibake."""
+
+    def __init__(self, handle: IO[bytes], encoding: str) -> None:
+        self.handle = handle
+        self.encoding = encoding
+        self.bad: set[int] = set()
+        self.number = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self.handle:
+            self.number += 1
+            try:
+                yield raw.decode(self.encoding)
+            except UnicodeDecodeError:
+                self.bad.add(self.number)
+                yield raw.decode(self.encoding, errors="replace")
+
+
+class Command(BaseCommand):
+    help = "Import contacts from a CSV file (streamed; progress and a row-level error report)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--report", type=Path, help="error report CSV (default: next to FILE)")
+        parser.add_argument("--encoding", default="utf-8-sig")
+        parser.add_argument("--delimiter", default="", help="default: sniffed from the header")
+        parser.add_argument("--batch-size", type=int, default=settings.CONTACTS_IMPORT_BATCH_SIZE)
+        parser.add_argument("--recorded-by", default="import_contacts")
+        parser.add_argument(
+            "--progress-every", type=float, default=2.0, help="seconds between progress lines"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path: Path = options["file"]
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+        report_path: Path = options["report"] or path.with_name(f"{path.name}.errors.csv")
+        batch_size = max(1, int(options["batch_size"]))
+        evidence = Evidence(
+            source=ConsentSource.IMPORT,
+            source_detail=path.name,
+            recorded_by=options["recorded_by"],
+        )
+        started = time.monotonic()
+        totals = {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "errors": 0}
+        with path.open("rb") as handle, report_path.open("w", newline="") as report_file:
+            lines = _Lines(handle, options["encoding"])
+            reader = csv.reader(lines, delimiter=self._delimiter(path, options))
+            header = self._header(reader, lines)
+            report = csv.writer(report_file)
+            report.writerow(["row", "field", "message", *header])
+            seen: set[int] = set()
+            batch: list[tuple[int, dict[str, str], list[str]]] = []
+            last_progress = started
+            previous_line = lines.number
+            for record in self._records(reader, path):
+                row = reader.line_num
+                bad = any(n in lines.bad for n in range(previous_line + 1, row + 1))
+                previous_line = row
+                if not any(cell.strip() for cell in record):
+                    continue
+                totals["rows"] += 1
+                problem = self._shape_problem(record, header, bad, options["encoding"])
+                if problem:
+                    totals["errors"] += 1
+                    report.writerow([row, problem[0], problem[1], *record])
+                    continue
+                batch.append((row, dict(zip(header, record, strict=True)), record))
+                if len(batch) >= batch_size:
+                    self._flush(batch, evidence, seen, totals, report)
+                    batch = []
+                now = time.monotonic()
+                if now - last_progress >= options["progress_every"]:
+                    self._progress(totals, now - started)
+                    last_progress = now
+            self._flush(batch, evidence, seen, totals, report)
+        elapsed = time.monotonic() - started
+        self._progress(totals, elapsed)
+        self.stdout.write(
+            f"done: {totals['rows']} rows in {elapsed:.1f}s: {totals['created']} created, "
+            f"{totals['updated']} updated, {totals['unchanged']} unchanged, "
+            f"{totals['errors']} refused"
+        )
+        if totals["errors"]:
+            self.stdout.write(f"error report: {report_path}")
+        else:
+            report_path.unlink(missing_ok=True)
+
+    def _delimiter(self, path: Path, options: dict[str, Any]) -> str:
+        if options["delimiter"]:
+            return str(options["delimiter"])
+        with path.open("rb") as handle:
+            first = handle.readline().decode(options["encoding"], errors="replace")
+        counts = {d: first.count(d) for d in (",", ";", "\t")}
+        return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+    def _records(self, reader: Any, path: Path) -> Iterator[list[str]]:
+        try:
+            yield from reader
+        except csv.Error as exc:
+            raise CommandError(
+                f"{path}: line {reader.line_num} is not CSV text ({exc}); is the file really "
+                "CSV in the given --encoding (UTF-8 by default)?"
+            ) from None
+
+    def _header(self, reader: Any, lines: _Lines) -> list[str]:
+        try:
+            first = next(reader, None)
+        except csv.Error as exc:
+            raise CommandError(f"the header line is not CSV text ({exc})") from None
+        if first is None:
+            raise CommandError("the file is empty: expected a header line, then one contact a line")
+        if lines.bad:
+            raise CommandError(
+                "the header line is not valid text in the given encoding: save the file as "
+                "UTF-8 or pass --encoding (for example --encoding cp1252)"
+            )
+        header = [_header_name(h) for h in first]
+        if not {"external_id", "email", "phone"} & set(header):
+            raise CommandError(
+                "missing header: the first line must name the columns and include at least one "
+                f"of external_id, email, phone (found: {', '.join(first)[:200]})"
+            )
+        duplicates = sorted({h for h in header if header.count(h) > 1})
+        if duplicates:
+            raise CommandError(f"the header repeats the column(s) {', '.join(duplicates)}")
+        unknown = [h for h in header if h not in KNOWN_COLUMNS and not h.startswith("attr_")]
+        if unknown:
+            self.stderr.write(
+                f"ignoring unknown columns: {', '.join(unknown)} (name free attributes attr_<name>)"
+            )
+        return header
+
+    @staticmethod
+    def _shape_problem(
+        record: list[str], header: list[str], bad_bytes: bool, encoding: str
+    ) -> tuple[str, str] | None:
+        if bad_bytes:
+            return (
+                "encoding",
+                f"bytes that are not valid {encoding}: save the file as UTF-8 or pass --encoding",
+            )
+        if len(record) != len(header):
+            return ("columns", f"{len(record)} values but the header has {len(header)} columns")
+        return None
+
+    def _flush(
+        self,
+        batch: list[tuple[int, dict[str, str], list[str]]],
+        evidence: Evidence,
+        seen: set[int],
+        totals: dict[str, int],
+        report: Any,
+    ) -> None:
+        if not batch:
+            return
+        result: UpsertReport = contacts_upsert_rows(
+            raws=[raw for _, raw, _ in batch],
+            row_numbers=[row for row, _, _ in batch],
+            blank_means_unchanged=True,
+            default_evidence=evidence,
+            seen=seen,
+        )
+        originals = {row: record for row, _, record in batch}
+        for status in ("created", "updated", "unchanged"):
+            totals[status] += result.count(status)
+        for row_result in result.results:
+            if row_result.status != "error":
+                continue
+            totals["errors"] += 1
+            for error in row_result.errors:
+                report.writerow([error.row, error.field, error.message, *originals[error.row]])
+
+    def _progress(self, totals: dict[str, int], elapsed: float) -> None:
+        rate = totals["rows"] / elapsed if elapsed > 0 else 0.0
+        self.stdout.write(
+            f"progress: {totals['rows']} rows, {rate:,.0f} rows/s, {totals['errors']} errors so far"
+        )
+        self.stdout.flush()

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from contacts.models import ConsentEvent, ContactTag
+from contacts.upsert import contacts_upsert_rows
+from tests.contacts.factories import granted_contact, make_contact
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_contact_list_searches_and_filters_by_tag_and_consent(admin_client: Client) -> None:
+    contacts_upsert_rows(
+        raws=[{"email": "tagged@example.com", "tags": ["vip"]}], blank_means_unchanged=False
+    )
+    granted_contact(email="consented@example.com")
+    make_contact(email="plain@example.com", external_id="CRM-42")
+    listing = admin_client.get("/admin/contacts/contact/", {"q": "CRM-42"}).content.decode()
+    assert "plain@example.com" in listing and "tagged@example.com" not in listing
+    by_tag = admin_client.get("/admin/contacts/contact/", {"tag": "vip"}).content.decode()
+    assert "tagged@example.com" in by_tag and "plain@example.com" not in by_tag
+    allowed = admin_client.get(
+        "/admin/contacts/contact/", {"consent_email": "allowed"}
+    ).content.decode()
+    assert "consented@example.com" in allowed and "plain@example.com" not in allowed
+
+
+def test_the_change_page_shows_the_consent_history_read_only(admin_client: Client) -> None:
+    contact = granted_contact()
+    page = admin_client.get(f"/admin/contacts/contact/{contact.pk}/change/").content.decode()
+    assert "consent history" in page.lower()
+    assert "203.0.113.9" in page
+    assert 'name="consent_events-0-source"' not in page  # shown, not editable
+
+
+def test_bulk_actions_tag_and_revoke_through_the_consent_log(admin_client: Client) -> None:
+    a, b = granted_contact(), granted_contact()
+    ids = [str(a.pk), str(b.pk)]
+    admin_client.post(
+        "/admin/contacts/contact/",
+        {"action": "add_tag", "_selected_action": ids, "tag": "spring", "channel": ""},
+    )
+    assert ContactTag.objects.filter(tag__name="spring").count() == 2
+    admin_client.post(
+        "/admin/contacts/contact/",
+        {"action": "revoke_channel", "_selected_action": ids, "tag": "", "channel": "email"},
+    )
+    revokes = ConsentEvent.objects.filter(action="revoke", source="admin")
+    assert sorted(revokes.values_list("contact_id", flat=True)) == sorted([a.pk, b.pk])
+    assert set(revokes.values_list("recorded_by", flat=True)) == {"admin"}
+
+
+def test_the_segment_editor_counts_live_and_names_a_bad_filter(admin_client: Client) -> None:
+    contacts_upsert_rows(
+        raws=[
+            {"email": "x1@example.com", "tags": ["fr"]},
+            {"email": "x2@example.com", "tags": ["fr", "churned"]},
+        ],
+        blank_means_unchanged=False,
+    )
+    counted = admin_client.post(
+        "/admin/contacts/segment/count/",
+        {"tags_any": ["fr"], "tags_none": ["churned"]},
+        content_type="application/json",
+    )
+    assert counted.json() == {"all": 1, "email": 0, "sms": 0, "push": 0, "whatsapp": 0}
+    bad = admin_client.post(
+        "/admin/contacts/segment/count/",
+        {"attribute_filters": [{"key": "a", "op": "between"}]},
+        content_type="application/json",
+    )
+    assert bad.status_code == 400 and "op must be one of" in bad.json()["detail"]
+    assert admin_client.get("/admin/contacts/segment/add/").status_code == 200

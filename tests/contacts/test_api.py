@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.test.utils import override_settings
+from rest_framework.authtoken.models import Token
+
+from contacts.models import Consent, ConsentEvent, Contact, Segment
+from contacts.upsert import contacts_upsert_rows
+from tests.contacts.factories import granted_contact, make_contact
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api(client: Client, django_user_model: Any) -> Client:
+    user = django_user_model.objects.create_user(username="integrator", password="x")
+    token = Token.objects.create(user=user)
+    client.defaults["HTTP_AUTHORIZATION"] = f"Token {token.key}"
+    return client
+
+
+def test_the_api_needs_a_token(client: Client) -> None:
+    response = client.get("/api/v1/contacts/")
+    assert response.status_code == 401
+    assert response.json()["error"] == "not_authenticated"
+
+
+def test_list_filters_by_tag_consent_and_updated_since_with_a_cursor(api: Client) -> None:
+    contacts_upsert_rows(
+        raws=[{"email": f"t{i}@example.com", "tags": ["vip"] if i % 2 else []} for i in range(5)],
+        blank_means_unchanged=False,
+    )
+    granted = granted_contact(email="granted@example.com")
+    page = api.get("/api/v1/contacts/", {"tag": "vip", "page_size": "1"})
+    body = page.json()
+    assert len(body["results"]) == 1 and body["next"]
+    second = api.get(body["next"]).json()
+    assert {r["email"] for r in body["results"] + second["results"]} == {
+        "t1@example.com",
+        "t3@example.com",
+    }
+    consented = api.get("/api/v1/contacts/", {"consent_email": "granted"}).json()["results"]
+    assert [r["id"] for r in consented] == [granted.pk]
+    since = api.get("/api/v1/contacts/", {"updated_since": "2999-01-01T00:00:00Z"})
+    assert since.json()["results"] == []
+    bad = api.get("/api/v1/contacts/", {"updated_since": "yesterday"})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_contact"
+
+
+def test_create_then_patch_a_contact(api: Client) -> None:
+    created = api.post(
+        "/api/v1/contacts/",
+        {"email": "Api@Example.com", "phone": "+447911123456", "timezone": "Europe/London"},
+        content_type="application/json",
+    )
+    assert created.status_code == 201, created.json()
+    pk = created.json()["id"]
+    assert created.json()["email"] == "api@example.com"
+    patched = api.patch(
+        f"/api/v1/contacts/{pk}/",
+        {"first_name": "Ada", "tags": ["beta"]},
+        content_type="application/json",
+    )
+    assert patched.status_code == 200
+    assert patched.json()["first_name"] == "Ada" and patched.json()["tags"] == ["beta"]
+    bad = api.patch(
+        f"/api/v1/contacts/{pk}/", {"timezone": "Nowhere/City"}, content_type="application/json"
+    )
+    assert bad.status_code == 400
+    assert bad.json() == {
+        "error": "invalid_contact",
+        "detail": {
+            "timezone": "unknown timezone 'Nowhere/City': use an IANA name such as Europe/Paris"
+        },
+    }
+
+
+def test_bulk_upsert_reports_each_row(api: Client) -> None:
+    rows = [{"email": "a@example.com"}, {"email": "broken"}, {"email": "b@example.com"}]
+    response = api.post(
+        "/api/v1/contacts/bulk/", {"contacts": rows}, content_type="application/json"
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["summary"]["created"] == 2 and body["summary"]["errors"] == 1
+    assert body["results"][1]["errors"][0]["field"] == "email"
+    assert Contact.objects.count() == 2
+
+
+@override_settings(CONTACTS_BULK_UPSERT_MAX=3)
+def test_bulk_upsert_refuses_more_rows_than_the_limit(api: Client) -> None:
+    rows = [{"email": f"r{i}@example.com"} for i in range(4)]
+    response = api.post(
+        "/api/v1/contacts/bulk/", {"contacts": rows}, content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_many_rows"
+    assert not Contact.objects.exists()
+
+
+def test_consent_grant_needs_an_evidence_source_and_history_shows_the_evidence(
+    api: Client,
+) -> None:
+    contact = make_contact()
+    url = f"/api/v1/contacts/{contact.pk}/consent/"
+    refused = api.post(url, {"channel": "sms", "action": "grant"}, content_type="application/json")
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "consent_evidence_missing"
+    assert not Consent.objects.exists()
+    granted = api.post(
+        url,
+        {
+            "channel": "sms",
+            "action": "grant",
+            "source": "form",
+            "ip": "192.0.2.10",
+            "consent_text_version": "2026-11",
+        },
+        content_type="application/json",
+    )
+    assert granted.status_code == 200 and granted.json()["state"] == "granted"
+    history = api.get(f"/api/v1/contacts/{contact.pk}/consent/history/").json()
+    event = history["results"][0] if isinstance(history, dict) else history[0]
+    assert (event["source"], event["ip"], event["recorded_by"]) == (
+        "form",
+        "192.0.2.10",
+        "integrator",
+    )
+
+
+def test_export_then_erase_then_reimport_does_not_resurrect_consent(api: Client) -> None:
+    contact = granted_contact(email="gdpr@example.com", attributes={"city": "Lyon"})
+    export = api.get(f"/api/v1/contacts/{contact.pk}/export/")
+    assert export.status_code == 200
+    doc = export.json()
+    assert doc["contact"]["email"] == "gdpr@example.com"
+    assert doc["consents"][0]["state"] == "granted"
+    assert doc["consent_events"][0]["source"] == "form"
+
+    assert api.delete(f"/api/v1/contacts/{contact.pk}/").status_code == 204
+    erased = api.get(f"/api/v1/contacts/{contact.pk}/export/").json()
+    assert erased["contact"]["email"] is None and erased["contact"]["attributes"] == {}
+    assert erased["consents"] == []
+    assert all(e["ip"] is None for e in erased["consent_events"])
+    assert ConsentEvent.objects.filter(contact=contact).exclude(subject_hash="").count() == 2
+
+    again = api.post(
+        "/api/v1/contacts/bulk/",
+        {"contacts": [{"email": "gdpr@example.com"}]},
+        content_type="application/json",
+    ).json()
+    new_id = again["results"][0]["id"]
+    assert new_id != contact.pk
+    allowed = api.get("/api/v1/contacts/", {"consent_email": "allowed"}).json()["results"]
+    assert allowed == []
+    assert api.delete(f"/api/v1/contacts/{contact.pk}/").status_code == 409
+
+
+def test_segment_count_with_and_without_a_consent_filter(api: Client) -> None:
+    contacts_upsert_rows(
+        raws=[
+            {"email": "s1@example.com", "tags": ["fr", "vip"], "attributes": {"plan": "gold"}},
+            {"email": "s2@example.com", "tags": ["fr"], "attributes": {"plan": "free"}},
+            {"email": "s3@example.com", "tags": ["de", "vip"], "attributes": {"plan": "gold"}},
+        ],
+        blank_means_unchanged=False,
+    )
+    granted_contact(email="s4@example.com")
+    created = api.post(
+        "/api/v1/segments/",
+        {
+            "name": "vip gold",
+            "tags_any": ["vip"],
+            "attribute_filters": [{"key": "plan", "op": "eq", "value": "gold"}],
+        },
+        content_type="application/json",
+    )
+    assert created.status_code == 201, created.json()
+    pk = created.json()["id"]
+    assert api.get(f"/api/v1/segments/{pk}/count/").json()["count"] == 2
+    assert api.get(f"/api/v1/segments/{pk}/count/", {"channel": "email"}).json()["count"] == 0
+    everyone = Segment.objects.create(name="all")
+    assert (
+        api.get(f"/api/v1/segments/{everyone.pk}/count/", {"channel": "email"}).json()["count"] == 1
+    )
+    bad = api.post(
+        "/api/v1/segments/",
+        {"name": "bad", "attribute_filters": [{"key": "x;drop", "op": "eq", "value": 1}]},
+        content_type="application/json",
+    )
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_segment"
+
+
+def test_the_openapi_schema_lists_the_contacts_endpoints(api: Client) -> None:
+    schema = api.get("/api/v1/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    assert b"/api/v1/contacts/bulk/" in schema.content

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from contacts.errors import InvalidSegment
+from contacts.models import Segment
+from contacts.segments import contacts_matching
+from contacts.selectors import consent_allows, segment_contacts
+from contacts.upsert import contacts_upsert_rows
+from tests.contacts.factories import granted_contact
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people() -> None:
+    contacts_upsert_rows(
+        raws=[
+            {"email": "a@x.io", "tags": ["fr", "vip"], "attributes": {"age": 30, "plan": "gold"}},
+            {"email": "b@x.io", "tags": ["fr"], "attributes": {"age": 17, "plan": "free"}},
+            {"email": "c@x.io", "tags": ["de", "vip"], "attributes": {"plan": "gold"}},
+            {"email": "d@x.io", "tags": [], "attributes": {"age": 45}},
+        ],
+        blank_means_unchanged=False,
+    )
+
+
+def _emails(**definition: Any) -> set[str]:
+    return {c.email for c in contacts_matching(**definition) if c.email}
+
+
+def test_tags_any_all_and_none_combine(people: None) -> None:
+    assert _emails(tags_any=["vip", "de"]) == {"a@x.io", "c@x.io"}
+    assert _emails(tags_all=["fr", "vip"]) == {"a@x.io"}
+    assert _emails(tags_none=["fr"]) == {"c@x.io", "d@x.io"}
+    assert _emails(tags_any=["vip"], tags_none=["de"]) == {"a@x.io"}
+
+
+def test_attribute_filters_compare_json_values(people: None) -> None:
+    f = "attribute_filters"
+    assert _emails(**{f: [{"key": "age", "op": "gte", "value": 18}]}) == {"a@x.io", "d@x.io"}
+    assert _emails(**{f: [{"key": "plan", "op": "in", "value": ["gold"]}]}) == {"a@x.io", "c@x.io"}
+    assert _emails(**{f: [{"key": "age", "op": "missing"}]}) == {"c@x.io"}
+    assert _emails(**{f: [{"key": "plan", "op": "ne", "value": "gold"}]}) == {"b@x.io", "d@x.io"}
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        {"tags_any": "vip"},
+        {"attribute_filters": [{"key": "a b", "op": "eq", "value": 1}]},
+        {"attribute_filters": [{"key": "age", "op": "gt", "value": [1]}]},
+        {"attribute_filters": {"key": "age"}},
+    ],
+)
+def test_bad_definitions_are_refused_naming_the_part(definition: dict[str, Any]) -> None:
+    with pytest.raises(InvalidSegment):
+        contacts_matching(**definition)
+
+
+def test_a_segment_is_one_query_and_consent_allows_is_one_query(
+    people: None, django_assert_num_queries: Any
+) -> None:
+    segment = Segment.objects.create(name="vip", tags_any=["vip"])
+    with django_assert_num_queries(1):
+        assert segment_contacts(segment).count() == 2
+    ids = [granted_contact().pk for _ in range(20)]
+    with django_assert_num_queries(1):
+        assert consent_allows(contact_ids=ids, channel="email", purpose="marketing") == set(ids)
