@@ -274,3 +274,21 @@ LOGGING = {
 
 BEAT_HEARTBEAT_INTERVAL_S = env_int("BEAT_HEARTBEAT_INTERVAL_S", default=15, minimum=1)
 BEAT_HEARTBEAT_MAX_AGE_S = env_int("BEAT_HEARTBEAT_MAX_AGE_S", default=60, minimum=5)
+
+# --- outages ---
+# Monitor webhooks (docs/monitors.md): body limits, signature tolerance, flap damping, receipts.
+OUTAGES_WEBHOOK_MAX_BODY_BYTES = env_int(
+    "OUTAGES_WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024, minimum=1024
+)
+OUTAGES_RECEIPT_BODY_BYTES = env_int("OUTAGES_RECEIPT_BODY_BYTES", default=64 * 1024, minimum=0)
+OUTAGES_RECEIPT_RETENTION_DAYS = env_int("OUTAGES_RECEIPT_RETENTION_DAYS", default=30, minimum=1)
+OUTAGES_RECEIPT_PRUNE_INTERVAL_S = env_int(
+    "OUTAGES_RECEIPT_PRUNE_INTERVAL_S", default=3600, minimum=60
+)
+OUTAGES_SIGNATURE_TOLERANCE_S = env_int("OUTAGES_SIGNATURE_TOLERANCE_S", default=300, minimum=1)
+OUTAGES_FLAP_DAMPING_S = env_int("OUTAGES_FLAP_DAMPING_S", default=300, minimum=0)
+OUTAGES_EARLY_RESOLVE_GRACE_S = env_int("OUTAGES_EARLY_RESOLVE_GRACE_S", default=600, minimum=0)
+OUTAGES_CREDENTIAL_OVERLAP_S = env_int("OUTAGES_CREDENTIAL_OVERLAP_S", default=86400, minimum=0)
+OUTAGES_CREDENTIAL_KEY = env_str("OUTAGES_CREDENTIAL_KEY", default="")
+OUTAGES_IMPACT_COUNTER = env_str("OUTAGES_IMPACT_COUNTER", default="")
+OUTAGES_EXTRA_NETWORKS: dict[str, str] = {}
