@@ -25,7 +25,7 @@ def monitor_webhook(request: HttpRequest, slug: str) -> JsonResponse:
         headers=request.headers,
         query={k: request.GET.get(k, "") for k in request.GET},
         body=body,
-        content_type=request.content_type or "",
+        content_type=request.headers.get("Content-Type", ""),
         too_large=len(body) > cap,
     )
     if result.verdict not in (Verdict.ACCEPTED, Verdict.IGNORED):
