@@ -188,7 +188,8 @@ def test_self_detected_failures_open_windows_like_monitors() -> None:
         incident_key="5xx-burst",
         summary="12 of 12 posts failed",
     )
-    assert OutageWindow.objects.get(pk=outcome.window_id).opened_by == "self_detected"
+    assert OutageWindow.objects.get(network="x").opened_by == "self_detected"
+    assert outcome.action == "opened"
 
 
 def test_an_unknown_network_is_refused() -> None:
