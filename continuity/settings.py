@@ -292,3 +292,7 @@ OUTAGES_CREDENTIAL_OVERLAP_S = env_int("OUTAGES_CREDENTIAL_OVERLAP_S", default=8
 OUTAGES_CREDENTIAL_KEY = env_str("OUTAGES_CREDENTIAL_KEY", default="")
 OUTAGES_IMPACT_COUNTER = env_str("OUTAGES_IMPACT_COUNTER", default="")
 OUTAGES_EXTRA_NETWORKS: dict[str, str] = {}
+# django.contrib.admin comes first in INSTALLED_APPS, so an app template cannot override its
+# admin/base_site.html; the open-outages banner's override is found through DIRS instead.
+_outages_dirs: list[Path] = list(TEMPLATES[0]["DIRS"])  # type: ignore[call-overload]
+TEMPLATES[0]["DIRS"] = [*_outages_dirs, BASE_DIR / "outages" / "admin_templates"]
