@@ -413,3 +413,25 @@ DELIVERY_QUEUED_STALE_S = env_int("DELIVERY_QUEUED_STALE_S", default=120, minimu
 DELIVERY_SENDING_STALE_S = env_int("DELIVERY_SENDING_STALE_S", default=900, minimum=1)
 DELIVERY_SWEEP_INTERVAL_S = env_int("DELIVERY_SWEEP_INTERVAL_S", default=30, minimum=1)
 DELIVERY_SWEEP_BATCH = env_int("DELIVERY_SWEEP_BATCH", default=50_000, minimum=1)
+
+# --- outages ---
+# Monitor webhooks (docs/monitors.md): body limits, signature tolerance, flap damping, receipts.
+OUTAGES_WEBHOOK_MAX_BODY_BYTES = env_int(
+    "OUTAGES_WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024, minimum=1024
+)
+OUTAGES_RECEIPT_BODY_BYTES = env_int("OUTAGES_RECEIPT_BODY_BYTES", default=64 * 1024, minimum=0)
+OUTAGES_RECEIPT_RETENTION_DAYS = env_int("OUTAGES_RECEIPT_RETENTION_DAYS", default=30, minimum=1)
+OUTAGES_RECEIPT_PRUNE_INTERVAL_S = env_int(
+    "OUTAGES_RECEIPT_PRUNE_INTERVAL_S", default=3600, minimum=60
+)
+OUTAGES_SIGNATURE_TOLERANCE_S = env_int("OUTAGES_SIGNATURE_TOLERANCE_S", default=300, minimum=1)
+OUTAGES_FLAP_DAMPING_S = env_int("OUTAGES_FLAP_DAMPING_S", default=300, minimum=0)
+OUTAGES_EARLY_RESOLVE_GRACE_S = env_int("OUTAGES_EARLY_RESOLVE_GRACE_S", default=600, minimum=0)
+OUTAGES_CREDENTIAL_OVERLAP_S = env_int("OUTAGES_CREDENTIAL_OVERLAP_S", default=86400, minimum=0)
+OUTAGES_CREDENTIAL_KEY = env_str("OUTAGES_CREDENTIAL_KEY", default="")
+OUTAGES_IMPACT_COUNTER = env_str("OUTAGES_IMPACT_COUNTER", default="")
+OUTAGES_EXTRA_NETWORKS: dict[str, str] = {}
+# django.contrib.admin comes first in INSTALLED_APPS, so an app template cannot override its
+# admin/base_site.html; the open-outages banner's override is found through DIRS instead.
+_outages_dirs: list[Path] = list(TEMPLATES[0]["DIRS"])  # type: ignore[call-overload]
+TEMPLATES[0]["DIRS"] = [*_outages_dirs, BASE_DIR / "outages" / "admin_templates"]

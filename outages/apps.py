@@ -1,5 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _schedule_receipt_pruning(**_: Any) -> None:
+    """Register the prune task with django-celery-beat's database scheduler (idempotent)."""
+    from django.conf import settings
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every, _created = IntervalSchedule.objects.get_or_create(
+        every=settings.OUTAGES_RECEIPT_PRUNE_INTERVAL_S, period=IntervalSchedule.SECONDS
+    )
+    PeriodicTask.objects.update_or_create(
+        name="outages.receipts.prune",
+        defaults={"task": "outages.receipts.prune", "interval": every, "queue": "control"},
+    )
 
 
 class OutagesConfig(AppConfig):
     name = "outages"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        post_migrate.connect(_schedule_receipt_pruning, sender=self)

@@ -1,1 +1,260 @@
-from django.db import models  # noqa: F401
+"""Monitor sources, their receipts, and the outage windows their signals hold open."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from outages.networks import network_choices
+
+
+class SourceKind(models.TextChoices):
+    ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
+    GRAFANA = "grafana", "Grafana alerting"
+    UPTIME_KUMA = "uptime_kuma", "Uptime Kuma"
+    STATUSPAGE = "statuspage", "Atlassian Statuspage / Instatus"
+    PAGERDUTY = "pagerduty", "PagerDuty (v3 webhooks)"
+    DATADOG = "datadog", "Datadog"
+    BETTERSTACK = "betterstack", "Better Stack Uptime"
+    GENERIC = "generic", "Generic (Continuity signed JSON)"
+
+
+class MonitorSource(models.Model):
+    """One monitor that may call us, at POST /hooks/monitors/<slug>/."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    kind = models.CharField(max_length=32, choices=SourceKind.choices)
+    mapping_rules = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='List of rules, first match wins: {"match": "labels.service", "equals": '
+        '"instagram", "network": "instagram"} or {"match": "monitor.name", "regex": "(?i)insta", '
+        '"network": "instagram"}.',
+    )
+    default_network = models.CharField(
+        max_length=32, choices=network_choices, blank=True, help_text="Used when no rule matches."
+    )
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Kind-specific options, e.g. Grafana "
+        '{"timestamp_header": "X-Grafana-Alerting-Timestamp"}.',
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("outages:monitor-webhook", kwargs={"slug": self.slug})
+
+
+class MonitorCredential(models.Model):
+    """A source's secret, encrypted at rest. Rotation adds one and lets the old one expire later."""
+
+    source = models.ForeignKey(MonitorSource, on_delete=models.CASCADE, related_name="credentials")
+    secret_encrypted = models.TextField()
+    hint = models.CharField(max_length=8, help_text="Last characters, to tell secrets apart.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"…{self.hint}"
+
+
+class Verdict(models.TextChoices):
+    RECEIVED = "received", "Received (processing did not finish)"
+    ACCEPTED = "accepted", "Accepted"
+    IGNORED = "ignored", "Accepted, nothing to do"
+    UNMAPPED = "unmapped", "Accepted, maps to no network"
+    NOT_FOUND = "not_found", "Unknown source"
+    METHOD_NOT_ALLOWED = "method_not_allowed", "Wrong method"
+    TOO_LARGE = "too_large", "Body too large"
+    MALFORMED = "malformed", "Malformed body"
+    INVALID = "invalid", "Missing fields"
+    UNAUTHORIZED = "unauthorized", "Bad credentials"
+    REPLAYED = "replayed", "Replayed or stale delivery"
+    ERROR = "error", "Server error"
+
+
+class WebhookReceipt(models.Model):
+    """Every request to /hooks/monitors/, stored before anything else so nothing is lost."""
+
+    source = models.ForeignKey(
+        MonitorSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="receipts"
+    )
+    slug = models.CharField(max_length=200)
+    method = models.CharField(max_length=16)
+    headers = models.JSONField(default=dict)
+    query = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+    body_truncated = models.BooleanField(default=False)
+    size = models.PositiveIntegerField(default=0)
+    verdict = models.CharField(max_length=24, choices=Verdict.choices, default=Verdict.RECEIVED)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    signals = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.slug} {self.method} {self.status_code or '-'} {self.verdict}"
+
+
+class DeliverySeen(models.Model):
+    """Delivery ids already processed (PagerDuty X-Webhook-Id, generic signatures): replays."""
+
+    source = models.ForeignKey(MonitorSource, on_delete=models.CASCADE)
+    delivery_id = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "delivery_id"], name="outages_delivery_seen_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.delivery_id
+
+
+class WindowState(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+
+
+class OpenedBy(models.TextChoices):
+    MONITOR = "monitor", "Monitor source"
+    MANUAL = "manual", "Manual declaration"
+    SELF_DETECTED = "self_detected", "Our own publishing failures"
+
+
+class OutageWindow(models.Model):
+    """A period during which a network counts as down. At most one open window per network."""
+
+    network = models.CharField(max_length=32, choices=network_choices)
+    state = models.CharField(max_length=16, choices=WindowState.choices, default=WindowState.OPEN)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    opened_by = models.CharField(max_length=16, choices=OpenedBy.choices)
+    opened_by_source = models.ForeignKey(
+        MonitorSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    opened_by_ref = models.CharField(max_length=200, blank=True)
+    reason = models.TextField(blank=True)
+    closed_by = models.CharField(max_length=200, blank=True)
+    close_reason = models.TextField(blank=True)
+    reopen_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["network"],
+                condition=Q(state="open"),
+                name="outages_one_open_window_per_network",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="open", closed_at__isnull=True)
+                | Q(state="resolved", closed_at__isnull=False),
+                name="outages_window_closed_at_matches_state",
+            ),
+        ]
+        indexes = [models.Index(fields=["network", "-closed_at"], name="outages_win_net_closed")]
+
+    def __str__(self) -> str:
+        return f"{self.get_network_display()} outage #{self.pk} ({self.state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == WindowState.OPEN
+
+
+class SignalState(models.TextChoices):
+    FIRING = "firing", "Firing"
+    RESOLVED = "resolved", "Resolved"
+
+
+class OutageSignal(models.Model):
+    """One incident from one origin (source + incident key) and whether it holds a window open.
+
+    A resolved that arrives first is stored with no window, so the late firing is recognised.
+    """
+
+    network = models.CharField(max_length=32, choices=network_choices)
+    source_kind = models.CharField(max_length=16, choices=OpenedBy.choices)
+    source = models.ForeignKey(
+        MonitorSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="signals"
+    )
+    source_ref = models.CharField(max_length=200)
+    incident_key = models.CharField(max_length=255)
+    window = models.ForeignKey(
+        OutageWindow, null=True, blank=True, on_delete=models.SET_NULL, related_name="holds"
+    )
+    state = models.CharField(max_length=16, choices=SignalState.choices)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    summary = models.TextField(blank=True)
+    link = models.TextField(blank=True)
+    notifications = models.PositiveIntegerField(default=1)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_kind", "source_ref", "incident_key", "network"],
+                name="outages_one_signal_per_origin_incident",
+            )
+        ]
+        indexes = [models.Index(fields=["window", "state"], name="outages_sig_window_state")]
+
+    def __str__(self) -> str:
+        return f"{self.source_ref}:{self.incident_key} → {self.network} ({self.state})"
+
+
+class WindowEvent(models.Model):
+    """Audit trail of a window's transitions, written in the same transaction as the change."""
+
+    class Kind(models.TextChoices):
+        OPENED = "opened", "Opened"
+        REOPENED = "reopened", "Reopened (flap damping)"
+        JOINED = "joined", "Another signal holds it"
+        RELEASED = "released", "A signal resolved"
+        CLOSED = "closed", "Closed"
+
+    window = models.ForeignKey(OutageWindow, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.CharField(max_length=200, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor}"
+
+
+class NetworkLock(models.Model):
+    """One row per network, locked FOR UPDATE to serialise every window change on that network."""
+
+    network = models.CharField(max_length=32, primary_key=True)
+
+    def __str__(self) -> str:
+        return self.network

@@ -1,0 +1,39 @@
+"""Admin forms: source configuration checked in plain words, and outage declare/resolve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from outages.mapping import mapping_rules_validate
+from outages.models import MonitorSource
+from outages.networks import network_choices
+
+
+class MonitorSourceForm(forms.ModelForm):
+    class Meta:
+        model = MonitorSource
+        fields = ["name", "slug", "kind", "default_network", "mapping_rules", "options", "active"]
+
+    def clean_mapping_rules(self) -> Any:
+        rules = self.cleaned_data["mapping_rules"]
+        problems = mapping_rules_validate(rules=rules)
+        if problems:
+            raise forms.ValidationError(problems)
+        return rules
+
+    def clean_options(self) -> Any:
+        options = self.cleaned_data["options"]
+        if not isinstance(options, dict):
+            raise forms.ValidationError("options must be a JSON object")
+        return options
+
+
+class DeclareOutageForm(forms.Form):
+    network = forms.ChoiceField(choices=network_choices)
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+
+class ResolveOutageForm(forms.Form):
+    reason = forms.CharField(max_length=2000, initial="resolved by an operator")

@@ -1,0 +1,262 @@
+"""Monitor webhook intake: store the receipt, authenticate, normalise, map, apply to windows.
+
+The view only adapts HTTP to this function. The receipt is written first, in its own
+autocommit, so even a request that later crashes leaves a trace; its verdict is filled in last.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from outages.credentials import source_secrets
+from outages.mapping import signal_network_resolve
+from outages.models import (
+    DeliverySeen,
+    MonitorSource,
+    OpenedBy,
+    Verdict,
+    WebhookReceipt,
+)
+from outages.normalisers import KINDS
+from outages.normalisers.base import Rejected, Replayed, WebhookRequest
+from outages.windows import outage_signal_apply
+
+logger = logging.getLogger(__name__)
+
+# Headers worth keeping on a receipt; Authorization is kept as its scheme only.
+KEPT_HEADERS = (
+    "Content-Type",
+    "Content-Length",
+    "User-Agent",
+    "X-PagerDuty-Signature",
+    "X-Webhook-Id",
+    "X-Webhook-Subscription",
+    "X-Grafana-Alerting-Signature",
+    "X-Continuity-Signature",
+    "X-Request-Id",
+    "X-Forwarded-For",
+)
+
+
+@dataclass
+class IntakeResult:
+    status_code: int
+    verdict: str
+    reason: str
+    receipt_id: int
+    signals: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "receipt": self.receipt_id,
+            "verdict": self.verdict,
+            "detail": self.reason,
+            "signals": self.signals,
+        }
+        if self.status_code >= 400:
+            body["error"] = self.verdict
+        return body
+
+
+def _headers_kept(headers: Mapping[str, str], options: Mapping[str, Any] | None) -> dict[str, str]:
+    kept = {name: headers[name][:500] for name in KEPT_HEADERS if name in headers}
+    extra = (options or {}).get("timestamp_header")
+    if extra and extra in headers:
+        kept[str(extra)] = headers[str(extra)][:100]
+    if "Authorization" in headers:
+        kept["Authorization"] = headers["Authorization"].split(" ", 1)[0] + " [redacted]"
+    return kept
+
+
+def _query_redacted(query: Mapping[str, str]) -> str:
+    return "&".join(f"{k}={'[redacted]' if k == 'token' else v}" for k, v in query.items())[:1000]
+
+
+def _receipt_store(
+    *, slug: str, method: str, headers: Mapping[str, str], query: Mapping[str, str], body: bytes
+) -> WebhookReceipt:
+    cap = settings.OUTAGES_RECEIPT_BODY_BYTES
+    return WebhookReceipt.objects.create(
+        slug=slug[:200],
+        method=method[:16],
+        headers=_headers_kept(headers, None),
+        query=_query_redacted(query),
+        body=body[:cap].decode("utf-8", errors="replace"),
+        body_truncated=len(body) > cap,
+        size=len(body),
+    )
+
+
+def _finish(
+    receipt: WebhookReceipt,
+    *,
+    status_code: int,
+    verdict: str,
+    reason: str,
+    signals: list[dict[str, Any]] | None = None,
+    source: MonitorSource | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> IntakeResult:
+    updates: dict[str, Any] = {
+        "status_code": status_code,
+        "verdict": verdict,
+        "reason": reason[:2000],
+        "signals": signals or [],
+    }
+    if source is not None:
+        updates["source"] = source
+        if headers is not None and source.options.get("timestamp_header"):
+            updates["headers"] = _headers_kept(headers, source.options)
+    WebhookReceipt.objects.filter(pk=receipt.pk).update(**updates)
+    return IntakeResult(status_code, verdict, reason, receipt.pk, signals or [])
+
+
+def webhook_intake(
+    *,
+    slug: str,
+    method: str,
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    body: bytes,
+    content_type: str,
+    too_large: bool = False,
+) -> IntakeResult:
+    """Handle one request to /hooks/monitors/<slug>/ and say how to answer it."""
+    receipt = _receipt_store(slug=slug, method=method, headers=headers, query=query, body=body)
+    if method != "POST":
+        return _finish(
+            receipt, status_code=405, verdict=Verdict.METHOD_NOT_ALLOWED, reason="use POST"
+        )
+    source = MonitorSource.objects.filter(slug=slug, active=True).first()
+    if source is None:
+        return _finish(
+            receipt, status_code=404, verdict=Verdict.NOT_FOUND, reason=f"no active source {slug!r}"
+        )
+    if too_large:
+        limit = settings.OUTAGES_WEBHOOK_MAX_BODY_BYTES
+        return _finish(
+            receipt,
+            status_code=413,
+            verdict=Verdict.TOO_LARGE,
+            reason=f"body over the {limit} byte limit",
+            source=source,
+        )
+    normaliser = KINDS[source.kind]
+    request = WebhookRequest(
+        method=method,
+        headers=headers,
+        query=query,
+        body=body,
+        content_type=content_type,
+        received_at=timezone.now(),
+    )
+    try:
+        delivery_id = normaliser.authenticate(
+            request=request, secrets=source_secrets(source=source), options=source.options
+        )
+        payload = normaliser.parse(request=request)
+        normalised = normaliser.normalise(payload=payload, options=source.options)
+        return _apply(
+            receipt,
+            source=source,
+            normalised_signals=normalised.signals,
+            notes=normalised.notes,
+            delivery_id=delivery_id,
+            headers=headers,
+        )
+    except Rejected as exc:
+        return _finish(
+            receipt,
+            status_code=exc.status_code,
+            verdict=exc.verdict,
+            reason=exc.reason,
+            source=source,
+            headers=headers,
+        )
+    except Exception as exc:
+        # Keep the why on the receipt, then let Django answer 500 so the sender retries.
+        _finish(receipt, status_code=500, verdict=Verdict.ERROR, reason=repr(exc), source=source)
+        raise
+
+
+def _apply(
+    receipt: WebhookReceipt,
+    *,
+    source: MonitorSource,
+    normalised_signals: list[Any],
+    notes: list[str],
+    delivery_id: str,
+    headers: Mapping[str, str],
+) -> IntakeResult:
+    produced: list[dict[str, Any]] = []
+    unmapped = 0
+    with transaction.atomic():
+        if delivery_id:
+            # Recorded in the same transaction as the window change: a delivery that failed here
+            # is not marked seen, so the sender's retry is processed, but a replay is refused.
+            try:
+                with transaction.atomic():
+                    DeliverySeen.objects.create(source=source, delivery_id=delivery_id[:200])
+            except IntegrityError:
+                raise Replayed(f"delivery {delivery_id[:80]!r} was already processed") from None
+        for raw in normalised_signals:
+            network = signal_network_resolve(
+                rules=source.mapping_rules,
+                default_network=source.default_network,
+                attributes=raw.attributes,
+                explicit=raw.network,
+            )
+            entry: dict[str, Any] = {
+                "incident_key": raw.incident_key,
+                "status": "firing" if raw.firing else "resolved",
+                "network": network,
+            }
+            if network is None:
+                unmapped += 1
+                entry["outcome"] = "unmapped"
+                produced.append(entry)
+                continue
+            outcome = outage_signal_apply(
+                network=network,
+                firing=raw.firing,
+                source_kind=OpenedBy.MONITOR,
+                source=source,
+                source_ref=f"source:{source.slug}",
+                incident_key=raw.incident_key,
+                started_at=raw.started_at,
+                ended_at=raw.ended_at,
+                summary=raw.summary,
+                link=raw.link,
+            )
+            entry["outcome"] = outcome.action
+            entry["window"] = outcome.window_id
+            produced.append(entry)
+    reasons = list(notes)
+    if unmapped:
+        reasons.append(
+            f"{unmapped} of {len(normalised_signals)} alerts map to no network "
+            "(add a mapping rule or a default network)"
+        )
+    mapped = len(normalised_signals) - unmapped
+    if mapped:
+        verdict, status = Verdict.ACCEPTED, 200
+    elif unmapped:
+        verdict, status = Verdict.UNMAPPED, 202
+    else:
+        verdict, status = Verdict.IGNORED, 202
+    return _finish(
+        receipt,
+        status_code=status,
+        verdict=verdict,
+        reason="; ".join(reasons) or f"{mapped} signals applied",
+        signals=produced,
+        source=source,
+        headers=headers,
+    )

@@ -1,0 +1,57 @@
+"""Better Stack Uptime incident webhooks: a JSON:API incident, {"data": {id, attributes}}.
+
+Better Stack signs nothing, so the secret travels as ?token=... in the webhook URL. An incident
+fires until its status is "Resolved" (or resolved_at is set); the incident id is the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from outages.normalisers.base import (
+    Invalid,
+    Normalised,
+    Normaliser,
+    RawSignal,
+    parse_time,
+    require,
+    text,
+)
+
+
+class BetterStackNormaliser(Normaliser):
+    kind = "betterstack"
+    auth = "url_token"
+
+    def normalise(self, *, payload: Any, options: Mapping[str, Any]) -> Normalised:
+        incident_id = require(payload, "data.id", "Better Stack")
+        attributes_raw = require(payload, "data.attributes", "Better Stack")
+        if not isinstance(attributes_raw, dict):
+            raise Invalid("Better Stack 'data.attributes' must be an object")
+        status = text(attributes_raw.get("status"))
+        resolved_at = parse_time(attributes_raw.get("resolved_at"))
+        firing = status.lower() != "resolved" and resolved_at is None
+        relationships = payload["data"].get("relationships") or {}
+        monitor = (relationships.get("monitor") or {}).get("data") or {}
+        attributes = {
+            "name": text(attributes_raw.get("name")),
+            "url": text(attributes_raw.get("url")),
+            "cause": text(attributes_raw.get("cause")),
+            "status": status,
+            "team_name": text(attributes_raw.get("team_name")),
+            "monitor.id": text(monitor.get("id")) if isinstance(monitor, dict) else "",
+        }
+        return Normalised(
+            signals=[
+                RawSignal(
+                    firing=firing,
+                    incident_key=f"incident:{incident_id}",
+                    attributes=attributes,
+                    started_at=parse_time(attributes_raw.get("started_at")),
+                    ended_at=resolved_at,
+                    summary=" ".join(filter(None, [attributes["name"], attributes["cause"]])),
+                    link=attributes["url"],
+                )
+            ]
+        )

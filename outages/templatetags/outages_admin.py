@@ -1,0 +1,20 @@
+"""The open-outages banner shown on every admin page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from outages.selectors import open_windows
+
+register = template.Library()
+
+
+@register.inclusion_tag("outages/banner.html", takes_context=True)
+def outages_banner(context: dict[str, Any]) -> dict[str, Any]:
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not getattr(user, "is_staff", False):
+        return {"windows": []}
+    return {"windows": list(open_windows())}

@@ -1,0 +1,359 @@
+"""Outage windows: open, hold, release, close, reopen (flap damping), declare and resolve.
+
+Every change to a network's windows runs in one transaction that first locks that network's
+NetworkLock row, so concurrent webhooks for one network are serialised and exactly one of them
+opens (or closes) a window; the partial unique index on open windows is the backstop. Signals
+are sent on commit, once per transition.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from outages.errors import UnknownNetwork, WindowNotOpen
+from outages.models import (
+    MonitorSource,
+    NetworkLock,
+    OpenedBy,
+    OutageSignal,
+    OutageWindow,
+    SignalState,
+    WindowEvent,
+    WindowState,
+)
+from outages.networks import network_is_known
+from outages.signals import outage_closed, outage_opened
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SignalOutcome:
+    """What applying one signal did: opened, reopened, joined, duplicate, released, closed,
+    remembered (a resolve before its firing), stale (an older episode), or nothing."""
+
+    network: str
+    action: str
+    window_id: int | None
+
+
+def _send_on_commit(signal_name: str, window: OutageWindow, *, reopened: bool = False) -> None:
+    signal = outage_opened if signal_name == "opened" else outage_closed
+
+    def send() -> None:
+        for receiver, result in signal.send_robust(
+            sender=OutageWindow, window=window, reopened=reopened
+        ):
+            if isinstance(result, Exception):
+                logger.error(
+                    "outage_%s receiver %s failed for window %s: %r",
+                    signal_name,
+                    getattr(receiver, "__qualname__", receiver),
+                    window.pk,
+                    result,
+                    extra={"window_id": window.pk},
+                )
+
+    transaction.on_commit(partial(send))
+
+
+def _network_lock(network: str) -> None:
+    # Lock the network's row; create it on first use (ignore_conflicts: two creators race safely).
+    if not NetworkLock.objects.select_for_update().filter(pk=network).exists():
+        NetworkLock.objects.bulk_create([NetworkLock(network=network)], ignore_conflicts=True)
+        NetworkLock.objects.select_for_update().filter(pk=network).exists()
+
+
+def _lock_open_window(network: str) -> OutageWindow | None:
+    return (
+        OutageWindow.objects.select_for_update()
+        .filter(network=network, state=WindowState.OPEN)
+        .first()
+    )
+
+
+def _window_for_firing(
+    *,
+    network: str,
+    now: datetime,
+    source_kind: str,
+    source: MonitorSource | None,
+    source_ref: str,
+    reason: str,
+) -> tuple[OutageWindow, str]:
+    window = _lock_open_window(network)
+    if window is not None:
+        return window, "joined"
+    damping = timedelta(seconds=settings.OUTAGES_FLAP_DAMPING_S)
+    recent = (
+        OutageWindow.objects.select_for_update()
+        .filter(network=network, state=WindowState.RESOLVED, closed_at__gte=now - damping)
+        .order_by("-closed_at")
+        .first()
+    )
+    if recent is not None:
+        # Flap damping: closing and reopening within the interval is the same outage.
+        recent.state = WindowState.OPEN
+        recent.closed_at = None
+        recent.closed_by = ""
+        recent.close_reason = ""
+        recent.reopen_count += 1
+        recent.save(
+            update_fields=["state", "closed_at", "closed_by", "close_reason", "reopen_count"]
+        )
+        WindowEvent.objects.create(
+            window=recent, kind=WindowEvent.Kind.REOPENED, actor=source_ref, detail=reason
+        )
+        _send_on_commit("opened", recent, reopened=True)
+        return recent, "reopened"
+    window = OutageWindow.objects.create(
+        network=network,
+        state=WindowState.OPEN,
+        opened_at=now,
+        opened_by=source_kind,
+        opened_by_source=source,
+        opened_by_ref=source_ref,
+        reason=reason,
+    )
+    WindowEvent.objects.create(
+        window=window, kind=WindowEvent.Kind.OPENED, actor=source_ref, detail=reason
+    )
+    _send_on_commit("opened", window)
+    return window, "opened"
+
+
+def _close(window: OutageWindow, *, now: datetime, actor: str, reason: str) -> None:
+    window.state = WindowState.RESOLVED
+    window.closed_at = now
+    window.closed_by = actor[:200]
+    window.close_reason = reason
+    window.save(update_fields=["state", "closed_at", "closed_by", "close_reason"])
+    WindowEvent.objects.create(
+        window=window, kind=WindowEvent.Kind.CLOSED, actor=actor, detail=reason
+    )
+    _send_on_commit("closed", window)
+
+
+def outage_signal_apply(
+    *,
+    network: str,
+    firing: bool,
+    source_kind: str,
+    source_ref: str,
+    incident_key: str,
+    source: MonitorSource | None = None,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    summary: str = "",
+    link: str = "",
+) -> SignalOutcome:
+    """Apply one firing/resolved signal from one origin to its network's windows.
+
+    The public entry for monitors (via intake), manual declarations and self-detected publishing
+    failures (source_kind="self_detected", source_ref e.g. "publisher:facebook"). Idempotent per
+    (source_kind, source_ref, incident_key, network).
+    """
+    if not network_is_known(network):
+        raise UnknownNetwork(f"unknown network {network!r}")
+    if source_kind not in OpenedBy.values:
+        raise ValueError(f"source_kind must be one of {OpenedBy.values}")
+    now = timezone.now()
+    with transaction.atomic():
+        _network_lock(network)
+        signal = (
+            OutageSignal.objects.select_for_update()
+            .filter(
+                source_kind=source_kind,
+                source_ref=source_ref,
+                incident_key=incident_key,
+                network=network,
+            )
+            .first()
+        )
+        fields = {"summary": summary[:2000], "link": link[:2000]}
+        if firing:
+            return _firing(
+                signal=signal,
+                network=network,
+                now=now,
+                source_kind=source_kind,
+                source=source,
+                source_ref=source_ref,
+                incident_key=incident_key,
+                started_at=started_at,
+                fields=fields,
+            )
+        return _resolved(
+            signal=signal,
+            network=network,
+            now=now,
+            source_kind=source_kind,
+            source=source,
+            source_ref=source_ref,
+            incident_key=incident_key,
+            started_at=started_at,
+            ended_at=ended_at,
+            fields=fields,
+        )
+
+
+def _seen_again(signal: OutageSignal) -> None:
+    OutageSignal.objects.filter(pk=signal.pk).update(
+        notifications=signal.notifications + 1, last_seen_at=timezone.now()
+    )
+
+
+def _firing(
+    *,
+    signal: OutageSignal | None,
+    network: str,
+    now: datetime,
+    source_kind: str,
+    source: MonitorSource | None,
+    source_ref: str,
+    incident_key: str,
+    started_at: datetime | None,
+    fields: dict[str, str],
+) -> SignalOutcome:
+    if signal is not None and signal.state == SignalState.FIRING and signal.window_id:
+        held = OutageWindow.objects.filter(pk=signal.window_id, state=WindowState.OPEN).exists()
+        if held:
+            # Repeats (repeat_interval, HA pairs, retries) change nothing.
+            _seen_again(signal)
+            return SignalOutcome(network, "duplicate", signal.window_id)
+    if signal is not None and signal.state == SignalState.RESOLVED and signal.ended_at:
+        if started_at is not None and started_at <= signal.ended_at:
+            # The resolve of this very episode already arrived (out of order): it wins.
+            _seen_again(signal)
+            return SignalOutcome(network, "stale", signal.window_id)
+        grace = timedelta(seconds=settings.OUTAGES_EARLY_RESOLVE_GRACE_S)
+        if started_at is None and signal.window_id is None and now - signal.last_seen_at <= grace:
+            # An undated firing right after a remembered early resolve is that resolve's firing.
+            _seen_again(signal)
+            return SignalOutcome(network, "stale", None)
+    window, action = _window_for_firing(
+        network=network,
+        now=now,
+        source_kind=source_kind,
+        source=source,
+        source_ref=source_ref,
+        reason=fields["summary"] or f"{source_ref}: {incident_key}",
+    )
+    if signal is None:
+        OutageSignal.objects.create(
+            network=network,
+            source_kind=source_kind,
+            source=source,
+            source_ref=source_ref,
+            incident_key=incident_key,
+            window=window,
+            state=SignalState.FIRING,
+            started_at=started_at or now,
+            **fields,
+        )
+    else:
+        signal.window = window
+        signal.state = SignalState.FIRING
+        signal.started_at = started_at or now
+        signal.ended_at = None
+        signal.notifications += 1
+        signal.summary, signal.link = fields["summary"], fields["link"]
+        signal.save()
+    if action == "joined":
+        WindowEvent.objects.create(
+            window=window, kind=WindowEvent.Kind.JOINED, actor=source_ref, detail=incident_key
+        )
+    return SignalOutcome(network, action, window.pk)
+
+
+def _resolved(
+    *,
+    signal: OutageSignal | None,
+    network: str,
+    now: datetime,
+    source_kind: str,
+    source: MonitorSource | None,
+    source_ref: str,
+    incident_key: str,
+    started_at: datetime | None,
+    ended_at: datetime | None,
+    fields: dict[str, str],
+) -> SignalOutcome:
+    ended = ended_at or now
+    if signal is None:
+        # A resolve before its firing: remember it, so the late firing is recognised as stale.
+        OutageSignal.objects.create(
+            network=network,
+            source_kind=source_kind,
+            source=source,
+            source_ref=source_ref,
+            incident_key=incident_key,
+            state=SignalState.RESOLVED,
+            started_at=started_at,
+            ended_at=ended,
+            **fields,
+        )
+        return SignalOutcome(network, "remembered", None)
+    if signal.state == SignalState.RESOLVED:
+        _seen_again(signal)
+        return SignalOutcome(network, "duplicate", signal.window_id)
+    if signal.started_at and started_at and started_at < signal.started_at:
+        # The resolve of an earlier episode, delivered late: the current firing still holds.
+        _seen_again(signal)
+        return SignalOutcome(network, "stale", signal.window_id)
+    signal.state = SignalState.RESOLVED
+    signal.ended_at = ended
+    signal.notifications += 1
+    signal.save(update_fields=["state", "ended_at", "notifications", "last_seen_at"])
+    window = (
+        OutageWindow.objects.select_for_update()
+        .filter(pk=signal.window_id or 0, state=WindowState.OPEN)
+        .first()
+    )
+    if window is None:
+        return SignalOutcome(network, "released", signal.window_id)
+    if OutageSignal.objects.filter(window=window, state=SignalState.FIRING).exists():
+        WindowEvent.objects.create(
+            window=window, kind=WindowEvent.Kind.RELEASED, actor=source_ref, detail=incident_key
+        )
+        return SignalOutcome(network, "released", window.pk)
+    _close(window, now=now, actor=source_ref, reason="every signal holding it resolved")
+    return SignalOutcome(network, "closed", window.pk)
+
+
+def outage_declare(*, network: str, reason: str, actor: str) -> OutageWindow:
+    """An operator declares a network down (joins the open window if there is one)."""
+    outcome = outage_signal_apply(
+        network=network,
+        firing=True,
+        source_kind=OpenedBy.MANUAL,
+        source_ref=f"manual:{actor}"[:200],
+        incident_key="declared",
+        summary=reason,
+    )
+    if outcome.window_id is not None:
+        return OutageWindow.objects.get(pk=outcome.window_id)
+    # A declaration right after its own early resolve: still hand back the open window.
+    return OutageWindow.objects.get(network=network, state=WindowState.OPEN)
+
+
+def outage_resolve(*, window: OutageWindow, reason: str, actor: str) -> OutageWindow:
+    """An operator resolves a window: every signal holding it is released and it closes."""
+    now = timezone.now()
+    with transaction.atomic():
+        _network_lock(window.network)
+        locked = OutageWindow.objects.select_for_update().get(pk=window.pk)
+        if locked.state != WindowState.OPEN:
+            raise WindowNotOpen(f"outage #{locked.pk} is already resolved")
+        OutageSignal.objects.filter(window=locked, state=SignalState.FIRING).update(
+            state=SignalState.RESOLVED, ended_at=now, last_seen_at=now
+        )
+        _close(locked, now=now, actor=f"manual:{actor}", reason=reason or "resolved by an operator")
+    return locked

@@ -1,0 +1,175 @@
+"""Admin: a new user creates a source, sees its secret once, rotates it, declares and resolves."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from outages.impact import impact_counter_register
+from outages.models import MonitorSource, OutageWindow, WebhookReceipt
+from outages.windows import outage_declare
+from tests.outages.factories import sample_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client: Client) -> Client:
+    user = User.objects.create_superuser("ops", "ops@example.com", "pw")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def counter() -> Iterator[None]:
+    impact_counter_register(counter=lambda *, network: {"facebook": 7}.get(network, 0))
+    yield
+    impact_counter_register(counter=None)
+
+
+def _messages(response: Any) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_creating_a_source_shows_its_secret_once_and_it_authenticates(staff: Client) -> None:
+    response = staff.post(
+        "/admin/outages/monitorsource/add/",
+        {
+            "name": "Prod Alertmanager",
+            "slug": "prod-am",
+            "kind": "alertmanager",
+            "default_network": "facebook",
+            "mapping_rules": "[]",
+            "options": "{}",
+            "active": "on",
+        },
+        follow=True,
+    )
+    text = " ".join(_messages(response))
+    secret = re.search(r"<code>([^<]+)</code>", text).group(1)  # type: ignore[union-attr]
+    assert "/hooks/monitors/prod-am/" in text
+    source = MonitorSource.objects.get(slug="prod-am")
+    assert secret not in source.credentials.get().secret_encrypted
+    page = staff.get(f"/admin/outages/monitorsource/{source.pk}/change/")
+    assert secret not in page.content.decode()  # never shown again
+    hook = Client().post(
+        "/hooks/monitors/prod-am/",
+        data=sample_bytes("alertmanager", "firing"),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+    )
+    assert hook.status_code == 200
+    assert OutageWindow.objects.get().network == "facebook"  # the default network
+
+
+def test_bad_mapping_rules_are_refused_in_words(staff: Client) -> None:
+    response = staff.post(
+        "/admin/outages/monitorsource/add/",
+        {
+            "name": "Kuma",
+            "slug": "kuma",
+            "kind": "uptime_kuma",
+            "default_network": "",
+            "mapping_rules": '[{"match": "monitor.name", "regex": "(", "network": "myspace"}]',
+            "options": "{}",
+        },
+    )
+    body = response.content.decode()
+    assert "invalid regex" in body
+    assert "unknown network" in body
+    assert not MonitorSource.objects.exists()
+
+
+def test_rotate_action_issues_a_new_secret_and_keeps_the_old_one_for_the_overlap(
+    staff: Client,
+) -> None:
+    from tests.outages.factories import source_create
+
+    source = source_create(kind="alertmanager")
+    response = staff.post(
+        "/admin/outages/monitorsource/",
+        {"action": "rotate_secret", "_selected_action": [source.pk]},
+        follow=True,
+    )
+    assert "will not be shown again" in " ".join(_messages(response))
+    credentials = list(source.credentials.order_by("created_at"))
+    assert len(credentials) == 2
+    assert credentials[0].expires_at is not None
+    assert credentials[1].expires_at is None
+
+
+def test_declaring_shows_an_are_you_sure_page_with_the_campaign_count(
+    staff: Client, counter: None
+) -> None:
+    form = {"network": "facebook", "reason": "Graph API down"}
+    confirm = staff.post("/admin/outages/outagewindow/add/", form)
+    assert "Campaigns this will touch: <strong>7</strong>" in confirm.content.decode()
+    assert not OutageWindow.objects.exists()
+    staff.post("/admin/outages/outagewindow/add/", {**form, "confirmed": "yes"})
+    window = OutageWindow.objects.get()
+    assert (window.network, window.opened_by, window.reason) == (
+        "facebook",
+        "manual",
+        "Graph API down",
+    )
+
+
+def test_the_count_is_unknown_until_campaigns_registers_a_counter(staff: Client) -> None:
+    confirm = staff.post("/admin/outages/outagewindow/add/", {"network": "x", "reason": "r"})
+    assert "<strong>unknown</strong>" in confirm.content.decode()
+
+
+def test_resolving_from_the_admin_asks_first_then_closes(staff: Client) -> None:
+    window = outage_declare(network="youtube", reason="down", actor="ops")
+    url = "/admin/outages/outagewindow/"
+    ask = staff.post(url, {"action": "resolve_outages", "_selected_action": [window.pk]})
+    assert "Resolve these outages?" in ask.content.decode()
+    window.refresh_from_db()
+    assert window.state == "open"
+    staff.post(
+        url,
+        {
+            "action": "resolve_outages",
+            "_selected_action": [window.pk],
+            "confirmed": "yes",
+            "reason": "API back",
+        },
+    )
+    window.refresh_from_db()
+    assert (window.state, window.close_reason) == ("resolved", "API back")
+
+
+def test_every_admin_page_shows_the_open_outages_banner_and_keeps_the_branding(
+    staff: Client,
+) -> None:
+    outage_declare(network="threads", reason="Threads API 503", actor="ops")
+    for url in ("/admin/", "/admin/auth/user/", "/admin/outages/webhookreceipt/"):
+        page = staff.get(url).content.decode()
+        assert "outages-banner" in page
+        assert "Threads" in page
+        assert "Django administration" in page
+    login = Client().get("/admin/login/").content.decode()
+    assert "outages-banner" not in login
+    assert "Django administration" in login
+
+
+def test_receipts_are_read_only_and_filterable_by_verdict(staff: Client) -> None:
+    WebhookReceipt.objects.create(slug="x", method="POST", verdict="unauthorized", status_code=401)
+    listing = staff.get("/admin/outages/webhookreceipt/?verdict=unauthorized")
+    assert listing.status_code == 200
+    assert staff.get("/admin/outages/webhookreceipt/add/").status_code == 403
+
+
+def test_window_and_source_pages_render(staff: Client) -> None:
+    from tests.outages.factories import source_create
+
+    window = outage_declare(network="linkedin", reason="down", actor="ops")
+    source = source_create(kind="statuspage")
+    assert staff.get(f"/admin/outages/outagewindow/{window.pk}/change/").status_code == 200
+    page = staff.get(f"/admin/outages/monitorsource/{source.pk}/change/").content.decode()
+    assert f"/hooks/monitors/{source.slug}/?token=&lt;secret&gt;" in page
