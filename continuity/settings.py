@@ -275,7 +275,7 @@ LOGGING = {
 BEAT_HEARTBEAT_INTERVAL_S = env_int("BEAT_HEARTBEAT_INTERVAL_S", default=15, minimum=1)
 BEAT_HEARTBEAT_MAX_AGE_S = env_int("BEAT_HEARTBEAT_MAX_AGE_S", default=60, minimum=5)
 
-# --- social publishers (delivery/publishers) --------------------------------------------------------
+# --- delivery: social publishers ---
 
 # Base URLs are settings so tests, benchmarks and the demo point them at the loopback fakes.
 SOCIAL_GRAPH_BASE_URL = env_str("SOCIAL_GRAPH_BASE_URL", default="https://graph.facebook.com")

@@ -142,6 +142,10 @@ class PublishError(Exception):
             parts.append(f"HTTP {self.http_status}")
         return " ".join([parts[0], *(f"[{p}]" for p in parts[1:])])
 
+    def redact(self, *secrets: str) -> None:
+        self.detail = redact(self.detail, *secrets)
+        self.args = (self.detail,)
+
     @property
     def counts_toward_outage(self) -> bool:
         """Whether this failure says something about the network's health (see health.py)."""
@@ -284,7 +288,7 @@ class HttpPublisher(Publisher):
             raise error from None
         if response.status_code >= 300:
             error = self.error_from_response(response, sends=call.sends)
-            error.detail = redact(error.detail, account.access_token)
+            error.redact(account.access_token)
             self.log_failure(account, call, error)
             raise error
         try:

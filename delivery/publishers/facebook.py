@@ -67,7 +67,7 @@ class FacebookPublisher(GraphPublisher):
         matches = []
         for item in body.get("data") or []:
             created = graph_time(str(item.get("created_time", "")))
-            if created is None or created < since:
+            if created is None or created < since.replace(microsecond=0):
                 continue
             if text_normalized(str(item.get("message", ""))) == wanted:
                 matches.append((created, str(item.get("id"))))

@@ -160,7 +160,7 @@ class InstagramPublisher(GraphPublisher):
         matches = []
         for item in body.get("data") or []:
             created = graph_time(str(item.get("timestamp", "")))
-            if created is None or created < since:
+            if created is None or created < since.replace(microsecond=0):
                 continue
             if text_normalized(str(item.get("caption", ""))) == wanted:
                 matches.append((created, str(item.get("id"))))
