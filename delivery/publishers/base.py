@@ -362,7 +362,10 @@ def _causes(exc: BaseException) -> list[BaseException]:
 def _never_left(exc: requests.RequestException) -> bool:
     """True when the failure happened before any byte of the request was sent: refused, DNS,
     or a connect timeout. urllib3 wraps these as NewConnectionError / ConnectTimeoutError."""
-    if isinstance(exc, requests.ConnectTimeout):
+    # TLS and proxy failures happen while connecting, before the request is written.
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    if isinstance(exc, requests.exceptions.ProxyError):
         return True
     never = (NewConnectionError, NameResolutionError, ConnectTimeoutError, ConnectionRefusedError)
     return any(isinstance(cause, never) for cause in _causes(exc))

@@ -49,11 +49,37 @@ _EMOJI = re.compile(
     "|[0-9#*]\ufe0f?\u20e3"
     f"|[{_EMOJI_BASE}][{_EMOJI_MOD}]*(?:\u200d[{_EMOJI_BASE}][{_EMOJI_MOD}]*)*"
 )
-# URLs X wraps in t.co: with a scheme, or a bare host ending in a common or two-letter TLD.
-_TLDS = "com|org|net|edu|gov|info|biz|io|co|app|dev|shop|store|online|site|blog|news|[a-z]{2}"
-_X_URL = re.compile(
-    r"(?i)(?<![\w@.])(?:https?://[^\s<>\"]+"
-    rf"|(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{_TLDS})\b(?:[/?#][^\s<>\"]*)?)"
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# URLs X wraps in t.co: with a scheme, or a bare host whose TLD X's autolinker knows. The
+# country list is twitter-text's (conformance/tld_lib.yml, ASCII part); the generic list is the
+# common subset. As in twitter-text, a bare ccTLD host with a one- or two-letter name and no
+# path ("ab.de") is not a link.
+_CCTLDS = _words(
+    """ac ad ae af ag ai al am an ao aq ar as at au aw ax az ba bb bd be bf bg bh bi bj bl bm bn
+    bo bq br bs bt bv bw by bz ca cc cd cf cg ch ci ck cl cm cn co cr cu cv cw cx cy cz de dj dk
+    dm do dz ec ee eg eh er es et eu fi fj fk fm fo fr ga gb gd ge gf gg gh gi gl gm gn gp gq gr
+    gs gt gu gw gy hk hm hn hr ht hu id ie il im in io iq ir is it je jm jo jp ke kg kh ki km kn
+    kp kr kw ky kz la lb lc li lk lr ls lt lu lv ly ma mc md me mf mg mh mk ml mm mn mo mp mq mr
+    ms mt mu mv mw mx my mz na nc ne nf ng ni nl no np nr nu nz om pa pe pf pg ph pk pl pm pn pr
+    ps pt pw py qa re ro rs ru rw sa sb sc sd se sg sh si sj sk sl sm sn so sr ss st su sv sx sy
+    sz tc td tf tg th tj tk tl tm tn to tp tr tt tv tw tz ua ug uk um us uy uz va vc ve vg vi vn
+    vu wf ws ye yt za zm zw"""
+)
+_GTLDS = _words(
+    """com org net edu gov mil int info biz name pro aero coop museum mobi asia tel travel jobs
+    app dev page blog shop store online site website tech io ai xyz club live news media email
+    cloud digital agency design studio space world today life link click top icu fun vip art
+    services solutions company group global center network systems academy events social
+    market marketing sale deals coupons"""
+)
+_SCHEME_URL = re.compile(r"(?i)(?<![\w@.])https?://[^\s<>\"]+")
+_BARE_HOST = re.compile(
+    r"(?i)(?<![\w@./])((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+)([a-z]{2,})\b((?:[/?#][^\s<>\"]*)?)"
 )
 _TRAILING = ".,;:!?'\")]"
 
@@ -63,15 +89,36 @@ def x_weighted_length(text: str) -> int:
     text = unicodedata.normalize("NFC", text)
     total = 0
     position = 0
-    for match in _X_URL.finditer(text):
-        url = match.group(0).rstrip(_TRAILING)
-        if not url:
-            continue
-        total += _weighted_chars(text[position : match.start()])
+    for start, end in x_url_spans(text):
+        total += _weighted_chars(text[position:start])
         total += X_URL_LENGTH * _SCALE
-        position = match.start() + len(url)
+        position = end
     total += _weighted_chars(text[position:])
     return -(-total // _SCALE)  # ceil: X rounds a half character up
+
+
+def x_url_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every part of ``text`` X would turn into a t.co link."""
+    spans: list[tuple[int, int]] = []
+    for match in _SCHEME_URL.finditer(text):
+        url = match.group(0).rstrip(_TRAILING)
+        if url:
+            spans.append((match.start(), match.start() + len(url)))
+    for match in _BARE_HOST.finditer(text):
+        if any(start <= match.start() < end for start, end in spans):
+            continue
+        labels, tld, path = match.group(1), match.group(2).lower(), match.group(3)
+        name = labels.rstrip(".").rsplit(".", 1)[-1]
+        if tld in _GTLDS or (tld in _CCTLDS and (len(name) > 2 or path)):
+            url = match.group(0).rstrip(_TRAILING)
+            spans.append((match.start(), match.start() + len(url)))
+    return sorted(spans)
+
+
+def _x_links_replaced(text: str) -> str:
+    for start, end in reversed(x_url_spans(text)):
+        text = f"{text[:start]}https://t.co/x{text[end:]}"
+    return text
 
 
 def _weighted_chars(segment: str) -> int:
@@ -146,13 +193,13 @@ class XPublisher(HttpPublisher):
                 },
             ),
         )
-        wanted = text_normalized(self.tweet_text(post), url_pattern=_X_URL)
+        wanted = text_normalized(_x_links_replaced(self.tweet_text(post)))
         matches = []
         for item in body.get("data") or []:
             created = _x_time(str(item.get("created_at", "")))
             if created is None or created < since.replace(microsecond=0):
                 continue
-            if text_normalized(str(item.get("text", "")), url_pattern=_X_URL) == wanted:
+            if text_normalized(_x_links_replaced(str(item.get("text", "")))) == wanted:
                 matches.append((created, str(item.get("id"))))
         return min(matches)[1] if matches else None
 

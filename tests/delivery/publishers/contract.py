@@ -113,6 +113,7 @@ class PublisherContract:
             self.send(publisher, account, self.make_post())
         assert caught.value.http_status == 503
         assert self.stored_ids(fake, account) == []
+        assert len(fake.received) == 0, "the faulted request is the only one: no retry"
 
     def test_http_429_is_throttled_with_the_retry_after_given(
         self, fake: Fake, account: SocialAccountRef, publisher: Publisher
@@ -184,6 +185,7 @@ class PublisherContract:
         with pytest.raises(PublishUnknown) as caught:
             self.send(publisher, account, post)
         assert caught.value.counts_toward_outage
+        assert len(fake.requests_to(self.send_path)) == 1, "no silent retry underneath"
         stored = self.stored_ids(fake, account)
         assert len(stored) == 1, "the fake acted on the request before going silent"
         found = publisher.find_recent(account=account, post=post, since=since)

@@ -132,3 +132,19 @@ def test_the_x_limit_is_280_weighted_characters_with_links_at_23() -> None:
     assert "counts 281" in problem and "280" in problem
     assert publisher.content_problems(post=SocialPostRequest(text="字" * 141)) != []
     assert publisher.content_problems(post=SocialPostRequest(text="字" * 140)) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("node.js rocks", 13),  # .js is no TLD: plain text
+        ("see shop.example.de", 4 + 23),
+        ("ab.de", 5),  # a short bare ccTLD host is not linked
+        ("ab.de/x", 23),
+        ("go.shop", 23),
+        ("mail me@example.com", 19),  # an address is not a link
+        ("v1.2 release", 12),
+    ],
+)
+def test_bare_domains_count_as_links_only_where_x_links_them(text: str, expected: int) -> None:
+    assert x_weighted_length(text) == expected
