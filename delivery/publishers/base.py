@@ -142,6 +142,11 @@ class PublishError(Exception):
             parts.append(f"HTTP {self.http_status}")
         return " ".join([parts[0], *(f"[{p}]" for p in parts[1:])])
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take keyword-only arguments, which Exception's default pickling cannot
+        # replay; Celery pickles exceptions that cross process boundaries.
+        return (_restore_error, (type(self), self.detail, dict(self.__dict__)))
+
     def redact(self, *secrets: str) -> None:
         self.detail = redact(self.detail, *secrets)
         self.args = (self.detail,)
@@ -150,6 +155,13 @@ class PublishError(Exception):
     def counts_toward_outage(self) -> bool:
         """Whether this failure says something about the network's health (see health.py)."""
         return self.kind in ("transient", "unknown")
+
+
+def _restore_error(cls: type[PublishError], detail: str, state: dict[str, Any]) -> PublishError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, detail)
+    error.__dict__.update(state)
+    return error
 
 
 class PublishTransient(PublishError):
@@ -281,6 +293,8 @@ class HttpPublisher(Publisher):
                 params=call.params,
                 data=call.data,
                 timeout=self.timeout,
+                # APIs do not redirect; following one would turn a POST into a GET.
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             error = self.error_from_transport(exc, sends=call.sends)
