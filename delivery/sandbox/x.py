@@ -81,6 +81,7 @@ class XFake(FakeServer, PathFaults):
         self._state = threading.Lock()
         self.users: dict[str, tuple[str, str]] = {}
         self.tweets: list[Tweet] = []
+        self._sent: set[tuple[str, str]] = set()
         self.token_errors: dict[str, XErrorRule] = {}
         self.global_error: XErrorRule | None = None
         PathFaults.__init__(self)
@@ -121,6 +122,7 @@ class XFake(FakeServer, PathFaults):
         self.clear_path_faults()
         with self._state:
             self.tweets.clear()
+            self._sent.clear()
 
     def tweets_by(self, user_id: str) -> list[Tweet]:
         with self._state:
@@ -201,8 +203,9 @@ class XFake(FakeServer, PathFaults):
         if not isinstance(text, str) or not text.strip():
             return problem(400, "The `text` field is required and must be a non-empty string.")
         with self._state:
-            if any(t.author_id == user[0] and t.sent_text == text for t in self.tweets):
+            if (user[0], text) in self._sent:
                 return problem(403, DUPLICATE_DETAIL)
+            self._sent.add((user[0], text))
             tweet_id = str(next(_ids))
             stored = html.escape(
                 _URL.sub(lambda _: f"https://t.co/{tweet_id[-10:]}", text), quote=False
