@@ -435,3 +435,27 @@ OUTAGES_EXTRA_NETWORKS: dict[str, str] = {}
 # admin/base_site.html; the open-outages banner's override is found through DIRS instead.
 _outages_dirs: list[Path] = list(TEMPLATES[0]["DIRS"])  # type: ignore[call-overload]
 TEMPLATES[0]["DIRS"] = [*_outages_dirs, BASE_DIR / "outages" / "admin_templates"]
+
+# --- delivery: social publishers ---
+
+# Base URLs are settings so tests, benchmarks and the demo point them at the loopback fakes.
+SOCIAL_GRAPH_BASE_URL = env_str("SOCIAL_GRAPH_BASE_URL", default="https://graph.facebook.com")
+SOCIAL_GRAPH_API_VERSION = env_str("SOCIAL_GRAPH_API_VERSION", default="v24.0")
+SOCIAL_X_BASE_URL = env_str("SOCIAL_X_BASE_URL", default="https://api.x.com")
+# Connect short (a refused or unroutable host fails fast and is certainly not sent), read long
+# enough for Graph's slow publishes: a read timeout makes the outcome unknown.
+SOCIAL_CONNECT_TIMEOUT_S = env_float("SOCIAL_CONNECT_TIMEOUT_S", default=3.05, minimum=0.01)
+SOCIAL_READ_TIMEOUT_S = env_float("SOCIAL_READ_TIMEOUT_S", default=20.0, minimum=0.01)
+SOCIAL_THROTTLE_DEFAULT_RETRY_S = env_int("SOCIAL_THROTTLE_DEFAULT_RETRY_S", default=60, minimum=1)
+SOCIAL_IG_CONTAINER_POLL_INTERVAL_S = env_float(
+    "SOCIAL_IG_CONTAINER_POLL_INTERVAL_S", default=2.0, minimum=0.0
+)
+SOCIAL_IG_CONTAINER_POLL_MAX = env_int("SOCIAL_IG_CONTAINER_POLL_MAX", default=15, minimum=1)
+# Self-detection: this many transient failures across at least this many accounts of one
+# network within the window open a self-detected outage (throttling and permanent never count).
+SOCIAL_HEALTH_WINDOW_S = env_int("SOCIAL_HEALTH_WINDOW_S", default=180, minimum=10)
+SOCIAL_HEALTH_MIN_FAILURES = env_int("SOCIAL_HEALTH_MIN_FAILURES", default=5, minimum=1)
+SOCIAL_HEALTH_MIN_ACCOUNTS = env_int("SOCIAL_HEALTH_MIN_ACCOUNTS", default=2, minimum=1)
+SOCIAL_HEALTH_RECOVERY_SUCCESSES = env_int("SOCIAL_HEALTH_RECOVERY_SUCCESSES", default=2, minimum=1)
+# Fernet keys for social access tokens at rest: the first encrypts, all decrypt (rotation).
+SOCIAL_TOKEN_KEYS = env_list("SOCIAL_TOKEN_KEYS", default=[])

@@ -250,6 +250,9 @@ def _make_handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = f"continuity-sandbox-{fake.name}"
+        # Headers and body go out in two writes; with Nagle on, the second waits for the
+        # client's delayed ACK, stalling every response ~40 ms (measured: 42 vs 1,239 req/s).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             # Quiet by default: tests and benchmarks read what was received, not access logs.
