@@ -363,3 +363,5 @@ DELIVERY_PUSH_CONCURRENCY = env_int("DELIVERY_PUSH_CONCURRENCY", default=16, min
 SANDBOX_PUSH_BASE_URL = env_str(
     "SANDBOX_PUSH_BASE_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_PUSH_PORT}"
 )
+# The twilio library logs every request and response header at INFO.
+LOGGING["loggers"]["twilio.http_client"] = {"level": "WARNING"}  # type: ignore[index]
