@@ -149,10 +149,13 @@ CELERY_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT_S", default=360
 if BROKER_IS_EMBEDDED:
     (BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
     (BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
+    (BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Broadcast (pidbox) exchanges default to ./control in the working directory.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         # The transport polls once a second by default, which makes every hop feel slow.
         "polling_interval": env_float("CELERY_FS_POLLING_INTERVAL_S", default=0.05, minimum=0.01),
@@ -459,3 +462,6 @@ SOCIAL_HEALTH_MIN_ACCOUNTS = env_int("SOCIAL_HEALTH_MIN_ACCOUNTS", default=2, mi
 SOCIAL_HEALTH_RECOVERY_SUCCESSES = env_int("SOCIAL_HEALTH_RECOVERY_SUCCESSES", default=2, minimum=1)
 # Fernet keys for social access tokens at rest: the first encrypts, all decrypt (rotation).
 SOCIAL_TOKEN_KEYS = env_list("SOCIAL_TOKEN_KEYS", default=[])
+
+# The twilio library logs every request and response header at INFO.
+LOGGING["loggers"]["twilio.http_client"] = {"level": "WARNING"}  # type: ignore[index]

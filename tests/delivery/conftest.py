@@ -7,8 +7,13 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import redis
+from django.conf import settings
 
+from delivery.ratelimit import RedisTokenBucket
+from delivery.sandbox.base import FakeResponse, FakeServer
 from delivery.sandbox.sendgrid import SendGridFake
+from delivery.sandbox.twilio import TwilioFake
 
 
 @pytest.fixture
@@ -50,3 +55,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(
                 pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
             )
+
+
+class SinkFake(FakeServer):
+    """Stands in for our own webhook endpoints: records every POST and answers 204."""
+
+    name = "sink"
+
+    def setup(self) -> None:
+        self.route("POST", r"/.*", lambda request, match: FakeResponse(204))
+
+
+@pytest.fixture
+def sink() -> Iterator[SinkFake]:
+    with SinkFake() as server:
+        yield server
+
+
+@pytest.fixture
+def twilio_fake(sink: SinkFake) -> Iterator[TwilioFake]:
+    with TwilioFake(account_sid="AC" + "1" * 32, auth_token="test-twilio-token") as fake:
+        yield fake
+
+
+@pytest.fixture
+def fast_limiter(request: pytest.FixtureRequest) -> RedisTokenBucket:
+    """A shared-pace bucket fast enough not to slow tests, on a key of its own."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    bucket = RedisTokenBucket(client=client, key=f"test:{request.node.name}", rate_per_s=1000)
+    bucket.reset()
+    return bucket

@@ -1,0 +1,211 @@
+"""SMS through the twilio library, paced by the global Redis bucket.
+
+Twilio's create is not idempotent: a request that may have reached Twilio is never sent again.
+What is safe to repeat, and is repeated here with back-off and jitter up to
+``DELIVERY_SMS_MAX_ATTEMPTS``: 20429/429 (throttled), 20503/503 (service unavailable) and failures
+before the request left (connection refused, connect timeout). Everything else is final for this
+attempt:
+
+- 21610 (the recipient replied STOP): suppressed, opted out (the caller revokes SMS consent);
+- 21211 (invalid To) and 21614 (not a mobile number): suppressed, invalid number;
+- a read timeout, a dropped connection or another 5xx (Twilio's 20500 page warns a retry can
+  double-send): unknown;
+- other 4xx, bad credentials included: failed.
+
+Each attempt first takes a slot from the shared pace, so retries count against the rate too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import requests
+from django.conf import settings
+from django.template import engines
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from delivery.providers._http import backoff_s, request_never_left
+from delivery.providers.base import (
+    Deferred,
+    Failed,
+    OutboundMessage,
+    Outcome,
+    ProviderError,
+    ProviderOutcomeUnknown,
+    ProviderPermanent,
+    ProviderRetryable,
+    ProviderThrottled,
+    Sent,
+    SmsContent,
+    Suppressed,
+    SuppressReason,
+    Unknown,
+)
+from delivery.ratelimit import RateLimiter, rate_limiter_acquire, sms_rate_limiter
+from delivery.sms_segments import sms_segments_count
+
+STATUS_CALLBACK_PATH = "/webhooks/twilio/status/"
+INBOUND_PATH = "/webhooks/twilio/inbound/"
+SUPPRESS_CODES = {
+    21610: SuppressReason.OPTED_OUT,
+    21211: SuppressReason.INVALID_ADDRESS,
+    21614: SuppressReason.INVALID_ADDRESS,
+}
+RETRYABLE_STATUSES = {429, 503}
+RETRYABLE_CODES = {20429, 20503}
+
+
+class TwilioSuppress(ProviderPermanent):
+    code = "provider_suppress"
+
+    def __init__(self, detail: str, *, reason: SuppressReason, provider_code: str) -> None:
+        super().__init__(detail, provider_code=provider_code)
+        self.reason = reason
+
+
+def twilio_client(
+    *,
+    account_sid: str | None = None,
+    auth_token: str | None = None,
+    base_url: str | None = None,
+    timeout_s: float | None = None,
+) -> Client:
+    """A Twilio client with a timeout (its default has none) and the configured base URL."""
+    http_client = TwilioHttpClient(
+        timeout=timeout_s if timeout_s is not None else settings.TWILIO_TIMEOUT_S,
+        pool_connections=True,
+    )
+    client = Client(
+        account_sid or settings.TWILIO_ACCOUNT_SID,
+        auth_token or settings.TWILIO_AUTH_TOKEN,
+        http_client=http_client,
+    )
+    # The api domain object is created once and read on every request, so this one assignment
+    # points every Messages call at the sandbox (or a regional/edge URL) without region rewriting.
+    client.api.base_url = (base_url or settings.TWILIO_API_BASE_URL).rstrip("/")
+    return client
+
+
+def twilio_status_callback_url() -> str:
+    return settings.DELIVERY_PUBLIC_BASE_URL.rstrip("/") + STATUS_CALLBACK_PATH
+
+
+def twilio_error_sort(exc: TwilioRestException) -> ProviderError:
+    """Twilio's answer as one of our provider errors."""
+    code = int(exc.code) if exc.code else 0
+    text = f"{exc.status} {code}: {exc.msg}"[:500]
+    provider_code = str(code or exc.status)
+    if code in SUPPRESS_CODES:
+        return TwilioSuppress(text, reason=SUPPRESS_CODES[code], provider_code=provider_code)
+    if exc.status == 429 or code == 20429:
+        return ProviderThrottled(text, retry_after_s=1.0, provider_code=provider_code)
+    if exc.status in RETRYABLE_STATUSES or code in RETRYABLE_CODES:
+        return ProviderRetryable(text, provider_code=provider_code)
+    if exc.status >= 500:
+        return ProviderOutcomeUnknown(text, provider_code=provider_code)
+    return ProviderPermanent(text, provider_code=provider_code)
+
+
+class TwilioSmsSender:
+    """The SMS channel: one create per message, paced, with bounded safe retries."""
+
+    channel = "sms"
+    provider = "twilio"
+
+    def __init__(
+        self,
+        *,
+        client: Client | None = None,
+        limiter: RateLimiter | None = None,
+        messaging_service_sid: str | None = None,
+        from_number: str | None = None,
+        status_callback_url: str | None = None,
+        max_attempts: int | None = None,
+        max_wait_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client or twilio_client()
+        self.limiter = limiter or sms_rate_limiter()
+        self.messaging_service_sid = (
+            settings.TWILIO_MESSAGING_SERVICE_SID
+            if messaging_service_sid is None
+            else messaging_service_sid
+        )
+        self.from_number = settings.TWILIO_FROM_NUMBER if from_number is None else from_number
+        self.status_callback_url = (
+            twilio_status_callback_url() if status_callback_url is None else status_callback_url
+        )
+        self.max_attempts = max_attempts or settings.DELIVERY_SMS_MAX_ATTEMPTS
+        self.max_wait_s = max_wait_s
+        self.sleep = sleep
+
+    def send_batch(
+        self, *, content: SmsContent, messages: Sequence[OutboundMessage]
+    ) -> list[Outcome]:
+        template = engines["django"].from_string(
+            f"{{% autoescape off %}}{content.text}{{% endautoescape %}}"
+        )
+        outcomes: list[Outcome] = []
+        paced_out = False
+        for message in messages:
+            if paced_out:
+                # The shared pace is booked further ahead than we may wait: hand the rest back.
+                outcomes.append(Deferred(message.delivery_id, "rate_limited", "pace is full",
+                                         self.max_wait_s))  # fmt: skip
+                continue
+            text = template.render(dict(message.merge_fields)).strip()
+            outcome = self._send_one(message, text)
+            paced_out = isinstance(outcome, Deferred) and outcome.code == "rate_limited"
+            outcomes.append(outcome)
+        return outcomes
+
+    def _send_one(self, message: OutboundMessage, text: str) -> Outcome:
+        segments = sms_segments_count(text=text).segments
+        last: ProviderError | None = None
+        for attempt in range(self.max_attempts):
+            if attempt:
+                wait = backoff_s(attempt)
+                if isinstance(last, ProviderThrottled):
+                    wait = max(wait, last.retry_after_s)
+                self.sleep(wait)
+            if not rate_limiter_acquire(limiter=self.limiter, max_wait_s=self.max_wait_s):
+                return Deferred(message.delivery_id, "rate_limited", "pace is full",
+                                self.max_wait_s)  # fmt: skip
+            try:
+                sid = self._create(message.to, text)
+            except TwilioSuppress as exc:
+                return Suppressed(message.delivery_id, exc.reason, exc.provider_code, str(exc))
+            except ProviderRetryable as exc:  # throttled included: Twilio did not take it
+                last = exc
+                continue
+            except ProviderOutcomeUnknown as exc:
+                return Unknown(message.delivery_id, exc.provider_code or exc.code, str(exc))
+            except ProviderPermanent as exc:
+                return Failed(message.delivery_id, exc.provider_code or exc.code, str(exc))
+            return Sent(message.delivery_id, sid, self.provider, cost_units=segments)
+        assert last is not None  # noqa: S101 - the loop ran at least once and only retries set it
+        retry_after = last.retry_after_s if isinstance(last, ProviderThrottled) else 0.0
+        return Deferred(message.delivery_id, last.provider_code or last.code, str(last),
+                        retry_after)  # fmt: skip
+
+    def _create(self, to: str, text: str) -> str:
+        options: dict[str, str] = {"to": to, "body": text}
+        if self.messaging_service_sid:
+            options["messaging_service_sid"] = self.messaging_service_sid
+        else:
+            options["from_"] = self.from_number
+        if self.status_callback_url:
+            options["status_callback"] = self.status_callback_url
+        try:
+            created = self.client.messages.create(**options)
+        except TwilioRestException as exc:
+            raise twilio_error_sort(exc) from exc
+        except requests.RequestException as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+            if request_never_left(exc):
+                raise ProviderRetryable(detail, provider_code="twilio_unreachable") from exc
+            raise ProviderOutcomeUnknown(detail, provider_code="twilio_no_answer") from exc
+        return str(created.sid)
