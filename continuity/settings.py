@@ -223,6 +223,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "First-party CRM, campaigns, outages and fallback delivery.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several apps have a field called "state"; name each enum after its own choices.
+    "ENUM_NAME_OVERRIDES": {
+        "ConsentStateEnum": "contacts.models.ConsentState",
+        "WindowStateEnum": "outages.models.WindowState",
+    },
 }
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/(api/v1/public|push)/.*$"
