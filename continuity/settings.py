@@ -470,3 +470,26 @@ SOCIAL_TOKEN_KEYS = env_list("SOCIAL_TOKEN_KEYS", default=[])
 
 # The twilio library logs every request and response header at INFO.
 LOGGING["loggers"]["twilio.http_client"] = {"level": "WARNING"}  # type: ignore[index]
+
+# --- campaigns: reroute ---------------------------------------------------------------------------
+# Contacts planned per slice: the first slice's deliveries are sent while later slices are planned.
+REROUTE_SLICE_SIZE = env_int("REROUTE_SLICE_SIZE", default=50_000, minimum=100)
+# Quiet hours per owned channel in the contact's own time zone ("HH:MM-HH:MM", may wrap midnight):
+# a delivery planned inside them waits for their end instead of being dropped.
+REROUTE_QUIET_HOURS: dict[str, str] = {
+    channel: window
+    for channel, window in (
+        ("sms", env_str("REROUTE_QUIET_HOURS_SMS", default="21:00-08:00")),
+        ("push", env_str("REROUTE_QUIET_HOURS_PUSH", default="")),
+        ("email", env_str("REROUTE_QUIET_HOURS_EMAIL", default="")),
+    )
+    if window
+}
+REROUTE_DEFAULT_TIMEZONE = env_str("REROUTE_DEFAULT_TIMEZONE", default="UTC")
+# At most this many fallback messages per contact per day (all campaigns); 0 turns the cap off.
+REROUTE_FREQUENCY_CAP_PER_DAY = env_int("REROUTE_FREQUENCY_CAP_PER_DAY", default=3, minimum=0)
+# A post that failed, went unknown or was held this long before a window opened is rerouted too.
+REROUTE_LOOKBACK_MINUTES = env_int("REROUTE_LOOKBACK_MINUTES", default=30, minimum=0)
+# Drill cost estimate per SMS segment, in the account's currency.
+REROUTE_SMS_SEGMENT_COST = env_float("REROUTE_SMS_SEGMENT_COST", default=0.0079, minimum=0.0)
+REROUTE_HOLD_CHECK_INTERVAL_S = env_int("REROUTE_HOLD_CHECK_INTERVAL_S", default=30, minimum=1)

@@ -62,7 +62,7 @@ def deliveries_claim(*, ids: Iterable[int], channel: str, purpose: str) -> list[
     table = connection.ops.quote_name(Delivery._meta.db_table)
     id_marks = ", ".join(["%s"] * len(wanted))
     sql = (
-        f"UPDATE {table} SET status = %s, attempt = attempt + 1, sending_at = %s, "  # noqa: S608
+        f"UPDATE {table} SET status = %s, attempt = attempt + 1, sending_at = %s, "
         f"updated_at = %s WHERE id IN ({id_marks}) AND channel = %s AND status = %s "
         f"AND (not_before IS NULL OR not_before <= %s) AND contact_id IN ({allowed_sql}) "
         f"RETURNING id"

@@ -38,7 +38,7 @@ def _guarded_update(
     sources = list(sources)
     source_marks = ", ".join(["%s"] * len(sources))
     sql = (
-        f"UPDATE {connection.ops.quote_name(table)} SET {assignments} "  # noqa: S608 - names from _meta
+        f"UPDATE {connection.ops.quote_name(table)} SET {assignments} "
         f"WHERE id IN ({id_marks}) AND status IN ({source_marks}) RETURNING id"
     )
     with connection.cursor() as cursor:
