@@ -80,6 +80,11 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
             "schedule": timedelta(seconds=settings.BEAT_HEARTBEAT_INTERVAL_S),
             "options": {"queue": QUEUE_CONTROL, "expires": settings.BEAT_HEARTBEAT_INTERVAL_S},
         },
+        "campaigns.reroute_holds_check": {
+            "task": "campaigns.reroute_holds_check",
+            "schedule": timedelta(seconds=settings.REROUTE_HOLD_CHECK_INTERVAL_S),
+            "options": {"queue": QUEUE_CONTROL, "expires": settings.REROUTE_HOLD_CHECK_INTERVAL_S},
+        },
         "delivery.sweep": {
             "task": "delivery.sweep",
             "schedule": timedelta(seconds=settings.DELIVERY_SWEEP_INTERVAL_S),

@@ -117,8 +117,9 @@ def _flag_sql(channel: str, purpose_param: list[Any]) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def _eligible(channel: str) -> str:
-    return f"(c_{channel} = 1 AND s_{channel} = 0 AND r_{channel} = 1)"
+def _eligible(channel: str, alias: str = "") -> str:
+    p = f"{alias}." if alias else ""
+    return f"({p}c_{channel} = 1 AND {p}s_{channel} = 0 AND {p}r_{channel} = 1)"
 
 
 def _materialise_slice(
@@ -320,6 +321,20 @@ def deliveries_plan_slice(
                 result.planned[channel] = int(count)
                 result.delayed_quiet_hours += int(delayed or 0)
             result.exclusions = _exclusions(cursor, spec=spec, choice=choice)
+            if Channel.SMS in spec.channels:
+                others = (
+                    " OR ".join(_eligible(ch, "t") for ch in spec.channels if ch != Channel.SMS)
+                    or "1 = 0"
+                )
+                cursor.execute(
+                    f"SELECT COALESCE(SUM(CASE WHEN {others} THEN 1 ELSE 0 END), 0), COUNT(*) "
+                    f"FROM ({choice}) chosen JOIN {_TEMP} t ON t.id = chosen.id "
+                    f"WHERE chosen.channel = %s",
+                    [Channel.SMS],
+                )
+                with_alt, total_sms = cursor.fetchone()
+                result.sms_alt_planned = int(with_alt)
+                result.sms_only_planned = int(total_sms) - int(with_alt)
     return result
 
 
