@@ -220,22 +220,38 @@ def reroute_window_opened(*, window_id: int, send: Callable[..., None] | None = 
     return touched
 
 
+def sms_budget_rows(campaign: Campaign, spec: PlanSpec) -> int | None:
+    """How many SMS deliveries the campaign's segment budget pays for (None: no budget)."""
+    if campaign.sms_budget_segments is None or Channel.SMS not in spec.channels:
+        return None
+    return campaign.sms_budget_segments // max(spec.sms_cost_units, 1)
+
+
+def sms_allowance(
+    *, total_rows: int | None, reserved: int, used_only: int, used_alt: int
+) -> tuple[int, int] | None:
+    """(rows left for SMS-only contacts, rows left for the others) given what slices used."""
+    if total_rows is None:
+        return None
+    return max(reserved - used_only, 0), max(total_rows - reserved - used_alt, 0)
+
+
 def _sms_allowance(
     reroute: Reroute, spec: PlanSpec, audience: QuerySet[Contact]
 ) -> tuple[int, int] | None:
-    budget = reroute.campaign.sms_budget_segments
-    if budget is None or Channel.SMS not in spec.channels:
+    total_rows = sms_budget_rows(reroute.campaign, spec)
+    if total_rows is None:
         return None
-    total_rows = budget // max(spec.sms_cost_units, 1)
-    reserved_key = "sms_only_reserved"
-    if reserved_key not in reroute.exclusions:
+    if "sms_only_reserved" not in reroute.exclusions:
         # Contacts who have no other channel get the budget first: count them once, up front.
         only = sms_only_count(spec=spec, audience=audience, limit=settings.REROUTE_SLICE_SIZE)
-        reroute.exclusions[reserved_key] = min(only, total_rows)
-    reserved = int(reroute.exclusions[reserved_key])
-    used_only = int(reroute.exclusions.get("sms_only_used", 0))
-    used_alt = int(reroute.exclusions.get("sms_alt_used", 0))
-    return max(reserved - used_only, 0), max(total_rows - reserved - used_alt, 0)
+        reroute.exclusions["sms_only_reserved"] = min(only, total_rows)
+    return sms_allowance(
+        total_rows=total_rows,
+        reserved=int(reroute.exclusions["sms_only_reserved"]),
+        used_only=int(reroute.exclusions.get("sms_only_used", 0)),
+        used_alt=int(reroute.exclusions.get("sms_alt_used", 0)),
+    )
 
 
 def reroute_plan_next_slice(*, reroute_id: int, send: Callable[..., None] | None = None) -> bool:

@@ -278,3 +278,44 @@ def test_a_window_reroutes_due_campaigns_and_recent_failures_but_not_future_ones
         failed_recently.pk,
     }
     assert SocialPost.objects.get(campaign=later).status == PostStatus.PENDING
+
+
+@NO_QUIET
+def test_the_drill_predicts_exactly_what_the_reroute_then_plans(settings: Any) -> None:
+    from campaigns.drill import outage_drill
+
+    settings.REROUTE_SLICE_SIZE = 3
+    for _ in range(3):
+        contact_with(Channel.SMS, Channel.EMAIL, push=False)
+    for _ in range(2):
+        contact_with(Channel.SMS, email=False, push=False)
+    contact_with(Channel.PUSH)
+    contact_with()
+    campaign = make_campaign(fallback=("sms", "email", "push"), sms_budget_segments=3)
+    drill = outage_drill(network="instagram")
+    assert [d.campaign_id for d in drill.campaigns] == [campaign.pk]
+    assert Delivery.objects.count() == 0
+    assert Reroute.objects.count() == 0
+    reroute = campaign_network_down(
+        campaign_id=campaign.pk, network="instagram", window_id=network_down().pk, send=Recorder()
+    )
+    assert reroute is not None
+    plan_all(reroute.pk)
+    reroute.refresh_from_db()
+    assert drill.planned == reroute.planned == {"sms": 3, "email": 2, "push": 1}
+    real_exclusions = {k: v for k, v in reroute.exclusions.items() if not k.startswith("sms_")}
+    assert drill.exclusions == real_exclusions == {"no_consent": 1}
+    assert drill.sms_segments == reroute.sms_segments_planned == 3
+
+
+def test_the_drill_command_explains_a_network_nobody_uses() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = StringIO()
+    call_command("outage_drill", "tiktok", stdout=out)
+    assert "nothing would change" in out.getvalue()
+    with pytest.raises(CommandError, match="unknown network"):
+        call_command("outage_drill", "myspace")
