@@ -5,5 +5,6 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
 
     def ready(self) -> None:
-        # Signal receivers and the reroute tasks (Celery only autodiscovers tasks.py).
-        from campaigns import receivers, reroute_tasks  # noqa: F401
+        # Signal receivers, the reroute tasks (Celery only autodiscovers tasks.py) and the
+        # reroute admin (kept apart from the campaign editor in admin.py).
+        from campaigns import receivers, reroute_admin, reroute_tasks  # noqa: F401

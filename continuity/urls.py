@@ -12,6 +12,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("me/", MeView.as_view(), name="me"),
     *(path("", include(f"{app}.api_urls")) for app in API_APPS),
+    path("", include("campaigns.reroute_api_urls")),
 ]
 
 urlpatterns = [

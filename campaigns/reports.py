@@ -1,0 +1,169 @@
+"""What an outage window did: the per-window report, its CSV and its sends-per-minute chart."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models.functions import TruncMinute
+from django.utils.html import escape
+
+from campaigns.models import Reroute
+from delivery.models import Delivery
+from delivery.states import DeliveryStatus as S
+from outages.models import OutageWindow
+
+SENT = (S.SENT, S.DELIVERED, S.OPENED, S.CLICKED, S.BOUNCED, S.UNDELIVERED)
+DELIVERED = (S.DELIVERED, S.OPENED, S.CLICKED)
+FAILED = (S.FAILED, S.BOUNCED, S.UNDELIVERED)
+COLUMNS = ("planned", "sent", "delivered", "failed", "unknown", "cancelled", "suppressed")
+
+
+@dataclass
+class WindowReport:
+    window_id: int
+    network: str
+    state: str
+    opened_at: datetime
+    closed_at: datetime | None
+    campaigns: list[dict[str, object]] = field(default_factory=list)
+    channels: dict[str, dict[str, int]] = field(default_factory=dict)
+    exclusions: dict[str, int] = field(default_factory=dict)
+    sms_segments_spent: int = 0
+    first_send_s: float | None = None
+    last_send_s: float | None = None
+    per_minute: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)
+
+
+def window_report(*, window_id: int) -> WindowReport:
+    window = OutageWindow.objects.get(pk=window_id)
+    reroutes = list(
+        Reroute.objects.filter(window=window).select_related("campaign").order_by("campaign_id")
+    )
+    report = WindowReport(
+        window.pk, window.network, window.state, window.opened_at, window.closed_at
+    )
+    message_ids = [r.campaign.message_id for r in reroutes if r.campaign.message_id]
+    exclusions: Counter[str] = Counter()
+    for reroute in reroutes:
+        report.campaigns.append(
+            {
+                "campaign_id": reroute.campaign_id,
+                "campaign": reroute.campaign.name,
+                "policy": reroute.policy,
+                "status": reroute.status,
+                "planned": reroute.planned,
+            }
+        )
+        exclusions.update(
+            {k: int(v) for k, v in reroute.exclusions.items() if not k.startswith("sms_")}
+        )
+    report.exclusions = dict(exclusions)
+    deliveries = Delivery.objects.filter(message_id__in=message_ids)
+    rows = deliveries.values("channel").annotate(
+        planned=Count("id"),
+        sent=Count("id", filter=Q(status__in=SENT)),
+        delivered=Count("id", filter=Q(status__in=DELIVERED)),
+        failed=Count("id", filter=Q(status__in=FAILED)),
+        unknown=Count("id", filter=Q(status=S.UNKNOWN)),
+        cancelled=Count("id", filter=Q(status=S.CANCELLED)),
+        suppressed=Count("id", filter=Q(status=S.SUPPRESSED)),
+    )
+    report.channels = {row["channel"]: {c: int(row[c]) for c in COLUMNS} for row in rows}
+    report.sms_segments_spent = int(
+        deliveries.filter(channel="sms", status__in=[*SENT, S.UNKNOWN]).aggregate(
+            n=Sum("cost_units")
+        )["n"]
+        or 0
+    )
+    signal_at = min((r.signal_at for r in reroutes if r.signal_at), default=None)
+    span = deliveries.filter(sent_at__isnull=False).aggregate(
+        first=Min("sent_at"), last=Max("sent_at")
+    )
+    if signal_at and span["first"]:
+        report.first_send_s = round((span["first"] - signal_at).total_seconds(), 3)
+        report.last_send_s = round((span["last"] - signal_at).total_seconds(), 3)
+    per_minute: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+    for row in (
+        deliveries.filter(sent_at__isnull=False)
+        .annotate(minute=TruncMinute("sent_at"))
+        .values("channel", "minute")
+        .annotate(n=Count("id"))
+        .order_by("minute", "channel")
+    ):
+        per_minute[row["channel"]].append((row["minute"], int(row["n"])))
+    report.per_minute = dict(per_minute)
+    return report
+
+
+def window_report_csv(report: WindowReport) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["window", report.window_id, report.network, report.state])
+    writer.writerow(["opened_at", report.opened_at.isoformat()])
+    writer.writerow(["closed_at", report.closed_at.isoformat() if report.closed_at else ""])
+    writer.writerow(["first_send_s", report.first_send_s, "last_send_s", report.last_send_s])
+    writer.writerow(["sms_segments_spent", report.sms_segments_spent])
+    writer.writerow([])
+    writer.writerow(["channel", *COLUMNS])
+    for channel, counts in sorted(report.channels.items()):
+        writer.writerow([channel, *(counts[c] for c in COLUMNS)])
+    writer.writerow([])
+    writer.writerow(["exclusion", "contacts"])
+    for reason, count in sorted(report.exclusions.items()):
+        writer.writerow([reason, count])
+    writer.writerow([])
+    writer.writerow(["campaign_id", "campaign", "policy", "status"])
+    for campaign in report.campaigns:
+        writer.writerow(
+            [campaign["campaign_id"], campaign["campaign"], campaign["policy"], campaign["status"]]
+        )
+    writer.writerow([])
+    writer.writerow(["minute", "channel", "sent"])
+    for channel, points in sorted(report.per_minute.items()):
+        for minute, count in points:
+            writer.writerow([minute.isoformat(), channel, count])
+    return out.getvalue()
+
+
+_COLOURS = {"email": "#2b6cb0", "sms": "#c05621", "push": "#2f855a", "whatsapp": "#6b46c1"}
+
+
+def sends_per_minute_svg(report: WindowReport, *, width: int = 640, height: int = 200) -> str:
+    """A small line chart rendered by the server: no script, nothing from a CDN."""
+    minutes = sorted({m for points in report.per_minute.values() for m, _ in points})
+    if not minutes:
+        return '<p class="help">No sends yet.</p>'
+    top = max((n for points in report.per_minute.values() for _, n in points), default=1)
+    pad = 30
+    step = (width - 2 * pad) / max(len(minutes) - 1, 1)
+    index = {m: i for i, m in enumerate(minutes)}
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="sends per minute per channel">',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        'stroke="#999"/>',
+        f'<text x="2" y="{pad}" font-size="10">{top}/min</text>',
+    ]
+    for n, (channel, points) in enumerate(sorted(report.per_minute.items())):
+        colour = _COLOURS.get(channel, "#444")
+        coords = " ".join(
+            f"{pad + index[m] * step:.1f},{height - pad - (count / top) * (height - 2 * pad):.1f}"
+            for m, count in points
+        )
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>'
+        )
+        parts.append(
+            f'<text x="{pad + 80 * n}" y="{height - 8}" font-size="11" fill="{colour}">'
+            f"{escape(channel)}</text>"
+        )
+    parts.append(
+        f'<text x="{width - pad - 90}" y="{height - 8}" font-size="10">'
+        f"{minutes[0]:%H:%M}-{minutes[-1]:%H:%M} UTC</text></svg>"
+    )
+    return "".join(parts)

@@ -1,0 +1,15 @@
+"""The reroute engine's API, mounted under /api/v1/ by continuity/urls.py."""
+
+from django.urls import URLPattern, URLResolver, path
+
+from campaigns.reroute_api import DrillView, RerouteListView, WindowReportView
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("reroutes/", RerouteListView.as_view(), name="reroute-list"),
+    path(
+        "reroutes/windows/<int:window_id>/report/",
+        WindowReportView.as_view(),
+        name="reroute-window-report",
+    ),
+    path("drills/", DrillView.as_view(), name="drill"),
+]

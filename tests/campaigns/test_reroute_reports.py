@@ -1,0 +1,116 @@
+"""The per-window report, its CSV and chart, the admin pages and the API, with hostile input."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from campaigns.reports import sends_per_minute_svg, window_report, window_report_csv
+from campaigns.reroute import campaign_network_down, reroute_plan_next_slice
+from contacts.models import Channel
+from delivery.models import Delivery
+from delivery.states import DeliveryStatus as S
+from tests.campaigns.reroute_factories import make_campaign, network_down
+from tests.delivery.test_materialize import contact_with
+
+pytestmark = pytest.mark.django_db
+
+
+def rerouted_window(settings: Any) -> int:
+    settings.REROUTE_QUIET_HOURS = {}
+    settings.REROUTE_FREQUENCY_CAP_PER_DAY = 0
+    for _ in range(3):
+        contact_with(Channel.EMAIL, push=False)
+    contact_with(Channel.SMS, email=False, push=False)
+    contact_with()
+    campaign = make_campaign(fallback=("email", "sms"))
+    window = network_down()
+    reroute = campaign_network_down(
+        campaign_id=campaign.pk, network="instagram", window_id=window.pk, send=lambda *a, **k: None
+    )
+    assert reroute is not None
+    while reroute_plan_next_slice(reroute_id=reroute.pk):
+        pass
+    now = timezone.now()
+    emails = list(Delivery.objects.filter(channel="email").order_by("id"))
+    Delivery.objects.filter(pk=emails[0].pk).update(status=S.DELIVERED, sent_at=now)
+    Delivery.objects.filter(pk=emails[1].pk).update(status=S.FAILED)
+    Delivery.objects.filter(channel="sms").update(
+        status=S.SENT, sent_at=now + timedelta(minutes=2), cost_units=2
+    )
+    return window.pk
+
+
+def test_the_window_report_adds_up(settings: Any) -> None:
+    report = window_report(window_id=rerouted_window(settings))
+    assert report.channels["email"] == {
+        "planned": 3,
+        "sent": 1,
+        "delivered": 1,
+        "failed": 1,
+        "unknown": 0,
+        "cancelled": 0,
+        "suppressed": 0,
+    }
+    assert report.channels["sms"]["sent"] == 1
+    assert report.sms_segments_spent == 2
+    assert report.exclusions == {"no_consent": 1}
+    assert report.first_send_s is not None and report.last_send_s is not None
+    assert report.last_send_s - report.first_send_s == pytest.approx(120, abs=1)
+    assert [c["campaign"] for c in report.campaigns] == [report.campaigns[0]["campaign"]]
+    rows = list(csv.reader(io.StringIO(window_report_csv(report))))
+    assert ["email", "3", "1", "1", "1", "0", "0", "0"] in rows
+    svg = sends_per_minute_svg(report)
+    assert svg.startswith("<svg") and "polyline" in svg and "<script" not in svg
+
+
+def test_admin_dashboard_report_csv_and_drill_pages(admin_client: Client, settings: Any) -> None:
+    window_id = rerouted_window(settings)
+    dashboard = admin_client.get("/admin/campaigns/reroute/dashboard/")
+    assert dashboard.status_code == 200
+    assert b"<progress" in dashboard.content
+    page = admin_client.get(f"/admin/campaigns/reroute/report/{window_id}/")
+    assert page.status_code == 200
+    assert b"<svg" in page.content and b"no_consent" in page.content
+    download = admin_client.get(f"/admin/campaigns/reroute/report/{window_id}/csv/")
+    assert download["Content-Type"] == "text/csv"
+    drill = admin_client.get("/admin/campaigns/reroute/drill/?network=x")
+    assert drill.status_code == 200
+    assert b"nothing would change" in drill.content
+    listing = admin_client.get("/admin/campaigns/reroute/")
+    assert listing.status_code == 200
+
+
+def test_the_api_needs_a_token_and_explains_bad_input(client: Client, admin_user: Any) -> None:
+    assert client.get("/api/v1/reroutes/").status_code == 401
+    token = Token.objects.create(user=admin_user)
+    auth = {"HTTP_AUTHORIZATION": f"Token {token.key}"}
+    assert client.get("/api/v1/reroutes/?window=abc", **auth).json()["error"] == "invalid"
+    missing = client.get("/api/v1/reroutes/windows/999999/report/", **auth)
+    assert missing.status_code == 404
+    bad = client.post("/api/v1/drills/", {"network": "myspace"}, "application/json", **auth)
+    assert bad.status_code == 400
+    assert "unknown network" in str(bad.json()["detail"])
+    good = client.post("/api/v1/drills/", {"network": "x"}, "application/json", **auth)
+    assert good.status_code == 200
+    assert good.json()["campaigns"] == []
+
+
+def test_the_api_report_in_json_and_csv(client: Client, admin_user: Any, settings: Any) -> None:
+    window_id = rerouted_window(settings)
+    token = Token.objects.create(user=admin_user)
+    auth = {"HTTP_AUTHORIZATION": f"Token {token.key}"}
+    body = client.get(f"/api/v1/reroutes/windows/{window_id}/report/", **auth).json()
+    assert body["channels"]["email"]["planned"] == 3
+    assert body["per_minute"]["sms"][0]["sent"] == 1
+    as_csv = client.get(f"/api/v1/reroutes/windows/{window_id}/report/?export=csv", **auth)
+    assert as_csv["Content-Type"] == "text/csv"
+    listed = client.get(f"/api/v1/reroutes/?window={window_id}", **auth).json()
+    assert len(listed) == 1 and listed[0]["status"] == "sending"
