@@ -91,14 +91,14 @@ def test_admin_dashboard_report_csv_and_drill_pages(admin_client: Client, settin
 def test_the_api_needs_a_token_and_explains_bad_input(client: Client, admin_user: Any) -> None:
     assert client.get("/api/v1/reroutes/").status_code == 401
     token = Token.objects.create(user=admin_user)
-    auth = {"HTTP_AUTHORIZATION": f"Token {token.key}"}
-    assert client.get("/api/v1/reroutes/?window=abc", **auth).json()["error"] == "invalid"
-    missing = client.get("/api/v1/reroutes/windows/999999/report/", **auth)
+    api = Client(headers={"Authorization": f"Token {token.key}"})
+    assert api.get("/api/v1/reroutes/?window=abc").json()["error"] == "invalid"
+    missing = api.get("/api/v1/reroutes/windows/999999/report/")
     assert missing.status_code == 404
-    bad = client.post("/api/v1/drills/", {"network": "myspace"}, "application/json", **auth)
+    bad = api.post("/api/v1/drills/", {"network": "myspace"}, "application/json")
     assert bad.status_code == 400
     assert "unknown network" in str(bad.json()["detail"])
-    good = client.post("/api/v1/drills/", {"network": "x"}, "application/json", **auth)
+    good = api.post("/api/v1/drills/", {"network": "x"}, "application/json")
     assert good.status_code == 200
     assert good.json()["campaigns"] == []
 
@@ -106,11 +106,11 @@ def test_the_api_needs_a_token_and_explains_bad_input(client: Client, admin_user
 def test_the_api_report_in_json_and_csv(client: Client, admin_user: Any, settings: Any) -> None:
     window_id = rerouted_window(settings)
     token = Token.objects.create(user=admin_user)
-    auth = {"HTTP_AUTHORIZATION": f"Token {token.key}"}
-    body = client.get(f"/api/v1/reroutes/windows/{window_id}/report/", **auth).json()
+    api = Client(headers={"Authorization": f"Token {token.key}"})
+    body = api.get(f"/api/v1/reroutes/windows/{window_id}/report/").json()
     assert body["channels"]["email"]["planned"] == 3
     assert body["per_minute"]["sms"][0]["sent"] == 1
-    as_csv = client.get(f"/api/v1/reroutes/windows/{window_id}/report/?export=csv", **auth)
+    as_csv = api.get(f"/api/v1/reroutes/windows/{window_id}/report/?export=csv")
     assert as_csv["Content-Type"] == "text/csv"
-    listed = client.get(f"/api/v1/reroutes/?window={window_id}", **auth).json()
+    listed = api.get(f"/api/v1/reroutes/?window={window_id}").json()
     assert len(listed) == 1 and listed[0]["status"] == "sending"
