@@ -6,16 +6,17 @@ autocommit, so even a request that later crashes leaves a trace; its verdict is 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from outages.credentials import source_secrets
+from outages.credentials import source_with_secrets
 from outages.mapping import signal_network_resolve
 from outages.models import (
     DeliverySeen,
@@ -81,21 +82,40 @@ def _query_redacted(query: Mapping[str, str]) -> str:
 
 def _receipt_store(
     *, slug: str, method: str, headers: Mapping[str, str], query: Mapping[str, str], body: bytes
-) -> WebhookReceipt:
+) -> int:
     cap = settings.OUTAGES_RECEIPT_BODY_BYTES
-    return WebhookReceipt.objects.create(
-        slug=slug[:200],
-        method=method[:16],
-        headers=_headers_kept(headers, None),
-        query=_query_redacted(query),
-        body=body[:cap].decode("utf-8", errors="replace"),
-        body_truncated=len(body) > cap,
-        size=len(body),
+    # A raw INSERT: it runs on every request, and building the statement through the ORM cost
+    # more than the database round trip (measured ~1 ms of a ~6 ms request).
+    # Only the table name is interpolated, and it comes from model metadata.
+    table = WebhookReceipt._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (slug, method, headers, query, body, "  # noqa: S608
+        "body_truncated, size, verdict, reason, signals, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '', '[]', %s) RETURNING id"
     )
+    # PostgreSQL text cannot hold NUL; the receipt keeps a readable copy, never the raw bytes.
+    text = body[:cap].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    params: list[Any] = [
+        slug[:200],
+        method[:16],
+        json.dumps(_headers_kept(headers, None)),
+        _query_redacted(query),
+        text,
+        len(body) > cap,
+        len(body),
+        Verdict.RECEIVED,
+        timezone.now(),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:  # pragma: no cover - INSERT ... RETURNING always returns the row
+        raise RuntimeError("receipt insert returned nothing")
+    return int(row[0])
 
 
 def _finish(
-    receipt: WebhookReceipt,
+    receipt: int,
     *,
     status_code: int,
     verdict: str,
@@ -114,8 +134,8 @@ def _finish(
         updates["source"] = source
         if headers is not None and source.options.get("timestamp_header"):
             updates["headers"] = _headers_kept(headers, source.options)
-    WebhookReceipt.objects.filter(pk=receipt.pk).update(**updates)
-    return IntakeResult(status_code, verdict, reason, receipt.pk, signals or [])
+    WebhookReceipt.objects.filter(pk=receipt).update(**updates)
+    return IntakeResult(status_code, verdict, reason, receipt, signals or [])
 
 
 def webhook_intake(
@@ -134,7 +154,7 @@ def webhook_intake(
         return _finish(
             receipt, status_code=405, verdict=Verdict.METHOD_NOT_ALLOWED, reason="use POST"
         )
-    source = MonitorSource.objects.filter(slug=slug, active=True).first()
+    source, secrets = source_with_secrets(slug=slug)
     if source is None:
         return _finish(
             receipt, status_code=404, verdict=Verdict.NOT_FOUND, reason=f"no active source {slug!r}"
@@ -159,7 +179,7 @@ def webhook_intake(
     )
     try:
         delivery_id = normaliser.authenticate(
-            request=request, secrets=source_secrets(source=source), options=source.options
+            request=request, secrets=secrets, options=source.options
         )
         payload = normaliser.parse(request=request)
         normalised = normaliser.normalise(payload=payload, options=source.options)
@@ -187,7 +207,7 @@ def webhook_intake(
 
 
 def _apply(
-    receipt: WebhookReceipt,
+    receipt: int,
     *,
     source: MonitorSource,
     normalised_signals: list[Any],
@@ -238,25 +258,27 @@ def _apply(
             entry["outcome"] = outcome.action
             entry["window"] = outcome.window_id
             produced.append(entry)
-    reasons = list(notes)
-    if unmapped:
-        reasons.append(
-            f"{unmapped} of {len(normalised_signals)} alerts map to no network "
-            "(add a mapping rule or a default network)"
+        reasons = list(notes)
+        if unmapped:
+            reasons.append(
+                f"{unmapped} of {len(normalised_signals)} alerts map to no network "
+                "(add a mapping rule or a default network)"
+            )
+        mapped = len(normalised_signals) - unmapped
+        if mapped:
+            verdict, status = Verdict.ACCEPTED, 200
+        elif unmapped:
+            verdict, status = Verdict.UNMAPPED, 202
+        else:
+            verdict, status = Verdict.IGNORED, 202
+        # In the same transaction as the window change: the receipt's verdict never disagrees
+        # with what happened, and the request costs one commit less.
+        return _finish(
+            receipt,
+            status_code=status,
+            verdict=verdict,
+            reason="; ".join(reasons) or f"{mapped} signals applied",
+            signals=produced,
+            source=source,
+            headers=headers,
         )
-    mapped = len(normalised_signals) - unmapped
-    if mapped:
-        verdict, status = Verdict.ACCEPTED, 200
-    elif unmapped:
-        verdict, status = Verdict.UNMAPPED, 202
-    else:
-        verdict, status = Verdict.IGNORED, 202
-    return _finish(
-        receipt,
-        status_code=status,
-        verdict=verdict,
-        reason="; ".join(reasons) or f"{mapped} signals applied",
-        signals=produced,
-        source=source,
-        headers=headers,
-    )
