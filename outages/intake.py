@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from outages.credentials import source_with_secrets
@@ -124,17 +124,23 @@ def _finish(
     source: MonitorSource | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> IntakeResult:
-    updates: dict[str, Any] = {
+    columns: dict[str, Any] = {
         "status_code": status_code,
         "verdict": verdict,
         "reason": reason[:2000],
-        "signals": signals or [],
+        "signals": json.dumps(signals or []),
     }
     if source is not None:
-        updates["source"] = source
+        columns["source_id"] = source.pk
         if headers is not None and source.options.get("timestamp_header"):
-            updates["headers"] = _headers_kept(headers, source.options)
-    WebhookReceipt.objects.filter(pk=receipt).update(**updates)
+            columns["headers"] = json.dumps(_headers_kept(headers, source.options))
+    # Raw for the same reason as the insert; column names are literals from this function.
+    assignments = ", ".join(f"{name} = %s" for name in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {WebhookReceipt._meta.db_table} SET {assignments} WHERE id = %s",  # noqa: S608
+            [*columns.values(), receipt],
+        )
     return IntakeResult(status_code, verdict, reason, receipt, signals or [])
 
 
@@ -206,6 +212,18 @@ def webhook_intake(
         raise
 
 
+def _delivery_first_time(*, source: MonitorSource, delivery_id: str) -> bool:
+    # ON CONFLICT DO NOTHING: the unique constraint decides, with no savepoint round trips; a
+    # concurrent twin waits on the conflicting row and then sees it taken.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {DeliverySeen._meta.db_table} (source_id, delivery_id, created_at) "  # noqa: S608
+            "VALUES (%s, %s, %s) ON CONFLICT (source_id, delivery_id) DO NOTHING RETURNING id",
+            [source.pk, delivery_id, timezone.now()],
+        )
+        return cursor.fetchone() is not None
+
+
 def _apply(
     receipt: int,
     *,
@@ -218,14 +236,10 @@ def _apply(
     produced: list[dict[str, Any]] = []
     unmapped = 0
     with transaction.atomic():
-        if delivery_id:
-            # Recorded in the same transaction as the window change: a delivery that failed here
-            # is not marked seen, so the sender's retry is processed, but a replay is refused.
-            try:
-                with transaction.atomic():
-                    DeliverySeen.objects.create(source=source, delivery_id=delivery_id[:200])
-            except IntegrityError:
-                raise Replayed(f"delivery {delivery_id[:80]!r} was already processed") from None
+        # Recorded in the same transaction as the window change: a delivery that failed here
+        # is not marked seen, so the sender's retry is processed, but a replay is refused.
+        if delivery_id and not _delivery_first_time(source=source, delivery_id=delivery_id[:200]):
+            raise Replayed(f"delivery {delivery_id[:80]!r} was already processed")
         for raw in normalised_signals:
             network = signal_network_resolve(
                 rules=source.mapping_rules,

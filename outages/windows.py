@@ -65,33 +65,44 @@ def _send_on_commit(signal_name: str, window: OutageWindow, *, reopened: bool = 
     transaction.on_commit(partial(send))
 
 
-def _network_lock(network: str) -> None:
-    # Lock the network's row; create it on first use (ignore_conflicts: two creators race safely).
-    if not NetworkLock.objects.select_for_update().filter(pk=network).exists():
-        NetworkLock.objects.bulk_create([NetworkLock(network=network)], ignore_conflicts=True)
-        NetworkLock.objects.select_for_update().filter(pk=network).exists()
+def _network_lock(network: str) -> int | None:
+    """Lock the network's row (serialising every window change on it); return its open window.
 
-
-def _lock_open_window(network: str) -> OutageWindow | None:
-    return (
-        OutageWindow.objects.select_for_update()
-        .filter(network=network, state=WindowState.OPEN)
-        .first()
+    One statement for both, since this runs for every new alert. The row is created on first
+    use; ignore_conflicts lets two first users race safely.
+    """
+    lock_table = NetworkLock._meta.db_table
+    window_table = OutageWindow._meta.db_table
+    # Only table names are interpolated, and they come from model metadata.
+    sql = (
+        f"SELECT w.id FROM {lock_table} n LEFT JOIN {window_table} w "  # noqa: S608
+        "ON w.network = n.network AND w.state = %s WHERE n.network = %s"
     )
+    if connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF n"
+    for _ in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [WindowState.OPEN, network])
+            row = cursor.fetchone()
+        if row is not None:
+            return int(row[0]) if row[0] is not None else None
+        NetworkLock.objects.bulk_create([NetworkLock(network=network)], ignore_conflicts=True)
+    raise RuntimeError(f"could not lock network {network!r}")  # pragma: no cover
 
 
 def _window_for_firing(
     *,
     network: str,
+    open_window_id: int | None,
     now: datetime,
     source_kind: str,
     source: MonitorSource | None,
     source_ref: str,
     reason: str,
-) -> tuple[OutageWindow, str]:
-    window = _lock_open_window(network)
-    if window is not None:
-        return window, "joined"
+) -> tuple[int, str]:
+    if open_window_id is not None:
+        # The signal row itself (window, first_seen_at) records that it joined.
+        return open_window_id, "joined"
     damping = timedelta(seconds=settings.OUTAGES_FLAP_DAMPING_S)
     recent = (
         OutageWindow.objects.select_for_update()
@@ -113,7 +124,7 @@ def _window_for_firing(
             window=recent, kind=WindowEvent.Kind.REOPENED, actor=source_ref, detail=reason
         )
         _send_on_commit("opened", recent, reopened=True)
-        return recent, "reopened"
+        return recent.pk, "reopened"
     window = OutageWindow.objects.create(
         network=network,
         state=WindowState.OPEN,
@@ -127,7 +138,7 @@ def _window_for_firing(
         window=window, kind=WindowEvent.Kind.OPENED, actor=source_ref, detail=reason
     )
     _send_on_commit("opened", window)
-    return window, "opened"
+    return window.pk, "opened"
 
 
 def _close(window: OutageWindow, *, now: datetime, actor: str, reason: str) -> None:
@@ -178,13 +189,14 @@ def outage_signal_apply(
             repeat = _firing_repeat_count(origin=origin, now=now)
             if repeat is not None:
                 return SignalOutcome(network, "duplicate", repeat)
-        _network_lock(network)
+        open_window_id = _network_lock(network)
         signal = OutageSignal.objects.select_for_update().filter(**origin).first()
         fields = {"summary": summary[:2000], "link": link[:2000]}
         if firing:
             return _firing(
                 signal=signal,
                 network=network,
+                open_window_id=open_window_id,
                 now=now,
                 source_kind=source_kind,
                 source=source,
@@ -248,6 +260,7 @@ def _firing(
     *,
     signal: OutageSignal | None,
     network: str,
+    open_window_id: int | None,
     now: datetime,
     source_kind: str,
     source: MonitorSource | None,
@@ -256,12 +269,15 @@ def _firing(
     started_at: datetime | None,
     fields: dict[str, str],
 ) -> SignalOutcome:
-    if signal is not None and signal.state == SignalState.FIRING and signal.window_id:
-        held = OutageWindow.objects.filter(pk=signal.window_id, state=WindowState.OPEN).exists()
-        if held:
-            # Repeats (repeat_interval, HA pairs, retries) change nothing.
-            _seen_again(signal)
-            return SignalOutcome(network, "duplicate", signal.window_id)
+    if (
+        signal is not None
+        and signal.state == SignalState.FIRING
+        and signal.window_id is not None
+        and signal.window_id == open_window_id
+    ):
+        # Repeats (repeat_interval, HA pairs, retries) change nothing.
+        _seen_again(signal)
+        return SignalOutcome(network, "duplicate", signal.window_id)
     if signal is not None and signal.state == SignalState.RESOLVED and signal.ended_at:
         if started_at is not None and started_at <= signal.ended_at:
             # The resolve of this very episode already arrived (out of order): it wins.
@@ -272,8 +288,9 @@ def _firing(
             # An undated firing right after a remembered early resolve is that resolve's firing.
             _seen_again(signal)
             return SignalOutcome(network, "stale", None)
-    window, action = _window_for_firing(
+    window_id, action = _window_for_firing(
         network=network,
+        open_window_id=open_window_id,
         now=now,
         source_kind=source_kind,
         source=source,
@@ -287,24 +304,20 @@ def _firing(
             source=source,
             source_ref=source_ref,
             incident_key=incident_key,
-            window=window,
+            window_id=window_id,
             state=SignalState.FIRING,
             started_at=started_at or now,
             **fields,
         )
     else:
-        signal.window = window
+        signal.window_id = window_id
         signal.state = SignalState.FIRING
         signal.started_at = started_at or now
         signal.ended_at = None
         signal.notifications += 1
         signal.summary, signal.link = fields["summary"], fields["link"]
         signal.save()
-    if action == "joined":
-        WindowEvent.objects.create(
-            window=window, kind=WindowEvent.Kind.JOINED, actor=source_ref, detail=incident_key
-        )
-    return SignalOutcome(network, action, window.pk)
+    return SignalOutcome(network, action, window_id)
 
 
 def _resolved(
