@@ -309,3 +309,50 @@ def test_the_webhook_answers_within_a_bounded_number_of_queries(
     # and the receipt's verdict. The source and its secrets come from the per-process cache.
     with django_assert_max_num_queries(6):
         assert hook_post(client, source, body).status_code == 200
+
+
+def test_binary_garbage_is_400_and_the_receipt_keeps_a_readable_copy(client: Any) -> None:
+    source = source_create(kind="alertmanager")
+    response = hook_post(client, source, b"\x00\xff\xfe garbage \x00")
+    assert response.status_code == 400
+    receipt = receipt_of(response)
+    assert receipt.verdict == Verdict.MALFORMED
+    assert "garbage" in receipt.body
+    assert "\x00" not in receipt.body
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch", "options"])
+def test_other_methods_are_405(client: Any, method: str) -> None:
+    source = source_create()
+    response = getattr(client, method)(f"/hooks/monitors/{source.slug}/")
+    assert response.status_code == 405
+    assert receipt_of(response).method == method.upper()
+
+
+def test_an_unexpected_failure_marks_the_receipt_and_answers_500(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outages import intake
+
+    def explode(**_: Any) -> Any:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(intake, "outage_signal_apply", explode)
+    client.raise_request_exception = False
+    source = source_create(kind="alertmanager")
+    response = hook_post(client, source, sample_bytes("alertmanager", "firing"))
+    assert response.status_code == 500
+    receipt = WebhookReceipt.objects.get()
+    assert receipt.verdict == Verdict.ERROR
+    assert "database went away" in receipt.reason
+
+
+def test_an_alert_without_fingerprint_is_keyed_by_its_labels(client: Any) -> None:
+    source = source_create(kind="alertmanager")
+    payload = sample("alertmanager", "firing")
+    for alert in payload["alerts"]:
+        del alert["fingerprint"]
+    body = json.dumps(payload).encode()
+    for _ in range(2):
+        assert hook_post(client, source, body).status_code == 200
+    assert OutageWindow.objects.get().holds.count() == 2
