@@ -356,3 +356,14 @@ def test_an_alert_without_fingerprint_is_keyed_by_its_labels(client: Any) -> Non
     for _ in range(2):
         assert hook_post(client, source, body).status_code == 200
     assert OutageWindow.objects.get().holds.count() == 2
+
+
+def test_a_json_body_sent_as_a_form_by_curl_d_is_read_as_json(client: Any) -> None:
+    source = source_create(kind="uptime_kuma")
+    response = client.post(
+        f"/hooks/monitors/{source.slug}/",
+        data=sample_bytes("uptime_kuma", "down"),
+        content_type="application/x-www-form-urlencoded",
+        HTTP_AUTHORIZATION=f"Bearer {SECRET}",
+    )
+    assert response.status_code == 200, response.json()
