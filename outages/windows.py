@@ -190,8 +190,19 @@ def outage_signal_apply(
             if repeat is not None:
                 return SignalOutcome(network, "duplicate", repeat)
         open_window_id = _network_lock(network)
-        signal = OutageSignal.objects.select_for_update().filter(**origin).first()
         fields = {"summary": summary[:2000], "link": link[:2000]}
+        if firing and open_window_id is not None:
+            joined = _signal_insert_joining(
+                origin=origin,
+                window_id=open_window_id,
+                source=source,
+                started_at=started_at or now,
+                now=now,
+                fields=fields,
+            )
+            if joined:
+                return SignalOutcome(network, "joined", open_window_id)
+        signal = OutageSignal.objects.select_for_update().filter(**origin).first()
         if firing:
             return _firing(
                 signal=signal,
@@ -248,6 +259,47 @@ def _firing_repeat_count(*, origin: dict[str, str], now: datetime) -> int | None
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return int(row[0]) if row else None
+
+
+def _signal_insert_joining(
+    *,
+    origin: dict[str, str],
+    window_id: int,
+    source: MonitorSource | None,
+    started_at: datetime,
+    now: datetime,
+    fields: dict[str, str],
+) -> bool:
+    """A never-seen alert joining an open window: one INSERT, or False if the origin exists.
+
+    The unique constraint on the origin decides (ON CONFLICT DO NOTHING); an existing signal
+    takes the general path, which reads and locks it.
+    """
+    table = OutageSignal._meta.db_table
+    # Only the table name is interpolated, and it comes from model metadata.
+    sql = (
+        f"INSERT INTO {table} (network, source_kind, source_id, source_ref, incident_key, "  # noqa: S608
+        "window_id, state, started_at, summary, link, notifications, first_seen_at, "
+        "last_seen_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s) "
+        "ON CONFLICT (source_kind, source_ref, incident_key, network) DO NOTHING RETURNING id"
+    )
+    params: list[Any] = [
+        origin["network"],
+        origin["source_kind"],
+        source.pk if source is not None else None,
+        origin["source_ref"],
+        origin["incident_key"],
+        window_id,
+        SignalState.FIRING,
+        started_at,
+        fields["summary"],
+        fields["link"],
+        now,
+        now,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None
 
 
 def _seen_again(signal: OutageSignal) -> None:
