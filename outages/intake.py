@@ -240,13 +240,22 @@ def _apply(
         # is not marked seen, so the sender's retry is processed, but a replay is refused.
         if delivery_id and not _delivery_first_time(source=source, delivery_id=delivery_id[:200]):
             raise Replayed(f"delivery {delivery_id[:80]!r} was already processed")
-        for raw in normalised_signals:
-            network = signal_network_resolve(
-                rules=source.mapping_rules,
-                default_network=source.default_network,
-                attributes=raw.attributes,
-                explicit=raw.network,
+        mapped_signals = [
+            (
+                signal_network_resolve(
+                    rules=source.mapping_rules,
+                    default_network=source.default_network,
+                    attributes=raw.attributes,
+                    explicit=raw.network,
+                ),
+                raw,
             )
+            for raw in normalised_signals
+        ]
+        # One order for every request (network, then key), so two deliveries of one group
+        # that list its alerts differently cannot lock two networks in opposite orders.
+        mapped_signals.sort(key=lambda pair: (pair[0] or "", pair[1].incident_key))
+        for network, raw in mapped_signals:
             entry: dict[str, Any] = {
                 "incident_key": raw.incident_key,
                 "status": "firing" if raw.firing else "resolved",
