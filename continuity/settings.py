@@ -437,6 +437,7 @@ OUTAGES_FLAP_DAMPING_S = env_int("OUTAGES_FLAP_DAMPING_S", default=300, minimum=
 OUTAGES_EARLY_RESOLVE_GRACE_S = env_int("OUTAGES_EARLY_RESOLVE_GRACE_S", default=600, minimum=0)
 OUTAGES_CREDENTIAL_OVERLAP_S = env_int("OUTAGES_CREDENTIAL_OVERLAP_S", default=86400, minimum=0)
 OUTAGES_CREDENTIAL_KEY = env_str("OUTAGES_CREDENTIAL_KEY", default="")
+OUTAGES_SOURCE_CACHE_S = env_int("OUTAGES_SOURCE_CACHE_S", default=5, minimum=0)
 OUTAGES_IMPACT_COUNTER = env_str("OUTAGES_IMPACT_COUNTER", default="")
 OUTAGES_EXTRA_NETWORKS: dict[str, str] = {}
 # django.contrib.admin comes first in INSTALLED_APPS, so an app template cannot override its

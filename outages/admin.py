@@ -86,8 +86,14 @@ class MonitorSourceAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: MonitorSource, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        given = form.cleaned_data.get("new_secret") or None
         if not change:
-            _show_secret_once(request, obj, credential_issue(source=obj))
+            _show_secret_once(request, obj, credential_issue(source=obj, secret=given))
+        elif given:
+            credential_rotate(source=obj, secret=given)
+            self.message_user(
+                request, "Secret replaced; the previous one keeps working for the overlap period."
+            )
 
     @admin.action(description="Rotate secret (old one keeps working for the overlap period)")
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[MonitorSource]) -> None:

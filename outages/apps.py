@@ -25,4 +25,12 @@ class OutagesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from outages.credentials import source_cache_clear
+        from outages.models import MonitorCredential, MonitorSource
+
         post_migrate.connect(_schedule_receipt_pruning, sender=self)
+        for model in (MonitorSource, MonitorCredential):
+            post_save.connect(source_cache_clear, sender=model, dispatch_uid=f"outages-{model}")
+            post_delete.connect(source_cache_clear, sender=model, dispatch_uid=f"outages-d-{model}")

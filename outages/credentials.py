@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
@@ -74,3 +76,36 @@ def source_secrets(*, source: MonitorSource) -> list[str]:
         Q(expires_at__isnull=True) | Q(expires_at__gt=now)
     )
     return [s for s in (_decrypt(r.secret_encrypted) for r in rows) if s]
+
+
+# Per-process cache of source + decrypted secrets: the webhook hot path then costs no query for
+# them. Saves in this process clear it at once (see apps.py); other processes within the TTL.
+_cache: dict[str, tuple[float, MonitorSource | None, list[tuple[str, datetime | None]]]] = {}
+_cache_lock = threading.Lock()
+
+
+def source_cache_clear(**_: object) -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def source_with_secrets(*, slug: str) -> tuple[MonitorSource | None, list[str]]:
+    """The active source at ``slug`` and the secrets valid right now (cached briefly)."""
+    ttl = settings.OUTAGES_SOURCE_CACHE_S
+    now_mono = time.monotonic()
+    cached = _cache.get(slug) if ttl > 0 else None
+    if cached is None or now_mono - cached[0] > ttl:
+        source = MonitorSource.objects.filter(slug=slug, active=True).first()
+        rows: list[tuple[str, datetime | None]] = []
+        if source is not None:
+            for credential in MonitorCredential.objects.filter(source=source):
+                plain = _decrypt(credential.secret_encrypted)
+                if plain:
+                    rows.append((plain, credential.expires_at))
+        cached = (now_mono, source, rows)
+        if ttl > 0:
+            with _cache_lock:
+                _cache[slug] = cached
+    _, source, rows = cached
+    now = timezone.now()
+    return source, [secret for secret, expires in rows if expires is None or expires > now]

@@ -12,6 +12,16 @@ from outages.networks import network_choices
 
 
 class MonitorSourceForm(forms.ModelForm):
+    new_secret = forms.CharField(
+        required=False,
+        strip=True,
+        min_length=16,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Only when the sender generates the secret (PagerDuty): paste it here. Leave "
+        "blank to have one generated on creation. Setting it later rotates: the previous secret "
+        "keeps working for the overlap period.",
+    )
+
     class Meta:
         model = MonitorSource
         fields = ["name", "slug", "kind", "default_network", "mapping_rules", "options", "active"]

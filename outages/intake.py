@@ -6,16 +6,17 @@ autocommit, so even a request that later crashes leaves a trace; its verdict is 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from outages.credentials import source_secrets
+from outages.credentials import source_with_secrets
 from outages.mapping import signal_network_resolve
 from outages.models import (
     DeliverySeen,
@@ -81,21 +82,40 @@ def _query_redacted(query: Mapping[str, str]) -> str:
 
 def _receipt_store(
     *, slug: str, method: str, headers: Mapping[str, str], query: Mapping[str, str], body: bytes
-) -> WebhookReceipt:
+) -> int:
     cap = settings.OUTAGES_RECEIPT_BODY_BYTES
-    return WebhookReceipt.objects.create(
-        slug=slug[:200],
-        method=method[:16],
-        headers=_headers_kept(headers, None),
-        query=_query_redacted(query),
-        body=body[:cap].decode("utf-8", errors="replace"),
-        body_truncated=len(body) > cap,
-        size=len(body),
+    # A raw INSERT: it runs on every request, and building the statement through the ORM cost
+    # more than the database round trip (measured ~1 ms of a ~6 ms request).
+    # Only the table name is interpolated, and it comes from model metadata.
+    table = WebhookReceipt._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (slug, method, headers, query, body, "  # noqa: S608
+        "body_truncated, size, verdict, reason, signals, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '', '[]', %s) RETURNING id"
     )
+    # PostgreSQL text cannot hold NUL; the receipt keeps a readable copy, never the raw bytes.
+    text = body[:cap].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    params: list[Any] = [
+        slug[:200],
+        method[:16],
+        json.dumps(_headers_kept(headers, None)),
+        _query_redacted(query),
+        text,
+        len(body) > cap,
+        len(body),
+        Verdict.RECEIVED,
+        timezone.now(),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:  # pragma: no cover - INSERT ... RETURNING always returns the row
+        raise RuntimeError("receipt insert returned nothing")
+    return int(row[0])
 
 
 def _finish(
-    receipt: WebhookReceipt,
+    receipt: int,
     *,
     status_code: int,
     verdict: str,
@@ -104,18 +124,24 @@ def _finish(
     source: MonitorSource | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> IntakeResult:
-    updates: dict[str, Any] = {
+    columns: dict[str, Any] = {
         "status_code": status_code,
         "verdict": verdict,
         "reason": reason[:2000],
-        "signals": signals or [],
+        "signals": json.dumps(signals or []),
     }
     if source is not None:
-        updates["source"] = source
+        columns["source_id"] = source.pk
         if headers is not None and source.options.get("timestamp_header"):
-            updates["headers"] = _headers_kept(headers, source.options)
-    WebhookReceipt.objects.filter(pk=receipt.pk).update(**updates)
-    return IntakeResult(status_code, verdict, reason, receipt.pk, signals or [])
+            columns["headers"] = json.dumps(_headers_kept(headers, source.options))
+    # Raw for the same reason as the insert; column names are literals from this function.
+    assignments = ", ".join(f"{name} = %s" for name in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {WebhookReceipt._meta.db_table} SET {assignments} WHERE id = %s",  # noqa: S608
+            [*columns.values(), receipt],
+        )
+    return IntakeResult(status_code, verdict, reason, receipt, signals or [])
 
 
 def webhook_intake(
@@ -134,7 +160,7 @@ def webhook_intake(
         return _finish(
             receipt, status_code=405, verdict=Verdict.METHOD_NOT_ALLOWED, reason="use POST"
         )
-    source = MonitorSource.objects.filter(slug=slug, active=True).first()
+    source, secrets = source_with_secrets(slug=slug)
     if source is None:
         return _finish(
             receipt, status_code=404, verdict=Verdict.NOT_FOUND, reason=f"no active source {slug!r}"
@@ -159,7 +185,7 @@ def webhook_intake(
     )
     try:
         delivery_id = normaliser.authenticate(
-            request=request, secrets=source_secrets(source=source), options=source.options
+            request=request, secrets=secrets, options=source.options
         )
         payload = normaliser.parse(request=request)
         normalised = normaliser.normalise(payload=payload, options=source.options)
@@ -186,8 +212,20 @@ def webhook_intake(
         raise
 
 
+def _delivery_first_time(*, source: MonitorSource, delivery_id: str) -> bool:
+    # ON CONFLICT DO NOTHING: the unique constraint decides, with no savepoint round trips; a
+    # concurrent twin waits on the conflicting row and then sees it taken.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {DeliverySeen._meta.db_table} (source_id, delivery_id, created_at) "  # noqa: S608
+            "VALUES (%s, %s, %s) ON CONFLICT (source_id, delivery_id) DO NOTHING RETURNING id",
+            [source.pk, delivery_id, timezone.now()],
+        )
+        return cursor.fetchone() is not None
+
+
 def _apply(
-    receipt: WebhookReceipt,
+    receipt: int,
     *,
     source: MonitorSource,
     normalised_signals: list[Any],
@@ -198,21 +236,26 @@ def _apply(
     produced: list[dict[str, Any]] = []
     unmapped = 0
     with transaction.atomic():
-        if delivery_id:
-            # Recorded in the same transaction as the window change: a delivery that failed here
-            # is not marked seen, so the sender's retry is processed, but a replay is refused.
-            try:
-                with transaction.atomic():
-                    DeliverySeen.objects.create(source=source, delivery_id=delivery_id[:200])
-            except IntegrityError:
-                raise Replayed(f"delivery {delivery_id[:80]!r} was already processed") from None
-        for raw in normalised_signals:
-            network = signal_network_resolve(
-                rules=source.mapping_rules,
-                default_network=source.default_network,
-                attributes=raw.attributes,
-                explicit=raw.network,
+        # Recorded in the same transaction as the window change: a delivery that failed here
+        # is not marked seen, so the sender's retry is processed, but a replay is refused.
+        if delivery_id and not _delivery_first_time(source=source, delivery_id=delivery_id[:200]):
+            raise Replayed(f"delivery {delivery_id[:80]!r} was already processed")
+        mapped_signals = [
+            (
+                signal_network_resolve(
+                    rules=source.mapping_rules,
+                    default_network=source.default_network,
+                    attributes=raw.attributes,
+                    explicit=raw.network,
+                ),
+                raw,
             )
+            for raw in normalised_signals
+        ]
+        # One order for every request (network, then key), so two deliveries of one group
+        # that list its alerts differently cannot lock two networks in opposite orders.
+        mapped_signals.sort(key=lambda pair: (pair[0] or "", pair[1].incident_key))
+        for network, raw in mapped_signals:
             entry: dict[str, Any] = {
                 "incident_key": raw.incident_key,
                 "status": "firing" if raw.firing else "resolved",
@@ -238,25 +281,27 @@ def _apply(
             entry["outcome"] = outcome.action
             entry["window"] = outcome.window_id
             produced.append(entry)
-    reasons = list(notes)
-    if unmapped:
-        reasons.append(
-            f"{unmapped} of {len(normalised_signals)} alerts map to no network "
-            "(add a mapping rule or a default network)"
+        reasons = list(notes)
+        if unmapped:
+            reasons.append(
+                f"{unmapped} of {len(normalised_signals)} alerts map to no network "
+                "(add a mapping rule or a default network)"
+            )
+        mapped = len(normalised_signals) - unmapped
+        if mapped:
+            verdict, status = Verdict.ACCEPTED, 200
+        elif unmapped:
+            verdict, status = Verdict.UNMAPPED, 202
+        else:
+            verdict, status = Verdict.IGNORED, 202
+        # In the same transaction as the window change: the receipt's verdict never disagrees
+        # with what happened, and the request costs one commit less.
+        return _finish(
+            receipt,
+            status_code=status,
+            verdict=verdict,
+            reason="; ".join(reasons) or f"{mapped} signals applied",
+            signals=produced,
+            source=source,
+            headers=headers,
         )
-    mapped = len(normalised_signals) - unmapped
-    if mapped:
-        verdict, status = Verdict.ACCEPTED, 200
-    elif unmapped:
-        verdict, status = Verdict.UNMAPPED, 202
-    else:
-        verdict, status = Verdict.IGNORED, 202
-    return _finish(
-        receipt,
-        status_code=status,
-        verdict=verdict,
-        reason="; ".join(reasons) or f"{mapped} signals applied",
-        signals=produced,
-        source=source,
-        headers=headers,
-    )

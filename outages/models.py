@@ -234,7 +234,6 @@ class WindowEvent(models.Model):
     class Kind(models.TextChoices):
         OPENED = "opened", "Opened"
         REOPENED = "reopened", "Reopened (flap damping)"
-        JOINED = "joined", "Another signal holds it"
         RELEASED = "released", "A signal resolved"
         CLOSED = "closed", "Closed"
 

@@ -12,9 +12,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from outages.errors import UnknownNetwork, WindowNotOpen
@@ -64,33 +65,44 @@ def _send_on_commit(signal_name: str, window: OutageWindow, *, reopened: bool = 
     transaction.on_commit(partial(send))
 
 
-def _network_lock(network: str) -> None:
-    # Lock the network's row; create it on first use (ignore_conflicts: two creators race safely).
-    if not NetworkLock.objects.select_for_update().filter(pk=network).exists():
-        NetworkLock.objects.bulk_create([NetworkLock(network=network)], ignore_conflicts=True)
-        NetworkLock.objects.select_for_update().filter(pk=network).exists()
+def _network_lock(network: str) -> int | None:
+    """Lock the network's row (serialising every window change on it); return its open window.
 
-
-def _lock_open_window(network: str) -> OutageWindow | None:
-    return (
-        OutageWindow.objects.select_for_update()
-        .filter(network=network, state=WindowState.OPEN)
-        .first()
+    One statement for both, since this runs for every new alert. The row is created on first
+    use; ignore_conflicts lets two first users race safely.
+    """
+    lock_table = NetworkLock._meta.db_table
+    window_table = OutageWindow._meta.db_table
+    # Only table names are interpolated, and they come from model metadata.
+    sql = (
+        f"SELECT w.id FROM {lock_table} n LEFT JOIN {window_table} w "  # noqa: S608
+        "ON w.network = n.network AND w.state = %s WHERE n.network = %s"
     )
+    if connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF n"
+    for _ in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [WindowState.OPEN, network])
+            row = cursor.fetchone()
+        if row is not None:
+            return int(row[0]) if row[0] is not None else None
+        NetworkLock.objects.bulk_create([NetworkLock(network=network)], ignore_conflicts=True)
+    raise RuntimeError(f"could not lock network {network!r}")  # pragma: no cover
 
 
 def _window_for_firing(
     *,
     network: str,
+    open_window_id: int | None,
     now: datetime,
     source_kind: str,
     source: MonitorSource | None,
     source_ref: str,
     reason: str,
-) -> tuple[OutageWindow, str]:
-    window = _lock_open_window(network)
-    if window is not None:
-        return window, "joined"
+) -> tuple[int, str]:
+    if open_window_id is not None:
+        # The signal row itself (window, first_seen_at) records that it joined.
+        return open_window_id, "joined"
     damping = timedelta(seconds=settings.OUTAGES_FLAP_DAMPING_S)
     recent = (
         OutageWindow.objects.select_for_update()
@@ -112,7 +124,7 @@ def _window_for_firing(
             window=recent, kind=WindowEvent.Kind.REOPENED, actor=source_ref, detail=reason
         )
         _send_on_commit("opened", recent, reopened=True)
-        return recent, "reopened"
+        return recent.pk, "reopened"
     window = OutageWindow.objects.create(
         network=network,
         state=WindowState.OPEN,
@@ -126,7 +138,7 @@ def _window_for_firing(
         window=window, kind=WindowEvent.Kind.OPENED, actor=source_ref, detail=reason
     )
     _send_on_commit("opened", window)
-    return window, "opened"
+    return window.pk, "opened"
 
 
 def _close(window: OutageWindow, *, now: datetime, actor: str, reason: str) -> None:
@@ -165,23 +177,37 @@ def outage_signal_apply(
     if source_kind not in OpenedBy.values:
         raise ValueError(f"source_kind must be one of {OpenedBy.values}")
     now = timezone.now()
-    with transaction.atomic():
-        _network_lock(network)
-        signal = (
-            OutageSignal.objects.select_for_update()
-            .filter(
-                source_kind=source_kind,
-                source_ref=source_ref,
-                incident_key=incident_key,
-                network=network,
-            )
-            .first()
-        )
+    origin = {
+        "source_kind": source_kind,
+        "source_ref": source_ref,
+        "incident_key": incident_key,
+        "network": network,
+    }
+    # No savepoint when a caller's transaction is open: nothing here catches its own errors.
+    with transaction.atomic(savepoint=False):
+        if firing:
+            repeat = _firing_repeat_count(origin=origin, now=now)
+            if repeat is not None:
+                return SignalOutcome(network, "duplicate", repeat)
+        open_window_id = _network_lock(network)
         fields = {"summary": summary[:2000], "link": link[:2000]}
+        if firing and open_window_id is not None:
+            joined = _signal_insert_joining(
+                origin=origin,
+                window_id=open_window_id,
+                source=source,
+                started_at=started_at or now,
+                now=now,
+                fields=fields,
+            )
+            if joined:
+                return SignalOutcome(network, "joined", open_window_id)
+        signal = OutageSignal.objects.select_for_update().filter(**origin).first()
         if firing:
             return _firing(
                 signal=signal,
                 network=network,
+                open_window_id=open_window_id,
                 now=now,
                 source_kind=source_kind,
                 source=source,
@@ -204,6 +230,78 @@ def outage_signal_apply(
         )
 
 
+def _firing_repeat_count(*, origin: dict[str, str], now: datetime) -> int | None:
+    """Count a repeat of a signal that already holds an open window: the common case.
+
+    One statement instead of a locking read and an update (this is the webhook hot path). The
+    UPDATE takes the signal's row lock, which every path that changes the signal also needs,
+    so it cannot interleave with a resolve. Returns the window id, or None for the slow path.
+    """
+    sig = OutageSignal._meta.db_table
+    win = OutageWindow._meta.db_table
+    # Only table names are interpolated, and they come from model metadata.
+    sql = (
+        f"UPDATE {sig} SET notifications = notifications + 1, last_seen_at = %s "  # noqa: S608
+        f"FROM {win} w WHERE w.id = {sig}.window_id AND w.state = %s AND {sig}.state = %s "
+        f"AND {sig}.source_kind = %s AND {sig}.source_ref = %s AND {sig}.incident_key = %s "
+        f"AND {sig}.network = %s RETURNING {sig}.window_id"
+    )
+    params: list[Any] = [
+        now,
+        WindowState.OPEN,
+        SignalState.FIRING,
+        origin["source_kind"],
+        origin["source_ref"],
+        origin["incident_key"],
+        origin["network"],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+def _signal_insert_joining(
+    *,
+    origin: dict[str, str],
+    window_id: int,
+    source: MonitorSource | None,
+    started_at: datetime,
+    now: datetime,
+    fields: dict[str, str],
+) -> bool:
+    """A never-seen alert joining an open window: one INSERT, or False if the origin exists.
+
+    The unique constraint on the origin decides (ON CONFLICT DO NOTHING); an existing signal
+    takes the general path, which reads and locks it.
+    """
+    table = OutageSignal._meta.db_table
+    # Only the table name is interpolated, and it comes from model metadata.
+    sql = (
+        f"INSERT INTO {table} (network, source_kind, source_id, source_ref, incident_key, "  # noqa: S608
+        "window_id, state, started_at, summary, link, notifications, first_seen_at, "
+        "last_seen_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s) "
+        "ON CONFLICT (source_kind, source_ref, incident_key, network) DO NOTHING RETURNING id"
+    )
+    params: list[Any] = [
+        origin["network"],
+        origin["source_kind"],
+        source.pk if source is not None else None,
+        origin["source_ref"],
+        origin["incident_key"],
+        window_id,
+        SignalState.FIRING,
+        started_at,
+        fields["summary"],
+        fields["link"],
+        now,
+        now,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None
+
+
 def _seen_again(signal: OutageSignal) -> None:
     OutageSignal.objects.filter(pk=signal.pk).update(
         notifications=signal.notifications + 1, last_seen_at=timezone.now()
@@ -214,6 +312,7 @@ def _firing(
     *,
     signal: OutageSignal | None,
     network: str,
+    open_window_id: int | None,
     now: datetime,
     source_kind: str,
     source: MonitorSource | None,
@@ -222,12 +321,15 @@ def _firing(
     started_at: datetime | None,
     fields: dict[str, str],
 ) -> SignalOutcome:
-    if signal is not None and signal.state == SignalState.FIRING and signal.window_id:
-        held = OutageWindow.objects.filter(pk=signal.window_id, state=WindowState.OPEN).exists()
-        if held:
-            # Repeats (repeat_interval, HA pairs, retries) change nothing.
-            _seen_again(signal)
-            return SignalOutcome(network, "duplicate", signal.window_id)
+    if (
+        signal is not None
+        and signal.state == SignalState.FIRING
+        and signal.window_id is not None
+        and signal.window_id == open_window_id
+    ):
+        # Repeats (repeat_interval, HA pairs, retries) change nothing.
+        _seen_again(signal)
+        return SignalOutcome(network, "duplicate", signal.window_id)
     if signal is not None and signal.state == SignalState.RESOLVED and signal.ended_at:
         if started_at is not None and started_at <= signal.ended_at:
             # The resolve of this very episode already arrived (out of order): it wins.
@@ -238,8 +340,9 @@ def _firing(
             # An undated firing right after a remembered early resolve is that resolve's firing.
             _seen_again(signal)
             return SignalOutcome(network, "stale", None)
-    window, action = _window_for_firing(
+    window_id, action = _window_for_firing(
         network=network,
+        open_window_id=open_window_id,
         now=now,
         source_kind=source_kind,
         source=source,
@@ -253,24 +356,20 @@ def _firing(
             source=source,
             source_ref=source_ref,
             incident_key=incident_key,
-            window=window,
+            window_id=window_id,
             state=SignalState.FIRING,
             started_at=started_at or now,
             **fields,
         )
     else:
-        signal.window = window
+        signal.window_id = window_id
         signal.state = SignalState.FIRING
         signal.started_at = started_at or now
         signal.ended_at = None
         signal.notifications += 1
         signal.summary, signal.link = fields["summary"], fields["link"]
         signal.save()
-    if action == "joined":
-        WindowEvent.objects.create(
-            window=window, kind=WindowEvent.Kind.JOINED, actor=source_ref, detail=incident_key
-        )
-    return SignalOutcome(network, action, window.pk)
+    return SignalOutcome(network, action, window_id)
 
 
 def _resolved(
@@ -347,7 +446,7 @@ def outage_declare(*, network: str, reason: str, actor: str) -> OutageWindow:
 def outage_resolve(*, window: OutageWindow, reason: str, actor: str) -> OutageWindow:
     """An operator resolves a window: every signal holding it is released and it closes."""
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         _network_lock(window.network)
         locked = OutageWindow.objects.select_for_update().get(pk=window.pk)
         if locked.state != WindowState.OPEN:

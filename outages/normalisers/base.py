@@ -164,7 +164,10 @@ def check_timestamp(*, timestamp: str, now: datetime, tolerance_s: int) -> None:
 def body_decode(*, request: WebhookRequest) -> dict[str, Any]:
     """JSON (the default) or a form whose `data`/`payload` field holds JSON; always an object."""
     content_type = request.content_type.split(";")[0].strip().lower()
-    if content_type == "application/x-www-form-urlencoded":
+    # curl -d (and some senders) label a JSON body as a form: a body that opens like a JSON
+    # object is read as JSON whatever its label says.
+    looks_json = request.body.lstrip()[:1] == b"{"
+    if content_type == "application/x-www-form-urlencoded" and not looks_json:
         try:
             text = request.body.decode("utf-8")
             fields = dict(parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text)))

@@ -173,3 +173,29 @@ def test_window_and_source_pages_render(staff: Client) -> None:
     assert staff.get(f"/admin/outages/outagewindow/{window.pk}/change/").status_code == 200
     page = staff.get(f"/admin/outages/monitorsource/{source.pk}/change/").content.decode()
     assert f"/hooks/monitors/{source.slug}/?token=&lt;secret&gt;" in page
+
+
+def test_a_sender_generated_secret_can_be_pasted_and_later_replaced(staff: Client) -> None:
+    from outages.credentials import source_with_secrets
+
+    form = {
+        "name": "PagerDuty",
+        "slug": "pd",
+        "kind": "pagerduty",
+        "default_network": "x",
+        "mapping_rules": "[]",
+        "options": "{}",
+        "active": "on",
+        "new_secret": "pd-generated-secret-1234567890",
+    }
+    staff.post("/admin/outages/monitorsource/add/", form)
+    source = MonitorSource.objects.get(slug="pd")
+    assert source_with_secrets(slug="pd")[1] == ["pd-generated-secret-1234567890"]
+    staff.post(
+        f"/admin/outages/monitorsource/{source.pk}/change/",
+        {**form, "new_secret": "pd-rotated-secret-0987654321"},
+    )
+    assert set(source_with_secrets(slug="pd")[1]) == {
+        "pd-generated-secret-1234567890",
+        "pd-rotated-secret-0987654321",
+    }

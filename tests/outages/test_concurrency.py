@@ -116,3 +116,39 @@ def test_the_same_alert_sent_concurrently_to_a_live_server_opens_one_window(
     window = OutageWindow.objects.get(network="messenger")
     assert window.holds.count() == 2  # two alerts (fingerprints) in the group
     assert signal_log == [("opened", window.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_group_listed_in_opposite_orders_by_two_senders_never_deadlocks() -> None:
+    import json
+
+    from outages.intake import webhook_intake
+
+    source = source_create(kind="alertmanager", default_network="")
+
+    def alert(network: str, key: str) -> dict[str, Any]:
+        return {"status": "firing", "labels": {"network": network}, "fingerprint": key}
+
+    def post(alerts: list[dict[str, Any]], barrier: threading.Barrier) -> int:
+        body = json.dumps({"version": "4", "alerts": alerts}).encode()
+        headers, _ = auth_for(kind="alertmanager", body=body)
+        try:
+            barrier.wait()
+            return webhook_intake(
+                slug=source.slug,
+                method="POST",
+                headers={"Authorization": headers["HTTP_AUTHORIZATION"]},
+                query={},
+                body=body,
+                content_type="application/json",
+            ).status_code
+        finally:
+            connection.close()
+
+    for round_ in range(8):
+        first, second = alert("x", f"a{round_}"), alert("tiktok", f"b{round_}")
+        barrier = threading.Barrier(2)
+        with ThreadPoolExecutor(2) as pool:
+            codes = list(pool.map(post, [[first, second], [second, first]], [barrier, barrier]))
+        assert codes == [200, 200]
+    assert OutageWindow.objects.filter(state="open").count() == 2

@@ -1,0 +1,285 @@
+"""outages.intake_p99_ms: monitor webhook latency at a steady request rate, half duplicates.
+
+A real gunicorn (gthread: 2 workers x 4 threads) on loopback serves /hooks/monitors/ from its own
+PostgreSQL database (continuity_bench_outages, migrated here). An open-loop client sends at a fixed
+rate: half are new alerts (Alertmanager with bearer auth, or our signed generic kind), half are
+repeats of alerts already sent (as Alertmanager's repeat_interval and HA pairs produce). At the
+end every network must have exactly one open window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from benchmarks._common import emit, sized
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "continuity_bench_outages"
+SECRET = "bench-secret-0123456789abcdef"  # noqa: S105 - a throwaway bench database
+CREDENTIAL_KEY = "bench-credential-key"
+WORKERS, THREADS = 2, 4
+
+
+def _bench_database_url() -> str:
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity")
+    parts = urlsplit(base)
+    if not parts.scheme.startswith("postgres"):
+        sys.exit("bench_outages_intake needs PostgreSQL: set DATABASE_URL to a postgres:// URL")
+    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", "", ""))
+
+
+def _ensure_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _server_env(url: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "continuity.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "warning",
+        "LOG_FORMAT": "text",
+        "OUTAGES_CREDENTIAL_KEY": CREDENTIAL_KEY,
+    }
+    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    return env
+
+
+def _prepare(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    # The server decrypts the secrets written here, so both sides use the same key.
+    os.environ["OUTAGES_CREDENTIAL_KEY"] = CREDENTIAL_KEY
+    from benchmarks._common import setup_django
+
+    setup_django()
+    from django.db import connection
+
+    from outages.credentials import credential_issue
+    from outages.models import MonitorSource
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE outages_outagesignal, outages_windowevent, outages_outagewindow, "
+            "outages_webhookreceipt, outages_deliveryseen, outages_monitorcredential, "
+            "outages_monitorsource, outages_networklock CASCADE"
+        )
+    for kind in ("alertmanager", "generic"):
+        source = MonitorSource.objects.create(
+            name=f"bench {kind}", slug=f"bench-{kind}", kind=kind, default_network=""
+        )
+        credential_issue(source=source, secret=SECRET)
+    connection.close()
+
+
+def _alertmanager_body(network: str, fingerprint: str) -> bytes:
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "SocialDown", "network": network, "instance": fingerprint},
+        "annotations": {"summary": f"{network} unreachable"},
+        "startsAt": "2026-11-24T08:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus.local/graph",
+        "fingerprint": fingerprint,
+    }
+    return json.dumps(
+        {
+            "version": "4",
+            "groupKey": f"{{}}:{network}",
+            "truncatedAlerts": 0,
+            "status": "firing",
+            "receiver": "continuity",
+            "alerts": [alert],
+        }
+    ).encode()
+
+
+def _generic_body(network: str, key: str) -> bytes:
+    return json.dumps(
+        {"status": "firing", "incident_key": key, "network": network, "summary": "down"}
+    ).encode()
+
+
+def _plan(total: int, networks: list[str]) -> list[tuple[str, str, str]]:
+    """(kind, network, key) per request; the first covers every network, then half repeat."""
+    rng = random.Random(6)
+    sent: list[tuple[str, str, str]] = []
+    plan: list[tuple[str, str, str]] = []
+    for i in range(total):
+        if i < len(networks) * 2:
+            item = ("alertmanager" if i % 2 else "generic", networks[i // 2], f"k{i}")
+        elif rng.random() < 0.5:
+            item = rng.choice(sent)  # a duplicate of an alert already sent
+        else:
+            item = (rng.choice(["alertmanager", "generic"]), rng.choice(networks), f"k{i}")
+        sent.append(item)
+        plan.append(item)
+    return plan
+
+
+async def _run(
+    base: str, plan: list[tuple[str, str, str]], rate: float
+) -> tuple[list[float], int, list[str], float]:
+    import aiohttp
+
+    from outages.normalisers.generic import generic_sign
+
+    latencies: list[float] = []
+    problems: list[str] = []
+    errors = 0
+    sends: dict[str, int] = {}
+    run_start = int(time.time())
+
+    async def one(session: aiohttp.ClientSession, kind: str, network: str, key: str) -> None:
+        nonlocal errors
+        if kind == "alertmanager":
+            body = _alertmanager_body(network, key)
+            headers = {"Authorization": f"Bearer {SECRET}"}
+        else:
+            body = _generic_body(network, key)
+            # A sender signs each delivery afresh. The signature covers the second and the body,
+            # so each repeat of an alert gets its own second, counting back from the run's start
+            # (well within the tolerance); an identical signature would rightly be a replay.
+            sends[key] = sends.get(key, -1) + 1
+            stamp = run_start - sends[key]
+            headers = {
+                "X-Continuity-Signature": generic_sign(secret=SECRET, body=body, timestamp=stamp)
+            }
+        headers["Content-Type"] = "application/json"
+        started = time.perf_counter()
+        try:
+            async with session.post(
+                f"{base}/hooks/monitors/bench-{kind}/", data=body, headers=headers
+            ) as response:
+                await response.read()
+                ok = response.status in (200, 202)
+                if not ok:
+                    problems.append(f"{response.status} {(await response.text())[:200]}")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            ok = False
+            problems.append(repr(exc))
+        latencies.append((time.perf_counter() - started) * 1000)
+        if not ok:
+            errors += 1
+
+    timeout = aiohttp.ClientTimeout(total=30)
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        # Warm-up, not measured: concurrent so every server thread opens its database
+        # connection and imports its modules before the clock starts.
+        for _ in range(4):
+            await asyncio.gather(
+                *(one(session, "alertmanager", "facebook", "warm") for _ in range(16))
+            )
+        latencies.clear()
+        problems.clear()
+        errors = 0
+        tasks = []
+        start = time.perf_counter()
+        for i, (kind, network, key) in enumerate(plan):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(session, kind, network, key)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return latencies, errors, problems, elapsed
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1)]
+
+
+def main() -> None:
+    rate = float(sized(full=200, small=100))
+    seconds = sized(full=30, small=2)
+    url = _bench_database_url()
+    _ensure_database(url)
+    env = _server_env(url)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    _prepare(url)
+    from outages.networks import Network
+
+    networks = [n.value for n in Network]
+    plan = _plan(int(rate * seconds), networks)
+    port = _free_port()
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    server = subprocess.Popen(
+        [gunicorn, "continuity.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread",
+         "-w", str(WORKERS), "--threads", str(THREADS), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import requests
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                sys.exit(f"gunicorn did not start: {server.stderr.read() if server.stderr else ''}")
+            time.sleep(0.2)
+        latencies, errors, problems, elapsed = asyncio.run(_run(base, plan, rate))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    from outages.models import OutageWindow
+
+    per_network = {
+        n: OutageWindow.objects.filter(network=n, state="open").count() for n in networks
+    }
+    one_each = all(count == 1 for count in per_network.values())
+    total_windows = OutageWindow.objects.count()
+    emit(
+        "outages.intake_p99_ms",
+        _percentile(latencies, 99),
+        "ms",
+        target="p99 < 50 ms at 200 req/s, 50% duplicates, 0 errors, one window per network",
+        server=f"gunicorn {WORKERS} workers x {THREADS} threads (gthread), loopback, PostgreSQL",
+        rate_per_s=rate,
+        achieved_per_s=round(len(latencies) / elapsed, 1),
+        requests=len(latencies),
+        p50_ms=round(_percentile(latencies, 50), 2),
+        max_ms=round(max(latencies), 2),
+        errors=errors,
+        first_errors=problems[:3],
+        windows=total_windows,
+        one_window_per_network=one_each,
+    )
+    if not one_each or total_windows != len(networks):
+        sys.exit(f"expected exactly one window per network, got {per_network}")
+
+
+if __name__ == "__main__":
+    main()
