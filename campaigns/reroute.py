@@ -124,14 +124,21 @@ def campaign_network_down(
                     signal_at=max(window.opened_at, due),
                 )
         except IntegrityError:
-            logger.info(
-                "campaign %s on %s already handled for window %s",
-                campaign_id,
-                network,
-                window_id,
-                extra={"campaign_id": campaign_id, "window_id": window_id},
-            )
-            return None
+            reroute = Reroute.objects.get(campaign=campaign, network=network, window=window)
+            # Flap damping reopens the same window after a fail-back: the posts released by
+            # that fail-back are still at stake, so the finished row answers again. Anything
+            # else is a repeat of a signal already handled.
+            if not (window.is_open and reroute.status == RerouteStatus.DONE):
+                logger.info(
+                    "campaign %s on %s already handled for window %s",
+                    campaign_id,
+                    network,
+                    window_id,
+                    extra={"campaign_id": campaign_id, "window_id": window_id},
+                )
+                return None
+            reroute.policy = policy
+            reroute.finished_at = None
         if policy == OutagePolicy.SKIP:
             posts.update(status=PostStatus.SKIPPED, last_error=f"{network} down: skipped")
             reroute.status = RerouteStatus.SKIPPED

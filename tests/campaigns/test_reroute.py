@@ -319,3 +319,20 @@ def test_the_drill_command_explains_a_network_nobody_uses() -> None:
     assert "nothing would change" in out.getvalue()
     with pytest.raises(CommandError, match="unknown network"):
         call_command("outage_drill", "myspace")
+
+
+def test_a_window_reopened_after_fail_back_holds_the_released_posts_again() -> None:
+    campaign = make_campaign(outage_policy=OutagePolicy.HOLD)
+    window = network_down()
+    campaign_network_down(
+        campaign_id=campaign.pk, network="instagram", window_id=window.pk, send=Recorder()
+    )
+    reroute_window_closed(window_id=window.pk)
+    assert SocialPost.objects.get().status == PostStatus.PENDING
+    again = campaign_network_down(
+        campaign_id=campaign.pk, network="instagram", window_id=window.pk, send=Recorder()
+    )
+    assert again is not None
+    assert again.status == RerouteStatus.HOLDING
+    assert SocialPost.objects.get().status == PostStatus.HELD
+    assert Reroute.objects.count() == 1
