@@ -10,3 +10,6 @@ os.environ.setdefault("LOG_FORMAT", "text")
 from continuity.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# pytest-django runs tests with DEBUG off, where a missing key is refused; this one is for tests.
+SOCIAL_TOKEN_KEYS = ["yHxtgplI4byoFRvWeYVvgG1Lh_2YgwSfztm2VuhAfVU="]

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from campaigns.demo import demo_seed
+
+
+class Command(BaseCommand):
+    help = "Seed the demo company once (contacts, accounts, campaigns, a monitor source)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--contacts", type=int, default=5000)
+
+    def handle(self, *args: Any, contacts: int, **options: Any) -> None:
+        info = demo_seed(contacts=contacts)
+        if not info.created:
+            self.stdout.write(f"Demo already seeded ({info.contacts} contacts); left as it is.")
+            return
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo seeded: {info.contacts} contacts, 3 social accounts, 3 campaigns due in "
+                f"the next minutes, monitor source at {info.source_url} "
+                f"(bearer token in {info.token_file})."
+            )
+        )

@@ -1,0 +1,41 @@
+"""The demo company that `make run` seeds once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from campaigns.demo import DEMO_SOURCE_SLUG, demo_seed
+from campaigns.drill import outage_drill
+from campaigns.models import Campaign, SocialPost
+from contacts.models import Consent, Contact, PushSubscription
+from outages.credentials import source_secrets
+from outages.models import MonitorSource
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_demo_is_seeded_once_with_a_working_monitor_secret(
+    settings: Any, tmp_path: Any
+) -> None:
+    settings.VAR_DIR = tmp_path
+    info = demo_seed(contacts=300)
+    assert info.created
+    assert Contact.objects.count() == 300
+    assert Consent.objects.filter(state="granted").exists()
+    assert PushSubscription.objects.exists()
+    assert Campaign.objects.filter(status="scheduled").count() == 3
+    assert set(SocialPost.objects.values_list("network", flat=True)) == {
+        "facebook",
+        "instagram",
+        "x",
+    }
+    source = MonitorSource.objects.get(slug=DEMO_SOURCE_SLUG)
+    assert source_secrets(source=source) == [info.token_file.read_text()]
+    again = demo_seed(contacts=300)
+    assert not again.created
+    assert Contact.objects.count() == 300
+    drill = outage_drill(network="instagram")
+    assert len(drill.campaigns) == 3
+    assert sum(drill.planned.values()) > 0
