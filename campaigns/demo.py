@@ -29,8 +29,8 @@ from contacts.models import (
     ConsentSource,
     ConsentState,
     Contact,
-    PushSubscription,
     Purpose,
+    PushSubscription,
     Segment,
 )
 from delivery.models import Message
