@@ -28,6 +28,7 @@ run: $(STAMP)
 	$(PY) manage.py preflight
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py ensure_demo_admin
+	$(PY) manage.py seed_demo
 	$(VENV)/bin/honcho --procfile Procfile start
 
 test: export DJANGO_SETTINGS_MODULE := continuity.settings_test
