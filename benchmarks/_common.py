@@ -49,3 +49,31 @@ def setup_django(settings_module: str = "continuity.settings_test") -> None:
     import django
 
     django.setup()
+
+
+def bench_database_prepare(name: str) -> str:
+    """A PostgreSQL database of the benchmark's own, created and migrated; returns its URL.
+
+    Benchmarks never touch the development or test databases: they fill tables with millions of
+    rows and time statements against them.
+    """
+    import subprocess
+    from pathlib import Path
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity")
+    parts = urlsplit(base)
+    if not parts.scheme.startswith("postgres"):
+        sys.exit(f"{name} needs PostgreSQL: set DATABASE_URL to a postgres:// URL")
+    admin = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "continuity.settings_test"}
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=root, env=env, check=True)
+    os.environ["DATABASE_URL"] = url
+    return url
