@@ -38,6 +38,7 @@ EXCLUSION_REASONS = (
     "already_reached",
 )
 _TEMP = "continuity_plan_slice"
+_CHOSEN = "continuity_plan_chosen"
 _PLANNABLE = frozenset(Channel.values)
 
 
@@ -291,36 +292,35 @@ def deliveries_plan_slice(
             f"CASE {' '.join(not_before_cases)} ELSE NULL END" if not_before_cases else "NULL"
         )
         with connection.cursor() as cursor:
+            # The choice is evaluated once into its own temporary table; the insert and every
+            # count below read that table instead of re-running the choice.
+            cursor.execute(f"DROP TABLE IF EXISTS {_CHOSEN}")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {_CHOSEN} AS SELECT chosen.id AS id, chosen.channel "
+                f"AS channel, CAST(({not_before}) AS TIMESTAMP WITH TIME ZONE) AS not_before "
+                f"FROM ({choice}) chosen",
+                not_before_params,
+            )
             if write:
-                cost = (
-                    f"CASE WHEN chosen.channel = '{Channel.SMS}' THEN {int(spec.sms_cost_units)} "
-                    "ELSE 1 END"
-                )
+                sms_cost = int(spec.sms_cost_units)
+                cost = f"CASE WHEN channel = '{Channel.SMS}' THEN {sms_cost} ELSE 1 END"
                 cursor.execute(
                     f"INSERT INTO {_table(Delivery)} (message_id, contact_id, channel, status, "
                     "attempt, provider, provider_message_id, error_code, error_text, cost_units, "
                     "not_before, created_at, updated_at) "
-                    f"SELECT %s, chosen.id, chosen.channel, %s, 0, '', '', '', '', {cost}, "
-                    f"{not_before}, %s, %s FROM ({choice}) chosen WHERE 1 = 1 "
+                    f"SELECT %s, id, channel, %s, 0, '', '', '', '', {cost}, not_before, %s, %s "
+                    f"FROM {_CHOSEN} WHERE 1 = 1 "
                     "ON CONFLICT (message_id, contact_id, channel) DO NOTHING",
-                    [
-                        spec.message_id,
-                        DeliveryStatus.PLANNED,
-                        *not_before_params,
-                        now,
-                        now,
-                    ],
+                    [spec.message_id, DeliveryStatus.PLANNED, now, now],
                 )
             cursor.execute(
-                f"SELECT chosen.channel, COUNT(*), "
-                f"SUM(CASE WHEN {not_before} IS NOT NULL THEN 1 ELSE 0 END) "
-                f"FROM ({choice}) chosen GROUP BY chosen.channel",
-                not_before_params,
+                "SELECT channel, COUNT(*), SUM(CASE WHEN not_before IS NOT NULL THEN 1 ELSE 0 END) "
+                f"FROM {_CHOSEN} GROUP BY channel"
             )
             for channel, count, delayed in cursor.fetchall():
                 result.planned[channel] = int(count)
                 result.delayed_quiet_hours += int(delayed or 0)
-            result.exclusions = _exclusions(cursor, spec=spec, choice=choice)
+            result.exclusions = _exclusions(cursor, spec=spec)
             if Channel.SMS in spec.channels:
                 others = (
                     " OR ".join(_eligible(ch, "t") for ch in spec.channels if ch != Channel.SMS)
@@ -328,7 +328,7 @@ def deliveries_plan_slice(
                 )
                 cursor.execute(
                     f"SELECT COALESCE(SUM(CASE WHEN {others} THEN 1 ELSE 0 END), 0), COUNT(*) "
-                    f"FROM ({choice}) chosen JOIN {_TEMP} t ON t.id = chosen.id "
+                    f"FROM {_CHOSEN} chosen JOIN {_TEMP} t ON t.id = chosen.id "
                     f"WHERE chosen.channel = %s",
                     [Channel.SMS],
                 )
@@ -338,7 +338,7 @@ def deliveries_plan_slice(
     return result
 
 
-def _exclusions(cursor: Any, *, spec: PlanSpec, choice: str) -> dict[str, int]:
+def _exclusions(cursor: Any, *, spec: PlanSpec) -> dict[str, int]:
     consented = " OR ".join(f"c_{ch} = 1" for ch in spec.channels)
     unsuppressed = " OR ".join(f"(c_{ch} = 1 AND s_{ch} = 0)" for ch in spec.channels)
     cap_case = (
@@ -351,14 +351,13 @@ def _exclusions(cursor: Any, *, spec: PlanSpec, choice: str) -> dict[str, int]:
         # Eligible for SMS yet not chosen: only the budget (or the cap, tested first) does that.
         sms_budget = f"WHEN {_eligible(Channel.SMS)} THEN 'over_sms_budget' "
     cursor.execute(
-        f"WITH chosen_ids AS (SELECT DISTINCT id FROM ({choice}) chosen) "
         f"SELECT reason, COUNT(*) FROM (SELECT CASE WHEN reached = 1 THEN 'already_reached' "
         f"{cap_case}"
         f"WHEN NOT ({consented}) THEN 'no_consent' "
         f"WHEN NOT ({unsuppressed}) THEN 'suppressed' "
         f"{sms_budget}"
         f"ELSE 'unreachable' END AS reason FROM {_TEMP} "
-        f"WHERE id NOT IN (SELECT id FROM chosen_ids)) excluded GROUP BY reason"
+        f"WHERE id NOT IN (SELECT id FROM {_CHOSEN})) excluded GROUP BY reason"
     )
     return {reason: int(count) for reason, count in cursor.fetchall()}
 
