@@ -47,7 +47,11 @@ class Delivery(models.Model):
     """One message to one contact on one channel. Written before any provider call; the UNIQUE
     key makes repeated plans, alerts and redelivered tasks unable to create a second copy."""
 
-    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="deliveries")
+    # No separate index: the UNIQUE (message, contact, channel) index already leads with message,
+    # and every extra index is paid on each of the millions of rows a reroute writes.
+    message = models.ForeignKey(
+        Message, on_delete=models.PROTECT, related_name="deliveries", db_index=False
+    )
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="deliveries")
     channel = models.CharField(max_length=16, choices=Channel.choices)
     status = models.CharField(

@@ -56,7 +56,7 @@ class Migration(migrations.Migration):
                 ('clicked_at', models.DateTimeField(blank=True, null=True)),
                 ('failed_at', models.DateTimeField(blank=True, null=True)),
                 ('contact', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='contacts.contact')),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='delivery.message')),
+                ('message', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='delivery.message')),
             ],
             options={
                 'verbose_name_plural': 'deliveries',
