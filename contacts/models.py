@@ -69,6 +69,15 @@ class SuppressionReason(models.TextChoices):
     MANUAL = "manual", "Manual"
 
 
+# Frozen sets of the choice values: `TextChoices.values` rebuilds a list on every access, which
+# shows up in profiles of bulk imports that check every row.
+CHANNELS = frozenset(Channel.values)
+PURPOSES = frozenset(Purpose.values)
+CONSENT_STATES = frozenset(ConsentState.values)
+CONSENT_SOURCES = frozenset(ConsentSource.values)
+SUPPRESSION_REASONS = frozenset(SuppressionReason.values)
+
+
 def validate_timezone(value: str) -> None:
     if value and value not in _available_timezones():
         raise ValidationError(f"unknown timezone {value!r}: use an IANA name such as Europe/Paris")
@@ -198,11 +207,20 @@ class ConsentEvent(models.Model):
     recorded_by = models.CharField(max_length=150, blank=True, default="")
     note = models.TextField(blank=True, default="")
     # Set on erasure: HMAC of the identifiers the evidence was about, so proof survives the person.
-    subject_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    subject_hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
-        indexes = [models.Index(fields=["contact", "occurred_at"], name="consent_event_contact")]
+        indexes = [
+            models.Index(fields=["contact", "occurred_at"], name="consent_event_contact"),
+            # Only erased contacts' evidence carries a hash: a partial index stays tiny and
+            # costs nothing on the bulk inserts of live evidence.
+            models.Index(
+                fields=["subject_hash"],
+                condition=~Q(subject_hash=""),
+                name="consent_event_subject",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.channel}/{self.purpose} via {self.source}"
