@@ -3,7 +3,6 @@ contacts.privacy and contacts.selectors."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from django.conf import settings
@@ -41,7 +40,18 @@ class ContactCursor(CursorPagination):
 def _report(report: Any) -> dict[str, Any]:
     return {
         "summary": report.summary(),
-        "results": [dataclasses.asdict(r) for r in report.results],
+        # Plain dicts: dataclasses.asdict deep-copies, which shows at 10,000 rows.
+        "results": [
+            {
+                "row": r.row,
+                "status": r.status,
+                "id": r.id,
+                "errors": [
+                    {"row": e.row, "field": e.field, "message": e.message} for e in r.errors
+                ],
+            }
+            for r in report.results
+        ],
     }
 
 

@@ -107,7 +107,7 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         self._progress(totals, elapsed)
         self.stdout.write(
-            f"done: {totals['rows']} rows in {elapsed:.1f}s: {totals['created']} created, "
+            f"done: {totals['rows']} rows in {elapsed:.2f}s: {totals['created']} created, "
             f"{totals['updated']} updated, {totals['unchanged']} unchanged, "
             f"{totals['errors']} refused"
         )
