@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from contacts.models import (
     CHANNELS,
     CONSENT_SOURCES,
     PURPOSES,
+    SENDABLE_BITS,
     SUPPRESSION_REASONS,
     Channel,
     Consent,
@@ -31,6 +33,7 @@ from contacts.models import (
     Contact,
     Purpose,
     Suppression,
+    consent_bit,
 )
 
 logger = logging.getLogger(__name__)
@@ -133,7 +136,32 @@ def _set_state(
             evidence=evidence,
             now=now,
         ).save()
+        sendable_refresh(contact_ids=[contact.pk])
     return consent
+
+
+def sendable_refresh(*, contact_ids: Iterable[int]) -> None:
+    """Recompute Contact.sendable from the consent and suppression rows of these contacts.
+    Called inside every change's transaction; writes only rows whose mask changes."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return
+    masks = dict.fromkeys(ids, 0)
+    suppressed = set(
+        Suppression.objects.filter(contact_id__in=ids, active=True).values_list(
+            "contact_id", "channel"
+        )
+    )
+    granted = Consent.objects.filter(contact_id__in=ids, state=ConsentState.GRANTED)
+    for contact_id, channel, purpose in granted.values_list("contact_id", "channel", "purpose"):
+        if (contact_id, channel) not in suppressed:
+            masks[contact_id] |= consent_bit(channel, purpose)
+    for contact_id, sendable, erased_at in Contact.objects.filter(pk__in=ids).values_list(
+        "pk", "sendable", "erased_at"
+    ):
+        mask = 0 if erased_at is not None else masks[contact_id]
+        if sendable != mask:
+            Contact.objects.filter(pk=contact_id).update(sendable=mask)
 
 
 def consent_grant(*, contact: Contact, channel: str, purpose: str, evidence: Evidence) -> Consent:
@@ -302,6 +330,7 @@ def consents_apply_bulk(*, changes: Sequence[ConsentChange]) -> int:
             ],
             batch_size=2000,
         )
+        sendable_refresh(contact_ids=[c.contact_id for c in todo])
     return len(todo)
 
 
@@ -349,6 +378,31 @@ JOIN input i USING (contact_id, channel, purpose)
 """
 
 
+# Contact.sendable for every contact of the batch, from its consent and suppression rows; rows
+# whose mask is already right (new contacts get theirs at insert) are not rewritten.
+_SENDABLE_SQL = """
+UPDATE contacts_contact c
+SET sendable = m.mask
+FROM (
+    SELECT ids.contact_id, COALESCE(bit_or(b.bit) FILTER (
+        WHERE s.state = 'granted' AND NOT EXISTS (
+            SELECT 1 FROM contacts_suppression x
+            WHERE x.contact_id = s.contact_id AND x.channel = s.channel AND x.active
+        )
+    ), 0) AS mask
+    FROM (SELECT DISTINCT contact_id FROM contacts_consent_input) ids
+    LEFT JOIN contacts_consent s ON s.contact_id = ids.contact_id
+    LEFT JOIN jsonb_to_recordset(%(bits)s::jsonb) AS b(channel text, purpose text, bit int)
+        ON b.channel = s.channel AND b.purpose = s.purpose
+    GROUP BY ids.contact_id
+) m
+WHERE c.id = m.contact_id AND c.erased_at IS NULL AND c.sendable <> m.mask
+"""
+_BITS_JSON = json.dumps(
+    [{"channel": c, "purpose": p, "bit": bit} for (c, p), bit in SENDABLE_BITS.items()]
+)
+
+
 def _apply_bulk_postgres(todo: list[ConsentChange], *, now: datetime) -> int:
     if not todo:
         return 0
@@ -380,6 +434,7 @@ def _apply_bulk_postgres(todo: list[ConsentChange], *, now: datetime) -> int:
         cursor.execute("ANALYZE contacts_consent_input")
         cursor.execute(_BULK_SQL, {"now": now})
         changed = int(cursor.rowcount)
+        cursor.execute(_SENDABLE_SQL, {"bits": _BITS_JSON})
         # Emptied here too, not only at commit: an outer transaction may run several batches.
         cursor.execute("TRUNCATE contacts_consent_input")
         return changed
@@ -412,6 +467,7 @@ def suppression_add(
             defaults={"reason": reason, "detail": detail[:500]},
         )
         if created:
+            sendable_refresh(contact_ids=[contact.pk])
             _event(
                 contact_id=contact.pk,
                 channel=channel,
@@ -442,6 +498,7 @@ def suppression_lift(
             active=False, lifted_at=now
         )
         if lifted:
+            sendable_refresh(contact_ids=[contact.pk])
             _event(
                 contact_id=contact.pk,
                 channel=channel,
@@ -491,6 +548,7 @@ def consent_erase(*, contact: Contact, recorded_by: str = "") -> None:
         ConsentEvent.objects.filter(contact=contact, subject_hash="").update(
             subject_hash=subject_hash(primary)
         )
+        Contact.objects.filter(pk=contact.pk).update(sendable=0)
 
 
 def consent_log_details_change(*, contact: Contact, evidence: Evidence, note: str) -> None:

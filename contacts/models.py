@@ -78,6 +78,19 @@ CONSENT_SOURCES = frozenset(ConsentSource.values)
 SUPPRESSION_REASONS = frozenset(SuppressionReason.values)
 
 
+def consent_bit(channel: str, purpose: str) -> int:
+    """The bit of (channel, purpose) in Contact.sendable."""
+    return SENDABLE_BITS[(channel, purpose)]
+
+
+SENDABLE_BITS: dict[tuple[str, str], int] = {
+    (channel, purpose): 1 << index
+    for index, (channel, purpose) in enumerate(
+        (c, p) for c in Channel.values for p in Purpose.values
+    )
+}
+
+
 def validate_timezone(value: str) -> None:
     if value and value not in _available_timezones():
         raise ValidationError(f"unknown timezone {value!r}: use an IANA name such as Europe/Paris")
@@ -118,6 +131,11 @@ class Contact(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     erased_at = models.DateTimeField(null=True, blank=True)
+    # Derived, never edited: one bit per (channel, purpose) that may be sent to right now
+    # (consent granted, channel not suppressed, not erased; see consent_bit). Kept by
+    # contacts.consent in the same transaction as every change, so audience queries filter one
+    # column of one table instead of joining consent and suppressions for every contact.
+    sendable = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         constraints = [
@@ -134,6 +152,17 @@ class Contact(models.Model):
             return f"erased contact #{self.pk}"
         name = f"{self.first_name} {self.last_name}".strip()
         return name or self.email or str(self.phone or "") or f"contact #{self.pk}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # sendable belongs to contacts.consent, which updates it with queryset updates; a full
+        # save() of an instance loaded earlier (admin form, API) must not write back a stale mask.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "sendable"
+            ]
+        super().save(*args, **kwargs)
 
     def merge_fields(self) -> dict[str, Any]:
         """What a message template may use: the free attributes plus the named fields."""

@@ -35,6 +35,7 @@ from contacts.models import (
     ContactTag,
     Purpose,
     Tag,
+    consent_bit,
 )
 from contacts.normalize import FieldError, email_normalise, phone_normalise, timezone_normalise
 
@@ -597,7 +598,7 @@ def _insert(creates: Sequence[ParsedRow]) -> list[int]:
         ids = [int(row[0]) for row in cursor.fetchall()]
         with cursor.cursor.copy(
             "COPY contacts_contact (id, external_id, email, phone, first_name, last_name, "
-            "locale, timezone, attributes, created_at, updated_at) FROM STDIN"
+            "locale, timezone, attributes, created_at, updated_at, sendable) FROM STDIN"
         ) as copy:
             for pk, parsed in zip(ids, creates, strict=True):
                 values = parsed.values
@@ -614,9 +615,23 @@ def _insert(creates: Sequence[ParsedRow]) -> list[int]:
                         json.dumps(values.get("attributes") or {}),
                         now,
                         now,
+                        _initial_sendable(parsed),
                     )
                 )
     return ids
+
+
+def _initial_sendable(parsed: ParsedRow) -> int:
+    """A new contact has no suppression yet, so its mask is what the row grants (the last
+    word per channel and purpose); contacts.consent then finds it already right."""
+    states: dict[tuple[str, str], str] = {}
+    for channel, purpose, state, _ in parsed.consents:
+        states[(channel, purpose)] = state
+    mask = 0
+    for (channel, purpose), state in states.items():
+        if state == ConsentState.GRANTED:
+            mask |= consent_bit(channel, purpose)
+    return mask
 
 
 def _update(contacts: Sequence[Stored]) -> None:
