@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from contacts.models import (
     CHANNELS,
     CONSENT_SOURCES,
     PURPOSES,
-    SENDABLE_BITS,
     SUPPRESSION_REASONS,
     Channel,
     Consent,
@@ -156,12 +154,17 @@ def sendable_refresh(*, contact_ids: Iterable[int]) -> None:
     for contact_id, channel, purpose in granted.values_list("contact_id", "channel", "purpose"):
         if (contact_id, channel) not in suppressed:
             masks[contact_id] |= consent_bit(channel, purpose)
+    # Only rows whose mask changes are written, one UPDATE per distinct mask: a fresh import,
+    # whose contacts got their mask at insert, writes nothing here.
+    changed: dict[int, list[int]] = {}
     for contact_id, sendable, erased_at in Contact.objects.filter(pk__in=ids).values_list(
         "pk", "sendable", "erased_at"
     ):
         mask = 0 if erased_at is not None else masks[contact_id]
         if sendable != mask:
-            Contact.objects.filter(pk=contact_id).update(sendable=mask)
+            changed.setdefault(mask, []).append(contact_id)
+    for mask, group in changed.items():
+        Contact.objects.filter(pk__in=group).update(sendable=mask)
 
 
 def consent_grant(*, contact: Contact, channel: str, purpose: str, evidence: Evidence) -> Consent:
@@ -260,9 +263,13 @@ def consent_confirm(*, contact: Contact, purpose: str, evidence: Evidence) -> Co
         )
 
 
-def consents_apply_bulk(*, changes: Sequence[ConsentChange]) -> int:
+def consents_apply_bulk(
+    *, changes: Sequence[ConsentChange], fresh_contact_ids: frozenset[int] = frozenset()
+) -> int:
     """Set-based consent writes for imports and the bulk API: one upsert of the states and one
-    insert of the events. Rows whose state would not change write nothing. Returns rows changed."""
+    insert of the events. Rows whose state would not change write nothing. Returns rows changed.
+    `fresh_contact_ids`: contacts inserted in this transaction with Contact.sendable already
+    computed from these very changes (contacts.upsert does); their mask is not re-derived."""
     if not changes:
         return 0
     for change in changes:
@@ -278,7 +285,7 @@ def consents_apply_bulk(*, changes: Sequence[ConsentChange]) -> int:
     for change in changes:
         latest[(change.contact_id, change.channel, change.purpose)] = change
     if connection.vendor == "postgresql":
-        return _apply_bulk_postgres(list(latest.values()), now=now)
+        return _apply_bulk_postgres(list(latest.values()), now=now, fresh=fresh_contact_ids)
     with transaction.atomic():
         contact_ids = {key[0] for key in latest}
         current = {
@@ -355,11 +362,7 @@ _INPUT_COLUMNS = (
     "version, recorded_by, note"
 )
 _BULK_SQL = """
-WITH input AS (
-    SELECT t.*
-    FROM contacts_consent_input t
-    JOIN contacts_contact c ON c.id = t.contact_id AND c.erased_at IS NULL
-),
+WITH input AS (SELECT * FROM contacts_consent_input),
 changed AS (
     INSERT INTO contacts_consent (contact_id, channel, purpose, state, updated_at)
     SELECT contact_id, channel, purpose, state, %(now)s FROM input
@@ -378,32 +381,14 @@ JOIN input i USING (contact_id, channel, purpose)
 """
 
 
-# Contact.sendable for every contact of the batch, from its consent and suppression rows; rows
-# whose mask is already right (new contacts get theirs at insert) are not rewritten.
-_SENDABLE_SQL = """
-UPDATE contacts_contact c
-SET sendable = m.mask
-FROM (
-    SELECT ids.contact_id, COALESCE(bit_or(b.bit) FILTER (
-        WHERE s.state = 'granted' AND NOT EXISTS (
-            SELECT 1 FROM contacts_suppression x
-            WHERE x.contact_id = s.contact_id AND x.channel = s.channel AND x.active
-        )
-    ), 0) AS mask
-    FROM (SELECT DISTINCT contact_id FROM contacts_consent_input) ids
-    LEFT JOIN contacts_consent s ON s.contact_id = ids.contact_id
-    LEFT JOIN jsonb_to_recordset(%(bits)s::jsonb) AS b(channel text, purpose text, bit int)
-        ON b.channel = s.channel AND b.purpose = s.purpose
-    GROUP BY ids.contact_id
-) m
-WHERE c.id = m.contact_id AND c.erased_at IS NULL AND c.sendable <> m.mask
-"""
-_BITS_JSON = json.dumps(
-    [{"channel": c, "purpose": p, "bit": bit} for (c, p), bit in SENDABLE_BITS.items()]
-)
-
-
-def _apply_bulk_postgres(todo: list[ConsentChange], *, now: datetime) -> int:
+def _apply_bulk_postgres(todo: list[ConsentChange], *, now: datetime, fresh: frozenset[int]) -> int:
+    ids = {c.contact_id for c in todo}
+    # Filters written as id IN (...) never join contacts: a table that just grew by a bulk load
+    # has stale statistics, and a join planned on them turns into a nested loop per batch.
+    erased = set(
+        Contact.objects.filter(pk__in=ids, erased_at__isnull=False).values_list("pk", flat=True)
+    )
+    todo = [c for c in todo if c.contact_id not in erased]
     if not todo:
         return 0
     with transaction.atomic(), connection.cursor() as cursor:
@@ -434,7 +419,7 @@ def _apply_bulk_postgres(todo: list[ConsentChange], *, now: datetime) -> int:
         cursor.execute("ANALYZE contacts_consent_input")
         cursor.execute(_BULK_SQL, {"now": now})
         changed = int(cursor.rowcount)
-        cursor.execute(_SENDABLE_SQL, {"bits": _BITS_JSON})
+        sendable_refresh(contact_ids=ids - erased - fresh)
         # Emptied here too, not only at commit: an outer transaction may run several batches.
         cursor.execute("TRUNCATE contacts_consent_input")
         return changed

@@ -556,7 +556,10 @@ def contacts_upsert(*, rows: Sequence[ParsedRow], seen: set[int] | None = None) 
             for parsed, pk in written
             for channel, purpose, state, ev in parsed.consents
         ]
-        report.consent_changes = consents_apply_bulk(changes=changes)
+        report.consent_changes = consents_apply_bulk(
+            changes=changes,
+            fresh_contact_ids=frozenset(created_ids) if _is_postgres() else frozenset(),
+        )
     report.results.extend(
         RowResult(p.row, "created", id=pk) for p, pk in zip(creates, created_ids, strict=True)
     )
@@ -664,6 +667,17 @@ def _update(contacts: Sequence[Stored]) -> None:
                 [c.timezone for c in contacts],
                 [json.dumps(c.attributes or {}) for c in contacts],
             ],
+        )
+
+
+def contacts_tables_analyze() -> None:
+    """Refresh the planner's statistics after a bulk load grew the tables: plans made on the
+    statistics of a much smaller table pick nested loops that scale with the square of it."""
+    if not _is_postgres():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ANALYZE contacts_contact, contacts_consent, contacts_contacttag, contacts_consentevent"
         )
 
 

@@ -18,7 +18,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from contacts.consent import Evidence
 from contacts.models import ConsentSource
-from contacts.upsert import KNOWN_COLUMNS, UpsertReport, contacts_upsert_rows
+from contacts.upsert import (
+    KNOWN_COLUMNS,
+    UpsertReport,
+    contacts_tables_analyze,
+    contacts_upsert_rows,
+)
 
 
 def _header_name(raw: str) -> str:
@@ -71,6 +76,7 @@ class Command(BaseCommand):
             source_detail=path.name,
             recorded_by=options["recorded_by"],
         )
+        self._analyzed_at = 0
         started = time.monotonic()
         totals = {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "errors": 0}
         with path.open("rb") as handle, report_path.open("w", newline="") as report_file:
@@ -194,6 +200,11 @@ class Command(BaseCommand):
         originals = {row: record for row, _, record in batch}
         for status in ("created", "updated", "unchanged"):
             totals[status] += result.count(status)
+        # Each time the import has doubled what it wrote, refresh the planner's statistics.
+        written = totals["created"] + totals["updated"]
+        if written >= 2 * self._analyzed_at:
+            contacts_tables_analyze()
+            self._analyzed_at = max(written, 1)
         for row_result in result.results:
             if row_result.status != "error":
                 continue
