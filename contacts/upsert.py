@@ -9,8 +9,11 @@ phone.
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import json
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -352,12 +355,42 @@ def contact_row_parse(
     return ParsedRow(row=row, values=values, tags=tags, consents=consents)
 
 
+class SeenKeys:
+    """The identifier keys a long import has already written, for duplicate detection across
+    batches in about 8 bytes per key: recent keys in a small set, older ones merged into one
+    sorted array of 64-bit digests (searched by bisection). A Python set of ints would cost
+    about 70 bytes per key, which is what made memory grow with the file."""
+
+    def __init__(self, *, recent_limit: int = 50_000) -> None:
+        self._old = array("q")
+        self._recent: set[int] = set()
+        self._limit = recent_limit
+
+    def __contains__(self, digest: object) -> bool:
+        if digest in self._recent:
+            return True
+        if not isinstance(digest, int):
+            return False
+        index = bisect_left(self._old, digest)
+        return index < len(self._old) and self._old[index] == digest
+
+    def add(self, digest: int) -> None:
+        self._recent.add(digest)
+        if len(self._recent) >= max(self._limit, len(self._old) // 4):
+            # A streaming merge: never a list of every key as Python ints.
+            self._old = array("q", heapq.merge(self._old, sorted(self._recent)))
+            self._recent = set()
+
+    def __len__(self) -> int:
+        return len(self._old) + len(self._recent)
+
+
 def key_digest(key: str) -> int:
     """64-bit hash of an identifier key: lets a whole file be checked for duplicates in a set
     of small ints instead of keeping every address in memory. Only compared within one
     process, so Python's (seeded) string hash is enough; a collision (~1e-8 for a million
     rows) would only refuse a row as a duplicate, never merge two contacts."""
-    return hash(key)
+    return hash(key)  # a signed 64-bit int on 64-bit CPython, as array("q") stores
 
 
 class StoredContact:
@@ -489,7 +522,7 @@ def contact_values_apply(*, parsed: ParsedRow, target: Stored) -> bool:
 
 
 def _drop_duplicates(
-    rows: Sequence[ParsedRow], *, seen: set[int], report: UpsertReport
+    rows: Sequence[ParsedRow], *, seen: SeenKeys | set[int], report: UpsertReport
 ) -> list[ParsedRow]:
     """A second row with an identifier already used in this file is an error, not an update:
     the file contradicts itself and we cannot tell which row is right."""
@@ -518,7 +551,9 @@ def _drop_duplicates(
     return accepted
 
 
-def contacts_upsert(*, rows: Sequence[ParsedRow], seen: set[int] | None = None) -> UpsertReport:
+def contacts_upsert(
+    *, rows: Sequence[ParsedRow], seen: SeenKeys | set[int] | None = None
+) -> UpsertReport:
     """Write one batch of parsed rows set-based; per-row results, errors named by row."""
     report = UpsertReport()
     seen = seen if seen is not None else set()
@@ -735,7 +770,10 @@ def contact_rows_parse(
 
 
 def contacts_upsert_parsed(
-    *, parsed: Sequence[ParsedRow], failed: Sequence[RowResult], seen: set[int] | None = None
+    *,
+    parsed: Sequence[ParsedRow],
+    failed: Sequence[RowResult],
+    seen: SeenKeys | set[int] | None = None,
 ) -> UpsertReport:
     """Write parsed rows; a batch the database refuses (a concurrent writer took an address
     meanwhile) is reported row by row rather than lost silently."""
@@ -759,7 +797,7 @@ def contacts_upsert_rows(
     row_numbers: Sequence[int] | None = None,
     blank_means_unchanged: bool,
     default_evidence: Evidence | None = None,
-    seen: set[int] | None = None,
+    seen: SeenKeys | set[int] | None = None,
 ) -> UpsertReport:
     """Parse and upsert one batch of raw rows; bad rows are reported, good rows still written.
     Rows are numbered from `first_row`, or by `row_numbers` (a file's line numbers)."""

@@ -20,6 +20,7 @@ from contacts.consent import Evidence
 from contacts.models import ConsentSource
 from contacts.upsert import (
     KNOWN_COLUMNS,
+    SeenKeys,
     UpsertReport,
     contacts_tables_analyze,
     contacts_upsert_rows,
@@ -85,7 +86,7 @@ class Command(BaseCommand):
             header = self._header(reader, lines)
             report = csv.writer(report_file)
             report.writerow(["row", "field", "message", *header])
-            seen: set[int] = set()
+            seen = SeenKeys()
             batch: list[tuple[int, dict[str, str], list[str]]] = []
             last_progress = started
             previous_line = lines.number
@@ -184,7 +185,7 @@ class Command(BaseCommand):
         self,
         batch: list[tuple[int, dict[str, str], list[str]]],
         evidence: Evidence,
-        seen: set[int],
+        seen: SeenKeys,
         totals: dict[str, int],
         report: Any,
     ) -> None:
