@@ -332,11 +332,15 @@ class Segment(models.Model):
         return self.name
 
     def clean(self) -> None:
+        from contacts.errors import InvalidSegment
         from contacts.segments import segment_validate_definition
 
-        segment_validate_definition(
-            tags_any=self.tags_any,
-            tags_all=self.tags_all,
-            tags_none=self.tags_none,
-            attribute_filters=self.attribute_filters,
-        )
+        try:
+            segment_validate_definition(
+                tags_any=self.tags_any,
+                tags_all=self.tags_all,
+                tags_none=self.tags_none,
+                attribute_filters=self.attribute_filters,
+            )
+        except InvalidSegment as exc:
+            raise ValidationError(str(exc.detail)) from None
