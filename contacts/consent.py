@@ -378,6 +378,7 @@ SELECT i.contact_id, i.channel, i.purpose, i.action, i.state, i.source, i.detail
        %(now)s, i.ip, i.agent, i.version, i.recorded_by, i.note, ''
 FROM changed ch
 JOIN input i USING (contact_id, channel, purpose)
+RETURNING contact_id
 """
 
 
@@ -386,7 +387,9 @@ def _apply_bulk_postgres(todo: list[ConsentChange], *, now: datetime, fresh: fro
     # Filters written as id IN (...) never join contacts: a table that just grew by a bulk load
     # has stale statistics, and a join planned on them turns into a nested loop per batch.
     erased = set(
-        Contact.objects.filter(pk__in=ids, erased_at__isnull=False).values_list("pk", flat=True)
+        Contact.objects.filter(pk__in=ids - fresh, erased_at__isnull=False).values_list(
+            "pk", flat=True
+        )
     )
     todo = [c for c in todo if c.contact_id not in erased]
     if not todo:
@@ -418,11 +421,12 @@ def _apply_bulk_postgres(todo: list[ConsentChange], *, now: datetime, fresh: fro
         # Without statistics the planner joins the two CTEs by nested loop (seconds per batch).
         cursor.execute("ANALYZE contacts_consent_input")
         cursor.execute(_BULK_SQL, {"now": now})
-        changed = int(cursor.rowcount)
-        sendable_refresh(contact_ids=ids - erased - fresh)
+        changed_ids = [row[0] for row in cursor.fetchall()]
+        # Only contacts whose consent actually changed can have a different mask.
+        sendable_refresh(contact_ids=set(changed_ids) - fresh)
         # Emptied here too, not only at commit: an outer transaction may run several batches.
         cursor.execute("TRUNCATE contacts_consent_input")
-        return changed
+        return len(changed_ids)
 
 
 def suppression_add(
