@@ -13,11 +13,15 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from contacts.errors import ConsentEvidenceMissing, ContactErased, NoPendingOptIn
 from contacts.models import (
+    CHANNELS,
+    CONSENT_SOURCES,
+    PURPOSES,
+    SUPPRESSION_REASONS,
     Channel,
     Consent,
     ConsentAction,
@@ -27,7 +31,7 @@ from contacts.models import (
     Contact,
     Purpose,
     Suppression,
-    SuppressionReason,
+    consent_bit,
 )
 
 logger = logging.getLogger(__name__)
@@ -64,14 +68,14 @@ def _check_evidence(evidence: Evidence, *, channel: str, purpose: str, grant: bo
         raise ConsentEvidenceMissing(
             f"{what} needs an evidence source (one of {', '.join(ConsentSource.values)})"
         )
-    if evidence.source not in ConsentSource.values:
+    if evidence.source not in CONSENT_SOURCES:
         raise ConsentEvidenceMissing(
             f"unknown evidence source {evidence.source!r}: use one of "
             f"{', '.join(ConsentSource.values)}"
         )
-    if channel not in Channel.values:
+    if channel not in CHANNELS:
         raise ConsentEvidenceMissing(f"unknown channel {channel!r}")
-    if purpose not in Purpose.values:
+    if purpose not in PURPOSES:
         raise ConsentEvidenceMissing(f"unknown purpose {purpose!r}")
 
 
@@ -130,7 +134,37 @@ def _set_state(
             evidence=evidence,
             now=now,
         ).save()
+        sendable_refresh(contact_ids=[contact.pk])
     return consent
+
+
+def sendable_refresh(*, contact_ids: Iterable[int]) -> None:
+    """Recompute Contact.sendable from the consent and suppression rows of these contacts.
+    Called inside every change's transaction; writes only rows whose mask changes."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return
+    masks = dict.fromkeys(ids, 0)
+    suppressed = set(
+        Suppression.objects.filter(contact_id__in=ids, active=True).values_list(
+            "contact_id", "channel"
+        )
+    )
+    granted = Consent.objects.filter(contact_id__in=ids, state=ConsentState.GRANTED)
+    for contact_id, channel, purpose in granted.values_list("contact_id", "channel", "purpose"):
+        if (contact_id, channel) not in suppressed:
+            masks[contact_id] |= consent_bit(channel, purpose)
+    # Only rows whose mask changes are written, one UPDATE per distinct mask: a fresh import,
+    # whose contacts got their mask at insert, writes nothing here.
+    changed: dict[int, list[int]] = {}
+    for contact_id, sendable, erased_at in Contact.objects.filter(pk__in=ids).values_list(
+        "pk", "sendable", "erased_at"
+    ):
+        mask = 0 if erased_at is not None else masks[contact_id]
+        if sendable != mask:
+            changed.setdefault(mask, []).append(contact_id)
+    for mask, group in changed.items():
+        Contact.objects.filter(pk__in=group).update(sendable=mask)
 
 
 def consent_grant(*, contact: Contact, channel: str, purpose: str, evidence: Evidence) -> Consent:
@@ -229,9 +263,13 @@ def consent_confirm(*, contact: Contact, purpose: str, evidence: Evidence) -> Co
         )
 
 
-def consents_apply_bulk(*, changes: Sequence[ConsentChange]) -> int:
+def consents_apply_bulk(
+    *, changes: Sequence[ConsentChange], fresh_contact_ids: frozenset[int] = frozenset()
+) -> int:
     """Set-based consent writes for imports and the bulk API: one upsert of the states and one
-    insert of the events. Rows whose state would not change write nothing. Returns rows changed."""
+    insert of the events. Rows whose state would not change write nothing. Returns rows changed.
+    `fresh_contact_ids`: contacts inserted in this transaction with Contact.sendable already
+    computed from these very changes (contacts.upsert does); their mask is not re-derived."""
     if not changes:
         return 0
     for change in changes:
@@ -246,6 +284,8 @@ def consents_apply_bulk(*, changes: Sequence[ConsentChange]) -> int:
     latest: dict[tuple[int, str, str], ConsentChange] = {}
     for change in changes:
         latest[(change.contact_id, change.channel, change.purpose)] = change
+    if connection.vendor == "postgresql":
+        return _apply_bulk_postgres(list(latest.values()), now=now, fresh=fresh_contact_ids)
     with transaction.atomic():
         contact_ids = {key[0] for key in latest}
         current = {
@@ -288,11 +328,7 @@ def consents_apply_bulk(*, changes: Sequence[ConsentChange]) -> int:
                     contact_id=c.contact_id,
                     channel=c.channel,
                     purpose=c.purpose,
-                    action=ConsentAction.GRANT
-                    if c.state == ConsentState.GRANTED
-                    else ConsentAction.REVOKE
-                    if c.state == ConsentState.REVOKED
-                    else ConsentAction.REQUEST,
+                    action=_ACTION_FOR_STATE[c.state],
                     state=c.state,
                     evidence=c.evidence,
                     now=now,
@@ -301,7 +337,96 @@ def consents_apply_bulk(*, changes: Sequence[ConsentChange]) -> int:
             ],
             batch_size=2000,
         )
+        sendable_refresh(contact_ids=[c.contact_id for c in todo])
     return len(todo)
+
+
+_ACTION_FOR_STATE: dict[str, str] = {
+    ConsentState.GRANTED: ConsentAction.GRANT,
+    ConsentState.REVOKED: ConsentAction.REVOKE,
+    ConsentState.PENDING: ConsentAction.REQUEST,
+}
+
+# The batch is COPYed into a session temp table, then one statement upserts the states that
+# actually change (skipping erased contacts) and writes one evidence row for each of exactly
+# those. COPY avoids dumping a dozen large arrays as SQL literals.
+_INPUT_TABLE_SQL = """
+CREATE TEMP TABLE IF NOT EXISTS contacts_consent_input (
+    contact_id bigint, channel varchar(16), purpose varchar(16), state varchar(16),
+    action varchar(16), source varchar(32), detail varchar(500), occurred timestamptz,
+    ip inet, agent varchar(500), version varchar(100), recorded_by varchar(150), note text
+) ON COMMIT DELETE ROWS
+"""
+_INPUT_COLUMNS = (
+    "contact_id, channel, purpose, state, action, source, detail, occurred, ip, agent, "
+    "version, recorded_by, note"
+)
+_BULK_SQL = """
+WITH input AS (SELECT * FROM contacts_consent_input),
+changed AS (
+    INSERT INTO contacts_consent (contact_id, channel, purpose, state, updated_at)
+    SELECT contact_id, channel, purpose, state, %(now)s FROM input
+    ON CONFLICT (contact_id, channel, purpose) DO UPDATE
+        SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+        WHERE contacts_consent.state IS DISTINCT FROM EXCLUDED.state
+    RETURNING contact_id, channel, purpose
+)
+INSERT INTO contacts_consentevent
+    (contact_id, channel, purpose, action, state, source, source_detail, occurred_at,
+     recorded_at, ip, user_agent, consent_text_version, recorded_by, note, subject_hash)
+SELECT i.contact_id, i.channel, i.purpose, i.action, i.state, i.source, i.detail, i.occurred,
+       %(now)s, i.ip, i.agent, i.version, i.recorded_by, i.note, ''
+FROM changed ch
+JOIN input i USING (contact_id, channel, purpose)
+RETURNING contact_id
+"""
+
+
+def _apply_bulk_postgres(todo: list[ConsentChange], *, now: datetime, fresh: frozenset[int]) -> int:
+    ids = {c.contact_id for c in todo}
+    # Filters written as id IN (...) never join contacts: a table that just grew by a bulk load
+    # has stale statistics, and a join planned on them turns into a nested loop per batch.
+    erased = set(
+        Contact.objects.filter(pk__in=ids - fresh, erased_at__isnull=False).values_list(
+            "pk", flat=True
+        )
+    )
+    todo = [c for c in todo if c.contact_id not in erased]
+    if not todo:
+        return 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_INPUT_TABLE_SQL)
+        with cursor.cursor.copy(
+            f"COPY contacts_consent_input ({_INPUT_COLUMNS}) FROM STDIN"
+        ) as copy:
+            for c in todo:
+                ev = c.evidence
+                copy.write_row(
+                    (
+                        c.contact_id,
+                        c.channel,
+                        c.purpose,
+                        c.state,
+                        _ACTION_FOR_STATE[c.state],
+                        ev.source,
+                        ev.source_detail[:500],
+                        ev.occurred_at or now,
+                        ev.ip or None,
+                        ev.user_agent[:500],
+                        ev.consent_text_version[:100],
+                        ev.recorded_by[:150],
+                        ev.note,
+                    )
+                )
+        # Without statistics the planner joins the two CTEs by nested loop (seconds per batch).
+        cursor.execute("ANALYZE contacts_consent_input")
+        cursor.execute(_BULK_SQL, {"now": now})
+        changed_ids = [row[0] for row in cursor.fetchall()]
+        # Only contacts whose consent actually changed can have a different mask.
+        sendable_refresh(contact_ids=set(changed_ids) - fresh)
+        # Emptied here too, not only at commit: an outer transaction may run several batches.
+        cursor.execute("TRUNCATE contacts_consent_input")
+        return len(changed_ids)
 
 
 def suppression_add(
@@ -316,7 +441,7 @@ def suppression_add(
 ) -> Suppression:
     """Block a channel whatever the consent says. Idempotent: repeated provider events (bounces
     arrive several times) keep the one active suppression."""
-    if reason not in SuppressionReason.values:
+    if reason not in SUPPRESSION_REASONS:
         raise ConsentEvidenceMissing(f"unknown suppression reason {reason!r}")
     evidence = Evidence(
         source=source, occurred_at=occurred_at, recorded_by=recorded_by, source_detail=detail
@@ -331,6 +456,7 @@ def suppression_add(
             defaults={"reason": reason, "detail": detail[:500]},
         )
         if created:
+            sendable_refresh(contact_ids=[contact.pk])
             _event(
                 contact_id=contact.pk,
                 channel=channel,
@@ -361,6 +487,7 @@ def suppression_lift(
             active=False, lifted_at=now
         )
         if lifted:
+            sendable_refresh(contact_ids=[contact.pk])
             _event(
                 contact_id=contact.pk,
                 channel=channel,
@@ -410,6 +537,7 @@ def consent_erase(*, contact: Contact, recorded_by: str = "") -> None:
         ConsentEvent.objects.filter(contact=contact, subject_hash="").update(
             subject_hash=subject_hash(primary)
         )
+        Contact.objects.filter(pk=contact.pk).update(sendable=0)
 
 
 def consent_log_details_change(*, contact: Contact, evidence: Evidence, note: str) -> None:

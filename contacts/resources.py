@@ -128,11 +128,11 @@ class ContactResource(resources.ModelResource):
         if self._parsed is None:  # before_import_row always runs first
             return None
         try:
-            return contact_match(
-                parsed=self._parsed, found=contacts_by_identifiers(rows=[self._parsed])
-            )
+            found = contacts_by_identifiers(rows=[self._parsed], as_models=True)
+            match = contact_match(parsed=self._parsed, found=found)
         except RowInvalid as exc:
             raise ValidationError({e.field: e.message for e in exc.errors}) from None
+        return match if isinstance(match, Contact) else None
 
     def import_instance(self, instance: Contact, row: Any, **kwargs: Any) -> None:
         if self._parsed is not None:

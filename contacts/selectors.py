@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 
 from contacts.models import (
     Consent,
@@ -15,6 +15,7 @@ from contacts.models import (
     PushSubscription,
     Segment,
     Suppression,
+    consent_bit,
 )
 from contacts.segments import contacts_matching
 
@@ -52,10 +53,11 @@ def contacts_consented(
     """Contacts that may be sent to on (channel, purpose): consent granted, no active
     suppression, not erased. Reachability (an address, a subscription) is the caller's join."""
     qs = base if base is not None else Contact.objects.all()
-    return qs.filter(
-        consent_granted_exists(channel=channel, purpose=purpose),
-        ~suppression_active_exists(channel=channel),
-        erased_at__isnull=True,
+    # Contact.sendable is the consent and suppression state folded into one column by
+    # contacts.consent; filtering on it keeps a million-contact audience a single scan.
+    bit = consent_bit(channel, purpose)
+    return qs.alias(_sendable_bit=F("sendable").bitand(bit)).filter(
+        _sendable_bit=bit, erased_at__isnull=True
     )
 
 

@@ -58,7 +58,10 @@ class ContactOut(serializers.ModelSerializer[Contact]):
 class ConsentIn(serializers.Serializer[Any]):
     channel = serializers.ChoiceField(choices=Channel.choices)
     purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.MARKETING)
-    action = serializers.ChoiceField(choices=["grant", "revoke"])
+    action = serializers.ChoiceField(
+        choices=["grant", "revoke", "double_opt_in"],
+        help_text="double_opt_in (email only): state pending, a confirmation link is mailed",
+    )
     # Not required here on purpose: contacts.consent refuses a grant without it, in the
     # project's error shape with its own code (consent_evidence_missing).
     source = serializers.CharField(  # type: ignore[assignment]  # the metaclass pops it

@@ -72,3 +72,19 @@ def test_the_segment_editor_counts_live_and_names_a_bad_filter(admin_client: Cli
     )
     assert bad.status_code == 400 and "op must be one of" in bad.json()["detail"]
     assert admin_client.get("/admin/contacts/segment/add/").status_code == 200
+
+
+def test_saving_a_bad_segment_in_the_admin_shows_the_error(admin_client: Client) -> None:
+    response = admin_client.post(
+        "/admin/contacts/segment/add/",
+        {
+            "name": "broken",
+            "description": "",
+            "tags_any": "[]",
+            "tags_all": "[]",
+            "tags_none": "[]",
+            "attribute_filters": '[{"key": "plan", "op": "between", "value": 1}]',
+        },
+    )
+    assert response.status_code == 200
+    assert "op must be one of" in response.content.decode()

@@ -198,3 +198,25 @@ def test_the_openapi_schema_lists_the_contacts_endpoints(api: Client) -> None:
     schema = api.get("/api/v1/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     assert b"/api/v1/contacts/bulk/" in schema.content
+
+
+def test_double_opt_in_through_the_api_mails_a_link_and_stays_pending(
+    api: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.core import mail
+
+    contact = make_contact(email="doi-api@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            f"/api/v1/contacts/{contact.pk}/consent/",
+            {"channel": "email", "action": "double_opt_in", "source": "form"},
+            content_type="application/json",
+        )
+    assert response.status_code == 200 and response.json()["state"] == "pending"
+    assert mail.outbox[0].to == ["doi-api@example.com"]
+    sms = api.post(
+        f"/api/v1/contacts/{contact.pk}/consent/",
+        {"channel": "sms", "action": "double_opt_in", "source": "form"},
+        content_type="application/json",
+    )
+    assert sms.status_code == 400

@@ -195,3 +195,66 @@ def test_an_erased_contact_keeps_hashed_evidence_and_no_state() -> None:
         consent_grant(
             contact=contact, channel=Channel.EMAIL, purpose=Purpose.MARKETING, evidence=evidence()
         )
+
+
+def _sendable_by_definition(contact_id: int) -> int:
+    """The mask from first principles: granted, channel not suppressed, contact not erased."""
+    from contacts.models import Contact, consent_bit
+
+    contact = Contact.objects.get(pk=contact_id)
+    if contact.erased_at is not None:
+        return 0
+    suppressed = set(
+        Suppression.objects.filter(contact=contact, active=True).values_list("channel", flat=True)
+    )
+    mask = 0
+    for consent in Consent.objects.filter(contact=contact, state=ConsentState.GRANTED):
+        if consent.channel not in suppressed:
+            mask |= consent_bit(consent.channel, consent.purpose)
+    return mask
+
+
+def test_the_sendable_mask_follows_every_kind_of_change() -> None:
+    from contacts.models import Contact
+    from contacts.upsert import contacts_upsert_rows
+
+    contact = make_contact()
+    other = make_contact()
+    steps = [
+        lambda: consent_grant(
+            contact=contact, channel=Channel.SMS, purpose=Purpose.MARKETING, evidence=evidence()
+        ),
+        lambda: consent_grant(
+            contact=contact, channel=Channel.EMAIL, purpose=Purpose.SERVICE, evidence=evidence()
+        ),
+        lambda: suppression_add(
+            contact=contact,
+            channel=Channel.SMS,
+            reason=SuppressionReason.INVALID_NUMBER,
+            source=ConsentSource.PROVIDER,
+        ),
+        lambda: consents_apply_bulk(
+            changes=[
+                ConsentChange(contact.pk, "push", "marketing", "granted", evidence()),
+                ConsentChange(other.pk, "email", "marketing", "granted", evidence()),
+                ConsentChange(contact.pk, "email", "service", "revoked", evidence()),
+            ]
+        ),
+        lambda: suppression_lift(contact=contact, channel=Channel.SMS, source=ConsentSource.ADMIN),
+        lambda: consent_revoke(
+            contact=contact, channel=Channel.PUSH, purpose=Purpose.MARKETING, evidence=evidence()
+        ),
+        lambda: contacts_upsert_rows(
+            raws=[{"email": "fresh@example.com", "consent_whatsapp_service": "yes"}],
+            blank_means_unchanged=True,
+            default_evidence=evidence(source=ConsentSource.IMPORT),
+        ),
+        lambda: contact_erase(contact=other),
+    ]
+    for step in steps:
+        step()
+        for c in Contact.objects.all():
+            assert c.sendable == _sendable_by_definition(c.pk)
+    contact.refresh_from_db()
+    assert contact.sendable != 0
+    assert Contact.objects.get(email="fresh@example.com").sendable != 0

@@ -186,3 +186,15 @@ def test_the_admin_export_writes_csv_with_consent_columns(admin_client: Client) 
     assert response.status_code == 200, response.content[:500]
     text = response.getvalue().decode()
     assert "exp@example.com" in text and "granted" in text
+
+
+def test_the_admin_refuses_a_file_without_identifier_columns(admin_client: Client) -> None:
+    upload = io.BytesIO(b"name,city\nAnn,Lyon\n")
+    upload.name = "noheader.csv"
+    response = admin_client.post(
+        "/admin/contacts/contact/import/",
+        {"resource": "0", "format": "0", "import_file": upload},
+    )
+    assert response.status_code == 200
+    assert "missing header" in response.content.decode()
+    assert not Contact.objects.exists()

@@ -148,3 +148,16 @@ def test_an_erased_contact_reimported_gets_no_consent_back_unless_the_file_grant
         default_evidence=IMPORT,
     )
     assert consent_allows(contact_ids=[new_id], channel="email", purpose="marketing") == {new_id}
+
+
+def test_seen_keys_remembers_every_key_across_merges() -> None:
+    from contacts.upsert import SeenKeys, key_digest
+
+    seen = SeenKeys(recent_limit=10)
+    keys = [key_digest(f"email:p{i}@example.com") for i in range(1_000)]
+    for digest in keys:
+        seen.add(digest)
+    assert len(seen) == 1_000
+    assert all(digest in seen for digest in keys)
+    assert key_digest("email:never@example.com") not in seen
+    assert "not an int" not in seen

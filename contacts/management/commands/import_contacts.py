@@ -18,7 +18,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from contacts.consent import Evidence
 from contacts.models import ConsentSource
-from contacts.upsert import KNOWN_COLUMNS, UpsertReport, contacts_upsert_rows
+from contacts.upsert import (
+    KNOWN_COLUMNS,
+    SeenKeys,
+    UpsertReport,
+    contacts_tables_analyze,
+    contacts_upsert_rows,
+)
 
 
 def _header_name(raw: str) -> str:
@@ -71,6 +77,7 @@ class Command(BaseCommand):
             source_detail=path.name,
             recorded_by=options["recorded_by"],
         )
+        self._analyzed_at = 0
         started = time.monotonic()
         totals = {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "errors": 0}
         with path.open("rb") as handle, report_path.open("w", newline="") as report_file:
@@ -79,7 +86,7 @@ class Command(BaseCommand):
             header = self._header(reader, lines)
             report = csv.writer(report_file)
             report.writerow(["row", "field", "message", *header])
-            seen: set[int] = set()
+            seen = SeenKeys()
             batch: list[tuple[int, dict[str, str], list[str]]] = []
             last_progress = started
             previous_line = lines.number
@@ -107,7 +114,7 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         self._progress(totals, elapsed)
         self.stdout.write(
-            f"done: {totals['rows']} rows in {elapsed:.1f}s: {totals['created']} created, "
+            f"done: {totals['rows']} rows in {elapsed:.2f}s: {totals['created']} created, "
             f"{totals['updated']} updated, {totals['unchanged']} unchanged, "
             f"{totals['errors']} refused"
         )
@@ -178,7 +185,7 @@ class Command(BaseCommand):
         self,
         batch: list[tuple[int, dict[str, str], list[str]]],
         evidence: Evidence,
-        seen: set[int],
+        seen: SeenKeys,
         totals: dict[str, int],
         report: Any,
     ) -> None:
@@ -194,6 +201,11 @@ class Command(BaseCommand):
         originals = {row: record for row, _, record in batch}
         for status in ("created", "updated", "unchanged"):
             totals[status] += result.count(status)
+        # Each time the import has doubled what it wrote, refresh the planner's statistics.
+        written = totals["created"] + totals["updated"]
+        if written >= 2 * self._analyzed_at:
+            contacts_tables_analyze()
+            self._analyzed_at = max(written, 1)
         for row_result in result.results:
             if row_result.status != "error":
                 continue
