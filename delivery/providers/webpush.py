@@ -52,6 +52,7 @@ from delivery.providers.base import (
 # AEAD tag (16) and the padding delimiter (1) leave 3,993 bytes of plaintext.
 MAX_PLAINTEXT_BYTES = 4096 - 86 - 16 - 1
 VAPID_HEADER_CACHE_S = 300
+PAYLOAD_KEYS = ("title", "body", "url", "icon")
 VAPID_EXP_S = 12 * 3600
 _vapid_cache: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
 # Push-service hosts that answered 429, and until when this process leaves them alone.
@@ -93,9 +94,11 @@ def push_origin(endpoint: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def vapid_headers(*, vapid: Vapid02, origin: str, subject: str) -> dict[str, str]:
+def vapid_headers(
+    *, vapid: Vapid02, origin: str, subject: str, public_key: str = ""
+) -> dict[str, str]:
     """The signed VAPID Authorization header for one push-service origin, cached a few minutes."""
-    key = (vapid_public_key(vapid), origin)
+    key = (public_key or vapid_public_key(vapid), origin)
     now = time.time()
     cached = _vapid_cache.get(key)
     if cached is not None and cached[0] > now:
@@ -123,6 +126,7 @@ class WebPushSender:
         concurrency: int | None = None,
     ) -> None:
         self.vapid = vapid or vapid_key_load()
+        self._public_key = vapid_public_key(self.vapid)
         self.subject = subject or settings.VAPID_SUBJECT
         self.ttl_s = settings.DELIVERY_PUSH_TTL_S if ttl_s is None else ttl_s
         self.urgency = urgency or settings.DELIVERY_PUSH_URGENCY
@@ -138,11 +142,18 @@ class WebPushSender:
         self, *, content: PushContent, messages: Sequence[OutboundMessage]
     ) -> list[Outcome]:
         engine = engines["django"]
+        # Parts without template syntax (often url and icon) are copied, not rendered per push.
+        static = {
+            name: getattr(content, name)
+            for name in ("title", "body", "url", "icon")
+            if "{" not in getattr(content, name)
+        }
         templates = {
             name: engine.from_string(
                 f"{{% autoescape off %}}{getattr(content, name)}{{% endautoescape %}}"
             )
             for name in ("title", "body", "url", "icon")
+            if name not in static
         }
         headers = {"Urgency": content.urgency or self.urgency}
         if content.topic:
@@ -162,8 +173,9 @@ class WebPushSender:
                 index = queue.get_nowait()
                 message = messages[index]
                 context = dict(message.merge_fields)
+                parts = {name: t.render(context).strip() for name, t in templates.items()}
                 payload = json.dumps(
-                    {name: t.render(context).strip() for name, t in templates.items()},
+                    {name: parts.get(name, static.get(name, "")) for name in PAYLOAD_KEYS},
                     separators=(",", ":"),
                 ).encode()
                 outcomes[index] = await self._send_one(
@@ -217,7 +229,9 @@ class WebPushSender:
         }
         all_headers = {
             **headers,
-            **vapid_headers(vapid=self.vapid, origin=origin, subject=self.subject),
+            **vapid_headers(
+                vapid=self.vapid, origin=origin, subject=self.subject, public_key=self._public_key
+            ),
         }
         try:
             pusher = WebPusher(subscription, aiohttp_session=session)
