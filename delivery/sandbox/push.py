@@ -150,18 +150,23 @@ class PushServiceFake(FakeServer):
             try:
                 server = web.Server(self._handle, access_log=None, loop=loop)
                 port = self.port or self._requested_port
-                self._server = loop.run_until_complete(
+                listener = loop.run_until_complete(
                     loop.create_server(server, self.host, port, reuse_address=True, backlog=1024)
                 )
-                self.port = self._server.sockets[0].getsockname()[1]
+                self._server = listener
+                self.port = listener.sockets[0].getsockname()[1]
             except BaseException as exc:  # handed to the starting thread
                 errors.append(exc)
                 ready.set()
                 return
             ready.set()
             loop.run_forever()
-            self._server.close()
-            loop.run_until_complete(self._server.wait_closed())
+            listener.close()
+            # Handlers still sleeping (a "timeout" fault) are cancelled, not left to warn at exit.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(server.shutdown(0.5))
             loop.close()
 
