@@ -325,3 +325,16 @@ class PushServiceFake(FakeServer):
 def _web_response(response: FakeResponse) -> web.Response:
     body, headers = response.encoded()
     return web.Response(status=response.status, body=body, headers=headers)
+
+
+def sandbox_push_subscriptions_create(*, count: int = 1, base_url: str | None = None) -> list[Any]:
+    """Browser-like subscriptions on a running sandbox push service (``manage.py sandbox``)."""
+    import requests
+    from django.conf import settings
+
+    url = (base_url or settings.SANDBOX_PUSH_BASE_URL).rstrip("/")
+    response = requests.post(
+        f"{url}{CONTROL_PREFIX}subscriptions", json={"count": count}, timeout=10
+    )
+    response.raise_for_status()
+    return list(response.json())

@@ -29,7 +29,7 @@ from delivery.providers.webpush import (
     vapid_key_load,
     vapid_public_key,
 )
-from delivery.sandbox.push import PushServiceFake
+from delivery.sandbox.push import PushServiceFake, sandbox_push_subscriptions_create
 
 CONTENT = PushContent(
     title="{{ shop }} is here",
@@ -246,10 +246,6 @@ def test_vapid_keys_prints_a_pair_the_sender_can_load() -> None:
 
 
 def test_sandbox_subscriptions_can_be_made_over_http(push_fake: PushServiceFake) -> None:
-    import requests
-
-    made = requests.post(
-        f"{push_fake.url}/__sandbox__/subscriptions", json={"count": 2}, timeout=5
-    ).json()
+    made = sandbox_push_subscriptions_create(count=2, base_url=push_fake.url)
     assert len(made) == 2 and all(s["endpoint"].startswith(push_fake.url) for s in made)
     assert set(made[0]["keys"]) == {"p256dh", "auth"}
