@@ -249,3 +249,16 @@ def test_sandbox_subscriptions_can_be_made_over_http(push_fake: PushServiceFake)
     made = sandbox_push_subscriptions_create(count=2, base_url=push_fake.url)
     assert len(made) == 2 and all(s["endpoint"].startswith(push_fake.url) for s in made)
     assert set(made[0]["keys"]) == {"p256dh", "auth"}
+
+
+def test_a_vapid_key_other_than_the_subscriptions_fails_as_bad_credentials(
+    push_fake: PushServiceFake, vapid: Vapid02
+) -> None:
+    other = Vapid02()
+    other.generate_keys()
+    sub = push_fake.subscription_create(application_server_key=vapid_public_key(other))
+    message = OutboundMessage(delivery_id=1, to=sub["endpoint"], push_keys=PushKeys(**sub["keys"]))
+    [outcome] = _sender(vapid).send_batch(content=CONTENT, messages=[message])
+    assert isinstance(outcome, Failed) and outcome.code == "push_403"
+    [ok] = _sender(other).send_batch(content=CONTENT, messages=[message])
+    assert isinstance(ok, Sent)
