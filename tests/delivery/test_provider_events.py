@@ -23,6 +23,7 @@ from delivery.providers.sendgrid_email import SendGridEmailSender, sendgrid_conn
 from delivery.sandbox.sendgrid import SendGridFake
 from delivery.sandbox.twilio import TwilioFake
 from tests.delivery.conftest import SinkFake
+from tests.harness import eventually
 
 PUBLIC = "https://continuity.example.com"
 TOKEN = "test-twilio-token"
@@ -281,3 +282,19 @@ def test_the_twilio_fake_signs_callbacks_the_parser_accepts(
         )
         event = twilio_inbound_parse(request=request)
     assert event is not None and event.action == OptAction.OPT_OUT
+
+
+def test_the_sendgrid_fake_posts_signed_events_the_parser_accepts(sink: SinkFake) -> None:
+    with SendGridFake(api_key="k", events_url=f"{sink.url}/webhooks/sendgrid/tracking/") as fake:
+        ids = _send_two(fake)
+        eventually(lambda: len(fake.event_posts) == 2, timeout=5)
+    assert fake.event_posts == [204, 204]
+    anymail = {"SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": fake.verification_key}
+    parsed = []
+    with override_settings(ANYMAIL=anymail):
+        for received in sink.received:
+            request = _sendgrid_request(received.body, received.headers)
+            parsed += sendgrid_events_parse(request=request)
+    assert sorted((e.status, e.message_id) for e in parsed) == sorted(
+        [("queued", i) for i in ids] + [("delivered", i) for i in ids]
+    )

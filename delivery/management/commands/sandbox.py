@@ -27,6 +27,7 @@ def sandbox_fakes_build(*, only: tuple[str, ...] = FAKES) -> dict[str, FakeServe
             port=settings.SANDBOX_SENDGRID_PORT,
             api_key=str(settings.ANYMAIL["SENDGRID_API_KEY"]),
             signing_key_pem=settings.SANDBOX_SENDGRID_EVENT_SIGNING_KEY,
+            events_url=settings.SANDBOX_SENDGRID_EVENTS_URL,
         )
     if "failover" in only:
         fakes["failover"] = SendGridFake(
