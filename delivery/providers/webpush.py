@@ -31,11 +31,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.template import engines
 from py_vapid import Vapid02
 from py_vapid.utils import b64urlencode
 from pywebpush import WebPusher
 
+from delivery.merge import merge_template_compile
 from delivery.providers.base import (
     Deferred,
     Failed,
@@ -141,19 +141,8 @@ class WebPushSender:
     async def send_batch_async(
         self, *, content: PushContent, messages: Sequence[OutboundMessage]
     ) -> list[Outcome]:
-        engine = engines["django"]
-        # Parts without template syntax (often url and icon) are copied, not rendered per push.
-        static = {
-            name: getattr(content, name)
-            for name in ("title", "body", "url", "icon")
-            if "{" not in getattr(content, name)
-        }
-        templates = {
-            name: engine.from_string(
-                f"{{% autoescape off %}}{getattr(content, name)}{{% endautoescape %}}"
-            )
-            for name in ("title", "body", "url", "icon")
-            if name not in static
+        renderers = {
+            name: merge_template_compile(source=getattr(content, name)) for name in PAYLOAD_KEYS
         }
         headers = {"Urgency": content.urgency or self.urgency}
         if content.topic:
@@ -172,10 +161,9 @@ class WebPushSender:
             while not queue.empty():
                 index = queue.get_nowait()
                 message = messages[index]
-                context = dict(message.merge_fields)
-                parts = {name: t.render(context).strip() for name, t in templates.items()}
+                fields = message.merge_fields
                 payload = json.dumps(
-                    {name: parts.get(name, static.get(name, "")) for name in PAYLOAD_KEYS},
+                    {name: render(fields).strip() for name, render in renderers.items()},
                     separators=(",", ":"),
                 ).encode()
                 outcomes[index] = await self._send_one(
@@ -213,8 +201,8 @@ class WebPushSender:
                 "payload_too_large",
                 f"{len(payload)} bytes exceeds the {MAX_PLAINTEXT_BYTES}-byte push limit",
             )
-        origin = push_origin(message.to)
-        host = urlsplit(message.to).netloc
+        parts = urlsplit(message.to)
+        origin, host = f"{parts.scheme}://{parts.netloc}", parts.netloc
         backoff_until = _host_backoff.get(host, 0.0)
         if backoff_until > time.time():
             return Deferred(delivery_id, "host_backoff", f"{host} asked us to slow down",
