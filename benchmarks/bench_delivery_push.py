@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing as mp
+import statistics
 import time
 from typing import Any
 
@@ -111,7 +112,10 @@ def main() -> None:
     setup_django()
     from django.conf import settings
 
-    per_process = sized(full=10_000, small=1_000)
+    per_process = sized(full=5_000, small=1_000)
+    # The machine is shared: floor and measured runs alternate, and each figure is the median
+    # of its rounds, so a neighbour's burst does not land on one side only.
+    rounds = sized(full=3, small=1)
     concurrency = settings.DELIVERY_PUSH_CONCURRENCY
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -119,19 +123,25 @@ def main() -> None:
     server.start()
     try:
         url, subs = queue.get(timeout=60)
-        floor_s, floor_ok = _run(_floor, url, subs, per_process, concurrency)
-        measured_s, sent = _run(_measured, url, subs, per_process, concurrency)
+        floors, measured, floor_ok, sent = [], [], 0, 0
+        for _ in range(rounds):
+            seconds, ok = _run(_floor, url, subs, per_process, concurrency)
+            floors.append(ok / seconds)
+            floor_ok += ok
+            seconds, ok = _run(_measured, url, subs, per_process, concurrency)
+            measured.append(ok / seconds)
+            sent += ok
         stats = requests.get(f"{url}/__sandbox__/stats", timeout=10).json()
     finally:
         server.terminate()
         server.join(timeout=10)
-    total = per_process * PROCESSES
+    total = per_process * PROCESSES * rounds
     emit(
         "delivery.push_per_s",
-        sent / measured_s,
+        statistics.median(measured),
         "pushes/s",
         target=">= 2,000 pushes/s over 2 cores, ratio_to_floor >= 0.7",
-        floor=floor_ok / floor_s,
+        floor=statistics.median(floors),
         pushes=total,
         sent=sent,
         floor_ok=floor_ok,
@@ -139,7 +149,8 @@ def main() -> None:
         fake_rejected=stats["rejected"],
         processes=PROCESSES,
         concurrency=concurrency,
-        seconds=round(measured_s, 2),
+        rounds=[round(m) for m in measured],
+        floor_rounds=[round(f) for f in floors],
     )
     assert sent == total and floor_ok == total, json.dumps(stats)
 
