@@ -334,6 +334,8 @@ SANDBOX_PUSH_PORT = env_int("SANDBOX_PUSH_PORT", default=18040, minimum=1)
 # The fake SendGrid signs its events with this P-256 key (PEM, PKCS8); the public half is what
 # SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY must hold. Empty: generated per sandbox start.
 SANDBOX_SENDGRID_EVENT_SIGNING_KEY = env_str("SANDBOX_SENDGRID_EVENT_SIGNING_KEY", default="")
+# Where the SendGrid fake POSTs signed processed/delivered events (empty: it does not).
+SANDBOX_SENDGRID_EVENTS_URL = env_str("SANDBOX_SENDGRID_EVENTS_URL", default="")
 
 # The URL the internet sees this app at (behind a proxy it differs from the Host header); status
 # callbacks are built from it and Twilio signs exactly that URL.

@@ -1,26 +1,29 @@
-"""A global send pace shared by every worker process: a Redis token bucket with no burst.
+"""A global send pace shared by every worker process: a Redis token bucket, never above the rate.
 
 Twilio (and carriers) meter per second, and Celery's ``rate_limit`` is per worker, so the pace
-lives in Redis. The bucket holds a single token (GCRA, "generic cell rate algorithm"): each
-caller atomically reserves the next free slot, ``1 / rate`` after the previous one, and sleeps
-until it. Slots are therefore evenly spaced and no one-second window ever holds more than ``rate``
-of them, however many processes share the key. A bigger bucket would allow a burst of ``capacity``
-on top of the rate in one second, which is exactly what "never above it" forbids.
+lives in Redis, in two atomic Lua steps that read Redis's own clock (worker clocks never matter):
 
-Sends happen a little after their slots (the reply's trip back, the sleep's overshoot), and not
-all equally late: if slot 0 went out 3 ms late and slot ``rate`` on time, ``rate + 1`` sends
-would sit inside one second. So slots are spaced ``(1 + lateness_s) / rate`` apart: ``rate + 1``
-slots then span ``1 + lateness_s`` seconds, and up to ``lateness_s`` of uneven lateness still
-leaves every one-second window at or below the rate. The price is a sustained pace ``lateness_s``
-(1% by default) under the configured rate.
+1. ``reserve``: a token bucket of one token (GCRA). Each caller takes the next free slot,
+   ``1 / rate`` after the previous one, and sleeps until it. Slots are evenly spaced, so sends are
+   smooth rather than bursty. A bigger bucket would allow a burst of ``capacity`` on top of the
+   rate in one second, which is exactly what "never above the rate" forbids.
+2. ``commit``: right before the send, the caller records the moment in a list of the last
+   ``rate`` sends, and is refused (told how long to wait) while the send ``rate`` places back is
+   less than one second plus ``margin_s`` ago. Evenly spaced slots alone are not enough: sends go
+   out a little after their slots and not all equally late (a busy machine, a GC pause), and if
+   slot 0 went out 5 ms late and slot 100 on time, 101 sends would sit in one second. The commit
+   check makes the guarantee hold for the moments sends actually start; ``margin_s`` covers the
+   last stretch from there to the provider reading the request (measured at the Twilio fake).
 
-The Lua script runs atomically in Redis and reads Redis's own clock, so process clocks never
-matter. The embedded run mode has no Redis; it shares the same schedule through a file lock.
+The price is a sustained pace about ``margin_s`` (1% by default) under the configured rate. The
+embedded run mode has no Redis; it spaces slots ``(1 + margin_s) / rate`` apart in a file under a
+lock, which is the same guarantee without the lateness correction.
 """
 
 from __future__ import annotations
 
 import fcntl
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,9 +31,9 @@ from typing import Protocol
 
 import redis
 
-# KEYS[1]: the schedule key. ARGV[1]: slot interval in microseconds; ARGV[2]: the longest wait
-# (microseconds) a caller accepts. Returns the wait in microseconds for a reserved slot, or -1
-# when the next slot is further away than the caller accepts (nothing is reserved then).
+# KEYS[1]: the schedule. ARGV[1]: slot interval (us); ARGV[2]: the longest wait (us) a caller
+# accepts. Returns the wait (us) until the reserved slot, or -1 when the next free slot is
+# further away than the caller accepts (nothing is reserved then).
 _RESERVE_LUA = """
 local interval = tonumber(ARGV[1])
 local max_wait = tonumber(ARGV[2])
@@ -45,6 +48,23 @@ redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', ttl_ms)
 return wait
 """
 
+# KEYS[1]: the last ``limit`` send times, newest first. ARGV[1]: window (us); ARGV[2]: limit.
+# Returns 0 when this send is recorded, else the wait (us) before it may go.
+_COMMIT_LUA = """
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local oldest = redis.call('LINDEX', KEYS[1], limit - 1)
+if oldest and now - tonumber(oldest) < window then
+  return window - (now - tonumber(oldest))
+end
+redis.call('LPUSH', KEYS[1], tostring(now))
+redis.call('LTRIM', KEYS[1], 0, limit - 1)
+redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) + 1000)
+return 0
+"""
+
 
 class RateLimiter(Protocol):
     rate_per_s: float
@@ -53,39 +73,51 @@ class RateLimiter(Protocol):
         """Reserve the next slot: seconds to wait until it, or None if it is too far away."""
         ...
 
+    def commit(self) -> float:
+        """Record a send starting now: 0.0, or the seconds to wait before it may start."""
+        ...
+
 
 class RedisTokenBucket:
     """The shared pace, in Redis. ``key`` names the budget (one per sender or account)."""
 
     def __init__(
-        self, *, client: redis.Redis, key: str, rate_per_s: float, lateness_s: float = 0.01
+        self, *, client: redis.Redis, key: str, rate_per_s: float, margin_s: float = 0.01
     ) -> None:
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be positive")
         self.client = client
         self.key = key
         self.rate_per_s = rate_per_s
-        self._interval_us = round(1_000_000 * (1 + lateness_s) / rate_per_s)
-        self._script = client.register_script(_RESERVE_LUA)
+        self._interval_us = round(1_000_000 / rate_per_s)
+        # At most ``limit`` sends in any window of limit / rate seconds (1 s for whole rates).
+        self._limit = max(1, math.floor(rate_per_s))
+        self._window_us = round(1_000_000 * (self._limit / rate_per_s + margin_s))
+        self._reserve = client.register_script(_RESERVE_LUA)
+        self._commit = client.register_script(_COMMIT_LUA)
 
     def reserve(self, *, max_wait_s: float) -> float | None:
         args = [self._interval_us, int(max_wait_s * 1e6)]
-        wait_us = int(self._script(keys=[self.key], args=args))
+        wait_us = int(self._reserve(keys=[self.key], args=args))
         return None if wait_us < 0 else wait_us / 1_000_000
 
+    def commit(self) -> float:
+        args = [self._window_us, self._limit]
+        return int(self._commit(keys=[self.key + ":sent"], args=args)) / 1_000_000
+
     def reset(self) -> None:
-        self.client.delete(self.key)
+        self.client.delete(self.key, self.key + ":sent")
 
 
 class FileTokenBucket:
-    """The same schedule for one host without Redis (embedded mode): a file under a lock."""
+    """The same pace for one host without Redis (embedded mode): a file under a lock."""
 
-    def __init__(self, *, path: Path, rate_per_s: float, lateness_s: float = 0.01) -> None:
+    def __init__(self, *, path: Path, rate_per_s: float, margin_s: float = 0.01) -> None:
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be positive")
         self.path = path
         self.rate_per_s = rate_per_s
-        self._interval = (1 + lateness_s) / rate_per_s
+        self._interval = (1 + margin_s) / rate_per_s
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(exist_ok=True)
 
@@ -106,6 +138,9 @@ class FileTokenBucket:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def commit(self) -> float:
+        return 0.0
+
 
 def rate_limiter_acquire(
     *,
@@ -113,12 +148,14 @@ def rate_limiter_acquire(
     max_wait_s: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> bool:
-    """Wait for the next slot; False (nothing reserved) when it is more than ``max_wait_s`` off."""
+    """Wait for a slot and commit the send; False (nothing taken) if that is over ``max_wait_s``."""
     wait = limiter.reserve(max_wait_s=max_wait_s)
     if wait is None:
         return False
     if wait > 0:
         sleep(wait)
+    while (hold := limiter.commit()) > 0:
+        sleep(hold)
     return True
 
 

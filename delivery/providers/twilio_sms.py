@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 
 import requests
 from django.conf import settings
-from django.template import engines
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from delivery.merge import merge_template_compile
 from delivery.providers._http import backoff_s, request_never_left
 from delivery.providers.base import (
     Deferred,
@@ -145,9 +145,7 @@ class TwilioSmsSender:
     def send_batch(
         self, *, content: SmsContent, messages: Sequence[OutboundMessage]
     ) -> list[Outcome]:
-        template = engines["django"].from_string(
-            f"{{% autoescape off %}}{content.text}{{% endautoescape %}}"
-        )
+        render = merge_template_compile(source=content.text)
         outcomes: list[Outcome] = []
         paced_out = False
         for message in messages:
@@ -156,7 +154,7 @@ class TwilioSmsSender:
                 outcomes.append(Deferred(message.delivery_id, "rate_limited", "pace is full",
                                          self.max_wait_s))  # fmt: skip
                 continue
-            text = template.render(dict(message.merge_fields)).strip()
+            text = render(message.merge_fields).strip()
             outcome = self._send_one(message, text)
             paced_out = isinstance(outcome, Deferred) and outcome.code == "rate_limited"
             outcomes.append(outcome)

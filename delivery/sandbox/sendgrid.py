@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import base64
 import json
+import queue
 import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from re import Match
-from typing import Any
+from typing import Any, Self
 
 import requests
 from cryptography.hazmat.primitives import hashes, serialization
@@ -79,9 +80,22 @@ def _signing_key(pem: str) -> ec.EllipticCurvePrivateKey:
 class SendGridFake(FakeServer):
     name = "sendgrid"
 
-    def __init__(self, *, api_key: str = "sandbox-sendgrid-key", keep_bodies: bool = True,
-                 signing_key_pem: str = "", **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        api_key: str = "sandbox-sendgrid-key",
+        keep_bodies: bool = True,
+        signing_key_pem: str = "",
+        events_url: str = "",
+        **kwargs: Any,
+    ) -> None:
         self.api_key = api_key
+        # When set, every accepted personalization gets signed "processed" and "delivered"
+        # events POSTed there from a background thread, as SendGrid's event webhook would.
+        self.events_url = events_url
+        self.event_posts: list[int | str] = []
+        self._events: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
+        self._events_thread: threading.Thread | None = None
         self.keep_bodies = keep_bodies
         self.rejected: set[str] = set()
         self.personalizations: list[ReceivedPersonalization] = []
@@ -146,7 +160,36 @@ class SendGridFake(FakeServer):
             self.accepted_recipients += sum(len(p.to) for p in received)
             if self.keep_bodies:
                 self.personalizations.extend(received)
+        if self.events_url:
+            for event in ("processed", "delivered"):
+                self._events.put(self._events_of(received, event))
         return FakeResponse(202, b"", {"X-Message-Id": message_id})
+
+    def start(self) -> Self:
+        super().start()
+        if self.events_url and self._events_thread is None:
+            self._events_thread = threading.Thread(
+                target=self._post_events, name="sandbox-sendgrid-events", daemon=True
+            )
+            self._events_thread.start()
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        if self._events_thread is not None and self.fault.mode != "refuse":
+            self._events.put(None)
+            self._events_thread.join(timeout=5)
+            self._events_thread = None
+
+    def _post_events(self) -> None:
+        while True:
+            events = self._events.get()
+            if events is None:
+                return
+            try:
+                self.event_posts.append(self.events_post(self.events_url, events).status_code)
+            except requests.RequestException as exc:
+                self.event_posts.append(f"{type(exc).__name__}: {exc}")
 
     def _validate(self, payload: dict[str, Any]) -> FakeResponse | None:  # noqa: PLR0911
         personalizations = payload.get("personalizations")
@@ -215,6 +258,14 @@ class SendGridFake(FakeServer):
 
     def events_for(self, event: str = "delivered", **extra: Any) -> list[dict[str, Any]]:
         """One SendGrid event per received personalization, with its custom args merged in."""
+        with self._count_lock:
+            received = list(self.personalizations)
+        return self._events_of(received, event, **extra)
+
+    @staticmethod
+    def _events_of(
+        received: list[ReceivedPersonalization], event: str, **extra: Any
+    ) -> list[dict[str, Any]]:
         now = int(time.time())
         return [
             {
@@ -227,7 +278,7 @@ class SendGridFake(FakeServer):
                 **p.custom_args,
                 **extra,
             }
-            for index, p in enumerate(self.personalizations)
+            for index, p in enumerate(received)
         ]
 
     def events_post(self, url: str, events: list[dict[str, Any]]) -> requests.Response:

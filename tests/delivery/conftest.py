@@ -12,6 +12,7 @@ from django.conf import settings
 
 from delivery.ratelimit import RedisTokenBucket
 from delivery.sandbox.base import FakeResponse, FakeServer
+from delivery.sandbox.push import PushServiceFake
 from delivery.sandbox.sendgrid import SendGridFake
 from delivery.sandbox.twilio import TwilioFake
 
@@ -85,3 +86,9 @@ def fast_limiter(request: pytest.FixtureRequest) -> RedisTokenBucket:
     bucket = RedisTokenBucket(client=client, key=f"test:{request.node.name}", rate_per_s=1000)
     bucket.reset()
     return bucket
+
+
+@pytest.fixture
+def push_fake() -> Iterator[PushServiceFake]:
+    with PushServiceFake() as fake:
+        yield fake

@@ -1,0 +1,79 @@
+"""Run every sandbox provider on its fixed loopback port and block (``make run`` / Procfile)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from delivery.sandbox.base import FakeServer
+from delivery.sandbox.push import PushServiceFake
+from delivery.sandbox.sendgrid import SendGridFake
+from delivery.sandbox.twilio import TwilioFake
+
+FAKES = ("sendgrid", "failover", "twilio", "push")
+
+
+def sandbox_fakes_build(*, only: tuple[str, ...] = FAKES) -> dict[str, FakeServer]:
+    """The fakes as settings configure them: the same keys and ports the app is pointed at."""
+    host = settings.SANDBOX_HOST
+    fakes: dict[str, FakeServer] = {}
+    if "sendgrid" in only:
+        fakes["sendgrid"] = SendGridFake(
+            host=host,
+            port=settings.SANDBOX_SENDGRID_PORT,
+            api_key=str(settings.ANYMAIL["SENDGRID_API_KEY"]),
+            signing_key_pem=settings.SANDBOX_SENDGRID_EVENT_SIGNING_KEY,
+            events_url=settings.SANDBOX_SENDGRID_EVENTS_URL,
+        )
+    if "failover" in only:
+        fakes["failover"] = SendGridFake(
+            host=host,
+            port=settings.SANDBOX_FAILOVER_ESP_PORT,
+            api_key=str(settings.DELIVERY_EMAIL_FAILOVER_OPTIONS["api_key"]),
+        )
+    if "twilio" in only:
+        fakes["twilio"] = TwilioFake(
+            host=host,
+            port=settings.SANDBOX_TWILIO_PORT,
+            account_sid=settings.TWILIO_ACCOUNT_SID,
+            auth_token=settings.TWILIO_AUTH_TOKEN,
+        )
+    if "push" in only:
+        fakes["push"] = PushServiceFake(host=host, port=settings.SANDBOX_PUSH_PORT)
+    return fakes
+
+
+class Command(BaseCommand):
+    help = "Start the loopback provider fakes (SendGrid, failover ESP, Twilio, push) and block."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--only", nargs="+", choices=FAKES, default=list(FAKES), help="fakes to start"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        fakes = sandbox_fakes_build(only=tuple(options["only"]))
+        for name, fake in fakes.items():
+            fake.start()
+            self.stdout.write(f"sandbox {name} listening on {fake.url}")
+        sendgrid = fakes.get("sendgrid")
+        if isinstance(sendgrid, SendGridFake) and not settings.SANDBOX_SENDGRID_EVENT_SIGNING_KEY:
+            self.stdout.write(
+                "sandbox sendgrid signs events with a key generated for this run; its public "
+                f"half is SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY={sendgrid.verification_key}"
+            )
+        self.stdout.write("sandbox ready")
+        self.stdout.flush()
+        try:
+            stop.wait()
+        finally:
+            for fake in fakes.values():
+                fake.stop()
+            self.stdout.write("sandbox stopped")

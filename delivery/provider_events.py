@@ -1,0 +1,227 @@
+"""Provider webhooks in, normalised events out: verification and parsing, no database.
+
+The views that store receipts and apply these events to Delivery rows call these functions first;
+each one either returns events or raises ``WebhookRejected`` with the 4xx status and reason the
+view answers with (the view keeps the receipt either way).
+
+- SendGrid's event webhook: anymail's SendGrid tracking view does the ECDSA P-256 signature check
+  (``SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY``) and the event mapping. On top: the key is
+  required (an unsigned webhook is refused, never trusted), the signed timestamp must be within
+  ``DELIVERY_WEBHOOK_MAX_AGE_S`` of now, and a signature already seen is refused as a replay.
+- Twilio's status callbacks and inbound messages: ``RequestValidator`` over the URL Twilio called,
+  rebuilt from ``DELIVERY_PUBLIC_BASE_URL`` (behind a proxy the Host header is not what Twilio
+  signed), with every POST parameter, since Twilio adds parameters without notice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest
+from twilio.request_validator import RequestValidator
+
+from continuity.api import ContinuityError
+
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+START_WORDS = frozenset({"START", "YES", "UNSTOP"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+
+
+class WebhookRejected(ContinuityError):
+    code = "webhook_rejected"
+
+    def __init__(self, detail: str, *, status_code: int = 400) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusEvent:
+    """A provider's word about one message. ``status`` is anymail's event type for email
+    (delivered, bounced, rejected, complained, unsubscribed, opened, clicked, deferred, queued)
+    and Twilio's MessageStatus for SMS (sent, delivered, undelivered, failed, ...)."""
+
+    provider: str
+    message_id: str
+    status: str
+    error_code: str = ""
+    error_text: str = ""
+    recipient: str = ""
+    event_id: str = ""
+    delivery_id: int | None = None
+    timestamp: datetime | None = None
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+
+class OptAction(enum.StrEnum):
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    HELP = "help"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptEvent:
+    """An inbound SMS that changes (or asks about) the sender's SMS consent."""
+
+    phone: str
+    action: OptAction
+    keyword: str
+    message_id: str = ""
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+
+def _replay_refuse(*, provider: str, signature: str) -> None:
+    # A signature is unique to its body (and, for SendGrid, its timestamp); seeing one twice
+    # within the freshness window means someone replayed a captured request.
+    key = f"delivery:webhook-seen:{provider}:{hashlib.sha256(signature.encode()).hexdigest()}"
+    if not cache.add(key, 1, timeout=settings.DELIVERY_WEBHOOK_MAX_AGE_S * 2):
+        raise WebhookRejected("this signed request was already received (replay)", status_code=409)
+
+
+# --- SendGrid -----------------------------------------------------------------------------------
+
+
+def sendgrid_events_parse(*, request: HttpRequest, now: float | None = None) -> list[StatusEvent]:
+    """Verify a SendGrid event-webhook POST and return its events."""
+    key = settings.ANYMAIL.get("SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY")
+    if not key:
+        raise WebhookRejected(
+            "SendGrid event verification is not configured "
+            "(SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY): refusing unsigned events",
+            status_code=403,
+        )
+    signature = request.headers.get("X-Twilio-Email-Event-Webhook-Signature", "")
+    stamp = request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp", "")
+    if not signature or not stamp:
+        raise WebhookRejected("signature or timestamp header missing", status_code=401)
+    view = SendGridTrackingWebhookView(tracking_webhook_verification_key=key)
+    try:
+        view.run_validators(request)
+    except AnymailWebhookValidationFailure as exc:
+        raise WebhookRejected(f"signature does not verify: {exc}", status_code=403) from exc
+    try:
+        signed_at = int(stamp)
+    except ValueError:
+        raise WebhookRejected("timestamp header is not a number") from None
+    current = time.time() if now is None else now
+    if abs(current - signed_at) > settings.DELIVERY_WEBHOOK_MAX_AGE_S:
+        raise WebhookRejected(
+            f"signed {int(current - signed_at)} s from now, outside the "
+            f"{settings.DELIVERY_WEBHOOK_MAX_AGE_S} s window (stale or replayed)",
+            status_code=403,
+        )
+    try:
+        payload = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookRejected("body is not JSON") from None
+    if not isinstance(payload, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("event"), str) for e in payload
+    ):
+        raise WebhookRejected("body must be a JSON array of events with an 'event' field")
+    _replay_refuse(provider="sendgrid", signature=signature)
+    events = []
+    for event in view.parse_events(request):
+        raw = event.esp_event or {}
+        delivery = str(raw.get("delivery_id", ""))
+        events.append(
+            StatusEvent(
+                provider="sendgrid",
+                message_id=str(event.message_id or ""),
+                status=str(event.event_type),
+                error_code=str(raw.get("status") or event.reject_reason or ""),
+                error_text=str(event.mta_response or "")[:500],
+                recipient=str(event.recipient or ""),
+                event_id=str(event.event_id or ""),
+                delivery_id=int(delivery) if delivery.isdigit() else None,
+                timestamp=event.timestamp,
+                raw=raw,
+            )
+        )
+    return events
+
+
+# --- Twilio -------------------------------------------------------------------------------------
+
+
+def twilio_public_url(*, request: HttpRequest) -> str:
+    """The URL Twilio called (and signed): the public base URL plus this request's path."""
+    return settings.DELIVERY_PUBLIC_BASE_URL.rstrip("/") + request.get_full_path()
+
+
+def _twilio_params(request: HttpRequest) -> dict[str, str]:
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        raise WebhookRejected("X-Twilio-Signature header missing", status_code=401)
+    params = request.POST.dict()
+    validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
+    if not validator.validate(twilio_public_url(request=request), params, signature):
+        raise WebhookRejected("X-Twilio-Signature does not verify", status_code=403)
+    if params.get("AccountSid") and params["AccountSid"] != settings.TWILIO_ACCOUNT_SID:
+        raise WebhookRejected("callback for another Twilio account", status_code=403)
+    _replay_refuse(provider="twilio", signature=signature)
+    return params
+
+
+def twilio_status_parse(*, request: HttpRequest) -> StatusEvent:
+    """Verify a Twilio StatusCallback and return the message's new status."""
+    params = _twilio_params(request)
+    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    status = params.get("MessageStatus") or params.get("SmsStatus") or ""
+    if not sid or not status:
+        raise WebhookRejected("MessageSid and MessageStatus are required")
+    return StatusEvent(
+        provider="twilio",
+        message_id=sid,
+        status=status.lower(),
+        error_code=params.get("ErrorCode", ""),
+        error_text=params.get("ErrorMessage", "")[:500],
+        recipient=params.get("To", ""),
+        raw=params,
+    )
+
+
+def twilio_inbound_parse(*, request: HttpRequest) -> OptEvent | None:
+    """Verify an inbound SMS; an opt-out/opt-in/help keyword becomes an event, else None.
+
+    Advanced Opt-Out sends ``OptOutType`` (STOP/START/HELP), which wins over our own reading of
+    the body (a business may have configured its own keywords there).
+    """
+    params = _twilio_params(request)
+    phone = params.get("From", "")
+    if not phone:
+        raise WebhookRejected("From is required")
+    opt_out_type = params.get("OptOutType", "").strip().upper()
+    words = params.get("Body", "").strip().split()
+    keyword = words[0].strip(".!?,;:").upper() if words else ""
+    action: OptAction | None = None
+    if opt_out_type:
+        action = {"STOP": OptAction.OPT_OUT, "START": OptAction.OPT_IN, "HELP": OptAction.HELP}.get(
+            opt_out_type
+        )
+        keyword = opt_out_type
+    elif keyword in STOP_WORDS:
+        action = OptAction.OPT_OUT
+    elif keyword in START_WORDS:
+        action = OptAction.OPT_IN
+    elif keyword in HELP_WORDS:
+        action = OptAction.HELP
+    if action is None:
+        return None
+    return OptEvent(
+        phone=phone,
+        action=action,
+        keyword=keyword,
+        message_id=params.get("MessageSid", ""),
+        raw=params,
+    )
