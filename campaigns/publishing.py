@@ -163,6 +163,10 @@ def _on_error(post: SocialPost, exc: PublishError) -> PublishReport:
         network_health_check(network=post.network)
     if isinstance(exc, PublishUnknown):
         return _unknown(post, exc)
+    if post.republished and _is_duplicate(exc):
+        # The network refuses the second publish as a duplicate: the first one most likely
+        # went out after all. Look again rather than call it failed.
+        return _unknown(post, exc)
     if isinstance(exc, PublishPermanent):
         return _failed(post, exc, record=False)
     if isinstance(exc, PublishThrottled):
@@ -174,6 +178,13 @@ def _on_error(post: SocialPost, exc: PublishError) -> PublishReport:
     if post.attempts >= settings.CAMPAIGNS_PUBLISH_MAX_ATTEMPTS:
         return _failed(post, exc, record=False, gave_up=True)
     return _retry(post, exc, publish_backoff_s(attempt=post.attempts))
+
+
+def _is_duplicate(exc: PublishError) -> bool:
+    # Graph 506, and X's 403 "duplicate content": both publishers say "duplicate post refused".
+    return isinstance(exc, PublishPermanent) and (
+        exc.code == 506 or exc.detail.startswith("duplicate post refused")
+    )
 
 
 def _error_code(exc: PublishError) -> str:
