@@ -62,7 +62,9 @@ def make_campaign(
         "text": f"Autumn sale starts now #{n}",
         "link": "https://shop.example.com/autumn",
         "image_url": IMAGE,
-        "scheduled_at": timezone.now() + timedelta(seconds=due_in_s) if due_in_s is not None else None,
+        "scheduled_at": timezone.now() + timedelta(seconds=due_in_s)
+        if due_in_s is not None
+        else None,
         "fallback_channels": ["push", "email", "sms"],
     }
     if "segment" not in overrides:

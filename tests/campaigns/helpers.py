@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.test import TestCase
 from django.utils import timezone
 
 from campaigns.dispatcher import campaigns_claim_due
@@ -46,9 +47,11 @@ def publish_until_settled(
             SocialPost.objects.filter(pk=pk, next_attempt_at__isnull=False).update(
                 next_attempt_at=timezone.now()
             )
-            report = social_post_publish(
-                post_id=pk, network_down=network_down or Recorder(), **kwargs
-            )
+            # Run on_commit side effects (the reroute hand-off) inside a `db` test too.
+            with TestCase.captureOnCommitCallbacks(execute=True):
+                report = social_post_publish(
+                    post_id=pk, network_down=network_down or Recorder(), **kwargs
+                )
             reports[pk].append(report)
             if report.retry_after_s is not None:
                 again.append(pk)
@@ -56,4 +59,3 @@ def publish_until_settled(
             break
         todo = again
     return reports
-
