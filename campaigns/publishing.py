@@ -151,7 +151,7 @@ def _published(
     return PublishReport(post.pk, "published", detail=external_id)
 
 
-def _on_error(post: SocialPost, exc: PublishError) -> PublishReport:
+def _on_error(post: SocialPost, exc: PublishError) -> PublishReport:  # noqa: PLR0911
     publish_attempt_record(
         network=post.network,
         kind=exc.kind,

@@ -176,7 +176,9 @@ def test_the_real_reroute_engine_records_one_reroute_for_the_down_network() -> N
 
 
 @pytest.mark.django_db
-def test_the_sweeper_reenqueues_lost_pending_posts_and_makes_a_stuck_publish_unknown() -> None:
+def test_the_sweeper_reenqueues_lost_pending_posts_and_makes_a_stuck_publish_unknown(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     (campaign,) = _scheduled(accounts=2)
     campaigns_dispatch_due(enqueue_publish=lambda _: None, network_down=Recorder())
     lost, stuck = SocialPost.objects.filter(campaign=campaign).order_by("id")
@@ -186,22 +188,9 @@ def test_the_sweeper_reenqueues_lost_pending_posts_and_makes_a_stuck_publish_unk
         status=PostStatus.PUBLISHING, publishing_started_at=long_ago
     )
     enqueued: list[int] = []
-    with _run_on_commit():
+    with django_capture_on_commit_callbacks(execute=True):
         result = posts_sweep(enqueue_publish=enqueued.append, network_down=Recorder())
     assert result == {"stuck": 1, "pending": 1, "unknown": 1}
     assert sorted(enqueued) == sorted([lost.pk, stuck.pk])
     stuck.refresh_from_db()
     assert stuck.status == PostStatus.UNKNOWN
-
-
-class _run_on_commit:
-    """Run on_commit callbacks of a `db` test (its transaction never commits)."""
-
-    def __enter__(self) -> None:
-        from django.test import TestCase
-
-        self._ctx = TestCase.captureOnCommitCallbacks(execute=True)
-        self._ctx.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
