@@ -83,8 +83,9 @@ def social_post_publish(  # noqa: PLR0911 - one return per guard reads best
         return PublishReport(post_id, "noop", detail=f"post is {post.status}")
     now = timezone.now()
     if post.next_attempt_at is not None and post.next_attempt_at > now:
-        wait = (post.next_attempt_at - now).total_seconds()
-        return PublishReport(post_id, "retry", retry_after_s=wait, detail="not due yet")
+        # An early duplicate of the task: the message that set the back-off is still queued
+        # (or the sweeper takes over), so this one must not start a second retry chain.
+        return PublishReport(post_id, "noop", detail="not due yet")
     routed = posts_route(
         post_ids=[post_id], enqueue_publish=lambda _id: None, network_down=network_down
     )
@@ -260,8 +261,7 @@ def _reconcile(post: SocialPost, publisher: Publisher) -> PublishReport:  # noqa
     if post.next_attempt_at is None:
         return PublishReport(post.pk, "noop", detail="unknown outcome left to the marketer")
     if post.next_attempt_at > now:
-        wait = (post.next_attempt_at - now).total_seconds()
-        return PublishReport(post.pk, "retry", retry_after_s=wait, detail="check not due yet")
+        return PublishReport(post.pk, "noop", detail="check not due yet")
     account = social_account_ref(account=post.account)
     if account is None:
         return _surface(post, "the token can no longer be decrypted, so the check cannot run")
