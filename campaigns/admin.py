@@ -1,1 +1,314 @@
-from django.contrib import admin  # noqa: F401
+"""Admin: social accounts (write-only tokens, connection check) and campaigns (status, badges,
+progress, validation problems and previews in the editor, schedule/cancel/publish now/duplicate).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from campaigns.accounts import social_account_check, social_account_token_set
+from campaigns.errors import CampaignsError
+from campaigns.lifecycle import (
+    campaign_cancel,
+    campaign_duplicate,
+    campaign_publish_now,
+    campaign_schedule,
+)
+from campaigns.models import Campaign, PostStatus, PublishAttempt, SocialAccount, SocialPost
+from campaigns.preview import campaign_fallback_previews, campaign_post_previews
+from campaigns.validation import campaign_problems
+
+BADGE_COLOURS: dict[str, str] = {
+    PostStatus.PUBLISHED: "#1e7e34",
+    PostStatus.FAILED: "#b21f2d",
+    PostStatus.UNKNOWN: "#b8860b",
+    PostStatus.HELD: "#6c757d",
+    PostStatus.REROUTED: "#0b5ed7",
+    PostStatus.SKIPPED: "#6c757d",
+}
+DONE = (
+    PostStatus.PUBLISHED,
+    PostStatus.FAILED,
+    PostStatus.REROUTED,
+    PostStatus.SKIPPED,
+    PostStatus.UNKNOWN,
+)
+
+
+class SocialAccountForm(forms.ModelForm):
+    new_access_token = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only: paste a new token to replace the stored one. The stored token is "
+        "encrypted and never shown.",
+    )
+
+    class Meta:
+        model = SocialAccount
+        fields = [
+            "network",
+            "display_name",
+            "page_id",
+            "ig_user_id",
+            "x_user_id",
+            "phone_number_id",
+            "new_access_token",
+            "token_expires_at",
+            "active",
+        ]
+
+
+@admin.register(SocialAccount)
+class SocialAccountAdmin(admin.ModelAdmin):
+    form = SocialAccountForm
+    list_display = (
+        "display_name",
+        "network",
+        "token",
+        "token_expires_at",
+        "active",
+        "connection",
+        "last_checked_at",
+    )
+    list_filter = ("network", "active")
+    search_fields = ("display_name", "page_id", "ig_user_id", "x_user_id", "phone_number_id")
+    readonly_fields = ("last_checked_at", "last_check_ok", "last_check_detail", "token")
+    actions = ("check_connection",)
+
+    @admin.display(description="token")
+    def token(self, obj: SocialAccount) -> str:
+        return "set (encrypted)" if obj.access_token_encrypted else "missing"
+
+    @admin.display(description="connection")
+    def connection(self, obj: SocialAccount) -> str:
+        if obj.last_check_ok is None:
+            return "not checked"
+        return ("ok: " if obj.last_check_ok else "failing: ") + obj.last_check_detail
+
+    def save_model(self, request: HttpRequest, obj: SocialAccount, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        token = form.cleaned_data.get("new_access_token")
+        if token:
+            social_account_token_set(account=obj, token=token)
+
+    @admin.action(description="Check connection")
+    def check_connection(self, request: HttpRequest, queryset: QuerySet[SocialAccount]) -> None:
+        for account in queryset:
+            status = social_account_check(account=account)
+            level = messages.SUCCESS if status.ok else messages.ERROR
+            self.message_user(request, f"{account}: {status.detail}", level)
+
+
+class SocialPostInline(admin.TabularInline):
+    model = SocialPost
+    extra = 0
+    can_delete = False
+    fields = (
+        "account",
+        "network",
+        "status",
+        "external_id",
+        "attempts",
+        "last_error",
+        "published_at",
+        "lateness_s",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _badge(text: str, colour: str) -> SafeString:
+    return format_html(
+        '<span style="background:{};color:#fff;border-radius:3px;padding:1px 5px;'
+        'margin-right:3px;white-space:nowrap">{}</span>',
+        colour,
+        text,
+    )
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ("name", "status", "scheduled_at", "late", "networks", "progress")
+    list_filter = ("status", "outage_policy")
+    search_fields = ("name", "text")
+    date_hierarchy = "scheduled_at"
+    filter_horizontal = ("accounts",)
+    inlines = (SocialPostInline,)
+    actions = ("schedule", "cancel", "publish_now", "duplicate")
+    readonly_fields = (
+        "status",
+        "problems",
+        "post_preview",
+        "fallback_preview",
+        "claimed_at",
+        "lateness_s",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("name", "status", "scheduled_at", "problems")}),
+        ("Social content", {"fields": ("text", "link", "image_url", "overrides", "accounts")}),
+        ("Preview", {"fields": ("post_preview", "fallback_preview")}),
+        (
+            "Audience and fallback plan",
+            {
+                "fields": (
+                    "segment",
+                    "purpose",
+                    "fallback_channels",
+                    "message",
+                    "send_mode",
+                    "outage_policy",
+                    "hold_then_reroute_minutes",
+                    "max_hold_minutes",
+                    "sms_budget_segments",
+                    "on_failback",
+                )
+            },
+        ),
+        ("Dispatch", {"fields": ("claimed_at", "lateness_s", "created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
+        return super().get_queryset(request).prefetch_related("posts")
+
+    # --- list columns ---------------------------------------------------------------------------
+
+    @admin.display(description="late")
+    def late(self, obj: Campaign) -> str:
+        if obj.claimed_at is None or obj.lateness_s < settings.CAMPAIGNS_LATE_AFTER_S:
+            return ""
+        return f"{obj.lateness_s // 60} min {obj.lateness_s % 60} s late"
+
+    @admin.display(description="networks")
+    def networks(self, obj: Campaign) -> SafeString | str:
+        by_network: dict[str, Counter[str]] = {}
+        for post in obj.posts.all():
+            by_network.setdefault(post.network, Counter())[post.status] += 1
+        if not by_network:
+            return "-"
+        badges = []
+        for network, counts in sorted(by_network.items()):
+            worst = next(
+                (s for s in (PostStatus.FAILED, PostStatus.UNKNOWN) if counts[s]),
+                max(counts, key=lambda s: counts[s]),
+            )
+            label = f"{network}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            badges.append(_badge(label, BADGE_COLOURS.get(worst, "#444")))
+        return format_html_join("", "{}", ((b,) for b in badges))
+
+    @admin.display(description="progress")
+    def progress(self, obj: Campaign) -> SafeString | str:
+        posts = list(obj.posts.all())
+        if not posts:
+            return "-"
+        done = sum(1 for p in posts if p.status in DONE)
+        percent = round(100 * done / len(posts))
+        return format_html(
+            '<progress max="100" value="{}"></progress> {}/{} posts', percent, done, len(posts)
+        )
+
+    # --- editor panels --------------------------------------------------------------------------
+
+    @admin.display(description="what is missing before it can be scheduled")
+    def problems(self, obj: Campaign) -> SafeString | str:
+        if obj.pk is None:
+            return "Save the campaign to see what is missing."
+        problems = campaign_problems(campaign=obj)
+        if not problems:
+            return "Nothing: it can be scheduled."
+        return format_html(
+            '<ul style="color:#b21f2d;margin:0">{}</ul>',
+            format_html_join("", "<li>{}</li>", ((p,) for p in problems)),
+        )
+
+    @admin.display(description="post per network")
+    def post_preview(self, obj: Campaign) -> SafeString | str:
+        previews = campaign_post_previews(campaign=obj) if obj.pk else []
+        if not previews:
+            return "Choose accounts to see the posts."
+        return format_html_join(
+            "",
+            '<div style="margin-bottom:8px"><strong>{}</strong> ({})<pre style="white-space:'
+            'pre-wrap">{}</pre>{}{}</div>',
+            (
+                (
+                    p.network,
+                    p.length,
+                    p.text,
+                    format_html("<div>image: {}</div>", p.image_url) if p.image_url else "",
+                    format_html('<div style="color:#b21f2d">{}</div>', " ".join(p.problems)),
+                )
+                for p in previews
+            ),
+        )
+
+    @admin.display(description="fallback message per channel")
+    def fallback_preview(self, obj: Campaign) -> SafeString | str:
+        previews, who = campaign_fallback_previews(campaign=obj) if obj.pk else ([], "")
+        if not previews:
+            return "Choose fallback channels and a message to see them."
+        rows = format_html_join(
+            "",
+            '<div style="margin-bottom:8px"><strong>{}</strong> {}<pre style="white-space:'
+            'pre-wrap">{}</pre><small>{}</small></div>',
+            ((p.channel, p.title, p.body, p.note) for p in previews),
+        )
+        return format_html("<div><em>As {} would see it:</em></div>{}", who, rows)
+
+    # --- actions --------------------------------------------------------------------------------
+
+    def _each(
+        self, request: HttpRequest, queryset: QuerySet[Campaign], action: Any, verb: str
+    ) -> None:
+        done = 0
+        for campaign in queryset:
+            try:
+                action(campaign=campaign)
+                done += 1
+            except CampaignsError as exc:
+                detail = exc.detail if isinstance(exc.detail, str) else " ".join(exc.detail)
+                self.message_user(request, f"{campaign}: {detail}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} campaign(s) {verb}.", messages.SUCCESS)
+
+    @admin.action(description="Schedule")
+    def schedule(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._each(request, queryset, campaign_schedule, "scheduled")
+
+    @admin.action(description="Cancel")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._each(request, queryset, campaign_cancel, "cancelled")
+
+    @admin.action(description="Publish now")
+    def publish_now(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._each(request, queryset, campaign_publish_now, "sent to publishing")
+
+    @admin.action(description="Duplicate")
+    def duplicate(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._each(request, queryset, campaign_duplicate, "duplicated as drafts")
+
+
+@admin.register(PublishAttempt)
+class PublishAttemptAdmin(admin.ModelAdmin):
+    list_display = ("at", "network", "account", "kind", "probe", "detail")
+    list_filter = ("network", "kind", "probe")
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

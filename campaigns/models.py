@@ -112,6 +112,8 @@ class Campaign(models.Model):
     on_failback = models.CharField(
         max_length=16, choices=FailbackChoice.choices, default=FailbackChoice.FINISH
     )
+    # The accounts to publish to; the dispatcher turns each into one SocialPost.
+    accounts = models.ManyToManyField(SocialAccount, blank=True, related_name="campaigns")
     # When the dispatcher took it, and how late that was (missed while the system was down).
     claimed_at = models.DateTimeField(null=True, blank=True)
     lateness_s = models.PositiveIntegerField(default=0)
@@ -162,6 +164,12 @@ class SocialPost(models.Model):
     lateness_s = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When a pending post may be tried (back-off); the sweeper re-enqueues pending posts past it.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Checks of the account's recent posts after an unanswered publish (unknown outcome).
+    unknown_checks = models.PositiveSmallIntegerField(default=0)
+    # The one extra publish allowed after an unknown outcome that the check did not find.
+    republished = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -218,3 +226,34 @@ class Reroute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign} / {self.network} / window {self.window_id}"
+
+
+class AttemptKind(models.TextChoices):
+    OK = "ok", "Published"
+    TRANSIENT = "transient", "Transient failure"
+    THROTTLED = "throttled", "Throttled"
+    PERMANENT = "permanent", "Permanent failure"
+    UNKNOWN = "unknown", "Unknown outcome"
+
+
+class PublishAttempt(models.Model):
+    """One call to a network (a publish or a health probe) and how it ended. Self-detection
+    reads these (delivery.publishers.health) over a short window: PostgreSQL, not Redis."""
+
+    at = models.DateTimeField(db_index=False)
+    network = models.CharField(max_length=32, choices=network_choices)
+    account = models.ForeignKey(
+        SocialAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempts"
+    )
+    post = models.ForeignKey(
+        SocialPost, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempt_log"
+    )
+    kind = models.CharField(max_length=16, choices=AttemptKind.choices)
+    probe = models.BooleanField(default=False)
+    detail = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["network", "at"], name="attempt_network_at")]
+
+    def __str__(self) -> str:
+        return f"{self.network} {self.kind} at {self.at:%H:%M:%S}"

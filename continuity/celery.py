@@ -90,6 +90,11 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
             "schedule": timedelta(seconds=settings.DELIVERY_SWEEP_INTERVAL_S),
             "options": {"queue": QUEUE_CONTROL, "expires": settings.DELIVERY_SWEEP_INTERVAL_S},
         },
+        "campaigns.dispatch_due": {
+            "task": "campaigns.dispatch_due",
+            "schedule": timedelta(seconds=settings.CAMPAIGNS_DISPATCH_INTERVAL_S),
+            "options": {"queue": QUEUE_CONTROL, "expires": settings.CAMPAIGNS_DISPATCH_INTERVAL_S},
+        },
     }
 
 

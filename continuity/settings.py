@@ -496,3 +496,32 @@ REROUTE_LOOKBACK_MINUTES = env_int("REROUTE_LOOKBACK_MINUTES", default=30, minim
 # Drill cost estimate per SMS segment, in the account's currency.
 REROUTE_SMS_SEGMENT_COST = env_float("REROUTE_SMS_SEGMENT_COST", default=0.0079, minimum=0.0)
 REROUTE_HOLD_CHECK_INTERVAL_S = env_int("REROUTE_HOLD_CHECK_INTERVAL_S", default=30, minimum=1)
+
+# --- campaigns ---
+# Scheduled social publishing (docs/campaigns.md): the dispatcher tick, publish retries, the
+# unknown-outcome check and the self-detection probe.
+CAMPAIGNS_DISPATCH_INTERVAL_S = env_int("CAMPAIGNS_DISPATCH_INTERVAL_S", default=5, minimum=1)
+CAMPAIGNS_DISPATCH_BATCH = env_int("CAMPAIGNS_DISPATCH_BATCH", default=100, minimum=1)
+CAMPAIGNS_DISPATCH_MAX_BATCHES = env_int("CAMPAIGNS_DISPATCH_MAX_BATCHES", default=10, minimum=1)
+# A campaign claimed later than this after its time counts as late in the admin.
+CAMPAIGNS_LATE_AFTER_S = env_int("CAMPAIGNS_LATE_AFTER_S", default=60, minimum=1)
+CAMPAIGNS_PUBLISH_MAX_ATTEMPTS = env_int("CAMPAIGNS_PUBLISH_MAX_ATTEMPTS", default=5, minimum=1)
+CAMPAIGNS_PUBLISH_RETRY_BASE_S = env_float("CAMPAIGNS_PUBLISH_RETRY_BASE_S", default=5.0, minimum=0)
+CAMPAIGNS_PUBLISH_RETRY_MAX_S = env_float("CAMPAIGNS_PUBLISH_RETRY_MAX_S", default=300.0, minimum=0)
+# Retries further out than this are not Celery countdowns: the sweeper picks the post up.
+CAMPAIGNS_RETRY_COUNTDOWN_MAX_S = env_int("CAMPAIGNS_RETRY_COUNTDOWN_MAX_S", default=300, minimum=0)
+# After an unanswered publish, wait this long before looking for the post (networks list new
+# posts with a delay), and give up checking (surfacing it to the marketer) after N checks.
+CAMPAIGNS_UNKNOWN_CHECK_DELAY_S = env_float(
+    "CAMPAIGNS_UNKNOWN_CHECK_DELAY_S", default=10.0, minimum=0
+)
+CAMPAIGNS_UNKNOWN_CHECK_MAX = env_int("CAMPAIGNS_UNKNOWN_CHECK_MAX", default=5, minimum=1)
+# Sweeper: a pending post this far past its due attempt lost its task; a post `publishing` this
+# long lost its worker (longer than a publish can take: read timeout + Instagram's wait).
+CAMPAIGNS_PENDING_STALE_S = env_int("CAMPAIGNS_PENDING_STALE_S", default=60, minimum=1)
+CAMPAIGNS_PUBLISHING_STALE_S = env_int("CAMPAIGNS_PUBLISHING_STALE_S", default=300, minimum=1)
+# While a self-detected window is open: probe each such network this often, with this many
+# accounts' connection checks.
+CAMPAIGNS_PROBE_INTERVAL_S = env_int("CAMPAIGNS_PROBE_INTERVAL_S", default=30, minimum=1)
+CAMPAIGNS_PROBE_ACCOUNTS = env_int("CAMPAIGNS_PROBE_ACCOUNTS", default=3, minimum=1)
+OUTAGES_IMPACT_COUNTER = OUTAGES_IMPACT_COUNTER or "campaigns.selectors.campaigns_affected_count"

@@ -1,0 +1,193 @@
+"""/api/v1/campaigns/: CRUD, schedule, cancel, publish now and status (thin views)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from campaigns.errors import CampaignNotReady, CampaignsError, CampaignStateConflict
+from campaigns.lifecycle import (
+    SCHEDULABLE,
+    campaign_cancel,
+    campaign_publish_now,
+    campaign_schedule,
+)
+from campaigns.models import FALLBACK_CHANNELS, Campaign, CampaignStatus, SocialAccount
+from campaigns.selectors import campaign_status_summary
+from campaigns.validation import campaign_problems
+
+EDITABLE_FIELDS = [
+    "name", "scheduled_at", "text", "link", "image_url", "overrides", "accounts", "segment",
+    "purpose", "fallback_channels", "message", "outage_policy", "hold_then_reroute_minutes",
+    "max_hold_minutes", "sms_budget_segments", "send_mode", "on_failback",
+]  # fmt: skip
+
+
+class InvalidCampaign(CampaignsError):
+    code = "invalid_campaign"
+
+
+class CampaignIn(serializers.ModelSerializer):
+    accounts = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=SocialAccount.objects.all(), required=False
+    )
+    fallback_channels = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(FALLBACK_CHANNELS)),
+        required=False,
+        allow_empty=True,
+    )
+
+    class Meta:
+        model = Campaign
+        fields = EDITABLE_FIELDS
+
+    def validate_overrides(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError('expected an object such as {"x": {"text": "..."}}')
+        return value
+
+
+class CampaignOut(serializers.ModelSerializer):
+    problems = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Campaign
+        fields = ["id", "status", *EDITABLE_FIELDS, "claimed_at", "lateness_s", "problems",
+                  "created_at", "updated_at"]  # fmt: skip
+
+    def get_problems(self, obj: Campaign) -> list[str]:
+        if obj.status not in SCHEDULABLE:
+            return []
+        return campaign_problems(campaign=obj, check_schedule=obj.status == CampaignStatus.DRAFT)
+
+
+class ScheduleIn(serializers.Serializer):
+    scheduled_at = serializers.DateTimeField(required=False)
+
+
+class CampaignCursor(CursorPagination):
+    page_size = 50
+    max_page_size = 500
+    page_size_query_param = "page_size"
+    ordering = ("-id",)
+
+
+def _campaign(pk: int) -> Campaign:
+    campaign = Campaign.objects.filter(pk=pk).first()
+    if campaign is None:
+        raise NotFound(f"no campaign #{pk}")
+    return campaign
+
+
+def _parse(serializer: serializers.Serializer) -> None:
+    if not serializer.is_valid():
+        raise InvalidCampaign(serializer.errors)
+
+
+class CampaignListCreate(generics.GenericAPIView[Campaign]):
+    pagination_class = CampaignCursor
+    serializer_class = CampaignOut
+
+    def get_queryset(self) -> QuerySet[Campaign]:
+        qs = Campaign.objects.prefetch_related("accounts")
+        wanted = self.request.query_params.get("status")
+        if wanted:
+            if wanted not in CampaignStatus.values:
+                raise InvalidCampaign({"status": f"use one of {', '.join(CampaignStatus.values)}"})
+            qs = qs.filter(status=wanted)
+        return qs
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=CampaignStatus.values)],
+        responses=CampaignOut(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(CampaignOut(page, many=True).data)
+
+    @extend_schema(request=CampaignIn, responses={201: CampaignOut})
+    def post(self, request: Request) -> Response:
+        """Create a draft; its ``problems`` say what is missing before it can be scheduled."""
+        serializer = CampaignIn(data=request.data)
+        _parse(serializer)
+        campaign = serializer.save()
+        return Response(CampaignOut(campaign).data, status=status.HTTP_201_CREATED)
+
+
+class CampaignDetail(APIView):
+    @extend_schema(responses=CampaignOut)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(CampaignOut(_campaign(pk)).data)
+
+    @extend_schema(request=CampaignIn, responses=CampaignOut)
+    def patch(self, request: Request, pk: int) -> Response:
+        """Edit a draft or a scheduled campaign (a scheduled one must stay ready)."""
+        with transaction.atomic():
+            campaign = Campaign.objects.select_for_update().filter(pk=pk).first()
+            if campaign is None:
+                raise NotFound(f"no campaign #{pk}")
+            if campaign.status not in SCHEDULABLE:
+                raise CampaignStateConflict(
+                    f"A {campaign.get_status_display().lower()} campaign cannot be edited."
+                )
+            serializer = CampaignIn(campaign, data=request.data, partial=True)
+            _parse(serializer)
+            campaign = serializer.save()
+            if campaign.status == CampaignStatus.SCHEDULED:
+                problems = campaign_problems(campaign=campaign)
+                if problems:
+                    # Raising rolls the edit back: a scheduled campaign never becomes unready.
+                    raise CampaignNotReady(problems)
+        return Response(CampaignOut(campaign).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        campaign = _campaign(pk)
+        if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.CANCELLED) or (
+            campaign.posts.exists()
+        ):
+            raise CampaignStateConflict(
+                "Only drafts and cancelled campaigns that never published can be deleted."
+            )
+        campaign.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CampaignScheduleView(APIView):
+    @extend_schema(request=ScheduleIn, responses=CampaignOut)
+    def post(self, request: Request, pk: int) -> Response:
+        serializer = ScheduleIn(data=request.data)
+        _parse(serializer)
+        campaign = campaign_schedule(
+            campaign=_campaign(pk), scheduled_at=serializer.validated_data.get("scheduled_at")
+        )
+        return Response(CampaignOut(campaign).data)
+
+
+class CampaignCancelView(APIView):
+    @extend_schema(request=None, responses=CampaignOut)
+    def post(self, request: Request, pk: int) -> Response:
+        return Response(CampaignOut(campaign_cancel(campaign=_campaign(pk))).data)
+
+
+class CampaignPublishNowView(APIView):
+    @extend_schema(request=None, responses=CampaignOut)
+    def post(self, request: Request, pk: int) -> Response:
+        return Response(CampaignOut(campaign_publish_now(campaign=_campaign(pk))).data)
+
+
+class CampaignStatusView(APIView):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, pk: int) -> Response:
+        """Per-network post counts, per-channel delivery counts and every post's state."""
+        return Response(campaign_status_summary(campaign=_campaign(pk)))

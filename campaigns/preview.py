@@ -1,0 +1,116 @@
+"""What a campaign will look like: the post per network and the fallback message per channel,
+rendered with a sample contact's merge fields (for the admin editor and the API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.template import TemplateSyntaxError, engines
+
+from campaigns.content import campaign_post_request
+from campaigns.models import Campaign
+from contacts.models import Channel, Contact
+from contacts.selectors import segment_contacts
+from delivery.publishers import publisher_for
+from delivery.publishers.instagram import InstagramPublisher
+from delivery.publishers.x import XPublisher, x_weighted_length
+from delivery.sms_segments import sms_segments_count
+
+SAMPLE_FIELDS = {"first_name": "Alex", "last_name": "Example", "email": "alex@example.com"}
+
+
+@dataclass(frozen=True)
+class PostPreview:
+    network: str
+    text: str
+    image_url: str
+    length: str
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChannelPreview:
+    channel: str
+    title: str
+    body: str
+    note: str = ""
+
+
+def _sample_fields(campaign: Campaign) -> tuple[dict[str, str], str]:
+    contact: Contact | None = None
+    if campaign.segment_id is not None and campaign.segment is not None:
+        contact = segment_contacts(campaign.segment).order_by("pk").first()
+    if contact is None:
+        return dict(SAMPLE_FIELDS), "a sample contact (the segment has no one yet)"
+    fields = {key: str(value) for key, value in contact.merge_fields().items()}
+    return fields, f"contact #{contact.pk} of the segment"
+
+
+def _render(template: str, fields: dict[str, str]) -> str:
+    try:
+        source = f"{{% autoescape off %}}{template}{{% endautoescape %}}"
+        return engines["django"].from_string(source).render(fields)
+    except TemplateSyntaxError as exc:
+        return f"[template error: {exc}]"
+
+
+def campaign_post_previews(*, campaign: Campaign) -> list[PostPreview]:
+    networks = (
+        sorted({a.network for a in campaign.accounts.all()}) if campaign.pk is not None else []
+    )
+    previews = []
+    for network in networks:
+        post = campaign_post_request(campaign=campaign, network=network)
+        if network == "x":
+            text = XPublisher.tweet_text(post)
+            length = f"{x_weighted_length(text)}/280 as X counts"
+        elif network == "instagram":
+            text = InstagramPublisher.caption(post)
+            length = f"{len(text)}/2200"
+        else:
+            text = post.text + (f"\n{post.link}" if post.link else "")
+            length = f"{len(post.text)} characters"
+        previews.append(
+            PostPreview(
+                network=network,
+                text=text,
+                image_url=post.image_url if network != "x" else "",
+                length=length,
+                problems=publisher_for(network=network).content_problems(post=post),
+            )
+        )
+    return previews
+
+
+def campaign_fallback_previews(*, campaign: Campaign) -> tuple[list[ChannelPreview], str]:
+    """Each fallback channel's message for a sample contact, and who that contact is."""
+    message = campaign.message
+    if message is None:
+        return [], ""
+    fields, who = _sample_fields(campaign)
+    previews = []
+    for channel in campaign.fallback_channels or []:
+        if channel == Channel.EMAIL:
+            previews.append(
+                ChannelPreview(
+                    channel,
+                    _render(message.email_subject, fields),
+                    _render(message.email_text or message.email_html, fields),
+                )
+            )
+        elif channel == Channel.SMS:
+            body = _render(message.sms_text, fields)
+            count = sms_segments_count(text=body)
+            previews.append(
+                ChannelPreview(channel, "", body, f"{count.segments} segment(s), {count.encoding}")
+            )
+        elif channel == Channel.PUSH:
+            previews.append(
+                ChannelPreview(
+                    channel,
+                    _render(message.push_title, fields),
+                    _render(message.push_body, fields),
+                    message.push_url,
+                )
+            )
+    return previews, who

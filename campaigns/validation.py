@@ -1,0 +1,162 @@
+"""What is missing before a campaign can be scheduled, as sentences a marketer can act on.
+
+One list, used by the admin editor (shown above the form), the API (the 400 detail) and
+``campaign_schedule`` (which refuses while it is not empty).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils import timezone
+
+from campaigns.content import OVERRIDABLE, campaign_post_request
+from campaigns.models import (
+    FALLBACK_CHANNELS,
+    Campaign,
+    OutagePolicy,
+    SocialAccount,
+    SocialNetwork,
+)
+from contacts.models import Channel
+from delivery.publishers import publisher_for
+
+_CHANNEL_CONTENT = {
+    Channel.EMAIL: "an email subject and body",
+    Channel.SMS: "an SMS text",
+    Channel.PUSH: "a push title and body",
+}
+
+
+def campaign_problems(
+    *, campaign: Campaign, now: datetime | None = None, check_schedule: bool = True
+) -> list[str]:
+    """Everything that stops ``campaign`` from being scheduled (empty: ready).
+
+    ``check_schedule=False`` skips the scheduled time (for "publish now")."""
+    now = now or timezone.now()
+    problems: list[str] = []
+    if not campaign.name.strip():
+        problems.append("Give the campaign a name.")
+    if check_schedule:
+        problems.extend(_schedule_problems(campaign, now))
+    problems.extend(_override_problems(campaign))
+    if campaign.pk is None:
+        problems.append("Save the campaign and choose the accounts to publish to.")
+        return problems
+    accounts = list(campaign.accounts.all())
+    if not accounts:
+        problems.append("Choose at least one social account to publish to.")
+    problems.extend(_account_problems(campaign, accounts, now))
+    problems.extend(_fallback_problems(campaign))
+    return problems
+
+
+def _schedule_problems(campaign: Campaign, now: datetime) -> list[str]:
+    if campaign.scheduled_at is None:
+        return ["Pick the date and time to publish."]
+    if campaign.scheduled_at <= now:
+        return [
+            f"The scheduled time {campaign.scheduled_at:%Y-%m-%d %H:%M} UTC is in the past: "
+            "pick a time in the future, or use “publish now”."
+        ]
+    return []
+
+
+def _override_problems(campaign: Campaign) -> list[str]:
+    if not isinstance(campaign.overrides, dict):
+        return ['Per-network overrides must be an object such as {"x": {"text": "..."}}.']
+    problems = []
+    known = set(SocialNetwork.values)
+    for network, override in campaign.overrides.items():
+        if network not in known:
+            problems.append(
+                f"Override for unknown network “{network}”: use one of {', '.join(sorted(known))}."
+            )
+        elif not isinstance(override, dict) or set(override) - set(OVERRIDABLE):
+            problems.append(
+                f"The {network} override may only set {', '.join(OVERRIDABLE)} (as text)."
+            )
+    return problems
+
+
+def _account_problems(
+    campaign: Campaign, accounts: list[SocialAccount], now: datetime
+) -> list[str]:
+    problems: list[str] = []
+    due = campaign.scheduled_at or now
+    seen_networks: set[str] = set()
+    for account in accounts:
+        label = f"{account.get_network_display()} account “{account.display_name}”"
+        if not account.active:
+            problems.append(f"The {label} is switched off: turn it on or remove it.")
+        if not account.access_token_encrypted:
+            problems.append(f"The {label} has no access token: connect it first.")
+        elif account.token_expires_at is not None and account.token_expires_at <= due:
+            expires = f"{account.token_expires_at:%Y-%m-%d %H:%M}"
+            problems.append(
+                f"The access token of the {label} expires {expires} UTC, before the campaign "
+                "publishes: reconnect the account."
+            )
+        if account.network in seen_networks or account.network == SocialNetwork.WHATSAPP:
+            continue
+        seen_networks.add(account.network)
+        post = campaign_post_request(campaign=campaign, network=account.network)
+        problems.extend(publisher_for(network=account.network).content_problems(post=post))
+    if any(a.network == SocialNetwork.WHATSAPP for a in accounts):
+        # WhatsApp is one-to-one: its sends are per-contact Deliveries on a whatsapp channel,
+        # which the delivery app does not plan or send yet. Refuse rather than drop silently.
+        problems.append(
+            "WhatsApp campaigns (a template message to each consented contact) are not "
+            "available yet: remove the WhatsApp account."
+        )
+    return problems
+
+
+def _fallback_problems(campaign: Campaign) -> list[str]:
+    needs_audience = campaign.outage_policy != OutagePolicy.SKIP
+    problems: list[str] = []
+    if needs_audience and campaign.segment_id is None:
+        problems.append("Choose the audience (a CRM segment) the fallback messages go to.")
+    if campaign.outage_policy == OutagePolicy.SKIP:
+        return problems
+    channels = campaign.fallback_channels
+    if not isinstance(channels, list) or not channels:
+        problems.append(
+            "List the owned channels to fall back to, in order (for example push, email, sms), "
+            "or set the outage policy to skip."
+        )
+        return problems
+    unknown = [str(c) for c in channels if c not in FALLBACK_CHANNELS]
+    if unknown:
+        problems.append(
+            f"Unknown fallback channel(s) {', '.join(unknown)}: use push, email or sms."
+        )
+    if len(set(map(str, channels))) != len(channels):
+        problems.append("Each fallback channel may appear once.")
+    message = campaign.message
+    if message is None:
+        problems.append("Write the fallback message (what each channel says during an outage).")
+        return problems
+    ready = set(message.channels_ready())
+    for channel in channels:
+        if channel in _CHANNEL_CONTENT and channel not in ready:
+            problems.append(
+                f"The fallback message has no {channel} content: add {_CHANNEL_CONTENT[channel]}."
+            )
+    if message.purpose != campaign.purpose:
+        problems.append(
+            f"The fallback message is for {message.get_purpose_display().lower()} but the "
+            f"campaign is {campaign.get_purpose_display().lower()}: make them match."
+        )
+    if Channel.SMS in channels and campaign.sms_budget_segments == 0:
+        problems.append("The SMS budget is 0 segments: raise it or remove SMS from the plan.")
+    if (
+        campaign.outage_policy == OutagePolicy.HOLD_THEN_REROUTE
+        and campaign.hold_then_reroute_minutes > campaign.max_hold_minutes
+    ):
+        problems.append(
+            f"Holding {campaign.hold_then_reroute_minutes} minutes before rerouting exceeds the "
+            f"maximum hold of {campaign.max_hold_minutes} minutes."
+        )
+    return problems

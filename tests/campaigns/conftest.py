@@ -1,0 +1,36 @@
+"""Sandbox Graph and X fakes on loopback, reached through the real publishers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from delivery.sandbox.graph import GraphFake
+from delivery.sandbox.x import XFake
+
+TOKEN_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(autouse=True)
+def campaigns_settings(settings: Any) -> None:
+    settings.SOCIAL_TOKEN_KEYS = [TOKEN_KEY]
+    settings.SOCIAL_IG_CONTAINER_POLL_INTERVAL_S = 0.0
+    settings.CAMPAIGNS_UNKNOWN_CHECK_DELAY_S = 0.0
+    settings.CAMPAIGNS_PUBLISH_RETRY_BASE_S = 0.0
+
+
+@pytest.fixture
+def graph(settings: Any) -> Iterator[GraphFake]:
+    with GraphFake() as fake:
+        settings.SOCIAL_GRAPH_BASE_URL = fake.url
+        yield fake
+
+
+@pytest.fixture
+def x(settings: Any) -> Iterator[XFake]:
+    with XFake() as fake:
+        settings.SOCIAL_X_BASE_URL = fake.url
+        yield fake

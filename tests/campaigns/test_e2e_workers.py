@@ -1,0 +1,73 @@
+"""Real `celery worker` and two `celery beat` processes publish three campaigns due in a few
+seconds to the Graph and X fakes: on time, each exactly once per account."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignStatus, PostStatus, SocialPost
+from delivery.sandbox.graph import GraphFake
+from delivery.sandbox.x import XFake
+from tests.campaigns.conftest import TOKEN_KEY
+from tests.campaigns.factories import make_account, make_campaign
+from tests.harness import ProcessHandle, eventually, start_beat
+
+pytestmark = pytest.mark.e2e
+
+
+def test_three_campaigns_due_now_publish_once_per_account_with_two_beats_running(
+    graph: GraphFake,
+    x: XFake,
+    worker_env: dict[str, str],
+    celery_worker_process: Callable[..., ProcessHandle],
+) -> None:
+    fb = make_account(network="facebook")
+    ig = make_account(network="instagram")
+    tw = make_account(network="x", token="e2e-x-token")
+    x.add_user("e2e-x-token", tw.x_user_id)
+    due = timezone.now() + timedelta(seconds=4)
+    campaigns = [
+        make_campaign(
+            accounts=[fb, ig, tw],
+            text=f"Campaign {n}: autumn sale",
+            scheduled_at=due,
+            status=CampaignStatus.SCHEDULED,
+        )
+        for n in range(3)
+    ]
+    env = {
+        **worker_env,
+        "SOCIAL_GRAPH_BASE_URL": graph.url,
+        "SOCIAL_X_BASE_URL": x.url,
+        "SOCIAL_TOKEN_KEYS": TOKEN_KEY,
+        "SOCIAL_IG_CONTAINER_POLL_INTERVAL_S": "0.05",
+        "CAMPAIGNS_DISPATCH_INTERVAL_S": "1",
+    }
+    celery_worker_process(queues=["control", "social"], concurrency=2, env_extra=env)
+    # Two beats: a misconfiguration the dispatcher must survive without a double post.
+    beats = [start_beat(env=env), start_beat(env=env)]
+    try:
+        eventually(
+            lambda: Campaign.objects.filter(status=CampaignStatus.PUBLISHED).count() == 3,
+            timeout=60,
+        )
+    finally:
+        for beat in beats:
+            beat.stop()
+
+    assert SocialPost.objects.filter(status=PostStatus.PUBLISHED).count() == 9
+    for campaign in Campaign.objects.all():
+        # On time: claimed within a few beat ticks of its scheduled time.
+        assert campaign.claimed_at is not None and campaign.claimed_at >= due
+        assert campaign.lateness_s <= 10
+    expected = Counter({f"Campaign {n}: autumn sale": 1 for n in range(3)})
+    assert Counter(p.text for p in graph.posts_for(fb.page_id)) == expected
+    captions = Counter(p.text.split("\n")[0] for p in graph.posts_for(ig.ig_user_id))
+    assert captions == expected
+    assert Counter(t.text.split("\n")[0] for t in x.tweets_by(tw.x_user_id)) == expected
+    assert len(campaigns) == 3
