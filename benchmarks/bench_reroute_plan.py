@@ -69,11 +69,7 @@ def _refresh_sendable() -> None:
     """Fold consent and suppressions into Contact.sendable, as contacts.consent keeps it."""
     from django.db import connection
 
-    from contacts.models import Contact
-
-    if not any(f.name == "sendable" for f in Contact._meta.fields):
-        return
-    from contacts.models import consent_bit  # type: ignore[attr-defined]
+    from contacts.models import consent_bit
 
     cases = " + ".join(
         f"CASE WHEN EXISTS (SELECT 1 FROM contacts_consent k WHERE k.contact_id = c.id AND "

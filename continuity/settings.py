@@ -227,6 +227,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ConsentStateEnum": "contacts.models.ConsentState",
         "WindowStateEnum": "outages.models.WindowState",
+        "OutagePolicyEnum": "campaigns.models.OutagePolicy",
     },
 }
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", default=[])

@@ -23,7 +23,14 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from contacts.models import Channel, Consent, Contact, PushSubscription, Suppression
+from contacts.models import (
+    Channel,
+    Consent,
+    Contact,
+    PushSubscription,
+    Suppression,
+    consent_bit,
+)
 from delivery.models import Delivery
 from delivery.states import LEFT_STATUSES, DeliveryStatus
 
@@ -86,8 +93,16 @@ def _table(model: type[Any]) -> str:
     return _q(model._meta.db_table)
 
 
-def _flag_sql(channel: str, purpose_param: list[Any]) -> tuple[str, list[Any]]:
-    """c_<ch>, s_<ch>, r_<ch> columns: consented, suppressed, reachable."""
+def _flag_sql(channel: str, purpose: str) -> tuple[str, list[Any]]:
+    """c_<ch>, s_<ch>, r_<ch> columns: consented, suppressed, reachable.
+
+    Contact.sendable already says "consented and not suppressed" in one bit (contacts.consent
+    keeps it in the same transaction as every consent change). Where the bit is set, the flags
+    follow from it; the consent and suppression tables are only read for contacts without it,
+    to tell which reason leaves them out. CASE evaluates its branches in order, so those lookups
+    cost nothing for the contacts that will be planned.
+    """
+    bit = consent_bit(channel, purpose)
     consent = (
         f"EXISTS (SELECT 1 FROM {_table(Consent)} k WHERE k.contact_id = c.id "
         f"AND k.channel = %s AND k.purpose = %s AND k.state = %s)"
@@ -107,12 +122,13 @@ def _flag_sql(channel: str, purpose_param: list[Any]) -> tuple[str, list[Any]]:
         )
     else:
         raise ValueError(f"cannot plan channel {channel!r}")
+    sendable = f"(c.sendable & {int(bit)}) <> 0"
     sql = (
-        f"CASE WHEN {consent} THEN 1 ELSE 0 END AS c_{channel}, "
-        f"CASE WHEN {suppressed} THEN 1 ELSE 0 END AS s_{channel}, "
+        f"CASE WHEN {sendable} THEN 1 WHEN {consent} THEN 1 ELSE 0 END AS c_{channel}, "
+        f"CASE WHEN {sendable} THEN 0 WHEN {suppressed} THEN 1 ELSE 0 END AS s_{channel}, "
         f"CASE WHEN {reach} THEN 1 ELSE 0 END AS r_{channel}"
     )
-    params: list[Any] = [channel, *purpose_param, "granted", channel, True]
+    params: list[Any] = [channel, purpose, "granted", channel, True]
     if channel == Channel.PUSH:
         params.append(True)
     return sql, params
@@ -132,7 +148,7 @@ def _materialise_slice(
     flags: list[str] = []
     flag_params: list[Any] = []
     for channel in spec.channels:
-        sql, params = _flag_sql(channel, [spec.purpose])
+        sql, params = _flag_sql(channel, spec.purpose)
         flags.append(sql)
         flag_params += params
     recent_sql, recent_params = "0", list[Any]()

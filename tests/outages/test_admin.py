@@ -119,7 +119,8 @@ def test_declaring_shows_an_are_you_sure_page_with_the_campaign_count(
     )
 
 
-def test_the_count_is_unknown_until_campaigns_registers_a_counter(staff: Client) -> None:
+def test_the_count_is_unknown_when_no_counter_is_configured(staff: Client, settings: Any) -> None:
+    settings.OUTAGES_IMPACT_COUNTER = ""
     confirm = staff.post("/admin/outages/outagewindow/add/", {"network": "x", "reason": "r"})
     assert "<strong>unknown</strong>" in confirm.content.decode()
 

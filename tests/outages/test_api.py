@@ -36,7 +36,7 @@ def test_declare_list_and_resolve() -> None:
     )
     assert created.status_code == 201, created.json()
     body: dict[str, Any] = created.json()
-    assert (body["network"], body["state"], body["campaigns_touched"]) == ("facebook", "open", None)
+    assert (body["network"], body["state"], body["campaigns_touched"]) == ("facebook", "open", 0)
     listed = client.get("/api/v1/outages/?state=open").json()
     assert [w["id"] for w in listed] == [body["id"]]
     resolved = client.post(
