@@ -69,3 +69,13 @@ def test_a_segment_is_one_query_and_consent_allows_is_one_query(
     ids = [granted_contact().pk for _ in range(20)]
     with django_assert_num_queries(1):
         assert consent_allows(contact_ids=ids, channel="email", purpose="marketing") == set(ids)
+
+
+def test_contact_find_normalises_what_providers_send() -> None:
+    from contacts.selectors import contact_find
+
+    contact = granted_contact(email="find.me@example.com", phone="+33612345678")
+    assert contact_find(email="  FIND.ME@example.com ") == contact
+    assert contact_find(phone="+33 6 12 34 56 78") == contact
+    assert contact_find(phone="garbage") is None
+    assert contact_find(email="nobody@example.com") is None
