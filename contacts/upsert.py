@@ -717,9 +717,7 @@ def contacts_tables_analyze() -> None:
     if not _is_postgres():
         return
     with connection.cursor() as cursor:
-        cursor.execute(
-            "ANALYZE contacts_contact, contacts_consent, contacts_contacttag, contacts_consentevent"
-        )
+        cursor.execute("ANALYZE contacts_contact, contacts_consent")
 
 
 def contact_tags_add(*, pairs: Iterable[tuple[int, list[str]]]) -> None:
