@@ -189,8 +189,30 @@ class ContactAdmin(ImportExportModelAdmin):
     actions = ["add_tag", "revoke_channel"]
     show_full_result_count = False
 
+    import_template_name = "admin/contacts/contact/import.html"
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Contact]:
         return super().get_queryset(request).prefetch_related("tags")
+
+    def import_action(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        """import-export offers no confirm step when some rows are invalid; here the preview
+        lists the refused rows and still lets the valid ones be imported (the confirm step
+        commits valid rows and skips invalid ones)."""
+        response = super().import_action(request, *args, **kwargs)
+        context: dict[str, Any] = getattr(response, "context_data", None) or {}
+        result = context.get("result")
+        form = context.get("form")
+        if (
+            result is not None
+            and form is not None
+            and not result.has_errors()
+            and result.has_validation_errors()
+            and not context.get("confirm_form")
+            and getattr(form.cleaned_data.get("import_file"), "tmp_storage_name", None)
+            and any(row.import_type in ("new", "update") for row in result.rows)
+        ):
+            context["confirm_form"] = self.create_confirm_form(request, import_form=form)
+        return response
 
     @admin.display(description="tags")
     def tag_list(self, contact: Contact) -> str:
