@@ -56,8 +56,9 @@ def contacts_consented(
     # Contact.sendable is the consent and suppression state folded into one column by
     # contacts.consent; filtering on it keeps a million-contact audience a single scan.
     bit = consent_bit(channel, purpose)
-    return qs.alias(_sendable_bit=F("sendable").bitand(bit)).filter(
-        _sendable_bit=bit, erased_at__isnull=True
+    name = f"_sendable_{bit}"  # one alias per bit, so channels can be combined on one queryset
+    return qs.alias(**{name: F("sendable").bitand(bit)}).filter(
+        **{name: bit}, erased_at__isnull=True
     )
 
 

@@ -79,3 +79,15 @@ def test_contact_find_normalises_what_providers_send() -> None:
     assert contact_find(phone="+33 6 12 34 56 78") == contact
     assert contact_find(phone="garbage") is None
     assert contact_find(email="nobody@example.com") is None
+
+
+def test_consent_filters_for_several_channels_combine_on_one_queryset() -> None:
+    from contacts.consent import consent_grant
+    from contacts.selectors import contacts_consented
+    from tests.contacts.factories import evidence
+
+    both = granted_contact()
+    consent_grant(contact=both, channel="sms", purpose="marketing", evidence=evidence())
+    granted_contact()  # email only
+    email = contacts_consented(channel="email", purpose="marketing")
+    assert list(contacts_consented(channel="sms", purpose="marketing", base=email)) == [both]
