@@ -56,8 +56,9 @@ def contacts_consented(
     # Contact.sendable is the consent and suppression state folded into one column by
     # contacts.consent; filtering on it keeps a million-contact audience a single scan.
     bit = consent_bit(channel, purpose)
-    return qs.alias(_sendable_bit=F("sendable").bitand(bit)).filter(
-        _sendable_bit=bit, erased_at__isnull=True
+    name = f"_sendable_{bit}"  # one alias per bit, so channels can be combined on one queryset
+    return qs.alias(**{name: F("sendable").bitand(bit)}).filter(
+        **{name: bit}, erased_at__isnull=True
     )
 
 
@@ -83,3 +84,20 @@ def consent_history(*, contact: Contact) -> QuerySet[ConsentEvent]:
 
 def push_subscriptions_active(*, contact_ids: Iterable[int]) -> QuerySet[PushSubscription]:
     return PushSubscription.objects.filter(contact_id__in=list(contact_ids), active=True)
+
+
+def contact_find(*, email: str | None = None, phone: str | None = None) -> Contact | None:
+    """The live contact holding this email or phone (normalised the way imports store them),
+    e.g. for a provider's bounce or an inbound SMS keyword. None when unknown or unparsable."""
+    from contacts.normalize import FieldError, email_normalise, phone_normalise
+
+    try:
+        if email:
+            value = email_normalise(email)
+            return Contact.objects.filter(email=value, erased_at__isnull=True).first()
+        if phone:
+            number = phone_normalise(phone)
+            return Contact.objects.filter(phone=number, erased_at__isnull=True).first()
+    except FieldError:
+        return None
+    return None

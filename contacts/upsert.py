@@ -212,36 +212,42 @@ def _ip_ok(ip: str | None) -> bool:
     return True
 
 
+_NORMALISERS: tuple[tuple[str, Any], ...] = (
+    ("email", email_normalise),
+    ("phone", phone_normalise),
+    ("timezone", timezone_normalise),
+)
+
+
 def _parse_fields(
     raw: Mapping[str, Any], *, row: int, blank_means_unchanged: bool, errors: list[RowError]
 ) -> dict[str, Any]:
+    # Runs once per imported row: texts are read once, and a missing or (for files) blank
+    # column is skipped before any work.
+    texts: dict[str, str] = {}
+    for name in (*TEXT_FIELDS, "email", "phone", "timezone", "tags", "attributes"):
+        if name in raw:
+            value = raw[name]
+            text = value.strip() if isinstance(value, str) else _text(value)
+            if text or not blank_means_unchanged:
+                texts[name] = text
     values: dict[str, Any] = {}
-
-    def provided(name: str) -> bool:
-        if name not in raw:
-            return False
-        return not (blank_means_unchanged and _text(raw[name]) == "")
-
     for name, limit in TEXT_FIELDS.items():
-        if provided(name):
-            text = _text(raw[name])
+        if name in texts:
+            text = texts[name]
             if len(text) > limit:
                 errors.append(RowError(row, name, f"longer than {limit} characters"))
             values[name] = text or (None if name == "external_id" else "")
-    for name, normalise in (
-        ("email", email_normalise),
-        ("phone", phone_normalise),
-        ("timezone", timezone_normalise),
-    ):
-        if provided(name):
+    for name, normalise in _NORMALISERS:
+        if name in texts:
             try:
-                values[name] = normalise(_text(raw[name]))
+                values[name] = normalise(texts[name])
             except FieldError as exc:
                 errors.append(RowError(row, exc.field, exc.message))
-    attributes = _parse_attributes(raw, row=row, provided=provided("attributes"), errors=errors)
+    attributes = _parse_attributes(raw, row=row, provided="attributes" in texts, errors=errors)
     if attributes is not None:
         values["attributes"] = attributes
-    if provided("tags"):
+    if "tags" in texts:
         values["tags"] = _tags(raw["tags"])
     return values
 
@@ -711,9 +717,7 @@ def contacts_tables_analyze() -> None:
     if not _is_postgres():
         return
     with connection.cursor() as cursor:
-        cursor.execute(
-            "ANALYZE contacts_contact, contacts_consent, contacts_contacttag, contacts_consentevent"
-        )
+        cursor.execute("ANALYZE contacts_contact, contacts_consent")
 
 
 def contact_tags_add(*, pairs: Iterable[tuple[int, list[str]]]) -> None:

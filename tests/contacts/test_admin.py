@@ -88,3 +88,33 @@ def test_saving_a_bad_segment_in_the_admin_shows_the_error(admin_client: Client)
     )
     assert response.status_code == 200
     assert "op must be one of" in response.content.decode()
+
+
+def test_contacts_typed_in_the_admin_are_normalised_like_imports(admin_client: Client) -> None:
+    from contacts.models import Contact
+
+    form = {
+        "external_id": "",
+        "email": " Typed@Example.COM ",
+        "phone": "+33 6 12 34 56 78",
+        "first_name": "Ty",
+        "last_name": "",
+        "locale": "",
+        "timezone": "Europe/Paris",
+        "attributes": "{}",
+        **{
+            f"{prefix}-{key}": value
+            for prefix in ("consents", "suppressions", "push_subscriptions", "consent_events")
+            for key, value in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"))
+        },
+    }
+    response = admin_client.post("/admin/contacts/contact/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    contact = Contact.objects.get()
+    assert (contact.email, str(contact.phone), contact.external_id) == (
+        "typed@example.com",
+        "+33612345678",
+        None,
+    )
+    bad = admin_client.post("/admin/contacts/contact/add/", {**form, "phone": "0612345678"})
+    assert bad.status_code == 200 and "country code" in bad.content.decode()

@@ -69,3 +69,25 @@ def test_a_segment_is_one_query_and_consent_allows_is_one_query(
     ids = [granted_contact().pk for _ in range(20)]
     with django_assert_num_queries(1):
         assert consent_allows(contact_ids=ids, channel="email", purpose="marketing") == set(ids)
+
+
+def test_contact_find_normalises_what_providers_send() -> None:
+    from contacts.selectors import contact_find
+
+    contact = granted_contact(email="find.me@example.com", phone="+33612345678")
+    assert contact_find(email="  FIND.ME@example.com ") == contact
+    assert contact_find(phone="+33 6 12 34 56 78") == contact
+    assert contact_find(phone="garbage") is None
+    assert contact_find(email="nobody@example.com") is None
+
+
+def test_consent_filters_for_several_channels_combine_on_one_queryset() -> None:
+    from contacts.consent import consent_grant
+    from contacts.selectors import contacts_consented
+    from tests.contacts.factories import evidence
+
+    both = granted_contact()
+    consent_grant(contact=both, channel="sms", purpose="marketing", evidence=evidence())
+    granted_contact()  # email only
+    email = contacts_consented(channel="email", purpose="marketing")
+    assert list(contacts_consented(channel="sms", purpose="marketing", base=email)) == [both]
