@@ -526,3 +526,5 @@ CAMPAIGNS_PUBLISHING_STALE_S = env_int("CAMPAIGNS_PUBLISHING_STALE_S", default=3
 CAMPAIGNS_PROBE_INTERVAL_S = env_int("CAMPAIGNS_PROBE_INTERVAL_S", default=30, minimum=1)
 CAMPAIGNS_PROBE_ACCOUNTS = env_int("CAMPAIGNS_PROBE_ACCOUNTS", default=3, minimum=1)
 OUTAGES_IMPACT_COUNTER = OUTAGES_IMPACT_COUNTER or "campaigns.selectors.campaigns_affected_count"
+# Campaign.outage_policy and Reroute.policy share one choice set: one enum name in the schema.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["OutagePolicyEnum"] = "campaigns.models.OutagePolicy"  # type: ignore[index]

@@ -7,11 +7,14 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from django.conf import settings as django_settings
 
 from delivery.sandbox.graph import GraphFake
 from delivery.sandbox.x import XFake
 
-TOKEN_KEY = Fernet.generate_key().decode()
+# The key settings_test configures (worker processes load the same settings), else a fresh one.
+_configured = [key for key in getattr(django_settings, "SOCIAL_TOKEN_KEYS", []) if key]
+TOKEN_KEY = _configured[0] if _configured else Fernet.generate_key().decode()
 
 
 @pytest.fixture(autouse=True)

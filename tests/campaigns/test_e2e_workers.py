@@ -71,3 +71,56 @@ def test_three_campaigns_due_now_publish_once_per_account_with_two_beats_running
     assert captions == expected
     assert Counter(t.text.split("\n")[0] for t in x.tweets_by(tw.x_user_id)) == expected
     assert len(campaigns) == 3
+
+
+def test_graph_failing_opens_facebook_and_instagram_outages_from_workers_while_x_publishes(
+    graph: GraphFake,
+    x: XFake,
+    worker_env: dict[str, str],
+    celery_worker_process: Callable[..., ProcessHandle],
+) -> None:
+    from continuity.celery import app
+    from delivery.sandbox.graph import graph_fault
+    from outages.models import OpenedBy, OutageWindow, WindowState
+
+    accounts = [make_account(network="facebook") for _ in range(3)]
+    accounts += [make_account(network="instagram") for _ in range(3)]
+    tw = make_account(network="x", token="e2e-x-token-2")
+    x.add_user("e2e-x-token-2", tw.x_user_id)
+    make_campaign(
+        accounts=[*accounts, tw],
+        scheduled_at=timezone.now() - timedelta(seconds=1),
+        status=CampaignStatus.SCHEDULED,
+    )
+    graph.set_fault(graph_fault(2))
+    env = {
+        **worker_env,
+        "SOCIAL_GRAPH_BASE_URL": graph.url,
+        "SOCIAL_X_BASE_URL": x.url,
+        "CAMPAIGNS_PUBLISH_RETRY_BASE_S": "0.1",
+        "CAMPAIGNS_PROBE_INTERVAL_S": "1",
+    }
+    celery_worker_process(queues=["control", "social"], concurrency=2, env_extra=env)
+    app.send_task("campaigns.dispatch_due")
+
+    def self_detected(network: str) -> bool:
+        return OutageWindow.objects.filter(
+            network=network, state=WindowState.OPEN, opened_by=OpenedBy.SELF_DETECTED
+        ).exists()
+
+    eventually(lambda: self_detected("facebook") and self_detected("instagram"), timeout=60)
+    eventually(
+        lambda: SocialPost.objects.filter(network="x", status=PostStatus.PUBLISHED).exists(),
+        timeout=30,
+    )
+    assert not OutageWindow.objects.filter(network="x").exists()
+    assert graph.posts == []
+
+    # The Graph API recovers: the tick's probes close both windows.
+    graph.clear_fault()
+
+    def closed() -> bool:
+        app.send_task("campaigns.dispatch_due")
+        return not OutageWindow.objects.filter(state=WindowState.OPEN).exists()
+
+    eventually(closed, timeout=60, interval=1.0)
