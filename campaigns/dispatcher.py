@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from campaigns.content import campaign_post_request
@@ -52,24 +52,30 @@ def campaigns_claim_due(*, now: datetime | None = None, limit: int | None = None
     now = now or timezone.now()
     limit = limit or settings.CAMPAIGNS_DISPATCH_BATCH
     with transaction.atomic():
-        ids = list(
+        due = list(
             Campaign.objects.select_for_update(skip_locked=True)
             .filter(status=CampaignStatus.SCHEDULED, scheduled_at__lte=now)
             .order_by("scheduled_at", "id")
-            .values_list("id", flat=True)[:limit]
+            .values_list("id", "scheduled_at")[:limit]
         )
-        if not ids:
+        if not due:
             return []
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                UPDATE {Campaign._meta.db_table}
-                   SET status = %s, claimed_at = %s, updated_at = %s,
-                       lateness_s = GREATEST(0, FLOOR(EXTRACT(EPOCH FROM (%s - scheduled_at))))
-                 WHERE id = ANY(%s) AND status = %s
-                """,  # noqa: S608 - the table name is ours, values are parameters
-                [CampaignStatus.PUBLISHING, now, now, now, ids, CampaignStatus.SCHEDULED],
-            )
+        ids = [campaign_id for campaign_id, _ in due]
+        # Lateness is computed here rather than in SQL so the same statement runs on SQLite
+        # (the embedded mode) and PostgreSQL; the rows are locked, so nothing moves meanwhile.
+        lateness = {
+            campaign_id: max(0, int((now - (scheduled_at or now)).total_seconds()))
+            for campaign_id, scheduled_at in due
+        }
+        Campaign.objects.filter(id__in=ids, status=CampaignStatus.SCHEDULED).update(
+            status=CampaignStatus.PUBLISHING,
+            claimed_at=now,
+            updated_at=now,
+            lateness_s=Case(
+                *(When(id=i, then=Value(late)) for i, late in lateness.items()),
+                default=Value(0),
+            ),
+        )
         _posts_create(ids)
     for campaign_id in ids:
         logger.info(

@@ -21,6 +21,9 @@ CANCELLABLE = (
     CampaignStatus.SCHEDULED,
     CampaignStatus.PUBLISHING,
     CampaignStatus.HELD,
+    # Rerouting may still be sending: cancelling stops what has not gone out yet.
+    CampaignStatus.REROUTED,
+    CampaignStatus.PARTIALLY_PUBLISHED,
 )
 
 
@@ -92,6 +95,10 @@ def campaign_cancel(*, campaign: Campaign, reason: str = "cancelled by the marke
         SocialPost.objects.filter(
             campaign=locked, status__in=[PostStatus.PENDING, PostStatus.HELD]
         ).update(status=PostStatus.SKIPPED, last_error=reason[:500], updated_at=timezone.now())
+        # A campaign cancelled while it is being rerouted: its unsent deliveries go too.
+        from campaigns.reroute import reroute_campaign_cancelled
+
+        reroute_campaign_cancelled(campaign_id=locked.pk)
     logger.info("campaign %s cancelled", locked.pk)
     return locked
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -30,6 +31,7 @@ from campaigns.models import (
     RerouteStatus,
     SocialPost,
 )
+from campaigns.rollup import campaign_status_from_posts
 from contacts.models import Channel, Contact
 from contacts.selectors import segment_contacts
 from delivery.dispatch import deliveries_enqueue
@@ -171,28 +173,20 @@ def campaign_network_down(
 
 
 def campaign_status_refresh(campaign: Campaign) -> None:
-    """Roll the posts up into the campaign's status (only the reroute engine's outcomes)."""
-    statuses = set(campaign.posts.values_list("status", flat=True))
-    if not statuses or campaign.status == CampaignStatus.CANCELLED:
+    """Roll the posts up into the campaign's status once none is waiting to publish.
+
+    While a post is pending or publishing the dispatcher and the publisher own the status (a
+    scheduled campaign must stay claimable); after that the shared rollup rules decide.
+    """
+    counts = Counter(campaign.posts.values_list("status", flat=True))
+    if not counts or campaign.status == CampaignStatus.CANCELLED:
         return
-    waiting = {PostStatus.PENDING, PostStatus.PUBLISHING, PostStatus.UNKNOWN}
-    if statuses & waiting:
+    if counts[PostStatus.PENDING] or counts[PostStatus.PUBLISHING]:
         return
-    if PostStatus.HELD in statuses:
-        new = CampaignStatus.HELD
-    elif PostStatus.PUBLISHED in statuses:
-        new = (
-            CampaignStatus.PUBLISHED
-            if statuses == {PostStatus.PUBLISHED}
-            else CampaignStatus.PARTIALLY_PUBLISHED
-        )
-    elif PostStatus.REROUTED in statuses:
-        new = CampaignStatus.REROUTED
-    elif statuses <= {PostStatus.SKIPPED}:
-        new = CampaignStatus.CANCELLED
-    else:
-        new = CampaignStatus.FAILED
-    Campaign.objects.filter(pk=campaign.pk).update(status=new, updated_at=timezone.now())
+    status = campaign_status_from_posts(counts)
+    Campaign.objects.filter(pk=campaign.pk).exclude(status=status).update(
+        status=status, updated_at=timezone.now()
+    )
 
 
 def reroute_window_opened(*, window_id: int, send: Callable[..., None] | None = None) -> int:

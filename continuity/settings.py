@@ -451,9 +451,15 @@ TEMPLATES[0]["DIRS"] = [*_outages_dirs, BASE_DIR / "outages" / "admin_templates"
 # --- delivery: social publishers ---
 
 # Base URLs are settings so tests, benchmarks and the demo point them at the loopback fakes.
-SOCIAL_GRAPH_BASE_URL = env_str("SOCIAL_GRAPH_BASE_URL", default="https://graph.facebook.com")
+# Like every provider URL, they default to the loopback sandbox (`manage.py sandbox`): production
+# sets https://graph.facebook.com and https://api.x.com explicitly (docs/configuration.md).
+SANDBOX_GRAPH_PORT = env_int("SANDBOX_GRAPH_PORT", default=18050, minimum=1)
+SANDBOX_X_PORT = env_int("SANDBOX_X_PORT", default=18060, minimum=1)
+SOCIAL_GRAPH_BASE_URL = env_str(
+    "SOCIAL_GRAPH_BASE_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_GRAPH_PORT}"
+)
 SOCIAL_GRAPH_API_VERSION = env_str("SOCIAL_GRAPH_API_VERSION", default="v24.0")
-SOCIAL_X_BASE_URL = env_str("SOCIAL_X_BASE_URL", default="https://api.x.com")
+SOCIAL_X_BASE_URL = env_str("SOCIAL_X_BASE_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_X_PORT}")
 # Connect short (a refused or unroutable host fails fast and is certainly not sent), read long
 # enough for Graph's slow publishes: a read timeout makes the outcome unknown.
 SOCIAL_CONNECT_TIMEOUT_S = env_float("SOCIAL_CONNECT_TIMEOUT_S", default=3.05, minimum=0.01)

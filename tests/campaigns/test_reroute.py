@@ -336,3 +336,23 @@ def test_a_window_reopened_after_fail_back_holds_the_released_posts_again() -> N
     assert again.status == RerouteStatus.HOLDING
     assert SocialPost.objects.get().status == PostStatus.HELD
     assert Reroute.objects.count() == 1
+
+
+@NO_QUIET
+def test_cancelling_a_rerouted_campaign_from_the_lifecycle_cancels_unsent_deliveries() -> None:
+    from campaigns.lifecycle import campaign_cancel
+
+    for _ in range(2):
+        contact_with(Channel.EMAIL, push=False)
+    campaign = make_campaign()
+    reroute = campaign_network_down(
+        campaign_id=campaign.pk, network="instagram", window_id=network_down().pk, send=Recorder()
+    )
+    assert reroute is not None
+    plan_all(reroute.pk)
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.REROUTED
+    campaign_cancel(campaign=campaign)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {S.CANCELLED}
+    reroute.refresh_from_db()
+    assert reroute.status == RerouteStatus.CANCELLED
