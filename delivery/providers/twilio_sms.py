@@ -33,7 +33,6 @@ from delivery.merge import merge_template_compile
 from delivery.providers._http import backoff_s, request_never_left
 from delivery.providers.base import (
     Deferred,
-    Failed,
     OutboundMessage,
     Outcome,
     ProviderError,
@@ -45,7 +44,7 @@ from delivery.providers.base import (
     SmsContent,
     Suppressed,
     SuppressReason,
-    Unknown,
+    outcome_for_error,
 )
 from delivery.ratelimit import (
     RateLimiter,
@@ -209,15 +208,11 @@ class TwilioSmsSender:
             except ProviderRetryable as exc:  # throttled included: Twilio did not take it
                 last = exc
                 continue
-            except ProviderOutcomeUnknown as exc:
-                return Unknown(message.delivery_id, exc.provider_code or exc.code, str(exc))
-            except ProviderPermanent as exc:
-                return Failed(message.delivery_id, exc.provider_code or exc.code, str(exc))
+            except ProviderError as exc:  # unknown or permanent: final for this attempt
+                return outcome_for_error(message.delivery_id, exc)
             return Sent(message.delivery_id, sid, self.provider, cost_units=segments)
         assert last is not None  # noqa: S101 - the loop ran at least once and only retries set it
-        retry_after = last.retry_after_s if isinstance(last, ProviderThrottled) else 0.0
-        return Deferred(message.delivery_id, last.provider_code or last.code, str(last),
-                        retry_after)  # fmt: skip
+        return outcome_for_error(message.delivery_id, last)
 
     def _create(self, to: str, text: str) -> str:
         options: dict[str, str] = {"to": to, "body": text}
