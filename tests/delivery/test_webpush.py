@@ -26,6 +26,7 @@ from delivery.providers.webpush import (
     MAX_PLAINTEXT_BYTES,
     WebPushSender,
     push_host_backoff_clear,
+    push_topic_default,
     vapid_key_load,
     vapid_public_key,
 )
@@ -262,3 +263,17 @@ def test_a_vapid_key_other_than_the_subscriptions_fails_as_bad_credentials(
     assert isinstance(outcome, Failed) and outcome.code == "push_403"
     [ok] = _sender(other).send_batch(content=CONTENT, messages=[message])
     assert isinstance(ok, Sent)
+
+
+def test_without_a_topic_each_push_gets_one_derived_from_the_content(
+    push_fake: PushServiceFake, vapid: Vapid02
+) -> None:
+    plain = PushContent(title="Hi {{ first_name }}", body="We are here.")
+    _sender(vapid).send_batch(content=plain, messages=_messages(push_fake, 2))
+    _sender(vapid).send_batch(
+        content=PushContent(title="Other", body="x"), messages=_messages(push_fake, 1)
+    )
+    topics = [p.topic for p in push_fake.pushes]
+    assert topics[0] == topics[1] == push_topic_default(content=plain)
+    assert topics[2] != topics[0]
+    assert all(0 < len(t) <= 32 for t in topics)
