@@ -252,6 +252,18 @@ def test_sandbox_subscriptions_can_be_made_over_http(push_fake: PushServiceFake)
     assert set(made[0]["keys"]) == {"p256dh", "auth"}
 
 
+def test_the_push_inbox_lists_decrypted_payloads(
+    push_fake: PushServiceFake, vapid: Vapid02
+) -> None:
+    import requests
+
+    _sender(vapid).send_batch(content=CONTENT, messages=_messages(push_fake, 1))
+    inbox = requests.get(f"{push_fake.url}/__sandbox__/received", timeout=5).json()
+    assert inbox["count"] == 1
+    assert json.loads(inbox["items"][0]["body"])["title"] == "Shop & Co is here"
+    assert inbox["items"][0]["topic"] == "campaign-1"
+
+
 def test_a_vapid_key_other_than_the_subscriptions_fails_as_bad_credentials(
     push_fake: PushServiceFake, vapid: Vapid02
 ) -> None:
