@@ -29,7 +29,10 @@ def _send(args: tuple[str, str, str, str, int], out: Any) -> None:
     from delivery.ratelimit import RedisTokenBucket
 
     limiter = RedisTokenBucket(
-        client=redis.Redis.from_url(settings.REDIS_URL), key=key, rate_per_s=RATE
+        client=redis.Redis.from_url(settings.REDIS_URL),
+        key=key,
+        rate_per_s=RATE,
+        margin_s=settings.DELIVERY_SMS_PACE_MARGIN_S,
     )
     sender = TwilioSmsSender(
         client=twilio_client(account_sid=sid, auth_token=token, base_url=url, timeout_s=5),

@@ -396,6 +396,9 @@ TWILIO_TIMEOUT_S = env_float("TWILIO_TIMEOUT_S", default=10.0, minimum=0.1)
 # Global pace across every worker (Redis token bucket); Twilio queues beyond the sender's MPS.
 DELIVERY_SMS_RATE_PER_S = env_float("DELIVERY_SMS_RATE_PER_S", default=10.0, minimum=0.1)
 DELIVERY_SMS_MAX_ATTEMPTS = env_int("DELIVERY_SMS_MAX_ATTEMPTS", default=3, minimum=1)
+# Headroom the pace keeps for the time between a send starting and the provider reading it: no
+# one-second window at the provider exceeds the rate unless that stretch varies by more than this.
+DELIVERY_SMS_PACE_MARGIN_S = env_float("DELIVERY_SMS_PACE_MARGIN_S", default=0.012, minimum=0.0)
 
 # Web push: VAPID keys from `manage.py vapid_keys`. Empty private key: a key is generated into
 # var/ for the sandbox (never in production, where DEBUG is off).

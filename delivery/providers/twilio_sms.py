@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import requests
 from django.conf import settings
+from requests import PreparedRequest
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -30,7 +33,6 @@ from delivery.merge import merge_template_compile
 from delivery.providers._http import backoff_s, request_never_left
 from delivery.providers.base import (
     Deferred,
-    Failed,
     OutboundMessage,
     Outcome,
     ProviderError,
@@ -42,9 +44,14 @@ from delivery.providers.base import (
     SmsContent,
     Suppressed,
     SuppressReason,
-    Unknown,
+    outcome_for_error,
 )
-from delivery.ratelimit import RateLimiter, rate_limiter_acquire, sms_rate_limiter
+from delivery.ratelimit import (
+    RateLimiter,
+    rate_limiter_acquire,
+    rate_limiter_commit,
+    sms_rate_limiter,
+)
 from delivery.sms_segments import sms_segments_count
 
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status/"
@@ -56,6 +63,16 @@ SUPPRESS_CODES = {
 }
 RETRYABLE_STATUSES = {429, 503}
 RETRYABLE_CODES = {20429, 20503}
+
+
+class _PacedAdapter(HTTPAdapter):
+    def __init__(self, *, limiter: RateLimiter) -> None:
+        super().__init__()
+        self.limiter = limiter
+
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        rate_limiter_commit(limiter=self.limiter)
+        return super().send(request, *args, **kwargs)
 
 
 class TwilioSuppress(ProviderPermanent):
@@ -141,6 +158,14 @@ class TwilioSmsSender:
         self.max_attempts = max_attempts or settings.DELIVERY_SMS_MAX_ATTEMPTS
         self.max_wait_s = max_wait_s
         self.sleep = sleep
+        # The pace's commit step runs in the HTTP adapter, right before the request is written,
+        # so the twilio library's own work happens before it rather than inside the margin.
+        session = getattr(self.client.http_client, "session", None)
+        self._commit_in_adapter = isinstance(session, requests.Session)
+        if isinstance(session, requests.Session):
+            adapter = _PacedAdapter(limiter=self.limiter)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
 
     def send_batch(
         self, *, content: SmsContent, messages: Sequence[OutboundMessage]
@@ -169,7 +194,11 @@ class TwilioSmsSender:
                 if isinstance(last, ProviderThrottled):
                     wait = max(wait, last.retry_after_s)
                 self.sleep(wait)
-            if not rate_limiter_acquire(limiter=self.limiter, max_wait_s=self.max_wait_s):
+            if not rate_limiter_acquire(
+                limiter=self.limiter,
+                max_wait_s=self.max_wait_s,
+                commit=not self._commit_in_adapter,
+            ):
                 return Deferred(message.delivery_id, "rate_limited", "pace is full",
                                 self.max_wait_s)  # fmt: skip
             try:
@@ -179,15 +208,11 @@ class TwilioSmsSender:
             except ProviderRetryable as exc:  # throttled included: Twilio did not take it
                 last = exc
                 continue
-            except ProviderOutcomeUnknown as exc:
-                return Unknown(message.delivery_id, exc.provider_code or exc.code, str(exc))
-            except ProviderPermanent as exc:
-                return Failed(message.delivery_id, exc.provider_code or exc.code, str(exc))
+            except ProviderError as exc:  # unknown or permanent: final for this attempt
+                return outcome_for_error(message.delivery_id, exc)
             return Sent(message.delivery_id, sid, self.provider, cost_units=segments)
         assert last is not None  # noqa: S101 - the loop ran at least once and only retries set it
-        retry_after = last.retry_after_s if isinstance(last, ProviderThrottled) else 0.0
-        return Deferred(message.delivery_id, last.provider_code or last.code, str(last),
-                        retry_after)  # fmt: skip
+        return outcome_for_error(message.delivery_id, last)
 
     def _create(self, to: str, text: str) -> str:
         options: dict[str, str] = {"to": to, "body": text}

@@ -1,8 +1,9 @@
 """Web push through pywebpush (RFC 8291 encryption) and py-vapid (RFC 8292 VAPID).
 
 Every push carries a TTL (pywebpush's default of 0 drops messages to offline browsers), an
-Urgency and, when the content names one, a Topic (a later push with the same topic replaces an
-undelivered earlier one, which also blunts an accidental duplicate). The VAPID header is signed
+Urgency and a Topic: the content's, or one derived from the content itself. A later push with the
+same topic replaces an undelivered earlier one, so an accidental second copy of the same message
+to a browser that is offline collapses into one. The VAPID header is signed
 once per push-service origin and reused for ``VAPID_HEADER_CACHE_S`` (signing is per origin, not
 per message). Each message is encrypted separately for its subscription.
 
@@ -21,6 +22,8 @@ that push-service host for its Retry-After (back-off per host); other 4xx (VAPID
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -109,6 +112,14 @@ def vapid_headers(
     return headers
 
 
+def push_topic_default(*, content: PushContent) -> str:
+    """A Topic (<= 32 URL-safe characters) that is the same for the same message content."""
+    digest = hashlib.sha256(
+        "\x1f".join((content.title, content.body, content.url, content.icon)).encode()
+    ).digest()
+    return "m" + base64.urlsafe_b64encode(digest).decode().rstrip("=")[:31]
+
+
 class WebPushSender:
     """The web push channel. ``messages[i].to`` is the endpoint, ``push_keys`` its keys."""
 
@@ -145,8 +156,7 @@ class WebPushSender:
             name: merge_template_compile(source=getattr(content, name)) for name in PAYLOAD_KEYS
         }
         headers = {"Urgency": content.urgency or self.urgency}
-        if content.topic:
-            headers["Topic"] = content.topic
+        headers["Topic"] = content.topic or push_topic_default(content=content)
         ttl = self.ttl_s if content.ttl_s is None else content.ttl_s
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s

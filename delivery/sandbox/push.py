@@ -125,6 +125,25 @@ class PushServiceFake(FakeServer):
             self.accepted = 0
             self.rejected.clear()
 
+    def control(self, request: FakeRequest) -> FakeResponse:
+        # The inbox lists decrypted pushes: the raw bodies are ciphertext, useless to a reader.
+        if request.path.rstrip("/") == f"{CONTROL_PREFIX}received" and request.method == "GET":
+            with self._lock:
+                items = [
+                    {
+                        "subscription": p.subscription_id,
+                        "received_at": p.received_at,
+                        "ttl": p.ttl,
+                        "urgency": p.urgency,
+                        "topic": p.topic,
+                        "body": p.payload[:4096].decode("utf-8", "replace"),
+                    }
+                    for p in self.pushes[-200:]
+                ]
+                count = self.accepted
+            return FakeResponse(200, {"name": self.name, "count": count, "items": items})
+        return super().control(request)
+
     def control_extra(self, action: str, request: FakeRequest) -> FakeResponse | None:
         if action == "subscriptions" and request.method == "POST":
             payload = request.json() or {}
@@ -240,9 +259,12 @@ class PushServiceFake(FakeServer):
             if fault.mode == "timeout":
                 if fault.after_accept:
                     with contextlib.suppress(_Reject):
-                        self._accept(request.path[len("/push/") :], request.headers, body)
-                    with self._lock:
-                        self.accepted += 1
+                        sub_id = request.path[len("/push/") :]
+                        received = self._accept(sub_id, request.headers, body)
+                        with self._lock:
+                            self.accepted += 1
+                            if self.keep_payloads:
+                                self.pushes.append(received)
                 await asyncio.sleep(fault.delay_s or 5.0)
             if request.transport is not None:
                 request.transport.abort()

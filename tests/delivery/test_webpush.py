@@ -26,6 +26,7 @@ from delivery.providers.webpush import (
     MAX_PLAINTEXT_BYTES,
     WebPushSender,
     push_host_backoff_clear,
+    push_topic_default,
     vapid_key_load,
     vapid_public_key,
 )
@@ -251,6 +252,18 @@ def test_sandbox_subscriptions_can_be_made_over_http(push_fake: PushServiceFake)
     assert set(made[0]["keys"]) == {"p256dh", "auth"}
 
 
+def test_the_push_inbox_lists_decrypted_payloads(
+    push_fake: PushServiceFake, vapid: Vapid02
+) -> None:
+    import requests
+
+    _sender(vapid).send_batch(content=CONTENT, messages=_messages(push_fake, 1))
+    inbox = requests.get(f"{push_fake.url}/__sandbox__/received", timeout=5).json()
+    assert inbox["count"] == 1
+    assert json.loads(inbox["items"][0]["body"])["title"] == "Shop & Co is here"
+    assert inbox["items"][0]["topic"] == "campaign-1"
+
+
 def test_a_vapid_key_other_than_the_subscriptions_fails_as_bad_credentials(
     push_fake: PushServiceFake, vapid: Vapid02
 ) -> None:
@@ -262,3 +275,17 @@ def test_a_vapid_key_other_than_the_subscriptions_fails_as_bad_credentials(
     assert isinstance(outcome, Failed) and outcome.code == "push_403"
     [ok] = _sender(other).send_batch(content=CONTENT, messages=[message])
     assert isinstance(ok, Sent)
+
+
+def test_without_a_topic_each_push_gets_one_derived_from_the_content(
+    push_fake: PushServiceFake, vapid: Vapid02
+) -> None:
+    plain = PushContent(title="Hi {{ first_name }}", body="We are here.")
+    _sender(vapid).send_batch(content=plain, messages=_messages(push_fake, 2))
+    _sender(vapid).send_batch(
+        content=PushContent(title="Other", body="x"), messages=_messages(push_fake, 1)
+    )
+    topics = [p.topic for p in push_fake.pushes]
+    assert topics[0] == topics[1] == push_topic_default(content=plain)
+    assert topics[2] != topics[0]
+    assert all(0 < len(t) <= 32 for t in topics)
