@@ -34,6 +34,7 @@ from contacts.models import (
     Segment,
 )
 from delivery.models import Message
+from delivery.sandbox.demo_push import demo_subscription_keys
 from delivery.secrets import token_encrypt
 from outages.credentials import credential_issue
 from outages.models import MonitorSource, SourceKind
@@ -132,14 +133,15 @@ def _seed_contacts(rng: random.Random, count: int) -> None:
                     ConsentChange(c.pk, channel, Purpose.MARKETING, state, evidence=evidence)
                 )
                 if channel == Channel.PUSH:
+                    # Keys derived from the id, which the sandbox push service re-derives, so
+                    # the demo's pushes decrypt there even after a restart.
+                    p256dh, auth = demo_subscription_keys(f"demo-{c.pk}")
                     pushes.append(
                         PushSubscription(
                             contact=c,
-                            # Overwritten with working sandbox keys by the push sandbox when it
-                            # starts; these rows only make the contacts reachable by push.
                             endpoint=f"{settings.SANDBOX_PUSH_BASE_URL}/push/demo-{c.pk}",
-                            p256dh="demo",
-                            auth="demo",
+                            p256dh=p256dh,
+                            auth=auth,
                             user_agent="demo",
                         )
                     )

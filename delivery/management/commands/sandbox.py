@@ -10,11 +10,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from delivery.sandbox.base import FakeServer
+from delivery.sandbox.demo_push import demo_subscriptions_enable
+from delivery.sandbox.graph import GraphFake
 from delivery.sandbox.push import PushServiceFake
 from delivery.sandbox.sendgrid import SendGridFake
 from delivery.sandbox.twilio import TwilioFake
+from delivery.sandbox.x import XFake
 
-FAKES = ("sendgrid", "failover", "twilio", "push")
+FAKES = ("sendgrid", "failover", "twilio", "push", "graph", "x")
 
 
 def sandbox_fakes_build(*, only: tuple[str, ...] = FAKES) -> dict[str, FakeServer]:
@@ -43,12 +46,23 @@ def sandbox_fakes_build(*, only: tuple[str, ...] = FAKES) -> dict[str, FakeServe
             auth_token=settings.TWILIO_AUTH_TOKEN,
         )
     if "push" in only:
-        fakes["push"] = PushServiceFake(host=host, port=settings.SANDBOX_PUSH_PORT)
+        push = PushServiceFake(host=host, port=settings.SANDBOX_PUSH_PORT)
+        demo_subscriptions_enable(push)
+        fakes["push"] = push
+    if "graph" in only:
+        fakes["graph"] = GraphFake(
+            host=host, port=settings.SANDBOX_GRAPH_PORT, version=settings.SOCIAL_GRAPH_API_VERSION
+        )
+    if "x" in only:
+        x = XFake(host=host, port=settings.SANDBOX_X_PORT)
+        # The demo's X account (campaigns/demo.py): its token maps to its user id.
+        x.add_user("sandbox-x-token", "4400001", "demoshop")
+        fakes["x"] = x
     return fakes
 
 
 class Command(BaseCommand):
-    help = "Start the loopback provider fakes (SendGrid, failover ESP, Twilio, push) and block."
+    help = "Start the loopback provider fakes (email, SMS, push, Graph, X) and block."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
