@@ -10,6 +10,8 @@ from celery import Celery
 from celery.signals import setup_logging, task_postrun, task_prerun
 from kombu import Exchange, Queue
 
+from continuity import broker_fs  # noqa: F401 - registers the embedded broker's URL scheme
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "continuity.settings")
 
 QUEUE_CONTROL = "control"

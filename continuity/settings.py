@@ -137,9 +137,10 @@ if _broker_explicit:
 elif _redis_explicit:
     CELERY_BROKER_URL = REDIS_URL
 else:
-    # The host part means nothing to this transport; naming one silences kombu's warning.
-    CELERY_BROKER_URL = "filesystem://localhost//"
-BROKER_IS_EMBEDDED = CELERY_BROKER_URL.startswith("filesystem://")
+    # kombu's filesystem transport with atomic writes (continuity/broker_fs.py). The host part
+    # means nothing to it; naming one silences kombu's warning.
+    CELERY_BROKER_URL = "continuityfs://localhost//"
+BROKER_IS_EMBEDDED = CELERY_BROKER_URL.startswith(("continuityfs://", "filesystem://"))
 BROKER_DIR = VAR_DIR / "broker"
 
 # A Redis message not acked within this many seconds is handed to another worker. It must be longer

@@ -87,7 +87,7 @@ def test_the_embedded_default_runs_worker_and_beat_on_sqlite_and_the_filesystem_
             return bool(rows and rows[0])
 
         eventually(heartbeat_written, timeout=40)
-        assert "filesystem" in worker.output
+        assert "continuityfs://" in worker.output
         with sqlite3.connect(tmp_path / "continuity.sqlite3") as db:
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
