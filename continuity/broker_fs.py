@@ -23,7 +23,9 @@ SCHEME = "continuityfs"
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:
+    # celery-types' stubs give AbstractChannel and filesystem.Channel different _put signatures;
+    # this matches the filesystem one, which is the real base class.
+    def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # The consumer only takes files named "<...>.<queue>.msg": ".part" hides this one.
