@@ -274,11 +274,14 @@ def reroute_plan_next_slice(*, reroute_id: int, send: Callable[..., None] | None
         audience = campaign_audience(campaign)
         allowance = _sms_allowance(reroute, spec, audience)
         after = reroute.planned_through_contact_id
+        # A small first slice gets the first messages out within a second or two; later
+        # slices are larger, since sending already runs behind them.
+        limit = settings.REROUTE_FIRST_SLICE_SIZE if after == 0 else settings.REROUTE_SLICE_SIZE
         result = deliveries_plan_slice(
             spec=spec,
             audience=audience,
             after_contact_id=after,
-            limit=settings.REROUTE_SLICE_SIZE,
+            limit=limit,
             sms_allowance=allowance,
         )
         if not result.contacts:

@@ -488,6 +488,7 @@ LOGGING["loggers"]["twilio.http_client"] = {"level": "WARNING"}  # type: ignore[
 # --- campaigns: reroute ---------------------------------------------------------------------------
 # Contacts planned per slice: the first slice's deliveries are sent while later slices are planned.
 REROUTE_SLICE_SIZE = env_int("REROUTE_SLICE_SIZE", default=50_000, minimum=1)
+REROUTE_FIRST_SLICE_SIZE = env_int("REROUTE_FIRST_SLICE_SIZE", default=2_000, minimum=1)
 # Quiet hours per owned channel in the contact's own time zone ("HH:MM-HH:MM", may wrap midnight):
 # a delivery planned inside them waits for their end instead of being dropped.
 REROUTE_QUIET_HOURS: dict[str, str] = {

@@ -28,7 +28,6 @@ from contacts.models import (
     Consent,
     Contact,
     PushSubscription,
-    Suppression,
     consent_bit,
 )
 from delivery.models import Delivery
@@ -94,23 +93,16 @@ def _table(model: type[Any]) -> str:
 
 
 def _flag_sql(channel: str, purpose: str) -> tuple[str, list[Any]]:
-    """c_<ch>, s_<ch>, r_<ch> columns: consented, suppressed, reachable.
+    """b_<ch> and r_<ch> columns: may be sent to (consented, not suppressed), and reachable.
 
-    Contact.sendable already says "consented and not suppressed" in one bit (contacts.consent
-    keeps it in the same transaction as every consent change). Where the bit is set, the flags
-    follow from it; the consent and suppression tables are only read for contacts without it,
-    to tell which reason leaves them out. CASE evaluates its branches in order, so those lookups
-    cost nothing for the contacts that will be planned.
+    Contact.sendable holds "consented, not suppressed, not erased" as one bit per (channel,
+    purpose), kept by contacts.consent in the same transaction as every change, so planning reads
+    one column instead of probing the consent and suppression tables for every contact. Reach is
+    only looked up where the bit is set (CASE evaluates in order); why the others are left out is
+    worked out afterwards, for them alone (see _exclusions).
     """
-    bit = consent_bit(channel, purpose)
-    consent = (
-        f"EXISTS (SELECT 1 FROM {_table(Consent)} k WHERE k.contact_id = c.id "
-        f"AND k.channel = %s AND k.purpose = %s AND k.state = %s)"
-    )
-    suppressed = (
-        f"EXISTS (SELECT 1 FROM {_table(Suppression)} s WHERE s.contact_id = c.id "
-        f"AND s.channel = %s AND s.active = %s)"
-    )
+    bit = int(consent_bit(channel, purpose))
+    params: list[Any] = []
     if channel == Channel.EMAIL:
         reach = "(c.email IS NOT NULL AND c.email <> '')"
     elif channel in (Channel.SMS, Channel.WHATSAPP):
@@ -120,23 +112,20 @@ def _flag_sql(channel: str, purpose: str) -> tuple[str, list[Any]]:
             f"EXISTS (SELECT 1 FROM {_table(PushSubscription)} p "
             f"WHERE p.contact_id = c.id AND p.active = %s)"
         )
+        params.append(True)
     else:
         raise ValueError(f"cannot plan channel {channel!r}")
-    sendable = f"(c.sendable & {int(bit)}) <> 0"
+    sendable = f"(c.sendable & {bit}) <> 0"
     sql = (
-        f"CASE WHEN {sendable} THEN 1 WHEN {consent} THEN 1 ELSE 0 END AS c_{channel}, "
-        f"CASE WHEN {sendable} THEN 0 WHEN {suppressed} THEN 1 ELSE 0 END AS s_{channel}, "
-        f"CASE WHEN {reach} THEN 1 ELSE 0 END AS r_{channel}"
+        f"CASE WHEN {sendable} THEN 1 ELSE 0 END AS b_{channel}, "
+        f"CASE WHEN {sendable} AND {reach} THEN 1 ELSE 0 END AS r_{channel}"
     )
-    params: list[Any] = [channel, purpose, "granted", channel, True]
-    if channel == Channel.PUSH:
-        params.append(True)
     return sql, params
 
 
 def _eligible(channel: str, alias: str = "") -> str:
     p = f"{alias}." if alias else ""
-    return f"({p}c_{channel} = 1 AND {p}s_{channel} = 0 AND {p}r_{channel} = 1)"
+    return f"({p}b_{channel} = 1 AND {p}r_{channel} = 1)"
 
 
 def _materialise_slice(
@@ -355,8 +344,8 @@ def deliveries_plan_slice(
 
 
 def _exclusions(cursor: Any, *, spec: PlanSpec) -> dict[str, int]:
-    consented = " OR ".join(f"c_{ch} = 1" for ch in spec.channels)
-    unsuppressed = " OR ".join(f"(c_{ch} = 1 AND s_{ch} = 0)" for ch in spec.channels)
+    """Why each contact of the slice that got nothing was left out (first matching reason)."""
+    sendable_somewhere = " OR ".join(f"b_{ch} = 1" for ch in spec.channels)
     cap_case = (
         f"WHEN recent >= {int(spec.frequency_cap)} THEN 'frequency_cap' "
         if spec.frequency_cap
@@ -366,14 +355,23 @@ def _exclusions(cursor: Any, *, spec: PlanSpec) -> dict[str, int]:
     if Channel.SMS in spec.channels:
         # Eligible for SMS yet not chosen: only the budget (or the cap, tested first) does that.
         sms_budget = f"WHEN {_eligible(Channel.SMS)} THEN 'over_sms_budget' "
+    channels = list(spec.channels)
+    marks = ", ".join(["%s"] * len(channels))
+    # Only contacts without any sendable bit reach this probe: a granted consent means the
+    # channel is suppressed (or the contact erased), none means no consent at all.
+    consented = (
+        f"EXISTS (SELECT 1 FROM {_table(Consent)} k WHERE k.contact_id = t.id "
+        f"AND k.purpose = %s AND k.state = %s AND k.channel IN ({marks}))"
+    )
     cursor.execute(
         f"SELECT reason, COUNT(*) FROM (SELECT CASE WHEN reached = 1 THEN 'already_reached' "
         f"{cap_case}"
-        f"WHEN NOT ({consented}) THEN 'no_consent' "
-        f"WHEN NOT ({unsuppressed}) THEN 'suppressed' "
         f"{sms_budget}"
-        f"ELSE 'unreachable' END AS reason FROM {_TEMP} "
-        f"WHERE id NOT IN (SELECT id FROM {_CHOSEN})) excluded GROUP BY reason"
+        f"WHEN {sendable_somewhere} THEN 'unreachable' "
+        f"WHEN {consented} THEN 'suppressed' "
+        f"ELSE 'no_consent' END AS reason FROM {_TEMP} t "
+        f"WHERE t.id NOT IN (SELECT id FROM {_CHOSEN})) excluded GROUP BY reason",
+        [spec.purpose, "granted", *channels],
     )
     return {reason: int(count) for reason, count in cursor.fetchall()}
 
