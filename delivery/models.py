@@ -122,7 +122,6 @@ class ReceiptVerdict(models.TextChoices):
     UNMATCHED = "unmatched", "Unmatched (kept for a later retry)"
     IGNORED = "ignored", "Ignored (nothing to do)"
     REJECTED = "rejected", "Rejected"
-    ERROR = "error", "Error while applying"
 
 
 class ProviderReceipt(models.Model):
