@@ -79,7 +79,7 @@ def test_each_fake_gets_one_message_per_consented_contact_and_channel(
     rows = Delivery.objects.bulk_create(
         [Delivery(message=message, contact=c, channel=ch) for c in contacts for ch in CHANNELS]
     )
-    revoked = {
+    revoked: dict[str, list[Contact]] = {
         Channel.EMAIL: contacts[::5],
         Channel.SMS: contacts[1::7],
         Channel.PUSH: contacts[2::9],
