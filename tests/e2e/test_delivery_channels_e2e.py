@@ -85,10 +85,10 @@ def test_each_fake_gets_one_message_per_consented_contact_and_channel(
         Channel.PUSH: contacts[2::9],
         Channel.WHATSAPP: contacts[3::6],
     }
-    for channel, group in revoked.items():
+    for revoked_channel, group in revoked.items():
         for contact in group:
             consent_revoke(
-                contact=contact, channel=channel, purpose="marketing", evidence=evidence()
+                contact=contact, channel=revoked_channel, purpose="marketing", evidence=evidence()
             )
 
     env = {
