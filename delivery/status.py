@@ -98,11 +98,13 @@ def status_event_to_json(event: StatusEvent) -> dict[str, Any]:
         "recipient": event.recipient,
         "event_id": event.event_id,
         "delivery_id": event.delivery_id,
+        # What the side effects read from the provider's own event (SendGrid drop reason).
+        "raw": {k: str(event.raw[k]) for k in ("reason", "type") if k in event.raw},
     }
 
 
 def status_event_from_json(data: dict[str, Any]) -> StatusEvent:
-    fields = {f.name for f in dataclasses.fields(StatusEvent)} - {"raw", "timestamp"}
+    fields = {f.name for f in dataclasses.fields(StatusEvent)} - {"timestamp"}
     return StatusEvent(**{k: v for k, v in data.items() if k in fields})
 
 
@@ -171,20 +173,16 @@ def _side_effects(*, event: StatusEvent, contact: Contact) -> None:
         return  # an erased contact keeps no consent history to add to
     detail = f"{event.provider} {event.status}: {event.error_code} {event.error_text}"[:500]
     if event.provider != "twilio":
-        reason = {
+        reason: tuple[str, str] | None = {
             "bounced": (SuppressionReason.HARD_BOUNCE, ConsentSource.BOUNCE),
             "complained": (SuppressionReason.COMPLAINT, ConsentSource.COMPLAINT),
         }.get(event.status)
+        if event.status == "bounced" and str(event.raw.get("type", "")).lower() == "blocked":
+            reason = None  # an ISP block is about this send, not a dead address
         if event.status == "rejected":
-            text = event.error_text.lower() + " " + event.error_code.lower()
-            reason = (
-                SuppressionReason.COMPLAINT
-                if "spam" in text
-                else SuppressionReason.HARD_BOUNCE
-                if "bounce" in text
-                else SuppressionReason.INVALID_ADDRESS,
-                ConsentSource.PROVIDER,
-            )
+            reason = _drop_suppression(event)
+            if event.error_code == "unsubscribed":
+                _email_unsubscribe(contact=contact, event=event)
         if reason is not None:
             suppression_add(
                 contact=contact,
@@ -193,23 +191,8 @@ def _side_effects(*, event: StatusEvent, contact: Contact) -> None:
                 source=reason[1],
                 detail=detail,
             )
-        elif event.status == "unsubscribed" and _first_time(event):
-            already = Consent.objects.filter(
-                contact=contact,
-                channel=Channel.EMAIL,
-                purpose=Purpose.MARKETING,
-                state=ConsentState.REVOKED,
-            ).exists()
-            if not already:
-                consent_revoke(
-                    contact=contact,
-                    channel=Channel.EMAIL,
-                    purpose=Purpose.MARKETING,
-                    evidence=Evidence(
-                        source=ConsentSource.UNSUBSCRIBE_LINK,
-                        source_detail=f"sendgrid unsubscribe event {event.event_id}"[:500],
-                    ),
-                )
+        elif event.status == "unsubscribed":
+            _email_unsubscribe(contact=contact, event=event)
         return
     if event.error_code in SMS_OPTED_OUT_CODES and _first_time(event):
         _sms_revoke_all(contact=contact, note=detail, source_detail=event.message_id)
@@ -220,6 +203,40 @@ def _side_effects(*, event: StatusEvent, contact: Contact) -> None:
             reason=SuppressionReason.INVALID_NUMBER,
             source=ConsentSource.PROVIDER,
             detail=detail,
+        )
+
+
+def _drop_suppression(event: StatusEvent) -> tuple[str, str] | None:
+    """A SendGrid drop names why; only an address-level reason becomes a suppression ("Spam
+    Content" or a bad SMTPAPI header are about the message, not the recipient)."""
+    raw_reason = str(event.raw.get("reason", "")).lower()
+    if event.error_code == "bounced":
+        return SuppressionReason.HARD_BOUNCE, ConsentSource.BOUNCE
+    if event.error_code == "invalid":
+        return SuppressionReason.INVALID_ADDRESS, ConsentSource.PROVIDER
+    if raw_reason == "spam reporting address":
+        return SuppressionReason.COMPLAINT, ConsentSource.COMPLAINT
+    return None
+
+
+def _email_unsubscribe(*, contact: Contact, event: StatusEvent) -> None:
+    if not _first_time(event):
+        return
+    already = Consent.objects.filter(
+        contact=contact,
+        channel=Channel.EMAIL,
+        purpose=Purpose.MARKETING,
+        state=ConsentState.REVOKED,
+    ).exists()
+    if not already:
+        consent_revoke(
+            contact=contact,
+            channel=Channel.EMAIL,
+            purpose=Purpose.MARKETING,
+            evidence=Evidence(
+                source=ConsentSource.UNSUBSCRIBE_LINK,
+                source_detail=f"sendgrid {event.status} event {event.event_id}"[:500],
+            ),
         )
 
 

@@ -185,6 +185,32 @@ def test_a_spam_report_and_a_drop_add_suppressions(sendgrid: SendGridFake) -> No
     assert Delivery.objects.get(contact=contacts[1]).status == S.FAILED
 
 
+@pytest.mark.parametrize(
+    ("event", "extra", "suppression", "revoked"),
+    [
+        ("dropped", {"reason": "Bounced Address"}, SuppressionReason.HARD_BOUNCE, False),
+        ("dropped", {"reason": "Spam Reporting Address"}, SuppressionReason.COMPLAINT, False),
+        ("dropped", {"reason": "Spam Content"}, None, False),
+        ("dropped", {"reason": "Unsubscribed Address"}, None, True),
+        ("bounce", {"type": "blocked", "reason": "421 try later"}, None, False),
+        ("bounce", {"type": "bounce", "reason": "550 no such user"}, "hard_bounce", False),
+    ],
+)
+def test_only_address_level_reasons_suppress(
+    sendgrid: SendGridFake,
+    event: str,
+    extra: dict[str, str],
+    suppression: str | None,
+    revoked: bool,
+) -> None:
+    [contact], _ = sent_emails(sendgrid, 1)
+    assert sendgrid_post(sendgrid, sendgrid.events_for(event, **extra)).status_code == 200  # type: ignore[attr-defined]
+    found = Suppression.objects.filter(contact=contact).values_list("reason", flat=True).first()
+    assert found == suppression
+    state = Consent.objects.get(contact=contact, channel="email", purpose="marketing").state
+    assert (state == ConsentState.REVOKED) is revoked
+
+
 def _unsigned(fake: SendGridFake, body: bytes) -> dict[str, str]:
     return {}
 
