@@ -539,3 +539,19 @@ CAMPAIGNS_PROBE_ACCOUNTS = env_int("CAMPAIGNS_PROBE_ACCOUNTS", default=3, minimu
 OUTAGES_IMPACT_COUNTER = OUTAGES_IMPACT_COUNTER or "campaigns.selectors.campaigns_affected_count"
 # Campaign.outage_policy and Reroute.policy share one choice set: one enum name in the schema.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["OutagePolicyEnum"] = "campaigns.models.OutagePolicy"  # type: ignore[index]
+
+# --- delivery (webhooks, whatsapp) ---
+# Provider webhook receipts: bodies kept up to this size; events naming a message we do not know
+# yet are re-applied by the sweeper for this long (the callback raced the provider id's write).
+DELIVERY_RECEIPT_BODY_MAX = env_int("DELIVERY_RECEIPT_BODY_MAX", default=65536, minimum=1024)
+DELIVERY_RECEIPT_RETRY_S = env_int("DELIVERY_RECEIPT_RETRY_S", default=3600, minimum=10)
+DELIVERY_RECEIPT_RETRY_BATCH = env_int("DELIVERY_RECEIPT_RETRY_BATCH", default=500, minimum=1)
+DELIVERY_SMS_HELP_TEXT = env_str(
+    "DELIVERY_SMS_HELP_TEXT",
+    default="Continuity alerts. Reply STOP to unsubscribe, START to resubscribe.",
+)
+# WhatsApp Cloud API sender for owned-channel deliveries (base URL: SOCIAL_GRAPH_BASE_URL).
+WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID", default="100000000000001")
+WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", default="sandbox-whatsapp-token")
+# The sandbox inbox page asks each fake this long before calling it "not running".
+SANDBOX_INBOX_TIMEOUT_S = env_float("SANDBOX_INBOX_TIMEOUT_S", default=0.5, minimum=0.05)

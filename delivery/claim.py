@@ -61,21 +61,27 @@ def deliveries_claim(*, ids: Iterable[int], channel: str, purpose: str) -> list[
     allowed_sql, allowed_params = allowed.query.sql_with_params()
     table = connection.ops.quote_name(Delivery._meta.db_table)
     id_marks = ", ".join(["%s"] * len(wanted))
+    # The chunk's own rows are read first (MATERIALIZED: the planner must not start from the
+    # contacts side). The consent test is an expression (a bit of Contact.sendable) it has no
+    # statistics for; guessing it rare, it once drove the claim from a scan of every consented
+    # contact into the queued-rows index, 0.4 s a chunk instead of a few ms.
     sql = (
-        f"UPDATE {table} SET status = %s, attempt = attempt + 1, sending_at = %s, "
-        f"updated_at = %s WHERE id IN ({id_marks}) AND channel = %s AND status = %s "
-        f"AND (not_before IS NULL OR not_before <= %s) AND contact_id IN ({allowed_sql}) "
-        f"RETURNING id"
+        f"WITH todo AS MATERIALIZED (SELECT id, contact_id FROM {table} WHERE id IN ({id_marks}) "
+        f"AND channel = %s AND status = %s AND (not_before IS NULL OR not_before <= %s)), "
+        f"ok AS MATERIALIZED (SELECT todo.id FROM todo WHERE todo.contact_id IN ({allowed_sql})) "
+        f"UPDATE {table} SET status = %s, attempt = attempt + 1, sending_at = %s, updated_at = %s "
+        f"WHERE id IN (SELECT id FROM ok) AND status = %s RETURNING id"
     )
     params = [
-        DeliveryStatus.SENDING,
-        now,
-        now,
         *wanted,
         channel,
         DeliveryStatus.QUEUED,
         now,
         *allowed_params,
+        DeliveryStatus.SENDING,
+        now,
+        now,
+        DeliveryStatus.QUEUED,
     ]
     with transaction.atomic():
         with connection.cursor() as cursor:

@@ -114,3 +114,50 @@ class DeliveryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} @ {self.occurred_at:%H:%M:%S}"
+
+
+class ReceiptVerdict(models.TextChoices):
+    RECEIVED = "received", "Received (not processed yet)"
+    APPLIED = "applied", "Applied"
+    UNMATCHED = "unmatched", "Unmatched (kept for a later retry)"
+    IGNORED = "ignored", "Ignored (nothing to do)"
+    REJECTED = "rejected", "Rejected"
+
+
+class ProviderReceipt(models.Model):
+    """Every provider webhook request, kept before anything else is done with it.
+
+    Rejected requests are kept too (with the reason), so a misconfigured key or an attack shows
+    up in the admin. Events that name a message we do not know yet (the callback raced the write
+    of the provider id) wait in ``pending`` and are re-applied by the sweeper.
+    """
+
+    provider = models.CharField(max_length=32)
+    kind = models.CharField(max_length=32)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.TextField(blank=True, default="")
+    body_truncated = models.BooleanField(default=False)
+    verdict = models.CharField(
+        max_length=16, choices=ReceiptVerdict.choices, default=ReceiptVerdict.RECEIVED
+    )
+    status_code = models.PositiveSmallIntegerField(default=200)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    matched = models.PositiveIntegerField(default=0)
+    pending = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-created_at"], name="receipt_recent"),
+            # The re-apply pass only ever looks at unmatched receipts.
+            models.Index(
+                fields=["created_at"],
+                name="receipt_unmatched",
+                condition=Q(verdict="unmatched"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.kind} {self.verdict}"

@@ -12,6 +12,7 @@ from typing import Any
 from contacts.models import Channel
 from delivery.models import Message
 from delivery.providers.base import EmailContent, PushContent, SmsContent
+from delivery.providers.whatsapp import WhatsAppContent
 
 
 @cache
@@ -28,10 +29,16 @@ def channel_sender(channel: str) -> Any:
         from delivery.providers.webpush import WebPushSender
 
         return WebPushSender()
+    if channel == Channel.WHATSAPP:
+        from delivery.providers.whatsapp import WhatsAppSender
+
+        return WhatsAppSender()
     raise LookupError(f"no sender for channel {channel!r}")
 
 
-def channel_content(*, message: Message, channel: str) -> EmailContent | SmsContent | PushContent:
+def channel_content(
+    *, message: Message, channel: str
+) -> EmailContent | SmsContent | PushContent | WhatsAppContent:
     if channel == Channel.EMAIL:
         return EmailContent(
             subject=message.email_subject, html=message.email_html, text=message.email_text
@@ -47,5 +54,9 @@ def channel_content(*, message: Message, channel: str) -> EmailContent | SmsCont
             # One topic per message: a second copy of the same message replaces the first
             # on the push service instead of showing twice.
             topic=f"m{message.pk}",
+        )
+    if channel == Channel.WHATSAPP:
+        return WhatsAppContent(
+            template=message.whatsapp_template, language=message.whatsapp_language or "en"
         )
     raise LookupError(f"no content for channel {channel!r}")

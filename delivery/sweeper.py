@@ -8,6 +8,7 @@ stale queued rows (a duplicate task finds nothing to claim) and turns stale send
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,6 +21,8 @@ from delivery.dispatch import chunked
 from delivery.models import Delivery
 from delivery.states import DeliveryStatus
 from delivery.transitions import deliveries_transition
+
+logger = logging.getLogger(__name__)
 
 
 def deliveries_sweep(*, send: Callable[[str, list[int]], None]) -> dict[str, int]:
@@ -47,8 +50,15 @@ def deliveries_sweep(*, send: Callable[[str, list[int]], None]) -> dict[str, int
     for delivery_id, channel in stale_queued:
         by_channel[channel].append(delivery_id)
     requeued = 0
+    stranded = 0
     for channel, ids in by_channel.items():
         for chunk in chunked(sorted(ids), settings.DELIVERY_CHUNK_SIZE):
-            send(channel, chunk)
+            try:
+                send(channel, chunk)
+            except LookupError:
+                # A channel with no send task must not stop the other channels' recovery.
+                logger.error("no send task for channel %r: %s rows left queued", channel, len(ids))
+                stranded += len(ids)
+                break
             requeued += len(chunk)
-    return {"unknown": len(unknown), "requeued": requeued}
+    return {"unknown": len(unknown), "requeued": requeued, "stranded": stranded}

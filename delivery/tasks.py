@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from delivery.dispatch import deliveries_send_chunk
+from delivery.status import receipts_reapply
 from delivery.sweeper import deliveries_sweep
 
 logger = logging.getLogger(__name__)
@@ -15,6 +16,7 @@ CHUNK_TASKS = {
     "email": "delivery.email.send_chunk",
     "sms": "delivery.sms.send_chunk",
     "push": "delivery.push.send_chunk",
+    "whatsapp": "delivery.whatsapp.send_chunk",
 }
 
 
@@ -42,6 +44,11 @@ def push_send_chunk(ids: list[int]) -> dict[str, int]:
     return _send_chunk("push", ids)
 
 
+@shared_task(name="delivery.whatsapp.send_chunk", ignore_result=True)
+def whatsapp_send_chunk(ids: list[int]) -> dict[str, int]:
+    return _send_chunk("whatsapp", ids)
+
+
 def send_chunk_enqueue(channel: str, ids: list[int], countdown: float = 0.0) -> None:
     from continuity.celery import app
 
@@ -50,4 +57,7 @@ def send_chunk_enqueue(channel: str, ids: list[int], countdown: float = 0.0) -> 
 
 @shared_task(name="delivery.sweep", ignore_result=True)
 def sweep() -> dict[str, int]:
-    return deliveries_sweep(send=send_chunk_enqueue)
+    swept = deliveries_sweep(send=send_chunk_enqueue)
+    # Provider callbacks that overtook the write of their message's id wait on receipts.
+    reapplied = receipts_reapply()
+    return {**swept, "receipts_matched": reapplied["matched"]}

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from delivery.models import Delivery, DeliveryEvent
@@ -104,36 +103,44 @@ def deliveries_mark_sent(
     if not provider_ids:
         return []
     now = timezone.now()
-    ids = list(provider_ids)
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    rows = [(i, pid, cost_units.get(i, 1)) for i, pid in provider_ids.items()]
+    # One UPDATE joined to a VALUES list (PostgreSQL and SQLite >= 3.33): a CASE with a branch
+    # per row would cost rows x branches, which at 1,000 rows a chunk dominated the whole send.
+    # The status guard keeps a webhook that already moved a row to delivered from being
+    # overwritten.
+    values = ", ".join(["(%s, %s, %s)"] * len(rows))
+    cast = "::bigint" if connection.vendor == "postgresql" else ""
+    sql = (
+        f"WITH v(id, pid, cost) AS (VALUES {values}) "
+        f"UPDATE {table} SET status = %s, sent_at = %s, updated_at = %s, provider = %s, "
+        f"error_code = '', error_text = '', provider_message_id = v.pid, cost_units = v.cost "
+        f"FROM v WHERE {table}.id = v.id{cast} AND {table}.status = %s RETURNING {table}.id"
+    )
+    params: list[Any] = [value for row in rows for value in row]
+    params += [DeliveryStatus.SENT, now, now, provider, DeliveryStatus.SENDING]
     with transaction.atomic():
-        # One statement with CASE columns; the status guard keeps a webhook that already moved
-        # a row to delivered from being overwritten.
-        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
-            status=DeliveryStatus.SENT,
-            sent_at=now,
-            updated_at=now,
-            provider=provider,
-            error_code="",
-            error_text="",
-            provider_message_id=Case(
-                *(When(id=i, then=Value(pid)) for i, pid in provider_ids.items()),
-                default=Value(""),
-            ),
-            cost_units=Case(
-                *(When(id=i, then=Value(cost_units.get(i, 1))) for i in ids),
-                default=Value(1),
-            ),
-        )
-        moved = list(
-            Delivery.objects.filter(
-                id__in=ids, status=DeliveryStatus.SENT, sent_at=now
-            ).values_list("id", flat=True)
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            moved = [row[0] for row in cursor.fetchall()]
         _events_append(ids=moved, status=DeliveryStatus.SENT, at=now, detail=provider)
     return moved
 
 
 def _events_append(*, ids: Iterable[int], status: str, at: datetime, detail: str) -> None:
+    ids = list(ids)
+    if not ids:
+        return
+    if connection.vendor == "postgresql":
+        # One array parameter instead of 4,000 placeholders and 1,000 model instances.
+        table = connection.ops.quote_name(DeliveryEvent._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (delivery_id, status, occurred_at, detail) "
+                f"SELECT unnest(%s::bigint[]), %s, %s, %s",
+                [ids, status, at, detail[:500]],
+            )
+        return
     DeliveryEvent.objects.bulk_create(
         [
             DeliveryEvent(delivery_id=i, status=status, occurred_at=at, detail=detail[:500])

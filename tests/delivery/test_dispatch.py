@@ -198,7 +198,7 @@ def test_the_sweeper_requeues_lost_tasks_and_marks_lost_sends_unknown() -> None:
     Delivery.objects.filter(pk=fresh).update(status=S.QUEUED, updated_at=timezone.now())
     requeued: list[tuple[str, list[int]]] = []
     result = deliveries_sweep(send=lambda channel, ids: requeued.append((channel, ids)))
-    assert result == {"unknown": 1, "requeued": 1}
+    assert result == {"unknown": 1, "requeued": 1, "stranded": 0}
     assert requeued == [("email", [queued])]
     assert Delivery.objects.get(pk=sending).status == S.UNKNOWN
 

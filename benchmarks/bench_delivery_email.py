@@ -1,0 +1,233 @@
+"""delivery.email_recipients_per_s and delivery.worker_rss_mb: email deliveries end to end.
+
+email_recipients_per_s: queued Delivery rows -> SendGrid fake 202s through deliveries_send_chunk
+(claim, load, render, real anymail SendGrid backend, one POST per 1,000 recipients, outcomes
+recorded), in one process; the fake runs in its own process. The floor is a bare requests
+session posting the very bodies anymail produced, to the same fake, in the same run.
+
+worker_rss_mb: peak RSS (VmHWM) of a real `celery worker --pool solo` process that sends N email
+deliveries queued as dispatch queues them; a fresh worker per size, so the two peaks compare.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from benchmarks._common import bench_database_prepare, emit, setup_django, sized
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "bench-sendgrid-key"
+
+
+def _serve(queue: Any) -> None:
+    from delivery.sandbox.sendgrid import SendGridFake
+
+    fake = SendGridFake(api_key=API_KEY, keep_bodies=False).start()
+    queue.put(fake.url)
+    while True:
+        time.sleep(1)
+
+
+def _contacts_ensure(count: int) -> list[int]:
+    from contacts.models import Contact, consent_bit
+
+    bit = consent_bit("email", "marketing")
+    have = Contact.objects.filter(external_id__startswith="bench-email-").count()
+    if have < count:
+        Contact.objects.bulk_create(
+            [
+                Contact(
+                    external_id=f"bench-email-{n}",
+                    email=f"bench{n}@example.com",
+                    first_name=f"F{n}",
+                    sendable=bit,
+                )
+                for n in range(have, count)
+            ],
+            batch_size=5000,
+        )
+    return list(
+        Contact.objects.filter(external_id__startswith="bench-email-")
+        .order_by("id")
+        .values_list("id", flat=True)[:count]
+    )
+
+
+def _queued(contact_ids: list[int]) -> list[int]:
+    """A fresh message with one queued email delivery per contact, as dispatch leaves them."""
+    from django.utils import timezone
+
+    from delivery.models import Delivery, Message
+
+    message = Message.objects.create(
+        name=f"bench {time.time()}",
+        email_subject="Hello {{ first_name }}",
+        email_html="<p>Hi {{ first_name }}, our Instagram is down: 20% off today.</p>",
+        email_text="Hi {{ first_name }}, our Instagram is down: 20% off today.",
+    )
+    now = timezone.now()
+    rows = Delivery.objects.bulk_create(
+        [
+            Delivery(message=message, contact_id=c, channel="email", status="queued", queued_at=now)
+            for c in contact_ids
+        ],
+        batch_size=5000,
+    )
+    return [r.pk for r in rows]
+
+
+def _throughput(url: str, contact_ids: list[int]) -> tuple[float, float, int]:
+    from django.conf import settings
+
+    from delivery.dispatch import chunked, deliveries_send_chunk
+    from delivery.models import Delivery
+    from delivery.senders import channel_sender
+
+    settings.ANYMAIL = {
+        **settings.ANYMAIL,
+        "SENDGRID_API_URL": f"{url}/v3/",
+        "SENDGRID_API_KEY": API_KEY,
+    }
+    channel_sender.cache_clear()
+    ids = _queued(contact_ids)
+    bodies: list[bytes] = []
+    original = requests.Session.send
+
+    def capture(self: requests.Session, request: Any, **kwargs: Any) -> Any:
+        bodies.append(request.body)
+        return original(self, request, **kwargs)
+
+    requests.Session.send = capture  # type: ignore[method-assign]
+    try:
+        started = time.perf_counter()
+        for chunk in chunked(ids, settings.DELIVERY_CHUNK_SIZE):
+            deliveries_send_chunk(channel="email", ids=chunk)
+        measured = time.perf_counter() - started
+    finally:
+        requests.Session.send = original  # type: ignore[method-assign]
+    sent = Delivery.objects.filter(id__in=ids, status="sent").count()
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    started = time.perf_counter()
+    for body in bodies:
+        response = session.post(f"{url}/v3/mail/send", data=body, headers=headers, timeout=30)
+        assert response.status_code == 202, response.text[:200]
+    floor = time.perf_counter() - started
+    return len(ids) / measured, len(ids) / floor, sent
+
+
+def _worker_peak_rss_mb(url: str, contact_ids: list[int]) -> tuple[float, float]:
+    from continuity.celery import app
+    from delivery.dispatch import deliveries_enqueue
+    from delivery.models import Delivery
+
+    with app.connection_for_write() as conn:
+        for queue in app.conf.task_queues:
+            queue.bind(conn.default_channel).purge()
+    env = {
+        **os.environ,
+        "SENDGRID_API_URL": f"{url}/v3/",
+        "SENDGRID_API_KEY": API_KEY,
+        "DJANGO_SETTINGS_MODULE": "continuity.settings_test",
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "continuity",
+        "worker",
+        "--pool",
+        "solo",
+        "--queues",
+        "email",
+        "--loglevel",
+        "WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--hostname",
+        f"bench-rss-{os.getpid()}-{time.monotonic_ns()}@%h",
+    ]
+    worker = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        ids = _queued(contact_ids)
+        # Rows are queued already: release them again as tasks (the enqueue path tasks use).
+        Delivery.objects.filter(id__in=ids).update(status="planned")
+        deliveries_enqueue(ids=ids)
+        started = time.perf_counter()
+        deadline = started + 600
+        while Delivery.objects.filter(id__in=ids, status__in=["queued", "sending"]).exists():
+            if time.perf_counter() > deadline or worker.poll() is not None:
+                raise SystemExit("the worker did not finish its deliveries")
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - started
+        status = Path(f"/proc/{worker.pid}/status").read_text()
+        peak_kb = next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")
+        )
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    return peak_kb / 1024, elapsed
+
+
+def main() -> None:
+    bench_database_prepare("continuity_bench_delivery_email")
+    setup_django()
+    import warnings
+
+    from anymail.exceptions import AnymailNotSupportedWarning
+
+    warnings.simplefilter("ignore", AnymailNotSupportedWarning)
+    recipients = sized(full=50_000, small=2_000)
+    small_n, large_n = sized(full=10_000, small=1_000), sized(full=100_000, small=2_000)
+    contact_ids = _contacts_ensure(max(recipients, large_n))
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    server = ctx.Process(target=_serve, args=(queue,), daemon=True)
+    server.start()
+    try:
+        url = queue.get(timeout=60)
+        value, floor, sent = _throughput(url, contact_ids[:recipients])
+        emit(
+            "delivery.email_recipients_per_s",
+            value,
+            "recipients/s",
+            target=">= 10,000 recipients/s, ratio_to_floor >= 0.7",
+            floor=floor,
+            recipients=recipients,
+            sent=sent,
+        )
+        assert sent == recipients, f"{sent} of {recipients} sent"
+        rss_small, t_small = _worker_peak_rss_mb(url, contact_ids[:small_n])
+        rss_large, t_large = _worker_peak_rss_mb(url, contact_ids[:large_n])
+        emit(
+            "delivery.worker_rss_mb",
+            rss_large,
+            "MB",
+            target="flat: peak RSS for the large run close to the small run's",
+            deliveries=large_n,
+            seconds=round(t_large, 1),
+            small_deliveries=small_n,
+            small_rss_mb=round(rss_small, 1),
+            small_seconds=round(t_small, 1),
+            growth_mb=round(rss_large - rss_small, 1),
+        )
+    finally:
+        server.terminate()
+        server.join(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

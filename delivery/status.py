@@ -1,0 +1,337 @@
+"""Provider reports applied to deliveries and consent: status events, bounces, SMS keywords.
+
+Webhook views verify and parse (delivery.provider_events), keep a receipt, then call these use
+cases. Every status change is a guarded transition (delivery.transitions), so a repeated, late or
+out-of-order event can only move a row forward or do nothing. Events naming a provider message id
+we have not written yet (the callback overtook the send's own bookkeeping) come back as
+``pending`` and wait on the receipt for ``receipts_reapply``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from contacts.consent import Evidence, consent_grant, consent_revoke, suppression_add
+from contacts.models import (
+    Channel,
+    Consent,
+    ConsentAction,
+    ConsentEvent,
+    ConsentSource,
+    ConsentState,
+    Contact,
+    Purpose,
+    SuppressionReason,
+)
+from delivery.models import Delivery, ProviderReceipt, ReceiptVerdict
+from delivery.provider_events import OptAction, OptEvent, StatusEvent
+from delivery.states import DeliveryStatus
+from delivery.transitions import deliveries_transition
+
+logger = logging.getLogger(__name__)
+
+S = DeliveryStatus
+
+# anymail's normalised event type -> delivery status (None: no status change).
+EMAIL_STATUS: dict[str, str | None] = {
+    "queued": S.SENT,  # SendGrid "processed": accepted, which settles an unknown send
+    "sent": S.SENT,
+    "delivered": S.DELIVERED,
+    "opened": S.OPENED,
+    "clicked": S.CLICKED,
+    "bounced": S.BOUNCED,
+    "rejected": S.FAILED,  # SendGrid "dropped"
+    "failed": S.FAILED,
+    "deferred": None,  # SendGrid keeps trying; nothing is settled yet
+    "complained": None,
+    "unsubscribed": None,
+}
+# Twilio MessageStatus -> delivery status.
+SMS_STATUS: dict[str, str | None] = {
+    "accepted": S.SENT,
+    "scheduled": S.SENT,
+    "queued": S.SENT,
+    "sending": S.SENT,
+    "sent": S.SENT,
+    "delivered": S.DELIVERED,
+    "read": S.OPENED,
+    "undelivered": S.UNDELIVERED,
+    "failed": S.FAILED,
+    "canceled": S.FAILED,
+}
+# Progress order: applying a batch in this order lets "delivered" and "bounced" for the same
+# message in one POST both land, whatever order the provider listed them in.
+_ORDER: list[str] = [S.SENT, S.DELIVERED, S.OPENED, S.CLICKED, S.UNDELIVERED, S.FAILED, S.BOUNCED]
+
+# Twilio error codes that say the number itself is unusable (docs: twilio.com/docs/api/errors).
+# 30003 (handset off or out of coverage), 30007 (carrier filtering) and 30008 are about this
+# message, not the number: they fail the delivery and suppress nothing.
+SMS_INVALID_NUMBER_CODES = frozenset({"21211", "21614", "30005", "30006"})
+SMS_OPTED_OUT_CODES = frozenset({"21610"})
+
+
+@dataclass
+class ApplyResult:
+    matched: int = 0
+    moved: int = 0
+    pending: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def status_event_to_json(event: StatusEvent) -> dict[str, Any]:
+    return {
+        "provider": event.provider,
+        "message_id": event.message_id,
+        "status": event.status,
+        "error_code": event.error_code,
+        "error_text": event.error_text,
+        "recipient": event.recipient,
+        "event_id": event.event_id,
+        "delivery_id": event.delivery_id,
+        # What the side effects read from the provider's own event (SendGrid drop reason).
+        "raw": {k: str(event.raw[k]) for k in ("reason", "type") if k in event.raw},
+    }
+
+
+def status_event_from_json(data: dict[str, Any]) -> StatusEvent:
+    fields = {f.name for f in dataclasses.fields(StatusEvent)} - {"timestamp"}
+    return StatusEvent(**{k: v for k, v in data.items() if k in fields})
+
+
+def _channel_for(provider: str) -> str:
+    return Channel.SMS if provider == "twilio" else Channel.EMAIL
+
+
+def status_events_apply(*, events: Sequence[StatusEvent]) -> ApplyResult:
+    """Apply provider status events to the deliveries they name (by provider message id)."""
+    result = ApplyResult()
+    by_channel: dict[str, set[str]] = defaultdict(set)
+    for event in events:
+        if event.message_id:
+            by_channel[_channel_for(event.provider)].add(event.message_id)
+    known: dict[tuple[str, str], tuple[int, int]] = {}
+    for channel, message_ids in by_channel.items():
+        rows = Delivery.objects.filter(
+            channel=channel, provider_message_id__in=list(message_ids)
+        ).values_list("provider_message_id", "id", "contact_id")
+        for provider_id, delivery_id, contact_id in rows:
+            known[(channel, provider_id)] = (delivery_id, contact_id)
+    groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    effects: list[tuple[StatusEvent, int]] = []
+    for event in events:
+        channel = _channel_for(event.provider)
+        hit = known.get((channel, event.message_id))
+        if hit is None:
+            result.pending.append(status_event_to_json(event))
+            continue
+        result.matched += 1
+        delivery_id, contact_id = hit
+        table = SMS_STATUS if channel == Channel.SMS else EMAIL_STATUS
+        target = table.get(event.status)
+        if target is not None:
+            groups[(target, event.error_code[:50], event.error_text[:500])].append(delivery_id)
+        effects.append((event, contact_id))
+    with transaction.atomic():
+        for target, code, text in sorted(groups, key=lambda key: _ORDER.index(key[0])):
+            failing = target in (S.FAILED, S.UNDELIVERED, S.BOUNCED)
+            result.moved += len(
+                deliveries_transition(
+                    ids=groups[(target, code, text)],
+                    target=target,
+                    detail=f"provider: {code} {text}".strip() if failing else "provider report",
+                    fields={"error_code": code, "error_text": text} if failing else None,
+                )
+            )
+        contacts = Contact.objects.in_bulk([contact_id for _, contact_id in effects])
+        for event, contact_id in effects:
+            _side_effects(event=event, contact=contacts[contact_id])
+    return result
+
+
+def _first_time(event: StatusEvent) -> bool:
+    # SendGrid repeats events (its own retries come with a fresh signature): the event id keeps
+    # a consent change from being logged twice. Suppressions are idempotent anyway.
+    if not event.event_id:
+        return True
+    return bool(
+        cache.add(f"delivery:event-seen:{event.provider}:{event.event_id}", 1, timeout=7 * 86400)
+    )
+
+
+def _side_effects(*, event: StatusEvent, contact: Contact) -> None:
+    if contact.erased_at is not None:
+        return  # an erased contact keeps no consent history to add to
+    detail = f"{event.provider} {event.status}: {event.error_code} {event.error_text}"[:500]
+    if event.provider != "twilio":
+        reason: tuple[str, str] | None = {
+            "bounced": (SuppressionReason.HARD_BOUNCE, ConsentSource.BOUNCE),
+            "complained": (SuppressionReason.COMPLAINT, ConsentSource.COMPLAINT),
+        }.get(event.status)
+        if event.status == "bounced" and str(event.raw.get("type", "")).lower() == "blocked":
+            reason = None  # an ISP block is about this send, not a dead address
+        if event.status == "rejected":
+            reason = _drop_suppression(event)
+            if event.error_code == "unsubscribed":
+                _email_unsubscribe(contact=contact, event=event)
+        if reason is not None:
+            suppression_add(
+                contact=contact,
+                channel=Channel.EMAIL,
+                reason=reason[0],
+                source=reason[1],
+                detail=detail,
+            )
+        elif event.status == "unsubscribed":
+            _email_unsubscribe(contact=contact, event=event)
+        return
+    if event.error_code in SMS_OPTED_OUT_CODES and _first_time(event):
+        _sms_revoke_all(contact=contact, note=detail, source_detail=event.message_id)
+    elif event.error_code in SMS_INVALID_NUMBER_CODES:
+        suppression_add(
+            contact=contact,
+            channel=Channel.SMS,
+            reason=SuppressionReason.INVALID_NUMBER,
+            source=ConsentSource.PROVIDER,
+            detail=detail,
+        )
+
+
+def _drop_suppression(event: StatusEvent) -> tuple[str, str] | None:
+    """A SendGrid drop names why; only an address-level reason becomes a suppression ("Spam
+    Content" or a bad SMTPAPI header are about the message, not the recipient)."""
+    raw_reason = str(event.raw.get("reason", "")).lower()
+    if event.error_code == "bounced":
+        return SuppressionReason.HARD_BOUNCE, ConsentSource.BOUNCE
+    if event.error_code == "invalid":
+        return SuppressionReason.INVALID_ADDRESS, ConsentSource.PROVIDER
+    if raw_reason == "spam reporting address":
+        return SuppressionReason.COMPLAINT, ConsentSource.COMPLAINT
+    return None
+
+
+def _email_unsubscribe(*, contact: Contact, event: StatusEvent) -> None:
+    if not _first_time(event):
+        return
+    already = Consent.objects.filter(
+        contact=contact,
+        channel=Channel.EMAIL,
+        purpose=Purpose.MARKETING,
+        state=ConsentState.REVOKED,
+    ).exists()
+    if not already:
+        consent_revoke(
+            contact=contact,
+            channel=Channel.EMAIL,
+            purpose=Purpose.MARKETING,
+            evidence=Evidence(
+                source=ConsentSource.UNSUBSCRIBE_LINK,
+                source_detail=f"sendgrid {event.status} event {event.event_id}"[:500],
+            ),
+        )
+
+
+def _sms_revoke_all(*, contact: Contact, note: str, source_detail: str) -> None:
+    # STOP on a short code or long code stops everything sent from it, service notices included.
+    for purpose in Purpose.values:
+        consent_revoke(
+            contact=contact,
+            channel=Channel.SMS,
+            purpose=purpose,
+            evidence=Evidence(
+                source=ConsentSource.SMS_KEYWORD, note=note[:200], source_detail=source_detail
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class KeywordResult:
+    verdict: str
+    matched: int
+    reply: str = ""
+    reason: str = ""
+
+
+def sms_keyword_apply(*, event: OptEvent) -> KeywordResult:
+    """STOP revokes SMS consent (every purpose), START restores what a keyword revoked, HELP
+    answers. The evidence names the keyword and the inbound message id."""
+    contacts = list(Contact.objects.filter(phone=event.phone, erased_at__isnull=True))
+    if event.action == OptAction.HELP:
+        return KeywordResult(ReceiptVerdict.APPLIED, len(contacts), settings.DELIVERY_SMS_HELP_TEXT)
+    if not contacts:
+        return KeywordResult(
+            ReceiptVerdict.UNMATCHED, 0, reason=f"{event.keyword} from a number no contact has"
+        )
+    note = f"inbound SMS keyword {event.keyword}"
+    with transaction.atomic():
+        for contact in contacts:
+            if event.action == OptAction.OPT_OUT:
+                _sms_revoke_all(contact=contact, note=note, source_detail=event.message_id)
+            else:
+                for purpose in _keyword_revoked_purposes(contact=contact) or [Purpose.MARKETING]:
+                    consent_grant(
+                        contact=contact,
+                        channel=Channel.SMS,
+                        purpose=purpose,
+                        evidence=Evidence(
+                            source=ConsentSource.SMS_KEYWORD,
+                            note=note,
+                            source_detail=event.message_id,
+                        ),
+                    )
+    return KeywordResult(ReceiptVerdict.APPLIED, len(contacts), reason=note)
+
+
+def _keyword_revoked_purposes(*, contact: Contact) -> list[str]:
+    """Purposes whose latest SMS consent change was a keyword revocation: what START undoes.
+
+    A number that never texted STOP gets marketing (the handset asked for it), and a purpose the
+    contact withdrew another way (preference centre) is not re-granted by a START."""
+    purposes = []
+    for purpose in Purpose.values:
+        last = (
+            ConsentEvent.objects.filter(contact=contact, channel=Channel.SMS, purpose=purpose)
+            .order_by("-occurred_at", "-id")
+            .values_list("action", "source")
+            .first()
+        )
+        if last == (ConsentAction.REVOKE, ConsentSource.SMS_KEYWORD):
+            purposes.append(purpose)
+    return purposes
+
+
+def receipts_reapply(*, limit: int | None = None) -> dict[str, int]:
+    """Re-apply events that named an unknown message, while they are fresh enough to matter."""
+    since = timezone.now() - timedelta(seconds=settings.DELIVERY_RECEIPT_RETRY_S)
+    batch = limit or settings.DELIVERY_RECEIPT_RETRY_BATCH
+    done = {"receipts": 0, "matched": 0}
+    with transaction.atomic():
+        receipts = list(
+            ProviderReceipt.objects.select_for_update(skip_locked=True)
+            .filter(verdict=ReceiptVerdict.UNMATCHED, created_at__gte=since)
+            .exclude(pending=[])
+            .order_by("created_at")[:batch]
+        )
+        for receipt in receipts:
+            result = status_events_apply(
+                events=[status_event_from_json(item) for item in receipt.pending]
+            )
+            receipt.attempts += 1
+            receipt.matched += result.matched
+            receipt.pending = result.pending
+            if not result.pending:
+                receipt.verdict = ReceiptVerdict.APPLIED
+                receipt.reason = f"matched on re-apply #{receipt.attempts}"
+            receipt.save(update_fields=["attempts", "matched", "pending", "verdict", "reason"])
+            done["receipts"] += 1
+            done["matched"] += result.matched
+    return done

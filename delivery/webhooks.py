@@ -1,0 +1,158 @@
+"""Provider webhooks: keep a receipt, verify and parse, apply, answer. Nothing slow in here.
+
+Every request is stored before it is looked at, rejected ones included, so a wrong key or a
+forged call is visible afterwards. Answers: 4xx with the reason for what we refuse; 200 for what
+we accepted, including events about a message we do not know yet (the provider must stop
+retrying: the receipt keeps them for the sweeper's re-apply).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from twilio.twiml.messaging_response import MessagingResponse
+
+from delivery.models import ProviderReceipt, ReceiptVerdict
+from delivery.provider_events import (
+    StatusEvent,
+    WebhookRejected,
+    sendgrid_events_parse,
+    twilio_inbound_parse,
+    twilio_status_parse,
+)
+from delivery.status import sms_keyword_apply, status_event_to_json, status_events_apply
+
+logger = logging.getLogger(__name__)
+
+KEPT_HEADERS = (
+    "Content-Type",
+    "Content-Length",
+    "User-Agent",
+    "X-Forwarded-For",
+    "X-Twilio-Signature",
+    "X-Twilio-Email-Event-Webhook-Signature",
+    "X-Twilio-Email-Event-Webhook-Timestamp",
+    "I-Twilio-Idempotency-Token",
+)
+
+
+def receipt_open(*, request: HttpRequest, provider: str, kind: str) -> ProviderReceipt:
+    """Store the request as it came, before anything can go wrong with it."""
+    cap = settings.DELIVERY_RECEIPT_BODY_MAX
+    body = request.body
+    headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
+    headers["Remote-Addr"] = request.META.get("REMOTE_ADDR", "")
+    return ProviderReceipt.objects.create(
+        provider=provider,
+        kind=kind,
+        headers=headers,
+        body=body[:cap].decode("utf-8", "replace"),
+        body_truncated=len(body) > cap,
+    )
+
+
+def _close(
+    receipt: ProviderReceipt,
+    *,
+    verdict: str,
+    status_code: int = 200,
+    reason: str = "",
+    matched: int = 0,
+    pending: list[dict[str, object]] | None = None,
+) -> None:
+    receipt.verdict = verdict
+    receipt.status_code = status_code
+    receipt.reason = reason[:500]
+    receipt.matched = matched
+    receipt.pending = pending or []
+    receipt.save(update_fields=["verdict", "status_code", "reason", "matched", "pending"])
+
+
+def _rejected(receipt: ProviderReceipt, exc: WebhookRejected) -> HttpResponse:
+    _close(receipt, verdict=ReceiptVerdict.REJECTED, status_code=exc.status_code, reason=str(exc))
+    logger.warning("%s %s webhook rejected: %s", receipt.provider, receipt.kind, exc)
+    return JsonResponse({"error": exc.code, "detail": str(exc)}, status=exc.status_code)
+
+
+def _apply_status(receipt: ProviderReceipt, events: list[StatusEvent]) -> None:
+    try:
+        result = status_events_apply(events=events)
+    except Exception:
+        # Accepted but not applied (a database hiccup): the provider's retry would be refused as
+        # a replay, so the events wait on the receipt for the sweeper's re-apply instead.
+        logger.exception("applying %s events failed; kept for re-apply", receipt.provider)
+        _close(
+            receipt,
+            verdict=ReceiptVerdict.UNMATCHED,
+            reason="apply failed; kept for re-apply",
+            pending=[status_event_to_json(e) for e in events],
+        )
+        return
+    if result.pending:
+        verdict = ReceiptVerdict.UNMATCHED
+        reason = f"{len(result.pending)} event(s) name no known message yet"
+    elif events:
+        verdict, reason = ReceiptVerdict.APPLIED, f"{result.moved} status change(s)"
+    else:
+        verdict, reason = ReceiptVerdict.IGNORED, "no events"
+    _close(receipt, verdict=verdict, reason=reason, matched=result.matched, pending=result.pending)
+
+
+def _webhook(
+    provider: str, kind: str
+) -> Callable[
+    [Callable[[HttpRequest, ProviderReceipt], HttpResponse]], Callable[..., HttpResponse]
+]:
+    def wrap(
+        handle: Callable[[HttpRequest, ProviderReceipt], HttpResponse],
+    ) -> Callable[..., HttpResponse]:
+        @csrf_exempt
+        @require_POST
+        def view(request: HttpRequest) -> HttpResponse:
+            receipt = receipt_open(request=request, provider=provider, kind=kind)
+            try:
+                return handle(request, receipt)
+            except WebhookRejected as exc:
+                return _rejected(receipt, exc)
+
+        view.__name__ = handle.__name__
+        view.__doc__ = handle.__doc__
+        return view
+
+    return wrap
+
+
+@_webhook("sendgrid", "events")
+def sendgrid_events(request: HttpRequest, receipt: ProviderReceipt) -> HttpResponse:
+    """SendGrid's signed event webhook (delivered, open, click, bounce, dropped, spamreport...)."""
+    events = sendgrid_events_parse(request=request)
+    _apply_status(receipt, events)
+    return HttpResponse(status=200)
+
+
+@_webhook("twilio", "status")
+def twilio_status(request: HttpRequest, receipt: ProviderReceipt) -> HttpResponse:
+    """Twilio's StatusCallback for a message we sent."""
+    event = twilio_status_parse(request=request)
+    _apply_status(receipt, [event])
+    return HttpResponse(status=200)
+
+
+@_webhook("twilio", "inbound")
+def twilio_inbound(request: HttpRequest, receipt: ProviderReceipt) -> HttpResponse:
+    """An SMS to one of our numbers: STOP/START/HELP keywords change or explain SMS consent."""
+    event = twilio_inbound_parse(request=request)
+    twiml = MessagingResponse()
+    if event is None:
+        _close(receipt, verdict=ReceiptVerdict.IGNORED, reason="no keyword")
+    else:
+        result = sms_keyword_apply(event=event)
+        _close(receipt, verdict=result.verdict, reason=result.reason, matched=result.matched)
+        if result.reply:
+            twiml.message(result.reply)
+    return HttpResponse(str(twiml), content_type="text/xml")
