@@ -26,7 +26,7 @@ from django.utils import timezone
 from campaigns.accounts import social_account_ref
 from campaigns.content import campaign_post_request
 from campaigns.dispatcher import ACTIVE_STATUSES, NetworkDown, posts_route
-from campaigns.models import AttemptKind, PostStatus, SocialPost
+from campaigns.models import AttemptKind, PostStatus, SocialNetwork, SocialPost
 from campaigns.rollup import campaign_status_rollup
 from campaigns.self_detection import (
     network_health_check,
@@ -108,6 +108,15 @@ def _account_label(post: SocialPost) -> str:
 
 
 def _publish(post: SocialPost, publisher: Publisher, *, started: datetime) -> PublishReport:
+    if post.network == SocialNetwork.WHATSAPP:
+        # One-to-one: the post becomes a template message per consented contact (Deliveries).
+        from campaigns.whatsapp import campaign_whatsapp_send
+
+        planned = campaign_whatsapp_send(post=post)
+        publish_attempt_record(
+            network=post.network, kind=AttemptKind.OK, account_id=post.account_id, post_id=post.pk
+        )
+        return _published(post, f"{planned} template messages", from_status=PostStatus.PUBLISHING)
     account = social_account_ref(account=post.account)
     if account is None:
         error: PublishError = PublishPermanent(

@@ -104,12 +104,15 @@ def _account_problems(
         post = campaign_post_request(campaign=campaign, network=account.network)
         problems.extend(publisher_for(network=account.network).content_problems(post=post))
     if any(a.network == SocialNetwork.WHATSAPP for a in accounts):
-        # WhatsApp is one-to-one: its sends are per-contact Deliveries on a whatsapp channel,
-        # which the delivery app does not plan or send yet. Refuse rather than drop silently.
-        problems.append(
-            "WhatsApp campaigns (a template message to each consented contact) are not "
-            "available yet: remove the WhatsApp account."
-        )
+        # WhatsApp is one-to-one: a template message per consented contact, so it needs the
+        # template and an audience rather than post text.
+        if campaign.message is None or not campaign.message.whatsapp_template:
+            problems.append(
+                "WhatsApp sends an approved template to each consented contact: set the "
+                "message's WhatsApp template name."
+            )
+        if campaign.segment_id is None:
+            problems.append("Choose the audience (a CRM segment) for the WhatsApp messages.")
     return problems
 
 

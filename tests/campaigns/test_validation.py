@@ -101,9 +101,13 @@ def test_an_expired_or_missing_token_and_an_inactive_account_are_named() -> None
     assert _has(problems, "Paused page", "switched off")
 
 
-def test_whatsapp_accounts_are_refused_until_whatsapp_sends_exist() -> None:
+def test_whatsapp_needs_a_template_and_no_post_text_rules() -> None:
     campaign = make_campaign(accounts=[make_account(network="whatsapp")])
-    assert _has(campaign_problems(campaign=campaign), "WhatsApp", "not available yet")
+    assert _has(campaign_problems(campaign=campaign), "WhatsApp", "template")
+    assert campaign.message is not None
+    campaign.message.whatsapp_template = "autumn_sale"
+    campaign.message.save()
+    assert not _has(campaign_problems(campaign=campaign), "WhatsApp", "template")
 
 
 def test_bad_overrides_and_a_hold_longer_than_the_maximum_are_named() -> None:
