@@ -110,6 +110,7 @@ def test_planning_reaches_each_contact_once_on_its_first_consented_channel(
     settings: Any,
 ) -> None:
     settings.REROUTE_SLICE_SIZE = 2
+    settings.REROUTE_FIRST_SLICE_SIZE = 2
     push = contact_with(Channel.PUSH, Channel.EMAIL)
     email = contact_with(Channel.EMAIL, push=False)
     sms = contact_with(Channel.SMS, email=False, push=False)
