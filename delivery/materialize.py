@@ -132,7 +132,18 @@ def _materialise_slice(
     *, spec: PlanSpec, audience: QuerySet[Contact], after_id: int, limit: int, now: datetime
 ) -> tuple[int, int]:
     """Fill the temp table with the next slice and its flags: (contacts in it, last contact id)."""
-    ids = audience.filter(pk__gt=after_id).order_by("pk").values("pk")[:limit]
+    # The slice's upper bound first, then a plain id range: with the LIMIT inside the IN list the
+    # planner scanned every contact once per slice (0.4 s a slice at 1,000,000 contacts).
+    upper = (
+        audience.filter(pk__gt=after_id).order_by("pk").values_list("pk", flat=True)[limit - 1 :]
+    ).first()
+    if upper is None:
+        upper = (
+            audience.filter(pk__gt=after_id).order_by("-pk").values_list("pk", flat=True).first()
+        )
+    if upper is None:
+        return 0, after_id
+    ids = audience.filter(pk__gt=after_id, pk__lte=upper).values("pk")
     ids_sql, ids_params = ids.query.sql_with_params()
     flags: list[str] = []
     flag_params: list[Any] = []
@@ -168,8 +179,8 @@ def _materialise_slice(
             f"CREATE TEMPORARY TABLE {_TEMP} AS SELECT c.id AS id, "
             f"COALESCE(c.timezone, '') AS tz, {', '.join(flags)}, "
             f"{recent_sql} AS recent, {reached_sql} AS reached "
-            f"FROM {_table(Contact)} c WHERE c.id IN ({ids_sql})",
-            [*flag_params, *recent_params, *reached_params, *ids_params],
+            f"FROM {_table(Contact)} c WHERE c.id > %s AND c.id <= %s AND c.id IN ({ids_sql})",
+            [*flag_params, *recent_params, *reached_params, after_id, upper, *ids_params],
         )
         cursor.execute(f"SELECT COUNT(*), COALESCE(MAX(id), 0) FROM {_TEMP}")
         count, last_id = cursor.fetchone()
