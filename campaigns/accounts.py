@@ -64,3 +64,15 @@ def social_account_check(*, account: SocialAccount) -> ConnectionStatus:
     account.last_check_detail = status.detail[:500]
     account.save(update_fields=["last_checked_at", "last_check_ok", "last_check_detail"])
     return status
+
+
+def whatsapp_account_for_message(*, message_id: int) -> SocialAccountRef | None:
+    """The WhatsApp account of the campaign that owns this message (delivery asks, by setting)."""
+    account = (
+        SocialAccount.objects.filter(
+            network="whatsapp", active=True, posts__campaign__message_id=message_id
+        )
+        .order_by("pk")
+        .first()
+    )
+    return social_account_ref(account=account) if account is not None else None

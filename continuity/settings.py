@@ -555,3 +555,8 @@ WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID", default="10000000
 WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", default="sandbox-whatsapp-token")
 # The sandbox inbox page asks each fake this long before calling it "not running".
 SANDBOX_INBOX_TIMEOUT_S = env_float("SANDBOX_INBOX_TIMEOUT_S", default=0.5, minimum=0.05)
+
+# --- campaigns: WhatsApp sends use the campaign's own WhatsApp account ----------------------------
+DELIVERY_WHATSAPP_ACCOUNT_RESOLVER = env_str(
+    "DELIVERY_WHATSAPP_ACCOUNT_RESOLVER", default="campaigns.accounts.whatsapp_account_for_message"
+)

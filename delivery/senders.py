@@ -9,6 +9,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from django.conf import settings
+from django.utils.module_loading import import_string
+
 from contacts.models import Channel
 from delivery.models import Message
 from delivery.providers.base import EmailContent, PushContent, SmsContent
@@ -36,6 +39,16 @@ def channel_sender(channel: str) -> Any:
     raise LookupError(f"no sender for channel {channel!r}")
 
 
+def _whatsapp_account_for(message_id: int) -> Any:
+    """The WhatsApp number a message is sent from, asked of whoever owns the message.
+
+    delivery never imports campaigns: the campaign app names its resolver in the setting
+    DELIVERY_WHATSAPP_ACCOUNT_RESOLVER (a dotted path), as outages does for its impact counter.
+    """
+    path = settings.DELIVERY_WHATSAPP_ACCOUNT_RESOLVER
+    return import_string(path)(message_id=message_id) if path else None
+
+
 def channel_content(
     *, message: Message, channel: str
 ) -> EmailContent | SmsContent | PushContent | WhatsAppContent:
@@ -57,6 +70,8 @@ def channel_content(
         )
     if channel == Channel.WHATSAPP:
         return WhatsAppContent(
-            template=message.whatsapp_template, language=message.whatsapp_language or "en"
+            template=message.whatsapp_template,
+            language=message.whatsapp_language or "en",
+            account=_whatsapp_account_for(message.pk),
         )
     raise LookupError(f"no content for channel {channel!r}")

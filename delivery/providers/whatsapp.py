@@ -47,6 +47,8 @@ class WhatsAppContent:
     template: str
     language: str
     parameters: Sequence[str] = ()
+    # The business number to send from (the campaign's WhatsApp account); None: the settings'.
+    account: SocialAccountRef | None = None
 
 
 def whatsapp_account() -> SocialAccountRef:
@@ -73,7 +75,7 @@ class WhatsAppSender:
     def send_batch(
         self, *, content: WhatsAppContent, messages: Sequence[OutboundMessage]
     ) -> list[Outcome]:
-        account = self.account or whatsapp_account()
+        account = content.account or self.account or whatsapp_account()
         templates = [Template(p) for p in content.parameters]
         outcomes: list[Outcome] = []
         stop: Outcome | None = None
