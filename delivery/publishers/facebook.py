@@ -8,14 +8,13 @@ from delivery.publishers.base import (
     FACEBOOK,
     ConnectionStatus,
     HttpCall,
-    PublishError,
     PublishResult,
     PublishUnknown,
     SocialAccountRef,
     SocialPostRequest,
     text_normalized,
 )
-from delivery.publishers.graph_api import GraphPublisher, graph_time, graph_url
+from delivery.publishers.graph_api import GraphPublisher, graph_oldest_match, graph_url
 
 # Facebook's documented maximum for a post's text.
 FACEBOOK_TEXT_LIMIT = 63206
@@ -63,30 +62,18 @@ class FacebookPublisher(GraphPublisher):
                 },
             ),
         )
-        wanted = text_normalized(post.text)
-        matches = []
-        for item in body.get("data") or []:
-            created = graph_time(str(item.get("created_time", "")))
-            if created is None or created < since.replace(microsecond=0):
-                continue
-            if text_normalized(str(item.get("message", ""))) == wanted:
-                matches.append((created, str(item.get("id"))))
-        # The oldest match is the one our first attempt made; a later twin is someone else's.
-        return min(matches)[1] if matches else None
+        return graph_oldest_match(
+            body.get("data"),
+            time_key="created_time",
+            text_key="message",
+            wanted=text_normalized(post.text),
+            since=since,
+        )
 
     def check_connection(self, *, account: SocialAccountRef) -> ConnectionStatus:
-        try:
-            body = self.call(
-                account,
-                HttpCall(
-                    "GET",
-                    graph_url(account, account.page_id),
-                    sends=False,
-                    params={"fields": "id,name"},
-                ),
-            )
-        except PublishError as exc:
-            return ConnectionStatus(ok=False, detail=str(exc), error=exc)
+        body = self.node_fetch(account, account.page_id, fields="id,name")
+        if isinstance(body, ConnectionStatus):
+            return body
         name = str(body.get("name") or "")
         return ConnectionStatus(
             ok=True, detail=f"Page {name or account.page_id}", display_name=name

@@ -15,6 +15,8 @@ import requests
 from django.conf import settings
 
 from delivery.publishers.base import (
+    ConnectionStatus,
+    HttpCall,
     HttpPublisher,
     PublishError,
     PublishPermanent,
@@ -23,6 +25,7 @@ from delivery.publishers.base import (
     PublishUnknown,
     SocialAccountRef,
     retry_after_seconds,
+    text_normalized,
 )
 
 TRANSIENT_CODES = frozenset({1, 2, 131000, 131016})
@@ -154,3 +157,32 @@ class GraphPublisher(HttpPublisher):
 
     def error_from_response(self, response: requests.Response, *, sends: bool) -> PublishError:
         return graph_error(response, network=self.network, sends=sends)
+
+    def node_fetch(
+        self, account: SocialAccountRef, node_id: str, *, fields: str
+    ) -> dict[str, Any] | ConnectionStatus:
+        """GET a node for a connection check: its fields, or the failed ConnectionStatus."""
+        try:
+            return self.call(
+                account,
+                HttpCall(
+                    "GET", graph_url(account, node_id), sends=False, params={"fields": fields}
+                ),
+            )
+        except PublishError as exc:
+            return ConnectionStatus(ok=False, detail=str(exc), error=exc)
+
+
+def graph_oldest_match(
+    items: Any, *, time_key: str, text_key: str, wanted: str, since: datetime
+) -> str | None:
+    """The id of the oldest listed item since `since` whose text matches: that is the one our
+    first, unanswered attempt made; a later twin is someone else's."""
+    matches = []
+    for item in items or []:
+        created = graph_time(str(item.get(time_key, "")))
+        if created is None or created < since.replace(microsecond=0):
+            continue
+        if text_normalized(str(item.get(text_key, ""))) == wanted:
+            matches.append((created, str(item.get("id"))))
+    return min(matches)[1] if matches else None

@@ -20,7 +20,6 @@ from delivery.publishers.base import (
     INSTAGRAM,
     ConnectionStatus,
     HttpCall,
-    PublishError,
     PublishPermanent,
     PublishResult,
     PublishTransient,
@@ -30,7 +29,7 @@ from delivery.publishers.base import (
     text_normalized,
     text_with_link,
 )
-from delivery.publishers.graph_api import GraphPublisher, graph_time, graph_url
+from delivery.publishers.graph_api import GraphPublisher, graph_oldest_match, graph_url
 
 CAPTION_LIMIT = 2200
 HASHTAG_LIMIT = 30
@@ -156,29 +155,18 @@ class InstagramPublisher(GraphPublisher):
                 params={"fields": "id,caption,timestamp", "limit": 50},
             ),
         )
-        wanted = text_normalized(self.caption(post))
-        matches = []
-        for item in body.get("data") or []:
-            created = graph_time(str(item.get("timestamp", "")))
-            if created is None or created < since.replace(microsecond=0):
-                continue
-            if text_normalized(str(item.get("caption", ""))) == wanted:
-                matches.append((created, str(item.get("id"))))
-        return min(matches)[1] if matches else None
+        return graph_oldest_match(
+            body.get("data"),
+            time_key="timestamp",
+            text_key="caption",
+            wanted=text_normalized(self.caption(post)),
+            since=since,
+        )
 
     def check_connection(self, *, account: SocialAccountRef) -> ConnectionStatus:
-        try:
-            body = self.call(
-                account,
-                HttpCall(
-                    "GET",
-                    graph_url(account, account.ig_user_id),
-                    sends=False,
-                    params={"fields": "id,username"},
-                ),
-            )
-        except PublishError as exc:
-            return ConnectionStatus(ok=False, detail=str(exc), error=exc)
+        body = self.node_fetch(account, account.ig_user_id, fields="id,username")
+        if isinstance(body, ConnectionStatus):
+            return body
         name = str(body.get("username") or "")
         return ConnectionStatus(
             ok=True, detail=f"Instagram @{name or account.ig_user_id}", display_name=name

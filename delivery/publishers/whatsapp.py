@@ -17,7 +17,6 @@ from delivery.publishers.base import (
     WHATSAPP,
     ConnectionStatus,
     HttpCall,
-    PublishError,
     PublishPermanent,
     PublishResult,
     PublishUnknown,
@@ -102,18 +101,11 @@ class WhatsAppPublisher(GraphPublisher):
         return None
 
     def check_connection(self, *, account: SocialAccountRef) -> ConnectionStatus:
-        try:
-            body = self.call(
-                account,
-                HttpCall(
-                    "GET",
-                    graph_url(account, account.phone_number_id),
-                    sends=False,
-                    params={"fields": "display_phone_number,verified_name"},
-                ),
-            )
-        except PublishError as exc:
-            return ConnectionStatus(ok=False, detail=str(exc), error=exc)
+        body = self.node_fetch(
+            account, account.phone_number_id, fields="display_phone_number,verified_name"
+        )
+        if isinstance(body, ConnectionStatus):
+            return body
         name = str(body.get("verified_name") or "")
         number = str(body.get("display_phone_number") or account.phone_number_id)
         return ConnectionStatus(
