@@ -3,6 +3,7 @@ double opt-in confirmation. Each kind has its own salt, so one kind never opens 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -72,6 +73,19 @@ def unsubscribe_url(*, contact_id: int, channel: str = Channel.EMAIL) -> str:
     List-Unsubscribe=One-Click revokes marketing consent for the channel."""
     token = token_make(salt=SALT_UNSUBSCRIBE, contact_id=contact_id, channel=channel)
     return _absolute(reverse("contacts:unsubscribe", args=[token]))
+
+
+def unsubscribe_urls(*, contact_ids: Iterable[int], channel: str = Channel.EMAIL) -> dict[int, str]:
+    """unsubscribe_url for many contacts (a send chunk): the route is reversed once, since a
+    reverse() per recipient cost more than signing the token."""
+    marker = "TOKEN-PLACEHOLDER"
+    template = _absolute(reverse("contacts:unsubscribe", args=[marker]))
+    return {
+        contact_id: template.replace(
+            marker, token_make(salt=SALT_UNSUBSCRIBE, contact_id=contact_id, channel=channel)
+        )
+        for contact_id in contact_ids
+    }
 
 
 def preference_url(*, contact_id: int) -> str:

@@ -95,9 +95,9 @@ def deliveries_enqueue(
     return len(moved)
 
 
-def _outbound(claimed: ClaimedDelivery, *, channel: str) -> OutboundMessage:
-    from contacts.links import unsubscribe_url
-
+def _outbound(
+    claimed: ClaimedDelivery, *, channel: str, unsubscribe: dict[int, str]
+) -> OutboundMessage:
     keys = (
         PushKeys(p256dh=claimed.push_p256dh, auth=claimed.push_auth)
         if channel == Channel.PUSH
@@ -107,11 +107,7 @@ def _outbound(claimed: ClaimedDelivery, *, channel: str) -> OutboundMessage:
         delivery_id=claimed.delivery_id,
         to=claimed.address,
         merge_fields=claimed.merge_fields,
-        unsubscribe_url=(
-            unsubscribe_url(contact_id=claimed.contact_id, channel=channel)
-            if channel == Channel.EMAIL
-            else ""
-        ),
+        unsubscribe_url=unsubscribe.get(claimed.contact_id, ""),
         push_keys=keys,
     )
 
@@ -140,10 +136,17 @@ def deliveries_send_chunk(*, channel: str, ids: Sequence[int]) -> ChunkReport:
         ]
         sender = channel_sender(channel)
         if sendable:
+            from contacts.links import unsubscribe_urls
+
             content = channel_content(message=message, channel=channel)
-            outcomes += sender.send_batch(
-                content=content, messages=[_outbound(c, channel=channel) for c in sendable]
+            # Every email carries its contact's one-click link (List-Unsubscribe, RFC 8058).
+            unsubscribe = (
+                unsubscribe_urls(contact_ids=[c.contact_id for c in sendable], channel=channel)
+                if channel == Channel.EMAIL
+                else {}
             )
+            outbound = [_outbound(c, channel=channel, unsubscribe=unsubscribe) for c in sendable]
+            outcomes += sender.send_batch(content=content, messages=outbound)
         _outcomes_record(
             outcomes=outcomes,
             claimed={c.delivery_id: c for c in claimed},
