@@ -375,6 +375,34 @@ def reroute_holds_check(
     return started
 
 
+def reroute_stalled_resume(
+    *, now: datetime | None = None, send: Callable[..., None] | None = None
+) -> int:
+    """Planning that stopped moving (its worker was killed mid-slice) starts again.
+
+    The planning message of a killed worker waits in Redis until its visibility timeout (an
+    hour); PostgreSQL knows better. Each planning step saves the row, so a row untouched for
+    REROUTE_STALLED_AFTER_S lost its task. A second task for a live one is harmless: the slice
+    step locks the row with SKIP LOCKED and the cursor and ON CONFLICT make it resume exactly.
+    """
+    enqueue = send or _enqueue_task
+    now = now or timezone.now()
+    stalled = list(
+        Reroute.objects.filter(
+            status=RerouteStatus.PLANNING,
+            updated_at__lt=now - timedelta(seconds=settings.REROUTE_STALLED_AFTER_S),
+        ).values_list("id", flat=True)
+    )
+    for reroute_id in stalled:
+        logger.warning(
+            "reroute %s stopped planning: resuming from its cursor",
+            reroute_id,
+            extra={"reroute_id": reroute_id},
+        )
+        enqueue("campaigns.reroute_plan", reroute_id=reroute_id)
+    return len(stalled)
+
+
 def reroute_window_closed(*, window_id: int) -> dict[str, int]:
     """Fail back: held posts publish late, and unsent deliveries follow each campaign's choice."""
     released = cancelled = 0

@@ -22,7 +22,8 @@ def reroute_plan(reroute_id: int) -> None:
 
 @shared_task(name="campaigns.reroute_holds_check", ignore_result=True)
 def reroute_holds_check() -> int:
-    return reroute.reroute_holds_check()
+    # One periodic tick for the engine: holds whose wait ran out, and planning that stalled.
+    return reroute.reroute_holds_check() + reroute.reroute_stalled_resume()
 
 
 @shared_task(name="campaigns.reroute_window_closed", ignore_result=True)

@@ -508,6 +508,8 @@ REROUTE_LOOKBACK_MINUTES = env_int("REROUTE_LOOKBACK_MINUTES", default=30, minim
 # Drill cost estimate per SMS segment, in the account's currency.
 REROUTE_SMS_SEGMENT_COST = env_float("REROUTE_SMS_SEGMENT_COST", default=0.0079, minimum=0.0)
 REROUTE_HOLD_CHECK_INTERVAL_S = env_int("REROUTE_HOLD_CHECK_INTERVAL_S", default=30, minimum=1)
+# A reroute still planning but untouched this long lost its worker: planning resumes.
+REROUTE_STALLED_AFTER_S = env_int("REROUTE_STALLED_AFTER_S", default=60, minimum=1)
 
 # --- campaigns ---
 # Scheduled social publishing (docs/campaigns.md): the dispatcher tick, publish retries, the

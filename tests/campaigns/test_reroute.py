@@ -357,3 +357,18 @@ def test_cancelling_a_rerouted_campaign_from_the_lifecycle_cancels_unsent_delive
     assert set(Delivery.objects.values_list("status", flat=True)) == {S.CANCELLED}
     reroute.refresh_from_db()
     assert reroute.status == RerouteStatus.CANCELLED
+
+
+def test_planning_that_stopped_moving_is_resumed_and_live_planning_is_left_alone() -> None:
+    from campaigns.reroute import reroute_stalled_resume
+
+    campaign = make_campaign()
+    reroute = campaign_network_down(
+        campaign_id=campaign.pk, network="instagram", window_id=network_down().pk, send=Recorder()
+    )
+    assert reroute is not None
+    recorder = Recorder()
+    assert reroute_stalled_resume(now=timezone.now(), send=recorder) == 0
+    later = timezone.now() + timedelta(minutes=5)
+    assert reroute_stalled_resume(now=later, send=recorder) == 1
+    assert recorder.calls == [("campaigns.reroute_plan", {"reroute_id": reroute.pk})]
