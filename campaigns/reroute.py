@@ -152,12 +152,14 @@ def campaign_network_down(
         else:
             posts.update(status=PostStatus.HELD, held_since=now, last_error=f"{network} down: held")
             reroute.status = RerouteStatus.HOLDING
-            wait = (
-                campaign.hold_then_reroute_minutes
-                if policy == OutagePolicy.HOLD_THEN_REROUTE
-                else campaign.max_hold_minutes
-            )
-            reroute.send_after = max(due, now) + timedelta(minutes=wait)
+            if policy == OutagePolicy.HOLD_THEN_REROUTE:
+                # A short blip is waited out from the moment the outage is known.
+                reroute.send_after = max(due, now) + timedelta(
+                    minutes=campaign.hold_then_reroute_minutes
+                )
+            else:
+                # The maximum hold counts from when the post should have gone out.
+                reroute.send_after = max(due + timedelta(minutes=campaign.max_hold_minutes), now)
         reroute.save()
         campaign_status_refresh(campaign)
         if reroute.status == RerouteStatus.PLANNING:

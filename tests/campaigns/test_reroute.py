@@ -372,3 +372,20 @@ def test_planning_that_stopped_moving_is_resumed_and_live_planning_is_left_alone
     later = timezone.now() + timedelta(minutes=5)
     assert reroute_stalled_resume(now=later, send=recorder) == 1
     assert recorder.calls == [("campaigns.reroute_plan", {"reroute_id": reroute.pk})]
+
+
+def test_a_hold_reroutes_once_the_maximum_hold_since_the_due_time_has_passed() -> None:
+    campaign = make_campaign(
+        outage_policy=OutagePolicy.HOLD, max_hold_minutes=30, due_in_minutes=-20
+    )
+    reroute = campaign_network_down(
+        campaign_id=campaign.pk, network="instagram", window_id=network_down().pk, send=Recorder()
+    )
+    assert reroute is not None and reroute.send_after is not None
+    assert campaign.scheduled_at is not None
+    assert reroute.send_after == campaign.scheduled_at + timedelta(minutes=30)
+    recorder = Recorder()
+    assert reroute_holds_check(now=timezone.now() + timedelta(minutes=5), send=recorder) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("django.db.transaction.on_commit", lambda fn, *a, **k: fn())
+        assert reroute_holds_check(now=timezone.now() + timedelta(minutes=11), send=recorder) == 1
