@@ -22,6 +22,7 @@ from typing import Any
 import requests
 
 from benchmarks._common import bench_database_prepare, emit, setup_django, sized
+from benchmarks._deliveries import bench_contacts_ensure, bench_deliveries_queue
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-sendgrid-key"
@@ -37,51 +38,19 @@ def _serve(queue: Any) -> None:
 
 
 def _contacts_ensure(count: int) -> list[int]:
-    from contacts.models import Contact, consent_bit
-
-    bit = consent_bit("email", "marketing")
-    have = Contact.objects.filter(external_id__startswith="bench-email-").count()
-    if have < count:
-        Contact.objects.bulk_create(
-            [
-                Contact(
-                    external_id=f"bench-email-{n}",
-                    email=f"bench{n}@example.com",
-                    first_name=f"F{n}",
-                    sendable=bit,
-                )
-                for n in range(have, count)
-            ],
-            batch_size=5000,
-        )
-    return list(
-        Contact.objects.filter(external_id__startswith="bench-email-")
-        .order_by("id")
-        .values_list("id", flat=True)[:count]
+    return bench_contacts_ensure(
+        channel="email", count=count, address=lambda n: {"email": f"bench{n}@example.com"}
     )
 
 
 def _queued(contact_ids: list[int]) -> list[int]:
-    """A fresh message with one queued email delivery per contact, as dispatch leaves them."""
-    from django.utils import timezone
-
-    from delivery.models import Delivery, Message
-
-    message = Message.objects.create(
-        name=f"bench {time.time()}",
+    return bench_deliveries_queue(
+        channel="email",
+        contact_ids=contact_ids,
         email_subject="Hello {{ first_name }}",
         email_html="<p>Hi {{ first_name }}, our Instagram is down: 20% off today.</p>",
         email_text="Hi {{ first_name }}, our Instagram is down: 20% off today.",
     )
-    now = timezone.now()
-    rows = Delivery.objects.bulk_create(
-        [
-            Delivery(message=message, contact_id=c, channel="email", status="queued", queued_at=now)
-            for c in contact_ids
-        ],
-        batch_size=5000,
-    )
-    return [r.pk for r in rows]
 
 
 def _throughput(url: str, contact_ids: list[int]) -> tuple[float, float, int]:

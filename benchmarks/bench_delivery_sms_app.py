@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from benchmarks._common import bench_database_prepare, emit, setup_django, sized
+from benchmarks._deliveries import bench_contacts_ensure, bench_deliveries_queue
 
 SID = "AC" + "5" * 32
 TOKEN = "bench-twilio-token"  # noqa: S105 - the fake's own credential
@@ -43,43 +44,14 @@ def _serve(queue: Any) -> None:
 
 
 def _queued(count: int) -> list[int]:
-    from django.utils import timezone
-
-    from contacts.models import Contact, consent_bit
-    from delivery.models import Delivery, Message
-
-    bit = consent_bit("sms", "marketing")
-    have = Contact.objects.filter(external_id__startswith="bench-sms-").count()
-    if have < count:
-        Contact.objects.bulk_create(
-            [
-                Contact(
-                    external_id=f"bench-sms-{n}",
-                    phone=f"+1415{n:07d}",
-                    first_name=f"F{n}",
-                    sendable=bit,
-                )
-                for n in range(have, count)
-            ],
-            batch_size=5000,
-        )
-    contact_ids = list(
-        Contact.objects.filter(external_id__startswith="bench-sms-")
-        .order_by("id")
-        .values_list("id", flat=True)[:count]
+    contact_ids = bench_contacts_ensure(
+        channel="sms", count=count, address=lambda n: {"phone": f"+1415{n:07d}"}
     )
-    message = Message.objects.create(
-        name=f"bench {time.time()}", sms_text="Hi {{ first_name }}, Instagram is down: 20% off."
+    return bench_deliveries_queue(
+        channel="sms",
+        contact_ids=contact_ids,
+        sms_text="Hi {{ first_name }}, Instagram is down: 20% off.",
     )
-    now = timezone.now()
-    rows = Delivery.objects.bulk_create(
-        [
-            Delivery(message=message, contact_id=c, channel="sms", status="queued", queued_at=now)
-            for c in contact_ids
-        ],
-        batch_size=5000,
-    )
-    return [r.pk for r in rows]
 
 
 def main() -> None:

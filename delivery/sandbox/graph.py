@@ -30,6 +30,7 @@ from urllib.parse import parse_qs
 
 from delivery.sandbox.base import FakeRequest, FakeResponse, FakeServer, Fault
 from delivery.sandbox.path_faults import PathFaults
+from delivery.sandbox.rules import global_rule_take, rule_take
 
 GRAPH_MESSAGES = {
     1: ("An unknown error occurred", "OAuthException", 500),
@@ -203,18 +204,10 @@ class GraphFake(FakeServer, PathFaults):
     def _take_rule(self, token: str, obj: str) -> GraphErrorRule | None:
         with self._state:
             for store, key in ((self.token_errors, token), (self.account_errors, obj)):
-                rule = store.get(key)
+                rule = rule_take(store, key)
                 if rule is not None:
-                    if rule.remaining is not None:
-                        rule.remaining -= 1
-                        if rule.remaining <= 0:
-                            del store[key]
                     return rule
-            rule = self.global_error
-            if rule is not None and rule.remaining is not None:
-                rule.remaining -= 1
-                if rule.remaining <= 0:
-                    self.global_error = None
+            rule, self.global_error = global_rule_take(self.global_error)
             return rule
 
     def control(self, request: FakeRequest) -> FakeResponse:

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs
 
 from delivery.sandbox.base import FakeRequest, FakeResponse, FakeServer
 from delivery.sandbox.path_faults import PathFaults
+from delivery.sandbox.rules import global_rule_take, rule_take
 
 PROBLEMS = {
     400: ("Invalid Request", "https://api.x.com/2/problems/invalid-request"),
@@ -155,18 +156,10 @@ class XFake(FakeServer, PathFaults):
 
     def _take_rule(self, token: str) -> XErrorRule | None:
         with self._state:
-            rule = self.token_errors.get(token)
+            rule = rule_take(self.token_errors, token)
             if rule is not None:
-                if rule.remaining is not None:
-                    rule.remaining -= 1
-                    if rule.remaining <= 0:
-                        del self.token_errors[token]
                 return rule
-            rule = self.global_error
-            if rule is not None and rule.remaining is not None:
-                rule.remaining -= 1
-                if rule.remaining <= 0:
-                    self.global_error = None
+            rule, self.global_error = global_rule_take(self.global_error)
             return rule
 
     def control(self, request: FakeRequest) -> FakeResponse:
