@@ -6,3 +6,7 @@ class ContinuityConfig(AppConfig):
 
     name = "continuity"
     verbose_name = "Operations"
+
+    def ready(self) -> None:
+        # Registers the `any_of` lookup on every field before any query is built.
+        from continuity import sql  # noqa: F401

@@ -345,8 +345,9 @@ DELIVERY_PUBLIC_BASE_URL = env_str("DELIVERY_PUBLIC_BASE_URL", default="http://1
 
 # Email: anymail's SendGrid backend as a named connection (EMAIL_BACKEND stays Django's, so admin
 # mail never goes through campaign pacing), plus an optional failover ESP for SendGrid outages.
+# The default subclass only reads plain recipient addresses faster (providers/sendgrid_backend.py).
 DELIVERY_EMAIL_BACKEND = env_str(
-    "DELIVERY_EMAIL_BACKEND", default="anymail.backends.sendgrid.EmailBackend"
+    "DELIVERY_EMAIL_BACKEND", default="delivery.providers.sendgrid_backend.EmailBackend"
 )
 DELIVERY_EMAIL_FROM = env_str("DELIVERY_EMAIL_FROM", default="Continuity <news@example.com>")
 DELIVERY_EMAIL_REPLY_TO = env_list("DELIVERY_EMAIL_REPLY_TO", default=[])

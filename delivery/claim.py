@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import PushSubscription
 from contacts.selectors import contacts_consented
+from continuity.sql import sql_any_of
 from delivery.models import Delivery
 from delivery.states import DeliveryStatus
 from delivery.transitions import _events_append, deliveries_transition
@@ -60,20 +60,20 @@ def deliveries_claim(*, ids: Iterable[int], channel: str, purpose: str) -> list[
     allowed = contacts_consented(channel=channel, purpose=purpose).values("pk")
     allowed_sql, allowed_params = allowed.query.sql_with_params()
     table = connection.ops.quote_name(Delivery._meta.db_table)
-    id_marks = ", ".join(["%s"] * len(wanted))
+    id_match, id_params = sql_any_of("id", wanted)
     # The chunk's own rows are read first (MATERIALIZED: the planner must not start from the
     # contacts side). The consent test is an expression (a bit of Contact.sendable) it has no
     # statistics for; guessing it rare, it once drove the claim from a scan of every consented
     # contact into the queued-rows index, 0.4 s a chunk instead of a few ms.
     sql = (
-        f"WITH todo AS MATERIALIZED (SELECT id, contact_id FROM {table} WHERE id IN ({id_marks}) "
+        f"WITH todo AS MATERIALIZED (SELECT id, contact_id FROM {table} WHERE {id_match} "
         f"AND channel = %s AND status = %s AND (not_before IS NULL OR not_before <= %s)), "
         f"ok AS MATERIALIZED (SELECT todo.id FROM todo WHERE todo.contact_id IN ({allowed_sql})) "
         f"UPDATE {table} SET status = %s, attempt = attempt + 1, sending_at = %s, updated_at = %s "
         f"WHERE id IN (SELECT id FROM ok) AND status = %s RETURNING id"
     )
     params = [
-        *wanted,
+        *id_params,
         channel,
         DeliveryStatus.QUEUED,
         now,
@@ -88,8 +88,12 @@ def deliveries_claim(*, ids: Iterable[int], channel: str, purpose: str) -> list[
             cursor.execute(sql, params)
             claimed = [row[0] for row in cursor.fetchall()]
         _events_append(ids=claimed, status=DeliveryStatus.SENDING, at=now, detail="claimed")
+        # Usually every row was claimed; only the rest need their consent read a second time.
+        unclaimed = sorted(set(wanted) - set(claimed))
+        if not unclaimed:
+            return claimed
         not_allowed = Delivery.objects.filter(
-            Q(id__in=wanted) & ~Q(id__in=claimed),
+            id__any_of=unclaimed,
             status=DeliveryStatus.QUEUED,
             channel=channel,
         ).exclude(contact_id__in=contacts_consented(channel=channel, purpose=purpose).values("pk"))
@@ -107,7 +111,7 @@ def deliveries_claim(*, ids: Iterable[int], channel: str, purpose: str) -> list[
 def claimed_load(*, ids: list[int], channel: str) -> list[ClaimedDelivery]:
     """What the senders need for claimed rows, in two queries whatever the chunk size."""
     rows = list(
-        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING)
+        Delivery.objects.filter(id__any_of=ids, status=DeliveryStatus.SENDING)
         .order_by("id")
         .values(
             "id",
@@ -126,7 +130,7 @@ def claimed_load(*, ids: list[int], channel: str) -> list[ClaimedDelivery]:
         # (message, contact, channel) meaning "one message", and a dead endpoint is replaced by
         # the next newest once 404/410 deactivates it.
         for sub in PushSubscription.objects.filter(
-            contact_id__in=[r["contact_id"] for r in rows], active=True
+            contact_id__any_of=[r["contact_id"] for r in rows], active=True
         ).order_by("contact_id", "-created_at"):
             if sub.contact_id is not None:
                 subscriptions.setdefault(sub.contact_id, sub)

@@ -115,15 +115,13 @@ def _outbound(
 def deliveries_send_chunk(*, channel: str, ids: Sequence[int]) -> ChunkReport:
     """Claim, send and record one chunk of at most DELIVERY_CHUNK_SIZE deliveries."""
     report = ChunkReport(channel=channel)
-    message_ids = set(
-        Delivery.objects.filter(id__in=ids, channel=channel).values_list("message_id", flat=True)
-    )
-    for message in Message.objects.filter(id__in=message_ids):
-        row_ids = list(
-            Delivery.objects.filter(id__in=ids, channel=channel, message=message).values_list(
-                "id", flat=True
-            )
-        )
+    ids_by_message: dict[int, list[int]] = defaultdict(list)
+    for delivery_id, message_id in Delivery.objects.filter(
+        id__any_of=ids, channel=channel
+    ).values_list("id", "message_id"):
+        ids_by_message[message_id].append(delivery_id)
+    for message in Message.objects.filter(id__in=ids_by_message):
+        row_ids = ids_by_message[message.pk]
         claimed_ids = deliveries_claim(ids=row_ids, channel=channel, purpose=message.purpose)
         if not claimed_ids:
             continue

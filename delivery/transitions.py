@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from continuity.sql import sql_any_of
 from delivery.models import Delivery, DeliveryEvent
 from delivery.states import ALLOWED_FROM, RETRY_FROM, TIMESTAMP_FIELD, DeliveryStatus
 
@@ -33,15 +34,15 @@ def _guarded_update(
         return []
     table = Delivery._meta.db_table
     assignments = ", ".join(f"{connection.ops.quote_name(column)} = %s" for column in values)
-    id_marks = ", ".join(["%s"] * len(ids))
+    id_match, id_params = sql_any_of("id", ids)
     sources = list(sources)
     source_marks = ", ".join(["%s"] * len(sources))
     sql = (
         f"UPDATE {connection.ops.quote_name(table)} SET {assignments} "
-        f"WHERE id IN ({id_marks}) AND status IN ({source_marks}) RETURNING id"
+        f"WHERE {id_match} AND status IN ({source_marks}) RETURNING id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*values.values(), *ids, *sources])
+        cursor.execute(sql, [*values.values(), *id_params, *sources])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -104,20 +105,26 @@ def deliveries_mark_sent(
         return []
     now = timezone.now()
     table = connection.ops.quote_name(Delivery._meta.db_table)
-    rows = [(i, pid, cost_units.get(i, 1)) for i, pid in provider_ids.items()]
-    # One UPDATE joined to a VALUES list (PostgreSQL and SQLite >= 3.33): a CASE with a branch
-    # per row would cost rows x branches, which at 1,000 rows a chunk dominated the whole send.
+    ids = list(provider_ids)
+    pids = [provider_ids[i] for i in ids]
+    costs = [cost_units.get(i, 1) for i in ids]
+    # One UPDATE joined to the rows' own values: a CASE with a branch per row would cost rows x
+    # branches, which at 1,000 rows a chunk dominated the whole send. On PostgreSQL the values
+    # travel as three arrays (three parameters, not 3,000); SQLite (>= 3.33) gets a VALUES list.
+    if connection.vendor == "postgresql":
+        source = "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::integer[])"
+        params: list[Any] = [ids, pids, costs]
+    else:
+        source = f"VALUES {', '.join(['(%s, %s, %s)'] * len(ids))}"
+        params = [value for row in zip(ids, pids, costs, strict=True) for value in row]
     # The status guard keeps a webhook that already moved a row to delivered from being
     # overwritten.
-    values = ", ".join(["(%s, %s, %s)"] * len(rows))
-    cast = "::bigint" if connection.vendor == "postgresql" else ""
     sql = (
-        f"WITH v(id, pid, cost) AS (VALUES {values}) "
+        f"WITH v(id, pid, cost) AS ({source}) "
         f"UPDATE {table} SET status = %s, sent_at = %s, updated_at = %s, provider = %s, "
         f"error_code = '', error_text = '', provider_message_id = v.pid, cost_units = v.cost "
-        f"FROM v WHERE {table}.id = v.id{cast} AND {table}.status = %s RETURNING {table}.id"
+        f"FROM v WHERE {table}.id = v.id AND {table}.status = %s RETURNING {table}.id"
     )
-    params: list[Any] = [value for row in rows for value in row]
     params += [DeliveryStatus.SENT, now, now, provider, DeliveryStatus.SENDING]
     with transaction.atomic():
         with connection.cursor() as cursor:

@@ -77,7 +77,7 @@ def email_content_render(*, content: EmailContent, fields: Iterable[str]) -> tup
 def sendgrid_connection(
     *, api_url: str | None = None, api_key: str | None = None, timeout_s: float | None = None
 ) -> BaseEmailBackend:
-    """An anymail SendGrid connection; unset arguments come from the ANYMAIL settings."""
+    """A DELIVERY_EMAIL_BACKEND connection; unset arguments come from the ANYMAIL settings."""
     options: dict[str, Any] = {}
     if api_url is not None:
         options["api_url"] = api_url
@@ -85,7 +85,7 @@ def sendgrid_connection(
         options["api_key"] = api_key
     if timeout_s is not None:
         options["timeout"] = timeout_s
-    return get_connection("anymail.backends.sendgrid.EmailBackend", **options)
+    return get_connection(settings.DELIVERY_EMAIL_BACKEND, **options)
 
 
 def _chunks(messages: Sequence[OutboundMessage], size: int) -> list[list[OutboundMessage]]:
