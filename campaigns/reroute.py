@@ -316,8 +316,22 @@ def reroute_plan_next_slice(*, reroute_id: int, send: Callable[..., None] | None
     return True
 
 
-def _reroute_stop(reroute: Reroute, *, cancel_unsent: bool) -> int:
+def _reroute_stop(reroute: Reroute, *, cancel_unsent: bool, for_failback: bool = False) -> int:
     cancelled: list[int] = []
+    # A campaign's deliveries are one set whichever networks are down (UNIQUE per message,
+    # contact and channel). When one network comes back while another's window still reroutes
+    # the same campaign, those deliveries still carry that other share: they stay.
+    shared = (
+        for_failback
+        and Reroute.objects.filter(
+            campaign_id=reroute.campaign_id,
+            status__in=[RerouteStatus.PLANNING, RerouteStatus.SENDING],
+            window__state="open",
+        )
+        .exclude(pk=reroute.pk)
+        .exists()
+    )
+    cancel_unsent = cancel_unsent and not shared
     if cancel_unsent and reroute.campaign.message_id:
         unsent = Delivery.objects.filter(
             message_id=reroute.campaign.message_id,
@@ -427,7 +441,7 @@ def reroute_window_closed(*, window_id: int) -> dict[str, int]:
                 reroute.save(update_fields=["status", "finished_at", "updated_at"])
             elif reroute.status in (RerouteStatus.PLANNING, RerouteStatus.SENDING):
                 if campaign.on_failback == FailbackChoice.CANCEL:
-                    cancelled += _reroute_stop(reroute, cancel_unsent=True)
+                    cancelled += _reroute_stop(reroute, cancel_unsent=True, for_failback=True)
                 elif reroute.status == RerouteStatus.SENDING:
                     reroute.status = RerouteStatus.DONE
                     reroute.finished_at = now

@@ -389,3 +389,27 @@ def test_a_hold_reroutes_once_the_maximum_hold_since_the_due_time_has_passed() -
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("django.db.transaction.on_commit", lambda fn, *a, **k: fn())
         assert reroute_holds_check(now=timezone.now() + timedelta(minutes=11), send=recorder) == 1
+
+
+@NO_QUIET
+def test_fail_back_with_cancel_keeps_what_another_open_outage_still_reroutes() -> None:
+    for _ in range(3):
+        contact_with(Channel.EMAIL, push=False)
+    campaign = make_campaign(networks=("instagram", "facebook"), on_failback=FailbackChoice.CANCEL)
+    instagram, facebook = network_down("instagram"), network_down("facebook")
+    reroutes = [
+        campaign_network_down(
+            campaign_id=campaign.pk, network=window.network, window_id=window.pk, send=Recorder()
+        )
+        for window in (instagram, facebook)
+    ]
+    for reroute in reroutes:
+        assert reroute is not None
+        plan_all(reroute.pk)
+    assert Delivery.objects.count() == 3  # one set for the campaign, whichever network is down
+
+    assert reroute_window_closed(window_id=instagram.pk)["cancelled_deliveries"] == 0
+    assert S.CANCELLED not in set(Delivery.objects.values_list("status", flat=True))
+
+    assert reroute_window_closed(window_id=facebook.pk)["cancelled_deliveries"] == 3
+    assert set(Delivery.objects.values_list("status", flat=True)) == {S.CANCELLED}
