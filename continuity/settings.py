@@ -379,6 +379,23 @@ ANYMAIL = {
     # anymail's default is 30 s; a chunk task must fail fast and let the sweeper decide.
     "REQUESTS_TIMEOUT": env_float("SENDGRID_REQUESTS_TIMEOUT_S", default=10.0, minimum=0.1),
 }
+# The embedded demo: SendGrid is the loopback fake and nothing is configured, so the fake signs the
+# events it posts back with a key pair kept in var/ and the app verifies them with its public half
+# (delivery/sandbox/event_keys.py). Never with a real SendGrid URL or key in place.
+if (
+    DEBUG
+    and not env_str("SENDGRID_API_URL", default="")
+    and not ANYMAIL["SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"]
+    and not SANDBOX_SENDGRID_EVENT_SIGNING_KEY
+):
+    from delivery.sandbox.event_keys import sandbox_event_keys
+
+    SANDBOX_SENDGRID_EVENT_SIGNING_KEY, ANYMAIL["SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"] = (
+        sandbox_event_keys(VAR_DIR)
+    )
+    SANDBOX_SENDGRID_EVENTS_URL = (
+        SANDBOX_SENDGRID_EVENTS_URL or f"{DELIVERY_PUBLIC_BASE_URL}/webhooks/sendgrid/events/"
+    )
 # Signed events older (or further in the future) than this are refused as replays.
 DELIVERY_WEBHOOK_MAX_AGE_S = env_int("DELIVERY_WEBHOOK_MAX_AGE_S", default=300, minimum=10)
 # anymail dropped official SendGrid support (anymail.W003 and AnymailNotSupportedWarning). We keep
