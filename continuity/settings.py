@@ -382,8 +382,9 @@ ANYMAIL = {
 # The embedded demo: SendGrid is the loopback fake and nothing is configured, so the fake signs the
 # events it posts back with a key pair kept in var/ and the app verifies them with its public half
 # (delivery/sandbox/event_keys.py). Never with a real SendGrid URL or key in place.
+SANDBOX_SENDGRID_DEMO_EVENTS = env_bool("SANDBOX_SENDGRID_DEMO_EVENTS", default=DEBUG)
 if (
-    DEBUG
+    SANDBOX_SENDGRID_DEMO_EVENTS
     and not env_str("SENDGRID_API_URL", default="")
     and not ANYMAIL["SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"]
     and not SANDBOX_SENDGRID_EVENT_SIGNING_KEY

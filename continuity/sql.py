@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db import connection as default_connection
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field, Lookup
+from django.db.models import Field, ForeignObject, Lookup
 from django.db.models.sql.compiler import SQLCompiler
 
 
@@ -38,7 +38,8 @@ def sql_any_of(
 
 @Field.register_lookup
 class AnyOf(Lookup):
-    """`filter(id__any_of=ids)`: the ORM spelling of sql_any_of for hot paths."""
+    """`filter(id__any_of=ids)`: the ORM spelling of sql_any_of for hot paths (plain values:
+    ids, not model instances, also on a foreign key: `contact_id__any_of=[...]`)."""
 
     lookup_name = "any_of"
     prepare_rhs = False
@@ -52,3 +53,7 @@ class AnyOf(Lookup):
         array_type = field.cast_db_type(connection) or "text"
         sql, params = sql_any_of(lhs, values, array_type=array_type, connection=connection)
         return sql, [*lhs_params, *params]
+
+
+# Relation fields keep their own lookup registry; without this, `contact_id__any_of` is refused.
+ForeignObject.register_lookup(AnyOf)

@@ -34,3 +34,21 @@ def test_the_any_of_lookup_selects_exactly_the_listed_rows() -> None:
     assert sorted(found.values_list("pk", flat=True)) == sorted(c.pk for c in kept[:2])
     assert "unnest" in str(found.query)
     assert not Contact.objects.filter(pk__any_of=[]).exists()
+
+
+@pytest.mark.django_db
+def test_the_any_of_lookup_works_on_a_foreign_key_too() -> None:
+    from contacts.models import PushSubscription
+
+    owner, other = make_contact(), make_contact()
+    for n, contact in enumerate((owner, owner, other)):
+        PushSubscription.objects.create(
+            contact=contact, endpoint=f"https://push.example/{n}", p256dh="k", auth="a"
+        )
+
+    found = PushSubscription.objects.filter(contact_id__any_of=[owner.pk])
+
+    assert sorted(found.values_list("endpoint", flat=True)) == [
+        "https://push.example/0",
+        "https://push.example/1",
+    ]
