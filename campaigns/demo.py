@@ -49,6 +49,11 @@ TIMEZONES = (
     "Australia/Sydney",
 )
 TAGS = ("newsletter", "vip", "eu", "us", "app-user")
+DEMO_ACCOUNTS = {
+    "facebook": {"page_id": "1000001", "display_name": "Demo Shop (Facebook page)"},
+    "instagram": {"ig_user_id": "1780001", "display_name": "@demoshop (Instagram)"},
+    "x": {"x_user_id": "4400001", "display_name": "@demoshop (X)"},
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class DemoInfo:
     contacts: int
     token_file: Path
     source_url: str
+    # On a later run: a new round of the three campaigns, when none of the demo's was still due.
+    rescheduled: bool = False
 
 
 def demo_token_file() -> Path:
@@ -68,7 +75,7 @@ def demo_seed(*, contacts: int = 5000, seed: int = 7) -> DemoInfo:
     token_file = demo_token_file()
     url = f"/hooks/monitors/{DEMO_SOURCE_SLUG}/"
     if MonitorSource.objects.filter(slug=DEMO_SOURCE_SLUG).exists():
-        return DemoInfo(False, Contact.objects.count(), token_file, url)
+        return DemoInfo(False, Contact.objects.count(), token_file, url, _demo_round_ensure())
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
     with transaction.atomic():
         _seed_contacts(rng, contacts)
@@ -150,13 +157,28 @@ def _seed_contacts(rng: random.Random, count: int) -> None:
     Segment.objects.get_or_create(name="Everyone (demo)")
 
 
+def _demo_round_ensure() -> bool:
+    """The README's walk-through needs campaigns falling due in the next minutes: a `make run`
+    days after the first finds the seeded ones long published, so it schedules the same three
+    again, on the demo's own accounts. Campaigns someone scheduled by hand count as upcoming."""
+    upcoming = Campaign.objects.filter(
+        status=CampaignStatus.SCHEDULED, scheduled_at__gt=timezone.now()
+    )
+    accounts = {
+        account.network: account
+        for account in SocialAccount.objects.filter(
+            display_name__in=[fields["display_name"] for fields in DEMO_ACCOUNTS.values()]
+        )
+    }
+    if upcoming.exists() or set(accounts) != set(DEMO_ACCOUNTS):
+        return False
+    with transaction.atomic():
+        _seed_campaigns(accounts)
+    return True
+
+
 def _seed_accounts() -> dict[str, SocialAccount]:
     expires = timezone.now() + timedelta(days=60)
-    specs = {
-        "facebook": {"page_id": "1000001", "display_name": "Demo Shop (Facebook page)"},
-        "instagram": {"ig_user_id": "1780001", "display_name": "@demoshop (Instagram)"},
-        "x": {"x_user_id": "4400001", "display_name": "@demoshop (X)"},
-    }
     return {
         network: SocialAccount.objects.create(
             network=network,
@@ -164,7 +186,7 @@ def _seed_accounts() -> dict[str, SocialAccount]:
             token_expires_at=expires,
             **fields,
         )
-        for network, fields in specs.items()
+        for network, fields in DEMO_ACCOUNTS.items()
     }
 
 

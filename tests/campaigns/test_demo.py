@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from campaigns.demo import DEMO_SOURCE_SLUG, demo_seed
 from campaigns.drill import outage_drill
@@ -39,3 +41,20 @@ def test_the_demo_is_seeded_once_with_a_working_monitor_secret(
     drill = outage_drill(network="instagram")
     assert len(drill.campaigns) == 3
     assert sum(drill.planned.values()) > 0
+
+
+def test_a_later_run_schedules_a_new_round_once_the_demo_campaigns_went_out(
+    settings: Any, tmp_path: Any
+) -> None:
+    settings.VAR_DIR = tmp_path
+    demo_seed(contacts=50)
+    assert not demo_seed(contacts=50).rescheduled  # still due: nothing new
+
+    Campaign.objects.update(status="published", scheduled_at=timezone.now() - timedelta(days=2))
+    again = demo_seed(contacts=50)
+
+    assert again.rescheduled and not again.created
+    upcoming = Campaign.objects.filter(status="scheduled", scheduled_at__gt=timezone.now())
+    assert upcoming.count() == 3
+    assert SocialPost.objects.filter(campaign__in=upcoming).count() == 6
+    assert not demo_seed(contacts=50).rescheduled

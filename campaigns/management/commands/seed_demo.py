@@ -17,6 +17,13 @@ class Command(BaseCommand):
         info = demo_seed(contacts=contacts)
         if not info.created:
             self.stdout.write(f"Demo already seeded ({info.contacts} contacts); left as it is.")
+            if info.rescheduled:
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        "No demo campaign was still due: the same 3 campaigns are scheduled "
+                        "again, due in the next minutes."
+                    )
+                )
             return
         self.stdout.write(
             self.style.SUCCESS(
