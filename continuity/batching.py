@@ -73,7 +73,7 @@ def read_ahead(
 
 
 @contextlib.contextmanager
-def collection_per_batch() -> Iterator[Callable[[], object]]:
+def collection_per_batch() -> Iterator[Callable[[], int]]:
     """Automatic collection off and the heap so far frozen (never scanned again) for the block;
     call the yielded function between batches. Both are undone on exit."""
     was_enabled = gc.isenabled()
