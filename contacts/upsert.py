@@ -280,7 +280,10 @@ def _parse_consent_columns(
 ) -> list[tuple[str, str, str, Evidence]]:
     consents: list[tuple[str, str, str, Evidence]] = []
     for column, (channel, purpose) in CONSENT_COLUMNS.items():
-        word = _text(raw.get(column)).lower()
+        value = raw.get(column)
+        if value is None or value == "":
+            continue  # most columns of most rows: skipped before any text work
+        word = _text(value).lower()
         if not word:
             continue
         state = STATE_WORDS.get(word)
