@@ -117,6 +117,13 @@ def test_a_binary_file_is_refused_with_a_clear_message(tmp_path: Path) -> None:
         _run(path)
 
 
+def test_blank_lines_and_lines_of_only_separators_are_skipped_not_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text("email,first_name\n\na@example.com,Ann\n , \n,\nb@example.com,Bob\n")
+    output = _run(path)
+    assert "done: 2 rows" in output and "2 created" in output and "0 refused" in output
+
+
 def test_a_line_that_is_not_csv_stops_the_import_with_its_line_number(tmp_path: Path) -> None:
     path = tmp_path / "huge_field.csv"
     path.write_text("email,first_name\nok@example.com,Ann\nx@example.com," + "a" * 200_000 + "\n")

@@ -115,11 +115,14 @@ class _FileChunks:
             batch: list[tuple[int, dict[str, str], list[str]]] = []
             previous_line = lines.number
             for record in self._records(reader):
+                # Runs once per row: the checks below cost nothing on a clean file.
                 row = reader.line_num
-                bad = any(n in lines.bad for n in range(previous_line + 1, row + 1))
+                bad = bool(lines.bad) and any(
+                    n in lines.bad for n in range(previous_line + 1, row + 1)
+                )
                 previous_line = row
-                if not any(cell.strip() for cell in record):
-                    continue
+                if not "".join(record).strip():
+                    continue  # a blank line, or only separators and spaces
                 rows += 1
                 problem = self._shape_problem(record, columns, bad)
                 if problem:
