@@ -8,10 +8,13 @@ on the server about half the time). In one process the two alternate; with the p
 the next batch is parsed while the database writes the current one, and the machine's second core
 does the work that the waits used to leave idle.
 
-The child is forked, not spawned: it inherits the loaded Django and starts in milliseconds, and it
-never touches the database connections it inherits (it only reads a file and parses). Items cross
-one pipe; a send blocks until the consumer takes the item, so at most one item waits beside the one
-being consumed and the one being produced: memory stays flat whatever the file's size.
+The child is forked, not spawned: it inherits the loaded Django and starts in milliseconds. It must
+leave the database connections it inherits alone: a query would interleave with the parent's on
+the same socket, and a close() tells the server to end the parent's session (psycopg already skips
+that when a connection object is merely freed after a fork). The producer only reads and computes.
+Items cross one pipe; a send blocks until the consumer takes the item, so at most one item waits
+beside the one being consumed and the one being produced: memory stays flat whatever the file's
+size.
 
 `collection_per_batch`: a batch of parsed rows is tens of thousands of small acyclic objects.
 CPython's automatic collector runs every 700 new objects and, every few batches, re-scans the whole

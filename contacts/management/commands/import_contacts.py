@@ -79,8 +79,8 @@ class _Chunk:
 
 class _FileChunks:
     """Everything before the database: decoding, CSV, the header and row-shape checks, and the
-    parse of each batch. The batches are made in the read-ahead child, so they report through
-    what they yield and never write to the command's output."""
+    parse of each batch. The batches are made in the read-ahead child: they report only through
+    what they yield, never write to the command's output, and never touch the database."""
 
     def __init__(
         self,
