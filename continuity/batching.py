@@ -3,7 +3,7 @@ child, and garbage collection once per batch instead of every few hundred alloca
 
 `read_ahead`: run a CPU-bound producer in a forked child so that it overlaps with the consumer.
 
-`import_contacts` parses a CSV (pure Python, ~25 us a row) and writes it to PostgreSQL (waiting
+`import_contacts` parses a CSV (pure Python, ~15 us a row) and writes it to PostgreSQL (waiting
 on the server about half the time). In one process the two alternate; with the parser in a child
 the next batch is parsed while the database writes the current one, and the machine's second core
 does the work that the waits used to leave idle.
