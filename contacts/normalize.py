@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
+from django.core.validators import EmailValidator
 
 from contacts.models import validate_timezone
 
@@ -19,6 +21,23 @@ class FieldError(ValueError):
         self.message = message
 
 
+def _compiled(lazy: re.Pattern[str]) -> re.Pattern[str]:
+    return re.compile(lazy.pattern, lazy.flags)
+
+
+class _EmailValidator(EmailValidator):
+    """Django's email rules exactly, with its patterns compiled once: Django compiles them
+    lazily behind a proxy object, and going through the proxy on every match was a third of
+    the check's cost (it runs once per imported row)."""
+
+    user_regex = _compiled(EmailValidator.user_regex)
+    domain_regex = _compiled(EmailValidator.domain_regex)
+    literal_regex = _compiled(EmailValidator.literal_regex)
+
+
+_validate_email = _EmailValidator()
+
+
 def email_normalise(raw: str | None) -> str | None:
     """Trimmed and lower-cased (we treat addresses as case-insensitive, as every major
     mailbox provider does), or None when empty."""
@@ -27,7 +46,7 @@ def email_normalise(raw: str | None) -> str | None:
         return None
     value = value.lower()
     try:
-        validate_email(value)
+        _validate_email(value)
     except ValidationError:
         raise FieldError("email", f"{raw!r} is not a valid email address") from None
     return value

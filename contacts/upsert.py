@@ -280,7 +280,10 @@ def _parse_consent_columns(
 ) -> list[tuple[str, str, str, Evidence]]:
     consents: list[tuple[str, str, str, Evidence]] = []
     for column, (channel, purpose) in CONSENT_COLUMNS.items():
-        word = _text(raw.get(column)).lower()
+        value = raw.get(column)
+        if value is None or value == "":
+            continue  # most columns of most rows: skipped before any text work
+        word = _text(value).lower()
         if not word:
             continue
         state = STATE_WORDS.get(word)
@@ -365,23 +368,40 @@ class SeenKeys:
     """The identifier keys a long import has already written, for duplicate detection across
     batches in about 8 bytes per key: recent keys in a small set, older ones merged into one
     sorted array of 64-bit digests (searched by bisection). A Python set of ints would cost
-    about 70 bytes per key, which is what made memory grow with the file."""
+    about 70 bytes per key, which is what made memory grow with the file.
+
+    A fixed 2 MiB bitmap indexed by each digest's low bits answers most lookups of a new key
+    (the common case) without the bisection, which boxes an int at each of its ~20 steps and
+    cost more than the rest of the duplicate check."""
+
+    _FILTER_BITS = 1 << 24
 
     def __init__(self, *, recent_limit: int = 50_000) -> None:
         self._old = array("q")
         self._recent: set[int] = set()
         self._limit = recent_limit
+        self._filter = bytearray(self._FILTER_BITS // 8)
 
     def __contains__(self, digest: object) -> bool:
-        if digest in self._recent:
-            return True
         if not isinstance(digest, int):
             return False
+        slot = digest & (self._FILTER_BITS - 1)
+        if not self._filter[slot >> 3] & (1 << (slot & 7)):
+            return False
+        if digest in self._recent:
+            return True
         index = bisect_left(self._old, digest)
         return index < len(self._old) and self._old[index] == digest
 
     def add(self, digest: int) -> None:
-        self._recent.add(digest)
+        self.update((digest,))
+
+    def update(self, digests: Iterable[int]) -> None:
+        bits, mask = self._filter, self._FILTER_BITS - 1
+        for digest in digests:
+            slot = digest & mask
+            bits[slot >> 3] |= 1 << (slot & 7)
+            self._recent.add(digest)
         if len(self._recent) >= max(self._limit, len(self._old) // 4):
             # A streaming merge: never a list of every key as Python ints.
             self._old = array("q", heapq.merge(self._old, sorted(self._recent)))
@@ -529,19 +549,26 @@ def contact_values_apply(*, parsed: ParsedRow, target: Stored) -> bool:
 
 def _drop_duplicates(
     rows: Sequence[ParsedRow], *, seen: SeenKeys | set[int], report: UpsertReport
-) -> list[ParsedRow]:
+) -> tuple[list[ParsedRow], list[int]]:
     """A second row with an identifier already used in this file is an error, not an update:
-    the file contradicts itself and we cannot tell which row is right."""
+    the file contradicts itself and we cannot tell which row is right. Returns the accepted
+    rows and the digests of their keys, for `seen` once the batch is written."""
     first_row: dict[str, int] = {}
     accepted: list[ParsedRow] = []
+    digests: list[int] = []
     for parsed in rows:
+        # Runs once per imported row: each key is built and hashed once.
+        keys = parsed.identifier_keys()
+        row_digests = [key_digest(k) for k in keys]
         duplicate = next(
-            (k for k in parsed.identifier_keys() if k in first_row or key_digest(k) in seen), None
+            (k for k, d in zip(keys, row_digests, strict=True) if k in first_row or d in seen),
+            None,
         )
         if duplicate is None:
-            for key in parsed.identifier_keys():
+            for key in keys:
                 first_row[key] = parsed.row
             accepted.append(parsed)
+            digests += row_digests
             continue
         name, value = duplicate.split(":", 1)
         where = f"row {first_row[duplicate]}" if duplicate in first_row else "an earlier row"
@@ -554,7 +581,7 @@ def _drop_duplicates(
                 ],
             )
         )
-    return accepted
+    return accepted, digests
 
 
 def contacts_upsert(
@@ -563,7 +590,7 @@ def contacts_upsert(
     """Write one batch of parsed rows set-based; per-row results, errors named by row."""
     report = UpsertReport()
     seen = seen if seen is not None else set()
-    accepted = _drop_duplicates(rows, seen=seen, report=report)
+    accepted, digests = _drop_duplicates(rows, seen=seen, report=report)
     if not accepted:
         return report
 
@@ -574,7 +601,8 @@ def contacts_upsert(
         unchanged: list[tuple[ParsedRow, Stored]] = []
         for parsed in accepted:
             try:
-                target = contact_match(parsed=parsed, found=found)
+                # A fresh import finds nothing: no row can then match, nor conflict.
+                target = contact_match(parsed=parsed, found=found) if found else None
             except RowInvalid as exc:
                 report.results.append(RowResult(parsed.row, "error", errors=exc.errors))
                 continue
@@ -606,9 +634,7 @@ def contacts_upsert(
     )
     report.results.extend(RowResult(p.row, "updated", id=c.pk) for p, c in updates)
     report.results.extend(RowResult(p.row, "unchanged", id=c.pk) for p, c in unchanged)
-    for parsed in accepted:
-        for key in parsed.identifier_keys():
-            seen.add(key_digest(key))
+    seen.update(digests)
     report.results.sort(key=lambda r: r.row)
     return report
 
@@ -634,12 +660,15 @@ def _insert(creates: Sequence[ParsedRow]) -> list[int]:
     with connection.cursor() as cursor:
         # Reserve the ids first, then COPY the rows with them: COPY is PostgreSQL's fastest
         # load path but cannot return generated ids.
+        # The sequence is looked up once, not once per id (that lookup was ~85% of the 13 ms
+        # this took for 5,000 ids), and the ids come back as one array, not 5,000 rows.
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('contacts_contact', 'id')) "
-            "FROM generate_series(1, %s)",
+            "WITH s AS MATERIALIZED ("
+            "SELECT pg_get_serial_sequence('contacts_contact', 'id')::regclass AS seq) "
+            "SELECT array_agg(nextval(s.seq)) FROM s, generate_series(1, %s)",
             [len(creates)],
         )
-        ids = [int(row[0]) for row in cursor.fetchall()]
+        ids: list[int] = cursor.fetchone()[0]
         with cursor.cursor.copy(
             "COPY contacts_contact (id, external_id, email, phone, first_name, last_name, "
             "locale, timezone, attributes, created_at, updated_at, sendable) FROM STDIN"

@@ -27,7 +27,11 @@ def _report(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_the_command_imports_good_rows_and_reports_each_bad_one(tmp_path: Path) -> None:
+# By default the file is read and parsed in a forked process; --single-process must not differ.
+@pytest.mark.parametrize("mode", [(), ("--single-process",)], ids=["read-ahead", "one-process"])
+def test_the_command_imports_good_rows_and_reports_each_bad_one(
+    tmp_path: Path, mode: tuple[str, ...]
+) -> None:
     path = tmp_path / "people.csv"
     path.write_text(
         HEADER
@@ -39,7 +43,7 @@ def test_the_command_imports_good_rows_and_reports_each_bad_one(tmp_path: Path) 
         + "E6,f@example.com,,Fay,,,,\n"
         + "E7,too,many,values,,,,,,,\n"
     )
-    output = _run(path)
+    output = _run(path, *mode)
     assert "progress: 7 rows" in output
     assert "2 created" in output and "5 refused" in output
     # Shape errors are written as they are read, value errors when their batch is written.
@@ -110,6 +114,20 @@ def test_a_binary_file_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "utf16.csv"
     path.write_bytes("email\na@example.com\n".encode("utf-16"))
     with pytest.raises(CommandError, match="header"):
+        _run(path)
+
+
+def test_blank_lines_and_lines_of_only_separators_are_skipped_not_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text("email,first_name\n\na@example.com,Ann\n , \n,\nb@example.com,Bob\n")
+    output = _run(path)
+    assert "done: 2 rows" in output and "2 created" in output and "0 refused" in output
+
+
+def test_a_line_that_is_not_csv_stops_the_import_with_its_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "huge_field.csv"
+    path.write_text("email,first_name\nok@example.com,Ann\nx@example.com," + "a" * 200_000 + "\n")
+    with pytest.raises(CommandError, match="line 3 is not CSV text"):
         _run(path)
 
 

@@ -161,3 +161,18 @@ def test_seen_keys_remembers_every_key_across_merges() -> None:
     assert all(digest in seen for digest in keys)
     assert key_digest("email:never@example.com") not in seen
     assert "not an int" not in seen
+
+
+def test_seen_keys_tells_apart_digests_that_share_a_filter_bit() -> None:
+    from contacts.upsert import SeenKeys
+
+    seen = SeenKeys(recent_limit=10)
+    # Same low bits, so the same bitmap slot: the answer must come from the stored digests,
+    # before and after they are merged into the sorted array.
+    base = [i * 7919 for i in range(20)]
+    seen.update(base[:5])
+    assert all(d in seen for d in base[:5])
+    assert all(d + (1 << 24) not in seen for d in base[:5])
+    seen.update(base[5:])
+    assert all(d in seen for d in base)
+    assert all(d + (1 << 24) not in seen and d - (1 << 40) not in seen for d in base)

@@ -3,6 +3,9 @@
 Reads the file line by line, upserts in batches (a few set-based statements per batch, see
 contacts.upsert), prints progress, and writes every refused row, with the reason and the original
 values, to an error report CSV next to the file (or --report PATH).
+
+Reading and parsing run in a forked child one batch ahead of the writes (continuity.batching):
+on two cores the parse of the next batch overlaps the database's work on the current one.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,11 +24,15 @@ from contacts.consent import Evidence
 from contacts.models import ConsentSource
 from contacts.upsert import (
     KNOWN_COLUMNS,
+    ParsedRow,
+    RowResult,
     SeenKeys,
     UpsertReport,
+    contact_rows_parse,
     contacts_tables_analyze,
-    contacts_upsert_rows,
+    contacts_upsert_parsed,
 )
+from continuity.batching import collection_per_batch, read_ahead
 
 
 def _header_name(raw: str) -> str:
@@ -52,95 +60,119 @@ class _Lines:
                 yield raw.decode(self.encoding, errors="replace")
 
 
-class Command(BaseCommand):
-    help = "Import contacts from a CSV file (streamed; progress and a row-level error report)."
+@dataclass
+class _Header:
+    columns: list[str]
+    unknown: list[str]
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", type=Path)
-        parser.add_argument("--report", type=Path, help="error report CSV (default: next to FILE)")
-        parser.add_argument("--encoding", default="utf-8-sig")
-        parser.add_argument("--delimiter", default="", help="default: sniffed from the header")
-        parser.add_argument("--batch-size", type=int, default=settings.CONTACTS_IMPORT_BATCH_SIZE)
-        parser.add_argument("--recorded-by", default="import_contacts")
-        parser.add_argument(
-            "--progress-every", type=float, default=2.0, help="seconds between progress lines"
-        )
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        path: Path = options["file"]
-        if not path.is_file():
-            raise CommandError(f"{path}: no such file")
-        report_path: Path = options["report"] or path.with_name(f"{path.name}.errors.csv")
-        batch_size = max(1, int(options["batch_size"]))
-        evidence = Evidence(
-            source=ConsentSource.IMPORT,
-            source_detail=path.name,
-            recorded_by=options["recorded_by"],
-        )
-        self._analyzed_at = 0
-        started = time.monotonic()
-        totals = {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "errors": 0}
-        with path.open("rb") as handle, report_path.open("w", newline="") as report_file:
-            lines = _Lines(handle, options["encoding"])
-            reader = csv.reader(lines, delimiter=self._delimiter(path, options))
-            header = self._header(reader, lines)
-            report = csv.writer(report_file)
-            report.writerow(["row", "field", "message", *header])
-            seen = SeenKeys()
+@dataclass
+class _Chunk:
+    """One batch, read and parsed, ready to write."""
+
+    rows: int  # non-blank rows read since the previous chunk, refused ones included
+    refused: list[tuple[int, str, str, list[str]]]  # (row, field, message, record) by shape
+    parsed: list[ParsedRow]
+    failed: list[RowResult]
+    records: dict[int, list[str]]  # the original values of every parsed or failed row
+
+
+class _FileChunks:
+    """Everything before the database: decoding, CSV, the header and row-shape checks, and the
+    parse of each batch. The batches are made in the read-ahead child: they report only through
+    what they yield, never write to the command's output, and never touch the database."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        encoding: str,
+        delimiter: str,
+        batch_size: int,
+        evidence: Evidence,
+    ) -> None:
+        self.path = path
+        self.encoding = encoding
+        self.delimiter = delimiter
+        self.batch_size = batch_size
+        self.evidence = evidence
+
+    def header(self) -> _Header:
+        """The checked header; a CommandError when the file cannot be imported at all."""
+        with self.path.open("rb") as handle:
+            lines = _Lines(handle, self.encoding)
+            return self._header(csv.reader(lines, delimiter=self._delimiter()), lines)
+
+    def __call__(self) -> Iterator[_Chunk]:
+        """The file's batches, read and parsed; the header was checked by `header()`."""
+        columns = self.header().columns
+        with self.path.open("rb") as handle:
+            lines = _Lines(handle, self.encoding)
+            reader = csv.reader(lines, delimiter=self._delimiter())
+            next(reader)
+            rows = 0
+            refused: list[tuple[int, str, str, list[str]]] = []
             batch: list[tuple[int, dict[str, str], list[str]]] = []
-            last_progress = started
             previous_line = lines.number
-            for record in self._records(reader, path):
+            for record in self._records(reader):
+                # Runs once per row: the checks below cost nothing on a clean file.
                 row = reader.line_num
-                bad = any(n in lines.bad for n in range(previous_line + 1, row + 1))
+                bad = bool(lines.bad) and any(
+                    n in lines.bad for n in range(previous_line + 1, row + 1)
+                )
                 previous_line = row
-                if not any(cell.strip() for cell in record):
-                    continue
-                totals["rows"] += 1
-                problem = self._shape_problem(record, header, bad, options["encoding"])
+                if not "".join(record).strip():
+                    continue  # a blank line, or only separators and spaces
+                rows += 1
+                problem = self._shape_problem(record, columns, bad)
                 if problem:
-                    totals["errors"] += 1
-                    report.writerow([row, problem[0], problem[1], *record])
+                    refused.append((row, problem[0], problem[1], record))
                     continue
-                batch.append((row, dict(zip(header, record, strict=True)), record))
-                if len(batch) >= batch_size:
-                    self._flush(batch, evidence, seen, totals, report)
-                    batch = []
-                now = time.monotonic()
-                if now - last_progress >= options["progress_every"]:
-                    self._progress(totals, now - started)
-                    last_progress = now
-            self._flush(batch, evidence, seen, totals, report)
-        elapsed = time.monotonic() - started
-        self._progress(totals, elapsed)
-        self.stdout.write(
-            f"done: {totals['rows']} rows in {elapsed:.2f}s: {totals['created']} created, "
-            f"{totals['updated']} updated, {totals['unchanged']} unchanged, "
-            f"{totals['errors']} refused"
-        )
-        if totals["errors"]:
-            self.stdout.write(f"error report: {report_path}")
-        else:
-            report_path.unlink(missing_ok=True)
+                batch.append((row, dict(zip(columns, record, strict=True)), record))
+                if len(batch) >= self.batch_size:
+                    yield self._chunk(rows, refused, batch)
+                    rows, refused, batch = 0, [], []
+            if rows:
+                yield self._chunk(rows, refused, batch)
 
-    def _delimiter(self, path: Path, options: dict[str, Any]) -> str:
-        if options["delimiter"]:
-            return str(options["delimiter"])
-        with path.open("rb") as handle:
-            first = handle.readline().decode(options["encoding"], errors="replace")
+    def _chunk(
+        self,
+        rows: int,
+        refused: list[tuple[int, str, str, list[str]]],
+        batch: list[tuple[int, dict[str, str], list[str]]],
+    ) -> _Chunk:
+        parsed, failed = contact_rows_parse(
+            raws=[raw for _, raw, _ in batch],
+            row_numbers=[row for row, _, _ in batch],
+            blank_means_unchanged=True,
+            default_evidence=self.evidence,
+        )
+        return _Chunk(
+            rows=rows,
+            refused=refused,
+            parsed=parsed,
+            failed=failed,
+            records={row: record for row, _, record in batch},
+        )
+
+    def _delimiter(self) -> str:
+        if self.delimiter:
+            return self.delimiter
+        with self.path.open("rb") as handle:
+            first = handle.readline().decode(self.encoding, errors="replace")
         counts = {d: first.count(d) for d in (",", ";", "\t")}
         return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
 
-    def _records(self, reader: Any, path: Path) -> Iterator[list[str]]:
+    def _records(self, reader: Any) -> Iterator[list[str]]:
         try:
             yield from reader
         except csv.Error as exc:
             raise CommandError(
-                f"{path}: line {reader.line_num} is not CSV text ({exc}); is the file really "
-                "CSV in the given --encoding (UTF-8 by default)?"
+                f"{self.path}: line {reader.line_num} is not CSV text ({exc}); is the file "
+                "really CSV in the given --encoding (UTF-8 by default)?"
             ) from None
 
-    def _header(self, reader: Any, lines: _Lines) -> list[str]:
+    def _header(self, reader: Any, lines: _Lines) -> _Header:
         try:
             first = next(reader, None)
         except csv.Error as exc:
@@ -162,43 +194,106 @@ class Command(BaseCommand):
         if duplicates:
             raise CommandError(f"the header repeats the column(s) {', '.join(duplicates)}")
         unknown = [h for h in header if h not in KNOWN_COLUMNS and not h.startswith("attr_")]
-        if unknown:
-            self.stderr.write(
-                f"ignoring unknown columns: {', '.join(unknown)} (name free attributes attr_<name>)"
-            )
-        return header
+        return _Header(columns=header, unknown=unknown)
 
-    @staticmethod
     def _shape_problem(
-        record: list[str], header: list[str], bad_bytes: bool, encoding: str
+        self, record: list[str], header: list[str], bad_bytes: bool
     ) -> tuple[str, str] | None:
         if bad_bytes:
             return (
                 "encoding",
-                f"bytes that are not valid {encoding}: save the file as UTF-8 or pass --encoding",
+                f"bytes that are not valid {self.encoding}: save the file as UTF-8 or pass "
+                "--encoding",
             )
         if len(record) != len(header):
             return ("columns", f"{len(record)} values but the header has {len(header)} columns")
         return None
 
-    def _flush(
-        self,
-        batch: list[tuple[int, dict[str, str], list[str]]],
-        evidence: Evidence,
-        seen: SeenKeys,
-        totals: dict[str, int],
-        report: Any,
-    ) -> None:
-        if not batch:
-            return
-        result: UpsertReport = contacts_upsert_rows(
-            raws=[raw for _, raw, _ in batch],
-            row_numbers=[row for row, _, _ in batch],
-            blank_means_unchanged=True,
-            default_evidence=evidence,
-            seen=seen,
+
+class Command(BaseCommand):
+    help = "Import contacts from a CSV file (streamed; progress and a row-level error report)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--report", type=Path, help="error report CSV (default: next to FILE)")
+        parser.add_argument("--encoding", default="utf-8-sig")
+        parser.add_argument("--delimiter", default="", help="default: sniffed from the header")
+        parser.add_argument("--batch-size", type=int, default=settings.CONTACTS_IMPORT_BATCH_SIZE)
+        parser.add_argument("--recorded-by", default="import_contacts")
+        parser.add_argument(
+            "--progress-every", type=float, default=2.0, help="seconds between progress lines"
         )
-        originals = {row: record for row, _, record in batch}
+        parser.add_argument(
+            "--single-process",
+            action="store_true",
+            help="read and parse in this process instead of a forked one (slower; for debugging)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path: Path = options["file"]
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+        report_path: Path = options["report"] or path.with_name(f"{path.name}.errors.csv")
+        chunks = _FileChunks(
+            path,
+            encoding=options["encoding"],
+            delimiter=options["delimiter"],
+            batch_size=max(1, int(options["batch_size"])),
+            evidence=Evidence(
+                source=ConsentSource.IMPORT,
+                source_detail=path.name,
+                recorded_by=options["recorded_by"],
+            ),
+        )
+        self._analyzed_at = 0
+        started = time.monotonic()
+        totals = {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "errors": 0}
+        header = chunks.header()
+        with (
+            read_ahead(chunks, in_child=not options["single_process"]) as items,
+            collection_per_batch() as collect,
+            report_path.open("w", newline="") as report_file,
+        ):
+            if header.unknown:
+                self.stderr.write(
+                    f"ignoring unknown columns: {', '.join(header.unknown)} "
+                    "(name free attributes attr_<name>)"
+                )
+            report = csv.writer(report_file)
+            report.writerow(["row", "field", "message", *header.columns])
+            seen = SeenKeys()
+            last_progress = started
+            for chunk in items:
+                totals["rows"] += chunk.rows
+                # Shape errors first, as they were read, then the batch's value errors.
+                for row, field, message, record in chunk.refused:
+                    totals["errors"] += 1
+                    report.writerow([row, field, message, *record])
+                self._flush(chunk, seen, totals, report)
+                del chunk
+                collect()
+                now = time.monotonic()
+                if now - last_progress >= options["progress_every"]:
+                    self._progress(totals, now - started)
+                    last_progress = now
+        elapsed = time.monotonic() - started
+        self._progress(totals, elapsed)
+        self.stdout.write(
+            f"done: {totals['rows']} rows in {elapsed:.2f}s: {totals['created']} created, "
+            f"{totals['updated']} updated, {totals['unchanged']} unchanged, "
+            f"{totals['errors']} refused"
+        )
+        if totals["errors"]:
+            self.stdout.write(f"error report: {report_path}")
+        else:
+            report_path.unlink(missing_ok=True)
+
+    def _flush(self, chunk: _Chunk, seen: SeenKeys, totals: dict[str, int], report: Any) -> None:
+        if not (chunk.parsed or chunk.failed):
+            return
+        result: UpsertReport = contacts_upsert_parsed(
+            parsed=chunk.parsed, failed=chunk.failed, seen=seen
+        )
         for status in ("created", "updated", "unchanged"):
             totals[status] += result.count(status)
         # Each time the import has quadrupled what it wrote, refresh the planner's statistics
@@ -212,7 +307,7 @@ class Command(BaseCommand):
                 continue
             totals["errors"] += 1
             for error in row_result.errors:
-                report.writerow([error.row, error.field, error.message, *originals[error.row]])
+                report.writerow([error.row, error.field, error.message, *chunk.records[error.row]])
 
     def _progress(self, totals: dict[str, int], elapsed: float) -> None:
         rate = totals["rows"] / elapsed if elapsed > 0 else 0.0
