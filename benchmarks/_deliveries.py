@@ -15,11 +15,11 @@ def bench_contacts_ensure(
     prefix = f"bench-{channel}-"
     bit = consent_bit(channel, "marketing")
     have = Contact.objects.filter(external_id__startswith=prefix).count()
-    if have < count:
+    for start in range(have, count, 50_000):  # a million model instances at once: ~1 GB
         Contact.objects.bulk_create(
             [
                 Contact(external_id=f"{prefix}{n}", first_name=f"F{n}", sendable=bit, **address(n))
-                for n in range(have, count)
+                for n in range(start, min(start + 50_000, count))
             ],
             batch_size=5000,
         )
@@ -41,11 +41,16 @@ def bench_deliveries_queue(*, channel: str, contact_ids: list[int], **content: s
 
     message = Message.objects.create(name=f"bench {time.time()}", **content)
     now = timezone.now()
-    rows = Delivery.objects.bulk_create(
-        [
-            Delivery(message=message, contact_id=c, channel=channel, status="queued", queued_at=now)
-            for c in contact_ids
-        ],
-        batch_size=5000,
-    )
-    return [r.pk for r in rows]
+    ids: list[int] = []
+    for start in range(0, len(contact_ids), 50_000):
+        rows = Delivery.objects.bulk_create(
+            [
+                Delivery(
+                    message=message, contact_id=c, channel=channel, status="queued", queued_at=now
+                )
+                for c in contact_ids[start : start + 50_000]
+            ],
+            batch_size=5000,
+        )
+        ids += [r.pk for r in rows]
+    return ids

@@ -16,7 +16,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from benchmarks._common import bench_database_prepare, emit, setup_django, sized
+from benchmarks._common import (
+    bench_database_prepare,
+    emit,
+    setup_django,
+    sized,
+    worker_production_env,
+)
 from benchmarks.bench_reroute_plan import BENCH_DB, _fill_audience
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +128,7 @@ def main() -> None:
             "REROUTE_QUIET_HOURS_SMS": "",
             "REROUTE_FREQUENCY_CAP_PER_DAY": "0",
             "LOG_LEVEL": "warning",
+            **worker_production_env(),
         }
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "continuity", "worker", "--concurrency", "2",

@@ -81,7 +81,7 @@ def deliveries_enqueue(
     with transaction.atomic():
         moved = deliveries_transition(ids=ids, target=DeliveryStatus.QUEUED, detail="enqueued")
         by_channel: dict[str, list[int]] = defaultdict(list)
-        for delivery_id, channel in Delivery.objects.filter(id__in=moved).values_list(
+        for delivery_id, channel in Delivery.objects.filter(id__any_of=moved).values_list(
             "id", "channel"
         ):
             by_channel[channel].append(delivery_id)
