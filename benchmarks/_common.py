@@ -55,7 +55,8 @@ def bench_database_prepare(name: str) -> str:
     """A PostgreSQL database of the benchmark's own, created and migrated; returns its URL.
 
     Benchmarks never touch the development or test databases: they fill tables with millions of
-    rows and time statements against them.
+    rows and time statements against them. The small scale (the test suite's smoke run) gets a
+    database of its own, so `make test` never shrinks the million-row audience a full run keeps.
     """
     import subprocess
     from pathlib import Path
@@ -67,6 +68,8 @@ def bench_database_prepare(name: str) -> str:
     parts = urlsplit(base)
     if not parts.scheme.startswith("postgres"):
         sys.exit(f"{name} needs PostgreSQL: set DATABASE_URL to a postgres:// URL")
+    if bench_scale() == "small":
+        name = f"{name}_small"
     admin = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
     with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
