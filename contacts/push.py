@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -115,7 +116,8 @@ def push_subscription_deactivate(*, subscription_id: int, reason: str) -> bool:
     )
 
 
-def push_subscription_record_failure(*, subscription_id: int, reason: str) -> None:
-    PushSubscription.objects.filter(pk=subscription_id).update(
+def push_subscriptions_record_failure(*, subscription_ids: Iterable[int], reason: str) -> int:
+    """A send to these subscriptions failed for good (bad keys, refused): counted, kept active."""
+    return PushSubscription.objects.filter(pk__any_of=list(subscription_ids)).update(
         failure_count=F("failure_count") + 1, last_failure=reason[:300]
     )

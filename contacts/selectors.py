@@ -83,7 +83,10 @@ def consent_history(*, contact: Contact) -> QuerySet[ConsentEvent]:
 
 
 def push_subscriptions_active(*, contact_ids: Iterable[int]) -> QuerySet[PushSubscription]:
-    return PushSubscription.objects.filter(contact_id__in=list(contact_ids), active=True)
+    """Active subscriptions of many contacts (a send chunk's), newest first per contact."""
+    return PushSubscription.objects.filter(
+        contact_id__any_of=list(contact_ids), active=True
+    ).order_by("contact_id", "-created_at")
 
 
 def contact_find(*, email: str | None = None, phone: str | None = None) -> Contact | None:

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contacts.models import PushSubscription
-from contacts.selectors import contacts_consented
+from contacts.selectors import contacts_consented, push_subscriptions_active
 from continuity.sql import sql_any_of
 from delivery.models import Delivery
 from delivery.states import DeliveryStatus
@@ -31,6 +31,7 @@ class ClaimedDelivery:
     merge_fields: dict[str, str]
     push_p256dh: str = ""
     push_auth: str = ""
+    push_subscription_id: int | None = None
 
 
 def _merge_fields(contact: dict[str, object]) -> dict[str, str]:
@@ -129,9 +130,7 @@ def claimed_load(*, ids: list[int], channel: str) -> list[ClaimedDelivery]:
         # The contact's newest active subscription: one device per delivery keeps the UNIQUE
         # (message, contact, channel) meaning "one message", and a dead endpoint is replaced by
         # the next newest once 404/410 deactivates it.
-        for sub in PushSubscription.objects.filter(
-            contact_id__any_of=[r["contact_id"] for r in rows], active=True
-        ).order_by("contact_id", "-created_at"):
+        for sub in push_subscriptions_active(contact_ids=[r["contact_id"] for r in rows]):
             if sub.contact_id is not None:
                 subscriptions.setdefault(sub.contact_id, sub)
     claimed = []
@@ -158,6 +157,7 @@ def claimed_load(*, ids: list[int], channel: str) -> list[ClaimedDelivery]:
                 merge_fields=_merge_fields(contact),
                 push_p256dh=subscription.p256dh if subscription else "",
                 push_auth=subscription.auth if subscription else "",
+                push_subscription_id=subscription.pk if subscription else None,
             )
         )
     return claimed

@@ -206,10 +206,27 @@ def _outcomes_record(
         )
         if status == DeliveryStatus.FAILED:
             report.failed += len(moved)
+            if channel == Channel.PUSH:
+                _push_failures_record(ids=moved, claimed=claimed, code=code, text=text)
         else:
             report.unknown += len(moved)
     for (code, text), items in deferred.items():
         _defer(items, code=code, text=text, report=report)
+
+
+def _push_failures_record(
+    *, ids: list[int], claimed: dict[int, ClaimedDelivery], code: str, text: str
+) -> None:
+    """Pushes that failed for the subscription's own reason count against it (the CRM shows
+    the count); a payload too large or a VAPID problem is not the subscription's doing."""
+    from contacts.push import push_subscriptions_record_failure
+    from delivery.providers.webpush import SUBSCRIPTION_FAILURE_CODES
+
+    subscription_ids = [sub for i in ids if (sub := claimed[i].push_subscription_id) is not None]
+    if code in SUBSCRIPTION_FAILURE_CODES and subscription_ids:
+        push_subscriptions_record_failure(
+            subscription_ids=subscription_ids, reason=f"{code}: {text}"
+        )
 
 
 def _defer(items: list[Deferred], *, code: str, text: str, report: ChunkReport) -> None:
@@ -217,7 +234,7 @@ def _defer(items: list[Deferred], *, code: str, text: str, report: ChunkReport) 
     report.deferred += len(ids)
     exhausted = list(
         Delivery.objects.filter(
-            id__in=ids, attempt__gte=settings.DELIVERY_MAX_ATTEMPTS
+            id__any_of=ids, attempt__gte=settings.DELIVERY_MAX_ATTEMPTS
         ).values_list("id", flat=True)
     )
     if exhausted:
@@ -231,7 +248,9 @@ def _defer(items: list[Deferred], *, code: str, text: str, report: ChunkReport) 
     if not retry:
         return
     attempt = (
-        Delivery.objects.filter(id__in=retry).order_by("-attempt").values_list("attempt", flat=True)
+        Delivery.objects.filter(id__any_of=retry)
+        .order_by("-attempt")
+        .values_list("attempt", flat=True)
     ).first() or 1
     # Exponential back-off with full jitter, and at least what the provider asked for.
     backoff = settings.DELIVERY_RETRY_BASE_S * (2 ** max(attempt - 1, 0))
@@ -259,9 +278,13 @@ def _suppress(outcome: Suppressed, claimed: ClaimedDelivery, channel: str) -> in
     )
     contact = Contact.objects.get(pk=claimed.contact_id)
     if outcome.reason == SuppressReason.SUBSCRIPTION_GONE:
-        from contacts.models import PushSubscription
+        from contacts.push import push_subscription_deactivate
 
-        PushSubscription.objects.filter(endpoint=claimed.address).update(active=False)
+        if claimed.push_subscription_id is not None:
+            push_subscription_deactivate(
+                subscription_id=claimed.push_subscription_id,
+                reason=f"{outcome.code}: {outcome.text}",
+            )
     elif outcome.reason == SuppressReason.OPTED_OUT and channel == Channel.SMS:
         # Twilio 21610: the handset sent STOP. That is a revocation by the person, not a
         # deliverability problem, so it lands in the consent log as such.
@@ -286,7 +309,7 @@ def _suppress(outcome: Suppressed, claimed: ClaimedDelivery, channel: str) -> in
 def deliveries_retry_failed(*, ids: Iterable[int], send: Any = None) -> int:
     """The admin's "retry failed": only failed rows go back; sent or unknown ones never do."""
     failed = list(
-        Delivery.objects.filter(id__in=list(ids), status=DeliveryStatus.FAILED).values_list(
+        Delivery.objects.filter(id__any_of=list(ids), status=DeliveryStatus.FAILED).values_list(
             "id", flat=True
         )
     )

@@ -57,6 +57,9 @@ MAX_PLAINTEXT_BYTES = 4096 - 86 - 16 - 1
 VAPID_HEADER_CACHE_S = 300
 PAYLOAD_KEYS = ("title", "body", "url", "icon")
 VAPID_EXP_S = 12 * 3600
+# Failures that are the subscription's own (keys missing or unusable), as opposed to the content's
+# (too large) or ours (VAPID): only these count against the subscription in the CRM.
+SUBSCRIPTION_FAILURE_CODES = frozenset({"no_keys", "push_invalid"})
 _vapid_cache: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
 # Push-service hosts that answered 429, and until when this process leaves them alone.
 _host_backoff: dict[str, float] = {}

@@ -11,10 +11,11 @@ from django.test import Client, TestCase, override_settings
 from django.utils import timezone
 
 from contacts.consent import consent_revoke, suppression_add
-from contacts.models import Channel, ConsentSource, Contact, SuppressionReason
+from contacts.models import Channel, ConsentSource, Contact, PushSubscription, SuppressionReason
 from delivery.claim import deliveries_claim
 from delivery.dispatch import deliveries_enqueue, deliveries_retry_failed, deliveries_send_chunk
 from delivery.models import Delivery, DeliveryEvent, Message
+from delivery.sandbox.push import PushServiceFake
 from delivery.sandbox.sendgrid import SendGridFake
 from delivery.senders import channel_sender
 from delivery.states import DeliveryStatus as S
@@ -238,3 +239,66 @@ def test_the_admin_lists_deliveries_and_retries_only_failed_ones(admin_client: C
     page = admin_client.get(f"/admin/delivery/message/{message.pk}/change/")
     assert b"email: Queued 1" in page.content
     assert b"email: Sent 1" in page.content
+
+
+@pytest.fixture
+def push_sender(settings: object) -> Iterator[None]:
+    from py_vapid import Vapid02
+
+    vapid = Vapid02()
+    vapid.generate_keys()
+    settings.VAPID_PRIVATE_KEY = vapid.private_pem().decode()  # type: ignore[attr-defined]
+    channel_sender.cache_clear()
+    yield
+    channel_sender.cache_clear()
+
+
+def _push_contacts(fake: PushServiceFake, n: int) -> list[tuple[Contact, PushSubscription]]:
+    pairs = []
+    for _ in range(n):
+        contact = granted_contact(channel=Channel.PUSH)
+        info = fake.subscription_create()
+        subscription = PushSubscription.objects.create(
+            contact=contact,
+            endpoint=info["endpoint"],
+            p256dh=info["keys"]["p256dh"],
+            auth=info["keys"]["auth"],
+        )
+        pairs.append((contact, subscription))
+    return pairs
+
+
+def test_push_answers_reach_the_subscription_gone_ones_off_bad_keys_counted(
+    push_fake: PushServiceFake, push_sender: None
+) -> None:
+    (gone_c, gone), (ok_c, ok), (bad_c, bad) = _push_contacts(push_fake, 3)
+    push_fake.subscription_expire(gone.endpoint)
+    PushSubscription.objects.filter(pk=bad.pk).update(p256dh="bm90IGEga2V5")
+    message = make_message(push_title="Hi", push_body="Instagram is down")
+    ids = plan(message, [gone_c, ok_c, bad_c], channel=Channel.PUSH)
+    enqueue_now(ids)
+
+    report = deliveries_send_chunk(channel=Channel.PUSH, ids=ids)
+
+    assert (report.sent, report.suppressed, report.failed) == (1, 1, 1)
+    gone.refresh_from_db()
+    ok.refresh_from_db()
+    bad.refresh_from_db()
+    assert not gone.active and gone.last_failure.startswith("push_410")
+    assert ok.active and ok.failure_count == 0
+    assert bad.active and bad.failure_count == 1 and bad.last_failure.startswith("push_invalid")
+
+
+def test_a_push_the_service_refuses_as_too_large_is_not_the_subscriptions_fault(
+    push_fake: PushServiceFake, push_sender: None
+) -> None:
+    [(contact, subscription)] = _push_contacts(push_fake, 1)
+    push_fake.set_fault(mode="error", status=413)
+    ids = plan(make_message(push_title="Hi", push_body="x"), [contact], channel=Channel.PUSH)
+    enqueue_now(ids)
+
+    report = deliveries_send_chunk(channel=Channel.PUSH, ids=ids)
+
+    assert report.failed == 1
+    subscription.refresh_from_db()
+    assert subscription.active and subscription.failure_count == 0
