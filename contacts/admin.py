@@ -36,7 +36,7 @@ from contacts.normalize import FieldError, email_normalise, phone_normalise
 from contacts.resources import ContactResource
 from contacts.segments import contacts_matching
 from contacts.selectors import contacts_consented
-from contacts.upsert import contact_tags_add
+from contacts.upsert import CONTACT_FIELDS, contact_tags_add
 
 
 class TagFilter(admin.SimpleListFilter):
@@ -146,16 +146,7 @@ class ContactForm(forms.ModelForm):
 
     class Meta:
         model = Contact
-        fields = [
-            "external_id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "locale",
-            "timezone",
-            "attributes",
-        ]
+        fields = list(CONTACT_FIELDS)  # what an import may set is what the form edits
 
     def _normalised(self, name: str, normalise: Any) -> Any:
         raw = self.cleaned_data.get(name) or ""
