@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -93,3 +95,23 @@ def worker_production_env() -> dict[str, str]:
     import secrets
 
     return {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50)}
+
+
+@contextlib.contextmanager
+def request_bodies_captured() -> Iterator[list[Any]]:
+    """Every body the app's `requests` sessions send while the block runs, in order: the floor
+    of a send benchmark posts exactly these again with a bare client."""
+    import requests
+
+    bodies: list[Any] = []
+    original = requests.Session.send
+
+    def capture(self: requests.Session, request: Any, **kwargs: Any) -> Any:
+        bodies.append(request.body)
+        return original(self, request, **kwargs)
+
+    requests.Session.send = capture  # type: ignore[method-assign]
+    try:
+        yield bodies
+    finally:
+        requests.Session.send = original  # type: ignore[method-assign]

@@ -25,6 +25,7 @@ import requests
 from benchmarks._common import (
     bench_database_prepare,
     emit,
+    request_bodies_captured,
     setup_django,
     sized,
     worker_production_env,
@@ -76,20 +77,14 @@ def _send_share(url: str, chunks: list[list[int]], sync: Any) -> None:
         "SENDGRID_API_KEY": API_KEY,
     }
     channel_sender.cache_clear()
-    bodies: list[bytes] = []
-    original = requests.Session.send
-
-    def capture(self: requests.Session, request: Any, **kwargs: Any) -> Any:
-        bodies.append(request.body)
-        return original(self, request, **kwargs)
-
-    requests.Session.send = capture  # type: ignore[method-assign]
     barrier, results = sync
-    barrier.wait()
-    started = time.perf_counter()
-    for chunk in chunks:
-        deliveries_send_chunk(channel="email", ids=chunk)
-    results.put((started, time.perf_counter(), bodies))
+    with request_bodies_captured() as bodies:
+        barrier.wait()
+        started = time.perf_counter()
+        for chunk in chunks:
+            deliveries_send_chunk(channel="email", ids=chunk)
+        ended = time.perf_counter()
+    results.put((started, ended, bodies))
 
 
 def _post_share(url: str, bodies: list[bytes], sync: Any) -> None:

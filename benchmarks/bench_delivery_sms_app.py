@@ -15,7 +15,13 @@ from typing import Any
 
 import requests
 
-from benchmarks._common import bench_database_prepare, emit, setup_django, sized
+from benchmarks._common import (
+    bench_database_prepare,
+    emit,
+    request_bodies_captured,
+    setup_django,
+    sized,
+)
 from benchmarks._deliveries import bench_contacts_ensure, bench_deliveries_queue
 
 SID = "AC" + "5" * 32
@@ -80,21 +86,11 @@ def main() -> None:
         )
         delivery.dispatch.channel_sender = lambda channel: sender  # type: ignore[assignment]
         ids = _queued(count)
-        bodies: list[Any] = []
-        original = requests.Session.send
-
-        def capture(self: requests.Session, request: Any, **kwargs: Any) -> Any:
-            bodies.append(request.body)
-            return original(self, request, **kwargs)
-
-        requests.Session.send = capture  # type: ignore[method-assign]
-        try:
+        with request_bodies_captured() as bodies:
             started = time.perf_counter()
             for chunk in chunked(ids, settings.DELIVERY_CHUNK_SIZE):
                 deliveries_send_chunk(channel="sms", ids=chunk)
             measured = time.perf_counter() - started
-        finally:
-            requests.Session.send = original  # type: ignore[method-assign]
         sent = Delivery.objects.filter(id__in=ids, status="sent").count()
         session = requests.Session()
         session.auth = (SID, TOKEN)
