@@ -22,14 +22,11 @@ $(STAMP): requirements/dev.txt | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	@touch $@
 
-# The embedded default: SQLite and a filesystem broker in var/, sandbox providers on loopback.
+# The embedded default: PostgreSQL from a pip wheel and a filesystem broker in var/, sandbox
+# providers on loopback (DATABASE_URL / REDIS_URL, when set, win). One process owns it all.
 run: export DEBUG ?= true
 run: $(STAMP)
-	$(PY) manage.py preflight
-	$(PY) manage.py migrate --no-input
-	$(PY) manage.py ensure_demo_admin
-	$(PY) manage.py seed_demo
-	$(VENV)/bin/honcho --procfile Procfile start
+	$(PY) manage.py run
 
 test: export DJANGO_SETTINGS_MODULE := continuity.settings_test
 test: $(STAMP)

@@ -23,6 +23,17 @@ SCHEME = "continuityfs"
 
 
 class Channel(filesystem.Channel):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Made on first use rather than by settings: reading settings must have no side effect.
+        for folder in (
+            self.data_folder_in,
+            self.data_folder_out,
+            self.processed_folder,
+            self.control_folder,
+        ):
+            os.makedirs(folder, exist_ok=True)
+
     # celery-types' stubs give AbstractChannel and filesystem.Channel different _put signatures;
     # this matches the filesystem one, which is the real base class.
     def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]

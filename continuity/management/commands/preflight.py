@@ -13,6 +13,10 @@ HOW_TO_START = {
     "postgresql": (
         "Start it (Debian: pg_ctlcluster 15 main start) or point DATABASE_URL at a running server."
     ),
+    "embedded": (
+        "The embedded server in var/postgres is not running: `manage.py` starts it for each "
+        "command; its log is var/postgres/log."
+    ),
     "redis": ("Start it (redis-server --daemonize yes) or point REDIS_URL at a running server."),
 }
 
@@ -32,7 +36,7 @@ class Command(BaseCommand):
         if problems:
             raise CommandError("\n".join(problems))
         self.stdout.write(
-            f"preflight ok: database {connection.vendor} at {self._where(settings.DATABASES)}, "
+            f"preflight ok: database {self._engine()} at {self._where(settings.DATABASES)}, "
             f"broker {self._redact(settings.CELERY_BROKER_URL)}"
         )
 
@@ -42,6 +46,10 @@ class Command(BaseCommand):
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
         return f"{parts.scheme}://{host}{port}{parts.path}"
+
+    @staticmethod
+    def _engine() -> str:
+        return "PostgreSQL (embedded)" if settings.DATABASE_IS_EMBEDDED else "PostgreSQL"
 
     @staticmethod
     def _where(databases: dict[str, Any]) -> str:
@@ -55,7 +63,7 @@ class Command(BaseCommand):
                 cursor.execute("SELECT 1")
         except OperationalError as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-            if connection.vendor == "postgresql" and "does not exist" in first_line:
+            if "does not exist" in first_line:
                 if test_run:
                     return None
                 return (
@@ -63,7 +71,7 @@ class Command(BaseCommand):
                     f"server: create it (createdb -h {db.get('HOST')} -U {db.get('USER')} "
                     f"{db.get('NAME')}) or fix DATABASE_URL."
                 )
-            hint = HOW_TO_START.get(connection.vendor, "Check DATABASE_URL.")
+            hint = HOW_TO_START["embedded" if settings.DATABASE_IS_EMBEDDED else "postgresql"]
             return (
                 f"DATABASE is unreachable: {connection.vendor} at {self._where(settings.DATABASES)}"
                 f" ({first_line}). {hint}"
