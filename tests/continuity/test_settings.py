@@ -134,9 +134,12 @@ def test_reading_the_settings_makes_no_folder_and_writes_no_file(tmp_path: Path)
     assert not var_dir.exists(), sorted(p.name for p in var_dir.iterdir())
 
 
-def test_commands_the_readme_names_work_as_written_in_the_embedded_mode(tmp_path: Path) -> None:
+def test_commands_the_readme_names_work_as_written_in_the_embedded_mode(
+    embedded_var_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No DEBUG, no SECRET_KEY, no DATABASE_URL: what a newcomer types after `make run`."""
-    var_dir = tmp_path / "var"
+    var_dir = embedded_var_dir
+    monkeypatch.setenv("TEST_VAR_DIR", str(var_dir))
     preflight = _manage("preflight", env={})
     assert preflight.returncode == 0, preflight.stderr
     assert "PostgreSQL (embedded)" in preflight.stdout

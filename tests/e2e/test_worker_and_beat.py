@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from django.test import Client
 
 from continuity.models import Heartbeat
-from tests.harness import ROOT, ProcessHandle, child_env, eventually, start_beat, start_worker
+from tests.harness import ProcessHandle, eventually, start_beat, start_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -56,40 +52,3 @@ def test_sigterm_stops_a_worker_cleanly(
     worker = celery_worker_process(queues=["control"])
     worker.kill(signal.SIGTERM)
     assert worker.proc.wait(timeout=30) == 0, worker.output
-
-
-def test_the_embedded_default_runs_worker_and_beat_on_sqlite_and_the_filesystem_broker(
-    tmp_path: Path,
-) -> None:
-    embedded = {
-        "DEBUG": "true",
-        "CONTINUITY_VAR_DIR": str(tmp_path),
-        "BEAT_HEARTBEAT_INTERVAL_S": "1",
-        "DJANGO_SETTINGS_MODULE": "continuity.settings",
-    }
-    env = child_env(embedded)
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-        env.pop(name, None)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=120,
-    )
-    worker = start_worker(env=env, queues=["control"], name="embedded-worker")
-    beat = start_beat(env=env)
-    try:
-
-        def heartbeat_written() -> bool:
-            with sqlite3.connect(tmp_path / "continuity.sqlite3") as db:
-                rows = db.execute("SELECT count(*) FROM continuity_heartbeat").fetchone()
-            return bool(rows and rows[0])
-
-        eventually(heartbeat_written, timeout=40)
-        assert "continuityfs://" in worker.output
-        with sqlite3.connect(tmp_path / "continuity.sqlite3") as db:
-            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    finally:
-        beat.stop()
-        worker.stop()
