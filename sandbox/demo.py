@@ -34,10 +34,10 @@ from contacts.models import (
     Segment,
 )
 from delivery.models import Message
-from delivery.sandbox.demo_push import demo_subscription_keys
 from delivery.secrets import token_encrypt
 from outages.credentials import credential_issue
 from outages.models import MonitorSource, SourceKind
+from sandbox.demo_push import demo_subscription_keys
 
 DEMO_SOURCE_SLUG = "demo-alertmanager"
 TIMEZONES = (

@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from delivery.sandbox.push import FakeSubscription, PushServiceFake, b64url
+from sandbox.push import FakeSubscription, PushServiceFake, b64url
 
 DEMO_PREFIX = "demo-"
 _SEED = b"continuity-sandbox-demo-push"

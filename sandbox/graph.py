@@ -28,9 +28,9 @@ from re import Match
 from typing import Any
 from urllib.parse import parse_qs
 
-from delivery.sandbox.base import FakeRequest, FakeResponse, FakeServer, Fault
-from delivery.sandbox.path_faults import PathFaults
-from delivery.sandbox.rules import global_rule_take, rule_take
+from sandbox.base import FakeRequest, FakeResponse, FakeServer, Fault
+from sandbox.path_faults import PathFaults
+from sandbox.rules import global_rule_take, rule_take
 
 GRAPH_MESSAGES = {
     1: ("An unknown error occurred", "OAuthException", 500),

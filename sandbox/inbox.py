@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
-from delivery.sandbox.base import CONTROL_PREFIX, FAULT_MODES
+from sandbox.base import CONTROL_PREFIX, FAULT_MODES
 
 # What the inbox page offers: "refuse" cannot be set over HTTP (the fake would stop listening).
 INBOX_FAULT_MODES: tuple[str, ...] = tuple(m for m in FAULT_MODES if m != "refuse")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from delivery.sandbox.base import FakeResponse, Fault
+from sandbox.base import FakeResponse, Fault
 
 
 class PathFaults:

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import jwt as vapid_jwt
 
-from delivery.sandbox.base import CONTROL_PREFIX, FakeRequest, FakeResponse, FakeServer, Fault
+from sandbox.base import CONTROL_PREFIX, FakeRequest, FakeResponse, FakeServer, Fault
 
 MAX_BODY_BYTES = 4096
 URGENCIES = frozenset({"very-low", "low", "normal", "high"})

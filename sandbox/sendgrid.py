@@ -29,7 +29,7 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from delivery.sandbox.base import FakeRequest, FakeResponse, FakeServer, Fault
+from sandbox.base import FakeRequest, FakeResponse, FakeServer, Fault
 
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 import requests
 from twilio.request_validator import RequestValidator
 
-from delivery.sandbox.base import FakeRequest, FakeResponse, FakeServer, Fault
+from sandbox.base import FakeRequest, FakeResponse, FakeServer, Fault
 
 DEFAULT_NUMBER_ERRORS: dict[str, int] = {
     "+15005550001": 21211,

@@ -25,9 +25,9 @@ from re import Match
 from typing import Any
 from urllib.parse import parse_qs
 
-from delivery.sandbox.base import FakeRequest, FakeResponse, FakeServer
-from delivery.sandbox.path_faults import PathFaults
-from delivery.sandbox.rules import global_rule_take, rule_take
+from sandbox.base import FakeRequest, FakeResponse, FakeServer
+from sandbox.path_faults import PathFaults
+from sandbox.rules import global_rule_take, rule_take
 
 PROBLEMS = {
     400: ("Invalid Request", "https://api.x.com/2/problems/invalid-request"),

@@ -7,7 +7,7 @@ from re import Match
 import pytest
 import requests
 
-from delivery.sandbox.base import FakeRequest, FakeResponse, FakeServer
+from sandbox.base import FakeRequest, FakeResponse, FakeServer
 
 
 class EchoFake(FakeServer):

@@ -15,7 +15,9 @@ def _free_port() -> int:
 
 
 def test_the_sandbox_command_serves_every_fake_on_its_configured_port_until_stopped() -> None:
-    ports = {name: _free_port() for name in ("SENDGRID", "FAILOVER_ESP", "TWILIO", "PUSH")}
+    ports = {
+        name: _free_port() for name in ("SENDGRID", "FAILOVER_ESP", "TWILIO", "PUSH", "GRAPH", "X")
+    }
     env = child_env({f"SANDBOX_{name}_PORT": str(port) for name, port in ports.items()})
     handle = ProcessHandle([sys.executable, "manage.py", "sandbox"], env, "sandbox")
     try:

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from campaigns.demo import DEMO_SOURCE_SLUG, demo_seed
 from campaigns.drill import outage_drill
 from campaigns.models import Campaign, SocialPost
 from contacts.models import Consent, Contact, PushSubscription
 from outages.credentials import source_secrets
 from outages.models import MonitorSource
+from sandbox.demo import DEMO_SOURCE_SLUG, demo_seed
 
 pytestmark = pytest.mark.django_db
 

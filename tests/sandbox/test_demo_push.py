@@ -7,8 +7,8 @@ from py_vapid import Vapid02
 
 from delivery.providers.base import OutboundMessage, PushContent, PushKeys, Sent
 from delivery.providers.webpush import WebPushSender
-from delivery.sandbox.demo_push import demo_subscription_keys, demo_subscriptions_enable
-from delivery.sandbox.push import PushServiceFake
+from sandbox.demo_push import demo_subscription_keys, demo_subscriptions_enable
+from sandbox.push import PushServiceFake
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import requests
 
-from delivery.sandbox.sendgrid import SendGridFake
-from delivery.sandbox.twilio import TwilioFake
+from sandbox.sendgrid import SendGridFake
+from sandbox.twilio import TwilioFake
 
 
 def _mail(*personalizations: list[str]) -> dict[str, Any]:

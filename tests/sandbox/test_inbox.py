@@ -9,13 +9,13 @@ import pytest
 import requests
 from django.test import Client
 
-from delivery.sandbox.graph import GraphFake
-from delivery.sandbox.sendgrid import SendGridFake
+from sandbox.graph import GraphFake
+from sandbox.sendgrid import SendGridFake
 
 pytestmark = [pytest.mark.django_db]
 
-INBOX = "/admin/delivery/delivery/sandbox-inbox/"
-FAULT = "/admin/delivery/delivery/sandbox-inbox/fault/"
+INBOX = "/admin/sandbox/inbox/"
+FAULT = "/admin/sandbox/inbox/fault/"
 
 
 def closed_port_url() -> str:

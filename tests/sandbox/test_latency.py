@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from delivery.sandbox.x import XFake
+from sandbox.x import XFake
 
 
 def test_sequential_requests_to_a_fake_are_not_stalled_per_response() -> None:

@@ -11,8 +11,8 @@ import requests
 from delivery.publishers.base import PublishTransient, SocialAccountRef, SocialPostRequest
 from delivery.publishers.facebook import FacebookPublisher
 from delivery.publishers.x import XPublisher
-from delivery.sandbox.graph import GraphFake
-from delivery.sandbox.x import XFake
+from sandbox.graph import GraphFake
+from sandbox.x import XFake
 
 
 @pytest.fixture

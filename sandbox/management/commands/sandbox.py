@@ -9,15 +9,31 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from delivery.sandbox.base import FakeServer
-from delivery.sandbox.demo_push import demo_subscriptions_enable
-from delivery.sandbox.graph import GraphFake
-from delivery.sandbox.push import PushServiceFake
-from delivery.sandbox.sendgrid import SendGridFake
-from delivery.sandbox.twilio import TwilioFake
-from delivery.sandbox.x import XFake
+from sandbox.base import FakeServer
+from sandbox.demo_push import demo_subscriptions_enable
+from sandbox.event_keys import sandbox_event_keys_ensure
+from sandbox.graph import GraphFake
+from sandbox.push import PushServiceFake
+from sandbox.sendgrid import SendGridFake
+from sandbox.twilio import TwilioFake
+from sandbox.x import XFake
 
 FAKES = ("sendgrid", "failover", "twilio", "push", "graph", "x")
+
+
+def sandbox_event_signing_key() -> str:
+    """The key the SendGrid fake signs events with: configured, the demo pair's, or "" (per run).
+
+    The demo pair is normally written by `manage.py seed_demo` before the web process starts;
+    writing it here too keeps `manage.py sandbox` usable on its own.
+    """
+    if settings.SANDBOX_SENDGRID_EVENT_SIGNING_KEY or not settings.SANDBOX_SENDGRID_DEMO_EVENTS:
+        return str(settings.SANDBOX_SENDGRID_EVENT_SIGNING_KEY)
+    pem, _ = sandbox_event_keys_ensure(
+        private_path=settings.SANDBOX_SENDGRID_DEMO_KEY_FILE,
+        public_path=settings.SANDBOX_SENDGRID_DEMO_PUBLIC_KEY_FILE,
+    )
+    return pem
 
 
 def sandbox_fakes_build(*, only: tuple[str, ...] = FAKES) -> dict[str, FakeServer]:
@@ -29,7 +45,7 @@ def sandbox_fakes_build(*, only: tuple[str, ...] = FAKES) -> dict[str, FakeServe
             host=host,
             port=settings.SANDBOX_SENDGRID_PORT,
             api_key=str(settings.ANYMAIL["SENDGRID_API_KEY"]),
-            signing_key_pem=settings.SANDBOX_SENDGRID_EVENT_SIGNING_KEY,
+            signing_key_pem=sandbox_event_signing_key(),
             events_url=settings.SANDBOX_SENDGRID_EVENTS_URL,
         )
     if "failover" in only:
@@ -55,7 +71,7 @@ def sandbox_fakes_build(*, only: tuple[str, ...] = FAKES) -> dict[str, FakeServe
         )
     if "x" in only:
         x = XFake(host=host, port=settings.SANDBOX_X_PORT)
-        # The demo's X account (campaigns/demo.py): its token maps to its user id.
+        # The demo's X account (sandbox/demo.py): its token maps to its user id.
         x.add_user("sandbox-x-token", "4400001", "demoshop")
         fakes["x"] = x
     return fakes
@@ -78,7 +94,9 @@ class Command(BaseCommand):
             fake.start()
             self.stdout.write(f"sandbox {name} listening on {fake.url}")
         sendgrid = fakes.get("sendgrid")
-        if isinstance(sendgrid, SendGridFake) and not settings.SANDBOX_SENDGRID_EVENT_SIGNING_KEY:
+        if isinstance(sendgrid, SendGridFake) and not (
+            settings.SANDBOX_SENDGRID_EVENT_SIGNING_KEY or settings.SANDBOX_SENDGRID_DEMO_EVENTS
+        ):
             self.stdout.write(
                 "sandbox sendgrid signs events with a key generated for this run; its public "
                 f"half is SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY={sendgrid.verification_key}"
