@@ -23,7 +23,10 @@ $(STAMP): requirements/dev.txt | $(PY)
 	@touch $@
 
 # The embedded default: SQLite and a filesystem broker in var/, sandbox providers on loopback.
+# The demo needs the sandbox app (its fakes, commands and seed). seed_demo also writes the SendGrid
+# fake's event key pair into var/: honcho starts web and sandbox together, so it must exist before.
 run: export DEBUG ?= true
+run: export SANDBOX_ENABLED ?= true
 run: $(STAMP)
 	$(PY) manage.py preflight
 	$(PY) manage.py migrate --no-input
