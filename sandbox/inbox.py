@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from sandbox.base import CONTROL_PREFIX, FAULT_MODES
 
@@ -72,7 +73,7 @@ def sandbox_endpoints() -> list[SandboxEndpoint]:
 
 def _read(endpoint: SandboxEndpoint, *, limit: int) -> SandboxInbox:
     if not endpoint.is_local:
-        return SandboxInbox(endpoint, False, "a real provider is configured: no sandbox to read")
+        return SandboxInbox(endpoint, False, _("a real provider is configured: no sandbox to read"))
     try:
         response = requests.get(
             endpoint.base_url + CONTROL_PREFIX + "received",
@@ -80,9 +81,12 @@ def _read(endpoint: SandboxEndpoint, *, limit: int) -> SandboxInbox:
         )
         listing = response.json()
     except (requests.RequestException, ValueError) as exc:
-        return SandboxInbox(endpoint, False, f"not running ({type(exc).__name__})")
+        return SandboxInbox(
+            endpoint, False, _("not running (%(error)s)") % {"error": type(exc).__name__}
+        )
     if response.status_code != 200 or not isinstance(listing, dict):
-        return SandboxInbox(endpoint, False, f"not a sandbox fake (HTTP {response.status_code})")
+        detail = _("not a sandbox fake (HTTP %(status)s)") % {"status": response.status_code}
+        return SandboxInbox(endpoint, False, detail)
     items = [i for i in listing.get("items", []) if isinstance(i, dict)]
     items = [_pretty(i) for i in reversed(items[-limit:])]
     return SandboxInbox(endpoint, True, "", int(listing.get("count", 0)), items)
@@ -110,11 +114,15 @@ def sandbox_fault_set(*, name: str, mode: str) -> str:
     """Switch one fake's fault mode (the demo's "make SendGrid fail"); returns what it said."""
     endpoint = next((e for e in sandbox_endpoints() if e.name == name), None)
     if endpoint is None:
-        raise SandboxControlError(f"no sandbox fake named {name!r}")
+        raise SandboxControlError(_("no sandbox fake named %(name)r") % {"name": name})
     if mode not in INBOX_FAULT_MODES:
-        raise SandboxControlError(f"mode must be one of {', '.join(INBOX_FAULT_MODES)}")
+        raise SandboxControlError(
+            _("mode must be one of %(modes)s") % {"modes": ", ".join(INBOX_FAULT_MODES)}
+        )
     if not endpoint.is_local:
-        raise SandboxControlError(f"{endpoint.label} points at a real provider")
+        raise SandboxControlError(
+            _("%(fake)s points at a real provider") % {"fake": endpoint.label}
+        )
     payload: dict[str, Any] = {"mode": mode}
     if mode in ("slow", "timeout"):
         payload["delay_s"] = 5.0
@@ -127,7 +135,10 @@ def sandbox_fault_set(*, name: str, mode: str) -> str:
             timeout=settings.SANDBOX_INBOX_TIMEOUT_S,
         )
     except requests.RequestException as exc:
-        raise SandboxControlError(f"{endpoint.label} is not running") from exc
+        raise SandboxControlError(_("%(fake)s is not running") % {"fake": endpoint.label}) from exc
     if response.status_code != 200:
-        raise SandboxControlError(f"{endpoint.label} refused: {response.text[:200]}")
-    return f"{endpoint.label}: fault mode {mode}"
+        raise SandboxControlError(
+            _("%(fake)s refused: %(answer)s")
+            % {"fake": endpoint.label, "answer": response.text[:200]}
+        )
+    return _("%(fake)s: fault mode %(mode)s") % {"fake": endpoint.label, "mode": mode}
