@@ -23,8 +23,10 @@ $(STAMP): requirements/dev.txt | $(PY)
 	@touch $@
 
 # The embedded default: PostgreSQL from a pip wheel and a filesystem broker in var/, sandbox
-# providers on loopback (DATABASE_URL / REDIS_URL, when set, win). One process owns it all.
+# providers on loopback (DATABASE_URL / REDIS_URL, when set, win). One process owns it all;
+# its seed_demo step writes the SendGrid fake's event key pair before web and sandbox start.
 run: export DEBUG ?= true
+run: export SANDBOX_ENABLED ?= true
 run: $(STAMP)
 	$(PY) manage.py run
 

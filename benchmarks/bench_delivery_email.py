@@ -38,7 +38,7 @@ PROCESSES = 2
 
 
 def _serve(queue: Any) -> None:
-    from delivery.sandbox.sendgrid import SendGridFake
+    from sandbox.sendgrid import SendGridFake
 
     fake = SendGridFake(api_key=API_KEY, keep_bodies=False).start()
     queue.put(fake.url)

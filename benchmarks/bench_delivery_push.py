@@ -23,7 +23,7 @@ CHUNK = 1000
 
 
 def _serve(queue: Any, subscriptions: int) -> None:
-    from delivery.sandbox.push import PushServiceFake
+    from sandbox.push import PushServiceFake
 
     fake = PushServiceFake(keep_payloads=False).start()
     subs = [fake.subscription_create() for _ in range(subscriptions)]

@@ -39,7 +39,7 @@ class _NoLimit:
 
 
 def _serve(queue: Any) -> None:
-    from delivery.sandbox.twilio import TwilioFake
+    from sandbox.twilio import TwilioFake
 
     fake = TwilioFake(
         account_sid=SID, auth_token=TOKEN, send_callbacks=False, keep_bodies=False

@@ -62,7 +62,7 @@ def max_in_window(stamps: list[float], window: float = 1.0) -> int:
 
 def main() -> None:
     setup_django()
-    from delivery.sandbox.twilio import TwilioFake
+    from sandbox.twilio import TwilioFake
 
     per_process = sized(full=1_500, small=150)
     key = f"bench:sms:{uuid.uuid4().hex}"

@@ -60,10 +60,10 @@ def main() -> None:
     from campaigns.models import Campaign, CampaignStatus, SocialAccount, SocialPost
     from continuity.celery import app
     from delivery.models import Delivery, Message
-    from delivery.sandbox.sendgrid import SendGridFake
-    from delivery.sandbox.twilio import TwilioFake
     from outages.credentials import credential_issue
     from outages.models import MonitorSource, OutageWindow, SourceKind
+    from sandbox.sendgrid import SendGridFake
+    from sandbox.twilio import TwilioFake
 
     _fill_audience(n)
     tables = [

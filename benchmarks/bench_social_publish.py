@@ -20,8 +20,8 @@ def main() -> None:
     setup_django()
     from delivery.publishers import publisher_for
     from delivery.publishers.base import SocialAccountRef, SocialPostRequest
-    from delivery.sandbox.graph import GraphFake
-    from delivery.sandbox.x import XFake
+    from sandbox.graph import GraphFake
+    from sandbox.x import XFake
 
     posts = sized(full=2000, small=100)
     with GraphFake() as graph, XFake() as x:

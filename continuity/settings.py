@@ -295,10 +295,10 @@ LOGGING = {
 BEAT_HEARTBEAT_INTERVAL_S = env_int("BEAT_HEARTBEAT_INTERVAL_S", default=15, minimum=1)
 BEAT_HEARTBEAT_MAX_AGE_S = env_int("BEAT_HEARTBEAT_MAX_AGE_S", default=60, minimum=5)
 
-# --- sandbox --------------------------------------------------------------------------------------
-# Loopback fakes of every provider (`manage.py sandbox`). Their addresses come first because every
-# provider URL below defaults to one of them, so nothing reaches the internet unless real URLs and
-# credentials are configured.
+# --- sandbox addresses ----------------------------------------------------------------------------
+# Where the loopback fakes of every provider listen (`manage.py sandbox`). They come before the apps
+# because every provider URL below defaults to one of them, so nothing reaches the internet unless
+# real URLs and credentials are configured. The sandbox app's own settings are its block at the end.
 SANDBOX_HOST = env_str("SANDBOX_HOST", default="127.0.0.1")
 SANDBOX_SENDGRID_PORT = env_int("SANDBOX_SENDGRID_PORT", default=18025, minimum=1)
 SANDBOX_FAILOVER_ESP_PORT = env_int("SANDBOX_FAILOVER_ESP_PORT", default=18026, minimum=1)
@@ -306,8 +306,6 @@ SANDBOX_TWILIO_PORT = env_int("SANDBOX_TWILIO_PORT", default=18030, minimum=1)
 SANDBOX_PUSH_PORT = env_int("SANDBOX_PUSH_PORT", default=18040, minimum=1)
 SANDBOX_GRAPH_PORT = env_int("SANDBOX_GRAPH_PORT", default=18050, minimum=1)
 SANDBOX_X_PORT = env_int("SANDBOX_X_PORT", default=18060, minimum=1)
-# The sandbox inbox page asks each fake this long before calling it "not running".
-SANDBOX_INBOX_TIMEOUT_S = env_float("SANDBOX_INBOX_TIMEOUT_S", default=0.5, minimum=0.05)
 
 # --- contacts -------------------------------------------------------------------------------------
 INSTALLED_APPS += ["phonenumber_field", "import_export"]
@@ -374,11 +372,6 @@ TEMPLATES[0]["DIRS"] = [*_outages_dirs, BASE_DIR / "outages" / "admin_templates"
 # URLs and credentials are configured (docs/configuration.md, "Delivery").
 
 INSTALLED_APPS += ["anymail"]
-# The fake SendGrid signs its events with this P-256 key (PEM, PKCS8); the public half is what
-# SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY must hold. Empty: generated per sandbox start.
-SANDBOX_SENDGRID_EVENT_SIGNING_KEY = env_str("SANDBOX_SENDGRID_EVENT_SIGNING_KEY", default="")
-# Where the SendGrid fake POSTs signed processed/delivered events (empty: it does not).
-SANDBOX_SENDGRID_EVENTS_URL = env_str("SANDBOX_SENDGRID_EVENTS_URL", default="")
 
 # The URL the internet sees this app at (behind a proxy it differs from the Host header); status
 # callbacks are built from it and Twilio signs exactly that URL.
@@ -420,24 +413,6 @@ ANYMAIL = {
     # anymail's default is 30 s; a chunk task must fail fast and let the sweeper decide.
     "REQUESTS_TIMEOUT": env_float("SENDGRID_REQUESTS_TIMEOUT_S", default=10.0, minimum=0.1),
 }
-# The embedded demo: SendGrid is the loopback fake and nothing is configured, so the fake signs the
-# events it posts back with a key pair kept in var/ and the app verifies them with its public half
-# (delivery/sandbox/event_keys.py). Never with a real SendGrid URL or key in place.
-SANDBOX_SENDGRID_DEMO_EVENTS = env_bool("SANDBOX_SENDGRID_DEMO_EVENTS", default=DEBUG)
-if (
-    SANDBOX_SENDGRID_DEMO_EVENTS
-    and not env_str("SENDGRID_API_URL", default="")
-    and not ANYMAIL["SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"]
-    and not SANDBOX_SENDGRID_EVENT_SIGNING_KEY
-):
-    from delivery.sandbox.event_keys import sandbox_event_keys
-
-    SANDBOX_SENDGRID_EVENT_SIGNING_KEY, ANYMAIL["SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"] = (
-        sandbox_event_keys(VAR_DIR)
-    )
-    SANDBOX_SENDGRID_EVENTS_URL = (
-        SANDBOX_SENDGRID_EVENTS_URL or f"{DELIVERY_PUBLIC_BASE_URL}/webhooks/sendgrid/events/"
-    )
 # Signed events older (or further in the future) than this are refused as replays.
 DELIVERY_WEBHOOK_MAX_AGE_S = env_int("DELIVERY_WEBHOOK_MAX_AGE_S", default=300, minimum=10)
 # anymail dropped official SendGrid support (anymail.W003 and AnymailNotSupportedWarning). We keep
@@ -594,3 +569,41 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["OutagePolicyEnum"] = "campaigns.mod
 DELIVERY_WHATSAPP_ACCOUNT_RESOLVER = env_str(
     "DELIVERY_WHATSAPP_ACCOUNT_RESOLVER", default="campaigns.accounts.whatsapp_account_for_message"
 )
+
+# --- sandbox --------------------------------------------------------------------------------------
+# The sandbox app (sandbox/: loopback fakes of every provider, their inbox page, the demo seed) is
+# installed only when the sandbox is on: the demo, tests, DEBUG. Production leaves it out and no
+# product app imports it. Where the fakes listen is the "sandbox addresses" block above.
+SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", default=DEBUG)
+if SANDBOX_ENABLED:
+    INSTALLED_APPS += ["sandbox"]
+# The SendGrid fake signs its events with this P-256 key (PEM, PKCS8); the public half is what
+# SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY must hold. Empty: the demo pair below, or a key per
+# sandbox start.
+SANDBOX_SENDGRID_EVENT_SIGNING_KEY = env_str("SANDBOX_SENDGRID_EVENT_SIGNING_KEY", default="")
+# Where the SendGrid fake POSTs signed processed/delivered events (empty: it does not).
+SANDBOX_SENDGRID_EVENTS_URL = env_str("SANDBOX_SENDGRID_EVENTS_URL", default="")
+# The sandbox inbox page asks each fake this long before calling it "not running".
+SANDBOX_INBOX_TIMEOUT_S = env_float("SANDBOX_INBOX_TIMEOUT_S", default=0.5, minimum=0.05)
+# The embedded demo: SendGrid is the loopback fake and nothing is configured, so the fake signs the
+# events it posts back with a key pair kept in var/ and the app verifies them with its public half.
+# `manage.py seed_demo` (run by `make run` before any process starts) writes the pair
+# (sandbox/event_keys.py); settings only read the public half, and never with a real SendGrid URL
+# or key in place.
+SANDBOX_SENDGRID_DEMO_KEY_FILE = VAR_DIR / "sandbox_sendgrid_events.pem"
+SANDBOX_SENDGRID_DEMO_PUBLIC_KEY_FILE = VAR_DIR / "sandbox_sendgrid_events.pub"
+SANDBOX_SENDGRID_DEMO_EVENTS = (
+    SANDBOX_ENABLED
+    and env_bool("SANDBOX_SENDGRID_DEMO_EVENTS", default=DEBUG)
+    and not env_str("SENDGRID_API_URL", default="")
+    and not ANYMAIL["SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"]
+    and not SANDBOX_SENDGRID_EVENT_SIGNING_KEY
+)
+if SANDBOX_SENDGRID_DEMO_EVENTS:
+    if SANDBOX_SENDGRID_DEMO_PUBLIC_KEY_FILE.is_file():
+        ANYMAIL["SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"] = (
+            SANDBOX_SENDGRID_DEMO_PUBLIC_KEY_FILE.read_text().strip() or None
+        )
+    SANDBOX_SENDGRID_EVENTS_URL = (
+        SANDBOX_SENDGRID_EVENTS_URL or f"{DELIVERY_PUBLIC_BASE_URL}/webhooks/sendgrid/events/"
+    )

@@ -6,6 +6,8 @@ os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 os.environ.setdefault("LOG_FORMAT", "text")
+# Tests, benchmarks and the end-to-end workers use the loopback fakes of the sandbox app.
+os.environ.setdefault("SANDBOX_ENABLED", "true")
 # Tests start their own SendGrid fakes with their own keys; the demo's shared pair stays out.
 os.environ.setdefault("SANDBOX_SENDGRID_DEMO_EVENTS", "false")
 # pytest-django runs tests with DEBUG off, where a missing token key is refused; this one is for

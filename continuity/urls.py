@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -15,9 +16,17 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("campaigns.reroute_api_urls")),
 ]
 
+# The sandbox app (loopback fakes, their inbox) exists only when SANDBOX_ENABLED; the product never
+# imports it, so its pages are found by name through the app registry. Ahead of admin/, whose
+# catch-all would answer for these paths otherwise.
+sandbox_urls: list[URLPattern | URLResolver] = (
+    [path("admin/sandbox/", include("sandbox.urls"))] if apps.is_installed("sandbox") else []
+)
+
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    *sandbox_urls,
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -3,21 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from delivery.dispatch import deliveries_retry_failed
 from delivery.models import Delivery, DeliveryEvent, Message, ProviderReceipt
-from delivery.sandbox.inbox import (
-    INBOX_FAULT_MODES,
-    SandboxControlError,
-    sandbox_fault_set,
-    sandbox_inboxes_read,
-)
 from delivery.states import DeliveryStatus
 
 
@@ -59,49 +50,6 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Deliveries are planned by the reroute engine, never typed in by hand.
         return False
-
-    def get_urls(self) -> list[URLPattern]:
-        own = [
-            path(
-                "sandbox-inbox/",
-                self.admin_site.admin_view(self.sandbox_inbox_view),
-                name="delivery_sandbox_inbox",
-            ),
-            path(
-                "sandbox-inbox/fault/",
-                self.admin_site.admin_view(self.sandbox_fault_view),
-                name="delivery_sandbox_fault",
-            ),
-        ]
-        return own + super().get_urls()
-
-    def sandbox_inbox_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Sandbox inbox",
-            "inboxes": sandbox_inboxes_read(),
-            "fault_modes": INBOX_FAULT_MODES,
-            "can_change": self.has_change_permission(request),
-        }
-        return TemplateResponse(request, "admin/delivery/sandbox_inbox.html", context)
-
-    def sandbox_fault_view(self, request: HttpRequest) -> HttpResponse:
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not self.has_change_permission(request):
-            raise PermissionDenied
-        try:
-            said = sandbox_fault_set(
-                name=request.POST.get("fake", ""), mode=request.POST.get("mode", "")
-            )
-        except SandboxControlError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-        else:
-            self.message_user(request, said, messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:delivery_sandbox_inbox"))
 
     @admin.action(description="Retry failed deliveries (sent and unknown ones are left alone)")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:

@@ -9,8 +9,8 @@ import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
 
-from delivery.sandbox.graph import GraphFake
-from delivery.sandbox.x import XFake
+from sandbox.graph import GraphFake
+from sandbox.x import XFake
 
 # The key settings_test configures (worker processes load the same settings), else a fresh one.
 _configured = [key for key in getattr(django_settings, "SOCIAL_TOKEN_KEYS", []) if key]

@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus, SocialAccount, SocialPost
-from delivery.sandbox.graph import GraphFake
 from delivery.secrets import token_decrypt
+from sandbox.graph import GraphFake
 from tests.campaigns.factories import make_account, make_campaign
 from tests.contacts.factories import make_contact
 

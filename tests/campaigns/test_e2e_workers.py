@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus, SocialPost
-from delivery.sandbox.graph import GraphFake
-from delivery.sandbox.x import XFake
+from sandbox.graph import GraphFake
+from sandbox.x import XFake
 from tests.campaigns.conftest import TOKEN_KEY
 from tests.campaigns.factories import make_account, make_campaign
 from tests.harness import ProcessHandle, eventually, start_beat
@@ -80,8 +80,8 @@ def test_graph_failing_opens_facebook_and_instagram_outages_from_workers_while_x
     celery_worker_process: Callable[..., ProcessHandle],
 ) -> None:
     from continuity.celery import app
-    from delivery.sandbox.graph import graph_fault
     from outages.models import OpenedBy, OutageWindow, WindowState
+    from sandbox.graph import graph_fault
 
     accounts = [make_account(network="facebook") for _ in range(3)]
     accounts += [make_account(network="instagram") for _ in range(3)]

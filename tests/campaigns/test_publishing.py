@@ -9,8 +9,8 @@ import pytest
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus, PublishAttempt, SocialPost
 from campaigns.publishing import publish_backoff_s, social_post_publish
-from delivery.sandbox.graph import GraphFake
-from delivery.sandbox.x import XFake
+from sandbox.graph import GraphFake
+from sandbox.x import XFake
 from tests.campaigns.factories import make_account, make_campaign
 from tests.campaigns.helpers import claim, publish_until_settled
 

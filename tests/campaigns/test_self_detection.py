@@ -10,10 +10,10 @@ import pytest
 
 from campaigns.models import PostStatus, PublishAttempt, SocialPost
 from campaigns.self_detection import network_health_check, network_probe, networks_to_probe
-from delivery.sandbox.graph import GraphFake, graph_fault
-from delivery.sandbox.x import XFake
 from outages.models import OpenedBy, OutageWindow, WindowState
 from outages.windows import outage_declare
+from sandbox.graph import GraphFake, graph_fault
+from sandbox.x import XFake
 from tests.campaigns.factories import make_account, make_campaign
 from tests.campaigns.helpers import Recorder, claim, publish_until_settled
 

@@ -11,9 +11,9 @@ from campaigns.publishing import social_post_publish
 from contacts.models import Channel
 from delivery.dispatch import deliveries_send_chunk
 from delivery.models import Delivery
-from delivery.sandbox.graph import GraphFake
 from delivery.senders import channel_sender
 from delivery.states import DeliveryStatus as S
+from sandbox.graph import GraphFake
 from tests.campaigns.factories import make_account, make_campaign, make_message
 from tests.delivery.test_materialize import contact_with
 

@@ -14,10 +14,10 @@ from campaigns.models import Reroute
 from campaigns.reroute import reroute_stalled_resume
 from contacts.models import Channel
 from delivery.models import Delivery
-from delivery.sandbox.sendgrid import SendGridFake
 from delivery.states import DeliveryStatus as S
 from outages.credentials import credential_issue
 from outages.models import MonitorSource, SourceKind
+from sandbox.sendgrid import SendGridFake
 from tests.campaigns.reroute_factories import make_campaign
 from tests.delivery.test_materialize import contact_with
 from tests.e2e.test_reroute_e2e import SAMPLES, TOKEN

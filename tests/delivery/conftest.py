@@ -11,10 +11,10 @@ import redis
 from django.conf import settings
 
 from delivery.ratelimit import RedisTokenBucket
-from delivery.sandbox.base import FakeResponse, FakeServer
-from delivery.sandbox.push import PushServiceFake
-from delivery.sandbox.sendgrid import SendGridFake
-from delivery.sandbox.twilio import TwilioFake
+from sandbox.base import FakeResponse, FakeServer
+from sandbox.push import PushServiceFake
+from sandbox.sendgrid import SendGridFake
+from sandbox.twilio import TwilioFake
 
 
 @pytest.fixture

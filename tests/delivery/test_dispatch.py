@@ -15,12 +15,12 @@ from contacts.models import Channel, ConsentSource, Contact, PushSubscription, S
 from delivery.claim import deliveries_claim
 from delivery.dispatch import deliveries_enqueue, deliveries_retry_failed, deliveries_send_chunk
 from delivery.models import Delivery, DeliveryEvent, Message
-from delivery.sandbox.push import PushServiceFake
-from delivery.sandbox.sendgrid import SendGridFake
 from delivery.senders import channel_sender
 from delivery.states import DeliveryStatus as S
 from delivery.sweeper import deliveries_sweep
 from delivery.transitions import IllegalTransition, deliveries_transition
+from sandbox.push import PushServiceFake
+from sandbox.sendgrid import SendGridFake
 from tests.contacts.factories import evidence, granted_contact
 
 pytestmark = [

@@ -20,8 +20,8 @@ from delivery.provider_events import (
 )
 from delivery.providers.base import EmailContent, OutboundMessage
 from delivery.providers.sendgrid_email import SendGridEmailSender, sendgrid_connection
-from delivery.sandbox.sendgrid import SendGridFake
-from delivery.sandbox.twilio import TwilioFake
+from sandbox.sendgrid import SendGridFake
+from sandbox.twilio import TwilioFake
 from tests.delivery.conftest import SinkFake
 from tests.harness import eventually
 

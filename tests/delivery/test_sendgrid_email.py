@@ -11,7 +11,7 @@ from delivery.providers.base import (
     Unknown,
 )
 from delivery.providers.sendgrid_email import SendGridEmailSender, sendgrid_connection
-from delivery.sandbox.sendgrid import SendGridFake
+from sandbox.sendgrid import SendGridFake
 
 CONTENT = EmailContent(
     subject="Hello {{ first_name }}",

@@ -17,7 +17,7 @@ from delivery.providers.base import (
 )
 from delivery.providers.twilio_sms import TwilioSmsSender, twilio_client
 from delivery.ratelimit import RedisTokenBucket
-from delivery.sandbox.twilio import TwilioFake
+from sandbox.twilio import TwilioFake
 from tests.delivery.conftest import SinkFake
 from tests.harness import eventually
 

@@ -25,10 +25,10 @@ from contacts.models import (
 from delivery.claim import deliveries_claim
 from delivery.dispatch import deliveries_enqueue, deliveries_send_chunk
 from delivery.models import Delivery, DeliveryEvent, Message, ProviderReceipt, ReceiptVerdict
-from delivery.sandbox.sendgrid import SendGridFake
 from delivery.senders import channel_sender
 from delivery.states import DeliveryStatus as S
 from delivery.status import receipts_reapply
+from sandbox.sendgrid import SendGridFake
 from tests.contacts.factories import evidence, granted_contact
 
 pytestmark = [pytest.mark.django_db]

@@ -30,7 +30,7 @@ from delivery.providers.webpush import (
     vapid_key_load,
     vapid_public_key,
 )
-from delivery.sandbox.push import PushServiceFake, sandbox_push_subscriptions_create
+from sandbox.push import PushServiceFake, sandbox_push_subscriptions_create
 
 CONTENT = PushContent(
     title="{{ shop }} is here",

@@ -13,12 +13,12 @@ from contacts.consent import consent_revoke
 from contacts.models import Channel, Contact, Suppression, SuppressionReason
 from delivery.dispatch import deliveries_enqueue, deliveries_send_chunk
 from delivery.models import Delivery, Message
-from delivery.sandbox.base import Fault
-from delivery.sandbox.graph import GraphFake
 from delivery.senders import channel_sender
 from delivery.states import DeliveryStatus as S
 from delivery.sweeper import deliveries_sweep
 from delivery.tasks import CHUNK_TASKS
+from sandbox.base import Fault
+from sandbox.graph import GraphFake
 from tests.contacts.factories import evidence, granted_contact
 
 pytestmark = [pytest.mark.django_db]

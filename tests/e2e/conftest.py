@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from delivery.sandbox.sendgrid import SendGridFake
+from sandbox.sendgrid import SendGridFake
 from tests.embedded_var import embedded_var_dir  # noqa: F401 - a fixture these tests share
 
 

@@ -14,11 +14,11 @@ from contacts.consent import consent_grant, consent_revoke
 from contacts.models import Channel, Contact, PushSubscription
 from delivery.dispatch import deliveries_enqueue
 from delivery.models import Delivery, Message
-from delivery.sandbox.graph import GraphFake
-from delivery.sandbox.push import PushServiceFake
-from delivery.sandbox.sendgrid import SendGridFake
-from delivery.sandbox.twilio import TwilioFake
 from delivery.states import DeliveryStatus as S
+from sandbox.graph import GraphFake
+from sandbox.push import PushServiceFake
+from sandbox.sendgrid import SendGridFake
+from sandbox.twilio import TwilioFake
 from tests.contacts.factories import evidence, make_contact
 from tests.harness import ProcessHandle, eventually
 

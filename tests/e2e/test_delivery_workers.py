@@ -13,10 +13,10 @@ from contacts.consent import consent_revoke
 from contacts.models import Contact
 from delivery.dispatch import deliveries_enqueue
 from delivery.models import Delivery
-from delivery.sandbox.sendgrid import SendGridFake
 from delivery.states import DeliveryStatus as S
 from delivery.sweeper import deliveries_sweep
 from delivery.tasks import send_chunk_enqueue
+from sandbox.sendgrid import SendGridFake
 from tests.contacts.factories import evidence, granted_contact
 from tests.delivery.test_dispatch import make_message, plan
 from tests.harness import ProcessHandle, eventually

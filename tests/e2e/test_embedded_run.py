@@ -47,7 +47,7 @@ def _embedded_env(var_dir: Path, web_port: int) -> dict[str, str]:
 def _readyz(port: int) -> dict[str, object] | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
-            return json.loads(response.read())  # type: ignore[no-any-return]
+            return json.loads(response.read())
     except (OSError, urllib.error.URLError, ValueError):
         return None
 

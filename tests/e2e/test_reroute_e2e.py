@@ -14,11 +14,11 @@ from campaigns.models import CampaignStatus, OutagePolicy, PostStatus, Reroute, 
 from contacts.consent import consent_revoke
 from contacts.models import Channel, Contact
 from delivery.models import Delivery
-from delivery.sandbox.sendgrid import SendGridFake
-from delivery.sandbox.twilio import TwilioFake
 from delivery.states import DeliveryStatus as S
 from outages.credentials import credential_issue
 from outages.models import MonitorSource, OutageWindow, SourceKind
+from sandbox.sendgrid import SendGridFake
+from sandbox.twilio import TwilioFake
 from tests.campaigns.reroute_factories import make_campaign
 from tests.contacts.factories import evidence
 from tests.delivery.test_materialize import contact_with

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -35,7 +36,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, no_demo: bool = False, **options: Any) -> None:
         call_command("preflight")
         call_command("migrate", interactive=False, verbosity=0)
-        if not no_demo:
+        # The demo lives in the sandbox app, installed with the sandbox on (DEBUG, the default
+        # of the embedded mode); this command never imports it.
+        if not no_demo and apps.is_installed("sandbox"):
             call_command("ensure_demo_admin")
             call_command("seed_demo")
         sys.exit(self._procfile_run())

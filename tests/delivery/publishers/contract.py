@@ -30,9 +30,9 @@ from delivery.publishers.base import (
     SocialAccountRef,
     SocialPostRequest,
 )
-from delivery.sandbox.blackhole import Blackhole
-from delivery.sandbox.graph import GraphFake
-from delivery.sandbox.x import XFake
+from sandbox.blackhole import Blackhole
+from sandbox.graph import GraphFake
+from sandbox.x import XFake
 
 SECRET = "EAAGcontractSecretToken0123456789abcdef"
 

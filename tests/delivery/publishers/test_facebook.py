@@ -15,7 +15,7 @@ from delivery.publishers.base import (
     SocialPostRequest,
 )
 from delivery.publishers.facebook import FACEBOOK_TEXT_LIMIT, FacebookPublisher
-from delivery.sandbox.graph import GraphFake, graph_fault
+from sandbox.graph import GraphFake, graph_fault
 from tests.delivery.publishers.contract import Fake, PublisherContract
 
 GRAPH_CASES: dict[str, type[PublishError]] = {

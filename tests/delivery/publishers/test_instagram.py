@@ -13,7 +13,7 @@ from delivery.publishers.base import (
     SocialPostRequest,
 )
 from delivery.publishers.instagram import CAPTION_LIMIT, InstagramPublisher
-from delivery.sandbox.graph import GraphFake
+from sandbox.graph import GraphFake
 from tests.delivery.publishers.contract import Fake, PublisherContract
 from tests.delivery.publishers.test_facebook import GRAPH_CASES, inject_graph_error
 

@@ -12,8 +12,8 @@ import pytest
 from delivery.publishers import publisher_for
 from delivery.publishers.base import PublishError, SocialAccountRef, SocialPostRequest
 from delivery.publishers.health import PublishOutcome, networks_failing
-from delivery.sandbox.graph import GraphFake, graph_fault
-from delivery.sandbox.x import XFake
+from sandbox.graph import GraphFake, graph_fault
+from sandbox.x import XFake
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from delivery.publishers.base import (
     SocialPostRequest,
 )
 from delivery.publishers.x import X_TEXT_LIMIT, XPublisher, x_weighted_length
-from delivery.sandbox.x import DUPLICATE_DETAIL, XFake
+from sandbox.x import DUPLICATE_DETAIL, XFake
 from tests.delivery.publishers.contract import Fake, PublisherContract
 
 X_CASES: dict[str, type[PublishError]] = {

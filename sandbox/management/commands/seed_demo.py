@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from sandbox.demo import demo_seed
+from sandbox.event_keys import sandbox_event_keys_ensure
+
+
+class Command(BaseCommand):
+    help = (
+        "Seed the demo company once (contacts, accounts, campaigns, a monitor source) and the "
+        "SendGrid fake's event key pair."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--contacts", type=int, default=5000)
+
+    def handle(self, *args: Any, contacts: int, **options: Any) -> None:
+        if settings.SANDBOX_SENDGRID_DEMO_EVENTS:
+            # Here rather than in settings or in `manage.py sandbox`: `make run` runs this before
+            # honcho starts web and sandbox together, so both read one pair that already exists.
+            sandbox_event_keys_ensure(
+                private_path=settings.SANDBOX_SENDGRID_DEMO_KEY_FILE,
+                public_path=settings.SANDBOX_SENDGRID_DEMO_PUBLIC_KEY_FILE,
+            )
+        info = demo_seed(contacts=contacts)
+        if not info.created:
+            self.stdout.write(f"Demo already seeded ({info.contacts} contacts); left as it is.")
+            if info.rescheduled:
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        "No demo campaign was still due: the same 3 campaigns are scheduled "
+                        "again, due in the next minutes."
+                    )
+                )
+            return
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo seeded: {info.contacts} contacts, 3 social accounts, 3 campaigns due in "
+                f"the next minutes, monitor source at {info.source_url} "
+                f"(bearer token in {info.token_file})."
+            )
+        )
