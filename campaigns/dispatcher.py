@@ -17,7 +17,8 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Q, Value, When
+from django.db.models import DateTimeField, F, IntegerField, Q, Value
+from django.db.models.functions import Cast, Extract, Floor, Greatest
 from django.utils import timezone
 
 from campaigns.content import campaign_post_request
@@ -52,28 +53,22 @@ def campaigns_claim_due(*, now: datetime | None = None, limit: int | None = None
     now = now or timezone.now()
     limit = limit or settings.CAMPAIGNS_DISPATCH_BATCH
     with transaction.atomic():
-        due = list(
+        ids = list(
             Campaign.objects.select_for_update(skip_locked=True)
             .filter(status=CampaignStatus.SCHEDULED, scheduled_at__lte=now)
             .order_by("scheduled_at", "id")
-            .values_list("id", "scheduled_at")[:limit]
+            .values_list("id", flat=True)[:limit]
         )
-        if not due:
+        if not ids:
             return []
-        ids = [campaign_id for campaign_id, _ in due]
-        # Lateness is computed here rather than in SQL so the same statement runs on SQLite
-        # (the embedded mode) and PostgreSQL; the rows are locked, so nothing moves meanwhile.
-        lateness = {
-            campaign_id: max(0, int((now - (scheduled_at or now)).total_seconds()))
-            for campaign_id, scheduled_at in due
-        }
+        # Whole seconds past the scheduled time, from each locked row's own value.
+        late = Value(now, output_field=DateTimeField()) - F("scheduled_at")
         Campaign.objects.filter(id__in=ids, status=CampaignStatus.SCHEDULED).update(
             status=CampaignStatus.PUBLISHING,
             claimed_at=now,
             updated_at=now,
-            lateness_s=Case(
-                *(When(id=i, then=Value(late)) for i, late in lateness.items()),
-                default=Value(0),
+            lateness_s=Greatest(
+                Value(0), Cast(Floor(Extract(late, "epoch")), output_field=IntegerField())
             ),
         )
         _posts_create(ids)

@@ -284,61 +284,7 @@ def consents_apply_bulk(
     latest: dict[tuple[int, str, str], ConsentChange] = {}
     for change in changes:
         latest[(change.contact_id, change.channel, change.purpose)] = change
-    if connection.vendor == "postgresql":
-        return _apply_bulk_postgres(list(latest.values()), now=now, fresh=fresh_contact_ids)
-    with transaction.atomic():
-        contact_ids = {key[0] for key in latest}
-        current = {
-            (c.contact_id, c.channel, c.purpose): c.state
-            for c in Consent.objects.filter(contact_id__in=contact_ids).only(
-                "contact_id", "channel", "purpose", "state"
-            )
-        }
-        erased = set(
-            Contact.objects.filter(pk__in=contact_ids, erased_at__isnull=False).values_list(
-                "pk", flat=True
-            )
-        )
-        todo = [
-            c
-            for key, c in latest.items()
-            if current.get(key) != c.state and c.contact_id not in erased
-        ]
-        if not todo:
-            return 0
-        Consent.objects.bulk_create(
-            [
-                Consent(
-                    contact_id=c.contact_id,
-                    channel=c.channel,
-                    purpose=c.purpose,
-                    state=c.state,
-                    updated_at=now,
-                )
-                for c in todo
-            ],
-            update_conflicts=True,
-            unique_fields=["contact", "channel", "purpose"],
-            update_fields=["state", "updated_at"],
-            batch_size=2000,
-        )
-        ConsentEvent.objects.bulk_create(
-            [
-                _event(
-                    contact_id=c.contact_id,
-                    channel=c.channel,
-                    purpose=c.purpose,
-                    action=_ACTION_FOR_STATE[c.state],
-                    state=c.state,
-                    evidence=c.evidence,
-                    now=now,
-                )
-                for c in todo
-            ],
-            batch_size=2000,
-        )
-        sendable_refresh(contact_ids=[c.contact_id for c in todo])
-    return len(todo)
+    return _apply_bulk(list(latest.values()), now=now, fresh=fresh_contact_ids)
 
 
 _ACTION_FOR_STATE: dict[str, str] = {
@@ -382,7 +328,7 @@ RETURNING contact_id
 """
 
 
-def _apply_bulk_postgres(todo: list[ConsentChange], *, now: datetime, fresh: frozenset[int]) -> int:
+def _apply_bulk(todo: list[ConsentChange], *, now: datetime, fresh: frozenset[int]) -> int:
     ids = {c.contact_id for c in todo}
     # Filters written as id IN (...) never join contacts: a table that just grew by a bulk load
     # has stale statistics, and a join planned on them turns into a nested loop per batch.

@@ -465,7 +465,7 @@ def contacts_by_identifiers(
             if parsed.values.get(name):
                 wanted[name].add(parsed.values[name])
     contacts: Iterable[Stored]
-    if _is_postgres() and not as_models:
+    if not as_models:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT id, external_id, email, phone, first_name, last_name, locale, timezone, "
@@ -627,7 +627,7 @@ def contacts_upsert(
         ]
         report.consent_changes = consents_apply_bulk(
             changes=changes,
-            fresh_contact_ids=frozenset(created_ids) if _is_postgres() else frozenset(),
+            fresh_contact_ids=frozenset(created_ids),
         )
     report.results.extend(
         RowResult(p.row, "created", id=pk) for p, pk in zip(creates, created_ids, strict=True)
@@ -639,23 +639,16 @@ def contacts_upsert(
     return report
 
 
-def _is_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
 def _phone_text(value: Any) -> str | None:
     return str(value) if value else None
 
 
 def _insert(creates: Sequence[ParsedRow]) -> list[int]:
-    """New contacts, ids in input order. On PostgreSQL through COPY, which skips the ORM's
-    per-field preparation (the phone field alone re-parses every number) and is several times
-    faster than bulk_create for large batches."""
+    """New contacts, ids in input order, through COPY, which skips the ORM's per-field
+    preparation (the phone field alone re-parses every number) and is several times faster than
+    bulk_create for large batches."""
     if not creates:
         return []
-    if not _is_postgres():
-        objs = Contact.objects.bulk_create([Contact(**p.values) for p in creates])
-        return [int(o.pk) for o in objs]
     now = timezone.now()
     with connection.cursor() as cursor:
         # Reserve the ids first, then COPY the rows with them: COPY is PostgreSQL's fastest
@@ -710,10 +703,6 @@ def _initial_sendable(parsed: ParsedRow) -> int:
 def _update(contacts: Sequence[Stored]) -> None:
     if not contacts:
         return
-    if not _is_postgres():
-        models = [c for c in contacts if isinstance(c, Contact)]
-        Contact.objects.bulk_update(models, [*CONTACT_FIELDS, "updated_at"], batch_size=500)
-        return
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -743,8 +732,6 @@ def _update(contacts: Sequence[Stored]) -> None:
 def contacts_tables_analyze() -> None:
     """Refresh the planner's statistics after a bulk load grew the tables: plans made on the
     statistics of a much smaller table pick nested loops that scale with the square of it."""
-    if not _is_postgres():
-        return
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE contacts_contact, contacts_consent")
 
@@ -756,25 +743,18 @@ def contact_tags_add(*, pairs: Iterable[tuple[int, list[str]]]) -> None:
     names = {name for _, tags in pairs for name in tags}
     Tag.objects.bulk_create([Tag(name=n) for n in names], ignore_conflicts=True)
     ids = dict(Tag.objects.filter(name__in=names).values_list("name", "pk"))
-    if _is_postgres():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO contacts_contacttag (contact_id, tag_id)
-                SELECT * FROM unnest(%s::bigint[], %s::bigint[])
-                ON CONFLICT DO NOTHING
-                """,
-                [
-                    [cid for cid, tags in pairs for _ in tags],
-                    [ids[name] for _, tags in pairs for name in tags],
-                ],
-            )
-        return
-    ContactTag.objects.bulk_create(
-        [ContactTag(contact_id=cid, tag_id=ids[name]) for cid, tags in pairs for name in tags],
-        ignore_conflicts=True,
-        batch_size=5000,
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO contacts_contacttag (contact_id, tag_id)
+            SELECT * FROM unnest(%s::bigint[], %s::bigint[])
+            ON CONFLICT DO NOTHING
+            """,
+            [
+                [cid for cid, tags in pairs for _ in tags],
+                [ids[name] for _, tags in pairs for name in tags],
+            ],
+        )
 
 
 def contact_rows_parse(

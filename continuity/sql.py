@@ -1,12 +1,11 @@
-"""Matching a column against a long list of values with one parameter on PostgreSQL.
+"""Matching a column against a long list of values with one parameter.
 
 `id IN (%s, %s, ...)` with 1,000 ids costs more than the statement it guards: psycopg splits and
 converts a 1,000-placeholder query string on every call (it only caches short queries) and the
 server parses 1,000 constants. `id IN (SELECT unnest(%s::bigint[]))` sends one array, and the
 planner drives the statement from that list (a semi-join into the primary key), where
 `id = ANY(array)` let it prefer another index whose selectivity it misjudged: with 200,000 rows
-queued and stale statistics, a claim scanned every queued row to find its 1,000. SQLite (the
-embedded mode) has no arrays, so there the same helpers fall back to IN.
+queued and stale statistics, a claim scanned every queued row to find its 1,000.
 """
 
 from __future__ import annotations
@@ -14,26 +13,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connection as default_connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, ForeignObject, Lookup
 from django.db.models.sql.compiler import SQLCompiler
 
 
 def sql_any_of(
-    column: str,
-    values: Sequence[Any],
-    *,
-    array_type: str = "bigint",
-    connection: BaseDatabaseWrapper | None = None,
+    column: str, values: Sequence[Any], *, array_type: str = "bigint"
 ) -> tuple[str, list[Any]]:
-    """`column` equals one of `values`, as an SQL fragment and its parameters."""
-    conn = connection or default_connection
-    if conn.vendor == "postgresql":
-        return f"{column} IN (SELECT unnest(%s::{array_type}[]))", [list(values)]
-    if not values:
-        return "1 = 0", []
-    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+    """`column` equals one of `values`, as an SQL fragment and its parameters (an empty list
+    matches nothing)."""
+    return f"{column} IN (SELECT unnest(%s::{array_type}[]))", [list(values)]
 
 
 @Field.register_lookup
@@ -51,7 +41,7 @@ class AnyOf(Lookup):
         field = self.lhs.output_field
         values = [field.get_db_prep_value(v, connection) for v in self.rhs]
         array_type = field.cast_db_type(connection) or "text"
-        sql, params = sql_any_of(lhs, values, array_type=array_type, connection=connection)
+        sql, params = sql_any_of(lhs, values, array_type=array_type)
         return sql, [*lhs_params, *params]
 
 

@@ -8,11 +8,9 @@ NOTHING on the UNIQUE key, so a redelivered planning task or a second alert adds
 aggregate counts who was left out and why. No contact data ever leaves the database, and memory
 does not grow with the audience.
 
-Two ways to run the same statements. On PostgreSQL, one data-modifying statement per slice reads
-the contacts once, inserts, and returns every count (a short one before it fixes the slice's id
-range and time zones). Elsewhere (SQLite, the embedded mode) the flags and the choice go through
-temporary tables and the insert and counts are separate statements. Both are built from the same
-SQL fragments, and a test holds them to the same answers. Without the INSERT they serve the drill.
+One data-modifying statement per slice reads the contacts once, inserts, and returns every count
+(a short one before it fixes the slice's id range and time zones). Without the INSERT it serves the
+drill.
 """
 
 from __future__ import annotations
@@ -49,8 +47,6 @@ EXCLUSION_REASONS = (
     "frequency_cap",
     "already_reached",
 )
-_TEMP = "continuity_plan_slice"
-_CHOSEN = "continuity_plan_chosen"
 _PLANNABLE = frozenset(Channel.values)
 
 
@@ -222,34 +218,6 @@ def _slice_columns(
     return sql, params
 
 
-def _materialise_slice(
-    *,
-    spec: PlanSpec,
-    audience: QuerySet[Contact],
-    after_id: int,
-    limit: int,
-    now: datetime,
-    allowance: tuple[int, int] | None = None,
-) -> tuple[int, int]:
-    """Fill the temp table with the next slice's decided rows: (contacts in it, last contact id)."""
-    upper = _slice_upper(audience=audience, after_id=after_id, limit=limit)
-    if upper is None:
-        return 0, after_id
-    rows_sql, rows_params = _slice_rows_sql(
-        spec=spec, audience=audience, after_id=after_id, upper=upper, now=now
-    )
-    decided = _decided_sql(spec=spec, source="plan_slice", allowance=allowance)
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {_TEMP}")
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {_TEMP} AS WITH plan_slice AS ({rows_sql}) {decided}",
-            rows_params,
-        )
-        cursor.execute(f"SELECT COUNT(*), COALESCE(MAX(id), 0) FROM {_TEMP}")
-        count, last_id = cursor.fetchone()
-    return int(count), int(last_id)
-
-
 def _quiet_not_before(*, channel: str, tzs: list[str], now: datetime) -> dict[str, datetime]:
     """For each time zone inside the channel's quiet hours now, when they end (UTC)."""
     window = settings.REROUTE_QUIET_HOURS.get(channel)
@@ -365,13 +333,12 @@ def _chosen_sql(
 def _insert_sql(*, spec: PlanSpec, chosen: str, now: datetime) -> tuple[str, list[Any]]:
     """Write the chosen rows as planned deliveries; rows that exist already are left alone."""
     cost = f"CASE WHEN channel = '{Channel.SMS}' THEN {int(spec.sms_cost_units)} ELSE 1 END"
-    # WHERE 1 = 1: SQLite reads "FROM t ON CONFLICT" as a join's ON without it.
     sql = (
         f"INSERT INTO {_table(Delivery)} (message_id, contact_id, channel, status, attempt, "
         "provider, provider_message_id, error_code, error_text, cost_units, not_before, "
         "created_at, updated_at) "
         f"SELECT %s, id, channel, %s, 0, '', '', '', '', {cost}, not_before, %s, %s "
-        f"FROM {chosen} WHERE 1 = 1 ON CONFLICT (message_id, contact_id, channel) DO NOTHING"
+        f"FROM {chosen} ON CONFLICT (message_id, contact_id, channel) DO NOTHING"
     )
     return sql, [spec.message_id, DeliveryStatus.PLANNED, now, now]
 
@@ -451,9 +418,8 @@ def deliveries_plan_slice(
     """Plan one keyset slice of the audience. `sms_allowance` = (reserved for contacts with SMS
     only, left for the others) in SMS deliveries; None means no budget. With write=False nothing
     is inserted: the counts say what would be planned (the drill)."""
-    plan = _plan_slice_postgresql if connection.vendor == "postgresql" else _plan_slice_portable
     with transaction.atomic():
-        return plan(
+        return _plan_slice(
             spec=spec,
             audience=audience,
             after_id=after_contact_id,
@@ -464,7 +430,7 @@ def deliveries_plan_slice(
         )
 
 
-def _plan_slice_portable(
+def _plan_slice(
     *,
     spec: PlanSpec,
     audience: QuerySet[Contact],
@@ -474,53 +440,7 @@ def _plan_slice_portable(
     write: bool,
     now: datetime,
 ) -> SliceResult:
-    """Any database: the decided rows and the chosen ones each go into a temporary table, read
-    by the insert and by every count that follows."""
-    result = SliceResult()
-    result.contacts, result.last_contact_id = _materialise_slice(
-        spec=spec, audience=audience, after_id=after_id, limit=limit, now=now, allowance=allowance
-    )
-    if not result.contacts:
-        return result
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT DISTINCT tz FROM {_TEMP}")
-        tzs = [row[0] for row in cursor.fetchall()]
-        chosen_sql, chosen_params = _chosen_sql(
-            spec=spec, decided=_TEMP, allowance=allowance, tzs=tzs, now=now
-        )
-        cursor.execute(f"DROP TABLE IF EXISTS {_CHOSEN}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {_CHOSEN} AS {chosen_sql}", chosen_params)
-        if write:
-            cursor.execute(*_insert_sql(spec=spec, chosen=_CHOSEN, now=now))
-        cursor.execute(_planned_sql(chosen=_CHOSEN))
-        for channel, count, delayed in cursor.fetchall():
-            result.planned[channel] = int(count)
-            result.delayed_quiet_hours += int(delayed or 0)
-        cursor.execute(
-            *_exclusions_sql(
-                spec=spec, decided=_TEMP, after_id=after_id, upper=result.last_contact_id
-            )
-        )
-        result.exclusions = {reason: int(count) for reason, count in cursor.fetchall()}
-        if Channel.SMS in spec.channels:
-            cursor.execute(_sms_split_sql(spec=spec, decided=_TEMP, allowance=allowance))
-            with_alt, total_sms = cursor.fetchone()
-            result.sms_alt_planned = int(with_alt)
-            result.sms_only_planned = int(total_sms) - int(with_alt)
-    return result
-
-
-def _plan_slice_postgresql(
-    *,
-    spec: PlanSpec,
-    audience: QuerySet[Contact],
-    after_id: int,
-    limit: int,
-    allowance: tuple[int, int] | None,
-    write: bool,
-    now: datetime,
-) -> SliceResult:
-    """PostgreSQL: the slice's bounds and time zones, then one statement that reads the slice
+    """The slice's bounds and time zones, then one statement that reads the slice
     once, decides, inserts the choice and returns every count. A data-modifying CTE runs to
     completion whether or not the outer query reads it, and all parts see the same snapshot."""
     result = SliceResult()
@@ -599,21 +519,23 @@ def sms_only_count(*, spec: PlanSpec, audience: QuerySet[Contact], limit: int) -
         return 0
     total, after = 0, 0
     others = " OR ".join(_eligible(ch) for ch in spec.channels if ch != Channel.SMS) or "1 = 0"
-    reached = "reached = 0"
     while True:
-        with transaction.atomic():
-            count, after_next = _materialise_slice(
-                spec=spec, audience=audience, after_id=after, limit=limit, now=timezone.now()
+        upper = _slice_upper(audience=audience, after_id=after, limit=limit)
+        if upper is None:
+            return total
+        rows_sql, params = _slice_rows_sql(
+            spec=spec, audience=audience, after_id=after, upper=upper, now=timezone.now()
+        )
+        # The slice's rows stay a subquery the planner flattens: only the flags this count
+        # reads are worked out (the frequency cap's count of recent deliveries is not).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT COUNT(*) FROM ({rows_sql}) s WHERE {_eligible(Channel.SMS)} "
+                f"AND NOT ({others}) AND reached = 0",
+                params,
             )
-            if not count:
-                return total
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT COUNT(*) FROM {_TEMP} WHERE {_eligible(Channel.SMS)} "
-                    f"AND NOT ({others}) AND {reached}"
-                )
-                total += int(cursor.fetchone()[0])
-        after = after_next
+            total += int(cursor.fetchone()[0])
+        after = upper
 
 
 def planned_ids_between(

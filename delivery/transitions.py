@@ -29,7 +29,7 @@ def _guarded_update(
     sources: Iterable[str],
     values: Mapping[str, Any],
 ) -> list[int]:
-    """UPDATE ... WHERE id IN ids AND status IN sources RETURNING id (PostgreSQL and SQLite)."""
+    """UPDATE ... WHERE id IN ids AND status IN sources RETURNING id."""
     if not ids:
         return []
     table = Delivery._meta.db_table
@@ -109,14 +109,10 @@ def deliveries_mark_sent(
     pids = [provider_ids[i] for i in ids]
     costs = [cost_units.get(i, 1) for i in ids]
     # One UPDATE joined to the rows' own values: a CASE with a branch per row would cost rows x
-    # branches, which at 1,000 rows a chunk dominated the whole send. On PostgreSQL the values
-    # travel as three arrays (three parameters, not 3,000); SQLite (>= 3.33) gets a VALUES list.
-    if connection.vendor == "postgresql":
-        source = "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::integer[])"
-        params: list[Any] = [ids, pids, costs]
-    else:
-        source = f"VALUES {', '.join(['(%s, %s, %s)'] * len(ids))}"
-        params = [value for row in zip(ids, pids, costs, strict=True) for value in row]
+    # branches, which at 1,000 rows a chunk dominated the whole send. The values travel as three
+    # arrays (three parameters, not 3,000).
+    source = "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::integer[])"
+    params: list[Any] = [ids, pids, costs]
     # The status guard keeps a webhook that already moved a row to delivered from being
     # overwritten.
     sql = (
@@ -138,20 +134,11 @@ def _events_append(*, ids: Iterable[int], status: str, at: datetime, detail: str
     ids = list(ids)
     if not ids:
         return
-    if connection.vendor == "postgresql":
-        # One array parameter instead of 4,000 placeholders and 1,000 model instances.
-        table = connection.ops.quote_name(DeliveryEvent._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (delivery_id, status, occurred_at, detail) "
-                f"SELECT unnest(%s::bigint[]), %s, %s, %s",
-                [ids, status, at, detail[:500]],
-            )
-        return
-    DeliveryEvent.objects.bulk_create(
-        [
-            DeliveryEvent(delivery_id=i, status=status, occurred_at=at, detail=detail[:500])
-            for i in ids
-        ],
-        batch_size=1000,
-    )
+    # One array parameter instead of 4,000 placeholders and 1,000 model instances.
+    table = connection.ops.quote_name(DeliveryEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (delivery_id, status, occurred_at, detail) "
+            f"SELECT unnest(%s::bigint[]), %s, %s, %s",
+            [ids, status, at, detail[:500]],
+        )

@@ -76,10 +76,8 @@ def _network_lock(network: str) -> int | None:
     # Only table names are interpolated, and they come from model metadata.
     sql = (
         f"SELECT w.id FROM {lock_table} n LEFT JOIN {window_table} w "  # noqa: S608
-        "ON w.network = n.network AND w.state = %s WHERE n.network = %s"
+        "ON w.network = n.network AND w.state = %s WHERE n.network = %s FOR UPDATE OF n"
     )
-    if connection.features.has_select_for_update_of:
-        sql += " FOR UPDATE OF n"
     for _ in range(2):
         with connection.cursor() as cursor:
             cursor.execute(sql, [WindowState.OPEN, network])

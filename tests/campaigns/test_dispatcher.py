@@ -70,6 +70,21 @@ def test_a_campaign_missed_while_the_system_was_down_is_picked_up_late_with_its_
     assert SocialPost.objects.get(campaign=missed).lateness_s == missed.lateness_s
 
 
+@pytest.mark.django_db
+def test_each_claimed_campaign_records_its_own_lateness_in_whole_seconds() -> None:
+    now = timezone.now()
+    lates = [0.0, 0.4, 59.999, 3 * 3600 + 7.5]
+    campaigns = [_scheduled(due_in_s=-late)[0] for late in lates]
+    for campaign, late in zip(campaigns, lates, strict=True):
+        Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=now - timedelta(seconds=late))
+
+    claimed = campaigns_claim_due(now=now)
+
+    assert sorted(claimed) == sorted(c.pk for c in campaigns)
+    recorded = dict(Campaign.objects.values_list("pk", "lateness_s"))
+    assert [recorded[c.pk] for c in campaigns] == [0, 0, 59, 3 * 3600 + 7]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_claimers_at_once_never_claim_one_campaign_twice() -> None:
     campaigns = _scheduled(20)

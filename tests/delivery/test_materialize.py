@@ -111,6 +111,26 @@ def test_the_sms_budget_goes_first_to_contacts_with_no_other_channel() -> None:
 
 
 @override_settings(REROUTE_QUIET_HOURS={})
+def test_the_sms_only_count_leaves_out_contacts_already_reached_and_walks_every_slice() -> None:
+    message = make_message()
+    sms_only = [contact_with(Channel.SMS, email=False, push=False) for _ in range(3)]
+    contact_with(Channel.SMS, Channel.EMAIL, push=False)
+    contact_with(Channel.SMS, phone=False, push=False)
+    Delivery.objects.create(message=message, contact=sms_only[1], channel="whatsapp", status=S.SENT)
+    spec = PlanSpec(
+        message_id=message.pk,
+        purpose="marketing",
+        channels=(Channel.EMAIL, Channel.SMS),
+        frequency_cap=1,
+        skip_reached_on="whatsapp",
+    )
+    for limit in (1, 2, 100):
+        assert sms_only_count(spec=spec, audience=Contact.objects.all(), limit=limit) == 2
+    email_only = PlanSpec(message_id=message.pk, purpose="marketing", channels=(Channel.EMAIL,))
+    assert sms_only_count(spec=email_only, audience=Contact.objects.all(), limit=100) == 0
+
+
+@override_settings(REROUTE_QUIET_HOURS={})
 def test_sms_only_contacts_over_the_budget_are_excluded_with_that_reason() -> None:
     message = make_message()
     for _ in range(3):
@@ -202,44 +222,50 @@ def test_a_drill_counts_without_writing_and_slices_walk_the_audience_in_id_order
     assert Delivery.objects.count() == 4
 
 
-def _plan_everything(
-    plan_slice: Any, spec: PlanSpec, audience: Any, allowance: tuple[int, int] | None
-) -> tuple[list[Any], set[tuple[Any, ...]]]:
-    """Walk the audience in slices of 3 with one of the two ways, inside a transaction that is
-    rolled back: every slice's result, and the delivery rows written."""
-    from django.db import transaction
-    from django.utils import timezone
+MORNING = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)  # 08:00 in London and in UTC, that night
+# Per (mode, SMS allowance per slice): each contact's planned channels; SMS rows held for quiet
+# hours; the SMS deliveries to contacts with another channel and to those with SMS alone; the
+# exclusions besides the six contacts who are always left out (see below).
+PLANS: dict[tuple[str, tuple[int, int] | None], Any] = {
+    ("first_reachable", None): (
+        {"a": {"push"}, "b": {"email"}, "c1": {"sms"}, "c2": {"sms"}, "c3": {"sms"}},
+        {"c1", "c3"},
+        (0, 3),
+        {},
+    ),
+    (ALL_CHANNELS, None): (
+        {
+            "a": {"push", "email", "sms"},
+            "b": {"email", "sms"},
+            "c1": {"sms"},
+            "c2": {"sms"},
+            "c3": {"sms"},
+        },
+        {"a", "c1", "c3"},
+        (2, 3),
+        {},
+    ),
+    # Slices of 3 and one SMS a slice for each group: a (the first with another channel) and
+    # c1 in the first slice, c2 in the second; c3 comes after c2 and is over the budget.
+    ("first_reachable", (1, 1)): (
+        {"a": {"push"}, "b": {"email"}, "c1": {"sms"}, "c2": {"sms"}},
+        {"c1"},
+        (0, 2),
+        {"over_sms_budget": 1},
+    ),
+    (ALL_CHANNELS, (1, 1)): (
+        {"a": {"push", "email", "sms"}, "b": {"email"}, "c1": {"sms"}, "c2": {"sms"}},
+        {"a", "c1"},
+        (1, 2),
+        {"over_sms_budget": 1},
+    ),
+}
 
-    results, after = [], 0
-    with transaction.atomic():
-        while True:
-            result = plan_slice(
-                spec=spec,
-                audience=audience,
-                after_id=after,
-                limit=3,
-                allowance=allowance,
-                write=True,
-                now=timezone.now(),
-            )
-            if not result.contacts:
-                break
-            results.append(result)
-            after = result.last_contact_id
-        rows = set(
-            Delivery.objects.filter(message_id=spec.message_id).values_list(
-                "contact_id", "channel", "status", "cost_units", "not_before"
-            )
-        )
-        transaction.set_rollback(True)
-    return results, rows
 
-
-@override_settings(REROUTE_QUIET_HOURS={"sms": "21:00-08:00"})
-@pytest.mark.parametrize("mode", ["first_reachable", ALL_CHANNELS])
-@pytest.mark.parametrize("allowance", [None, (1, 1)])
+@override_settings(REROUTE_QUIET_HOURS={"sms": "21:00-08:00"}, REROUTE_DEFAULT_TIMEZONE="UTC")
+@pytest.mark.parametrize(("mode", "allowance"), list(PLANS))
 @pytest.mark.parametrize("plain_audience", [True, False])
-def test_the_one_statement_on_postgresql_plans_exactly_what_the_portable_statements_do(
+def test_every_rule_together_plans_exactly_the_expected_rows_slice_by_slice(
     monkeypatch: pytest.MonkeyPatch,
     mode: str,
     allowance: tuple[int, int] | None,
@@ -247,32 +273,33 @@ def test_the_one_statement_on_postgresql_plans_exactly_what_the_portable_stateme
 ) -> None:
     from django.utils import timezone
 
-    from delivery.materialize import _plan_slice_portable, _plan_slice_postgresql
-
-    # 23:30 UTC: SMS is quiet in London, not in Tokyo.
+    # 23:30 UTC: SMS is quiet in London and in UTC (the default zone), not in Tokyo.
     monkeypatch.setattr(timezone, "now", lambda: datetime(2026, 11, 24, 23, 30, tzinfo=UTC))
     message = make_message()
-    contact_with(Channel.PUSH, Channel.EMAIL, Channel.SMS, tz="Europe/London")
-    contact_with(Channel.EMAIL, Channel.SMS, push=False, tz="Asia/Tokyo")
-    for tz in ("Europe/London", "Asia/Tokyo", ""):
-        contact_with(Channel.SMS, email=False, push=False, tz=tz)
-    contact_with(Channel.SMS, phone=False, push=False)  # unreachable
-    contact_with()  # no consent
-    bounced = contact_with(Channel.EMAIL, push=False)
+    people = {
+        "a": contact_with(Channel.PUSH, Channel.EMAIL, Channel.SMS, tz="Europe/London"),
+        "b": contact_with(Channel.EMAIL, Channel.SMS, push=False, tz="Asia/Tokyo"),
+        "c1": contact_with(Channel.SMS, email=False, push=False, tz="Europe/London"),
+        "c2": contact_with(Channel.SMS, email=False, push=False, tz="Asia/Tokyo"),
+        "c3": contact_with(Channel.SMS, email=False, push=False, tz=""),
+        "unreachable": contact_with(Channel.SMS, phone=False, push=False),
+        "no_consent": contact_with(),
+        "bounced": contact_with(Channel.EMAIL, push=False),
+        "erased": contact_with(Channel.EMAIL),
+        "busy": contact_with(Channel.EMAIL),
+        "reached": contact_with(Channel.EMAIL, Channel.SMS),
+    }
     suppression_add(
-        contact=bounced,
+        contact=people["bounced"],
         channel=Channel.EMAIL,
         reason=SuppressionReason.HARD_BOUNCE,
         source=ConsentSource.BOUNCE,
     )
-    erased = contact_with(Channel.EMAIL)
-    Contact.objects.filter(pk=erased.pk).update(erased_at=timezone.now(), sendable=0)
-    busy = contact_with(Channel.EMAIL)
+    Contact.objects.filter(pk=people["erased"].pk).update(erased_at=timezone.now(), sendable=0)
     for n in range(2):
-        Delivery.objects.create(message=make_message(name=f"earlier {n}"), contact=busy)
-    reached = contact_with(Channel.EMAIL, Channel.SMS)
+        Delivery.objects.create(message=make_message(name=f"earlier {n}"), contact=people["busy"])
     Delivery.objects.create(
-        message=message, contact=reached, channel="whatsapp", status=S.DELIVERED
+        message=message, contact=people["reached"], channel="whatsapp", status=S.DELIVERED
     )
     spec = PlanSpec(
         message_id=message.pk,
@@ -285,20 +312,58 @@ def test_the_one_statement_on_postgresql_plans_exactly_what_the_portable_stateme
     )
     audience = Contact.objects.all()
     if not plain_audience:
+        # A join and DISTINCT: the slice is matched by id instead of borrowing the WHERE.
         audience = audience.filter(pk__in=Contact.objects.values("pk")).distinct()
 
-    portable = _plan_everything(_plan_slice_portable, spec, audience, allowance)
-    one_statement = _plan_everything(_plan_slice_postgresql, spec, audience, allowance)
+    slices, after = [], 0
+    while True:
+        result = deliveries_plan_slice(
+            spec=spec, audience=audience, after_contact_id=after, limit=3, sms_allowance=allowance
+        )
+        if not result.contacts:
+            break
+        slices.append(result)
+        after = result.last_contact_id
 
-    assert one_statement == portable
-    results, rows = portable
+    channels, held, (sms_alt, sms_only), more_exclusions = PLANS[(mode, allowance)]
+    label = {contact.pk: name for name, contact in people.items()}
+    rows = Delivery.objects.filter(message=message, status=S.PLANNED)
+    planned: dict[str, set[str]] = {}
+    for contact_id, channel, cost, not_before in rows.values_list(
+        "contact_id", "channel", "cost_units", "not_before"
+    ):
+        planned.setdefault(label[contact_id], set()).add(channel)
+        assert cost == (2 if channel == Channel.SMS else 1)
+        held_here = channel == Channel.SMS and label[contact_id] in held
+        assert not_before == (MORNING if held_here else None), (label[contact_id], channel)
+    assert planned == channels
+    assert [(r.contacts, r.last_contact_id) for r in slices] == [
+        (3, people["c1"].pk),
+        (3, people["unreachable"].pk),
+        (3, people["erased"].pk),
+        (2, people["reached"].pk),
+    ]
+    totals: dict[str, int] = {}
+    for result in slices:
+        for channel, count in result.planned.items():
+            totals[channel] = totals.get(channel, 0) + count
+    expected_totals: dict[str, int] = {}
+    for chs in channels.values():
+        for channel in chs:
+            expected_totals[channel] = expected_totals.get(channel, 0) + 1
+    assert totals == expected_totals
+    assert sum(r.delayed_quiet_hours for r in slices) == len(held)
+    assert sum(r.sms_alt_planned for r in slices) == sms_alt
+    assert sum(r.sms_only_planned for r in slices) == sms_only
     excluded: dict[str, int] = {}
-    for result in results:
+    for result in slices:
         for reason, count in result.exclusions.items():
             excluded[reason] = excluded.get(reason, 0) + count
-    # Every reason shows up, so the comparison above covers each branch.
-    expected = {"no_consent", "suppressed", "unreachable", "frequency_cap", "already_reached"}
-    assert expected <= set(excluded)
-    assert any(row[4] is not None for row in rows)  # a delivery held for quiet hours
-    if allowance:
-        assert excluded.get("over_sms_budget")
+    assert excluded == {
+        "unreachable": 1,
+        "no_consent": 1,
+        "suppressed": 2,  # the bounced and the erased contact
+        "frequency_cap": 1,
+        "already_reached": 1,
+        **more_exclusions,
+    }
