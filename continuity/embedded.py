@@ -67,6 +67,12 @@ def embedded_database_settings(var_dir: Path) -> dict[str, Any]:
         # libpq reads a HOST that starts with "/" as the folder holding the server's socket.
         "HOST": str(_socket_dir(embedded_data_dir(var_dir))),
         "PORT": "",
+        # A commit returns before its WAL reaches the disk: an operating-system crash may lose
+        # the last fraction of a second of a demo database (never corrupt it), and the many
+        # small commits of web, worker and beat on one laptop stop waiting on fsync each
+        # (docs/benchmarks.md, continuity.embedded_tasks_per_s). Production servers keep the
+        # default.
+        "OPTIONS": {"options": "-c synchronous_commit=off"},
     }
 
 
