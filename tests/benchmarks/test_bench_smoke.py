@@ -22,7 +22,7 @@ def test_every_benchmark_runs_small_and_prints_one_json_line_per_figure() -> Non
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) >= len(scripts())
+    assert len(lines) >= len(scripts("small"))
     for line in lines:
         assert set(line) >= REQUIRED, line
         assert line["scale"] == "small"
