@@ -77,7 +77,7 @@ def quiet_hours_ends(*, channel: str, tzs: Iterable[str], now: datetime) -> dict
 
 
 def quiet_hours_starts(*, channel: str, tzs: Iterable[str], now: datetime) -> dict[str, datetime]:
-    """For each zone name outside the channel's quiet hours at `now`: when its next window begins.
+    """For each zone name: when its next window begins (`now` for a zone already inside one).
 
     A send that has not started by then must wait for the window's end.
     """
@@ -89,6 +89,7 @@ def quiet_hours_starts(*, channel: str, tzs: Iterable[str], now: datetime) -> di
         zone = contact_zone(name=name)
         local = now.astimezone(zone)
         if window.contains(local.time()):
+            starts[name] = now
             continue
         day = local.date() if local.time() < window.start else local.date() + timedelta(days=1)
         starts[name] = _at(day, window.start, zone)
