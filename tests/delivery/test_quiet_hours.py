@@ -7,6 +7,7 @@ sweeper all see the same "now".
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -275,3 +276,42 @@ def test_a_held_row_is_requeued_and_sent_once_its_window_ends_and_never_before(
     [request] = twilio_fake.requests_to(MESSAGES)
     assert request.received_at >= end.timestamp()
     assert statuses(ids)[ids[0]][0] == S.SENT
+
+
+class _CommitWaitsPast:
+    """A pace whose commit (in the HTTP adapter, right before the request) waits past a moment."""
+
+    rate_per_s = 1000.0
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def reserve(self, *, max_wait_s: float) -> float | None:
+        return 0.0
+
+    def commit(self) -> float:
+        while datetime.now(UTC) <= self.moment:
+            time.sleep(0.01)
+        return 0.0
+
+
+def test_quiet_hours_beginning_while_the_pace_holds_the_request_still_stop_it(
+    twilio_fake: TwilioFake,
+) -> None:
+    hold_from = datetime.now(UTC) + timedelta(seconds=0.3)
+    sender = TwilioSmsSender(
+        client=twilio_client(
+            account_sid=twilio_fake.account_sid,
+            auth_token=twilio_fake.auth_token,
+            base_url=twilio_fake.url,
+            timeout_s=5,
+        ),
+        limiter=_CommitWaitsPast(hold_from),
+        status_callback_url="",
+    )
+    [outcome] = sender.send_batch(
+        content=SmsContent(text="Hello"),
+        messages=[OutboundMessage(delivery_id=7, to="+14155550100", hold_from=hold_from)],
+    )
+    assert isinstance(outcome, Deferred) and outcome.code == QUIET_HOURS_CODE
+    assert recipients(twilio_fake) == []
