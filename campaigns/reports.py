@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import TruncMinute
+from django.utils import timezone
 from django.utils.html import escape
 
 from campaigns.models import Reroute
@@ -20,7 +21,19 @@ from outages.models import OutageWindow
 SENT = (S.SENT, S.DELIVERED, S.OPENED, S.CLICKED, S.BOUNCED, S.UNDELIVERED)
 DELIVERED = (S.DELIVERED, S.OPENED, S.CLICKED)
 FAILED = (S.FAILED, S.BOUNCED, S.UNDELIVERED)
-COLUMNS = ("planned", "sent", "delivered", "failed", "unknown", "cancelled", "suppressed")
+# `waiting`: queued rows that may not leave before a later time (not_before in the future):
+# quiet hours, whether applied when the rows were planned or when they came to be sent, and a
+# provider's back-off. The reroute's `delayed_quiet_hours` counts only what planning delayed.
+COLUMNS = (
+    "planned",
+    "sent",
+    "delivered",
+    "failed",
+    "unknown",
+    "cancelled",
+    "suppressed",
+    "waiting",
+)
 
 
 @dataclass
@@ -64,6 +77,7 @@ def window_report(*, window_id: int) -> WindowReport:
         )
     report.exclusions = dict(exclusions)
     deliveries = Delivery.objects.filter(message_id__in=message_ids)
+    now = timezone.now()
     rows = deliveries.values("channel").annotate(
         planned=Count("id"),
         sent=Count("id", filter=Q(status__in=SENT)),
@@ -72,6 +86,7 @@ def window_report(*, window_id: int) -> WindowReport:
         unknown=Count("id", filter=Q(status=S.UNKNOWN)),
         cancelled=Count("id", filter=Q(status=S.CANCELLED)),
         suppressed=Count("id", filter=Q(status=S.SUPPRESSED)),
+        waiting=Count("id", filter=Q(status=S.QUEUED, not_before__gt=now)),
     )
     report.channels = {row["channel"]: {c: int(row[c]) for c in COLUMNS} for row in rows}
     report.sms_segments_spent = int(

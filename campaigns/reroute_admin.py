@@ -13,6 +13,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -26,18 +27,27 @@ from campaigns.reports import (
     window_report_csv,
 )
 from delivery.models import Delivery
+from delivery.states import DeliveryStatus as S
 from outages.models import OutageWindow
 from outages.networks import network_choices
 
 
 def channel_progress(message_id: int | None) -> list[dict[str, Any]]:
-    """Sent / total per channel of one message, for progress bars."""
+    """Sent / total per channel of one message, for progress bars, and how many rows wait.
+
+    `waiting` is read from the rows (queued, not before a later time), so quiet hours applied at
+    send time show up as well as those applied when the reroute was planned.
+    """
     if not message_id:
         return []
     rows = (
         Delivery.objects.filter(message_id=message_id)
         .values("channel")
-        .annotate(total=Count("id"), sent=Count("id", filter=Q(status__in=SENT)))
+        .annotate(
+            total=Count("id"),
+            sent=Count("id", filter=Q(status__in=SENT)),
+            waiting=Count("id", filter=Q(status=S.QUEUED, not_before__gt=timezone.now())),
+        )
         .order_by("channel")
     )
     return [

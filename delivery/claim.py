@@ -4,20 +4,28 @@ A chunk task claims only rows still `queued`, due, and whose contact still allow
 the message's purpose, in ONE UPDATE ... RETURNING. Two tasks holding the same ids (a redelivered
 message, a sweeper re-enqueue) therefore split them or find nothing left, and a consent revoked
 after planning is honoured at claim time because the consent subquery runs inside that statement.
+
+On a channel with quiet hours, rows whose contact is inside them at claim time are not claimed:
+they stay `queued` with `not_before` at the end of that contact's window (and the sweeper sends
+them then). That costs one read of the chunk's distinct time zones, plus one UPDATE when any of
+them is quiet; channels without quiet hours pay nothing.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from contacts.models import PushSubscription
+from contacts.models import Contact, PushSubscription
 from contacts.selectors import contacts_consented, push_subscriptions_active
 from continuity.sql import sql_any_of
 from delivery.models import Delivery
+from delivery.quiet_hours import QUIET_HOURS_CODE, quiet_hours_ends, quiet_window
 from delivery.states import DeliveryStatus
 from delivery.transitions import _events_append, deliveries_transition
 
@@ -32,6 +40,7 @@ class ClaimedDelivery:
     push_p256dh: str = ""
     push_auth: str = ""
     push_subscription_id: int | None = None
+    timezone: str = ""  # the contact's own, as stored ("" or unknown: the default zone)
 
 
 def _merge_fields(contact: dict[str, object]) -> dict[str, str]:
@@ -85,6 +94,8 @@ def deliveries_claim(*, ids: Iterable[int], channel: str, purpose: str) -> list[
         DeliveryStatus.QUEUED,
     ]
     with transaction.atomic():
+        if quiet_window(channel=channel) is not None:
+            _quiet_hold(ids=wanted, channel=channel, now=now)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             claimed = [row[0] for row in cursor.fetchall()]
@@ -109,6 +120,59 @@ def deliveries_claim(*, ids: Iterable[int], channel: str, purpose: str) -> list[
     return claimed
 
 
+def _quiet_hold(*, ids: list[int], channel: str, now: datetime) -> list[int]:
+    """Due queued rows whose contact is inside the channel's quiet hours: not_before = its end.
+
+    Their not_before then keeps the claim that follows from taking them. Work is per distinct
+    time zone of the chunk: the zones are read, the windows worked out in Python (the same code
+    as planning), and one UPDATE joins the rows to (zone, end) pairs.
+    """
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    contacts = connection.ops.quote_name(Contact._meta.db_table)
+    id_match, id_params = sql_any_of("d.id", ids)
+    due = (
+        f"{id_match} AND d.channel = %s AND d.status = %s "
+        f"AND (d.not_before IS NULL OR d.not_before <= %s)"
+    )
+    due_params = [*id_params, channel, DeliveryStatus.QUEUED, now]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT COALESCE(c.timezone, '') FROM {table} d "
+            f"JOIN {contacts} c ON c.id = d.contact_id WHERE {due}",
+            due_params,
+        )
+        ends = quiet_hours_ends(channel=channel, tzs=[row[0] for row in cursor], now=now)
+        if not ends:
+            return []
+        cursor.execute(
+            f"UPDATE {table} d SET not_before = v.until, updated_at = %s, error_code = %s, "
+            f"error_text = %s FROM {contacts} c, "
+            f"unnest(%s::text[], %s::timestamptz[]) AS v(tz, until) "
+            f"WHERE {due} AND c.id = d.contact_id AND COALESCE(c.timezone, '') = v.tz "
+            f"RETURNING d.id, v.until",
+            [
+                now,
+                QUIET_HOURS_CODE,
+                "inside the contact's quiet hours at send time",
+                list(ends),
+                list(ends.values()),
+                *due_params,
+            ],
+        )
+        held = cursor.fetchall()
+    by_end: dict[datetime, list[int]] = defaultdict(list)
+    for delivery_id, until in held:
+        by_end[until].append(delivery_id)
+    for until, held_ids in by_end.items():
+        _events_append(
+            ids=held_ids,
+            status=DeliveryStatus.QUEUED,
+            at=now,
+            detail=f"deferred for quiet hours until {until:%Y-%m-%d %H:%M} UTC",
+        )
+    return [delivery_id for delivery_id, _ in held]
+
+
 def claimed_load(*, ids: list[int], channel: str) -> list[ClaimedDelivery]:
     """What the senders need for claimed rows, in two queries whatever the chunk size."""
     rows = list(
@@ -123,6 +187,7 @@ def claimed_load(*, ids: list[int], channel: str) -> list[ClaimedDelivery]:
             "contact__first_name",
             "contact__last_name",
             "contact__attributes",
+            "contact__timezone",
         )
     )
     subscriptions: dict[int, PushSubscription] = {}
@@ -158,6 +223,7 @@ def claimed_load(*, ids: list[int], channel: str) -> list[ClaimedDelivery]:
                 push_p256dh=subscription.p256dh if subscription else "",
                 push_auth=subscription.auth if subscription else "",
                 push_subscription_id=subscription.pk if subscription else None,
+                timezone=row["contact__timezone"] or "",
             )
         )
     return claimed

@@ -12,11 +12,12 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from contacts.models import Channel, SuppressionReason
@@ -33,6 +34,7 @@ from delivery.providers.base import (
     SuppressReason,
     Unknown,
 )
+from delivery.quiet_hours import QUIET_HOURS_CODE, quiet_hours_ends, quiet_hours_starts
 from delivery.senders import channel_content, channel_sender
 from delivery.states import DeliveryStatus
 from delivery.transitions import (
@@ -59,6 +61,7 @@ class ChunkReport:
     unknown: int = 0
     suppressed: int = 0
     deferred: int = 0
+    quiet_deferred: int = 0
     retry_ids: list[int] = field(default_factory=list)
     retry_after_s: float = 0.0
 
@@ -96,7 +99,11 @@ def deliveries_enqueue(
 
 
 def _outbound(
-    claimed: ClaimedDelivery, *, channel: str, unsubscribe: dict[int, str]
+    claimed: ClaimedDelivery,
+    *,
+    channel: str,
+    unsubscribe: dict[int, str],
+    quiet_from: dict[str, datetime],
 ) -> OutboundMessage:
     keys = (
         PushKeys(p256dh=claimed.push_p256dh, auth=claimed.push_auth)
@@ -109,6 +116,7 @@ def _outbound(
         merge_fields=claimed.merge_fields,
         unsubscribe_url=unsubscribe.get(claimed.contact_id, ""),
         push_keys=keys,
+        hold_from=quiet_from.get(claimed.timezone),
     )
 
 
@@ -143,7 +151,15 @@ def deliveries_send_chunk(*, channel: str, ids: Sequence[int]) -> ChunkReport:
                 if channel == Channel.EMAIL
                 else {}
             )
-            outbound = [_outbound(c, channel=channel, unsubscribe=unsubscribe) for c in sendable]
+            # A paced chunk can run for minutes: each message carries the moment its contact's
+            # quiet hours begin, and the sender hands back what has not left by then.
+            quiet_from = quiet_hours_starts(
+                channel=channel, tzs={c.timezone for c in sendable}, now=timezone.now()
+            )
+            outbound = [
+                _outbound(c, channel=channel, unsubscribe=unsubscribe, quiet_from=quiet_from)
+                for c in sendable
+            ]
             outcomes += sender.send_batch(content=content, messages=outbound)
         _outcomes_record(
             outcomes=outcomes,
@@ -153,7 +169,8 @@ def deliveries_send_chunk(*, channel: str, ids: Sequence[int]) -> ChunkReport:
             report=report,
         )
     logger.info(
-        "chunk %s: claimed %s sent %s failed %s unknown %s suppressed %s deferred %s",
+        "chunk %s: claimed %s sent %s failed %s unknown %s suppressed %s deferred %s "
+        "quiet hours %s",
         channel,
         report.claimed,
         report.sent,
@@ -161,6 +178,7 @@ def deliveries_send_chunk(*, channel: str, ids: Sequence[int]) -> ChunkReport:
         report.unknown,
         report.suppressed,
         report.deferred,
+        report.quiet_deferred,
     )
     return report
 
@@ -211,7 +229,33 @@ def _outcomes_record(
         else:
             report.unknown += len(moved)
     for (code, text), items in deferred.items():
-        _defer(items, code=code, text=text, report=report)
+        _defer(items, code=code, text=text, report=report, claimed=claimed, channel=channel)
+
+
+def _quiet_defer(
+    *, ids: list[int], claimed: dict[int, ClaimedDelivery], channel: str, report: ChunkReport
+) -> None:
+    """Rows whose contact's quiet hours began before their request left: back to the queue.
+
+    No request left, so the claim's attempt is given back (quiet hours are not a failure) and the
+    row waits for the end of its contact's window; the sweeper re-enqueues it then.
+    """
+    now = timezone.now()
+    by_zone: dict[str, list[int]] = defaultdict(list)
+    for delivery_id in ids:
+        by_zone[claimed[delivery_id].timezone].append(delivery_id)
+    ends = quiet_hours_ends(channel=channel, tzs=by_zone, now=now)
+    with transaction.atomic():
+        for zone, zone_ids in by_zone.items():
+            # A window already over (a very short one) leaves the row due now: the claim decides.
+            moved = deliveries_retry_later(
+                ids=zone_ids,
+                not_before=ends.get(zone, now),
+                error_code=QUIET_HOURS_CODE,
+                error_text="the contact's quiet hours began before the request left",
+            )
+            Delivery.objects.filter(id__any_of=moved).update(attempt=F("attempt") - 1)
+            report.quiet_deferred += len(moved)
 
 
 def _push_failures_record(
@@ -229,8 +273,19 @@ def _push_failures_record(
         )
 
 
-def _defer(items: list[Deferred], *, code: str, text: str, report: ChunkReport) -> None:
+def _defer(
+    items: list[Deferred],
+    *,
+    code: str,
+    text: str,
+    report: ChunkReport,
+    claimed: dict[int, ClaimedDelivery],
+    channel: str,
+) -> None:
     ids = [item.delivery_id for item in items]
+    if code == QUIET_HOURS_CODE:
+        _quiet_defer(ids=ids, claimed=claimed, channel=channel, report=report)
+        return
     report.deferred += len(ids)
     exhausted = list(
         Delivery.objects.filter(

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -35,6 +33,7 @@ from contacts.models import (
     consent_bit,
 )
 from delivery.models import Delivery
+from delivery.quiet_hours import quiet_hours_ends
 from delivery.states import LEFT_STATUSES, DeliveryStatus
 
 FIRST_REACHABLE = "first_reachable"
@@ -218,29 +217,6 @@ def _slice_columns(
     return sql, params
 
 
-def _quiet_not_before(*, channel: str, tzs: list[str], now: datetime) -> dict[str, datetime]:
-    """For each time zone inside the channel's quiet hours now, when they end (UTC)."""
-    window = settings.REROUTE_QUIET_HOURS.get(channel)
-    if not window:
-        return {}
-    start, end = (time.fromisoformat(part) for part in window.split("-"))
-    result: dict[str, datetime] = {}
-    for tz_name in tzs:
-        try:
-            zone = ZoneInfo(tz_name or settings.REROUTE_DEFAULT_TIMEZONE)
-        except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo(settings.REROUTE_DEFAULT_TIMEZONE)
-        local = now.astimezone(zone)
-        clock = local.time()
-        quiet = (start <= clock or clock < end) if start > end else (start <= clock < end)
-        if not quiet:
-            continue
-        end_day = local.date() if clock < end else local.date() + timedelta(days=1)
-        opening = datetime.combine(end_day, end, tzinfo=zone)
-        result[tz_name] = opening.astimezone(ZoneInfo("UTC"))
-    return result
-
-
 def _budgeted(spec: PlanSpec, allowance: tuple[int, int] | None) -> bool:
     return allowance is not None and Channel.SMS in spec.channels
 
@@ -319,7 +295,7 @@ def _chosen_sql(
     cases: list[str] = []
     params: list[Any] = []
     for ch in spec.channels:
-        for tz_name, opening in _quiet_not_before(channel=ch, tzs=tzs, now=now).items():
+        for tz_name, opening in quiet_hours_ends(channel=ch, tzs=tzs, now=now).items():
             cases.append("WHEN chosen.channel = %s AND chosen.tz = %s THEN %s")
             params += [ch, tz_name, opening]
     not_before = f"CASE {' '.join(cases)} ELSE NULL END" if cases else "NULL"

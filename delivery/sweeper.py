@@ -3,7 +3,8 @@
 PostgreSQL is the record of every send and Redis only carries messages, so a message lost with
 Redis, or a worker SIGKILLed mid-chunk, leaves rows `queued` or `sending`. The sweeper re-enqueues
 stale queued rows (a duplicate task finds nothing to claim) and turns stale sending rows into
-`unknown`: the provider may have accepted them, so they are never sent again blindly.
+`unknown`: the provider may have accepted them, so they are never sent again blindly. It is also
+what sends a row held for quiet hours at send time, on the first sweep after its window ends.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from delivery.dispatch import chunked
 from delivery.models import Delivery
+from delivery.quiet_hours import QUIET_HOURS_CODE
 from delivery.states import DeliveryStatus
 from delivery.transitions import deliveries_transition
 
@@ -41,10 +43,13 @@ def deliveries_sweep(*, send: Callable[[str, list[int]], None]) -> dict[str, int
         fields={"error_code": "worker_lost", "error_text": "outcome unknown after a lost worker"},
         sources=[DeliveryStatus.SENDING],
     )
+    # A row held for quiet hours has no task message waiting for it (the window may last all
+    # night), so it is due as soon as its not_before passes, not only once it looks stale.
     stale_queued = Delivery.objects.filter(
         Q(not_before__isnull=True) | Q(not_before__lte=now),
+        Q(updated_at__lt=now - timedelta(seconds=settings.DELIVERY_QUEUED_STALE_S))
+        | Q(error_code=QUIET_HOURS_CODE),
         status=DeliveryStatus.QUEUED,
-        updated_at__lt=now - timedelta(seconds=settings.DELIVERY_QUEUED_STALE_S),
     ).values_list("id", "channel")[:limit]
     by_channel: dict[str, list[int]] = defaultdict(list)
     for delivery_id, channel in stale_queued:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 from continuity.api import ContinuityError
@@ -84,6 +85,9 @@ class OutboundMessage:
 
     ``merge_fields`` fill the batch content's placeholders for this recipient; ``headers`` are
     extra per-recipient headers (email); ``unsubscribe_url`` is the contact's one-click link.
+    ``hold_from`` is when the contact's quiet hours begin: a sender that paces its requests must
+    not start this one at or after it, and hands it back as ``Deferred`` with code
+    ``quiet_hours`` instead.
     """
 
     delivery_id: int
@@ -92,6 +96,7 @@ class OutboundMessage:
     headers: Mapping[str, str] = field(default_factory=dict)
     unsubscribe_url: str = ""
     push_keys: PushKeys | None = None
+    hold_from: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,20 @@ attempt:
   double-send): unknown;
 - other 4xx, bad credentials included: failed.
 
+A chunk is paced, so it can take minutes: each message is checked against its recipient's quiet
+hours (``OutboundMessage.hold_from``) after its slot is reached and again right before its request
+is written. Past that instant it is handed back as ``Deferred`` with code ``quiet_hours`` and no
+request is made.
+
 Each attempt first takes a slot from the shared pace, so retries count against the rate too.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -46,6 +53,7 @@ from delivery.providers.base import (
     SuppressReason,
     outcome_for_error,
 )
+from delivery.quiet_hours import QUIET_HOURS_CODE
 from delivery.ratelimit import (
     RateLimiter,
     rate_limiter_acquire,
@@ -65,13 +73,20 @@ RETRYABLE_STATUSES = {429, 503}
 RETRYABLE_CODES = {20429, 20503}
 
 
+class QuietHoursBegan(Exception):
+    """The recipient's quiet hours began before the request left: nothing was sent."""
+
+
 class _PacedAdapter(HTTPAdapter):
-    def __init__(self, *, limiter: RateLimiter) -> None:
+    def __init__(self, *, limiter: RateLimiter, gate: Callable[[], None]) -> None:
         super().__init__()
         self.limiter = limiter
+        self.gate = gate
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         rate_limiter_commit(limiter=self.limiter)
+        # The commit may have waited: the last look at the recipient's clock is here.
+        self.gate()
         return super().send(request, *args, **kwargs)
 
 
@@ -162,8 +177,10 @@ class TwilioSmsSender:
         # so the twilio library's own work happens before it rather than inside the margin.
         session = getattr(self.client.http_client, "session", None)
         self._commit_in_adapter = isinstance(session, requests.Session)
+        # The message whose request is being made, per thread (a sender is shared per process).
+        self._current = threading.local()
         if isinstance(session, requests.Session):
-            adapter = _PacedAdapter(limiter=self.limiter)
+            adapter = _PacedAdapter(limiter=self.limiter, gate=self._quiet_gate)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
 
@@ -174,6 +191,9 @@ class TwilioSmsSender:
         outcomes: list[Outcome] = []
         paced_out = False
         for message in messages:
+            if _quiet_began(message):
+                outcomes.append(_quiet_deferred(message))
+                continue
             if paced_out:
                 # The shared pace is booked further ahead than we may wait: hand the rest back.
                 outcomes.append(Deferred(message.delivery_id, "rate_limited", "pace is full",
@@ -201,8 +221,13 @@ class TwilioSmsSender:
             ):
                 return Deferred(message.delivery_id, "rate_limited", "pace is full",
                                 self.max_wait_s)  # fmt: skip
+            self._current.message = message
             try:
+                # Waiting for the slot (or a back-off) may have carried us into quiet hours.
+                self._quiet_gate()
                 sid = self._create(message.to, text)
+            except QuietHoursBegan:
+                return _quiet_deferred(message)
             except TwilioSuppress as exc:
                 return Suppressed(message.delivery_id, exc.reason, exc.provider_code, str(exc))
             except ProviderRetryable as exc:  # throttled included: Twilio did not take it
@@ -210,9 +235,16 @@ class TwilioSmsSender:
                 continue
             except ProviderError as exc:  # unknown or permanent: final for this attempt
                 return outcome_for_error(message.delivery_id, exc)
+            finally:
+                self._current.message = None
             return Sent(message.delivery_id, sid, self.provider, cost_units=segments)
         assert last is not None  # noqa: S101 - the loop ran at least once and only retries set it
         return outcome_for_error(message.delivery_id, last)
+
+    def _quiet_gate(self) -> None:
+        message = getattr(self._current, "message", None)
+        if message is not None and _quiet_began(message):
+            raise QuietHoursBegan(message.delivery_id)
 
     def _create(self, to: str, text: str) -> str:
         options: dict[str, str] = {"to": to, "body": text}
@@ -232,3 +264,13 @@ class TwilioSmsSender:
                 raise ProviderRetryable(detail, provider_code="twilio_unreachable") from exc
             raise ProviderOutcomeUnknown(detail, provider_code="twilio_no_answer") from exc
         return str(created.sid)
+
+
+def _quiet_began(message: OutboundMessage) -> bool:
+    return message.hold_from is not None and datetime.now(UTC) >= message.hold_from
+
+
+def _quiet_deferred(message: OutboundMessage) -> Deferred:
+    return Deferred(
+        message.delivery_id, QUIET_HOURS_CODE, "the recipient's quiet hours began before the send"
+    )

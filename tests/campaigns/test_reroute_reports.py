@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from rest_framework.authtoken.models import Token
 from campaigns.reports import sends_per_minute_svg, window_report, window_report_csv
 from campaigns.reroute import campaign_network_down, reroute_plan_next_slice
 from contacts.models import Channel
+from delivery.claim import deliveries_claim
 from delivery.models import Delivery
 from delivery.states import DeliveryStatus as S
 from tests.campaigns.reroute_factories import make_campaign, network_down
@@ -58,6 +60,7 @@ def test_the_window_report_adds_up(settings: Any) -> None:
         "unknown": 0,
         "cancelled": 0,
         "suppressed": 0,
+        "waiting": 0,
     }
     assert report.channels["sms"]["sent"] == 1
     assert report.sms_segments_spent == 2
@@ -66,9 +69,45 @@ def test_the_window_report_adds_up(settings: Any) -> None:
     assert report.last_send_s - report.first_send_s == pytest.approx(120, abs=1)
     assert [c["campaign"] for c in report.campaigns] == [report.campaigns[0]["campaign"]]
     rows = list(csv.reader(io.StringIO(window_report_csv(report))))
-    assert ["email", "3", "1", "1", "1", "0", "0", "0"] in rows
+    assert ["email", "3", "1", "1", "1", "0", "0", "0", "0"] in rows
     svg = sends_per_minute_svg(report)
     assert svg.startswith("<svg") and "polyline" in svg and "<script" not in svg
+
+
+def test_rows_held_for_quiet_hours_at_send_time_count_as_waiting_beside_planning_delays(
+    settings: Any, admin_client: Client
+) -> None:
+    settings.REROUTE_FREQUENCY_CAP_PER_DAY = 0
+    now = timezone.now()
+    start = (now + timedelta(seconds=3)).replace(microsecond=0)
+    end = (now + timedelta(hours=3)).replace(microsecond=0)
+    # Two hours ahead (Etc/GMT-2) the window is open already; on UTC it opens in 2-3 seconds.
+    settings.REROUTE_QUIET_HOURS = {"sms": f"{start:%H:%M:%S}-{end:%H:%M:%S}"}
+    for zone in ("Etc/GMT-2", "Etc/GMT-2", "UTC", "UTC", "UTC"):
+        contact_with(Channel.SMS, email=False, push=False, tz=zone)
+    campaign = make_campaign(fallback=("sms",))
+    window = network_down()
+    reroute = campaign_network_down(
+        campaign_id=campaign.pk, network="instagram", window_id=window.pk, send=lambda *a, **k: None
+    )
+    assert reroute is not None
+    while reroute_plan_next_slice(reroute_id=reroute.pk):
+        pass
+    reroute.refresh_from_db()
+    assert reroute.exclusions["delayed_quiet_hours"] == 2
+    ids = list(Delivery.objects.values_list("pk", flat=True))
+    while timezone.now() < start:  # the UTC contacts' quiet hours begin before their claim
+        time.sleep(0.05)
+    assert deliveries_claim(ids=ids, channel="sms", purpose="marketing") == []
+
+    report = window_report(window_id=window.pk)
+    assert report.channels["sms"]["waiting"] == 5  # 2 delayed when planned, 3 held at send time
+    assert report.exclusions["delayed_quiet_hours"] == 2
+    assert Delivery.objects.filter(status=S.QUEUED, not_before__gt=timezone.now()).count() == 5
+    dashboard = admin_client.get("/admin/campaigns/reroute/dashboard/")
+    assert b"5 waiting" in dashboard.content
+    page = admin_client.get(f"/admin/campaigns/reroute/report/{window.pk}/")
+    assert b"<th>waiting</th>" in page.content
 
 
 def test_admin_dashboard_report_csv_and_drill_pages(admin_client: Client, settings: Any) -> None:

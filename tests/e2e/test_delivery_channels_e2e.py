@@ -103,6 +103,8 @@ def test_each_fake_gets_one_message_per_consented_contact_and_channel(
         "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID,
         "WHATSAPP_ACCESS_TOKEN": "e2e-wa-token",
         "DELIVERY_CHUNK_SIZE": "40",
+        # The contacts live in Paris: at night there their SMS would rightly wait for 08:00.
+        "REROUTE_QUIET_HOURS_SMS": "",
     }
     celery_worker_process(env_extra=env)
     with override_settings(DELIVERY_CHUNK_SIZE=40):
