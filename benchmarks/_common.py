@@ -3,11 +3,70 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import secrets
+import signal
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+# Looked up once in the parent: the function that runs in the child between fork and exec must
+# not import or load anything (other threads may hold locks at fork time).
+_prctl = (
+    getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform == "linux" else None
+)
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when this process dies.
+
+    Teardown code never runs when a test run or benchmark is SIGKILLed or times out, and a worker
+    that outlives its parent keeps consuming queues and holding ports for as long as it lives.
+    Linux only (prctl PR_SET_PDEATHSIG), and it fires when the *thread* that started the child
+    ends, so start long-lived children from the main thread. Elsewhere it does nothing.
+    """
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        # The parent may have died between fork and prctl: then nobody would send the signal.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def popen_tied(argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen`` for a child that dies with this process, in a session of its own
+    (so ``process_group_kill`` reaches the children it forks too)."""
+    # The preexec function only calls a prctl resolved beforehand: nothing that takes a lock.
+    preexec = die_with_parent()
+    return subprocess.Popen(argv, preexec_fn=preexec, start_new_session=True, **kwargs)  # noqa: PLW1509
+
+
+def process_group_kill(proc: subprocess.Popen[Any], *, timeout: float = 30.0) -> None:
+    """SIGTERM a child started by ``popen_tied`` and everything it forked; SIGKILL what is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def redis_namespace_fresh(kind: str) -> str:
+    """A Redis key prefix of its own for one run (queues, cache, pace keys): set in the environment
+    so every process started from here inherits it (continuity/settings_test.py reads it)."""
+    prefix = f"continuity-{kind}-{secrets.token_hex(6)}:"
+    os.environ["REDIS_KEY_PREFIX"] = prefix
+    return prefix
 
 
 def bench_scale() -> str:

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from benchmarks._common import popen_tied
+
 ROOT = Path(__file__).resolve().parent.parent
 CELERY = str(Path(sys.executable).with_name("celery"))
 
@@ -22,7 +24,9 @@ class ProcessHandle:
         self.name = name
         self.lines: list[str] = []
         self._cond = threading.Condition()
-        self.proc = subprocess.Popen(
+        # Its own session, so `kill` reaches a prefork worker's pool too, and tied to this
+        # process, so it dies even when the test run is SIGKILLed or times out.
+        self.proc = popen_tied(
             argv,
             cwd=ROOT,
             env=env,
@@ -30,7 +34,6 @@ class ProcessHandle:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
-            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, name=f"{name}-log", daemon=True)
         self._reader.start()
@@ -139,3 +142,26 @@ def eventually(check: Callable[[], bool], *, timeout: float = 30.0, interval: fl
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def redis_keys_delete(*, url: str, prefix: str) -> int:
+    """Delete the keys under ``prefix`` (one run's namespace, or its cache), nothing else: other
+    runs may share this Redis database."""
+    import redis
+
+    if not prefix:
+        raise ValueError("an empty prefix would delete every key in the database")
+    client = redis.Redis.from_url(url)
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += int(client.delete(*batch))
+                batch.clear()
+        if batch:
+            deleted += int(client.delete(*batch))
+    finally:
+        client.close()
+    return deleted
