@@ -50,7 +50,7 @@ class ProcessHandle:
         with self._cond:
             return "\n".join(self.lines)
 
-    def wait_for(self, needle: str, timeout: float = 30.0) -> str:
+    def wait_for(self, needle: str, timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -124,7 +124,7 @@ def start_worker(
     ]
     handle = ProcessHandle(argv, env, name)
     if wait_ready:
-        handle.wait_for(" ready.", timeout=60)
+        handle.wait_for(" ready.", timeout=180)
     return handle
 
 
