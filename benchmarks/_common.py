@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
+import importlib.metadata
 import json
 import os
 import secrets
@@ -11,7 +13,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 _PR_SET_PDEATHSIG = 1
 # Looked up once in the parent: the function that runs in the child between fork and exec must
@@ -112,33 +116,131 @@ def setup_django(settings_module: str = "continuity.settings_test") -> None:
     django.setup()
 
 
+ROOT = Path(__file__).resolve().parent.parent
+# Third-party apps that ship migrations: a new version of one changes the schema too.
+_MIGRATING_PACKAGES = ("django", "djangorestframework", "django-celery-beat")
+
+
+def _database_base_url() -> str:
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity")
+    if not urlsplit(base).scheme.startswith("postgres"):
+        sys.exit("the benchmarks need PostgreSQL: set DATABASE_URL to a postgres:// URL")
+    return base
+
+
+def _database_url(base: str, name: str) -> str:
+    return urlunsplit(urlsplit(base)._replace(path=f"/{name}", query="", fragment=""))
+
+
+def _admin_dsn(base: str) -> str:
+    return urlunsplit(("postgresql", urlsplit(base).netloc, "/postgres", "", ""))
+
+
+def migrations_fingerprint() -> str:
+    """A hash of everything that decides the migrated schema: our migration files and the
+    versions of the packages whose migrations run too."""
+    digest = hashlib.sha256()
+    for path in sorted(ROOT.glob("*/migrations/*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    for package in _MIGRATING_PACKAGES:
+        digest.update(f"{package}=={importlib.metadata.version(package)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def bench_template_ensure() -> str:
+    """The name of a database migrated once for the current migrations, built if missing.
+
+    Migrating takes seconds per database and every benchmark wants one; copying a migrated
+    template (CREATE DATABASE ... TEMPLATE) takes a fraction of that. The name carries the
+    migrations' fingerprint, so a changed migration builds a new template and stale ones go.
+    """
+    import psycopg
+
+    base = _database_base_url()
+    template = f"continuity_bench_tpl_{migrations_fingerprint()}"
+    with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
+        # Two benchmark runs starting together build it once: the second waits here.
+        conn.execute("SELECT pg_advisory_lock(hashtext('continuity_bench_template'))")
+        try:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [template]
+            ).fetchone()
+            if not exists:
+                building = f"{template}_building"
+                conn.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{building}"')
+                env = {
+                    **os.environ,
+                    "DATABASE_URL": _database_url(base, building),
+                    "DJANGO_SETTINGS_MODULE": "continuity.settings_test",
+                }
+                subprocess.run(
+                    [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+                )
+                # Renamed only once complete: a half-migrated template is never copied.
+                conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{template}"')
+            stale = conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'continuity_bench_tpl_%%' "
+                "AND datname <> %s",
+                [template],
+            ).fetchall()
+            for (name,) in stale:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('continuity_bench_template'))")
+    return template
+
+
+def bench_database_create(name: str) -> str:
+    """A fresh database ``name``, migrated (a copy of the template), replacing any old one."""
+    import psycopg
+
+    base = _database_base_url()
+    template = bench_template_ensure()
+    with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS 'migrations {migrations_fingerprint()}'")
+    return _database_url(base, name)
+
+
 def bench_database_prepare(name: str) -> str:
-    """A PostgreSQL database of the benchmark's own, created and migrated; returns its URL.
+    """A PostgreSQL database of the benchmark's own, migrated; returns its URL.
 
     Benchmarks never touch the development or test databases: they fill tables with millions of
     rows and time statements against them. The small scale (the test suite's smoke run) gets a
-    database of its own, so `make test` never shrinks the million-row audience a full run keeps.
+    database of its own, fresh each time, so `make test` never shrinks the million-row audience a
+    full run keeps; the full scale keeps its database and migrates it only when migrations
+    changed since it was made.
     """
-    import subprocess
-    from pathlib import Path
-    from urllib.parse import urlsplit, urlunsplit
-
     import psycopg
 
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity")
-    parts = urlsplit(base)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit(f"{name} needs PostgreSQL: set DATABASE_URL to a postgres:// URL")
+    base = _database_base_url()
     if bench_scale() == "small":
         name = f"{name}_small"
-    admin = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "continuity.settings_test"}
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=root, env=env, check=True)
+    with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            [name],
+        ).fetchone()
+    url = _database_url(base, name)
+    if row is None or bench_scale() == "small":
+        url = bench_database_create(name)
+    elif row[0] != f"migrations {migrations_fingerprint()}":
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "continuity.settings_test",
+        }
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+        )
+        with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
+            conn.execute(
+                f"COMMENT ON DATABASE \"{name}\" IS 'migrations {migrations_fingerprint()}'"
+            )
     os.environ["DATABASE_URL"] = url
     return url
 

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks._common import popen_tied, process_group_kill, redis_namespace_fresh
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench" / "latest.jsonl"
 REQUIRED = {"bench", "value", "unit", "floor", "ratio_to_floor", "target"}
@@ -20,14 +22,26 @@ def scripts() -> list[Path]:
 
 def main() -> int:
     OUT.parent.mkdir(parents=True, exist_ok=True)
+    # Queues, cache and pace keys of this run live under a Redis prefix of its own, so a worker
+    # left over from an interrupted run (or a test run on the same Redis) takes none of its tasks.
+    redis_namespace_fresh("bench")
     lines: list[str] = []
     failures: list[str] = []
     for script in scripts():
         module = f"benchmarks.{script.stem}"
         started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True, check=False
+        proc = popen_tied(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
+        try:
+            stdout, stderr = proc.communicate()
+        finally:
+            process_group_kill(proc)
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
         elapsed = time.perf_counter() - started
         produced = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
         if result.returncode != 0 or not produced:
