@@ -276,3 +276,26 @@ def request_bodies_captured() -> Iterator[list[Any]]:
         yield bodies
     finally:
         requests.Session.send = original  # type: ignore[method-assign]
+
+
+def redis_keys_delete(*, url: str, prefix: str) -> int:
+    """Delete the keys under ``prefix`` (one run's namespace, or its cache), nothing else: other
+    runs may share this Redis database."""
+    import redis
+
+    if not prefix:
+        raise ValueError("an empty prefix would delete every key in the database")
+    client = redis.Redis.from_url(url)
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += int(client.delete(*batch))
+                batch.clear()
+        if batch:
+            deleted += int(client.delete(*batch))
+    finally:
+        client.close()
+    return deleted

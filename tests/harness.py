@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from benchmarks._common import popen_tied
+from benchmarks._common import popen_tied, redis_keys_delete
+
+__all__ = ["redis_keys_delete"]  # shared with the benchmarks; tests import it from here
 
 ROOT = Path(__file__).resolve().parent.parent
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -142,26 +144,3 @@ def eventually(check: Callable[[], bool], *, timeout: float = 30.0, interval: fl
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
-
-
-def redis_keys_delete(*, url: str, prefix: str) -> int:
-    """Delete the keys under ``prefix`` (one run's namespace, or its cache), nothing else: other
-    runs may share this Redis database."""
-    import redis
-
-    if not prefix:
-        raise ValueError("an empty prefix would delete every key in the database")
-    client = redis.Redis.from_url(url)
-    deleted = 0
-    try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                deleted += int(client.delete(*batch))
-                batch.clear()
-        if batch:
-            deleted += int(client.delete(*batch))
-    finally:
-        client.close()
-    return deleted
