@@ -3,11 +3,74 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import hashlib
+import importlib.metadata
 import json
 import os
+import secrets
+import signal
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+_PR_SET_PDEATHSIG = 1
+# Looked up once in the parent: the function that runs in the child between fork and exec must
+# not import or load anything (other threads may hold locks at fork time).
+_prctl = (
+    getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform == "linux" else None
+)
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when this process dies.
+
+    Teardown code never runs when a test run or benchmark is SIGKILLed or times out, and a worker
+    that outlives its parent keeps consuming queues and holding ports for as long as it lives.
+    Linux only (prctl PR_SET_PDEATHSIG), and it fires when the *thread* that started the child
+    ends, so start long-lived children from the main thread. Elsewhere it does nothing.
+    """
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        # The parent may have died between fork and prctl: then nobody would send the signal.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def popen_tied(argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen`` for a child that dies with this process, in a session of its own
+    (so ``process_group_kill`` reaches the children it forks too)."""
+    # The preexec function only calls a prctl resolved beforehand: nothing that takes a lock.
+    preexec = die_with_parent()
+    return subprocess.Popen(argv, preexec_fn=preexec, start_new_session=True, **kwargs)  # noqa: PLW1509
+
+
+def process_group_kill(proc: subprocess.Popen[Any], *, timeout: float = 30.0) -> None:
+    """SIGTERM a child started by ``popen_tied`` and everything it forked; SIGKILL what is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def redis_namespace_fresh(kind: str) -> str:
+    """A Redis key prefix of its own for one run (queues, cache, pace keys): set in the environment
+    so every process started from here inherits it (continuity/settings_test.py reads it)."""
+    prefix = f"continuity-{kind}-{secrets.token_hex(6)}:"
+    os.environ["REDIS_KEY_PREFIX"] = prefix
+    return prefix
 
 
 def bench_scale() -> str:
@@ -53,33 +116,131 @@ def setup_django(settings_module: str = "continuity.settings_test") -> None:
     django.setup()
 
 
+ROOT = Path(__file__).resolve().parent.parent
+# Third-party apps that ship migrations: a new version of one changes the schema too.
+_MIGRATING_PACKAGES = ("django", "djangorestframework", "django-celery-beat")
+
+
+def _database_base_url() -> str:
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity")
+    if not urlsplit(base).scheme.startswith("postgres"):
+        sys.exit("the benchmarks need PostgreSQL: set DATABASE_URL to a postgres:// URL")
+    return base
+
+
+def _database_url(base: str, name: str) -> str:
+    return urlunsplit(urlsplit(base)._replace(path=f"/{name}", query="", fragment=""))
+
+
+def _admin_dsn(base: str) -> str:
+    return urlunsplit(("postgresql", urlsplit(base).netloc, "/postgres", "", ""))
+
+
+def migrations_fingerprint() -> str:
+    """A hash of everything that decides the migrated schema: our migration files and the
+    versions of the packages whose migrations run too."""
+    digest = hashlib.sha256()
+    for path in sorted(ROOT.glob("*/migrations/*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    for package in _MIGRATING_PACKAGES:
+        digest.update(f"{package}=={importlib.metadata.version(package)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def bench_template_ensure() -> str:
+    """The name of a database migrated once for the current migrations, built if missing.
+
+    Migrating takes seconds per database and every benchmark wants one; copying a migrated
+    template (CREATE DATABASE ... TEMPLATE) takes a fraction of that. The name carries the
+    migrations' fingerprint, so a changed migration builds a new template and stale ones go.
+    """
+    import psycopg
+
+    base = _database_base_url()
+    template = f"continuity_bench_tpl_{migrations_fingerprint()}"
+    with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
+        # Two benchmark runs starting together build it once: the second waits here.
+        conn.execute("SELECT pg_advisory_lock(hashtext('continuity_bench_template'))")
+        try:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [template]
+            ).fetchone()
+            if not exists:
+                building = f"{template}_building"
+                conn.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{building}"')
+                env = {
+                    **os.environ,
+                    "DATABASE_URL": _database_url(base, building),
+                    "DJANGO_SETTINGS_MODULE": "continuity.settings_test",
+                }
+                subprocess.run(
+                    [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+                )
+                # Renamed only once complete: a half-migrated template is never copied.
+                conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{template}"')
+            stale = conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'continuity_bench_tpl_%%' "
+                "AND datname <> %s",
+                [template],
+            ).fetchall()
+            for (name,) in stale:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('continuity_bench_template'))")
+    return template
+
+
+def bench_database_create(name: str) -> str:
+    """A fresh database ``name``, migrated (a copy of the template), replacing any old one."""
+    import psycopg
+
+    base = _database_base_url()
+    template = bench_template_ensure()
+    with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS 'migrations {migrations_fingerprint()}'")
+    return _database_url(base, name)
+
+
 def bench_database_prepare(name: str) -> str:
-    """A PostgreSQL database of the benchmark's own, created and migrated; returns its URL.
+    """A PostgreSQL database of the benchmark's own, migrated; returns its URL.
 
     Benchmarks never touch the development or test databases: they fill tables with millions of
     rows and time statements against them. The small scale (the test suite's smoke run) gets a
-    database of its own, so `make test` never shrinks the million-row audience a full run keeps.
+    database of its own, fresh each time, so `make test` never shrinks the million-row audience a
+    full run keeps; the full scale keeps its database and migrates it only when migrations
+    changed since it was made.
     """
-    import subprocess
-    from pathlib import Path
-    from urllib.parse import urlsplit, urlunsplit
-
     import psycopg
 
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity")
-    parts = urlsplit(base)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit(f"{name} needs PostgreSQL: set DATABASE_URL to a postgres:// URL")
+    base = _database_base_url()
     if bench_scale() == "small":
         name = f"{name}_small"
-    admin = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "continuity.settings_test"}
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=root, env=env, check=True)
+    with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            [name],
+        ).fetchone()
+    url = _database_url(base, name)
+    if row is None or bench_scale() == "small":
+        url = bench_database_create(name)
+    elif row[0] != f"migrations {migrations_fingerprint()}":
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "continuity.settings_test",
+        }
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+        )
+        with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
+            conn.execute(
+                f"COMMENT ON DATABASE \"{name}\" IS 'migrations {migrations_fingerprint()}'"
+            )
     os.environ["DATABASE_URL"] = url
     return url
 
@@ -115,3 +276,26 @@ def request_bodies_captured() -> Iterator[list[Any]]:
         yield bodies
     finally:
         requests.Session.send = original  # type: ignore[method-assign]
+
+
+def redis_keys_delete(*, url: str, prefix: str) -> int:
+    """Delete the keys under ``prefix`` (one run's namespace, or its cache), nothing else: other
+    runs may share this Redis database."""
+    import redis
+
+    if not prefix:
+        raise ValueError("an empty prefix would delete every key in the database")
+    client = redis.Redis.from_url(url)
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += int(client.delete(*batch))
+                batch.clear()
+        if batch:
+            deleted += int(client.delete(*batch))
+    finally:
+        client.close()
+    return deleted

@@ -15,41 +15,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from benchmarks._common import emit, sized
+from benchmarks._common import bench_database_create, emit, popen_tied, sized
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _admin_dsn(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-
-
 @contextlib.contextmanager
-def bench_database(name: str, *, migrate: bool = True) -> Iterator[str]:
+def bench_database(name: str) -> Iterator[str]:
     """A fresh PostgreSQL database for one benchmark, migrated; dropped afterwards."""
     import psycopg
 
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity")
-    if not base.startswith("postgres"):
-        sys.exit("the CRM benchmarks need PostgreSQL: set DATABASE_URL=postgres://...")
-    admin = _admin_dsn(base)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+    url = bench_database_create(name)
+    admin = urlunsplit(urlsplit(url)._replace(scheme="postgresql", path="/postgres"))
     try:
-        if migrate:
-            subprocess.run(
-                [sys.executable, "manage.py", "migrate", "-v0"],
-                cwd=ROOT,
-                env={
-                    **os.environ,
-                    "DATABASE_URL": url,
-                    "DJANGO_SETTINGS_MODULE": "continuity.settings_test",
-                },
-                check=True,
-            )
         yield url
     finally:
         # Close this process's own connections first (in-process benchmarks hold some).
@@ -79,7 +57,7 @@ def run_import(url: str, path: Path) -> tuple[float, float, float, str]:
     """(wall seconds, command-reported seconds, peak RSS MB, output) of one import process."""
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "continuity.settings_test"}
     started = time.perf_counter()
-    proc = subprocess.Popen(
+    proc = popen_tied(
         [sys.executable, "manage.py", "import_contacts", str(path), "--progress-every", "5"],
         cwd=ROOT,
         env=env,

@@ -25,6 +25,8 @@ import requests
 from benchmarks._common import (
     bench_database_prepare,
     emit,
+    popen_tied,
+    process_group_kill,
     request_bodies_captured,
     setup_django,
     sized,
@@ -168,7 +170,7 @@ def _worker_peak_rss_mb(url: str, contact_ids: list[int]) -> tuple[float, float]
         "--hostname",
         f"bench-rss-{os.getpid()}-{time.monotonic_ns()}@%h",
     ]
-    worker = subprocess.Popen(
+    worker = popen_tied(
         argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
@@ -191,8 +193,7 @@ def _worker_peak_rss_mb(url: str, contact_ids: list[int]) -> tuple[float, float]
             int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")
         )
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        process_group_kill(worker)
     return peak_kb / 1024, elapsed
 
 

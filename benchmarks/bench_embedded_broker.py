@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks._common import emit, sized
+from benchmarks._common import emit, popen_tied, process_group_kill, sized
 from continuity.embedded import embedded_database_settings, embedded_server, local_state_prepare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ def _run(var_dir: Path, tasks: int) -> tuple[int, float, int]:
     for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
         env.pop(name, None)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    worker = subprocess.Popen(
+    worker = popen_tied(
         [sys.executable, "-m", "celery", "-A", "continuity", "worker", "-Q", "control",
          "-c", "2", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -88,8 +88,7 @@ def _run(var_dir: Path, tasks: int) -> tuple[int, float, int]:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        process_group_kill(worker)
     # Each run bumps its row's counter, so a task delivered twice shows up in the sum.
     with db:
         (runs,) = db.execute(

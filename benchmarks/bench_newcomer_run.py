@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks._common import emit
+from benchmarks._common import emit, popen_tied, process_group_kill
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_PORTS = ("SENDGRID", "FAILOVER_ESP", "TWILIO", "PUSH", "GRAPH", "X")
@@ -69,13 +69,8 @@ def _make_run_until_ready(clone: Path) -> float:
     port = _free_port()
     log = (clone.parent / f"make-run-{port}.log").open("w")
     started = time.perf_counter()
-    run = subprocess.Popen(
-        ["make", "run"],
-        cwd=clone,
-        env=_newcomer_env(port),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    run = popen_tied(
+        ["make", "run"], cwd=clone, env=_newcomer_env(port), stdout=log, stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -90,9 +85,12 @@ def _make_run_until_ready(clone: Path) -> float:
     finally:
         group = [run.pid, *(p.pid for p in psutil.Process(run.pid).children(recursive=True))]
         os.killpg(run.pid, signal.SIGINT)
-        run.wait(timeout=120)
+        try:
+            run.wait(timeout=120)
+        finally:
+            process_group_kill(run)
+            log.close()
         _wait_gone(group)
-        log.close()
 
 
 def _wait_gone(pids: list[int]) -> None:

@@ -18,9 +18,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from benchmarks._common import emit, sized
+from benchmarks._common import bench_database_prepare, emit, popen_tied, process_group_kill, sized
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "continuity_bench_outages"
@@ -29,35 +28,12 @@ CREDENTIAL_KEY = "bench-credential-key"
 WORKERS, THREADS = 2, 4
 
 
-def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity")
-    parts = urlsplit(base)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit("bench_outages_intake needs PostgreSQL: set DATABASE_URL to a postgres:// URL")
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", "", ""))
-
-
-def _ensure_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _server_env(url: str) -> dict[str, str]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
+        # The production settings; REDIS_KEY_PREFIX (inherited) keeps the tasks intake enqueues
+        # in this run's namespace.
         "DJANGO_SETTINGS_MODULE": "continuity.settings",
         "DEBUG": "false",
         "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
@@ -219,21 +195,25 @@ def _percentile(values: list[float], pct: float) -> float:
 def main() -> None:
     rate = float(sized(full=200, small=100))
     seconds = sized(full=30, small=2)
-    url = _bench_database_url()
-    _ensure_database(url)
+    url = bench_database_prepare(BENCH_DB)
     env = _server_env(url)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     _prepare(url)
     from outages.networks import Network
 
     networks = [n.value for n in Network]
     plan = _plan(int(rate * seconds), networks)
-    port = _free_port()
+    # gunicorn serves on a socket bound here to port 0: no port is picked and then lost to
+    # another program before the server binds it.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    server = subprocess.Popen(
-        [gunicorn, "continuity.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread",
+    server = popen_tied(
+        [gunicorn, "continuity.wsgi", "-b", f"fd://{listener.fileno()}", "-k", "gthread",
          "-w", str(WORKERS), "--threads", str(THREADS), "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        pass_fds=(listener.fileno(),),
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -251,8 +231,8 @@ def main() -> None:
             time.sleep(0.2)
         latencies, errors, problems, elapsed = asyncio.run(_run(base, plan, rate))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        process_group_kill(server)
+        listener.close()
 
     from outages.models import OutageWindow
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from benchmarks._common import (
     bench_database_prepare,
     emit,
+    popen_tied,
+    process_group_kill,
     setup_django,
     sized,
     worker_production_env,
@@ -130,19 +132,20 @@ def main() -> None:
             "LOG_LEVEL": "warning",
             **worker_production_env(),
         }
-        worker = subprocess.Popen(
+        worker = popen_tied(
             [sys.executable, "-m", "celery", "-A", "continuity", "worker", "--concurrency", "2",
              "--queues", "control,email,sms", "--without-gossip", "--without-mingle",
              "--loglevel", "INFO"],
             cwd=ROOT, env={**env, "LOG_LEVEL": "info"}, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
+        drain: subprocess.Popen[str] | None = None
         try:
             assert worker.stdout is not None
             for line in worker.stdout:
                 if " ready." in line:
                     break
-            subprocess.Popen(["cat"], stdin=worker.stdout, stdout=subprocess.DEVNULL)
+            drain = popen_tied(["cat"], stdin=worker.stdout, stdout=subprocess.DEVNULL)
             body = (ROOT / "docs" / "demo" / "alertmanager-instagram-firing.json").read_bytes()
             response = Client(HTTP_HOST="127.0.0.1").post(
                 "/hooks/monitors/bench-am/",
@@ -170,8 +173,9 @@ def main() -> None:
             sent = Delivery.objects.filter(status="sent").count()
             planned = Delivery.objects.count()
         finally:
-            worker.terminate()
-            worker.wait(timeout=60)
+            process_group_kill(worker, timeout=60)
+            if drain is not None:
+                process_group_kill(drain)
     emit(
         "reroute.first_send_s",
         (first_at - answered) if first_at else float("nan"),

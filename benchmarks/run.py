@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import bench_scale
+import redis
+
+from benchmarks._common import (
+    bench_scale,
+    popen_tied,
+    process_group_kill,
+    redis_keys_delete,
+    redis_namespace_fresh,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench" / "latest.jsonl"
@@ -28,14 +38,37 @@ def scripts(scale: str = "full") -> list[Path]:
 
 def main() -> int:
     OUT.parent.mkdir(parents=True, exist_ok=True)
+    # Queues, cache and pace keys of this run live under a Redis prefix of its own, so a worker
+    # left over from an interrupted run (or a test run on the same Redis) takes none of its tasks.
+    prefix = redis_namespace_fresh("bench")
+    try:
+        return _run_all()
+    finally:
+        # Tidying up must not hide the run's own outcome when Redis is gone.
+        with contextlib.suppress(redis.RedisError):
+            redis_keys_delete(
+                url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), prefix=prefix
+            )
+
+
+def _run_all() -> int:
     lines: list[str] = []
     failures: list[str] = []
     for script in scripts(bench_scale()):
         module = f"benchmarks.{script.stem}"
         started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True, check=False
+        proc = popen_tied(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
+        try:
+            stdout, stderr = proc.communicate()
+        finally:
+            process_group_kill(proc)
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
         elapsed = time.perf_counter() - started
         produced = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
         if result.returncode != 0 or not produced:

@@ -139,6 +139,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- continuity: celery ---------------------------------------------------------------------------
 
 REDIS_URL = env_redis_url("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Every key this install writes to Redis (broker queues and worker control, cache, pace buckets)
+# starts with this, so installs or test runs that share one Redis database never take each
+# other's tasks.
+REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", default="")
 _broker_explicit = env_str("CELERY_BROKER_URL", default="")
 _redis_explicit = env_str("REDIS_URL", default="")
 if _broker_explicit:
@@ -175,6 +179,7 @@ else:
         "socket_timeout": 10,
         "retry_on_timeout": True,
         "health_check_interval": 30,
+        **({"global_keyprefix": REDIS_KEY_PREFIX} if REDIS_KEY_PREFIX else {}),
     }
 CELERY_TASK_ALWAYS_EAGER = False
 # Prefetch 1 on Redis keeps a slow provider from stranding a backlog behind one process. The
@@ -197,7 +202,11 @@ if BROKER_IS_EMBEDDED:
     }
 else:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{REDIS_KEY_PREFIX}cache" if REDIS_KEY_PREFIX else "",
+        }
     }
 
 # --- continuity: auth, i18n, static ---------------------------------------------------------------

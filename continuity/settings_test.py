@@ -1,6 +1,7 @@
 """Test settings: real PostgreSQL and Redis at their local defaults, overridable by env."""
 
 import os
+import secrets
 
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity")
@@ -13,6 +14,11 @@ os.environ.setdefault("SANDBOX_SENDGRID_DEMO_EVENTS", "false")
 # pytest-django runs tests with DEBUG off, where a missing token key is refused; this one is for
 # tests only, and a worker started by a test inherits whatever key that test chose.
 os.environ.setdefault("SOCIAL_TOKEN_KEYS", "yHxtgplI4byoFRvWeYVvgG1Lh_2YgwSfztm2VuhAfVU=")
+# One Redis namespace per run: broker queues, worker control, cache and pace keys all start with
+# it, so a worker left over from another run, checkout or `make bench` on the same Redis consumes
+# nothing of this one. The first process to load these settings picks it; every process it starts
+# (workers, the sandbox, benchmark scripts) inherits it through the environment.
+os.environ.setdefault("REDIS_KEY_PREFIX", f"continuity-test-{secrets.token_hex(6)}:")
 
 from continuity.settings import *  # noqa: F403
 

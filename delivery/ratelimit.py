@@ -183,6 +183,9 @@ def sms_rate_limiter(*, rate_per_s: float | None = None, key: str = "sms:global"
         path = Path(settings.VAR_DIR) / "ratelimit" / key
         return FileTokenBucket(path=path, rate_per_s=rate, margin_s=margin)
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    # The pace lives in the same Redis namespace as the broker queues and the cache (one per test
+    # run), so two runs sharing a Redis never slow each other down.
+    prefix = settings.REDIS_KEY_PREFIX
     return RedisTokenBucket(
-        client=client, key=f"continuity:ratelimit:{key}", rate_per_s=rate, margin_s=margin
+        client=client, key=f"{prefix}continuity:ratelimit:{key}", rate_per_s=rate, margin_s=margin
     )

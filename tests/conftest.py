@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from tests.harness import ProcessHandle, child_env, start_worker
+from tests.harness import ProcessHandle, child_env, redis_keys_delete, start_worker
 
 
 def _reachable(host: str, port: int) -> str | None:
@@ -45,6 +45,15 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit("\n".join(problems), returncode=3)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Leave nothing of this run's Redis namespace behind (an xdist worker leaves it to the
+    controller, since its siblings still use it)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    if urlsplit(settings.CELERY_BROKER_URL).scheme.startswith("redis"):
+        redis_keys_delete(url=settings.REDIS_URL, prefix=settings.REDIS_KEY_PREFIX)
+
+
 @pytest.fixture
 def worker_env(transactional_db: None) -> dict[str, str]:
     """Environment for child processes that must see the test database and the test broker."""
@@ -52,7 +61,14 @@ def worker_env(transactional_db: None) -> dict[str, str]:
 
     db = connection.settings_dict
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return child_env({"DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL})
+    # REDIS_KEY_PREFIX travels too (child_env copies it), so workers share this run's namespace.
+    return child_env(
+        {
+            "DATABASE_URL": url,
+            "REDIS_URL": settings.REDIS_URL,
+            "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX,
+        }
+    )
 
 
 @pytest.fixture

@@ -11,6 +11,10 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from benchmarks._common import popen_tied, redis_keys_delete
+
+__all__ = ["redis_keys_delete"]  # shared with the benchmarks; tests import it from here
+
 ROOT = Path(__file__).resolve().parent.parent
 CELERY = str(Path(sys.executable).with_name("celery"))
 
@@ -22,7 +26,9 @@ class ProcessHandle:
         self.name = name
         self.lines: list[str] = []
         self._cond = threading.Condition()
-        self.proc = subprocess.Popen(
+        # Its own session, so `kill` reaches a prefork worker's pool too, and tied to this
+        # process, so it dies even when the test run is SIGKILLed or times out.
+        self.proc = popen_tied(
             argv,
             cwd=ROOT,
             env=env,
@@ -30,7 +36,6 @@ class ProcessHandle:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
-            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, name=f"{name}-log", daemon=True)
         self._reader.start()
@@ -47,7 +52,7 @@ class ProcessHandle:
         with self._cond:
             return "\n".join(self.lines)
 
-    def wait_for(self, needle: str, timeout: float = 30.0) -> str:
+    def wait_for(self, needle: str, timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -121,7 +126,7 @@ def start_worker(
     ]
     handle = ProcessHandle(argv, env, name)
     if wait_ready:
-        handle.wait_for(" ready.", timeout=60)
+        handle.wait_for(" ready.", timeout=180)
     return handle
 
 

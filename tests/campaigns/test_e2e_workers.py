@@ -54,7 +54,7 @@ def test_three_campaigns_due_now_publish_once_per_account_with_two_beats_running
     try:
         eventually(
             lambda: Campaign.objects.filter(status=CampaignStatus.PUBLISHED).count() == 3,
-            timeout=60,
+            timeout=120,
         )
     finally:
         for beat in beats:
@@ -108,10 +108,10 @@ def test_graph_failing_opens_facebook_and_instagram_outages_from_workers_while_x
             network=network, state=WindowState.OPEN, opened_by=OpenedBy.SELF_DETECTED
         ).exists()
 
-    eventually(lambda: self_detected("facebook") and self_detected("instagram"), timeout=60)
+    eventually(lambda: self_detected("facebook") and self_detected("instagram"), timeout=120)
     eventually(
         lambda: SocialPost.objects.filter(network="x", status=PostStatus.PUBLISHED).exists(),
-        timeout=30,
+        timeout=120,
     )
     assert not OutageWindow.objects.filter(network="x").exists()
     assert graph.posts == []
@@ -123,4 +123,4 @@ def test_graph_failing_opens_facebook_and_instagram_outages_from_workers_while_x
         app.send_task("campaigns.dispatch_due")
         return not OutageWindow.objects.filter(state=WindowState.OPEN).exists()
 
-    eventually(closed, timeout=60, interval=1.0)
+    eventually(closed, timeout=120, interval=1.0)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from django.core.cache import cache
+from django.conf import settings
 from django.test import Client
 from django.test.utils import override_settings
 
@@ -23,6 +23,7 @@ from contacts.models import (
     PushSubscription,
 )
 from tests.contacts.factories import granted_contact, make_contact
+from tests.harness import redis_keys_delete
 
 pytestmark = pytest.mark.django_db
 
@@ -151,7 +152,8 @@ def test_double_opt_in_link_confirms_only_on_post(client: Client) -> None:
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    cache.clear()
+    # Only this run's cache keys: cache.clear() would FLUSHDB, queues of other runs included.
+    redis_keys_delete(url=settings.REDIS_URL, prefix=settings.CACHES["default"]["KEY_PREFIX"])
 
 
 def test_push_subscribe_stores_the_subscription_and_the_opt_in(client: Client) -> None:

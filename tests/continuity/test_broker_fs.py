@@ -31,7 +31,7 @@ def test_a_message_file_still_being_written_is_invisible_until_complete(tmp_path
         # created it under its final name, empty, and a consumer would fail on it.
         (tmp_path / "1_half.probe.msg.part").write_bytes(b'{"body": "tru')
         probe.put({"n": 1})
-        message = probe.get(timeout=2)
+        message = probe.get(timeout=30)
         assert message.payload == {"n": 1}
         message.ack()
         with pytest.raises(queue.Empty):

@@ -83,7 +83,8 @@ def twilio_fake(sink: SinkFake) -> Iterator[TwilioFake]:
 def fast_limiter(request: pytest.FixtureRequest) -> RedisTokenBucket:
     """A shared-pace bucket fast enough not to slow tests, on a key of its own."""
     client = redis.Redis.from_url(settings.REDIS_URL)
-    bucket = RedisTokenBucket(client=client, key=f"test:{request.node.name}", rate_per_s=1000)
+    key = f"{settings.REDIS_KEY_PREFIX}test:{request.node.name}"
+    bucket = RedisTokenBucket(client=client, key=key, rate_per_s=1000)
     bucket.reset()
     return bucket
 

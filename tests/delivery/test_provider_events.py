@@ -287,7 +287,7 @@ def test_the_twilio_fake_signs_callbacks_the_parser_accepts(
 def test_the_sendgrid_fake_posts_signed_events_the_parser_accepts(sink: SinkFake) -> None:
     with SendGridFake(api_key="k", events_url=f"{sink.url}/webhooks/sendgrid/tracking/") as fake:
         ids = _send_two(fake)
-        eventually(lambda: len(fake.event_posts) == 2, timeout=5)
+        eventually(lambda: len(fake.event_posts) == 2, timeout=60)
     assert fake.event_posts == [204, 204]
     anymail = {"SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": fake.verification_key}
     parsed = []

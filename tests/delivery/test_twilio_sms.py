@@ -72,7 +72,7 @@ def test_a_message_is_created_with_the_service_sid_and_a_signed_status_callback(
     assert sms.body == "Hi Zoë: FB is down, we're here & on SMS."
     assert sms.params["MessagingServiceSid"] == "MG" + "2" * 32
     assert "From" not in sms.params
-    eventually(lambda: len(sink.received) == 2, timeout=5)
+    eventually(lambda: len(sink.received) == 2, timeout=60)
     validator = RequestValidator(twilio_fake.auth_token)
     statuses = []
     for request in sink.received:
@@ -231,7 +231,7 @@ def test_the_fake_reports_later_delivery_failures_in_the_callback(
     _sender(twilio_fake, fast_limiter, callback=callback).send_batch(
         content=CONTENT, messages=_to("+15005550030")
     )
-    eventually(lambda: len(twilio_fake.callbacks) == 2, timeout=5)
+    eventually(lambda: len(twilio_fake.callbacks) == 2, timeout=60)
     last = twilio_fake.callbacks[-1]
     assert last.params["MessageStatus"] == expected
     assert last.params["ErrorCode"] == str(code)

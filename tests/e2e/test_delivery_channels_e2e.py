@@ -113,7 +113,7 @@ def test_each_fake_gets_one_message_per_consented_contact_and_channel(
     def settled() -> bool:
         return not Delivery.objects.filter(status__in=[S.QUEUED, S.SENDING]).exists()
 
-    eventually(settled, timeout=90, interval=0.5)
+    eventually(settled, timeout=180, interval=0.5)
 
     def expected(channel: str, key: Callable[[Contact], str]) -> set[str]:
         return {key(c) for c in contacts} - {key(c) for c in revoked[channel]}

@@ -54,7 +54,7 @@ def test_workers_send_exactly_one_email_per_consented_contact(
     celery_worker_process(queues=["email"], env_extra=_fake_env(sendgrid_fake, worker_env))
     with override_settings(DELIVERY_CHUNK_SIZE=100):
         deliveries_enqueue(ids=ids)
-    eventually(_settled, timeout=60)
+    eventually(_settled, timeout=120)
     received = Counter(p.to[0] for p in sendgrid_fake.personalizations)
     expected = {str(c.email) for c in contacts} - {str(c.email) for c in revoked}
     assert set(received) == expected
@@ -78,20 +78,34 @@ def test_a_worker_killed_mid_chunk_leaves_no_duplicate_and_marks_the_ambiguous_u
     worker = celery_worker_process(queues=["email"], concurrency=1, env_extra=env)
     with override_settings(DELIVERY_CHUNK_SIZE=100):
         deliveries_enqueue(ids=ids)
-    eventually(lambda: Delivery.objects.filter(status=S.SENDING).count() == 100, timeout=30)
+    eventually(lambda: Delivery.objects.filter(status=S.SENDING).count() == 100, timeout=120)
     worker.kill(signal.SIGKILL)
-    worker.proc.wait(timeout=10)
+    worker.proc.wait(timeout=60)
     in_flight = set(Delivery.objects.filter(status=S.SENDING).values_list("id", flat=True))
     assert len(in_flight) == 100
     # The killed chunk's message sits unacknowledged in Redis until its visibility timeout; the
     # sweeper is what recovers the rows, from PostgreSQL, as beat would run it.
     celery_worker_process(queues=["email"], env_extra=env)
 
+    # The restarted worker sends the other chunk first. Sweeping while it does would find its
+    # rows `sending` for longer than the 1 s stale threshold on a busy machine and call them
+    # unknown too, so the sweep (as beat would run it later) waits until only the killed
+    # chunk's rows are left in flight.
+    def others_sent() -> bool:
+        # Stale `queued` rows are re-enqueued meanwhile (harmless: the claim dedupes), in case
+        # the killed worker had taken the other chunk's message too.
+        with override_settings(DELIVERY_SENDING_STALE_S=3600):
+            deliveries_sweep(send=send_chunk_enqueue)
+        return Delivery.objects.exclude(id__in=in_flight).filter(status=S.SENT).count() == 100
+
+    eventually(others_sent, timeout=120, interval=1.0)
+    assert set(Delivery.objects.filter(status=S.SENDING).values_list("id", flat=True)) == in_flight
+
     def swept_and_settled() -> bool:
         deliveries_sweep(send=send_chunk_enqueue)
         return _settled()
 
-    eventually(swept_and_settled, timeout=60, interval=1.0)
+    eventually(swept_and_settled, timeout=120, interval=1.0)
     unknown = set(Delivery.objects.filter(status=S.UNKNOWN).values_list("id", flat=True))
     assert unknown == in_flight
     assert Delivery.objects.filter(status=S.SENT).count() == 100

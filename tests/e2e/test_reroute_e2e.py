@@ -96,12 +96,12 @@ def test_an_alertmanager_alert_reroutes_each_consented_contact_once_then_fails_b
     )
     client = Client()
     assert _post_alert(client, "firing") == 200
-    eventually(_settled, timeout=60)
+    eventually(_settled, timeout=120)
     # The same alert again (Alertmanager repeats, HA pairs send twice): nothing new.
     for _ in range(3):
         assert _post_alert(client, "firing") == 200
     assert OutageWindow.objects.filter(network="instagram", state="open").count() == 1
-    eventually(_settled, timeout=30)
+    eventually(_settled, timeout=120)
 
     emails = Counter(p.to[0] for p in sendgrid_fake.personalizations)
     expected_emails = {str(c.email) for c in emailable[5:]}
@@ -117,7 +117,7 @@ def test_an_alertmanager_alert_reroutes_each_consented_contact_once_then_fails_b
     assert SocialPost.objects.get(campaign=held).status == PostStatus.HELD
 
     assert _post_alert(client, "resolved") == 200
-    eventually(lambda: SocialPost.objects.get(campaign=held).status != PostStatus.HELD, timeout=30)
+    eventually(lambda: SocialPost.objects.get(campaign=held).status != PostStatus.HELD, timeout=120)
     held.refresh_from_db()
     assert held.status in (CampaignStatus.SCHEDULED, CampaignStatus.PUBLISHING)
     assert not OutageWindow.objects.filter(state="open").exists()

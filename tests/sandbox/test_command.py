@@ -15,13 +15,12 @@ def _free_port() -> int:
 
 
 def test_the_sandbox_command_serves_every_fake_on_its_configured_port_until_stopped() -> None:
-    ports = {
-        name: _free_port() for name in ("SENDGRID", "FAILOVER_ESP", "TWILIO", "PUSH", "GRAPH", "X")
-    }
+    names = ("SENDGRID", "FAILOVER_ESP", "TWILIO", "PUSH", "GRAPH", "X")
+    ports = {name: _free_port() for name in names}
     env = child_env({f"SANDBOX_{name}_PORT": str(port) for name, port in ports.items()})
     handle = ProcessHandle([sys.executable, "manage.py", "sandbox"], env, "sandbox")
     try:
-        handle.wait_for("sandbox ready", timeout=30)
+        handle.wait_for("sandbox ready", timeout=120)
         assert "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY=" in handle.output
         sendgrid = requests.post(
             f"http://127.0.0.1:{ports['SENDGRID']}/v3/mail/send",
