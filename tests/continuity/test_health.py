@@ -56,3 +56,23 @@ def test_readiness_reports_an_unreachable_broker(
 
 def test_health_endpoints_refuse_writes(client: Client) -> None:
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+def test_heartbeats_from_concurrent_workers_are_each_counted_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from continuity.health import heartbeat_record
+
+    def beat(_: int) -> None:
+        try:
+            heartbeat_record(name="racing")
+        finally:
+            connection.close()
+
+    # Every thread's first beat may find no row: the insert and the count are one statement.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(beat, range(40)))
+    assert Heartbeat.objects.get(name="racing").beats == 40
