@@ -41,6 +41,17 @@ from tests.harness import eventually
 
 pytestmark = pytest.mark.django_db
 
+
+def _sender(fake: TwilioFake, *, limiter: Any, max_wait_s: float = 60.0) -> TwilioSmsSender:
+    """The real Twilio sender, talking to the loopback fake."""
+    client = twilio_client(
+        account_sid=fake.account_sid, auth_token=fake.auth_token, base_url=fake.url, timeout_s=5
+    )
+    return TwilioSmsSender(
+        client=client, limiter=limiter, status_callback_url="", max_wait_s=max_wait_s
+    )
+
+
 MESSAGES = "/2010-04-01/Accounts/.*/Messages.json"
 
 
@@ -177,17 +188,7 @@ def paced_sms(
             client=client, key=f"test:quiet:{request.node.name}", rate_per_s=rate_per_s
         )
         bucket.reset()
-        sender = TwilioSmsSender(
-            client=twilio_client(
-                account_sid=twilio_fake.account_sid,
-                auth_token=twilio_fake.auth_token,
-                base_url=twilio_fake.url,
-                timeout_s=5,
-            ),
-            limiter=bucket,
-            status_callback_url="",
-            max_wait_s=60,
-        )
+        sender = _sender(twilio_fake, limiter=bucket, max_wait_s=60)
         monkeypatch.setattr("delivery.dispatch.channel_sender", lambda channel: sender)
         return sender
 
@@ -225,16 +226,7 @@ def test_a_paced_chunk_whose_window_starts_mid_chunk_hands_the_rest_back_unsent(
 def test_the_sender_makes_no_request_once_the_recipients_quiet_hours_began(
     twilio_fake: TwilioFake, fast_limiter: RedisTokenBucket
 ) -> None:
-    sender = TwilioSmsSender(
-        client=twilio_client(
-            account_sid=twilio_fake.account_sid,
-            auth_token=twilio_fake.auth_token,
-            base_url=twilio_fake.url,
-            timeout_s=5,
-        ),
-        limiter=fast_limiter,
-        status_callback_url="",
-    )
+    sender = _sender(twilio_fake, limiter=fast_limiter)
     now = datetime.now(UTC)
     messages = [
         OutboundMessage(delivery_id=1, to="+14155550100", hold_from=now + timedelta(hours=1)),
@@ -299,16 +291,7 @@ def test_quiet_hours_beginning_while_the_pace_holds_the_request_still_stop_it(
     twilio_fake: TwilioFake,
 ) -> None:
     hold_from = datetime.now(UTC) + timedelta(seconds=0.3)
-    sender = TwilioSmsSender(
-        client=twilio_client(
-            account_sid=twilio_fake.account_sid,
-            auth_token=twilio_fake.auth_token,
-            base_url=twilio_fake.url,
-            timeout_s=5,
-        ),
-        limiter=_CommitWaitsPast(hold_from),
-        status_callback_url="",
-    )
+    sender = _sender(twilio_fake, limiter=_CommitWaitsPast(hold_from))
     [outcome] = sender.send_batch(
         content=SmsContent(text="Hello"),
         messages=[OutboundMessage(delivery_id=7, to="+14155550100", hold_from=hold_from)],
