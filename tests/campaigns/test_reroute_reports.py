@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from campaigns.models import Campaign, Reroute
 from campaigns.reports import sends_per_minute_svg, window_report, window_report_csv
 from campaigns.reroute import campaign_network_down, reroute_plan_next_slice
 from contacts.models import Channel
@@ -33,13 +34,7 @@ def rerouted_window(settings: Any) -> int:
     contact_with(Channel.SMS, email=False, push=False)
     contact_with()
     campaign = make_campaign(fallback=("email", "sms"))
-    window = network_down()
-    reroute = campaign_network_down(
-        campaign_id=campaign.pk, network="instagram", window_id=window.pk, send=lambda *a, **k: None
-    )
-    assert reroute is not None
-    while reroute_plan_next_slice(reroute_id=reroute.pk):
-        pass
+    reroute = _planned_on_instagram_outage(campaign)
     now = timezone.now()
     emails = list(Delivery.objects.filter(channel="email").order_by("id"))
     Delivery.objects.filter(pk=emails[0].pk).update(status=S.DELIVERED, sent_at=now)
@@ -47,7 +42,19 @@ def rerouted_window(settings: Any) -> int:
     Delivery.objects.filter(channel="sms").update(
         status=S.SENT, sent_at=now + timedelta(minutes=2), cost_units=2
     )
-    return window.pk
+    return reroute.window_id
+
+
+def _planned_on_instagram_outage(campaign: Campaign) -> Reroute:
+    """Instagram goes down and every slice of the campaign's reroute is planned (nothing sent)."""
+    window = network_down()
+    reroute = campaign_network_down(
+        campaign_id=campaign.pk, network="instagram", window_id=window.pk, send=lambda *a, **k: None
+    )
+    assert reroute is not None
+    while reroute_plan_next_slice(reroute_id=reroute.pk):
+        pass
+    return reroute
 
 
 def test_the_window_report_adds_up(settings: Any) -> None:
@@ -86,13 +93,7 @@ def test_rows_held_for_quiet_hours_at_send_time_count_as_waiting_beside_planning
     for zone in ("Etc/GMT-2", "Etc/GMT-2", "UTC", "UTC", "UTC"):
         contact_with(Channel.SMS, email=False, push=False, tz=zone)
     campaign = make_campaign(fallback=("sms",))
-    window = network_down()
-    reroute = campaign_network_down(
-        campaign_id=campaign.pk, network="instagram", window_id=window.pk, send=lambda *a, **k: None
-    )
-    assert reroute is not None
-    while reroute_plan_next_slice(reroute_id=reroute.pk):
-        pass
+    reroute = _planned_on_instagram_outage(campaign)
     reroute.refresh_from_db()
     assert reroute.exclusions["delayed_quiet_hours"] == 2
     ids = list(Delivery.objects.values_list("pk", flat=True))
@@ -100,13 +101,13 @@ def test_rows_held_for_quiet_hours_at_send_time_count_as_waiting_beside_planning
         time.sleep(0.05)
     assert deliveries_claim(ids=ids, channel="sms", purpose="marketing") == []
 
-    report = window_report(window_id=window.pk)
+    report = window_report(window_id=reroute.window_id)
     assert report.channels["sms"]["waiting"] == 5  # 2 delayed when planned, 3 held at send time
     assert report.exclusions["delayed_quiet_hours"] == 2
     assert Delivery.objects.filter(status=S.QUEUED, not_before__gt=timezone.now()).count() == 5
     dashboard = admin_client.get("/admin/campaigns/reroute/dashboard/")
     assert b"5 waiting" in dashboard.content
-    page = admin_client.get(f"/admin/campaigns/reroute/report/{window.pk}/")
+    page = admin_client.get(f"/admin/campaigns/reroute/report/{reroute.window_id}/")
     assert b"<th>waiting</th>" in page.content
 
 
