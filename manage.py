@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -28,7 +29,11 @@ def main() -> None:
         execute_from_command_line(sys.argv)
         return
     # The embedded mode: the command runs against the PostgreSQL in var/, started for it if no
-    # other command (`manage.py run`, usually) keeps it running already.
+    # other command (`manage.py run`, usually) keeps it running already. A terminal closed or a
+    # plain `kill` must still leave through the block below, so the server is not left behind.
+    for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda number, _frame: sys.exit(128 + number))
     try:
         with embedded_server(var_dir):
             execute_from_command_line(sys.argv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -59,4 +60,31 @@ def test_a_killed_user_does_not_keep_the_server_up_for_good(embedded_var_dir: Pa
     assert _server_running(embedded_var_dir)
     # The next command finds the server running, uses it and, being its last live user, stops it.
     _release(_holder(embedded_var_dir))
+    assert not _server_running(embedded_var_dir)
+
+
+def test_a_command_stopped_by_sigterm_still_stops_the_server_it_started(
+    embedded_var_dir: Path,
+) -> None:
+    env = child_env({"CONTINUITY_VAR_DIR": str(embedded_var_dir)})
+    for name in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEBUG"):
+        env.pop(name, None)
+    command = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "import time; print('in', flush=True); time.sleep(120)",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert command.stdout is not None
+    assert "in" in [command.stdout.readline().strip() for _ in range(3)]
+    assert _server_running(embedded_var_dir)
+    command.terminate()  # what `kill` or a closing terminal (SIGHUP) does
+    assert command.wait(timeout=120) == 128 + signal.SIGTERM
     assert not _server_running(embedded_var_dir)
