@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, JsonResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
@@ -260,7 +260,9 @@ class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
     list_display = ["name", "audience", "updated_at"]
     readonly_fields = ["live_count"]
-    change_form_template = "admin/contacts/segment/change_form.html"
+
+    class Media:
+        js = ("contacts/segment-live-count.js",)
 
     @admin.display(description="audience")
     def audience(self, segment: Segment) -> int:
@@ -273,7 +275,11 @@ class SegmentAdmin(admin.ModelAdmin):
 
     @admin.display(description="live count")
     def live_count(self, segment: Segment) -> str:
-        return format_html('<span id="segment-live-count">{}</span>', "…")
+        return format_html(
+            '<span id="segment-live-count" data-url="{}">{}</span>',
+            reverse("admin:contacts_segment_count"),
+            "…",
+        )
 
     def get_urls(self) -> list[URLPattern]:
         return [
