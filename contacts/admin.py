@@ -18,6 +18,7 @@ from import_export.formats import base_formats
 
 from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
 from contacts.errors import InvalidSegment
+from contacts.export_formats import SafeCSV, SafeXLSX
 from contacts.models import (
     Channel,
     Consent,
@@ -170,7 +171,7 @@ class ContactAdmin(ImportExportModelAdmin):
     form = ContactForm
     resource_classes = [ContactResource]
     import_formats = [base_formats.CSV, base_formats.XLSX]
-    export_formats = [base_formats.CSV, base_formats.XLSX]
+    export_formats = [SafeCSV, SafeXLSX]
     list_display = ["__str__", "email", "phone", "external_id", "tag_list", "updated_at"]
     search_fields = ["first_name", "last_name", "email", "phone", "external_id"]
     list_filter = [TagFilter, *[consent_filter(c) for c in Channel], "erased_at"]
