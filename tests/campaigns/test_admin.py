@@ -159,3 +159,13 @@ def test_the_fallback_preview_shows_a_hostile_contact_and_message_html_inert(
     assert "<p>Hi &lt;script&gt;alert(1)&lt;/script&gt;</p>" in srcdoc
     assert '<img src="x">' in srcdoc
     assert "<script" not in srcdoc
+
+
+def test_a_fallback_template_that_includes_a_missing_file_shows_an_error_not_a_500(
+    staff: Client,
+) -> None:
+    message = make_message(email_text='{% include "nope.html" %}', sms_text="{% if %}")
+    campaign = make_campaign(accounts=[make_account()], message=message)
+    response = staff.get(f"/admin/campaigns/campaign/{campaign.pk}/change/")
+    assert response.status_code == 200
+    assert response.content.decode().count("[template error: ") == 2
