@@ -12,8 +12,9 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
 
 from campaigns.accounts import social_account_check, social_account_token_set
 from campaigns.errors import CampaignsError
@@ -147,6 +148,10 @@ class CampaignAdmin(admin.ModelAdmin):
     filter_horizontal = ("accounts",)
     inlines = (SocialPostInline,)
     actions = ("schedule", "cancel", "publish_now", "duplicate")
+
+    class Media:
+        css = {"all": ("campaigns/admin-preview.css",)}
+
     readonly_fields = (
         "status",
         "problems",
@@ -260,13 +265,32 @@ class CampaignAdmin(admin.ModelAdmin):
         previews, who = campaign_fallback_previews(campaign=obj) if obj.pk else ([], "")
         if not previews:
             return "Choose fallback channels and a message to see them."
+        # format_html escapes every argument: the previews are plain text (escape() again, so
+        # even a string someone marked safe is shown, not run), and the sanitised email HTML
+        # is escaped into the srcdoc attribute of a frame with no permissions at all.
         rows = format_html_join(
             "",
-            '<div style="margin-bottom:8px"><strong>{}</strong> {}<pre style="white-space:'
-            'pre-wrap">{}</pre><small>{}</small></div>',
-            ((p.channel, p.title, p.body, p.note) for p in previews),
+            '<div class="continuity-preview"><strong>{}</strong> {}<pre class="continuity-pre">'
+            "{}</pre>{}<small>{}</small></div>",
+            (
+                (
+                    p.channel,
+                    escape(p.title),
+                    escape(p.body),
+                    format_html(
+                        '<iframe sandbox="" srcdoc="{}" title="{}" class="continuity-frame">'
+                        "</iframe>",
+                        escape(p.html),
+                        _("The email's HTML part"),
+                    )
+                    if p.html
+                    else "",
+                    escape(p.note),
+                )
+                for p in previews
+            ),
         )
-        return format_html("<div><em>As {} would see it:</em></div>{}", who, rows)
+        return format_html("<div><em>{}</em></div>{}", _("As %s would see it:") % who, rows)
 
     # --- actions --------------------------------------------------------------------------------
 

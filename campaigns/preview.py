@@ -1,11 +1,16 @@
 """What a campaign will look like: the post per network and the fallback message per channel,
-rendered with a sample contact's merge fields (for the admin editor and the API)."""
+rendered with a sample contact's merge fields (for the admin editor).
+
+Contact fields are whatever an import or the API let in (a name can be ``<script>``), so nothing
+here returns markup to be trusted: texts are plain ``str`` for the page to escape, and the email's
+HTML part is rendered with its merge fields escaped (as it is sent) and then sanitised with nh3."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.template import TemplateSyntaxError, engines
+import nh3
+from django.template import TemplateDoesNotExist, TemplateSyntaxError, engines
 
 from campaigns.content import campaign_post_request
 from campaigns.models import Campaign
@@ -34,6 +39,8 @@ class ChannelPreview:
     title: str
     body: str
     note: str = ""
+    # The email's HTML part, sanitised: for a sandboxed frame, still to be escaped into srcdoc.
+    html: str = ""
 
 
 def _sample_fields(campaign: Campaign) -> tuple[dict[str, str], str]:
@@ -46,12 +53,25 @@ def _sample_fields(campaign: Campaign) -> tuple[dict[str, str], str]:
     return fields, f"contact #{contact.pk} of the segment"
 
 
-def _render(template: str, fields: dict[str, str]) -> str:
+def _render(template: str, fields: dict[str, str], *, autoescape: bool) -> str:
+    source = template if autoescape else f"{{% autoescape off %}}{template}{{% endautoescape %}}"
     try:
-        source = f"{{% autoescape off %}}{template}{{% endautoescape %}}"
-        return engines["django"].from_string(source).render(fields)
-    except TemplateSyntaxError as exc:
+        rendered = engines["django"].from_string(source).render(fields)
+    except (TemplateSyntaxError, TemplateDoesNotExist) as exc:
         return f"[template error: {exc}]"
+    # Template.render() marks its output safe; an f-string makes it a plain str again, so the page
+    # escapes it like any other text.
+    return f"{rendered}"
+
+
+def _render_text(template: str, fields: dict[str, str]) -> str:
+    """A plain-text part (subject, text body, SMS, push): not HTML, so "&" stays "&"."""
+    return _render(template, fields, autoescape=False)
+
+
+def _render_html(template: str, fields: dict[str, str]) -> str:
+    """The email's HTML part: merge fields escaped as when it is sent, then sanitised."""
+    return nh3.clean(_render(template, fields, autoescape=True))
 
 
 def campaign_post_previews(*, campaign: Campaign) -> list[PostPreview]:
@@ -94,12 +114,13 @@ def campaign_fallback_previews(*, campaign: Campaign) -> tuple[list[ChannelPrevi
             previews.append(
                 ChannelPreview(
                     channel,
-                    _render(message.email_subject, fields),
-                    _render(message.email_text or message.email_html, fields),
+                    _render_text(message.email_subject, fields),
+                    _render_text(message.email_text, fields) if message.email_text else "",
+                    html=_render_html(message.email_html, fields) if message.email_html else "",
                 )
             )
         elif channel == Channel.SMS:
-            body = _render(message.sms_text, fields)
+            body = _render_text(message.sms_text, fields)
             count = sms_segments_count(text=body)
             previews.append(
                 ChannelPreview(channel, "", body, f"{count.segments} segment(s), {count.encoding}")
@@ -108,8 +129,8 @@ def campaign_fallback_previews(*, campaign: Campaign) -> tuple[list[ChannelPrevi
             previews.append(
                 ChannelPreview(
                     channel,
-                    _render(message.push_title, fields),
-                    _render(message.push_body, fields),
+                    _render_text(message.push_title, fields),
+                    _render_text(message.push_body, fields),
                     message.push_url,
                 )
             )

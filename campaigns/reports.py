@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import TruncMinute
@@ -14,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from campaigns.models import Reroute
+from continuity.spreadsheet import spreadsheet_row_neutralise
 from delivery.models import Delivery
 from delivery.states import DeliveryStatus as S
 from outages.models import OutageWindow
@@ -115,9 +118,19 @@ def window_report(*, window_id: int) -> WindowReport:
     return report
 
 
+class _NeutralisingWriter:
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow(spreadsheet_row_neutralise(row=list(row)))
+
+
 def window_report_csv(report: WindowReport) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    # Campaign names are marketer text: a name such as =HYPERLINK(...) must not run as a formula
+    # in the spreadsheet the report is opened in.
+    writer = _NeutralisingWriter(csv.writer(out))
     writer.writerow(["window", report.window_id, report.network, report.state])
     writer.writerow(["opened_at", report.opened_at.isoformat()])
     writer.writerow(["closed_at", report.closed_at.isoformat() if report.closed_at else ""])

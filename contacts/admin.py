@@ -11,13 +11,14 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, JsonResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 
 from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
 from contacts.errors import InvalidSegment
+from contacts.export_formats import SafeCSV, SafeXLSX
 from contacts.models import (
     Channel,
     Consent,
@@ -170,7 +171,7 @@ class ContactAdmin(ImportExportModelAdmin):
     form = ContactForm
     resource_classes = [ContactResource]
     import_formats = [base_formats.CSV, base_formats.XLSX]
-    export_formats = [base_formats.CSV, base_formats.XLSX]
+    export_formats = [SafeCSV, SafeXLSX]
     list_display = ["__str__", "email", "phone", "external_id", "tag_list", "updated_at"]
     search_fields = ["first_name", "last_name", "email", "phone", "external_id"]
     list_filter = [TagFilter, *[consent_filter(c) for c in Channel], "erased_at"]
@@ -260,7 +261,9 @@ class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
     list_display = ["name", "audience", "updated_at"]
     readonly_fields = ["live_count"]
-    change_form_template = "admin/contacts/segment/change_form.html"
+
+    class Media:
+        js = ("contacts/segment-live-count.js",)
 
     @admin.display(description="audience")
     def audience(self, segment: Segment) -> int:
@@ -273,7 +276,11 @@ class SegmentAdmin(admin.ModelAdmin):
 
     @admin.display(description="live count")
     def live_count(self, segment: Segment) -> str:
-        return format_html('<span id="segment-live-count">{}</span>', "…")
+        return format_html(
+            '<span id="segment-live-count" data-url="{}">{}</span>',
+            reverse("admin:contacts_segment_count"),
+            "…",
+        )
 
     def get_urls(self) -> list[URLPattern]:
         return [

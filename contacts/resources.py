@@ -27,6 +27,7 @@ from contacts.upsert import (
     contact_values_apply,
     contacts_by_identifiers,
 )
+from continuity.spreadsheet import spreadsheet_cell_restore
 
 
 def _consent_getter(channel: str, purpose: str) -> Any:
@@ -107,7 +108,12 @@ class ContactResource(resources.ModelResource):
 
     def before_import_row(self, row: Any, **kwargs: Any) -> None:
         number = int(kwargs.get("row_number") or 0)
-        raw = {str(k).strip().lower(): v for k, v in dict(row).items() if k is not None}
+        # Exports put an apostrophe before cells a spreadsheet would run; take it off again.
+        raw = {
+            str(k).strip().lower(): spreadsheet_cell_restore(value=v)
+            for k, v in dict(row).items()
+            if k is not None
+        }
         try:
             parsed = contact_row_parse(
                 raw, row=number, blank_means_unchanged=True, default_evidence=self._evidence

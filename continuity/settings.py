@@ -246,11 +246,45 @@ SPECTACULAR_SETTINGS = {
         "WindowStateEnum": "outages.models.WindowState",
         "OutagePolicyEnum": "campaigns.models.OutagePolicy",
     },
+    # Swagger UI and Redoc come from the drf-spectacular-sidecar package as static files: nothing
+    # is loaded from a CDN, so the docs work offline and under the CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No validator badge: Swagger UI would fetch it from validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/(api/v1/public|push)/.*$"
 
 # --- continuity: security (production) ------------------------------------------------------------
+
+# Content-Security-Policy on every page (django-csp >= 4.0 format; docs/configuration.md). No
+# inline script anywhere: the admin's own scripts are static files, the API docs' init script is
+# served by its own URL. Inline style stays allowed: the admin's panels, the public pages and the
+# docs use style attributes and <style> blocks, and style cannot run script. The campaign editor
+# shows marketer HTML in an <iframe sandbox="" srcdoc>: a srcdoc frame is not fetched, so frame-src
+# does not gate it, and it inherits this policy (no script, images only from here or data:).
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        # Redoc builds its search worker from a blob: URL; the push service worker is ours.
+        "worker-src": ["'self'", "blob:"],
+        "frame-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+    },
+}
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)

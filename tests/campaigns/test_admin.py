@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ from django.test import Client
 from campaigns.models import Campaign, CampaignStatus, PostStatus, SocialAccount, SocialPost
 from delivery.secrets import token_decrypt
 from sandbox.graph import GraphFake
-from tests.campaigns.factories import make_account, make_campaign
+from tests.campaigns.factories import make_account, make_campaign, make_message
 from tests.contacts.factories import make_contact
 
 pytestmark = pytest.mark.django_db
@@ -131,3 +133,39 @@ def test_actions_schedule_cancel_duplicate_and_publish_now(staff: Client) -> Non
     )
     other.refresh_from_db()
     assert other.status == CampaignStatus.SCHEDULED and other.scheduled_at is not None
+
+
+def test_the_fallback_preview_shows_a_hostile_contact_and_message_html_inert(
+    staff: Client,
+) -> None:
+    message = make_message(
+        email_html="<p>Hi {{ first_name }}</p><img src=x onerror=alert(1)>"
+        "<script>alert(2)</script>",
+        sms_text="Hi {{ first_name }}",
+    )
+    campaign = make_campaign(accounts=[make_account()], message=message)
+    make_contact(first_name="<script>alert(1)</script>")
+    page = staff.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
+
+    # The SMS and push previews show the name as text.
+    assert "Hi &lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)</script>" not in page
+    assert "onerror" not in page
+    # The HTML part sits in a frame with no permissions; srcdoc holds the sanitised HTML, the
+    # contact's name escaped once by the template and once more for the attribute.
+    frames = re.findall(r'<iframe sandbox="" srcdoc="([^"]*)"', page)
+    assert len(frames) == 1
+    srcdoc = html.unescape(frames[0])
+    assert "<p>Hi &lt;script&gt;alert(1)&lt;/script&gt;</p>" in srcdoc
+    assert '<img src="x">' in srcdoc
+    assert "<script" not in srcdoc
+
+
+def test_a_fallback_template_that_includes_a_missing_file_shows_an_error_not_a_500(
+    staff: Client,
+) -> None:
+    message = make_message(email_text='{% include "nope.html" %}', sms_text="{% if %}")
+    campaign = make_campaign(accounts=[make_account()], message=message)
+    response = staff.get(f"/admin/campaigns/campaign/{campaign.pk}/change/")
+    assert response.status_code == 200
+    assert response.content.decode().count("[template error: ") == 2

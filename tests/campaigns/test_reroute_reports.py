@@ -81,6 +81,14 @@ def test_the_window_report_adds_up(settings: Any) -> None:
     assert svg.startswith("<svg") and "polyline" in svg and "<script" not in svg
 
 
+def test_the_window_report_csv_writes_a_formula_campaign_name_as_text(settings: Any) -> None:
+    window_id = rerouted_window(settings)
+    Campaign.objects.update(name='=HYPERLINK("http://x")')
+    rows = list(csv.reader(io.StringIO(window_report_csv(window_report(window_id=window_id)))))
+    names = [row[1] for row in rows if len(row) == 4 and row[2] != "policy" and row[0].isdigit()]
+    assert names == ['\'=HYPERLINK("http://x")']
+
+
 def test_rows_held_for_quiet_hours_at_send_time_count_as_waiting_beside_planning_delays(
     settings: Any, admin_client: Client
 ) -> None:

@@ -208,3 +208,67 @@ def test_the_admin_refuses_a_file_without_identifier_columns(admin_client: Clien
     assert response.status_code == 200
     assert "missing header" in response.content.decode()
     assert not Contact.objects.exists()
+
+
+def _export(admin_client: Client, *, fmt: str, columns: tuple[str, ...]) -> bytes:
+    response = admin_client.post(
+        "/admin/contacts/contact/export/",
+        {"format": fmt, "resource": "0", **{f"contactresource_{f}": "on" for f in columns}},
+    )
+    assert response.status_code == 200, response.content[:500]
+    return bytes(response.getvalue())
+
+
+def test_the_csv_export_writes_formula_cells_as_text_and_imports_them_back(
+    admin_client: Client,
+) -> None:
+    from tests.contacts.factories import make_contact
+
+    make_contact(
+        external_id="F1", first_name='=HYPERLINK("http://x")', last_name="@SUM(1)", phone=None
+    )
+    make_contact(external_id="F2", first_name="Ann", last_name="-2+3", phone="+33612345678")
+    columns = ("external_id", "first_name", "last_name", "phone")
+    text = _export(admin_client, fmt="0", columns=columns).decode()
+    rows = {row["external_id"]: row for row in csv.DictReader(io.StringIO(text))}
+    assert rows["F1"]["first_name"] == '\'=HYPERLINK("http://x")'
+    assert rows["F1"]["last_name"] == "'@SUM(1)"
+    assert rows["F2"]["last_name"] == "'-2+3"
+    assert rows["F2"]["phone"] == "'+33612345678"
+    assert rows["F2"]["first_name"] == "Ann"
+
+    # The apostrophe is the export's, not the data's: importing the file back changes nothing.
+    Contact.objects.update(first_name="changed")
+    upload = io.BytesIO(text.encode())
+    upload.name = "roundtrip.csv"
+    preview = admin_client.post(
+        "/admin/contacts/contact/import/",
+        {"resource": "0", "format": "0", "import_file": upload},
+    )
+    assert preview.status_code == 200
+    fields = dict(
+        re.findall(
+            r'name="(import_file_name|original_file_name|format|resource)"[^>]*value="([^"]*)"',
+            preview.content.decode(),
+        )
+    )
+    done = admin_client.post("/admin/contacts/contact/process_import/", fields)
+    assert done.status_code == 302, done.content[:2000]
+    f1 = Contact.objects.get(external_id="F1")
+    f2 = Contact.objects.get(external_id="F2")
+    assert (f1.first_name, f1.last_name) == ('=HYPERLINK("http://x")', "@SUM(1)")
+    assert (f2.first_name, f2.last_name, str(f2.phone)) == ("Ann", "-2+3", "+33612345678")
+
+
+def test_the_xlsx_export_writes_no_formula_cell(admin_client: Client) -> None:
+    import openpyxl
+
+    from tests.contacts.factories import make_contact
+
+    make_contact(external_id="X1", first_name='=HYPERLINK("http://x")')
+    body = _export(admin_client, fmt="1", columns=("external_id", "first_name"))
+    sheet = openpyxl.load_workbook(io.BytesIO(body)).active
+    assert sheet is not None
+    cells = {row[0].value: row[1] for row in sheet.iter_rows(min_row=2)}
+    assert cells["X1"].value == '\'=HYPERLINK("http://x")'
+    assert cells["X1"].data_type == "s"
