@@ -32,7 +32,7 @@ def _path(url: str) -> str:
     return url.split("8000", 1)[1] if "8000" in url else url
 
 
-def _subscription(endpoint: str = "https://push.example.net/send/abc") -> dict[str, Any]:
+def _subscription(endpoint: str = "https://fcm.googleapis.com/fcm/send/abc") -> dict[str, Any]:
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     raw = key.public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
@@ -208,7 +208,7 @@ def test_push_subscribe_is_rate_limited_per_ip(client: Client) -> None:
     codes = [
         client.post(
             "/push/subscribe/",
-            {"subscription": _subscription(f"https://p.example/{i}")},
+            {"subscription": _subscription(f"https://fcm.googleapis.com/fcm/send/{i}")},
             content_type="application/json",
         ).status_code
         for i in range(3)
