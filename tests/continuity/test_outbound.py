@@ -92,7 +92,7 @@ def test_the_push_allow_list_is_a_setting(settings: Any) -> None:
         "192.168.1.1",
         "169.254.169.254",
         "100.64.0.1",
-        "0.0.0.0",
+        "0.0.0.0",  # noqa: S104 - an address to refuse, not one to bind
         "224.0.0.1",
         "239.255.255.250",
         "240.0.0.1",

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from py_vapid import Vapid02
 
-from continuity import outbound
 from contacts.models import Channel, PushSubscription
+from continuity import outbound
 from delivery.dispatch import deliveries_send_chunk
 from delivery.models import Delivery
 from delivery.providers.base import Failed, OutboundMessage, PushContent, PushKeys, Sent
