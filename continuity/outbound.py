@@ -46,8 +46,9 @@ class OutboundRefused(OSError):
 
 
 def _origin(url: str) -> tuple[str, str, int] | None:
-    parts = urlsplit(url)
     try:
+        # Both raise ValueError on input a browser would never send ("https://[::1", port 99999).
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return None
@@ -92,7 +93,7 @@ def outbound_url_check(
         raise OutboundRefused(_("the URL has no usable host"))
     if sandbox_base_url and origin == _origin(sandbox_base_url):
         return
-    parts = urlsplit(url)
+    parts = urlsplit(url)  # parsed once already by _origin, so it cannot raise here
     scheme, host, _port = origin
     host = host.rstrip(".")
     if scheme != "https":
@@ -153,10 +154,9 @@ class GuardedResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        try:
-            pairs = await outbound_resolve(host, port, family)
-        except socket.gaierror as exc:
-            raise OSError(exc.errno, f"cannot resolve {host}: {exc.strerror}") from exc
+        # A lookup failure (socket.gaierror, an OSError) propagates: aiohttp reports it as a DNS
+        # error, which the caller treats as "not reached", not as a refusal.
+        pairs = await outbound_resolve(host, port, family)
         if not pairs:
             raise OutboundRefused(_("%(host)s resolves to no address") % {"host": host})
         if (host.lower().rstrip("."), port) not in self.allow:

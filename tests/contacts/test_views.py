@@ -205,6 +205,7 @@ def test_push_subscribe_refuses_bad_subscriptions_naming_the_field(
         ("http://fcm.googleapis.com/fcm/send/abc", "only https"),
         ("https://internal.example/push/abc", "internal.example is not an allowed host"),
         ("https://fcm.googleapis.com.evil.example/x", "not an allowed host"),
+        ("https://[::1/x", "no usable host"),
     ],
 )
 def test_push_subscribe_refuses_endpoints_the_server_must_not_post_to_and_stores_nothing(

@@ -38,6 +38,7 @@ PUSH_HOSTS = ["fcm.googleapis.com", "*.notify.windows.com", "web.push.apple.com"
         ("https://notify.windows.com/x", "not an allowed host"),
         ("https:///nohost", "no usable host"),
         ("https://fcm.googleapis.com:99999/x", "no usable host"),
+        ("https://[::1/x", "no usable host"),
     ],
 )
 def test_a_url_that_is_not_https_to_an_allowed_name_is_refused_with_its_reason(

@@ -15,7 +15,7 @@ from contacts.models import Channel, PushSubscription
 from continuity import outbound
 from delivery.dispatch import deliveries_send_chunk
 from delivery.models import Delivery
-from delivery.providers.base import Failed, OutboundMessage, PushContent, PushKeys, Sent
+from delivery.providers.base import Deferred, Failed, OutboundMessage, PushContent, PushKeys, Sent
 from delivery.providers.webpush import WebPushSender
 from delivery.states import DeliveryStatus as S
 from sandbox.base import FakeRequest, FakeResponse, FakeServer
@@ -131,6 +131,18 @@ def test_an_allowed_name_that_resolves_to_a_private_address_is_refused_at_connec
     assert isinstance(outcome, Failed) and outcome.code == "endpoint_refused", outcome
     assert f"fcm.googleapis.com resolves to a refused address: {address}" in outcome.text
     assert asked and listener.accepted == 0
+
+
+def test_a_name_that_does_not_resolve_is_unreachable_not_refused(
+    monkeypatch: pytest.MonkeyPatch, vapid: Vapid02
+) -> None:
+    async def no_such_name(host: str, port: int, family: int) -> list[tuple[int, str]]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(outbound, "outbound_resolve", no_such_name)
+    to = "https://fcm.googleapis.com/fcm/send/abc"
+    [outcome] = _sender(vapid).send_batch(content=CONTENT, messages=[_message(to)])
+    assert isinstance(outcome, Deferred) and outcome.code == "push_unreachable", outcome
 
 
 class RedirectingPushService(FakeServer):
