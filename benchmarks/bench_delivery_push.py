@@ -71,8 +71,13 @@ def _floor(url: str, subs: list[dict[str, Any]], n: int, concurrency: int, sync:
 
 def _measured(url: str, subs: list[dict[str, Any]], n: int, concurrency: int, sync: Any) -> None:
     setup_django()
+    from django.conf import settings
+
     from delivery.providers.base import OutboundMessage, PushContent, PushKeys, Sent
     from delivery.providers.webpush import WebPushSender
+
+    # The fake listens on a port of its own: it is the sandbox push service the guard lets through.
+    settings.SANDBOX_PUSH_BASE_URL = url
 
     content = PushContent(
         title="{{ shop }}", body="Facebook is down; reach us here, {{ first_name }}.", topic="b"

@@ -13,10 +13,12 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils.translation import gettext as _
 
 from contacts.consent import Evidence, consent_grant
 from contacts.errors import InvalidPushSubscription
 from contacts.models import Channel, ConsentSource, Contact, Purpose, PushSubscription
+from continuity.outbound import OutboundRefused, push_endpoint_check
 
 
 def _b64url_bytes(value: Any, field: str) -> str:
@@ -38,12 +40,17 @@ def push_subscription_validate(*, data: Any) -> tuple[str, str, str, datetime | 
     endpoint = data.get("endpoint")
     if not isinstance(endpoint, str) or not endpoint:
         raise InvalidPushSubscription("endpoint is missing")
-    parts = urlsplit(endpoint)
-    # Push services are always https; plain http is accepted only for loopback fakes in DEBUG.
-    if parts.scheme != "https" and not (settings.DEBUG and parts.scheme == "http"):
-        raise InvalidPushSubscription("endpoint must be an https URL")
-    if not parts.hostname or len(endpoint) > 1000:
-        raise InvalidPushSubscription("endpoint is not a usable URL")
+    if len(endpoint) > 1000:
+        raise InvalidPushSubscription(_("endpoint is not a usable URL"))
+    # The server will POST to this address: only known push services (https, by name) pass, and
+    # the sandbox's loopback push service while the sandbox is on. Names are resolved and their
+    # addresses vetted when a push is sent (at connect time), not here.
+    try:
+        push_endpoint_check(url=endpoint)
+    except OutboundRefused as exc:
+        raise InvalidPushSubscription(
+            _("endpoint refused: %(reason)s") % {"reason": exc.reason}
+        ) from None
     keys = data.get("keys")
     if not isinstance(keys, dict):
         raise InvalidPushSubscription("keys (p256dh and auth) are missing")

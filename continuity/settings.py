@@ -490,6 +490,18 @@ DELIVERY_PUSH_URGENCY = env_choice(
 )
 DELIVERY_PUSH_TIMEOUT_S = env_float("DELIVERY_PUSH_TIMEOUT_S", default=10.0, minimum=0.1)
 DELIVERY_PUSH_CONCURRENCY = env_int("DELIVERY_PUSH_CONCURRENCY", default=16, minimum=1)
+# Hosts a push endpoint may name (exact, or "*.suffix" for any subdomain); every other endpoint is
+# refused at subscribe and at send. The sandbox push service passes only while the sandbox is on.
+DELIVERY_PUSH_ALLOWED_HOSTS = env_list(
+    "DELIVERY_PUSH_ALLOWED_HOSTS",
+    default=[
+        "fcm.googleapis.com",
+        "updates.push.services.mozilla.com",
+        "*.notify.windows.com",
+        "web.push.apple.com",
+        "*.push.apple.com",
+    ],
+)
 SANDBOX_PUSH_BASE_URL = env_str(
     "SANDBOX_PUSH_BASE_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_PUSH_PORT}"
 )

@@ -38,6 +38,13 @@ from py_vapid import Vapid02
 from py_vapid.utils import b64urlencode
 from pywebpush import WebPusher
 
+from continuity.outbound import (
+    OutboundRefused,
+    outbound_refusal,
+    outbound_session,
+    push_endpoint_check,
+    push_sandbox_allow,
+)
 from delivery.merge import merge_template_compile
 from delivery.providers.base import (
     Deferred,
@@ -59,7 +66,7 @@ PAYLOAD_KEYS = ("title", "body", "url", "icon")
 VAPID_EXP_S = 12 * 3600
 # Failures that are the subscription's own (keys missing or unusable), as opposed to the content's
 # (too large) or ours (VAPID): only these count against the subscription in the CRM.
-SUBSCRIPTION_FAILURE_CODES = frozenset({"no_keys", "push_invalid"})
+SUBSCRIPTION_FAILURE_CODES = frozenset({"no_keys", "push_invalid", "endpoint_refused"})
 _vapid_cache: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
 # Push-service hosts that answered 429, and until when this process leaves them alone.
 _host_backoff: dict[str, float] = {}
@@ -161,8 +168,9 @@ class WebPushSender:
         headers = {"Urgency": content.urgency or self.urgency}
         headers["Topic"] = content.topic or push_topic_default(content=content)
         ttl = self.ttl_s if content.ttl_s is None else content.ttl_s
+        # A bound on the whole exchange too: a service trickling bytes never holds a worker long.
         timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
+            total=2 * self.timeout_s, sock_connect=self.timeout_s, sock_read=self.timeout_s
         )
         sessions: dict[str, aiohttp.ClientSession] = {}
         outcomes: list[Outcome | None] = [None] * len(messages)
@@ -214,6 +222,11 @@ class WebPushSender:
                 "payload_too_large",
                 f"{len(payload)} bytes exceeds the {MAX_PLAINTEXT_BYTES}-byte push limit",
             )
+        try:
+            # Again at send time: the allow-list may have changed since the row was stored.
+            push_endpoint_check(url=message.to)
+        except OutboundRefused as exc:
+            return Failed(delivery_id, "endpoint_refused", exc.reason[:500])
         parts = urlsplit(message.to)
         origin, host = f"{parts.scheme}://{parts.netloc}", parts.netloc
         backoff_until = _host_backoff.get(host, 0.0)
@@ -222,8 +235,9 @@ class WebPushSender:
                             backoff_until - time.time())  # fmt: skip
         session = sessions.get(origin)
         if session is None:
-            connector = aiohttp.TCPConnector(limit=self.concurrency)
-            session = sessions[origin] = aiohttp.ClientSession(connector=connector)
+            session = sessions[origin] = outbound_session(
+                limit=self.concurrency, allow=push_sandbox_allow()
+            )
         subscription = {
             "endpoint": message.to,
             "keys": {"p256dh": message.push_keys.p256dh, "auth": message.push_keys.auth},
@@ -235,11 +249,16 @@ class WebPushSender:
             ),
         }
         try:
-            pusher = WebPusher(subscription, aiohttp_session=session)
+            pusher = WebPusher(subscription, aiohttp_session=_NoRedirects(session))
             response: Any = await pusher.send_async(
                 payload, headers=all_headers, ttl=ttl, timeout=timeout
             )
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            refusal = outbound_refusal(exc)
+            if refusal is not None:
+                # Refused at connect time (the name resolves to a private address): no request
+                # left, and sending again would be refused again.
+                return Failed(delivery_id, "endpoint_refused", refusal.reason[:500])
             return Deferred(delivery_id, "push_unreachable", f"{type(exc).__name__}: {exc}"[:500])
         except (TimeoutError, aiohttp.ClientError) as exc:
             return Unknown(delivery_id, "push_no_answer", f"{type(exc).__name__}: {exc}"[:500])
@@ -263,9 +282,27 @@ class WebPushSender:
                 retry_after = 60.0
             _host_backoff[host] = max(_host_backoff.get(host, 0.0), time.time() + retry_after)
             return Deferred(delivery_id, code, text, retry_after)
+        if 300 <= status < 400:
+            return Failed(
+                delivery_id,
+                "push_redirect",
+                f"push service answered {status} (redirects are not followed): not sent",
+            )
         if status >= 500:
             return Deferred(delivery_id, code, text)
         return Failed(delivery_id, code, text)
+
+
+class _NoRedirects:
+    """Hands pywebpush a session whose POSTs never follow redirects (pywebpush passes no
+    ``allow_redirects``, and aiohttp follows them by default): a 3xx would send the push to an
+    address nobody vetted."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self._session.post(url, allow_redirects=False, **kwargs)
 
 
 def push_host_backoff_clear() -> None:

@@ -19,6 +19,7 @@ from contacts.models import (
     ConsentEvent,
     ConsentSource,
     ConsentState,
+    Contact,
     Purpose,
     PushSubscription,
 )
@@ -32,7 +33,7 @@ def _path(url: str) -> str:
     return url.split("8000", 1)[1] if "8000" in url else url
 
 
-def _subscription(endpoint: str = "https://push.example.net/send/abc") -> dict[str, Any]:
+def _subscription(endpoint: str = "https://fcm.googleapis.com/fcm/send/abc") -> dict[str, Any]:
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     raw = key.public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
@@ -193,6 +194,52 @@ def test_push_subscribe_refuses_bad_subscriptions_naming_the_field(
     assert not PushSubscription.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "reason"),
+    [
+        ("https://127.0.0.1:5432/x", "not an IP address"),
+        ("https://169.254.169.254/latest/meta-data/", "not an IP address"),
+        ("https://[::1]:8301/admin/", "not an IP address"),
+        ("https://[fd00::1]/x", "not an IP address"),
+        ("https://10.0.0.1/x", "not an IP address"),
+        ("http://fcm.googleapis.com/fcm/send/abc", "only https"),
+        ("https://internal.example/push/abc", "internal.example is not an allowed host"),
+        ("https://fcm.googleapis.com.evil.example/x", "not an allowed host"),
+        ("https://[::1/x", "no usable host"),
+    ],
+)
+def test_push_subscribe_refuses_endpoints_the_server_must_not_post_to_and_stores_nothing(
+    client: Client, endpoint: str, reason: str
+) -> None:
+    contacts_before = Contact.objects.count()
+    response = client.post(
+        "/push/subscribe/",
+        {"subscription": _subscription(endpoint=endpoint)},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_push_subscription"
+    assert "endpoint refused" in response.json()["detail"]
+    assert reason in response.json()["detail"]
+    assert not PushSubscription.objects.exists()
+    assert Contact.objects.count() == contacts_before
+
+
+@override_settings(SANDBOX_PUSH_BASE_URL="http://127.0.0.1:18040")
+def test_push_subscribe_accepts_the_sandbox_push_service_only_while_the_sandbox_is_on(
+    client: Client,
+) -> None:
+    body = {"subscription": _subscription(endpoint="http://127.0.0.1:18040/push/abc")}
+    with override_settings(SANDBOX_ENABLED=False):
+        refused = client.post("/push/subscribe/", body, content_type="application/json")
+    assert refused.status_code == 400 and "only https" in refused.json()["detail"]
+    assert not PushSubscription.objects.exists()
+    with override_settings(SANDBOX_ENABLED=True):
+        accepted = client.post("/push/subscribe/", body, content_type="application/json")
+    assert accepted.status_code == 201, accepted.content
+    assert PushSubscription.objects.get().endpoint == "http://127.0.0.1:18040/push/abc"
+
+
 @override_settings(DEBUG=False)
 def test_push_subscribe_refuses_plain_http_endpoints_in_production(client: Client) -> None:
     sub = _subscription(endpoint="http://push.example.net/send/abc")
@@ -208,7 +255,7 @@ def test_push_subscribe_is_rate_limited_per_ip(client: Client) -> None:
     codes = [
         client.post(
             "/push/subscribe/",
-            {"subscription": _subscription(f"https://p.example/{i}")},
+            {"subscription": _subscription(f"https://fcm.googleapis.com/fcm/send/{i}")},
             content_type="application/json",
         ).status_code
         for i in range(3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -90,6 +91,8 @@ def fast_limiter(request: pytest.FixtureRequest) -> RedisTokenBucket:
 
 
 @pytest.fixture
-def push_fake() -> Iterator[PushServiceFake]:
+def push_fake(settings: Any) -> Iterator[PushServiceFake]:
+    """The sandbox push service; its loopback origin is the one the outbound guard lets through."""
     with PushServiceFake() as fake:
+        settings.SANDBOX_PUSH_BASE_URL = fake.url
         yield fake

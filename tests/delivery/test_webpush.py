@@ -175,7 +175,7 @@ def test_a_5xx_defers(push_fake: PushServiceFake, vapid: Vapid02) -> None:
 
 
 def test_connection_refused_and_connect_timeout_defer(
-    push_fake: PushServiceFake, vapid: Vapid02, blackhole_url: str
+    push_fake: PushServiceFake, vapid: Vapid02, blackhole_url: str, settings: Any
 ) -> None:
     messages = _messages(push_fake, 1)
     push_fake.set_fault(mode="refuse")
@@ -186,6 +186,7 @@ def test_connection_refused_and_connect_timeout_defer(
             delivery_id=1, to=f"{blackhole_url}/push/x", push_keys=messages[0].push_keys
         )
     ]
+    settings.SANDBOX_PUSH_BASE_URL = blackhole_url
     [timed_out] = _sender(vapid, timeout_s=0.3).send_batch(content=CONTENT, messages=holed)
     assert isinstance(timed_out, Deferred) and timed_out.code == "push_unreachable"
 

@@ -99,6 +99,7 @@ def test_each_fake_gets_one_message_per_consented_contact_and_channel(
         "TWILIO_AUTH_TOKEN": twilio.auth_token,
         "DELIVERY_SMS_RATE_PER_S": "1000",
         "VAPID_PRIVATE_KEY": vapid.private_pem().decode(),
+        "SANDBOX_PUSH_BASE_URL": push.url,
         "SOCIAL_GRAPH_BASE_URL": graph.url,
         "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID,
         "WHATSAPP_ACCESS_TOKEN": "e2e-wa-token",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from py_vapid import Vapid02
 
@@ -13,8 +15,9 @@ from sandbox.push import PushServiceFake
 pytestmark = pytest.mark.django_db
 
 
-def test_a_demo_subscription_seeded_earlier_is_delivered_and_decrypted() -> None:
+def test_a_demo_subscription_seeded_earlier_is_delivered_and_decrypted(settings: Any) -> None:
     with PushServiceFake() as fake:
+        settings.SANDBOX_PUSH_BASE_URL = fake.url
         demo_subscriptions_enable(fake)
         p256dh, auth = demo_subscription_keys("demo-42")
         assert demo_subscription_keys("demo-42") == (p256dh, auth)
