@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
+from continuity.inputs import body_storable, text_storable
 from delivery.models import ProviderReceipt, ReceiptVerdict
 from delivery.provider_events import (
     StatusEvent,
@@ -43,16 +44,18 @@ KEPT_HEADERS = (
 
 def receipt_open(*, request: HttpRequest, provider: str, kind: str) -> ProviderReceipt:
     """Store the request as it came, before anything can go wrong with it."""
-    cap = settings.DELIVERY_RECEIPT_BODY_MAX
-    body = request.body
-    headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
+    # Whatever the bytes hold (NUL, invalid UTF-8, a hostile header), the receipt must store:
+    # text_storable/body_storable make it PostgreSQL-safe, so a hostile body is kept and refused
+    # with a 4xx instead of failing the INSERT with a 500.
+    body, truncated = body_storable(raw=request.body, cap=settings.DELIVERY_RECEIPT_BODY_MAX)
+    headers = {
+        name: text_storable(request.headers[name][:500])
+        for name in KEPT_HEADERS
+        if name in request.headers
+    }
     headers["Remote-Addr"] = request.META.get("REMOTE_ADDR", "")
     return ProviderReceipt.objects.create(
-        provider=provider,
-        kind=kind,
-        headers=headers,
-        body=body[:cap].decode("utf-8", "replace"),
-        body_truncated=len(body) > cap,
+        provider=provider, kind=kind, headers=headers, body=body, body_truncated=truncated
     )
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from continuity.inputs import body_storable, json_storable, text_storable
 from outages.credentials import source_with_secrets
 from outages.mapping import signal_network_resolve
 from outages.models import (
@@ -72,12 +73,14 @@ def _headers_kept(headers: Mapping[str, str], options: Mapping[str, Any] | None)
     if extra and extra in headers:
         kept[str(extra)] = headers[str(extra)][:100]
     if "Authorization" in headers:
-        kept["Authorization"] = headers["Authorization"].split(" ", 1)[0] + " [redacted]"
-    return kept
+        kept["Authorization"] = headers["Authorization"].split(" ", 1)[0][:40] + " [redacted]"
+    # json.dumps escapes NUL as \u0000, which jsonb refuses as firmly as text refuses NUL.
+    return {k: text_storable(v) for k, v in kept.items()}
 
 
 def _query_redacted(query: Mapping[str, str]) -> str:
-    return "&".join(f"{k}={'[redacted]' if k == 'token' else v}" for k, v in query.items())[:1000]
+    joined = "&".join(f"{k}={'[redacted]' if k == 'token' else v}" for k, v in query.items())
+    return text_storable(joined[:1000])
 
 
 def _receipt_store(
@@ -94,14 +97,14 @@ def _receipt_store(
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '', '[]', %s) RETURNING id"
     )
     # PostgreSQL text cannot hold NUL; the receipt keeps a readable copy, never the raw bytes.
-    text = body[:cap].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    text, truncated = body_storable(raw=body, cap=cap)
     params: list[Any] = [
-        slug[:200],
-        method[:16],
+        text_storable(slug[:200]),
+        text_storable(method[:16]),
         json.dumps(_headers_kept(headers, None)),
         _query_redacted(query),
         text,
-        len(body) > cap,
+        truncated,
         len(body),
         Verdict.RECEIVED,
         timezone.now(),
@@ -127,8 +130,9 @@ def _finish(
     columns: dict[str, Any] = {
         "status_code": status_code,
         "verdict": verdict,
-        "reason": reason[:2000],
-        "signals": json.dumps(signals or []),
+        # Reasons and signals quote the payload, which may hold what text and jsonb cannot.
+        "reason": text_storable(reason[:2000]),
+        "signals": json.dumps(json_storable(signals or [])),
     }
     if source is not None:
         columns["source_id"] = source.pk
@@ -160,7 +164,8 @@ def webhook_intake(
         return _finish(
             receipt, status_code=405, verdict=Verdict.METHOD_NOT_ALLOWED, reason="use POST"
         )
-    source, secrets = source_with_secrets(slug=slug)
+    # A slug PostgreSQL cannot even compare (NUL) names no source: answered before the lookup.
+    source, secrets = source_with_secrets(slug=slug) if text_storable(slug) == slug else (None, [])
     if source is None:
         return _finish(
             receipt, status_code=404, verdict=Verdict.NOT_FOUND, reason=f"no active source {slug!r}"
