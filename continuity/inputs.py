@@ -36,7 +36,7 @@ REPLACEMENT = "\ufffd"
 
 # Unix seconds between 1970 and the year 9999: anything outside is no real signing time, and an
 # int that large would overflow the float arithmetic a freshness check does.
-_UNIX_SECONDS = re.compile(r"\d{1,11}")
+_UNIX_SECONDS = re.compile(r"[0-9]{1,11}")
 
 NulPolicy = Literal["reject", "replace"]
 
