@@ -6,6 +6,7 @@ autocommit, so even a request that later crashes leaves a trace; its verdict is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -229,6 +230,18 @@ def _delivery_first_time(*, source: MonitorSource, delivery_id: str) -> bool:
         return cursor.fetchone() is not None
 
 
+INCIDENT_KEY_MAX = 255  # OutageSignal.incident_key
+
+
+def _incident_key_bounded(key: str) -> str:
+    # A sender's key longer than the column keeps a readable prefix plus a digest of the whole,
+    # so the same long key always names the same signal and two long keys never merge.
+    if len(key) <= INCIDENT_KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{key[: INCIDENT_KEY_MAX - len(digest) - 1]}#{digest}"
+
+
 def _apply(
     receipt: int,
     *,
@@ -261,8 +274,9 @@ def _apply(
         # that list its alerts differently cannot lock two networks in opposite orders.
         mapped_signals.sort(key=lambda pair: (pair[0] or "", pair[1].incident_key))
         for network, raw in mapped_signals:
+            incident_key = _incident_key_bounded(raw.incident_key)
             entry: dict[str, Any] = {
-                "incident_key": raw.incident_key,
+                "incident_key": incident_key,
                 "status": "firing" if raw.firing else "resolved",
                 "network": network,
             }
@@ -277,7 +291,7 @@ def _apply(
                 source_kind=OpenedBy.MONITOR,
                 source=source,
                 source_ref=f"source:{source.slug}",
-                incident_key=raw.incident_key,
+                incident_key=incident_key,
                 started_at=raw.started_at,
                 ended_at=raw.ended_at,
                 summary=raw.summary,

@@ -194,3 +194,18 @@ def test_fuzz_monitor_webhooks_never_5xx_and_refusals_change_nothing(
     assert WebhookReceipt.objects.count() == receipts + 1
     if response.status_code >= 400:
         assert STATE() == before
+
+
+def test_an_over_long_incident_key_is_applied_under_a_stable_short_key() -> None:
+    source = source_create(kind="alertmanager")
+    payload = sample("alertmanager", "firing")
+    for alert in payload["alerts"]:
+        alert["fingerprint"] = "f" * 5000 + alert["fingerprint"]
+    body = json.dumps(payload).encode()
+    for _ in range(2):  # the same long key twice is one signal, not two
+        response = signed("alertmanager", source.slug, body)
+        assert response.status_code == 200, response.content
+    keys = list(OutageSignal.objects.values_list("incident_key", flat=True))
+    assert len(keys) == len(payload["alerts"])
+    assert all(len(key) <= 255 for key in keys)
+    assert len(set(keys)) == len(keys)  # distinct long keys stay distinct
