@@ -15,6 +15,8 @@ from io import BytesIO
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
+from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.http import QueryDict
 from django.utils.dateparse import parse_datetime
 
@@ -173,7 +175,14 @@ def body_decode(*, request: WebhookRequest) -> dict[str, Any]:
     if content_type == "application/x-www-form-urlencoded" and not looks_json:
         try:
             text = request.body.decode("utf-8")
-            fields = dict(parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text)))
+            fields = dict(
+                parse_qsl(
+                    text,
+                    keep_blank_values=True,
+                    strict_parsing=bool(text),
+                    max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS,
+                )
+            )
         except (UnicodeDecodeError, ValueError) as exc:
             raise Malformed(f"form body is not valid urlencoded UTF-8: {exc}") from None
         return _form_fields(fields)
@@ -212,7 +221,9 @@ def _multipart_fields(request: WebhookRequest) -> dict[str, str]:
         post, _files = MultiPartParser(
             meta, BytesIO(request.body), [MemoryFileUploadHandler()], "utf-8"
         ).parse()
-    except MultiPartParserError as exc:
+    except (MultiPartParserError, SuspiciousOperation) as exc:
+        # SuspiciousOperation: too many fields or parts; Django would answer it 400 anyway, but
+        # here the receipt gets the reason instead of an error verdict.
         raise Malformed(f"multipart body could not be parsed: {exc}") from None
     if not isinstance(post, QueryDict):  # pragma: no cover - Django always returns a QueryDict
         raise Malformed("multipart body could not be parsed")

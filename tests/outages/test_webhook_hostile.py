@@ -34,9 +34,16 @@ def client() -> Client:
     return Client(raise_request_exception=False)
 
 
-def post(slug: str, body: bytes, *, query: str = "", **headers: Any) -> Any:
+def post(
+    slug: str,
+    body: bytes,
+    *,
+    query: str = "",
+    content_type: str = "application/json",
+    **headers: Any,
+) -> Any:
     return client().post(
-        f"/hooks/monitors/{slug}/{query}", data=body, content_type="application/json", **headers
+        f"/hooks/monitors/{slug}/{query}", data=body, content_type=content_type, **headers
     )
 
 
@@ -114,6 +121,40 @@ def test_malformed_authenticated_bodies_are_400_quickly_and_change_nothing(
     assert STATE() == before
 
 
+def _multipart(fields: list[tuple[str, bytes]]) -> bytes:
+    parts = [
+        b'--x\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (n.encode(), v)
+        for n, v in fields
+    ]
+    return b"".join(parts) + b"--x--\r\n"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "detail"),
+    [
+        ("application/x-www-form-urlencoded", b"&".join(b"f%d=1" % i for i in range(2000)), "Max"),
+        ("application/x-www-form-urlencoded", b"data=" + b"%5B" * 5000, "nested deeper"),
+        ("multipart/form-data; boundary=x", _multipart([("data", b"[" * 5000)]), "nested deeper"),
+        (
+            "multipart/form-data; boundary=x",
+            _multipart([(f"f{i}", b"1") for i in range(2000)]),
+            "could not be parsed",
+        ),
+        ("multipart/form-data", b"--x\r\n", "could not be parsed"),
+    ],
+)
+def test_hostile_form_bodies_are_400_with_the_reason_on_the_receipt(
+    content_type: str, body: bytes, detail: str
+) -> None:
+    source = source_create(kind="alertmanager")
+    response = post(
+        source.slug, body, content_type=content_type, HTTP_AUTHORIZATION=f"Bearer {SECRET}"
+    )
+    assert response.status_code == 400
+    assert detail in response.json()["detail"]
+    assert receipt_of(response).verdict == Verdict.MALFORMED
+
+
 def test_an_escaped_nul_in_an_authenticated_alert_is_accepted_with_the_nul_replaced() -> None:
     source = source_create(kind="generic")
     body = json.dumps(
@@ -170,10 +211,18 @@ def mutated_samples(draw: st.DrawFn) -> tuple[str, bytes]:
         st.tuples(st.sampled_from(sorted(KINDS)), bodies(json_values)),
     ),
     authenticated=st.booleans(),
+    content_type=st.sampled_from(
+        [
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "text/plain",
+        ]
+    ),
     hostile_header=st.none() | HOSTILE_TEXT.filter(lambda t: "\ud800" not in t),
 )
 def test_fuzz_monitor_webhooks_never_5xx_and_refusals_change_nothing(
-    case: tuple[str, bytes], authenticated: bool, hostile_header: str | None
+    case: tuple[str, bytes], authenticated: bool, content_type: str, hostile_header: str | None
 ) -> None:
     kind, body = case
     source = source_create(kind=kind, options={"timestamp_header": "X-Ts"})
@@ -189,7 +238,7 @@ def test_fuzz_monitor_webhooks_never_5xx_and_refusals_change_nothing(
     if hostile_header is not None:
         headers["HTTP_X_WEBHOOK_ID"] = hostile_header
         headers["HTTP_USER_AGENT"] = hostile_header
-    response = post(source.slug, body, query=query, **headers)
+    response = post(source.slug, body, query=query, content_type=content_type, **headers)
     assert response.status_code < 500, response.content[:300]
     assert WebhookReceipt.objects.count() == receipts + 1
     if response.status_code >= 400:
