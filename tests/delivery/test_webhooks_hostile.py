@@ -298,3 +298,26 @@ def test_fuzz_twilio_webhooks_never_5xx_and_refusals_change_nothing(
     assert ProviderReceipt.objects.count() == receipts + 1
     if response.status_code >= 400:
         assert STATE() == before
+
+
+def test_too_many_twilio_form_fields_is_400_with_the_reason_on_the_receipt() -> None:
+    body = "&".join(f"f{i}=1" for i in range(2000))
+    response = client().post(
+        STATUS_URL,
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_TWILIO_SIGNATURE="x",
+    )
+    assert response.status_code == 400
+    assert "malformed request" in response.json()["detail"]
+    receipt = last_receipt()
+    assert (receipt.verdict, receipt.status_code) == (ReceiptVerdict.REJECTED, 400)
+
+
+def test_a_body_over_the_upload_limit_is_413_and_the_receipt_kept(settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = client().post(STATUS_URL, data=b"x=" + b"1" * 4096, content_type="text/plain")
+    assert response.status_code == 413
+    receipt = last_receipt()
+    assert (receipt.verdict, receipt.status_code) == (ReceiptVerdict.REJECTED, 413)
+    assert (receipt.body, receipt.body_truncated) == ("", True)
