@@ -202,3 +202,14 @@ def test_nul_in_the_user_agent_of_a_one_click_unsubscribe_still_unsubscribes() -
     assert response.status_code == 200
     event = ConsentEvent.objects.filter(contact=contact).latest("id")
     assert (event.action, event.user_agent) == ("revoke", "mailer\ufffd")
+
+
+def test_an_email_valid_in_form_but_longer_than_its_column_is_400_naming_the_field() -> None:
+    contact = granted_contact()
+    url = _path(links.preference_url(contact_id=contact.pk))
+    address = "a" * 64 + "@" + ("b" * 63 + ".") * 3 + "com"  # 260 characters, RFC-shaped
+    before = STATE()
+    response = client().post(url, {"email": address})
+    assert response.status_code == 400
+    assert b"254" in response.content
+    assert STATE() == before
