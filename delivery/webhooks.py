@@ -140,8 +140,8 @@ def _webhook(
             except WebhookRejected as exc:
                 return _rejected(receipt, exc)
             except RequestDataTooBig:
-                exc = WebhookRejected("body over DATA_UPLOAD_MAX_MEMORY_SIZE", status_code=413)
-                return _rejected(receipt, exc)
+                too_big = WebhookRejected("body over DATA_UPLOAD_MAX_MEMORY_SIZE", status_code=413)
+                return _rejected(receipt, too_big)
             except SuspiciousOperation as exc:
                 # Too many form fields (DATA_UPLOAD_MAX_NUMBER_FIELDS) and the like: Django
                 # would answer 400 too, but the receipt would keep no verdict or reason.
