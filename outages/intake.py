@@ -225,7 +225,8 @@ def _delivery_first_time(*, source: MonitorSource, delivery_id: str) -> bool:
         cursor.execute(
             f"INSERT INTO {DeliverySeen._meta.db_table} (source_id, delivery_id, created_at) "  # noqa: S608
             "VALUES (%s, %s, %s) ON CONFLICT (source_id, delivery_id) DO NOTHING RETURNING id",
-            [source.pk, delivery_id, timezone.now()],
+            # The id comes from a header (X-Webhook-Id): stored, like the receipt, NUL-free.
+            [source.pk, text_storable(delivery_id), timezone.now()],
         )
         return cursor.fetchone() is not None
 

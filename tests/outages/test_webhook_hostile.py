@@ -23,7 +23,14 @@ from outages.models import (
 from outages.normalisers import KINDS
 from outages.normalisers.base import hmac_hex
 from tests.fuzz import FUZZ, HOSTILE_TEXT, bodies, counts, dumps, json_values
-from tests.outages.factories import SAMPLES, SECRET, auth_for, sample, source_create
+from tests.outages.factories import (
+    SAMPLES,
+    SECRET,
+    auth_for,
+    sample,
+    sample_bytes,
+    source_create,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -66,6 +73,15 @@ def test_nul_in_the_slug_query_and_headers_is_refused_and_kept() -> None:
     receipt = receipt_of(response)
     assert receipt.query == "token=[redacted]&x=\ufffd"
     assert receipt.headers["User-Agent"] == "ua\ufffd"
+
+
+def test_nul_in_a_signed_pagerduty_delivery_id_is_applied_once_then_a_replay() -> None:
+    source = source_create(kind="pagerduty")
+    body = sample_bytes("pagerduty", "triggered")
+    headers, _ = auth_for(kind="pagerduty", body=body, webhook_id="id\x00")
+    assert post(source.slug, body, **headers).status_code == 200
+    assert DeliverySeen.objects.get().delivery_id == "pd:id\ufffd"
+    assert post(source.slug, body, **headers).status_code == 401
 
 
 def test_nul_in_an_unauthenticated_body_is_401_and_kept() -> None:
