@@ -85,7 +85,7 @@ def _close(
 ) -> None:
     receipt.verdict = verdict
     receipt.status_code = status_code
-    receipt.reason = reason[:500]
+    receipt.reason = text_storable(reason[:500])  # reasons may quote the request
     receipt.matched = matched
     receipt.pending = pending or []
     receipt.save(update_fields=["verdict", "status_code", "reason", "matched", "pending"])
