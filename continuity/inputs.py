@@ -33,6 +33,7 @@ _BRACKETS = re.compile(rb"[\[\]{}]")
 # What text and jsonb columns cannot hold (NUL) and what psycopg cannot encode (lone surrogates).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 
 # Unix seconds between 1970 and the year 9999: anything outside is no real signing time, and an
 # int that large would overflow the float arithmetic a freshness check does.
@@ -101,6 +102,9 @@ def json_parse(
     except ValueError as exc:
         # Also Python's cap on the digits of an int (4300), which json raises as ValueError.
         raise InputRejected(f"{where} is not valid JSON: {str(exc)[:200]}") from None
+    # Valid JSON carries NUL and surrogates only as \u escapes: without one, the walk is skipped.
+    if not _UNSTORABLE_ESCAPE.search(data):
+        return value
     if nul == "replace":
         return json_storable(value)
     _storable_check(value, path=where)

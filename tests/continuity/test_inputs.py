@@ -85,3 +85,14 @@ def test_absurd_signing_timestamps_are_refused(value: str) -> None:
 
 def test_a_real_signing_timestamp_is_read() -> None:
     assert unix_seconds_parse(value=" 1765000000 ") == 1765000000
+
+
+def test_escapes_that_are_not_nul_or_lone_surrogates_pass() -> None:
+    # A surrogate pair is one astral character; an escaped backslash before u0000 is text.
+    assert json_parse(raw=b'["\\ud83d\\ude00", "\\\\u0000", "\\u00e9"]') == [
+        "\U0001f600",
+        "\\u0000",
+        "\u00e9",
+    ]
+    with pytest.raises(InputRejected):
+        json_parse(raw=b'["\\uD800"]')  # upper-case hex is the same lone surrogate
