@@ -119,7 +119,7 @@ def plausible_or_hostile(good: st.SearchStrategy[Any], hostile: st.SearchStrateg
 SUBSCRIPTION = st.fixed_dictionaries(
     {
         "endpoint": plausible_or_hostile(
-            st.sampled_from(["https://push.example.net/send/x", "http://127.0.0.1/x"]),
+            st.sampled_from(["https://fcm.googleapis.com/fcm/send/x", "http://127.0.0.1/x"]),
             HOSTILE_TEXT,
         ),
         "keys": plausible_or_hostile(
