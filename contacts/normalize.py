@@ -36,6 +36,7 @@ class _EmailValidator(EmailValidator):
 
 
 _validate_email = _EmailValidator()
+EMAIL_MAX_LENGTH = 254  # Contact.email
 
 
 def email_normalise(raw: str | None) -> str | None:
@@ -49,6 +50,9 @@ def email_normalise(raw: str | None) -> str | None:
         _validate_email(value)
     except ValidationError:
         raise FieldError("email", f"{raw!r} is not a valid email address") from None
+    # Django's validator allows 320 characters; the column (RFC 5321's path limit) holds 254.
+    if len(value) > EMAIL_MAX_LENGTH:
+        raise FieldError("email", f"an email address has at most {EMAIL_MAX_LENGTH} characters")
     return value
 
 

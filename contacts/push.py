@@ -20,11 +20,18 @@ from contacts.errors import InvalidPushSubscription
 from contacts.models import Channel, ConsentSource, Contact, Purpose, PushSubscription
 from continuity.outbound import OutboundRefused, push_endpoint_check
 
+# 9999-12-31T23:59:59.999Z, the last instant a datetime holds.
+EXPIRATION_MAX_MS = 253_402_300_799_999
+
 
 def _b64url_bytes(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidPushSubscription(f"keys.{field} is missing")
     text = value.strip()
+    # The decoder skips characters outside the alphabet, so junk could decode fine and still
+    # overflow the column; a real key is at most 88 characters.
+    if len(text) > 100:
+        raise InvalidPushSubscription(f"keys.{field} is too long")
     try:
         base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
@@ -64,8 +71,14 @@ def push_subscription_validate(*, data: Any) -> tuple[str, str, str, datetime | 
     expiration = data.get("expirationTime")
     expires: datetime | None = None
     if expiration is not None:
-        if not isinstance(expiration, int | float) or isinstance(expiration, bool):
-            raise InvalidPushSubscription("expirationTime must be milliseconds or null")
+        # Between 1970 and the year 9999: NaN, infinities and 1e300 would overflow (or silently
+        # misplace) the datetime, and no browser sends a negative time.
+        if (
+            not isinstance(expiration, int | float)
+            or isinstance(expiration, bool)
+            or not 0 <= expiration <= EXPIRATION_MAX_MS
+        ):
+            raise InvalidPushSubscription("expirationTime must be milliseconds since 1970 or null")
         from datetime import UTC
 
         expires = datetime.fromtimestamp(expiration / 1000, tz=UTC)

@@ -3,9 +3,9 @@ Thin: read the token, call one use case, render."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,6 +21,7 @@ from contacts.models import Channel, ConsentSource, ConsentState, Contact, Purpo
 from contacts.preferences import PREFERENCE_CHANNELS, preferences_apply
 from contacts.push import push_subscription_register
 from contacts.selectors import consent_states
+from continuity.inputs import InputRejected, json_parse, text_storable
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def _evidence(request: HttpRequest, source: str, note: str = "") -> Evidence:
     return Evidence(
         source=source,
         ip=client_ip(request),
-        user_agent=request.META.get("HTTP_USER_AGENT", "")[:500],
+        user_agent=text_storable(request.META.get("HTTP_USER_AGENT", "")[:500]),
         consent_text_version=settings.CONTACTS_CONSENT_TEXT_VERSION,
         recorded_by="contact",
         note=note,
@@ -190,23 +191,40 @@ def _json_error(exc: ContactsError) -> JsonResponse:
     return JsonResponse({"error": exc.code, "detail": exc.detail}, status=exc.status_code)
 
 
+# A browser's PushSubscription.toJSON() with a token is well under 2 KB.
+PUSH_BODY_MAX_BYTES = 16 * 1024
+
+
+def _push_body(request: HttpRequest) -> dict[str, Any]:
+    """The push subscribe body: a JSON object of bounded size and depth whose strings can be
+    stored, with string fields that fit their columns; InvalidContactData names what is wrong."""
+    try:
+        body = json_parse(raw=request.body or b"null", max_bytes=PUSH_BODY_MAX_BYTES)
+    except InputRejected as exc:
+        raise InvalidContactData(exc.detail) from None
+    if not isinstance(body, dict):
+        raise InvalidContactData(
+            'expected {"subscription": PushSubscription.toJSON(), "token": ...}'
+        )
+    for name, limit in (("token", 1000), ("consent_text_version", 100)):
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidContactData(f"{name} must be a string")
+        if value is not None and len(value) > limit:
+            raise InvalidContactData(f"{name} is longer than {limit} characters")
+    return body
+
+
 @csrf_exempt  # cross-origin JSON from the business's own site; CORS is the allow-list.
 @require_http_methods(["POST"])
 def push_subscribe(request: HttpRequest) -> JsonResponse:
     try:
         _rate_limit(request)
-        try:
-            body = json.loads(request.body or b"null")
-        except ValueError:
-            raise InvalidContactData("the body is not JSON") from None
-        if not isinstance(body, dict):
-            raise InvalidContactData(
-                'expected {"subscription": PushSubscription.toJSON(), "token": ...}'
-            )
+        body = _push_body(request)
         contact = None
         token = body.get("token")
         if token:
-            claims = links.token_read(token=str(token), salt=links.SALT_PUSH)
+            claims = links.token_read(token=token, salt=links.SALT_PUSH)
             contact = _contact(claims)
             if contact.erased_at is not None:
                 raise BadLink("this link points at a contact we no longer hold")
@@ -214,8 +232,8 @@ def push_subscribe(request: HttpRequest) -> JsonResponse:
             data=body.get("subscription"),
             contact=contact,
             ip=client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
-            consent_text_version=str(body.get("consent_text_version") or ""),
+            user_agent=text_storable(request.META.get("HTTP_USER_AGENT", "")[:500]),
+            consent_text_version=body.get("consent_text_version") or "",
         )
     except ContactsError as exc:
         return _json_error(exc)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
-import json
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -32,6 +31,7 @@ from django.http import HttpRequest
 from twilio.request_validator import RequestValidator
 
 from continuity.api import ContinuityError
+from continuity.inputs import InputRejected, json_parse, text_storable, unix_seconds_parse
 
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
@@ -105,15 +105,17 @@ def sendgrid_events_parse(*, request: HttpRequest, now: float | None = None) -> 
     stamp = request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp", "")
     if not signature or not stamp:
         raise WebhookRejected("signature or timestamp header missing", status_code=401)
+    try:
+        # Parsed before the (costlier) signature check; absurd values (400 nines) are refused
+        # here instead of overflowing the freshness arithmetic below.
+        signed_at = unix_seconds_parse(value=stamp, what="timestamp header")
+    except InputRejected as exc:
+        raise WebhookRejected(exc.detail) from None
     view = SendGridTrackingWebhookView(tracking_webhook_verification_key=key)
     try:
         view.run_validators(request)
     except AnymailWebhookValidationFailure as exc:
         raise WebhookRejected(f"signature does not verify: {exc}", status_code=403) from exc
-    try:
-        signed_at = int(stamp)
-    except ValueError:
-        raise WebhookRejected("timestamp header is not a number") from None
     current = time.time() if now is None else now
     if abs(current - signed_at) > settings.DELIVERY_WEBHOOK_MAX_AGE_S:
         raise WebhookRejected(
@@ -122,33 +124,43 @@ def sendgrid_events_parse(*, request: HttpRequest, now: float | None = None) -> 
             status_code=403,
         )
     try:
-        payload = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected("body is not JSON") from None
+        # NUL (or a lone surrogate) in a signed body is replaced, not refused: the events are
+        # otherwise SendGrid's own, a 4xx would make it retry the same bytes for 72 hours, and a
+        # bounce or complaint in the batch must not be lost. The receipt keeps the body as sent.
+        payload = json_parse(raw=request.body, nul="replace")
+    except InputRejected as exc:
+        raise WebhookRejected(exc.detail) from None
     if not isinstance(payload, list) or not all(
         isinstance(e, dict) and isinstance(e.get("event"), str) for e in payload
     ):
         raise WebhookRejected("body must be a JSON array of events with an 'event' field")
     _replay_refuse(provider="sendgrid", signature=signature)
-    events = []
-    for event in view.parse_events(request):
-        raw = event.esp_event or {}
-        delivery = str(raw.get("delivery_id", ""))
-        events.append(
-            StatusEvent(
-                provider="sendgrid",
-                message_id=str(event.message_id or ""),
-                status=str(event.event_type),
-                error_code=str(raw.get("status") or event.reject_reason or ""),
-                error_text=str(event.mta_response or "")[:500],
-                recipient=str(event.recipient or ""),
-                event_id=str(event.event_id or ""),
-                delivery_id=int(delivery) if delivery.isdigit() else None,
-                timestamp=event.timestamp,
-                raw=raw,
-            )
-        )
-    return events
+    return [_sendgrid_event(view, raw, index=i) for i, raw in enumerate(payload)]
+
+
+def _sendgrid_event(
+    view: SendGridTrackingWebhookView, raw: dict[str, Any], *, index: int
+) -> StatusEvent:
+    try:
+        # anymail trusts the event's types: a string timestamp, one past year 9999 or a
+        # non-string reason raises from inside it.
+        event = view.esp_to_anymail_event(raw)
+    except (TypeError, ValueError, OverflowError, OSError, AttributeError) as exc:
+        raise WebhookRejected(f"event [{index}] cannot be read: {str(exc)[:200]}") from None
+    delivery = str(raw.get("delivery_id", ""))
+    return StatusEvent(
+        provider="sendgrid",
+        message_id=str(event.message_id or ""),
+        status=str(event.event_type),
+        error_code=str(raw.get("status") or event.reject_reason or ""),
+        error_text=str(event.mta_response or "")[:500],
+        recipient=str(event.recipient or ""),
+        event_id=str(event.event_id or ""),
+        # isdecimal, not isdigit: "²" is a digit that int() refuses; 18 digits fit a bigint.
+        delivery_id=int(delivery) if delivery.isdecimal() and len(delivery) <= 18 else None,
+        timestamp=event.timestamp,
+        raw=raw,
+    )
 
 
 # --- Twilio -------------------------------------------------------------------------------------
@@ -167,6 +179,10 @@ def _twilio_params(request: HttpRequest) -> dict[str, str]:
     validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
     if not validator.validate(twilio_public_url(request=request), params, signature):
         raise WebhookRejected("X-Twilio-Signature does not verify", status_code=403)
+    # Verified over the parameters as sent; from here on NUL and lone surrogates are replaced
+    # so nothing downstream (pending events, consent evidence) fails to store. Twilio signed
+    # them, so the request is answered 2xx like any other: its retry would carry the same bytes.
+    params = {text_storable(k): text_storable(v) for k, v in params.items()}
     if params.get("AccountSid") and params["AccountSid"] != settings.TWILIO_ACCOUNT_SID:
         raise WebhookRejected("callback for another Twilio account", status_code=403)
     _replay_refuse(provider="twilio", signature=signature)

@@ -12,11 +12,13 @@ import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
+from continuity.inputs import body_storable, text_storable
 from delivery.models import ProviderReceipt, ReceiptVerdict
 from delivery.provider_events import (
     StatusEvent,
@@ -41,18 +43,34 @@ KEPT_HEADERS = (
 )
 
 
+def _body_read(request: HttpRequest) -> bytes | None:
+    """The raw body, or None when it is over DATA_UPLOAD_MAX_MEMORY_SIZE (Django will not buffer
+    it, and says so again on every access): kept without its body, answered 413."""
+    try:
+        return request.body
+    except RequestDataTooBig:
+        return None
+
+
 def receipt_open(*, request: HttpRequest, provider: str, kind: str) -> ProviderReceipt:
     """Store the request as it came, before anything can go wrong with it."""
-    cap = settings.DELIVERY_RECEIPT_BODY_MAX
-    body = request.body
-    headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
+    # Whatever the bytes hold (NUL, invalid UTF-8, a hostile header), the receipt must store:
+    # text_storable/body_storable make it PostgreSQL-safe, so a hostile body is kept and refused
+    # with a 4xx instead of failing the INSERT with a 500.
+    raw = _body_read(request)
+    body, truncated = body_storable(raw=raw or b"", cap=settings.DELIVERY_RECEIPT_BODY_MAX)
+    headers = {
+        name: text_storable(request.headers[name][:500])
+        for name in KEPT_HEADERS
+        if name in request.headers
+    }
     headers["Remote-Addr"] = request.META.get("REMOTE_ADDR", "")
     return ProviderReceipt.objects.create(
         provider=provider,
         kind=kind,
         headers=headers,
-        body=body[:cap].decode("utf-8", "replace"),
-        body_truncated=len(body) > cap,
+        body=body,
+        body_truncated=truncated or raw is None,
     )
 
 
@@ -67,7 +85,7 @@ def _close(
 ) -> None:
     receipt.verdict = verdict
     receipt.status_code = status_code
-    receipt.reason = reason[:500]
+    receipt.reason = text_storable(reason[:500])  # reasons may quote the request
     receipt.matched = matched
     receipt.pending = pending or []
     receipt.save(update_fields=["verdict", "status_code", "reason", "matched", "pending"])
@@ -116,9 +134,18 @@ def _webhook(
         def view(request: HttpRequest) -> HttpResponse:
             receipt = receipt_open(request=request, provider=provider, kind=kind)
             try:
+                if _body_read(request) is None:
+                    raise RequestDataTooBig
                 return handle(request, receipt)
             except WebhookRejected as exc:
                 return _rejected(receipt, exc)
+            except RequestDataTooBig:
+                too_big = WebhookRejected("body over DATA_UPLOAD_MAX_MEMORY_SIZE", status_code=413)
+                return _rejected(receipt, too_big)
+            except SuspiciousOperation as exc:
+                # Too many form fields (DATA_UPLOAD_MAX_NUMBER_FIELDS) and the like: Django
+                # would answer 400 too, but the receipt would keep no verdict or reason.
+                return _rejected(receipt, WebhookRejected(f"malformed request: {exc}"))
 
         view.__name__ = handle.__name__
         view.__doc__ = handle.__doc__

@@ -6,6 +6,7 @@ autocommit, so even a request that later crashes leaves a trace; its verdict is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from continuity.inputs import body_storable, json_storable, text_storable
 from outages.credentials import source_with_secrets
 from outages.mapping import signal_network_resolve
 from outages.models import (
@@ -72,12 +74,14 @@ def _headers_kept(headers: Mapping[str, str], options: Mapping[str, Any] | None)
     if extra and extra in headers:
         kept[str(extra)] = headers[str(extra)][:100]
     if "Authorization" in headers:
-        kept["Authorization"] = headers["Authorization"].split(" ", 1)[0] + " [redacted]"
-    return kept
+        kept["Authorization"] = headers["Authorization"].split(" ", 1)[0][:40] + " [redacted]"
+    # json.dumps escapes NUL as \u0000, which jsonb refuses as firmly as text refuses NUL.
+    return {k: text_storable(v) for k, v in kept.items()}
 
 
 def _query_redacted(query: Mapping[str, str]) -> str:
-    return "&".join(f"{k}={'[redacted]' if k == 'token' else v}" for k, v in query.items())[:1000]
+    joined = "&".join(f"{k}={'[redacted]' if k == 'token' else v}" for k, v in query.items())
+    return text_storable(joined[:1000])
 
 
 def _receipt_store(
@@ -94,14 +98,14 @@ def _receipt_store(
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '', '[]', %s) RETURNING id"
     )
     # PostgreSQL text cannot hold NUL; the receipt keeps a readable copy, never the raw bytes.
-    text = body[:cap].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    text, truncated = body_storable(raw=body, cap=cap)
     params: list[Any] = [
-        slug[:200],
-        method[:16],
+        text_storable(slug[:200]),
+        text_storable(method[:16]),
         json.dumps(_headers_kept(headers, None)),
         _query_redacted(query),
         text,
-        len(body) > cap,
+        truncated,
         len(body),
         Verdict.RECEIVED,
         timezone.now(),
@@ -127,8 +131,9 @@ def _finish(
     columns: dict[str, Any] = {
         "status_code": status_code,
         "verdict": verdict,
-        "reason": reason[:2000],
-        "signals": json.dumps(signals or []),
+        # Reasons and signals quote the payload, which may hold what text and jsonb cannot.
+        "reason": text_storable(reason[:2000]),
+        "signals": json.dumps(json_storable(signals or [])),
     }
     if source is not None:
         columns["source_id"] = source.pk
@@ -160,7 +165,8 @@ def webhook_intake(
         return _finish(
             receipt, status_code=405, verdict=Verdict.METHOD_NOT_ALLOWED, reason="use POST"
         )
-    source, secrets = source_with_secrets(slug=slug)
+    # A slug PostgreSQL cannot even compare (NUL) names no source: answered before the lookup.
+    source, secrets = source_with_secrets(slug=slug) if text_storable(slug) == slug else (None, [])
     if source is None:
         return _finish(
             receipt, status_code=404, verdict=Verdict.NOT_FOUND, reason=f"no active source {slug!r}"
@@ -219,9 +225,22 @@ def _delivery_first_time(*, source: MonitorSource, delivery_id: str) -> bool:
         cursor.execute(
             f"INSERT INTO {DeliverySeen._meta.db_table} (source_id, delivery_id, created_at) "  # noqa: S608
             "VALUES (%s, %s, %s) ON CONFLICT (source_id, delivery_id) DO NOTHING RETURNING id",
-            [source.pk, delivery_id, timezone.now()],
+            # The id comes from a header (X-Webhook-Id): stored, like the receipt, NUL-free.
+            [source.pk, text_storable(delivery_id), timezone.now()],
         )
         return cursor.fetchone() is not None
+
+
+INCIDENT_KEY_MAX = 255  # OutageSignal.incident_key
+
+
+def _incident_key_bounded(key: str) -> str:
+    # A sender's key longer than the column keeps a readable prefix plus a digest of the whole,
+    # so the same long key always names the same signal and two long keys never merge.
+    if len(key) <= INCIDENT_KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{key[: INCIDENT_KEY_MAX - len(digest) - 1]}#{digest}"
 
 
 def _apply(
@@ -256,8 +275,9 @@ def _apply(
         # that list its alerts differently cannot lock two networks in opposite orders.
         mapped_signals.sort(key=lambda pair: (pair[0] or "", pair[1].incident_key))
         for network, raw in mapped_signals:
+            incident_key = _incident_key_bounded(raw.incident_key)
             entry: dict[str, Any] = {
-                "incident_key": raw.incident_key,
+                "incident_key": incident_key,
                 "status": "firing" if raw.firing else "resolved",
                 "network": network,
             }
@@ -272,7 +292,7 @@ def _apply(
                 source_kind=OpenedBy.MONITOR,
                 source=source,
                 source_ref=f"source:{source.slug}",
-                incident_key=raw.incident_key,
+                incident_key=incident_key,
                 started_at=raw.started_at,
                 ended_at=raw.ended_at,
                 summary=raw.summary,

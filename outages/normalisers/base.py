@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,8 +15,12 @@ from io import BytesIO
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
+from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.http import QueryDict
 from django.utils.dateparse import parse_datetime
+
+from continuity.inputs import InputRejected, json_parse, text_storable, unix_seconds_parse
 
 
 class Rejected(Exception):
@@ -153,8 +156,10 @@ def check_url_token(*, request: WebhookRequest, secrets: list[str]) -> None:
 
 def check_timestamp(*, timestamp: str, now: datetime, tolerance_s: int) -> None:
     try:
-        sent = int(timestamp)
-    except ValueError:
+        # Decimal seconds of a sane length only: int("9" * 400) parses, then overflows the
+        # float subtraction below.
+        sent = unix_seconds_parse(value=timestamp)
+    except InputRejected:
         raise Unauthorized(f"timestamp {timestamp[:40]!r} is not a unix time") from None
     age = now.timestamp() - sent
     if abs(age) > tolerance_s:
@@ -170,7 +175,14 @@ def body_decode(*, request: WebhookRequest) -> dict[str, Any]:
     if content_type == "application/x-www-form-urlencoded" and not looks_json:
         try:
             text = request.body.decode("utf-8")
-            fields = dict(parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text)))
+            fields = dict(
+                parse_qsl(
+                    text,
+                    keep_blank_values=True,
+                    strict_parsing=bool(text),
+                    max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS,
+                )
+            )
         except (UnicodeDecodeError, ValueError) as exc:
             raise Malformed(f"form body is not valid urlencoded UTF-8: {exc}") from None
         return _form_fields(fields)
@@ -183,11 +195,11 @@ def body_decode(*, request: WebhookRequest) -> dict[str, Any]:
 
 def _json_object(raw: bytes | str, *, where: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
-    except UnicodeDecodeError:
-        raise Malformed(f"{where} is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise Malformed(f"{where} is not valid JSON: {exc}") from None
+        # The sender authenticated: NUL in an otherwise good alert is replaced, not refused, so
+        # an outage report is never lost to a stray byte (the receipt keeps what was sent).
+        value = json_parse(raw=raw, nul="replace", where=where)
+    except InputRejected as exc:
+        raise Malformed(exc.detail) from None
     if not isinstance(value, dict):
         raise Malformed(f"{where} must be a JSON object, got {type(value).__name__}")
     return value
@@ -197,7 +209,7 @@ def _form_fields(fields: dict[str, str]) -> dict[str, Any]:
     for name in ("data", "payload", "json"):
         if name in fields:
             return _json_object(fields[name], where=f"form field {name!r}")
-    return dict(fields)
+    return {text_storable(k): text_storable(v) for k, v in fields.items()}
 
 
 def _multipart_fields(request: WebhookRequest) -> dict[str, str]:
@@ -209,7 +221,9 @@ def _multipart_fields(request: WebhookRequest) -> dict[str, str]:
         post, _files = MultiPartParser(
             meta, BytesIO(request.body), [MemoryFileUploadHandler()], "utf-8"
         ).parse()
-    except MultiPartParserError as exc:
+    except (MultiPartParserError, SuspiciousOperation) as exc:
+        # SuspiciousOperation: too many fields or parts; Django would answer it 400 anyway, but
+        # here the receipt gets the reason instead of an error verdict.
         raise Malformed(f"multipart body could not be parsed: {exc}") from None
     if not isinstance(post, QueryDict):  # pragma: no cover - Django always returns a QueryDict
         raise Malformed("multipart body could not be parsed")
@@ -222,10 +236,13 @@ def parse_time(value: Any) -> datetime | None:  # noqa: PLR0911
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = value / 1000 if value > 1e12 else value
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise Invalid(f"time {str(value)[:40]} is out of range") from None
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
+        if text.isdecimal() and len(text) <= 16:
             return parse_time(int(text))
         try:
             parsed = parse_datetime(text.replace(" ", "T", 1) if "T" not in text else text)
