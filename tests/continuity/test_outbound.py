@@ -63,16 +63,16 @@ def test_https_urls_to_allowed_hosts_pass(url: str) -> None:
 
 
 def test_the_sandbox_push_origin_passes_only_while_the_sandbox_is_on(settings: Any) -> None:
-    settings.SANDBOX_PUSH_BASE_URL = "http://127.0.0.1:18040"
+    settings.SANDBOX_PUSH_BASE_URL = "http://127.0.0.1:8040"
     settings.SANDBOX_ENABLED = True
-    push_endpoint_check(url="http://127.0.0.1:18040/push/abc")
+    push_endpoint_check(url="http://127.0.0.1:8040/push/abc")
     with pytest.raises(OutboundRefused):
-        push_endpoint_check(url="http://127.0.0.1:18041/push/abc")
+        push_endpoint_check(url="http://127.0.0.1:8041/push/abc")
     with pytest.raises(OutboundRefused):
-        push_endpoint_check(url="https://127.0.0.1:18040/push/abc")
+        push_endpoint_check(url="https://127.0.0.1:8040/push/abc")
     settings.SANDBOX_ENABLED = False
     with pytest.raises(OutboundRefused, match="only https"):
-        push_endpoint_check(url="http://127.0.0.1:18040/push/abc")
+        push_endpoint_check(url="http://127.0.0.1:8040/push/abc")
 
 
 def test_the_push_allow_list_is_a_setting(settings: Any) -> None:
