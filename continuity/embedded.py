@@ -190,9 +190,10 @@ def embedded_server(var_dir: Path) -> Iterator[None]:
                 f"({type(exc).__name__}: {exc}); its log is {log}. "
                 "Set DATABASE_URL to use another PostgreSQL."
             ) from exc
+        # Under the lock: two commands started at once must not both create the database.
+        _database_ensure(data_dir)
         _users_change(var_dir, join=True)
     try:
-        _database_ensure(data_dir)
         yield
     finally:
         with lock:
