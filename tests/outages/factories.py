@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 import uuid
@@ -17,7 +16,18 @@ from outages.normalisers.generic import generic_sign
 SAMPLES = Path(__file__).resolve().parent / "samples"
 SECRET = "s3cret-for-tests-0123456789"
 # A sender re-signs each delivery; distinct timestamps keep repeats from looking like replays.
-_AGE = itertools.cycle(range(0, 200))
+# "now minus a cycling age" repeated a timestamp whenever the clock ticked between two posts (age
+# k at second T, age k+1 at T+1): the same body then carried the same signature and was refused as
+# a replay, more often on a busy machine. Each timestamp is handed out once instead.
+_ISSUED: set[int] = set()
+
+
+def _timestamp_fresh() -> int:
+    ts = int(time.time())
+    while ts in _ISSUED:
+        ts -= 1
+    _ISSUED.add(ts)
+    return ts
 
 
 def sample_bytes(kind: str, name: str) -> bytes:
@@ -72,7 +82,7 @@ def auth_for(
             "HTTP_X_WEBHOOK_ID": webhook_id or str(uuid.uuid4()),
         }, ""
     if kind == "generic":
-        ts = int(time.time()) - next(_AGE) if timestamp is None else timestamp
+        ts = _timestamp_fresh() if timestamp is None else timestamp
         return {
             "HTTP_X_CONTINUITY_SIGNATURE": generic_sign(secret=secret, body=body, timestamp=ts)
         }, ""
