@@ -225,11 +225,11 @@ def test_push_subscribe_refuses_endpoints_the_server_must_not_post_to_and_stores
     assert Contact.objects.count() == contacts_before
 
 
-@override_settings(SANDBOX_PUSH_BASE_URL="http://127.0.0.1:18040")
+@override_settings(SANDBOX_PUSH_BASE_URL="http://127.0.0.1:8040")
 def test_push_subscribe_accepts_the_sandbox_push_service_only_while_the_sandbox_is_on(
     client: Client,
 ) -> None:
-    body = {"subscription": _subscription(endpoint="http://127.0.0.1:18040/push/abc")}
+    body = {"subscription": _subscription(endpoint="http://127.0.0.1:8040/push/abc")}
     with override_settings(SANDBOX_ENABLED=False):
         refused = client.post("/push/subscribe/", body, content_type="application/json")
     assert refused.status_code == 400 and "only https" in refused.json()["detail"]
@@ -237,7 +237,7 @@ def test_push_subscribe_accepts_the_sandbox_push_service_only_while_the_sandbox_
     with override_settings(SANDBOX_ENABLED=True):
         accepted = client.post("/push/subscribe/", body, content_type="application/json")
     assert accepted.status_code == 201, accepted.content
-    assert PushSubscription.objects.get().endpoint == "http://127.0.0.1:18040/push/abc"
+    assert PushSubscription.objects.get().endpoint == "http://127.0.0.1:8040/push/abc"
 
 
 @override_settings(DEBUG=False)
