@@ -54,6 +54,9 @@ def _sample_fields(campaign: Campaign) -> tuple[dict[str, str], str]:
 
 
 def _render(template: str, fields: dict[str, str], *, autoescape: bool) -> str:
+    # Autoescape off only for the plain-text parts, whose "&" must stay "&": their result is
+    # returned as a plain str below and escaped by the admin page (tests/campaigns/test_admin.py
+    # renders a contact named <script> inert).
     source = template if autoescape else f"{{% autoescape off %}}{template}{{% endautoescape %}}"
     try:
         rendered = engines["django"].from_string(source).render(fields)

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
 from hypothesis import event, given
 from hypothesis import strategies as st
-from twilio.request_validator import RequestValidator
 
 from contacts.models import Consent, ConsentEvent, Contact, Suppression
 from delivery.models import Delivery, DeliveryEvent, ProviderReceipt, ReceiptVerdict
@@ -27,6 +25,10 @@ from tests.delivery.test_webhooks import (
     STATUS_URL,
     TOKEN,
     make_message,
+    twilio_post,
+)
+from tests.delivery.test_webhooks import (
+    sendgrid_raw as signed_sendgrid,
 )
 from tests.fuzz import FUZZ, HOSTILE_NUMBERS, HOSTILE_TEXT, bodies, counts, dumps, objects_like
 
@@ -58,25 +60,11 @@ def client() -> Client:
 
 
 def sendgrid_raw(fake: SendGridFake, body: bytes, *, stamp: str | None = None) -> Any:
-    headers = fake.events_sign(body)
-    if stamp is not None:
-        headers["X-Twilio-Email-Event-Webhook-Timestamp"] = stamp
-    return client().post(
-        SENDGRID_URL,
-        data=body,
-        content_type="application/json",
-        headers={k: v for k, v in headers.items() if k != "Content-Type"},
-    )
+    return signed_sendgrid(fake, body, stamp=stamp, http=client())
 
 
 def twilio_raw(path: str, params: dict[str, str], *, signed: bool = True) -> Any:
-    signature = RequestValidator(TOKEN).compute_signature(PUBLIC + path, params)
-    return client().post(
-        path,
-        data=urlencode(params),
-        content_type="application/x-www-form-urlencoded",
-        HTTP_X_TWILIO_SIGNATURE=signature if signed else "forged",
-    )
+    return twilio_post(path, params, signed=signed, http=client())
 
 
 def last_receipt() -> ProviderReceipt:
