@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Channel, Purpose, Segment
+from continuity.tenancy import WorkspaceManager
 from delivery.models import Message
 from outages.networks import network_choices
 
@@ -23,6 +25,9 @@ class SocialNetwork(models.TextChoices):
 class SocialAccount(models.Model):
     """A page, profile or WhatsApp number the business publishes through."""
 
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
     network = models.CharField(max_length=32, choices=SocialNetwork.choices)
     display_name = models.CharField(max_length=200)
     page_id = models.CharField(max_length=100, blank=True, default="")
@@ -38,6 +43,7 @@ class SocialAccount(models.Model):
     last_check_detail = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    objects = WorkspaceManager()
 
     class Meta:
         ordering = ["network", "display_name"]
@@ -76,6 +82,9 @@ class FailbackChoice(models.TextChoices):
 
 
 class Campaign(models.Model):
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
     name = models.CharField(max_length=200)
     status = models.CharField(
         max_length=24, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT
@@ -119,6 +128,7 @@ class Campaign(models.Model):
     lateness_s = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    objects = WorkspaceManager()
 
     class Meta:
         ordering = ["-scheduled_at", "-id"]
@@ -149,6 +159,9 @@ class PostStatus(models.TextChoices):
 class SocialPost(models.Model):
     """A campaign's post on one account: the unit that publishes, holds or reroutes."""
 
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="posts")
     account = models.ForeignKey(SocialAccount, on_delete=models.PROTECT, related_name="posts")
     network = models.CharField(max_length=32, choices=network_choices)
@@ -170,6 +183,7 @@ class SocialPost(models.Model):
     unknown_checks = models.PositiveSmallIntegerField(default=0)
     # The one extra publish allowed after an unknown outcome that the check did not find.
     republished = models.BooleanField(default=False)
+    objects = WorkspaceManager()
 
     class Meta:
         constraints = [
@@ -194,6 +208,9 @@ class Reroute(models.Model):
     """One campaign's answer to one outage window on one network. The UNIQUE key is what makes
     ten identical alerts, two monitors and the dispatcher racing the webhook plan it once."""
 
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="reroutes")
     network = models.CharField(max_length=32, choices=network_choices)
     window = models.ForeignKey(
@@ -216,8 +233,10 @@ class Reroute(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    objects = WorkspaceManager()
 
     class Meta:
+        permissions = [("run_drill", _("Can run an outage drill"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["campaign", "network", "window"], name="reroute_once_per_window"
@@ -240,6 +259,9 @@ class PublishAttempt(models.Model):
     """One call to a network (a publish or a health probe) and how it ended. Self-detection
     reads these (delivery.publishers.health) over a short window: PostgreSQL, not Redis."""
 
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
     at = models.DateTimeField(db_index=False)
     network = models.CharField(max_length=32, choices=network_choices)
     account = models.ForeignKey(
@@ -251,6 +273,7 @@ class PublishAttempt(models.Model):
     kind = models.CharField(max_length=16, choices=AttemptKind.choices)
     probe = models.BooleanField(default=False)
     detail = models.CharField(max_length=500, blank=True, default="")
+    objects = WorkspaceManager()
 
     class Meta:
         indexes = [models.Index(fields=["network", "at"], name="attempt_network_at")]

@@ -12,7 +12,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
+
+from continuity.tenancy import WorkspaceManager
 
 
 class Channel(models.TextChoices):
@@ -107,15 +110,27 @@ def _available_timezones() -> frozenset[str]:
 
 
 class Tag(models.Model):
-    name = models.CharField(max_length=100, unique=True)
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
+    name = models.CharField(max_length=100)
+    objects = WorkspaceManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="tag_name_per_workspace"),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
 
 class Contact(models.Model):
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
     # Identifiers are nullable so that "unique when set" holds and an erased tombstone keeps none.
-    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     email = models.EmailField(max_length=254, null=True, blank=True)  # noqa: DJ001 - see above
     phone = PhoneNumberField(null=True, blank=True)
     first_name = models.CharField(max_length=150, blank=True, default="")
@@ -136,14 +151,31 @@ class Contact(models.Model):
     # contacts.consent in the same transaction as every change, so audience queries filter one
     # column of one table instead of joining consent and suppressions for every contact.
     sendable = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
+    objects = WorkspaceManager()
 
     class Meta:
+        permissions = [
+            ("export_contact", _("Can export contacts' personal data")),
+            ("erase_contact", _("Can erase a contact")),
+            ("import_contact", _("Can import contacts")),
+            ("record_consent", _("Can record a consent change on a contact's behalf")),
+        ]
         constraints = [
+            # Identifiers are unique per workspace: two client businesses may both know a person.
             models.UniqueConstraint(
-                fields=["email"], condition=Q(email__isnull=False), name="contact_email_unique"
+                fields=["workspace", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="contact_external_id_per_workspace",
             ),
             models.UniqueConstraint(
-                fields=["phone"], condition=Q(phone__isnull=False), name="contact_phone_unique"
+                fields=["workspace", "email"],
+                condition=Q(email__isnull=False),
+                name="contact_email_per_workspace",
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "phone"],
+                condition=Q(phone__isnull=False),
+                name="contact_phone_per_workspace",
             ),
         ]
 
@@ -178,8 +210,14 @@ class Contact(models.Model):
 
 
 class ContactTag(models.Model):
+    # Reads reach these rows through a keyed parent; an index of its own would be paid on every
+    # bulk insert and never used.
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE)
     tag = models.ForeignKey(Tag, on_delete=models.CASCADE)
+    objects = WorkspaceManager()
 
     class Meta:
         constraints = [
@@ -195,11 +233,17 @@ class ContactTag(models.Model):
 class Consent(models.Model):
     """Current state per (contact, channel, purpose). Written only by contacts/consent.py."""
 
+    # Reads reach these rows through a keyed parent; an index of its own would be paid on every
+    # bulk insert and never used.
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consents")
     channel = models.CharField(max_length=16, choices=Channel.choices)
     purpose = models.CharField(max_length=16, choices=Purpose.choices)
     state = models.CharField(max_length=16, choices=ConsentState.choices)
     updated_at = models.DateTimeField()
+    objects = WorkspaceManager()
 
     class Meta:
         constraints = [
@@ -221,6 +265,11 @@ class Consent(models.Model):
 class ConsentEvent(models.Model):
     """Append-only evidence of every consent change. Never updated except to hash on erasure."""
 
+    # Reads reach these rows through a keyed parent; an index of its own would be paid on every
+    # bulk insert and never used.
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="consent_events")
     channel = models.CharField(max_length=16, choices=Channel.choices, blank=True, default="")
     purpose = models.CharField(max_length=16, choices=Purpose.choices, blank=True, default="")
@@ -237,6 +286,7 @@ class ConsentEvent(models.Model):
     note = models.TextField(blank=True, default="")
     # Set on erasure: HMAC of the identifiers the evidence was about, so proof survives the person.
     subject_hash = models.CharField(max_length=64, blank=True, default="")
+    objects = WorkspaceManager()
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -258,6 +308,9 @@ class ConsentEvent(models.Model):
 class Suppression(models.Model):
     """Blocks a channel whatever the consent says. Written only by contacts/consent.py."""
 
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="suppressions")
     channel = models.CharField(max_length=16, choices=Channel.choices)
     reason = models.CharField(max_length=32, choices=SuppressionReason.choices)
@@ -265,6 +318,7 @@ class Suppression(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     lifted_at = models.DateTimeField(null=True, blank=True)
     active = models.BooleanField(default=True)
+    objects = WorkspaceManager()
 
     class Meta:
         constraints = [
@@ -287,10 +341,13 @@ class Suppression(models.Model):
 
 
 class PushSubscription(models.Model):
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
     contact = models.ForeignKey(
         Contact, on_delete=models.CASCADE, related_name="push_subscriptions"
     )
-    endpoint = models.URLField(max_length=1000, unique=True)
+    endpoint = models.URLField(max_length=1000)
     p256dh = models.CharField(max_length=200)
     auth = models.CharField(max_length=100)
     user_agent = models.CharField(max_length=500, blank=True, default="")
@@ -300,8 +357,15 @@ class PushSubscription(models.Model):
     last_failure = models.CharField(max_length=300, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    objects = WorkspaceManager()
 
     class Meta:
+        constraints = [
+            # One browser may subscribe to two client businesses' sites under the same VAPID key.
+            models.UniqueConstraint(
+                fields=["workspace", "endpoint"], name="push_endpoint_per_workspace"
+            ),
+        ]
         indexes = [
             models.Index(fields=["contact"], condition=Q(active=True), name="push_active_contact")
         ]
@@ -314,7 +378,10 @@ class Segment(models.Model):
     """A saved audience: tags (any / all / none) plus attribute filters, compiled by
     contacts.selectors.segment_contacts into one queryset."""
 
-    name = models.CharField(max_length=200, unique=True)
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
+    name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     tags_any = models.JSONField(default=list, blank=True, help_text="tag names: at least one")
     tags_all = models.JSONField(default=list, blank=True, help_text="tag names: every one")
@@ -327,6 +394,14 @@ class Segment(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    objects = WorkspaceManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "name"], name="segment_name_per_workspace"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework.fields import CharField
+from rest_framework.fields import CharField, ListField
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -38,8 +39,35 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 class MeView(APIView):
-    """Who the token belongs to: lets an integrator check a token before real calls."""
+    """Who the token belongs to, where it acts and what it may do: lets an integrator check a
+    token before real calls."""
 
-    @extend_schema(responses={200: inline_serializer("Me", {"username": CharField()})})
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Me",
+                {
+                    "username": CharField(),
+                    "workspace": CharField(allow_null=True),
+                    "role": CharField(allow_null=True),
+                    "permissions": ListField(child=CharField()),
+                },
+            )
+        }
+    )
     def get(self, request: Request) -> Response:
-        return Response({"username": request.user.get_username()})
+        from continuity.api_auth import request_workspace
+        from continuity.tenancy import access_for
+
+        workspace = request_workspace(request)
+        access = access_for(request.user, workspace) if workspace is not None else None
+        return Response(
+            {
+                "username": request.user.get_username(),
+                "workspace": workspace.slug if workspace is not None else None,
+                "role": access.role if access is not None else None,
+                "permissions": sorted(access.permissions) if access is not None else [],
+            }
+        )

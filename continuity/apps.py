@@ -1,8 +1,12 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ContinuityConfig(AppConfig):
-    """Operational plumbing only (health, heartbeats, preflight): no business logic lives here."""
+    """Operational plumbing (health, heartbeats, preflight) and tenancy: workspaces, roles, API
+    keys and the audit trail. No campaign logic lives here."""
 
     name = "continuity"
     verbose_name = "Operations"
@@ -10,3 +14,19 @@ class ContinuityConfig(AppConfig):
     def ready(self) -> None:
         # Registers the `any_of` lookup on every field before any query is built.
         from continuity import sql  # noqa: F401
+
+        post_migrate.connect(_roles_sync, sender=self)
+
+
+def _roles_sync(sender: AppConfig, **kwargs: Any) -> None:
+    # After every migrate, role groups match continuity/roles.py. Django creates each app's
+    # permissions in that app's own post_migrate, and apps listed after this one have not had
+    # theirs yet: creating them here first (it is idempotent) lets the sync see every one.
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+
+    from continuity.roles import roles_sync
+
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=kwargs.get("using", "default"))
+    roles_sync()

@@ -75,7 +75,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework_api_key",
     "drf_spectacular",
     "django_celery_beat",
     "corsheaders",
@@ -227,11 +227,13 @@ STATIC_ROOT = VAR_DIR / "static"
 # --- continuity: API ------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
+    # API keys first: its Bearer challenge makes a request without credentials a 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "continuity.api_auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A view that declares no permission_map refuses every method (continuity/api_auth.py).
+    "DEFAULT_PERMISSION_CLASSES": ["continuity.api_auth.DeclaredPermission"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "continuity.api.exception_handler",
 }

@@ -8,6 +8,7 @@ from drf_spectacular.views import (
 )
 
 from continuity import views
+from continuity.admin_access import workspace_switch
 from continuity.api import MeView
 
 # Each app owns its routes: <app>/urls.py for pages and webhooks, <app>/api_urls.py for /api/v1/.
@@ -31,6 +32,9 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     *sandbox_urls,
+    path(
+        "admin/workspace/switch/", admin.site.admin_view(workspace_switch), name="workspace-switch"
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # The split view serves Swagger UI's init script from its own URL (?script): no inline script,

@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 
 from contacts.models import Channel, Contact, Purpose
+from continuity.tenancy import WorkspaceManager
 from delivery.states import DeliveryStatus
 
 
@@ -11,6 +12,9 @@ class Message(models.Model):
     """What is said on each owned channel. Bodies are Django templates; `{{ first_name }}`,
     `{{ last_name }}`, `{{ email }}` and every contact attribute are merge fields."""
 
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
     name = models.CharField(max_length=200)
     purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.MARKETING)
     email_subject = models.CharField(max_length=300, blank=True, default="")
@@ -25,6 +29,7 @@ class Message(models.Model):
     whatsapp_language = models.CharField(max_length=20, blank=True, default="en")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    objects = WorkspaceManager()
 
     def __str__(self) -> str:
         return self.name
@@ -47,6 +52,11 @@ class Delivery(models.Model):
     """One message to one contact on one channel. Written before any provider call; the UNIQUE
     key makes repeated plans, alerts and redelivered tasks unable to create a second copy."""
 
+    # Reads reach these rows through a keyed parent; an index of its own would be paid on every
+    # bulk insert and never used.
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     # No separate index: the UNIQUE (message, contact, channel) index already leads with message,
     # and every extra index is paid on each of the millions of rows a reroute writes.
     message = models.ForeignKey(
@@ -74,6 +84,7 @@ class Delivery(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    objects = WorkspaceManager()
 
     class Meta:
         verbose_name_plural = "deliveries"
@@ -104,10 +115,16 @@ class Delivery(models.Model):
 class DeliveryEvent(models.Model):
     """The timeline of a delivery: every accepted transition, appended in bulk."""
 
+    # Reads reach these rows through a keyed parent; an index of its own would be paid on every
+    # bulk insert and never used.
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events")
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices)
     occurred_at = models.DateTimeField()
     detail = models.CharField(max_length=500, blank=True, default="")
+    objects = WorkspaceManager()
 
     class Meta:
         indexes = [models.Index(fields=["delivery", "occurred_at"], name="delivery_event_timeline")]
@@ -132,6 +149,11 @@ class ProviderReceipt(models.Model):
     of the provider id) wait in ``pending`` and are re-applied by the sweeper.
     """
 
+    # Set when every event in the request matched one workspace's messages; install-level
+    # (operators only) otherwise.
+    workspace = models.ForeignKey(
+        "continuity.Workspace", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     provider = models.CharField(max_length=32)
     kind = models.CharField(max_length=32)
     headers = models.JSONField(default=dict, blank=True)

@@ -12,6 +12,7 @@ from campaigns.accounts import social_account_token_set
 from campaigns.models import Campaign, SocialAccount
 from contacts.models import Segment
 from delivery.models import Message
+from tests.workspaces import test_workspace
 
 _seq = itertools.count(1)
 
@@ -26,7 +27,12 @@ def make_account(*, network: str = "facebook", token: str = "", **overrides: Any
         "x": {"x_user_id": f"x{n}"},
         "whatsapp": {"phone_number_id": f"wa{n}"},
     }[network]
-    values: dict[str, Any] = {"network": network, "display_name": f"{network} {n}", **ids}
+    values: dict[str, Any] = {
+        "workspace": test_workspace(),
+        "network": network,
+        "display_name": f"{network} {n}",
+        **ids,
+    }
     values.update(overrides)
     account = SocialAccount.objects.create(**values)
     social_account_token_set(account=account, token=token or f"token-{network}-{n}")
@@ -35,6 +41,7 @@ def make_account(*, network: str = "facebook", token: str = "", **overrides: Any
 
 def make_message(**overrides: Any) -> Message:
     values: dict[str, Any] = {
+        "workspace": test_workspace(),
         "name": f"fallback {next(_seq)}",
         "email_subject": "Autumn sale, {{ first_name }}",
         "email_text": "Hello {{ first_name }}, the sale is on.",
@@ -48,7 +55,7 @@ def make_message(**overrides: Any) -> Message:
 
 
 def make_segment(**overrides: Any) -> Segment:
-    values: dict[str, Any] = {"name": f"segment {next(_seq)}"}
+    values: dict[str, Any] = {"workspace": test_workspace(), "name": f"segment {next(_seq)}"}
     values.update(overrides)
     return Segment.objects.create(**values)
 
@@ -57,7 +64,9 @@ def make_campaign(
     *, accounts: list[SocialAccount] | None = None, due_in_s: float | None = 60, **overrides: Any
 ) -> Campaign:
     n = next(_seq)
+    workspace = overrides.pop("workspace", None) or test_workspace()
     values: dict[str, Any] = {
+        "workspace": workspace,
         "name": f"campaign {n}",
         "text": f"Autumn sale starts now #{n}",
         "link": "https://shop.example.com/autumn",
@@ -68,9 +77,9 @@ def make_campaign(
         "fallback_channels": ["push", "email", "sms"],
     }
     if "segment" not in overrides:
-        values["segment"] = make_segment()
+        values["segment"] = make_segment(workspace=workspace)
     if "message" not in overrides:
-        values["message"] = make_message()
+        values["message"] = make_message(workspace=workspace)
     values.update(overrides)
     campaign = Campaign.objects.create(**values)
     if accounts:
