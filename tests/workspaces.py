@@ -13,7 +13,7 @@ from continuity.models import ApiKey, Membership, Role, Workspace
 _seq = itertools.count(1)
 
 
-def test_workspace() -> Workspace:
+def workspace_for_tests() -> Workspace:
     """The workspace factories use unless told otherwise (survives transactional-test flushes)."""
     workspace, _ = Workspace.objects.get_or_create(slug="tests", defaults={"name": "Tests"})
     return workspace

@@ -12,7 +12,7 @@ from campaigns.accounts import social_account_token_set
 from campaigns.models import Campaign, SocialAccount
 from contacts.models import Segment
 from delivery.models import Message
-from tests.workspaces import test_workspace
+from tests.workspaces import workspace_for_tests
 
 _seq = itertools.count(1)
 
@@ -28,7 +28,7 @@ def make_account(*, network: str = "facebook", token: str = "", **overrides: Any
         "whatsapp": {"phone_number_id": f"wa{n}"},
     }[network]
     values: dict[str, Any] = {
-        "workspace": test_workspace(),
+        "workspace": workspace_for_tests(),
         "network": network,
         "display_name": f"{network} {n}",
         **ids,
@@ -41,7 +41,7 @@ def make_account(*, network: str = "facebook", token: str = "", **overrides: Any
 
 def make_message(**overrides: Any) -> Message:
     values: dict[str, Any] = {
-        "workspace": test_workspace(),
+        "workspace": workspace_for_tests(),
         "name": f"fallback {next(_seq)}",
         "email_subject": "Autumn sale, {{ first_name }}",
         "email_text": "Hello {{ first_name }}, the sale is on.",
@@ -55,7 +55,7 @@ def make_message(**overrides: Any) -> Message:
 
 
 def make_segment(**overrides: Any) -> Segment:
-    values: dict[str, Any] = {"workspace": test_workspace(), "name": f"segment {next(_seq)}"}
+    values: dict[str, Any] = {"workspace": workspace_for_tests(), "name": f"segment {next(_seq)}"}
     values.update(overrides)
     return Segment.objects.create(**values)
 
@@ -64,7 +64,7 @@ def make_campaign(
     *, accounts: list[SocialAccount] | None = None, due_in_s: float | None = 60, **overrides: Any
 ) -> Campaign:
     n = next(_seq)
-    workspace = overrides.pop("workspace", None) or test_workspace()
+    workspace = overrides.pop("workspace", None) or workspace_for_tests()
     values: dict[str, Any] = {
         "workspace": workspace,
         "name": f"campaign {n}",

@@ -7,7 +7,7 @@ from typing import Any
 
 from contacts.consent import Evidence, consent_grant
 from contacts.models import Channel, ConsentSource, Contact, Purpose
-from tests.workspaces import test_workspace
+from tests.workspaces import workspace_for_tests
 
 _seq = itertools.count(1)
 
@@ -15,7 +15,7 @@ _seq = itertools.count(1)
 def make_contact(**overrides: Any) -> Contact:
     n = next(_seq)
     values: dict[str, Any] = {
-        "workspace": test_workspace(),
+        "workspace": workspace_for_tests(),
         "external_id": f"ext-{n}",
         "email": f"person{n}@example.com",
         "first_name": f"First{n}",
