@@ -20,6 +20,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 
@@ -232,6 +233,16 @@ class ContactForm(WorkspaceUniqueForm):
 
     def clean_external_id(self) -> str | None:
         return (self.cleaned_data.get("external_id") or "").strip() or None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        workspace_id = self.instance.workspace_id or (self.workspace.pk if self.workspace else None)
+        others = Contact.objects.for_workspace(workspace_id or 0).exclude(pk=self.instance.pk)
+        for name in ("external_id", "email", "phone"):
+            value = cleaned.get(name)
+            if value and others.filter(**{name: value}).exists():
+                self.add_error(name, _("Another contact of this workspace already has it."))
+        return cleaned
 
 
 @admin.register(Contact)

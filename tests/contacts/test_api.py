@@ -8,8 +8,8 @@ from django.test.utils import override_settings
 
 from contacts.models import Consent, ConsentEvent, Contact, Segment
 from contacts.upsert import contacts_upsert_rows
-from tests.contacts.factories import granted_contact, make_contact
 from continuity.models import Role
+from tests.contacts.factories import granted_contact, make_contact
 from tests.workspaces import bearer, make_api_key, make_member, workspace_for_tests
 
 pytestmark = pytest.mark.django_db
