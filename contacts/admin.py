@@ -78,10 +78,10 @@ class WorkspaceUniqueForm(forms.ModelForm):
     def _post_clean(self) -> None:
         if getattr(self.instance, "workspace_id", None) is None and self.workspace is not None:
             self.instance.workspace = self.workspace
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]
 
     def _get_validation_exclusions(self) -> Any:
-        exclude = super()._get_validation_exclusions()
+        exclude = super()._get_validation_exclusions()  # type: ignore[misc]
         if getattr(self.instance, "workspace_id", None) is not None:
             exclude.discard("workspace")
         return exclude
@@ -235,7 +235,7 @@ class ContactForm(WorkspaceUniqueForm):
         return (self.cleaned_data.get("external_id") or "").strip() or None
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or self.cleaned_data
         workspace_id = self.instance.workspace_id or (self.workspace.pk if self.workspace else None)
         others = Contact.objects.for_workspace(workspace_id or 0).exclude(pk=self.instance.pk)
         for name in ("external_id", "email", "phone"):
@@ -301,10 +301,6 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
     def export_action(self, request: HttpRequest) -> Any:
         self._require_export(request)
         return super().export_action(request)
-
-    def export_admin_action(self, request: HttpRequest, queryset: QuerySet[Contact]) -> Any:
-        self._require_export(request)
-        return super().export_admin_action(request, queryset)  # type: ignore[misc]
 
     def get_export_data(
         self, file_format: Any, request: HttpRequest, queryset: QuerySet[Contact], **kwargs: Any
