@@ -387,7 +387,7 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
             except ContactErased:
                 continue  # erased meanwhile by someone else
             erased += 1
-        self.message_user(request, f"{erased} contacts erased.")
+        self.message_user(request, _("%(count)s contacts erased.") % {"count": erased})
 
     @admin.action(
         description="Revoke marketing consent on the channel chosen above",

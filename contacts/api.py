@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch, ProtectedError, QuerySet
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import CursorPagination
@@ -362,7 +363,7 @@ class SegmentDetail(WorkspaceViewMixin, generics.RetrieveUpdateDestroyAPIView[Se
             instance.delete()
         except ProtectedError:
             raise SegmentInUse(
-                "campaigns use this segment: point them at another one first"
+                _("campaigns use this segment: point them at another one first")
             ) from None
 
 

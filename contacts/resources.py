@@ -17,6 +17,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from import_export import fields, resources
 
 from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
@@ -104,7 +105,7 @@ class ContactResource(resources.ModelResource):
 
     def before_import(self, dataset: Any, **kwargs: Any) -> None:
         if self.workspace is None:
-            raise ValidationError("choose a workspace first: an import writes into one")
+            raise ValidationError(_("choose a workspace first: an import writes into one"))
         user = kwargs.get("user")
         self._evidence = Evidence(
             source=ConsentSource.IMPORT,
@@ -158,7 +159,7 @@ class ContactResource(resources.ModelResource):
     @property
     def _workspace_required(self) -> Workspace:
         if self.workspace is None:
-            raise ValidationError("choose a workspace first: an import writes into one")
+            raise ValidationError(_("choose a workspace first: an import writes into one"))
         return self.workspace
 
     def init_instance(self, row: Any = None) -> Contact:

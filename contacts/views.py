@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -236,16 +237,18 @@ def _push_workspace(slug: str | None, contact: Contact | None) -> Workspace:
     if slug is None:
         if contact is None:
             raise InvalidContactData(
-                "a subscription without a token names its workspace: post to "
-                "/push/<workspace>/subscribe/"
+                _(
+                    "a subscription without a token names its workspace: post to "
+                    "/push/<workspace>/subscribe/"
+                )
             )
         return contact.workspace
     workspace = Workspace.objects.filter(slug=slug).first()
     if workspace is None:
-        raise UnknownWorkspace("no workspace answers at this address")
+        raise UnknownWorkspace(_("no workspace answers at this address"))
     if contact is not None and contact.workspace_id != workspace.pk:
         # The same answer as a bad signature: whether the contact exists elsewhere is not said.
-        raise BadLink("this link is not valid")
+        raise BadLink(_("this link is not valid"))
     return workspace
 
 

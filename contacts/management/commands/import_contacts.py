@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from contacts.consent import Evidence
 from contacts.models import ConsentSource
@@ -243,7 +244,8 @@ class Command(BaseCommand):
             slugs = Workspace.objects.order_by("slug").values_list("slug", flat=True)[:20]
             known = ", ".join(slugs)
             raise CommandError(
-                f"no workspace with the slug {options['workspace']!r} (known: {known or 'none'})"
+                _("no workspace with the slug %(slug)r (known: %(known)s)")
+                % {"slug": options["workspace"], "known": known or "none"}
             )
         self._workspace = workspace
         if not path.is_file():
