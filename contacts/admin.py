@@ -90,7 +90,9 @@ class WorkspaceUniqueForm(forms.ModelForm):
 class ScopedAdmin(WorkspaceScopedAdmin):
     """WorkspaceScopedAdmin whose forms check per-workspace uniqueness (WorkspaceUniqueForm)."""
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
         if issubclass(form, WorkspaceUniqueForm):
             form = type(form.__name__, (form,), {"workspace": request_workspace(request)})
