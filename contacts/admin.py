@@ -331,7 +331,11 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
         file_name = kwargs.get("file_name") or form.cleaned_data.get("original_file_name") or ""
         with transaction.atomic():
             result = super().process_dataset(dataset, form, request, **kwargs)
-            if not result.has_errors():
+            # import-export rolls the rows back on errors (and, when asked, on invalid rows).
+            rolled_back = result.has_errors() or (
+                kwargs.get("rollback_on_validation_errors") and result.has_validation_errors()
+            )
+            if not rolled_back:
                 audit_record(
                     access=request_access(request),
                     action=AUDIT_IMPORT_FILE,
