@@ -58,7 +58,17 @@ def run_import(url: str, path: Path) -> tuple[float, float, float, str]:
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "continuity.settings_test"}
     started = time.perf_counter()
     proc = popen_tied(
-        [sys.executable, "manage.py", "import_contacts", str(path), "--progress-every", "5"],
+        [
+            sys.executable,
+            "manage.py",
+            "import_contacts",
+            str(path),
+            # The workspace every migrated database has (continuity's migration makes it).
+            "--workspace",
+            "default",
+            "--progress-every",
+            "5",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

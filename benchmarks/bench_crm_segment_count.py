@@ -3,7 +3,7 @@
 
 The audience is one statement (contacts.selectors.segment_contacts + contacts_consented):
     SELECT count(*) FROM contacts_contact c
-    WHERE c.erased_at IS NULL
+    WHERE c.workspace_id = <the segment's> AND c.erased_at IS NULL
       AND NOT EXISTS (contact_tag join tag 'churned')          -- tags_none
       AND c.attributes -> 'plan' = '"gold"'                     -- attribute filter
       AND (c.sendable & <email/marketing bit>) = <bit>          -- consent, not suppressed
@@ -27,32 +27,35 @@ from benchmarks.bench_crm_import import bench_database
 
 POPULATE = [
     """
-    INSERT INTO contacts_contact (external_id, email, first_name, last_name, locale, timezone,
-                                  attributes, created_at, updated_at, erased_at)
-    SELECT 'S-' || g, 'seg' || g || '@example.com', 'First', 'Last', 'fr', 'Europe/Paris',
+    INSERT INTO contacts_contact (workspace_id, external_id, email, first_name, last_name, locale,
+                                  timezone, attributes, created_at, updated_at, erased_at)
+    SELECT %(ws)s, 'S-' || g, 'seg' || g || '@example.com', 'First', 'Last', 'fr', 'Europe/Paris',
            jsonb_build_object('plan', CASE WHEN g %% 3 = 0 THEN 'free' ELSE 'gold' END, 'n', g),
            now(), now(), CASE WHEN g %% 1000 = 999 THEN now() END
     FROM generate_series(1, %(n)s) g
     """,
-    "INSERT INTO contacts_tag (name) VALUES ('vip'), ('churned')",
+    "INSERT INTO contacts_tag (workspace_id, name) VALUES (%(ws)s, 'vip'), (%(ws)s, 'churned')",
     """
-    INSERT INTO contacts_contacttag (contact_id, tag_id)
-    SELECT c.id, t.id FROM contacts_contact c JOIN contacts_tag t
+    INSERT INTO contacts_contacttag (workspace_id, contact_id, tag_id)
+    SELECT c.workspace_id, c.id, t.id FROM contacts_contact c JOIN contacts_tag t
       ON (t.name = 'vip' AND c.id %% 5 = 0) OR (t.name = 'churned' AND c.id %% 10 = 3)
     """,
     """
-    INSERT INTO contacts_consent (contact_id, channel, purpose, state, updated_at)
-    SELECT id, 'email', 'marketing', CASE WHEN id %% 10 < 7 THEN 'granted' ELSE 'revoked' END,
-           now()
+    INSERT INTO contacts_consent (workspace_id, contact_id, channel, purpose, state, updated_at)
+    SELECT workspace_id, id, 'email', 'marketing',
+           CASE WHEN id %% 10 < 7 THEN 'granted' ELSE 'revoked' END, now()
     FROM contacts_contact WHERE id %% 10 < 8
     """,
     """
-    INSERT INTO contacts_consent (contact_id, channel, purpose, state, updated_at)
-    SELECT id, 'sms', 'marketing', 'granted', now() FROM contacts_contact WHERE id %% 4 = 0
+    INSERT INTO contacts_consent (workspace_id, contact_id, channel, purpose, state, updated_at)
+    SELECT workspace_id, id, 'sms', 'marketing', 'granted', now()
+    FROM contacts_contact WHERE id %% 4 = 0
     """,
     """
-    INSERT INTO contacts_suppression (contact_id, channel, reason, detail, created_at, active)
-    SELECT id, 'email', 'hard_bounce', '', now(), true FROM contacts_contact WHERE id %% 100 = 1
+    INSERT INTO contacts_suppression
+        (workspace_id, contact_id, channel, reason, detail, created_at, active)
+    SELECT workspace_id, id, 'email', 'hard_bounce', '', now(), true
+    FROM contacts_contact WHERE id %% 100 = 1
     """,
     # What contacts.consent keeps in Contact.sendable, computed here for the bulk-loaded rows.
     """
@@ -80,13 +83,16 @@ def main() -> None:
 
         from contacts.models import Segment, consent_bit
         from contacts.selectors import contacts_consented, segment_contacts
+        from continuity.models import Workspace
 
+        workspace = Workspace.objects.create(slug="bench-segment", name="Segment benchmark")
         started = time.perf_counter()
         with connection.cursor() as cursor:
             for statement in POPULATE:
                 cursor.execute(
                     statement,
                     {
+                        "ws": workspace.pk,
                         "n": n,
                         "email_bit": consent_bit("email", "marketing"),
                         "sms_bit": consent_bit("sms", "marketing"),
@@ -98,6 +104,7 @@ def main() -> None:
         load_s = time.perf_counter() - started
 
         segment = Segment.objects.create(
+            workspace=workspace,
             name="gold, not churned",
             tags_none=["churned"],
             attribute_filters=[{"key": "plan", "op": "eq", "value": "gold"}],
@@ -122,7 +129,7 @@ def main() -> None:
         vip = contacts_consented(
             channel="sms",
             purpose="marketing",
-            base=segment_contacts(Segment(name="vip", tags_any=["vip"])),
+            base=segment_contacts(Segment(workspace=workspace, name="vip", tags_any=["vip"])),
         )
         t0 = time.perf_counter()
         vip_count = vip.count()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework.exceptions import NotFound
 from rest_framework.fields import CharField, ListField
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -27,6 +29,9 @@ class ContinuityError(Exception):
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ContinuityError):
         return Response({"error": exc.code, "detail": exc.detail}, status=exc.status_code)
+    if isinstance(exc, Http404):
+        # workspace_get_or_404 and friends: the same shape and code as DRF's own NotFound.
+        exc = NotFound()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -6,13 +6,16 @@ from django.test import Client
 from contacts.models import ConsentEvent, ContactTag
 from contacts.upsert import contacts_upsert_rows
 from tests.contacts.factories import granted_contact, make_contact
+from tests.workspaces import workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
 
 def test_the_contact_list_searches_and_filters_by_tag_and_consent(admin_client: Client) -> None:
     contacts_upsert_rows(
-        raws=[{"email": "tagged@example.com", "tags": ["vip"]}], blank_means_unchanged=False
+        workspace=workspace_for_tests(),
+        raws=[{"email": "tagged@example.com", "tags": ["vip"]}],
+        blank_means_unchanged=False,
     )
     granted_contact(email="consented@example.com")
     make_contact(email="plain@example.com", external_id="CRM-42")
@@ -53,6 +56,7 @@ def test_bulk_actions_tag_and_revoke_through_the_consent_log(admin_client: Clien
 
 def test_the_segment_editor_counts_live_and_names_a_bad_filter(admin_client: Client) -> None:
     contacts_upsert_rows(
+        workspace=workspace_for_tests(),
         raws=[
             {"email": "x1@example.com", "tags": ["fr"]},
             {"email": "x2@example.com", "tags": ["fr", "churned"]},

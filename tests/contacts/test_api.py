@@ -5,20 +5,22 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.test.utils import override_settings
-from rest_framework.authtoken.models import Token
 
 from contacts.models import Consent, ConsentEvent, Contact, Segment
 from contacts.upsert import contacts_upsert_rows
+from continuity.models import Role
 from tests.contacts.factories import granted_contact, make_contact
+from tests.workspaces import bearer, make_api_key, make_member, workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def api(client: Client, django_user_model: Any) -> Client:
-    user = django_user_model.objects.create_user(username="integrator", password="x")
-    token = Token.objects.create(user=user)
-    client.defaults["HTTP_AUTHORIZATION"] = f"Token {token.key}"
+def api(client: Client) -> Client:
+    """An owner's key in the tests' workspace: every contacts right."""
+    workspace = workspace_for_tests()
+    user = make_member(workspace=workspace, role=Role.OWNER, username="integrator")
+    client.defaults.update(bearer(make_api_key(user=user, workspace=workspace)))
     return client
 
 
@@ -30,6 +32,7 @@ def test_the_api_needs_a_token(client: Client) -> None:
 
 def test_list_filters_by_tag_consent_and_updated_since_with_a_cursor(api: Client) -> None:
     contacts_upsert_rows(
+        workspace=workspace_for_tests(),
         raws=[{"email": f"t{i}@example.com", "tags": ["vip"] if i % 2 else []} for i in range(5)],
         blank_means_unchanged=False,
     )
@@ -161,6 +164,7 @@ def test_export_then_erase_then_reimport_does_not_resurrect_consent(api: Client)
 
 def test_segment_count_with_and_without_a_consent_filter(api: Client) -> None:
     contacts_upsert_rows(
+        workspace=workspace_for_tests(),
         raws=[
             {"email": "s1@example.com", "tags": ["fr", "vip"], "attributes": {"plan": "gold"}},
             {"email": "s2@example.com", "tags": ["fr"], "attributes": {"plan": "free"}},
@@ -182,7 +186,7 @@ def test_segment_count_with_and_without_a_consent_filter(api: Client) -> None:
     pk = created.json()["id"]
     assert api.get(f"/api/v1/segments/{pk}/count/").json()["count"] == 2
     assert api.get(f"/api/v1/segments/{pk}/count/", {"channel": "email"}).json()["count"] == 0
-    everyone = Segment.objects.create(name="all")
+    everyone = Segment.objects.create(workspace=workspace_for_tests(), name="all")
     assert (
         api.get(f"/api/v1/segments/{everyone.pk}/count/", {"channel": "email"}).json()["count"] == 1
     )

@@ -30,6 +30,7 @@ from contacts.models import (
 from contacts.privacy import contact_erase
 from contacts.selectors import consent_allows, contacts_consented
 from tests.contacts.factories import evidence, granted_contact, make_contact
+from tests.workspaces import workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
@@ -245,6 +246,7 @@ def test_the_sendable_mask_follows_every_kind_of_change() -> None:
             contact=contact, channel=Channel.PUSH, purpose=Purpose.MARKETING, evidence=evidence()
         ),
         lambda: contacts_upsert_rows(
+            workspace=workspace_for_tests(),
             raws=[{"email": "fresh@example.com", "consent_whatsapp_service": "yes"}],
             blank_means_unchanged=True,
             default_evidence=evidence(source=ConsentSource.IMPORT),

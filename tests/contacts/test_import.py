@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from contacts.models import Consent, ConsentEvent, Contact, ContactTag
+from tests.workspaces import workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
@@ -17,8 +18,17 @@ HEADER = "external_id,email,phone,first_name,timezone,tags,consent_email_marketi
 
 
 def _run(path: Path, *args: str) -> str:
+    workspace = workspace_for_tests()
     out = io.StringIO()
-    call_command("import_contacts", str(path), *args, stdout=out, stderr=io.StringIO())
+    call_command(
+        "import_contacts",
+        str(path),
+        "--workspace",
+        workspace.slug,
+        *args,
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     return out.getvalue()
 
 

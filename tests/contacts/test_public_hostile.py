@@ -20,11 +20,12 @@ from tests.contacts.factories import granted_contact
 from tests.contacts.test_views import _path, _subscription
 from tests.fuzz import FUZZ, HOSTILE_NUMBERS, HOSTILE_TEXT, bodies, counts, dumps, json_values
 from tests.harness import redis_keys_delete
+from tests.workspaces import workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
 STATE = counts(Contact, PushSubscription, Consent, ConsentEvent, Suppression)
-URL = "/push/subscribe/"
+URL = "/push/tests/subscribe/"  # the tests' workspace, by slug
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +33,7 @@ def _roomy_rate_limit(settings: Any) -> None:
     # The fuzz sends a few hundred requests from one address; the limit has its own test.
     settings.CONTACTS_PUSH_SUBSCRIBE_RATE_PER_MIN = 100_000
     redis_keys_delete(url=settings.REDIS_URL, prefix=settings.CACHES["default"]["KEY_PREFIX"])
+    workspace_for_tests()
 
 
 def client() -> Client:

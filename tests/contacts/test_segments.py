@@ -10,6 +10,7 @@ from contacts.segments import contacts_matching
 from contacts.selectors import consent_allows, segment_contacts
 from contacts.upsert import contacts_upsert_rows
 from tests.contacts.factories import granted_contact
+from tests.workspaces import workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def people() -> None:
     contacts_upsert_rows(
+        workspace=workspace_for_tests(),
         raws=[
             {"email": "a@x.io", "tags": ["fr", "vip"], "attributes": {"age": 30, "plan": "gold"}},
             {"email": "b@x.io", "tags": ["fr"], "attributes": {"age": 17, "plan": "free"}},
@@ -28,7 +30,9 @@ def people() -> None:
 
 
 def _emails(**definition: Any) -> set[str]:
-    return {c.email for c in contacts_matching(**definition) if c.email}
+    return {
+        c.email for c in contacts_matching(workspace=workspace_for_tests(), **definition) if c.email
+    }
 
 
 def test_tags_any_all_and_none_combine(people: None) -> None:
@@ -57,13 +61,13 @@ def test_attribute_filters_compare_json_values(people: None) -> None:
 )
 def test_bad_definitions_are_refused_naming_the_part(definition: dict[str, Any]) -> None:
     with pytest.raises(InvalidSegment):
-        contacts_matching(**definition)
+        contacts_matching(workspace=workspace_for_tests(), **definition)
 
 
 def test_a_segment_is_one_query_and_consent_allows_is_one_query(
     people: None, django_assert_num_queries: Any
 ) -> None:
-    segment = Segment.objects.create(name="vip", tags_any=["vip"])
+    segment = Segment.objects.create(workspace=workspace_for_tests(), name="vip", tags_any=["vip"])
     with django_assert_num_queries(1):
         assert segment_contacts(segment).count() == 2
     ids = [granted_contact().pk for _ in range(20)]
@@ -75,10 +79,10 @@ def test_contact_find_normalises_what_providers_send() -> None:
     from contacts.selectors import contact_find
 
     contact = granted_contact(email="find.me@example.com", phone="+33612345678")
-    assert contact_find(email="  FIND.ME@example.com ") == contact
-    assert contact_find(phone="+33 6 12 34 56 78") == contact
-    assert contact_find(phone="garbage") is None
-    assert contact_find(email="nobody@example.com") is None
+    assert contact_find(workspace=workspace_for_tests(), email="  FIND.ME@example.com ") == contact
+    assert contact_find(workspace=workspace_for_tests(), phone="+33 6 12 34 56 78") == contact
+    assert contact_find(workspace=workspace_for_tests(), phone="garbage") is None
+    assert contact_find(workspace=workspace_for_tests(), email="nobody@example.com") is None
 
 
 def test_consent_filters_for_several_channels_combine_on_one_queryset() -> None:

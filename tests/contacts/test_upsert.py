@@ -11,6 +11,7 @@ from contacts.privacy import contact_erase
 from contacts.selectors import consent_allows
 from contacts.upsert import contacts_upsert_rows
 from tests.contacts.factories import granted_contact, make_contact
+from tests.workspaces import workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +19,9 @@ IMPORT = Evidence(source=ConsentSource.IMPORT, source_detail="people.csv", recor
 
 
 def _api(rows: list[dict[str, Any]]) -> Any:
-    return contacts_upsert_rows(raws=rows, blank_means_unchanged=False)
+    return contacts_upsert_rows(
+        workspace=workspace_for_tests(), raws=rows, blank_means_unchanged=False
+    )
 
 
 def test_bad_rows_are_reported_by_row_and_field_and_good_rows_still_land() -> None:
@@ -116,6 +119,7 @@ def test_a_consent_grant_without_evidence_source_is_refused_for_that_row() -> No
 
 def test_import_consent_columns_use_the_file_as_evidence() -> None:
     report = contacts_upsert_rows(
+        workspace=workspace_for_tests(),
         raws=[
             {"email": "i@example.com", "consent_email_marketing": "yes", "consent_sms_service": ""}
         ],
@@ -135,7 +139,10 @@ def test_an_erased_contact_reimported_gets_no_consent_back_unless_the_file_grant
     contact = granted_contact(email="back@example.com")
     contact_erase(contact=contact)
     report = contacts_upsert_rows(
-        raws=[{"email": "back@example.com"}], blank_means_unchanged=True, default_evidence=IMPORT
+        workspace=workspace_for_tests(),
+        raws=[{"email": "back@example.com"}],
+        blank_means_unchanged=True,
+        default_evidence=IMPORT,
     )
     new_id = report.results[0].id
     assert report.results[0].status == "created"
@@ -143,6 +150,7 @@ def test_an_erased_contact_reimported_gets_no_consent_back_unless_the_file_grant
     assert not consent_allows(contact_ids=[new_id], channel="email", purpose="marketing")
     assert not Consent.objects.filter(contact_id=new_id).exists()
     contacts_upsert_rows(
+        workspace=workspace_for_tests(),
         raws=[{"email": "back@example.com", "consent_email_marketing": "granted"}],
         blank_means_unchanged=True,
         default_evidence=IMPORT,

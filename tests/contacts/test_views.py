@@ -25,6 +25,7 @@ from contacts.models import (
 )
 from tests.contacts.factories import granted_contact, make_contact
 from tests.harness import redis_keys_delete
+from tests.workspaces import workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
@@ -151,22 +152,28 @@ def test_double_opt_in_link_confirms_only_on_post(client: Client) -> None:
     assert Consent.objects.get(contact=contact).state == ConsentState.GRANTED
 
 
+PUSH_URL = "/push/tests/subscribe/"  # the tests' workspace, by slug
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
     # Only this run's cache keys: cache.clear() would FLUSHDB, queues of other runs included.
     redis_keys_delete(url=settings.REDIS_URL, prefix=settings.CACHES["default"]["KEY_PREFIX"])
+    workspace_for_tests()
 
 
 def test_push_subscribe_stores_the_subscription_and_the_opt_in(client: Client) -> None:
     contact = make_contact()
     token = links.push_token(contact_id=contact.pk)
     body = {"subscription": _subscription(), "token": token}
-    response = client.post("/push/subscribe/", body, content_type="application/json")
+    response = client.post("/push/tests/subscribe/", body, content_type="application/json")
     assert response.status_code == 201, response.content
     sub = PushSubscription.objects.get()
     assert sub.contact_id == contact.pk and sub.active
     assert Consent.objects.get(contact=contact, channel=Channel.PUSH).state == "granted"
     # The same browser again is one row, not two.
+    # The snippets of before workspaces post a token to /push/subscribe/: the token's contact
+    # names the workspace.
     assert client.post("/push/subscribe/", body, content_type="application/json").status_code == 201
     assert PushSubscription.objects.count() == 1
 
@@ -185,9 +192,7 @@ def test_push_subscribe_refuses_bad_subscriptions_naming_the_field(
 ) -> None:
     sub = _subscription()
     mutate(sub)
-    response = client.post(
-        "/push/subscribe/", {"subscription": sub}, content_type="application/json"
-    )
+    response = client.post(PUSH_URL, {"subscription": sub}, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_push_subscription"
     assert message in response.json()["detail"]
@@ -213,7 +218,7 @@ def test_push_subscribe_refuses_endpoints_the_server_must_not_post_to_and_stores
 ) -> None:
     contacts_before = Contact.objects.count()
     response = client.post(
-        "/push/subscribe/",
+        PUSH_URL,
         {"subscription": _subscription(endpoint=endpoint)},
         content_type="application/json",
     )
@@ -231,11 +236,11 @@ def test_push_subscribe_accepts_the_sandbox_push_service_only_while_the_sandbox_
 ) -> None:
     body = {"subscription": _subscription(endpoint="http://127.0.0.1:8040/push/abc")}
     with override_settings(SANDBOX_ENABLED=False):
-        refused = client.post("/push/subscribe/", body, content_type="application/json")
+        refused = client.post(PUSH_URL, body, content_type="application/json")
     assert refused.status_code == 400 and "only https" in refused.json()["detail"]
     assert not PushSubscription.objects.exists()
     with override_settings(SANDBOX_ENABLED=True):
-        accepted = client.post("/push/subscribe/", body, content_type="application/json")
+        accepted = client.post(PUSH_URL, body, content_type="application/json")
     assert accepted.status_code == 201, accepted.content
     assert PushSubscription.objects.get().endpoint == "http://127.0.0.1:8040/push/abc"
 
@@ -244,7 +249,7 @@ def test_push_subscribe_accepts_the_sandbox_push_service_only_while_the_sandbox_
 def test_push_subscribe_refuses_plain_http_endpoints_in_production(client: Client) -> None:
     sub = _subscription(endpoint="http://push.example.net/send/abc")
     response = client.post(
-        "/push/subscribe/", {"subscription": sub}, content_type="application/json", secure=True
+        PUSH_URL, {"subscription": sub}, content_type="application/json", secure=True
     )
     assert response.status_code == 400
     assert "https" in response.json()["detail"]
@@ -254,7 +259,7 @@ def test_push_subscribe_refuses_plain_http_endpoints_in_production(client: Clien
 def test_push_subscribe_is_rate_limited_per_ip(client: Client) -> None:
     codes = [
         client.post(
-            "/push/subscribe/",
+            PUSH_URL,
             {"subscription": _subscription(f"https://fcm.googleapis.com/fcm/send/{i}")},
             content_type="application/json",
         ).status_code
@@ -266,13 +271,13 @@ def test_push_subscribe_is_rate_limited_per_ip(client: Client) -> None:
 @override_settings(CORS_ALLOWED_ORIGINS=["https://shop.example.com"])
 def test_push_subscribe_answers_cors_only_for_allowed_origins(client: Client) -> None:
     allowed = client.options(
-        "/push/subscribe/",
+        PUSH_URL,
         HTTP_ORIGIN="https://shop.example.com",
         HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
     )
     assert allowed["access-control-allow-origin"] == "https://shop.example.com"
     other = client.options(
-        "/push/subscribe/",
+        PUSH_URL,
         HTTP_ORIGIN="https://evil.example",
         HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
     )
