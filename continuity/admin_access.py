@@ -29,7 +29,10 @@ def _current_workspace(request: HttpRequest) -> Workspace | None:
         workspace = allowed.filter(pk=wanted).first()
         if workspace is not None:
             return workspace
-    return allowed.first()
+    # Nothing chosen yet: the user's own first workspace (a superuser may see every workspace,
+    # but starts in one they belong to).
+    own = allowed.filter(memberships__user_id=user.pk).first()
+    return own if own is not None else allowed.first()
 
 
 def request_workspace(request: HttpRequest) -> Workspace | None:
