@@ -257,7 +257,7 @@ def test_a_workspace_number_sends_whatsapp_when_the_campaign_names_none(settings
 # --- one chunk, two workspaces (through dispatch) -----------------------------------------------
 
 
-def _contact(workspace: Workspace, channel: str, **fields: Any) -> Contact:
+def consented_contact(workspace: Workspace, channel: str, **fields: Any) -> Contact:
     n = next(_n)
     # Consent written as contacts.consent leaves it (the row and the sendable bit), so this test
     # is about credentials only.
@@ -289,7 +289,7 @@ def test_one_chunk_holding_two_workspaces_sends_each_with_its_own_account(
     ids = []
     for workspace, address in ((a, "one@x.example"), (b, "two@x.example")):
         message = message_in(workspace)
-        contact = _contact(workspace, Channel.EMAIL, email=address)
+        contact = consented_contact(workspace, Channel.EMAIL, email=address)
         ids.append(
             Delivery.objects.create(
                 workspace=workspace, message=message, contact=contact, channel=Channel.EMAIL
