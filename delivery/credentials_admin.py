@@ -42,7 +42,8 @@ _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _DIGITS = re.compile(r"^[0-9]{1,40}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Line breaks and tabs pass (a PEM key has them); other control characters do not.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 SECRET_LABELS = {
     "sendgrid_api_key": gettext_lazy("SendGrid API key"),
@@ -90,6 +91,10 @@ class CredentialsForm(forms.ModelForm):
             )
         self.fields["vapid_public_key"].help_text = _(
             "Derived from the private key when left empty."
+        )
+        self.fields["new_vapid_private_key"].help_text = _(
+            "The VAPID_PRIVATE_KEY line printed by manage.py vapid_keys. Leave empty to keep "
+            "the stored one."
         )
         self.fields["sendgrid_webhook_verification_key"].widget = forms.Textarea(attrs={"rows": 3})
 
