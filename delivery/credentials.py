@@ -15,7 +15,7 @@ rotation) is seen by the next batch of every worker, with no invalidation to for
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,19 +195,6 @@ def webhook_secrets(*, workspace_id: int | None) -> WebhookSecrets | None:
         own_twilio=account is not None,
         own_sendgrid=bool(own_key),
     )
-
-
-def workspaces_with_own(*, provider: str, workspace_ids: Iterable[int]) -> set[int]:
-    """Which of these workspaces send through their own account of ``provider``."""
-    ids = set(workspace_ids)
-    if not ids:
-        return set()
-    rows = WorkspaceCredentials.objects.filter(workspace_id__in=ids)
-    if provider == "twilio":
-        rows = rows.exclude(twilio_account_sid="").exclude(twilio_auth_token_encrypted="")
-    else:
-        rows = rows.exclude(sendgrid_webhook_verification_key="")
-    return set(rows.values_list("workspace_id", flat=True))
 
 
 # --- changing (the owners' admin page) ----------------------------------------------------------

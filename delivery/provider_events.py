@@ -19,7 +19,7 @@ import dataclasses
 import enum
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -192,12 +192,22 @@ def _install_twilio() -> TwilioVerifier:
     return TwilioVerifier(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
 
 
-def _twilio_params(request: HttpRequest, account: TwilioVerifier | None) -> dict[str, str]:
-    account = account or _install_twilio()
+def _twilio_params(
+    request: HttpRequest, accounts: Sequence[TwilioVerifier] | None
+) -> dict[str, str]:
+    candidates = list(accounts or [_install_twilio()])
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         raise WebhookRejected("X-Twilio-Signature header missing", status_code=401)
     params = request.POST.dict()
+    # The AccountSid the request claims picks the token to check it with (the signature then
+    # proves the claim); without one, the first candidate's.
+    claimed = params.get("AccountSid", "")
+    account = next(
+        (a for a in candidates if a.account_sid == claimed), None if claimed else candidates[0]
+    )
+    if account is None:
+        raise WebhookRejected("callback for another Twilio account", status_code=403)
     validator = RequestValidator(account.auth_token)
     if not validator.validate(twilio_public_url(request=request), params, signature):
         raise WebhookRejected("X-Twilio-Signature does not verify", status_code=403)
@@ -212,11 +222,11 @@ def _twilio_params(request: HttpRequest, account: TwilioVerifier | None) -> dict
 
 
 def twilio_status_parse(
-    *, request: HttpRequest, account: TwilioVerifier | None = None
+    *, request: HttpRequest, accounts: Sequence[TwilioVerifier] | None = None
 ) -> StatusEvent:
-    """Verify a Twilio StatusCallback (signed by ``account``; None: the install's) and return
-    the message's new status."""
-    params = _twilio_params(request, account)
+    """Verify a Twilio StatusCallback (signed by one of ``accounts``, the one its AccountSid
+    names; None: the install's) and return the message's new status."""
+    params = _twilio_params(request, accounts)
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
     status = params.get("MessageStatus") or params.get("SmsStatus") or ""
     if not sid or not status:
@@ -233,14 +243,14 @@ def twilio_status_parse(
 
 
 def twilio_inbound_parse(
-    *, request: HttpRequest, account: TwilioVerifier | None = None
+    *, request: HttpRequest, accounts: Sequence[TwilioVerifier] | None = None
 ) -> OptEvent | None:
     """Verify an inbound SMS; an opt-out/opt-in/help keyword becomes an event, else None.
 
     Advanced Opt-Out sends ``OptOutType`` (STOP/START/HELP), which wins over our own reading of
     the body (a business may have configured its own keywords there).
     """
-    params = _twilio_params(request, account)
+    params = _twilio_params(request, accounts)
     phone = params.get("From", "")
     if not phone:
         raise WebhookRejected("From is required")

@@ -10,9 +10,14 @@ Twilio signs the full URL with the account's auth token and SendGrid signs with 
 event-webhook key, so the URL says which workspace's secret verifies the request, and a valid
 signature authenticates the workspace too. (Routing by the message a callback names instead
 would need the message's row before anything is verified, and a callback that overtakes the
-send's own bookkeeping would name no row to route by.) A verified request that names a message
-another workspace sent is refused, as is a request on the install-wide URL naming a message sent
-through a workspace's own account.
+send's own bookkeeping would name no row to route by.) A verified request on a workspace's URL
+that names a message another workspace sent is refused.
+
+On a workspace's Twilio URLs the install's account is accepted too, picked by the AccountSid the
+request names: messages sent through the install's account before the workspace brought its own
+still get their callbacks (the install's token is the operator's, who holds the keys anyway).
+The install-wide URLs stay for callbacks of messages sent before per-workspace URLs existed, and
+for the install's own SendGrid account, whose event webhook is configured once per account.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from contacts.models import Channel
 from continuity.inputs import body_storable, text_storable
-from delivery.credentials import WebhookSecrets, webhook_secrets, workspaces_with_own
+from delivery.credentials import WebhookSecrets, webhook_secrets
 from delivery.models import Delivery, ProviderReceipt, ReceiptVerdict
 from delivery.provider_events import (
     StatusEvent,
@@ -140,22 +145,16 @@ def _secrets(workspace_id: int | None) -> WebhookSecrets:
     return found
 
 
-def _scope_check(
-    *, provider: str, channel: str, message_ids: set[str], workspace_id: int | None
-) -> None:
-    """Refuse a verified request that reports on messages another account sent."""
+def _scope_check(*, channel: str, message_ids: set[str], workspace_id: int | None) -> None:
+    """Refuse a request verified for one workspace that reports on another's messages."""
     message_ids.discard("")
-    if not message_ids:
+    if workspace_id is None or not message_ids:
         return
-    owners = set(
+    foreign = (
         Delivery.objects.filter(channel=channel, provider_message_id__in=list(message_ids))
-        .values_list("workspace_id", flat=True)
-        .distinct()
+        .exclude(workspace_id=workspace_id)
+        .exists()
     )
-    if workspace_id is not None:
-        foreign = owners - {workspace_id}
-    else:
-        foreign = workspaces_with_own(provider=provider, workspace_ids=owners)
     if foreign:
         raise WebhookRejected(
             "the request reports on messages that another account sent",
@@ -203,7 +202,6 @@ def sendgrid_events(
         request=request, verification_key=secrets.sendgrid_verification_key
     )
     _scope_check(
-        provider="sendgrid",
         channel=Channel.EMAIL,
         message_ids={e.message_id for e in events},
         workspace_id=workspace_id,
@@ -212,9 +210,13 @@ def sendgrid_events(
     return HttpResponse(status=200)
 
 
-def _twilio_account(workspace_id: int | None) -> TwilioVerifier:
+def _twilio_accounts(workspace_id: int | None) -> list[TwilioVerifier]:
     secrets = _secrets(workspace_id)
-    return TwilioVerifier(secrets.twilio_account_sid, secrets.twilio_auth_token)
+    accounts = [TwilioVerifier(secrets.twilio_account_sid, secrets.twilio_auth_token)]
+    if secrets.own_twilio:
+        install = _secrets(None)
+        accounts.append(TwilioVerifier(install.twilio_account_sid, install.twilio_auth_token))
+    return accounts
 
 
 @_webhook("twilio", "status")
@@ -222,9 +224,8 @@ def twilio_status(
     request: HttpRequest, receipt: ProviderReceipt, workspace_id: int | None
 ) -> HttpResponse:
     """Twilio's StatusCallback for a message we sent."""
-    event = twilio_status_parse(request=request, account=_twilio_account(workspace_id))
+    event = twilio_status_parse(request=request, accounts=_twilio_accounts(workspace_id))
     _scope_check(
-        provider="twilio",
         channel=Channel.SMS,
         message_ids={event.message_id},
         workspace_id=workspace_id,
@@ -238,7 +239,7 @@ def twilio_inbound(
     request: HttpRequest, receipt: ProviderReceipt, workspace_id: int | None
 ) -> HttpResponse:
     """An SMS to one of our numbers: STOP/START/HELP keywords change or explain SMS consent."""
-    event = twilio_inbound_parse(request=request, account=_twilio_account(workspace_id))
+    event = twilio_inbound_parse(request=request, accounts=_twilio_accounts(workspace_id))
     twiml = MessagingResponse()
     if event is None:
         _close(receipt, verdict=ReceiptVerdict.IGNORED, reason="no keyword")
