@@ -183,9 +183,11 @@ def webhook_secrets(*, workspace_id: int | None) -> WebhookSecrets | None:
     )
     if workspace_id is None:
         return install
-    if not Workspace.objects.filter(pk=workspace_id).exists():
-        return None
     row = credentials_row(workspace_id=workspace_id)
+    # One query for a workspace with credentials; a second only to tell "none set" from "no
+    # such workspace".
+    if row is None and not Workspace.objects.filter(pk=workspace_id).exists():
+        return None
     account = twilio_account(row)
     own_key = row.sendgrid_webhook_verification_key if row is not None else ""
     return WebhookSecrets(

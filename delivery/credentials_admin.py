@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -234,11 +235,11 @@ class WorkspaceCredentialsAdmin(WorkspaceScopedAdmin):
 
     def _require(self, request: HttpRequest, action: str) -> Access:
         access = request_access(request)
-        workspace = access.workspace_required
+        access.workspace_required  # noqa: B018 - raises PermissionDenied without a workspace
         if not access.has(PERM):
+            # The refusal commits on its own: the refused request changes nothing else.
             audit_denied(access=access, action=action, perm=PERM)
             raise MissingPermission(PERM)
-        assert workspace is not None  # noqa: S101 - workspace_required raised otherwise
         return access
 
     def credentials_view(self, request: HttpRequest) -> HttpResponse:
@@ -276,10 +277,7 @@ class WorkspaceCredentialsAdmin(WorkspaceScopedAdmin):
             }
             for title, secret, plain in SECTIONS
         ]
-        base = request.build_absolute_uri("/").rstrip("/")
-        from django.conf import settings
-
-        public = settings.DELIVERY_PUBLIC_BASE_URL.rstrip("/") or base
+        public = settings.DELIVERY_PUBLIC_BASE_URL.rstrip("/")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

@@ -175,6 +175,20 @@ def test_each_workspace_texts_from_its_own_twilio_account_with_its_own_callback_
     }
 
 
+def test_resolving_a_batchs_credentials_costs_one_query_whatever_the_channel(
+    django_assert_num_queries: Any, settings: Any
+) -> None:
+    settings.DELIVERY_WHATSAPP_ACCOUNT_RESOLVER = ""
+    workspace = make_workspace()
+    credentials_set(workspace, sendgrid_api_key=KEY_A, sendgrid_from_email="news@a.example",
+                    twilio_account_sid=SID_A, twilio_auth_token=TOKEN_A,
+                    twilio_from_number="+15005550100")  # fmt: skip
+    message = message_in(workspace, push_title="Hi", push_body="x", whatsapp_template="t")
+    for channel in (Channel.EMAIL, Channel.SMS, Channel.PUSH, Channel.WHATSAPP):
+        with django_assert_num_queries(1):
+            channel_content(message=message, channel=channel)
+
+
 def test_a_wrong_workspace_token_is_refused_by_twilio_and_never_retried_with_the_install_one(
     twilio: TwilioFake,
 ) -> None:

@@ -242,3 +242,15 @@ def test_sendgrid_events_of_a_workspace_account_are_verified_with_its_own_key(
     assert sendgrid_post(path, own, delivered(row)).status_code == 200
     row.refresh_from_db()
     assert row.status == S.DELIVERED
+
+
+@pytest.mark.parametrize("workspace_id", ["0", "99999999999999999999999", "2147483648"])
+def test_a_workspace_id_out_of_any_range_is_not_found_never_5xx(workspace_id: str) -> None:
+    params = {"AccountSid": INSTALL_SID, "MessageSid": "SM" + "0" * 32, "MessageStatus": "sent"}
+    for path in (
+        f"/webhooks/twilio/status/{workspace_id}/",
+        f"/webhooks/twilio/inbound/{workspace_id}/",
+        f"/webhooks/sendgrid/events/{workspace_id}/",
+    ):
+        response = twilio_post(path, params, token=INSTALL_TOKEN)
+        assert response.status_code == 404, path
