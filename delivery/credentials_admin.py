@@ -52,6 +52,19 @@ SECRET_LABELS = {
     "vapid_private_key": gettext_lazy("VAPID private key"),
     "whatsapp_access_token": gettext_lazy("WhatsApp access token"),
 }
+# Whole sentences per secret (never a translated fragment glued into another).
+NEW_LABELS = {
+    "sendgrid_api_key": gettext_lazy("New SendGrid API key"),
+    "twilio_auth_token": gettext_lazy("New Twilio auth token"),
+    "vapid_private_key": gettext_lazy("New VAPID private key"),
+    "whatsapp_access_token": gettext_lazy("New WhatsApp access token"),
+}
+CLEAR_LABELS = {
+    "sendgrid_api_key": gettext_lazy("Remove the stored SendGrid API key"),
+    "twilio_auth_token": gettext_lazy("Remove the stored Twilio auth token"),
+    "vapid_private_key": gettext_lazy("Remove the stored VAPID private key"),
+    "whatsapp_access_token": gettext_lazy("Remove the stored WhatsApp access token"),
+}
 SECTIONS = (
     (
         gettext_lazy("Email (SendGrid)"),
@@ -77,9 +90,9 @@ class CredentialsForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name, label in SECRET_LABELS.items():
+        for name in SECRET_LABELS:
             self.fields[f"new_{name}"] = forms.CharField(
-                label=label,
+                label=NEW_LABELS[name],
                 required=False,
                 max_length=SECRET_MAX,
                 strip=True,
@@ -88,7 +101,7 @@ class CredentialsForm(forms.ModelForm):
                 help_text=_("Leave empty to keep the stored one."),
             )
             self.fields[f"clear_{name}"] = forms.BooleanField(
-                label=_("Remove the stored %(secret)s") % {"secret": label}, required=False
+                label=CLEAR_LABELS[name], required=False
             )
         self.fields["vapid_public_key"].help_text = _(
             "Derived from the private key when left empty."
