@@ -175,6 +175,18 @@ def test_each_workspace_texts_from_its_own_twilio_account_with_its_own_callback_
     }
 
 
+def test_a_changed_key_is_used_from_the_next_batch_on(sendgrid: SendGridFake) -> None:
+    workspace = make_workspace()
+    credentials_set(workspace, sendgrid_api_key=KEY_A, sendgrid_from_email="news@a.example")
+    send(message_in(workspace), Channel.EMAIL, "before@x.example")
+
+    credentials_set(workspace, sendgrid_api_key=KEY_B)
+    send(message_in(workspace), Channel.EMAIL, "after@x.example")
+
+    seen = {p.to[0]: p.api_key for p in sendgrid.personalizations}
+    assert seen == {"before@x.example": KEY_A, "after@x.example": KEY_B}
+
+
 def test_resolving_a_batchs_credentials_costs_one_query_whatever_the_channel(
     django_assert_num_queries: Any, settings: Any
 ) -> None:
