@@ -232,7 +232,13 @@ class TwilioSmsSender:
             auth_token=account.auth_token,
             base_url=str(self.client.api.base_url),
         )
-        limiter = self._shared_limiter or sms_rate_limiter(key=f"sms:{account.account_sid}")
+        # One pace per account: the install's own SID (set again by a workspace) keeps its bucket.
+        key = (
+            "sms:global"
+            if account.account_sid == settings.TWILIO_ACCOUNT_SID
+            else f"sms:{account.account_sid}"
+        )
+        limiter = self._shared_limiter or sms_rate_limiter(key=key)
         # Never the install's sender: its number or service belongs to another account.
         return self._lane(
             client=client,
