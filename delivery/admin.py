@@ -109,3 +109,6 @@ class ProviderReceiptAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+import delivery.credentials_admin  # noqa: E402, F401 - registers the owners' credentials page

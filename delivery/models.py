@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Channel, Contact, Purpose
 from continuity.tenancy import WorkspaceManager
@@ -183,3 +184,62 @@ class ProviderReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.kind} {self.verdict}"
+
+
+class WorkspaceCredentials(models.Model):
+    """A workspace's own provider accounts; one row per workspace, every field optional.
+
+    Secrets are stored only as MultiFernet ciphertext under the install's keys (delivery.secrets,
+    rotated by ``manage.py secrets_rotate``), with at most their last 4 characters kept apart as
+    a hint for the admin. Identifiers (account SIDs, numbers, public keys) are not secret and stay
+    readable, so webhooks can be routed and checked without decrypting anything. What a workspace
+    leaves empty falls back to the install's settings (delivery/credentials.py says how).
+    """
+
+    workspace = models.OneToOneField(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+    )
+    # SendGrid
+    sendgrid_api_key_encrypted = models.TextField(blank=True, default="")
+    sendgrid_from_email = models.EmailField(_("SendGrid sender email"), blank=True, default="")
+    sendgrid_from_name = models.CharField(
+        _("SendGrid sender name"), max_length=200, blank=True, default=""
+    )
+    # The account's signed event webhook public key (base64 DER): public, stored as is.
+    sendgrid_webhook_verification_key = models.TextField(
+        _("SendGrid event webhook verification key"), blank=True, default=""
+    )
+    # Twilio
+    twilio_account_sid = models.CharField(
+        _("Twilio account SID"), max_length=64, blank=True, default=""
+    )
+    twilio_auth_token_encrypted = models.TextField(blank=True, default="")
+    twilio_messaging_service_sid = models.CharField(
+        _("Twilio messaging service SID"), max_length=64, blank=True, default=""
+    )
+    twilio_from_number = models.CharField(
+        _("Twilio from number"), max_length=32, blank=True, default=""
+    )
+    # Web push (VAPID)
+    vapid_public_key = models.CharField(
+        _("VAPID public key"), max_length=200, blank=True, default=""
+    )
+    vapid_private_key_encrypted = models.TextField(blank=True, default="")
+    vapid_subject = models.CharField(_("VAPID subject"), max_length=200, blank=True, default="")
+    # WhatsApp Cloud API (the owned channel; a campaign's own WhatsApp account still wins)
+    whatsapp_phone_number_id = models.CharField(
+        _("WhatsApp phone number id"), max_length=100, blank=True, default=""
+    )
+    whatsapp_access_token_encrypted = models.TextField(blank=True, default="")
+    # {"twilio_auth_token": "…abcd"}: the admin shows these, never the secret.
+    hints = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    objects = WorkspaceManager()
+
+    class Meta:
+        verbose_name = _("provider credentials")
+        verbose_name_plural = _("provider credentials")
+
+    def __str__(self) -> str:
+        return str(_("Provider credentials"))

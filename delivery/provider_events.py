@@ -19,7 +19,7 @@ import dataclasses
 import enum
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -92,9 +92,18 @@ def _replay_refuse(*, provider: str, signature: str) -> None:
 # --- SendGrid -----------------------------------------------------------------------------------
 
 
-def sendgrid_events_parse(*, request: HttpRequest, now: float | None = None) -> list[StatusEvent]:
-    """Verify a SendGrid event-webhook POST and return its events."""
-    key = settings.ANYMAIL.get("SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY")
+def sendgrid_events_parse(
+    *, request: HttpRequest, now: float | None = None, verification_key: str | None = None
+) -> list[StatusEvent]:
+    """Verify a SendGrid event-webhook POST and return its events.
+
+    ``verification_key``: the SendGrid account's public key (a workspace's own account signs
+    with its own); None: the install's setting."""
+    key = (
+        settings.ANYMAIL.get("SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY")
+        if verification_key is None
+        else verification_key
+    )
     if not key:
         raise WebhookRejected(
             "SendGrid event verification is not configured "
@@ -171,27 +180,53 @@ def twilio_public_url(*, request: HttpRequest) -> str:
     return settings.DELIVERY_PUBLIC_BASE_URL.rstrip("/") + request.get_full_path()
 
 
-def _twilio_params(request: HttpRequest) -> dict[str, str]:
+@dataclasses.dataclass(frozen=True)
+class TwilioVerifier:
+    """The Twilio account a callback must be signed by (a workspace's own, or the install's)."""
+
+    account_sid: str
+    auth_token: str = dataclasses.field(repr=False)
+
+
+def _install_twilio() -> TwilioVerifier:
+    return TwilioVerifier(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
+
+
+def _twilio_params(
+    request: HttpRequest, accounts: Sequence[TwilioVerifier] | None
+) -> dict[str, str]:
+    candidates = list(accounts or [_install_twilio()])
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         raise WebhookRejected("X-Twilio-Signature header missing", status_code=401)
     params = request.POST.dict()
-    validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
+    # The AccountSid the request claims picks the token to check it with (the signature then
+    # proves the claim); without one, the first candidate's.
+    claimed = params.get("AccountSid", "")
+    account = next(
+        (a for a in candidates if a.account_sid == claimed), None if claimed else candidates[0]
+    )
+    if account is None:
+        raise WebhookRejected("callback for another Twilio account", status_code=403)
+    validator = RequestValidator(account.auth_token)
     if not validator.validate(twilio_public_url(request=request), params, signature):
         raise WebhookRejected("X-Twilio-Signature does not verify", status_code=403)
     # Verified over the parameters as sent; from here on NUL and lone surrogates are replaced
     # so nothing downstream (pending events, consent evidence) fails to store. Twilio signed
     # them, so the request is answered 2xx like any other: its retry would carry the same bytes.
     params = {text_storable(k): text_storable(v) for k, v in params.items()}
-    if params.get("AccountSid") and params["AccountSid"] != settings.TWILIO_ACCOUNT_SID:
+    if params.get("AccountSid") and params["AccountSid"] != account.account_sid:
         raise WebhookRejected("callback for another Twilio account", status_code=403)
     _replay_refuse(provider="twilio", signature=signature)
     return params
 
 
-def twilio_status_parse(*, request: HttpRequest) -> StatusEvent:
-    """Verify a Twilio StatusCallback and return the message's new status."""
-    params = _twilio_params(request)
+def twilio_status_parse(
+    *, request: HttpRequest, accounts: Sequence[TwilioVerifier] | None = None
+) -> StatusEvent:
+    """Verify a Twilio StatusCallback (signed by one of ``accounts``, the one its AccountSid
+    names; None: the install's) and return the message's new status."""
+    params = _twilio_params(request, accounts)
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
     status = params.get("MessageStatus") or params.get("SmsStatus") or ""
     if not sid or not status:
@@ -207,13 +242,15 @@ def twilio_status_parse(*, request: HttpRequest) -> StatusEvent:
     )
 
 
-def twilio_inbound_parse(*, request: HttpRequest) -> OptEvent | None:
+def twilio_inbound_parse(
+    *, request: HttpRequest, accounts: Sequence[TwilioVerifier] | None = None
+) -> OptEvent | None:
     """Verify an inbound SMS; an opt-out/opt-in/help keyword becomes an event, else None.
 
     Advanced Opt-Out sends ``OptOutType`` (STOP/START/HELP), which wins over our own reading of
     the body (a business may have configured its own keywords there).
     """
-    params = _twilio_params(request)
+    params = _twilio_params(request, accounts)
     phone = params.get("From", "")
     if not phone:
         raise WebhookRejected("From is required")

@@ -1,12 +1,14 @@
-"""Encryption at rest for social access tokens (SocialAccount stores only ciphertext).
+"""Encryption at rest for the install's stored secrets: social access tokens (SocialAccount) and
+workspace provider credentials (WorkspaceCredentials) are kept only as ciphertext.
 
-Keys come from SOCIAL_TOKEN_KEYS, comma-separated Fernet keys: the first encrypts, every key
-decrypts, so rotation is "prepend a new key, re-encrypt stored tokens with token_reencrypt,
-then drop the old key". Production without keys fails loudly; DEBUG without keys generates a
-per-checkout key in var/ (like SECRET_KEY) so the demo works and survives restarts.
+Keys come from SOCIAL_TOKEN_KEYS (the name predates workspace credentials; it is the one key list
+for every stored secret), comma-separated Fernet keys: the first encrypts, every key decrypts, so
+rotation is "prepend a new key, run ``manage.py secrets_rotate``, then drop the old key".
+Production without keys fails loudly; DEBUG without keys generates a per-checkout key in var/
+(like SECRET_KEY) so the demo works and survives restarts.
 
 This lives in delivery/ because campaigns (SocialAccount) may import delivery and the
-publishers are the only readers of plain tokens; nothing here touches models.
+providers and publishers are the only readers of plain secrets; nothing here touches models.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ def token_decrypt(*, ciphertext: str) -> str:
         return _fernet().decrypt(ciphertext.encode("ascii")).decode()
     except (InvalidToken, UnicodeEncodeError, ValueError):
         raise TokenDecryptError(
-            "a stored social token cannot be decrypted with any key in SOCIAL_TOKEN_KEYS: "
-            "the key that encrypted it was removed, or the value was altered; reconnect the "
-            "account or restore the old key"
+            "a stored secret cannot be decrypted with any key in SOCIAL_TOKEN_KEYS: "
+            "the key that encrypted it was removed, or the value was altered; set the secret "
+            "again or restore the old key"
         ) from None
 
 
@@ -50,6 +52,15 @@ def token_reencrypt(*, ciphertext: str) -> str:
         ) from None
 
 
+def token_is_current(*, ciphertext: str) -> bool:
+    """True when the first (newest) key alone opens it: rotation has nothing to do for it."""
+    try:
+        _build(token_keys()[:1]).decrypt(ciphertext.encode("ascii"))
+    except (InvalidToken, UnicodeEncodeError, ValueError):
+        return False
+    return True
+
+
 def token_keys() -> tuple[str, ...]:
     """The configured keys, or a generated one in DEBUG; ImproperlyConfigured otherwise."""
     configured = tuple(key.strip() for key in settings.SOCIAL_TOKEN_KEYS if key.strip())
@@ -58,8 +69,9 @@ def token_keys() -> tuple[str, ...]:
     if not settings.DEBUG:
         raise ImproperlyConfigured(
             "SOCIAL_TOKEN_KEYS is not set: production (DEBUG off) needs at least one Fernet key "
-            'to store social access tokens. Generate one with: python -c "from '
-            'cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+            "to store social access tokens and provider credentials. Generate one with: "
+            'python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"'
         )
     key_file = Path(settings.VAR_DIR) / "social_token_key"
     if not key_file.exists():

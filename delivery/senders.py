@@ -1,7 +1,10 @@
 """Which sender and which content serve a channel: the one place dispatch meets the providers.
 
 Senders are built once per worker process and reused, so HTTP connections (and the SMS pace) are
-shared by every chunk that process sends.
+shared by every chunk that process sends. Whose account sends is decided per batch: the content
+of a message carries its workspace's own credentials (delivery/credentials.py), read and
+decrypted once for that batch and dropped with it; a batch is one message's deliveries, so it
+never mixes two workspaces' accounts.
 """
 
 from __future__ import annotations
@@ -13,9 +16,19 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from contacts.models import Channel
-from delivery.models import Message
+from delivery.credentials import (
+    CredentialsUnreadable,
+    credentials_row,
+    email_from,
+    sendgrid_account,
+    twilio_account,
+    vapid_keys,
+    whatsapp_number,
+)
+from delivery.models import Message, WorkspaceCredentials
 from delivery.providers.base import EmailContent, PushContent, SmsContent
 from delivery.providers.whatsapp import WhatsAppContent
+from delivery.publishers.base import WHATSAPP, SocialAccountRef
 
 
 @cache
@@ -52,12 +65,34 @@ def _whatsapp_account_for(message_id: int) -> Any:
 def channel_content(
     *, message: Message, channel: str
 ) -> EmailContent | SmsContent | PushContent | WhatsAppContent:
+    """The message's content for one channel, with its workspace's credentials for this batch."""
+    row = credentials_row(workspace_id=message.workspace_id)
+    try:
+        return _content(message=message, channel=channel, row=row)
+    except CredentialsUnreadable as exc:
+        # The senders answer every recipient "failed: credentials_unreadable" and send nothing.
+        return _content(message=message, channel=channel, row=None, error=str(exc))
+
+
+def _content(
+    *, message: Message, channel: str, row: WorkspaceCredentials | None, error: str = ""
+) -> EmailContent | SmsContent | PushContent | WhatsAppContent:
     if channel == Channel.EMAIL:
         return EmailContent(
-            subject=message.email_subject, html=message.email_html, text=message.email_text
+            subject=message.email_subject,
+            html=message.email_html,
+            text=message.email_text,
+            from_email=email_from(row),
+            account=sendgrid_account(row),
+            credentials_error=error,
         )
     if channel == Channel.SMS:
-        return SmsContent(text=message.sms_text)
+        return SmsContent(
+            text=message.sms_text,
+            account=twilio_account(row),
+            workspace_id=message.workspace_id,
+            credentials_error=error,
+        )
     if channel == Channel.PUSH:
         return PushContent(
             title=message.push_title,
@@ -67,11 +102,21 @@ def channel_content(
             # One topic per message: a second copy of the same message replaces the first
             # on the push service instead of showing twice.
             topic=f"m{message.pk}",
+            vapid=vapid_keys(row),
+            credentials_error=error,
         )
     if channel == Channel.WHATSAPP:
+        # The campaign's own WhatsApp account first, then the workspace's number, then the
+        # install's settings (WhatsAppSender's default).
+        account = _whatsapp_account_for(message.pk)
+        if account is None and (number := whatsapp_number(row)) is not None:
+            account = SocialAccountRef(
+                network=WHATSAPP, access_token=number[1], phone_number_id=number[0]
+            )
         return WhatsAppContent(
             template=message.whatsapp_template,
             language=message.whatsapp_language or "en",
-            account=_whatsapp_account_for(message.pk),
+            account=account,
+            credentials_error=error,
         )
     raise LookupError(f"no content for channel {channel!r}")

@@ -9,4 +9,20 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("webhooks/sendgrid/events/", webhooks.sendgrid_events, name="sendgrid-events"),
     path("webhooks/twilio/status/", webhooks.twilio_status, name="twilio-status"),
     path("webhooks/twilio/inbound/", webhooks.twilio_inbound, name="twilio-inbound"),
+    # A workspace's own accounts call these: the id picks the secret that verifies the request.
+    path(
+        "webhooks/sendgrid/events/<int:workspace_id>/",
+        webhooks.sendgrid_events,
+        name="sendgrid-events-workspace",
+    ),
+    path(
+        "webhooks/twilio/status/<int:workspace_id>/",
+        webhooks.twilio_status,
+        name="twilio-status-workspace",
+    ),
+    path(
+        "webhooks/twilio/inbound/<int:workspace_id>/",
+        webhooks.twilio_inbound,
+        name="twilio-inbound-workspace",
+    ),
 ]

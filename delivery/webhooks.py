@@ -4,6 +4,20 @@ Every request is stored before it is looked at, rejected ones included, so a wro
 forged call is visible afterwards. Answers: 4xx with the reason for what we refuse; 200 for what
 we accepted, including events about a message we do not know yet (the provider must stop
 retrying: the receipt keeps them for the sweeper's re-apply).
+
+Workspaces with their own provider accounts get URLs of their own (``.../<workspace id>/``):
+Twilio signs the full URL with the account's auth token and SendGrid signs with the account's
+event-webhook key, so the URL says which workspace's secret verifies the request, and a valid
+signature authenticates the workspace too. (Routing by the message a callback names instead
+would need the message's row before anything is verified, and a callback that overtakes the
+send's own bookkeeping would name no row to route by.) A verified request on a workspace's URL
+that names a message another workspace sent is refused.
+
+On a workspace's Twilio URLs the install's account is accepted too, picked by the AccountSid the
+request names: messages sent through the install's account before the workspace brought its own
+still get their callbacks (the install's token is the operator's, who holds the keys anyway).
+The install-wide URLs stay for callbacks of messages sent before per-workspace URLs existed, and
+for the install's own SendGrid account, whose event webhook is configured once per account.
 """
 
 from __future__ import annotations
@@ -18,10 +32,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
+from contacts.models import Channel
 from continuity.inputs import body_storable, text_storable
-from delivery.models import ProviderReceipt, ReceiptVerdict
+from delivery.credentials import WebhookSecrets, webhook_secrets
+from delivery.models import Delivery, ProviderReceipt, ReceiptVerdict
 from delivery.provider_events import (
     StatusEvent,
+    TwilioVerifier,
     WebhookRejected,
     sendgrid_events_parse,
     twilio_inbound_parse,
@@ -121,22 +138,43 @@ def _apply_status(receipt: ProviderReceipt, events: list[StatusEvent]) -> None:
     _close(receipt, verdict=verdict, reason=reason, matched=result.matched, pending=result.pending)
 
 
-def _webhook(
-    provider: str, kind: str
-) -> Callable[
-    [Callable[[HttpRequest, ProviderReceipt], HttpResponse]], Callable[..., HttpResponse]
-]:
-    def wrap(
-        handle: Callable[[HttpRequest, ProviderReceipt], HttpResponse],
-    ) -> Callable[..., HttpResponse]:
+def _secrets(workspace_id: int | None) -> WebhookSecrets:
+    found = webhook_secrets(workspace_id=workspace_id)
+    if found is None:
+        raise WebhookRejected("no such workspace", status_code=404)
+    return found
+
+
+def _scope_check(*, channel: str, message_ids: set[str], workspace_id: int | None) -> None:
+    """Refuse a request verified for one workspace that reports on another's messages."""
+    message_ids.discard("")
+    if workspace_id is None or not message_ids:
+        return
+    foreign = (
+        Delivery.objects.filter(channel=channel, provider_message_id__in=list(message_ids))
+        .exclude(workspace_id=workspace_id)
+        .exists()
+    )
+    if foreign:
+        raise WebhookRejected(
+            "the request reports on messages that another account sent",
+            status_code=403,
+        )
+
+
+Handler = Callable[[HttpRequest, ProviderReceipt, "int | None"], HttpResponse]
+
+
+def _webhook(provider: str, kind: str) -> Callable[[Handler], Callable[..., HttpResponse]]:
+    def wrap(handle: Handler) -> Callable[..., HttpResponse]:
         @csrf_exempt
         @require_POST
-        def view(request: HttpRequest) -> HttpResponse:
+        def view(request: HttpRequest, workspace_id: int | None = None) -> HttpResponse:
             receipt = receipt_open(request=request, provider=provider, kind=kind)
             try:
                 if _body_read(request) is None:
                     raise RequestDataTooBig
-                return handle(request, receipt)
+                return handle(request, receipt, workspace_id)
             except WebhookRejected as exc:
                 return _rejected(receipt, exc)
             except RequestDataTooBig:
@@ -155,25 +193,53 @@ def _webhook(
 
 
 @_webhook("sendgrid", "events")
-def sendgrid_events(request: HttpRequest, receipt: ProviderReceipt) -> HttpResponse:
+def sendgrid_events(
+    request: HttpRequest, receipt: ProviderReceipt, workspace_id: int | None
+) -> HttpResponse:
     """SendGrid's signed event webhook (delivered, open, click, bounce, dropped, spamreport...)."""
-    events = sendgrid_events_parse(request=request)
+    secrets = _secrets(workspace_id)
+    events = sendgrid_events_parse(
+        request=request, verification_key=secrets.sendgrid_verification_key
+    )
+    _scope_check(
+        channel=Channel.EMAIL,
+        message_ids={e.message_id for e in events},
+        workspace_id=workspace_id,
+    )
     _apply_status(receipt, events)
     return HttpResponse(status=200)
 
 
+def _twilio_accounts(workspace_id: int | None) -> list[TwilioVerifier]:
+    secrets = _secrets(workspace_id)
+    accounts = [TwilioVerifier(secrets.twilio_account_sid, secrets.twilio_auth_token)]
+    if secrets.own_twilio:
+        install = _secrets(None)
+        accounts.append(TwilioVerifier(install.twilio_account_sid, install.twilio_auth_token))
+    return accounts
+
+
 @_webhook("twilio", "status")
-def twilio_status(request: HttpRequest, receipt: ProviderReceipt) -> HttpResponse:
+def twilio_status(
+    request: HttpRequest, receipt: ProviderReceipt, workspace_id: int | None
+) -> HttpResponse:
     """Twilio's StatusCallback for a message we sent."""
-    event = twilio_status_parse(request=request)
+    event = twilio_status_parse(request=request, accounts=_twilio_accounts(workspace_id))
+    _scope_check(
+        channel=Channel.SMS,
+        message_ids={event.message_id},
+        workspace_id=workspace_id,
+    )
     _apply_status(receipt, [event])
     return HttpResponse(status=200)
 
 
 @_webhook("twilio", "inbound")
-def twilio_inbound(request: HttpRequest, receipt: ProviderReceipt) -> HttpResponse:
+def twilio_inbound(
+    request: HttpRequest, receipt: ProviderReceipt, workspace_id: int | None
+) -> HttpResponse:
     """An SMS to one of our numbers: STOP/START/HELP keywords change or explain SMS consent."""
-    event = twilio_inbound_parse(request=request)
+    event = twilio_inbound_parse(request=request, accounts=_twilio_accounts(workspace_id))
     twiml = MessagingResponse()
     if event is None:
         _close(receipt, verdict=ReceiptVerdict.IGNORED, reason="no keyword")

@@ -55,6 +55,8 @@ class ReceivedPersonalization:
     content: list[dict[str, str]] = field(repr=False, default_factory=list)
     from_email: str = ""
     reply_to: list[str] = field(default_factory=list)
+    # The API key the request was authorised with (several accounts may share one fake).
+    api_key: str = ""
 
     @property
     def anymail_id(self) -> str:
@@ -84,12 +86,15 @@ class SendGridFake(FakeServer):
         self,
         *,
         api_key: str = "sandbox-sendgrid-key",
+        extra_api_keys: tuple[str, ...] = (),
         keep_bodies: bool = True,
         signing_key_pem: str = "",
         events_url: str = "",
         **kwargs: Any,
     ) -> None:
         self.api_key = api_key
+        # More accounts' keys this fake accepts (workspaces with SendGrid accounts of their own).
+        self.api_keys = frozenset((api_key, *extra_api_keys))
         # When set, every accepted personalization gets signed "processed" and "delivered"
         # events POSTed there from a background thread, as SendGrid's event webhook would.
         self.events_url = events_url
@@ -129,7 +134,9 @@ class SendGridFake(FakeServer):
     # --- mail/send --------------------------------------------------------------------------------
 
     def _mail_send(self, request: FakeRequest, match: Match[str]) -> FakeResponse:
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+        authorization = request.headers.get("Authorization", "")
+        api_key = authorization.removeprefix("Bearer ")
+        if not authorization.startswith("Bearer ") or api_key not in self.api_keys:
             return _error(401, "The provided authorization grant is invalid, expired, or revoked")
         try:
             payload = request.json()
@@ -152,6 +159,7 @@ class SendGridFake(FakeServer):
                 content=payload.get("content", []) if self.keep_bodies else [],
                 from_email=(payload.get("from") or {}).get("email", ""),
                 reply_to=[r["email"] for r in payload.get("reply_to_list", [])],
+                api_key=api_key,
             )
             for p in payload["personalizations"]
         ]

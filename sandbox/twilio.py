@@ -71,6 +71,7 @@ class Callback:
     params: dict[str, str]
     status_code: int | None = None
     error: str = ""
+    auth_token: str = field(repr=False, default="")
 
 
 @dataclass
@@ -81,6 +82,8 @@ class SentSms:
     body: str
     status_callback: str
     params: dict[str, str] = field(repr=False, default_factory=dict)
+    # The account that sent it (several accounts may share one fake).
+    account_sid: str = ""
 
 
 class TwilioFake(FakeServer):
@@ -91,12 +94,16 @@ class TwilioFake(FakeServer):
         *,
         account_sid: str = "AC" + "0" * 32,
         auth_token: str = "sandbox-twilio-token",  # noqa: S107 - the sandbox default in settings
+        extra_accounts: dict[str, str] | None = None,
         send_callbacks: bool = True,
         keep_bodies: bool = True,
         **kwargs: Any,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
+        # Account SID -> auth token of every account this fake serves (workspaces with Twilio
+        # accounts of their own); each account's callbacks are signed with its own token.
+        self.accounts = {account_sid: auth_token, **(extra_accounts or {})}
         self.send_callbacks = send_callbacks
         self.keep_bodies = keep_bodies
         self.number_errors: dict[str, int] = dict(DEFAULT_NUMBER_ERRORS)
@@ -164,15 +171,14 @@ class TwilioFake(FakeServer):
 
     def _authorized(self, request: FakeRequest, sid: str) -> bool:
         header = request.headers.get("Authorization", "")
-        if not header.startswith("Basic ") or sid != self.account_sid:
+        token = self.accounts.get(sid)
+        if not header.startswith("Basic ") or token is None:
             return False
         try:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except ValueError:
             return False
-        return secrets.compare_digest(user, self.account_sid) and secrets.compare_digest(
-            password, self.auth_token
-        )
+        return secrets.compare_digest(user, sid) and secrets.compare_digest(password, token)
 
     def _create(self, request: FakeRequest, match: Match[str]) -> FakeResponse:  # noqa: PLR0911
         if not self._authorized(request, match["sid"]):
@@ -195,15 +201,18 @@ class TwilioFake(FakeServer):
             return twilio_error(21211, to=to)
         sid = "SM" + secrets.token_hex(16)
         callback = params.get("StatusCallback", "")
+        account = match["sid"]
         with self._lock:
             self.accepted += 1
             if self.keep_bodies:
-                self.messages.append(SentSms(sid, to, sender or service, body, callback, params))
+                self.messages.append(
+                    SentSms(sid, to, sender or service, body, callback, params, account)
+                )
         if callback and self.send_callbacks:
             final = "undelivered" if to in UNDELIVERED_NUMBERS else "delivered"
             for status in ("sent", final):
                 callback_params = {
-                    "AccountSid": self.account_sid,
+                    "AccountSid": account,
                     "ApiVersion": "2010-04-01",
                     "From": sender or "+15005550006",
                     "MessageSid": sid,
@@ -216,7 +225,9 @@ class TwilioFake(FakeServer):
                     callback_params["MessagingServiceSid"] = service
                 if status == "undelivered":
                     callback_params["ErrorCode"] = str(UNDELIVERED_NUMBERS[to])
-                self._callback_queue.put(Callback(callback, callback_params))
+                self._callback_queue.put(
+                    Callback(callback, callback_params, auth_token=self.accounts[account])
+                )
         now = formatdate(usegmt=True)
         return FakeResponse(
             201,
@@ -248,12 +259,16 @@ class TwilioFake(FakeServer):
 
     # --- webhooks back to the app -----------------------------------------------------------------
 
-    def signature(self, url: str, params: dict[str, str]) -> str:
-        return str(self._validator.compute_signature(url, params))
+    def signature(self, url: str, params: dict[str, str], *, auth_token: str = "") -> str:
+        validator = RequestValidator(auth_token) if auth_token else self._validator
+        return str(validator.compute_signature(url, params))
 
-    def webhook_post(self, url: str, params: dict[str, str]) -> requests.Response:
-        """POST a form to the app the way Twilio does, signed with the auth token."""
-        headers = {"X-Twilio-Signature": self.signature(url, params)}
+    def webhook_post(
+        self, url: str, params: dict[str, str], *, auth_token: str = ""
+    ) -> requests.Response:
+        """POST a form to the app the way Twilio does, signed with the auth token (the main
+        account's unless another account's is given)."""
+        headers = {"X-Twilio-Signature": self.signature(url, params, auth_token=auth_token)}
         return self._callback_session.post(url, data=params, headers=headers, timeout=10)
 
     def inbound_post(
@@ -280,7 +295,9 @@ class TwilioFake(FakeServer):
             if callback is None:
                 return
             try:
-                response = self.webhook_post(callback.url, callback.params)
+                response = self.webhook_post(
+                    callback.url, callback.params, auth_token=callback.auth_token
+                )
                 callback.status_code = response.status_code
             except requests.RequestException as exc:
                 callback.error = f"{type(exc).__name__}: {exc}"

@@ -99,9 +99,42 @@ class OutboundMessage:
     hold_from: datetime | None = None
 
 
+# --- whose account sends (a workspace's own, resolved per batch; None: the install's) -------------
+
+
+@dataclass(frozen=True)
+class SendGridAccount:
+    """A workspace's own SendGrid API key (plain only for the length of one batch)."""
+
+    api_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TwilioAccount:
+    """A workspace's own Twilio account and the sender to use in it."""
+
+    account_sid: str
+    auth_token: str = field(repr=False)
+    messaging_service_sid: str = ""
+    from_number: str = ""
+
+
+@dataclass(frozen=True)
+class VapidKeys:
+    """A workspace's own VAPID key pair (its subscriptions were made with ``public_key``)."""
+
+    private_key: str = field(repr=False)
+    public_key: str
+    subject: str = ""
+
+
 @dataclass(frozen=True)
 class EmailContent:
-    """Django template sources for subject, HTML and text; rendered once per batch."""
+    """Django template sources for subject, HTML and text; rendered once per batch.
+
+    ``account`` is the workspace's own SendGrid account (None: the install's connection);
+    ``credentials_error`` says the workspace's credentials could not be read: nothing is sent.
+    """
 
     subject: str
     html: str
@@ -109,13 +142,22 @@ class EmailContent:
     from_email: str = ""
     reply_to: Sequence[str] = ()
     tags: Sequence[str] = ()
+    account: SendGridAccount | None = None
+    credentials_error: str = ""
 
 
 @dataclass(frozen=True)
 class SmsContent:
-    """A Django template source for the SMS text, rendered per recipient."""
+    """A Django template source for the SMS text, rendered per recipient.
+
+    ``account``: the workspace's own Twilio account (None: the install's); ``workspace_id``
+    picks the workspace's status-callback URL, whose signature is checked with its auth token.
+    """
 
     text: str
+    account: TwilioAccount | None = None
+    workspace_id: int | None = None
+    credentials_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,6 +174,8 @@ class PushContent:
     topic: str = ""
     ttl_s: int | None = None
     urgency: str = ""
+    vapid: VapidKeys | None = None
+    credentials_error: str = ""
 
 
 # --- what comes out -----------------------------------------------------------------------------
@@ -196,6 +240,18 @@ class ChannelSender(Protocol[ContentT_contra]):
     def send_batch(
         self, *, content: ContentT_contra, messages: Sequence[OutboundMessage]
     ) -> list[Outcome]: ...
+
+
+CREDENTIALS_UNREADABLE = "credentials_unreadable"
+
+
+def outcomes_credentials_unreadable(
+    messages: Sequence[OutboundMessage], detail: str
+) -> list[Outcome]:
+    """The workspace's credentials cannot be decrypted: nothing leaves, under no other account
+    either (sending as the install would be sending as someone else). An operator restores the
+    key or an owner sets the secret again, then retries the failed rows."""
+    return [Failed(m.delivery_id, CREDENTIALS_UNREADABLE, detail[:500]) for m in messages]
 
 
 def outcome_for_error(delivery_id: int, exc: ProviderError) -> Outcome:

@@ -43,6 +43,7 @@ from delivery.providers.base import (
     Outcome,
     Sent,
     Unknown,
+    outcomes_credentials_unreadable,
 )
 
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -139,11 +140,22 @@ class SendGridEmailSender:
     def send_batch(
         self, *, content: EmailContent, messages: Sequence[OutboundMessage]
     ) -> list[Outcome]:
+        if content.credentials_error:
+            return outcomes_credentials_unreadable(messages, content.credentials_error)
         fields = {name for message in messages for name in message.merge_fields}
         rendered = email_content_render(content=content, fields=fields)
         outcomes: dict[int, Outcome] = {}
         use_failover = False
-        connections = [c for c in (self.connection, self.failover_connection) if c is not None]
+        main = self.connection
+        if content.account is not None:
+            # The workspace's own SendGrid account, for this batch only: the install
+            # connection's backend, URL and timeout, the workspace's key.
+            main = sendgrid_connection(
+                api_url=getattr(self.connection, "api_url", None),
+                api_key=content.account.api_key,
+                timeout_s=getattr(self.connection, "timeout", None),
+            )
+        connections = [c for c in (main, self.failover_connection) if c is not None]
         for connection in connections:
             connection.open()
         try:
@@ -151,7 +163,7 @@ class SendGridEmailSender:
                 pending: list[OutboundMessage] | None = chunk
                 if not use_failover:
                     pending = self._send_chunk(
-                        self.connection, content, rendered, chunk, outcomes, primary=True
+                        main, content, rendered, chunk, outcomes, primary=True
                     )
                     # Not None: SendGrid is down, so this chunk and every later one fail over.
                     use_failover = pending is not None
@@ -191,7 +203,11 @@ class SendGridEmailSender:
                         )
                     remaining = [m for i, m in enumerate(remaining) if i not in culprits]
                     continue
-                if primary and self.failover_connection is not None and self._fails_over(exc):
+                if (
+                    primary
+                    and self.failover_connection is not None
+                    and self._fails_over(exc, own_account=content.account is not None)
+                ):
                     return remaining
                 for m in remaining:
                     outcomes[m.delivery_id] = self._outcome_for(exc, m.delivery_id)
@@ -260,10 +276,12 @@ class SendGridEmailSender:
                 culprits[int(match[1])] = ("sendgrid_400", str(error.get("message") or ""))
         return culprits
 
-    def _fails_over(self, exc: AnymailAPIError) -> bool:
+    def _fails_over(self, exc: AnymailAPIError, *, own_account: bool = False) -> bool:
         status = exc.status_code
         if status is not None:
-            return status >= 500 or status in (401, 403)
+            # A workspace's own key refused is the workspace's to fix: failing over would send
+            # its mail from the install's failover account, under another sender's name.
+            return status >= 500 or (status in (401, 403) and not own_account)
         cause = exc.__cause__
         return cause is not None and (request_never_left(cause) or self.failover_on_read_timeout)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,7 +52,9 @@ from delivery.providers.base import (
     SmsContent,
     Suppressed,
     SuppressReason,
+    TwilioAccount,
     outcome_for_error,
+    outcomes_credentials_unreadable,
 )
 from delivery.quiet_hours import QUIET_HOURS_CODE
 from delivery.ratelimit import (
@@ -121,8 +124,11 @@ def twilio_client(
     return client
 
 
-def twilio_status_callback_url() -> str:
-    return settings.DELIVERY_PUBLIC_BASE_URL.rstrip("/") + STATUS_CALLBACK_PATH
+def twilio_status_callback_url(*, workspace_id: int | None = None) -> str:
+    """Where Twilio reports on a message. Per workspace, so the callback is verified with that
+    workspace's auth token (the signature covers the path, so the workspace is authenticated)."""
+    base = settings.DELIVERY_PUBLIC_BASE_URL.rstrip("/") + STATUS_CALLBACK_PATH
+    return base if workspace_id is None else f"{base}{workspace_id}/"
 
 
 def twilio_error_sort(exc: TwilioRestException) -> ProviderError:
@@ -141,8 +147,25 @@ def twilio_error_sort(exc: TwilioRestException) -> ProviderError:
     return ProviderPermanent(text, provider_code=provider_code)
 
 
+@dataclass
+class _Lane:
+    """One Twilio account's way out: its client, its pace, and the sender it sends as."""
+
+    client: Client
+    limiter: RateLimiter
+    messaging_service_sid: str
+    from_number: str
+    commit_in_adapter: bool
+
+
 class TwilioSmsSender:
-    """The SMS channel: one create per message, paced, with bounded safe retries."""
+    """The SMS channel: one create per message, paced, with bounded safe retries.
+
+    The install's account (settings, or the client given) is the default lane, built once per
+    process. A batch whose content names a workspace's own account gets a lane of its own for
+    that batch only (its client, and its own pace: Twilio's throughput is per account and
+    sender), so the decrypted token is dropped with the batch.
+    """
 
     channel = "sms"
     provider = "twilio"
@@ -160,6 +183,8 @@ class TwilioSmsSender:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client or twilio_client()
+        # An injected pace (tests, benchmarks) is shared by every account's lane.
+        self._shared_limiter = limiter
         self.limiter = limiter or sms_rate_limiter()
         self.messaging_service_sid = (
             settings.TWILIO_MESSAGING_SERVICE_SID
@@ -167,25 +192,84 @@ class TwilioSmsSender:
             else messaging_service_sid
         )
         self.from_number = settings.TWILIO_FROM_NUMBER if from_number is None else from_number
+        self._fixed_callback_url = status_callback_url
         self.status_callback_url = (
             twilio_status_callback_url() if status_callback_url is None else status_callback_url
         )
         self.max_attempts = max_attempts or settings.DELIVERY_SMS_MAX_ATTEMPTS
         self.max_wait_s = max_wait_s
         self.sleep = sleep
-        # The pace's commit step runs in the HTTP adapter, right before the request is written,
-        # so the twilio library's own work happens before it rather than inside the margin.
-        session = getattr(self.client.http_client, "session", None)
-        self._commit_in_adapter = isinstance(session, requests.Session)
         # The message whose request is being made, per thread (a sender is shared per process).
         self._current = threading.local()
+        self._default = self._lane(
+            client=self.client,
+            limiter=self.limiter,
+            messaging_service_sid=self.messaging_service_sid,
+            from_number=self.from_number,
+        )
+
+    def _lane(
+        self, *, client: Client, limiter: RateLimiter, messaging_service_sid: str, from_number: str
+    ) -> _Lane:
+        # The pace's commit step runs in the HTTP adapter, right before the request is written,
+        # so the twilio library's own work happens before it rather than inside the margin.
+        session = getattr(client.http_client, "session", None)
         if isinstance(session, requests.Session):
-            adapter = _PacedAdapter(limiter=self.limiter, gate=self._quiet_gate)
+            adapter = _PacedAdapter(limiter=limiter, gate=self._quiet_gate)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
+        return _Lane(
+            client=client,
+            limiter=limiter,
+            messaging_service_sid=messaging_service_sid,
+            from_number=from_number,
+            commit_in_adapter=isinstance(session, requests.Session),
+        )
+
+    def _account_lane(self, account: TwilioAccount) -> _Lane:
+        client = twilio_client(
+            account_sid=account.account_sid,
+            auth_token=account.auth_token,
+            base_url=str(self.client.api.base_url),
+        )
+        # One pace per account: the install's own SID (set again by a workspace) keeps its bucket.
+        key = (
+            "sms:global"
+            if account.account_sid == settings.TWILIO_ACCOUNT_SID
+            else f"sms:{account.account_sid}"
+        )
+        limiter = self._shared_limiter or sms_rate_limiter(key=key)
+        # Never the install's sender: its number or service belongs to another account.
+        return self._lane(
+            client=client,
+            limiter=limiter,
+            messaging_service_sid=account.messaging_service_sid,
+            from_number=account.from_number,
+        )
 
     def send_batch(
         self, *, content: SmsContent, messages: Sequence[OutboundMessage]
+    ) -> list[Outcome]:
+        if content.credentials_error:
+            return outcomes_credentials_unreadable(messages, content.credentials_error)
+        lane = self._default if content.account is None else self._account_lane(content.account)
+        callback = self.status_callback_url
+        if self._fixed_callback_url is None and content.workspace_id is not None:
+            callback = twilio_status_callback_url(workspace_id=content.workspace_id)
+        try:
+            return self._send_all(lane, callback, content, messages)
+        finally:
+            if lane is not self._default:
+                session = getattr(lane.client.http_client, "session", None)
+                if isinstance(session, requests.Session):
+                    session.close()
+
+    def _send_all(
+        self,
+        lane: _Lane,
+        callback: str,
+        content: SmsContent,
+        messages: Sequence[OutboundMessage],
     ) -> list[Outcome]:
         render = merge_template_compile(source=content.text)
         outcomes: list[Outcome] = []
@@ -200,12 +284,12 @@ class TwilioSmsSender:
                                          self.max_wait_s))  # fmt: skip
                 continue
             text = render(message.merge_fields).strip()
-            outcome = self._send_one(message, text)
+            outcome = self._send_one(lane, callback, message, text)
             paced_out = isinstance(outcome, Deferred) and outcome.code == "rate_limited"
             outcomes.append(outcome)
         return outcomes
 
-    def _send_one(self, message: OutboundMessage, text: str) -> Outcome:
+    def _send_one(self, lane: _Lane, callback: str, message: OutboundMessage, text: str) -> Outcome:
         segments = sms_segments_count(text=text).segments
         last: ProviderError | None = None
         for attempt in range(self.max_attempts):
@@ -215,9 +299,9 @@ class TwilioSmsSender:
                     wait = max(wait, last.retry_after_s)
                 self.sleep(wait)
             if not rate_limiter_acquire(
-                limiter=self.limiter,
+                limiter=lane.limiter,
                 max_wait_s=self.max_wait_s,
-                commit=not self._commit_in_adapter,
+                commit=not lane.commit_in_adapter,
             ):
                 return Deferred(message.delivery_id, "rate_limited", "pace is full",
                                 self.max_wait_s)  # fmt: skip
@@ -225,7 +309,7 @@ class TwilioSmsSender:
             try:
                 # Waiting for the slot (or a back-off) may have carried us into quiet hours.
                 self._quiet_gate()
-                sid = self._create(message.to, text)
+                sid = self._create(lane, callback, message.to, text)
             except QuietHoursBegan:
                 return _quiet_deferred(message)
             except TwilioSuppress as exc:
@@ -246,16 +330,16 @@ class TwilioSmsSender:
         if message is not None and _quiet_began(message):
             raise QuietHoursBegan(message.delivery_id)
 
-    def _create(self, to: str, text: str) -> str:
+    def _create(self, lane: _Lane, callback: str, to: str, text: str) -> str:
         options: dict[str, str] = {"to": to, "body": text}
-        if self.messaging_service_sid:
-            options["messaging_service_sid"] = self.messaging_service_sid
+        if lane.messaging_service_sid:
+            options["messaging_service_sid"] = lane.messaging_service_sid
         else:
-            options["from_"] = self.from_number
-        if self.status_callback_url:
-            options["status_callback"] = self.status_callback_url
+            options["from_"] = lane.from_number
+        if callback:
+            options["status_callback"] = callback
         try:
-            created = self.client.messages.create(**options)
+            created = lane.client.messages.create(**options)
         except TwilioRestException as exc:
             raise twilio_error_sort(exc) from exc
         except requests.RequestException as exc:

@@ -56,6 +56,7 @@ from delivery.providers.base import (
     Suppressed,
     SuppressReason,
     Unknown,
+    outcomes_credentials_unreadable,
 )
 
 # RFC 8291: a push service must accept 4,096-byte records; the aes128gcm header (86 bytes), the
@@ -162,6 +163,16 @@ class WebPushSender:
     async def send_batch_async(
         self, *, content: PushContent, messages: Sequence[OutboundMessage]
     ) -> list[Outcome]:
+        if content.credentials_error:
+            return outcomes_credentials_unreadable(messages, content.credentials_error)
+        # The workspace's own VAPID pair for this batch (its subscriptions were made with its
+        # public key); otherwise the install's, loaded once per process.
+        vapid, public_key, subject = self.vapid, self._public_key, self.subject
+        if content.vapid is not None:
+            vapid = vapid_key_load(private_key=content.vapid.private_key)
+            public_key = content.vapid.public_key
+            subject = content.vapid.subject or self.subject
+        signer = (vapid, public_key, subject)
         renderers = {
             name: merge_template_compile(source=getattr(content, name)) for name in PAYLOAD_KEYS
         }
@@ -189,6 +200,7 @@ class WebPushSender:
                 ).encode()
                 outcomes[index] = await self._send_one(
                     message,
+                    signer=signer,
                     payload=payload,
                     headers=headers,
                     ttl=ttl,
@@ -207,6 +219,7 @@ class WebPushSender:
         self,
         message: OutboundMessage,
         *,
+        signer: tuple[Vapid02, str, str] | None = None,
         payload: bytes,
         headers: dict[str, str],
         ttl: int,
@@ -242,11 +255,11 @@ class WebPushSender:
             "endpoint": message.to,
             "keys": {"p256dh": message.push_keys.p256dh, "auth": message.push_keys.auth},
         }
+        vapid, public_key, subject = signer or (self.vapid, self._public_key, self.subject)
         all_headers = {
             **headers,
-            **vapid_headers(
-                vapid=self.vapid, origin=origin, subject=self.subject, public_key=self._public_key
-            ),
+            # Cached per (public key, origin): a workspace's pair never signs for another's.
+            **vapid_headers(vapid=vapid, origin=origin, subject=subject, public_key=public_key),
         }
         try:
             pusher = WebPusher(subscription, aiohttp_session=_NoRedirects(session))

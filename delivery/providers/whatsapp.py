@@ -1,8 +1,10 @@
 """WhatsApp template messages as an owned channel: one Cloud API call per delivery.
 
 Adapts ``WhatsAppPublisher.send_template`` (the Graph pipeline, timeouts and error taxonomy of the
-social publishers) to the channel-sender contract. The account comes from settings for now. An
+social publishers) to the channel-sender contract. An
 unanswered send stays unknown: the Cloud API lists no sent messages to reconcile against.
+The number comes from the content (the campaign's account or the workspace's own number), else
+from settings.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from delivery.providers.base import (
     Suppressed,
     SuppressReason,
     Unknown,
+    outcomes_credentials_unreadable,
 )
 from delivery.publishers.base import (
     WHATSAPP,
@@ -47,8 +50,10 @@ class WhatsAppContent:
     template: str
     language: str
     parameters: Sequence[str] = ()
-    # The business number to send from (the campaign's WhatsApp account); None: the settings'.
+    # The business number to send from (the campaign's WhatsApp account, else the workspace's
+    # own number); None: the settings'.
     account: SocialAccountRef | None = None
+    credentials_error: str = ""
 
 
 def whatsapp_account() -> SocialAccountRef:
@@ -75,6 +80,8 @@ class WhatsAppSender:
     def send_batch(
         self, *, content: WhatsAppContent, messages: Sequence[OutboundMessage]
     ) -> list[Outcome]:
+        if content.credentials_error:
+            return outcomes_credentials_unreadable(messages, content.credentials_error)
         account = content.account or self.account or whatsapp_account()
         templates = [Template(p) for p in content.parameters]
         outcomes: list[Outcome] = []
