@@ -13,7 +13,10 @@ class ContinuityConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the `any_of` lookup on every field before any query is built.
-        from continuity import sql  # noqa: F401
+        from continuity import (
+            api_schema,  # noqa: F401 - registers the API key scheme with drf-spectacular
+            sql,  # noqa: F401
+        )
 
         post_migrate.connect(_roles_sync, sender=self)
 
