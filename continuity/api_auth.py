@@ -79,9 +79,11 @@ class DeclaredPermission(BasePermission):
         perm = getattr(view, "permission_map", {}).get(request.method or "")
         if perm is None and request.method == "OPTIONS":
             return True
+        # The caller's standing first: a key whose user left the workspace is 401 on every
+        # method, declared or not.
+        access = view_access(request, view)
         if perm is None:
             raise exceptions.MethodNotAllowed(request.method or "")
-        access = view_access(request, view)
         if perm != ANY_MEMBER:
             try:
                 access.require(perm)
