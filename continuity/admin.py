@@ -20,12 +20,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
+    HttpResponseForbidden,
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
@@ -34,7 +35,6 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.defaults import permission_denied
 from rest_framework_api_key.models import APIKey
 
 from continuity.admin_access import WorkspaceScopedAdmin, request_access, request_workspace
@@ -58,8 +58,10 @@ if admin.site.is_registered(APIKey):
 
 
 def _refused(request: HttpRequest, perm: str) -> HttpResponse:
-    # A rendered 403 rather than a raised PermissionDenied: nothing may roll the audit row back.
-    return permission_denied(request, MissingPermission(perm))
+    # An answered 403 rather than a raised PermissionDenied: nothing may roll the audit row back.
+    return HttpResponseForbidden(
+        str(MissingPermission(perm)), content_type="text/plain; charset=utf-8"
+    )
 
 
 # --- Workspaces -----------------------------------------------------------------------------------
@@ -599,6 +601,9 @@ class AuditEventAdmin(admin.ModelAdmin):
         return super().changelist_view(request, {**(extra_context or {}), "export_url": export_url})
 
     def _export(self, request: HttpRequest, rows: QuerySet[AuditEvent]) -> HttpResponse:
+        # The rows as they stand now: not the export's own audit row, written next.
+        newest = AuditEvent.objects.aggregate(newest=Max("pk"))["newest"] or 0
+        rows = rows.filter(pk__lte=newest)
         audit_record(
             access=request_access(request),
             action="audit.export",
