@@ -45,7 +45,12 @@ from continuity.models import ApiKey, AuditEvent, Membership, Role, Workspace
 from continuity.roles import role_permissions, user_is_operator
 from continuity.spreadsheet import spreadsheet_row_neutralise
 from continuity.tenancy import Access, MissingPermission, access_for, workspaces_of
-from continuity.workspaces import membership_remove, membership_set, user_ensure
+from continuity.workspaces import (
+    membership_remove,
+    membership_set,
+    user_ensure,
+    username_clean,
+)
 
 MANAGE_MEMBERS = "continuity.manage_members"
 CHANGE_WORKSPACE = "continuity.change_workspace"
@@ -176,12 +181,6 @@ class WorkspaceAdmin(admin.ModelAdmin):
 # --- Members --------------------------------------------------------------------------------------
 
 
-def _username_clean(value: str) -> str:
-    user_model = get_user_model()
-    field = user_model._meta.get_field(user_model.USERNAME_FIELD)
-    return str(field.clean(value.strip(), None))
-
-
 class MembershipAddForm(forms.ModelForm):
     # A username rather than a list of every user of the install: one client's owner must not
     # browse the agency's (or other clients') people.
@@ -200,7 +199,7 @@ class MembershipAddForm(forms.ModelForm):
         fields = ["username", "role"]
 
     def clean_username(self) -> str:
-        username = _username_clean(self.cleaned_data.get("username") or "")
+        username = username_clean(username=self.cleaned_data.get("username") or "")
         user_model = get_user_model()
         if (
             self.workspace is not None
@@ -266,7 +265,7 @@ class MembershipAdmin(WorkspaceScopedAdmin):
     ) -> Any:
         kwargs["form"] = MembershipChangeForm if obj is not None else MembershipAddForm
         form = super().get_form(request, obj, change=change, **kwargs)
-        form.workspace = request_workspace(request)
+        form.workspace = request_workspace(request)  # type: ignore[attr-defined]
         return form
 
     def _refuse(self, request: HttpRequest, action: str, target: Any = None) -> HttpResponse:
@@ -600,7 +599,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         export_url = reverse("admin:continuity_auditevent_export") + (f"?{query}" if query else "")
         return super().changelist_view(request, {**(extra_context or {}), "export_url": export_url})
 
-    def _export(self, request: HttpRequest, rows: QuerySet[AuditEvent]) -> HttpResponse:
+    def _export(self, request: HttpRequest, rows: QuerySet[AuditEvent]) -> StreamingHttpResponse:
         # The rows as they stand now: not the export's own audit row, written next.
         newest = AuditEvent.objects.aggregate(newest=Max("pk"))["newest"] or 0
         rows = rows.filter(pk__lte=newest)
@@ -618,7 +617,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
         return response
 
-    def export_view(self, request: HttpRequest) -> HttpResponse:
+    def export_view(self, request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         """The changelist's rows, with its filters and search, as CSV."""
         if not self._may_view(request):
             return _refused(request, VIEW_AUDIT)
@@ -631,5 +630,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.action(
         description=gettext_lazy("Export the selected events as CSV"), permissions=["view"]
     )
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[AuditEvent]) -> HttpResponse:
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[AuditEvent]
+    ) -> StreamingHttpResponse:
         return self._export(request, queryset)

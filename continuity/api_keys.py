@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -46,9 +46,10 @@ def api_key_issue(
             raise NotAMember(_("Only operators hold install-wide API keys."))
         raise NotAMember(_("The user is not a member of this workspace."))
     with transaction.atomic():
-        row, key = ApiKey.objects.create_key(
+        created, key = ApiKey.objects.create_key(
             name=name[:50], user=user, workspace=workspace, expiry_date=expires_at
         )
+        row = cast(ApiKey, created)  # the library's manager is typed for its abstract base
         audit_record(
             # An install-wide key's row belongs to no workspace, whatever the caller's current one.
             access=replace(access, workspace=workspace),

@@ -9,11 +9,12 @@ cannot leave it without an owner.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, Group
 from django.db import IntegrityError, transaction
+from django.db.models import Field
 from django.utils.translation import gettext as _
 
 from continuity.audit import audit_record
@@ -53,6 +54,13 @@ def workspace_create(*, access: Access, slug: str, name: str) -> Workspace:
             _("A workspace with the slug %(slug)s exists already.") % {"slug": slug}
         ) from None
     return workspace
+
+
+def username_clean(*, username: str) -> str:
+    """The username, checked by the user model's own field (ValidationError when refused)."""
+    user_model = get_user_model()
+    field = cast("Field[Any, Any]", user_model._meta.get_field(user_model.USERNAME_FIELD))
+    return str(field.clean(username.strip(), None))
 
 
 def user_ensure(*, username: str) -> tuple[Any, bool]:

@@ -219,16 +219,16 @@ def _demo_people_ensure(*, admin: str) -> tuple[str, ...]:
     access = command_access()
     user_model = get_user_model()
     admin_user = user_model.objects.filter(**{user_model.USERNAME_FIELD: admin}).first()
-    wanted: list[tuple[Any, str, Workspace]] = []
+    wanted: list[tuple[Any, str, Workspace]] = []  # (user, role, workspace)
     if admin_user is not None:
         operator_add(access=access, user=admin_user)
         wanted += [(admin_user, Role.OWNER, ws) for ws in workspaces.values()]
     without_password = []
-    for username, role, slug in DEMO_PEOPLE:
-        user, created = user_ensure(username=username)
+    for username, person_role, slug in DEMO_PEOPLE:
+        person, created = user_ensure(username=username)
         if created:
             without_password.append(username)
-        wanted.append((user, role, workspaces[slug]))
+        wanted.append((person, person_role, workspaces[slug]))
     for user, role, workspace in wanted:
         if not Membership.objects.filter(user=user, workspace=workspace).exists():
             membership_set(

@@ -42,5 +42,7 @@ def make_api_key(*, user: Any, workspace: Workspace | None, **overrides: Any) ->
     return key
 
 
-def bearer(key: str) -> dict[str, str]:
+def bearer(key: str) -> dict[str, Any]:
+    # Typed Any so that `client.get(url, **bearer(key))` type-checks against the Client's
+    # keyword parameters.
     return {"HTTP_AUTHORIZATION": f"Bearer {key}"}

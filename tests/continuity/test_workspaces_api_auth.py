@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 ME = "/api/v1/me/"
 
 
-def _unauthorised(client: Client, **headers: str) -> dict[str, str]:
+def _unauthorised(client: Client, **headers: Any) -> dict[str, str]:
     response = client.get(ME, **headers)
     assert response.status_code == 401, response.content
     assert response["WWW-Authenticate"] == "Bearer"

@@ -1,4 +1,5 @@
-"""The operators' commands: workspace_create, workspace_member_add, operator_add, api_token_create."""
+"""The operators' commands: workspace_create, workspace_member_add, operator_add and
+api_token_create."""
 
 from __future__ import annotations
 
@@ -132,6 +133,7 @@ def test_api_token_create_prints_only_a_key_that_works(client: Client) -> None:
     assert out == key + "\n" and "." in key
     row = ApiKey.objects.get(user=user)
     assert row.workspace == workspace and key not in row.hashed_key and key not in row.pk
+    assert row.expiry_date is not None
     assert timedelta(days=29) < row.expiry_date - timezone.now() <= timedelta(days=30)
     me = client.get("/api/v1/me/", **bearer(key))
     assert me.status_code == 200

@@ -81,9 +81,12 @@ def test_the_audit_table_refuses_update_and_delete_in_the_database() -> None:
         "UPDATE continuity_auditevent SET action = 'forged' WHERE id = %s",
         "DELETE FROM continuity_auditevent WHERE id = %s",
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(statement, [event.pk])
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, [event.pk])
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).update(action="forged")
     with pytest.raises(DatabaseError), transaction.atomic():

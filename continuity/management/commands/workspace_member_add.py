@@ -10,16 +10,13 @@ from django.utils.translation import gettext as _
 
 from continuity.errors import TenancyError
 from continuity.models import Role, Workspace
-from continuity.workspaces import command_access, membership_set, user_ensure
+from continuity.workspaces import command_access, membership_set, user_ensure, username_clean
 
 
 def username_check(username: str) -> str:
-    """The username, checked with the user model's own validator (CommandError if refused)."""
-    from django.contrib.auth import get_user_model
-
-    field = get_user_model()._meta.get_field(get_user_model().USERNAME_FIELD)
+    """The username, checked by the user model's own field (CommandError when refused)."""
     try:
-        return str(field.clean(username, None))
+        return username_clean(username=username)
     except ValidationError as exc:
         raise CommandError(" ".join(exc.messages)) from None
 
