@@ -145,7 +145,7 @@ DEMO_X_USERS = tuple(
 SHARED_EVERY = 10
 
 # The demo's people besides the admin: (username, role, workspace slug). They are created by
-# ensure_demo_admin with the admin's password, or here without one (see docs/workspaces.md).
+# ensure_demo_admin with the admin's password, or here without one (README, "The demo").
 DEMO_ADMIN = "admin"
 DEMO_PEOPLE = (
     ("marco", Role.MARKETER, "trattoria-roma"),
