@@ -411,3 +411,9 @@ def test_the_audit_export_action_exports_the_selected_rows() -> None:
     )
     body = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
     assert "first.thing" in body and "second.thing" not in body
+
+
+def test_the_librarys_own_unused_api_key_model_has_no_admin_page() -> None:
+    root = signed_in(User.objects.create_superuser("root", "", "pw"))
+    assert root.get("/admin/rest_framework_api_key/apikey/").status_code == 404
+    assert root.get(KEYS).status_code == 200

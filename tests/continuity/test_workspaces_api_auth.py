@@ -137,3 +137,10 @@ def test_using_a_key_notes_when_it_was_last_used_without_writing_on_every_call(
     assert first is not None
     client.get(ME, **bearer(key))
     assert ApiKey.objects.get().last_used_at == first
+
+
+def test_the_openapi_schema_describes_the_bearer_api_key(client: Client) -> None:
+    schema = client.get("/api/v1/schema/", {"format": "json"}).json()
+    scheme = schema["components"]["securitySchemes"]["apiKeyAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert {"apiKeyAuth": []} in schema["paths"]["/api/v1/me/"]["get"]["security"]
