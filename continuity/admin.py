@@ -351,7 +351,11 @@ class MembershipAdmin(WorkspaceScopedAdmin):
             try:
                 membership_remove(access=self.access(request), membership=membership)
             except LastOwner as exc:
-                self.message_user(request, f"{membership.user}: {exc.detail}", messages.ERROR)
+                self.message_user(
+                    request,
+                    _("%(user)s: %(reason)s") % {"user": membership.user, "reason": exc.detail},
+                    messages.ERROR,
+                )
 
 
 # --- API keys -------------------------------------------------------------------------------------

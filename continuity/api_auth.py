@@ -102,6 +102,9 @@ def view_access(request: Request, view: APIView) -> Access:
     if cached is not None:
         return cached
     if getattr(view, "install_wide", False):
+        # The user's own (operator) rights; a workspace key still has to be a member's key.
+        if isinstance(request.auth, ApiKey) and request.auth.workspace is not None:
+            _member_access(request, request.auth.workspace)
         access = Access(user=request.user, workspace=None, role=None, permissions=frozenset())
     else:
         workspace = request_workspace(request)
@@ -109,10 +112,14 @@ def view_access(request: Request, view: APIView) -> Access:
             raise exceptions.PermissionDenied(
                 _("This request acts in no workspace: use a workspace's API key.")
             )
-        try:
-            access = access_for(request.user, workspace)
-        except Http404:
-            # A key whose user left the workspace: the key is no longer any good.
-            raise exceptions.AuthenticationFailed(_("Not a member of this workspace.")) from None
+        access = _member_access(request, workspace)
     view._access = access  # type: ignore[attr-defined]
     return access
+
+
+def _member_access(request: Request, workspace: Workspace) -> Access:
+    try:
+        return access_for(request.user, workspace)
+    except Http404:
+        # A key whose user left the workspace: the key is no longer any good.
+        raise exceptions.AuthenticationFailed(_("Not a member of this workspace.")) from None

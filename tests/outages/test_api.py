@@ -144,3 +144,14 @@ def test_detail_shows_one_window() -> None:
     window = outage_declare(network="tiktok", reason="down", actor="ops")
     response = operator().get(f"/api/v1/outages/{window.pk}/")
     assert response.json()["network_display"] == "TikTok"
+
+
+def test_an_operators_workspace_key_dies_with_their_membership() -> None:
+    from continuity.models import Membership
+
+    client = operator(workspace_key=True)
+    assert client.get("/api/v1/outages/").status_code == 200
+    Membership.objects.all().delete()
+    response = client.get("/api/v1/outages/")
+    assert response.status_code == 401
+    assert "Not a member" in response.json()["detail"]
