@@ -42,6 +42,8 @@ def api_key_issue(
     """A new key for ``user``; returns the row and the key, which is never retrievable again.
     NotAMember when the user may not act there."""
     if not api_key_may_hold(user=user, workspace=workspace):
+        if not user.is_active:
+            raise NotAMember(_("The user is inactive."))
         if workspace is None:
             raise NotAMember(_("Only operators hold install-wide API keys."))
         raise NotAMember(_("The user is not a member of this workspace."))

@@ -165,6 +165,7 @@ def test_an_install_wide_key_is_for_operators_only() -> None:
         ("ghost", {"workspace": "shop"}, "No user is named 'ghost'"),
         ("member", {"workspace": "nowhere"}, "No workspace has the slug 'nowhere'"),
         ("outsider", {"workspace": "shop"}, "not a member of this workspace"),
+        ("gone", {"workspace": "shop"}, "inactive"),
         ("member", {"workspace": "shop", "expires_days": "0"}, "--expires-days"),
         ("member", {"workspace": "shop", "expires_days": "-3"}, "--expires-days"),
         ("member", {"workspace": "shop", "expires_days": "soon"}, "--expires-days"),
@@ -177,6 +178,7 @@ def test_api_token_create_refuses_bad_input_and_creates_no_key(
     shop = make_workspace(slug="shop")
     make_member(workspace=shop, username="member")
     make_member(workspace=make_workspace(), username="outsider")
+    make_member(workspace=shop, username="gone", is_active=False)
     out = io.StringIO()
     with pytest.raises(CommandError, match=message):
         call_command("api_token_create", username, stdout=out, **options)
