@@ -31,9 +31,11 @@ from outages.networks import network_label
 from outages.normalisers import KINDS
 
 AUTH_HOWTO = {
-    "bearer": "send header Authorization: Bearer <secret> (or Basic with the secret as password)",
-    "url_token": "append ?token=<secret> to the URL",
-    "hmac": "sign each request with the secret (see docs/monitors.md)",
+    "bearer": gettext_lazy(
+        "send header Authorization: Bearer <secret> (or Basic with the secret as password)"
+    ),
+    "url_token": gettext_lazy("append ?token=<secret> to the URL"),
+    "hmac": gettext_lazy("sign each request with the secret (see docs/monitors.md)"),
 }
 
 
@@ -43,8 +45,10 @@ def _show_secret_once(request: HttpRequest, source: MonitorSource, issued: Issue
     messages.warning(
         request,
         format_html(
-            "Secret for <strong>{}</strong>: <code>{}</code>. Copy it now: it is stored "
-            "encrypted and will not be shown again. URL: <code>{}</code>; {}.",
+            _(
+                "Secret for <strong>{}</strong>: <code>{}</code>. Copy it now: it is stored "
+                "encrypted and will not be shown again. URL: <code>{}</code>; {}."
+            ),
             source.name,
             issued.secret,
             url,
@@ -63,25 +67,27 @@ class MonitorSourceAdmin(admin.ModelAdmin):
     readonly_fields = ["webhook_path", "credential_summary", "created_at", "updated_at"]
     actions = ["rotate_secret"]
 
-    @admin.display(description="webhook URL path")
+    @admin.display(description=gettext_lazy("webhook URL path"))
     def webhook_path(self, obj: MonitorSource) -> str:
         if not obj.pk:
-            return "(after saving)"
+            return _("(after saving)")
         suffix = "?token=<secret>" if KINDS[obj.kind].auth == "url_token" else ""
         return f"POST {obj.get_absolute_url()}{suffix}"
 
-    @admin.display(description="secrets")
+    @admin.display(description=gettext_lazy("secrets"))
     def credential_summary(self, obj: MonitorSource) -> str:
         if not obj.pk:
-            return "generated when you save"
+            return _("generated when you save")
         return format_html_join(
             "",
-            "<div>…{} created {} {}</div>",
+            _("<div>…{} created {} {}</div>"),
             (
                 (
                     c.hint,
                     c.created_at.strftime("%Y-%m-%d %H:%M"),
-                    f"expires {c.expires_at:%Y-%m-%d %H:%M}" if c.expires_at else "(current)",
+                    _("expires %(at)s") % {"at": f"{c.expires_at:%Y-%m-%d %H:%M}"}
+                    if c.expires_at
+                    else _("(current)"),
                 )
                 for c in obj.credentials.all()
             ),
@@ -95,7 +101,8 @@ class MonitorSourceAdmin(admin.ModelAdmin):
         elif given:
             credential_rotate(source=obj, secret=given)
             self.message_user(
-                request, "Secret replaced; the previous one keeps working for the overlap period."
+                request,
+                _("Secret replaced; the previous one keeps working for the overlap period."),
             )
 
     @admin.action(
@@ -140,7 +147,7 @@ class OutageSignalInline(admin.TabularInline):
         "source_ref", "incident_key", "state", "started_at", "ended_at", "notifications",
         "summary", "link",
     ]  # fmt: skip
-    verbose_name_plural = "signals holding (or having held) this window"
+    verbose_name_plural = gettext_lazy("signals holding (or having held) this window")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
