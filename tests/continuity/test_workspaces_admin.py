@@ -417,3 +417,56 @@ def test_the_librarys_own_unused_api_key_model_has_no_admin_page() -> None:
     root = signed_in(User.objects.create_superuser("root", "", "pw"))
     assert root.get("/admin/rest_framework_api_key/apikey/").status_code == 404
     assert root.get(KEYS).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        (Role.OWNER, {"members_add": 200, "key_add": 200, "audit": 200, "workspace": 200}),
+        (Role.PRIVACY, {"members_add": 403, "key_add": 200, "audit": 200, "workspace": 200}),
+        (Role.MARKETER, {"members_add": 403, "key_add": 200, "audit": 403, "workspace": 200}),
+        (Role.VIEWER, {"members_add": 403, "key_add": 200, "audit": 403, "workspace": 200}),
+    ],
+)
+def test_the_tenancy_pages_render_for_each_role_as_declared(
+    role: str, expected: dict[str, int]
+) -> None:
+    workspace = make_workspace()
+    user = make_member(workspace=workspace, role=role)
+    make_api_key(user=user, workspace=workspace)
+    client = signed_in(user)
+    _event(workspace, "something.happened")
+
+    assert client.get("/admin/").status_code == 200
+    seen = {
+        "members_add": client.get(f"{MEMBERS}add/").status_code,
+        "key_add": client.get(f"{KEYS}add/").status_code,
+        "audit": client.get(AUDIT).status_code,
+        "workspace": client.get(f"{WORKSPACES}{workspace.pk}/change/").status_code,
+    }
+    assert seen == expected
+    assert client.get(MEMBERS).status_code == 200
+    assert client.get(KEYS).status_code == 200
+    key = ApiKey.objects.get(user=user)
+    assert client.get(f"{KEYS}{key.pk}/change/").status_code == 200
+    membership = Membership.objects.get(user=user)
+    assert client.get(f"{MEMBERS}{membership.pk}/change/").status_code == 200
+
+
+def test_the_tenancy_pages_render_for_a_superuser_and_an_operator() -> None:
+    workspace = make_workspace()
+    _event(workspace, "something.happened")
+    _event(None, "install.happened")
+    root = signed_in(User.objects.create_superuser("root", "", "pw"))
+    for url in (f"{WORKSPACES}add/", WORKSPACES, f"{AUDIT}?workspace__id__exact={workspace.pk}"):
+        assert root.get(url).status_code == 200, url
+    assert "something.happened" in root.get(AUDIT).content.decode()
+
+    call_command("operator_add", "oscar", stdout=io.StringIO())
+    operator = signed_in(User.objects.get(username="oscar"))
+    assert operator.get("/admin/").status_code == 200
+    assert operator.get(WORKSPACES).status_code == 200  # every workspace's name and settings
+    assert operator.get(f"{WORKSPACES}{workspace.pk}/change/").status_code == 200
+    assert operator.post(f"{WORKSPACES}{workspace.pk}/change/", {"name": "x"}).status_code == 403
+    assert operator.get(f"{KEYS}add/").status_code == 200
+    assert operator.get(f"{MEMBERS}").status_code == 403  # no workspace of their own
