@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework.exceptions import NotFound
-from rest_framework.fields import CharField, ListField
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.exceptions import AuthenticationFailed, NotFound
+from rest_framework.fields import BooleanField, CharField, ListField
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -44,10 +44,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 class MeView(APIView):
-    """Who the token belongs to, where it acts and what it may do: lets an integrator check a
-    token before real calls."""
+    """Who the key belongs to, where it acts and what it may do: lets an integrator check a key
+    before real calls. Any signed-in caller may ask; a key whose user left its workspace is 401."""
 
-    permission_classes = [IsAuthenticated]
+    # Declared like every view (continuity/api_auth.py); install-wide so that an operator's key
+    # without a workspace may ask too. The workspace is resolved in get().
+    install_wide = True
+    permission_map: ClassVar[dict[str, str]] = {"GET": "*"}  # ANY_MEMBER (api_auth)
 
     @extend_schema(
         responses={
@@ -56,23 +59,38 @@ class MeView(APIView):
                 {
                     "username": CharField(),
                     "workspace": CharField(allow_null=True),
+                    "workspace_name": CharField(allow_null=True),
                     "role": CharField(allow_null=True),
                     "permissions": ListField(child=CharField()),
+                    "operator": BooleanField(),
+                    "install_permissions": ListField(child=CharField()),
                 },
             )
         }
     )
     def get(self, request: Request) -> Response:
         from continuity.api_auth import request_workspace
+        from continuity.roles import OPERATOR_PERMISSIONS, user_is_operator
         from continuity.tenancy import access_for
 
         workspace = request_workspace(request)
-        access = access_for(request.user, workspace) if workspace is not None else None
+        access = None
+        if workspace is not None:
+            try:
+                access = access_for(request.user, workspace)
+            except Http404:
+                raise AuthenticationFailed(_("Not a member of this workspace.")) from None
+        operator = user_is_operator(request.user)
         return Response(
             {
                 "username": request.user.get_username(),
                 "workspace": workspace.slug if workspace is not None else None,
+                "workspace_name": workspace.name if workspace is not None else None,
                 "role": access.role if access is not None else None,
                 "permissions": sorted(access.permissions) if access is not None else [],
+                "operator": operator,
+                "install_permissions": sorted(
+                    p for p in OPERATOR_PERMISSIONS if request.user.has_perm(p)
+                ),
             }
         )

@@ -79,9 +79,11 @@ class DeclaredPermission(BasePermission):
         perm = getattr(view, "permission_map", {}).get(request.method or "")
         if perm is None and request.method == "OPTIONS":
             return True
+        # The caller's standing first: a key whose user left the workspace is 401 on every
+        # method, declared or not.
+        access = view_access(request, view)
         if perm is None:
             raise exceptions.MethodNotAllowed(request.method or "")
-        access = view_access(request, view)
         if perm != ANY_MEMBER:
             try:
                 access.require(perm)
@@ -100,6 +102,9 @@ def view_access(request: Request, view: APIView) -> Access:
     if cached is not None:
         return cached
     if getattr(view, "install_wide", False):
+        # The user's own (operator) rights; a workspace key still has to be a member's key.
+        if isinstance(request.auth, ApiKey) and request.auth.workspace is not None:
+            _member_access(request, request.auth.workspace)
         access = Access(user=request.user, workspace=None, role=None, permissions=frozenset())
     else:
         workspace = request_workspace(request)
@@ -107,10 +112,14 @@ def view_access(request: Request, view: APIView) -> Access:
             raise exceptions.PermissionDenied(
                 _("This request acts in no workspace: use a workspace's API key.")
             )
-        try:
-            access = access_for(request.user, workspace)
-        except Http404:
-            # A key whose user left the workspace: the key is no longer any good.
-            raise exceptions.AuthenticationFailed(_("Not a member of this workspace.")) from None
+        access = _member_access(request, workspace)
     view._access = access  # type: ignore[attr-defined]
     return access
+
+
+def _member_access(request: Request, workspace: Workspace) -> Access:
+    try:
+        return access_for(request.user, workspace)
+    except Http404:
+        # A key whose user left the workspace: the key is no longer any good.
+        raise exceptions.AuthenticationFailed(_("Not a member of this workspace.")) from None

@@ -1,20 +1,25 @@
-"""How the OpenAPI document describes our API keys (drf-spectacular finds extensions on import)."""
+"""The OpenAPI schema's description of our API keys (drf-spectacular finds it once imported,
+which ContinuityConfig.ready does)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "continuity.api_auth.ApiKeyAuthentication"
-    name = "apiKey"
+    name = "apiKeyAuth"
 
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "An API key made with `manage.py api_token_create` or in the admin; "
-            "it acts for one user in one workspace.",
-        }
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        definition: dict[str, Any] = build_bearer_security_scheme_object(
+            header_name="Authorization",
+            token_prefix="Bearer",  # noqa: S106 - a scheme name, no secret
+        )
+        definition["description"] = (
+            "An API key from `manage.py api_token_create` or the admin's API keys page: one "
+            "user acting in one workspace."
+        )
+        return definition

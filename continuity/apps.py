@@ -12,11 +12,9 @@ class ContinuityConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        # Registers the `any_of` lookup on every field before any query is built.
-        from continuity import (
-            api_schema,  # noqa: F401 - registers the API key scheme with drf-spectacular
-            sql,  # noqa: F401
-        )
+        # `sql` registers the `any_of` lookup on every field before any query is built;
+        # `api_schema` describes ApiKeyAuthentication to the OpenAPI schema (on import).
+        from continuity import api_schema, sql  # noqa: F401
 
         post_migrate.connect(_roles_sync, sender=self)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import models
 
-from continuity.models import AuditEvent, AuditOutcome, Workspace
+from continuity.models import ApiKey, AuditEvent, AuditOutcome, Workspace
 from continuity.tenancy import Access
 
 
@@ -18,20 +18,29 @@ def audit_record(
     workspace: Workspace | None = None,
     outcome: str = AuditOutcome.DONE,
     detail: dict[str, Any] | None = None,
+    actor_label: str | None = None,
 ) -> AuditEvent:
     """Record that ``access.user`` did (or was refused) ``action``; call inside the change's
-    transaction so the row and the change commit together."""
+    transaction so the row and the change commit together. ``actor_label`` names an actor that
+    is not a user (a management command: "manage.py")."""
     user: Any = access.user if access.user.is_authenticated else None
     return AuditEvent.objects.create(
         workspace=workspace if workspace is not None else access.workspace,
         actor=user,
-        actor_label=access.actor_label,
+        actor_label=actor_label or access.actor_label,
         action=action,
         outcome=outcome,
         target_type=target._meta.label_lower if target is not None else "",
-        target_id=str(target.pk) if target is not None else "",
+        target_id=_target_id(target) if target is not None else "",
         detail=detail or {},
     )
+
+
+def _target_id(target: models.Model) -> str:
+    # An API key's primary key embeds its hash: the audit trail names it by its public prefix.
+    if isinstance(target, ApiKey):
+        return target.prefix
+    return str(target.pk)
 
 
 def audit_denied(

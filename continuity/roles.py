@@ -154,3 +154,12 @@ def role_permissions(role: str) -> frozenset[str]:
         "content_type__app_label", "codename"
     )
     return frozenset(f"{app_label}.{codename}" for app_label, codename in rows)
+
+
+def user_is_operator(user: object) -> bool:
+    """An install-wide operator: an active superuser or a member of the Operator group."""
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    return bool(user.groups.filter(name=OPERATOR_GROUP).exists())  # type: ignore[attr-defined]

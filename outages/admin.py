@@ -6,16 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from outages.credentials import IssuedSecret, credential_issue, credential_rotate
 from outages.errors import OutagesError
 from outages.forms import DeclareOutageForm, MonitorSourceForm, ResolveOutageForm
 from outages.impact import outage_impact_count
+from outages.manual import install_access, outage_declare_manually, outage_resolve_manually
 from outages.models import (
     MonitorSource,
     OutageSignal,
@@ -25,12 +29,13 @@ from outages.models import (
 )
 from outages.networks import network_label
 from outages.normalisers import KINDS
-from outages.windows import outage_declare, outage_resolve
 
 AUTH_HOWTO = {
-    "bearer": "send header Authorization: Bearer <secret> (or Basic with the secret as password)",
-    "url_token": "append ?token=<secret> to the URL",
-    "hmac": "sign each request with the secret (see docs/monitors.md)",
+    "bearer": gettext_lazy(
+        "send header Authorization: Bearer <secret> (or Basic with the secret as password)"
+    ),
+    "url_token": gettext_lazy("append ?token=<secret> to the URL"),
+    "hmac": gettext_lazy("sign each request with the secret (see docs/monitors.md)"),
 }
 
 
@@ -40,8 +45,10 @@ def _show_secret_once(request: HttpRequest, source: MonitorSource, issued: Issue
     messages.warning(
         request,
         format_html(
-            "Secret for <strong>{}</strong>: <code>{}</code>. Copy it now: it is stored "
-            "encrypted and will not be shown again. URL: <code>{}</code>; {}.",
+            _(
+                "Secret for <strong>{}</strong>: <code>{}</code>. Copy it now: it is stored "
+                "encrypted and will not be shown again. URL: <code>{}</code>; {}."
+            ),
             source.name,
             issued.secret,
             url,
@@ -60,25 +67,27 @@ class MonitorSourceAdmin(admin.ModelAdmin):
     readonly_fields = ["webhook_path", "credential_summary", "created_at", "updated_at"]
     actions = ["rotate_secret"]
 
-    @admin.display(description="webhook URL path")
+    @admin.display(description=gettext_lazy("webhook URL path"))
     def webhook_path(self, obj: MonitorSource) -> str:
         if not obj.pk:
-            return "(after saving)"
+            return _("(after saving)")
         suffix = "?token=<secret>" if KINDS[obj.kind].auth == "url_token" else ""
         return f"POST {obj.get_absolute_url()}{suffix}"
 
-    @admin.display(description="secrets")
+    @admin.display(description=gettext_lazy("secrets"))
     def credential_summary(self, obj: MonitorSource) -> str:
         if not obj.pk:
-            return "generated when you save"
+            return _("generated when you save")
         return format_html_join(
             "",
-            "<div>…{} created {} {}</div>",
+            _("<div>…{} created {} {}</div>"),
             (
                 (
                     c.hint,
                     c.created_at.strftime("%Y-%m-%d %H:%M"),
-                    f"expires {c.expires_at:%Y-%m-%d %H:%M}" if c.expires_at else "(current)",
+                    _("expires %(at)s") % {"at": f"{c.expires_at:%Y-%m-%d %H:%M}"}
+                    if c.expires_at
+                    else _("(current)"),
                 )
                 for c in obj.credentials.all()
             ),
@@ -92,10 +101,14 @@ class MonitorSourceAdmin(admin.ModelAdmin):
         elif given:
             credential_rotate(source=obj, secret=given)
             self.message_user(
-                request, "Secret replaced; the previous one keeps working for the overlap period."
+                request,
+                _("Secret replaced; the previous one keeps working for the overlap period."),
             )
 
-    @admin.action(description="Rotate secret (old one keeps working for the overlap period)")
+    @admin.action(
+        description=gettext_lazy("Rotate secret (old one keeps working for the overlap period)"),
+        permissions=["change"],
+    )
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[MonitorSource]) -> None:
         for source in queryset:
             _show_secret_once(request, source, credential_rotate(source=source))
@@ -134,7 +147,7 @@ class OutageSignalInline(admin.TabularInline):
         "source_ref", "incident_key", "state", "started_at", "ended_at", "notifications",
         "summary", "link",
     ]  # fmt: skip
-    verbose_name_plural = "signals holding (or having held) this window"
+    verbose_name_plural = gettext_lazy("signals holding (or having held) this window")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -168,24 +181,29 @@ class OutageWindowAdmin(admin.ModelAdmin):
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """ "Add" is declaring an outage: a reason, then an "are you sure" page with the impact."""
+        """ "Add" is declaring an outage: a reason, then an "are you sure" page with the impact.
+        Operators only (outages.add_outagewindow), like Django's own add view."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
         form = DeclareOutageForm(request.POST or None)
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Declare an outage",
+            "title": _("Declare an outage"),
             "form": form,
             "confirm": False,
         }
         if request.method == "POST" and form.is_valid():
             network = form.cleaned_data["network"]
             if request.POST.get("confirmed") == "yes":
-                window = outage_declare(
+                window = outage_declare_manually(
+                    access=install_access(user=request.user),
                     network=network,
                     reason=form.cleaned_data["reason"],
-                    actor=request.user.get_username(),
                 )
-                self.message_user(request, f"{window} is open.", messages.SUCCESS)
+                self.message_user(
+                    request, _("%(window)s is open.") % {"window": window}, messages.SUCCESS
+                )
                 return HttpResponseRedirect(
                     reverse("admin:outages_outagewindow_change", args=[window.pk])
                 )
@@ -196,7 +214,7 @@ class OutageWindowAdmin(admin.ModelAdmin):
             )
         return TemplateResponse(request, "admin/outages/outagewindow/declare.html", context)
 
-    @admin.action(description="Resolve selected outages…")
+    @admin.action(description=gettext_lazy("Resolve selected outages…"), permissions=["change"])
     def resolve_outages(
         self, request: HttpRequest, queryset: QuerySet[OutageWindow]
     ) -> HttpResponse | None:
@@ -205,20 +223,22 @@ class OutageWindowAdmin(admin.ModelAdmin):
         if request.POST.get("confirmed") == "yes" and form.is_valid():
             for window in windows:
                 try:
-                    outage_resolve(
+                    outage_resolve_manually(
+                        access=install_access(user=request.user),
                         window=window,
                         reason=form.cleaned_data["reason"],
-                        actor=request.user.get_username(),
                     )
                 except OutagesError as exc:
                     self.message_user(request, str(exc.detail), messages.WARNING)
-            self.message_user(request, f"Resolved {len(windows)} outage(s).", messages.SUCCESS)
+            self.message_user(
+                request, _("Resolved %(n)d outage(s).") % {"n": len(windows)}, messages.SUCCESS
+            )
             return None
         rows = [(w, outage_impact_count(network=w.network)) for w in windows]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Resolve outages",
+            "title": _("Resolve outages"),
             "rows": rows,
             "form": form,
         }

@@ -1,20 +1,29 @@
-"""/api/v1/outages/: list, declare and resolve outage windows (thin views over windows.py)."""
+"""/api/v1/outages/: list, declare and resolve outage windows (thin views over windows.py).
+
+Outages are install-wide: the permissions are the user's own (the Operator group), whatever
+workspace a key acts in; a workspace member who is not an operator gets 403 naming the perm.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from continuity.api_access import InstallAPIView
 from outages.impact import outage_impact_count
+from outages.manual import outage_declare_manually, outage_resolve_manually
 from outages.models import OutageWindow, WindowState
 from outages.networks import network_choices, network_is_known
-from outages.windows import outage_declare, outage_resolve
+
+VIEW = "outages.view_outagewindow"
+DECLARE = "outages.add_outagewindow"
+RESOLVE = "outages.change_outagewindow"
 
 
 class OutageOut(serializers.ModelSerializer):
@@ -35,7 +44,9 @@ class DeclareIn(serializers.Serializer):
     def validate_network(self, value: str) -> str:
         if not network_is_known(value):
             known = ", ".join(v for v, _ in network_choices())
-            raise serializers.ValidationError(f"unknown network {value!r}; one of: {known}")
+            raise serializers.ValidationError(
+                _("unknown network %(value)r; one of: %(known)s") % {"value": value, "known": known}
+            )
         return value
 
 
@@ -43,12 +54,9 @@ class ResolveIn(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-def _require_perm(request: Request, perm: str) -> None:
-    if not request.user.has_perm(perm):
-        raise PermissionDenied(f"needs the {perm} permission")
+class OutageListView(InstallAPIView):
+    permission_map: ClassVar[dict[str, str]] = {"GET": VIEW, "POST": DECLARE}
 
-
-class OutageListView(APIView):
     @extend_schema(responses={200: OutageOut(many=True)})
     def get(self, request: Request) -> Response:
         rows = OutageWindow.objects.all().order_by("-opened_at")
@@ -58,7 +66,10 @@ class OutageListView(APIView):
                 return Response(
                     {
                         "error": "invalid",
-                        "detail": {"state": f"must be one of {WindowState.values}"},
+                        "detail": {
+                            "state": _("must be one of %(values)s")
+                            % {"values": ", ".join(WindowState.values)}
+                        },
                     },
                     status=status.HTTP_400_BAD_REQUEST,
                 )
@@ -70,38 +81,40 @@ class OutageListView(APIView):
 
     @extend_schema(request=DeclareIn, responses={201: OutageOut})
     def post(self, request: Request) -> Response:
-        _require_perm(request, "outages.add_outagewindow")
         data = DeclareIn(data=request.data)
         data.is_valid(raise_exception=True)
-        window = outage_declare(
+        window = outage_declare_manually(
+            access=self.access,
             network=data.validated_data["network"],
             reason=data.validated_data["reason"],
-            actor=request.user.get_username(),
         )
         body: dict[str, Any] = dict(OutageOut(window).data)
         body["campaigns_touched"] = outage_impact_count(network=window.network)
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class OutageDetailView(APIView):
+class OutageDetailView(InstallAPIView):
+    permission_map: ClassVar[dict[str, str]] = {"GET": VIEW}
+
     @extend_schema(responses={200: OutageOut})
     def get(self, request: Request, pk: int) -> Response:
         window = OutageWindow.objects.filter(pk=pk).first()
         if window is None:
-            raise NotFound(f"no outage {pk}")
+            raise NotFound(_("no outage %(pk)s") % {"pk": pk})
         return Response(OutageOut(window).data)
 
 
-class OutageResolveView(APIView):
+class OutageResolveView(InstallAPIView):
+    permission_map: ClassVar[dict[str, str]] = {"POST": RESOLVE}
+
     @extend_schema(request=ResolveIn, responses={200: OutageOut})
     def post(self, request: Request, pk: int) -> Response:
-        _require_perm(request, "outages.change_outagewindow")
         data = ResolveIn(data=request.data)
         data.is_valid(raise_exception=True)
         window = OutageWindow.objects.filter(pk=pk).first()
         if window is None:
-            raise NotFound(f"no outage {pk}")
-        window = outage_resolve(
-            window=window, reason=data.validated_data["reason"], actor=request.user.get_username()
+            raise NotFound(_("no outage %(pk)s") % {"pk": pk})
+        window = outage_resolve_manually(
+            access=self.access, window=window, reason=data.validated_data["reason"]
         )
         return Response(OutageOut(window).data)

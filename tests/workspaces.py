@@ -36,11 +36,13 @@ def make_member(*, workspace: Workspace, role: str = Role.MARKETER, **overrides:
 
 
 def make_api_key(*, user: Any, workspace: Workspace | None, **overrides: Any) -> str:
-    _key_row, key = ApiKey.objects.create_key(
-        name=f"key {next(_seq)}", user=user, workspace=workspace, **overrides
-    )
+    values: dict[str, Any] = {"name": f"key {next(_seq)}"}
+    values.update(overrides)
+    _key_row, key = ApiKey.objects.create_key(user=user, workspace=workspace, **values)
     return key
 
 
-def bearer(key: str) -> dict[str, str]:
+def bearer(key: str) -> dict[str, Any]:
+    # Typed Any so that `client.get(url, **bearer(key))` type-checks against the Client's
+    # keyword parameters.
     return {"HTTP_AUTHORIZATION": f"Bearer {key}"}

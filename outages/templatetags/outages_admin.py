@@ -1,4 +1,5 @@
-"""The open-outages banner shown on every admin page."""
+"""The open-outages banner shown on every admin page, to every staff user: a network being down
+is not secret. Only those who may open a window (operators) get links to it."""
 
 from __future__ import annotations
 
@@ -17,4 +18,7 @@ def outages_banner(context: dict[str, Any]) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not getattr(user, "is_staff", False):
         return {"windows": []}
-    return {"windows": list(open_windows())}
+    return {
+        "windows": list(open_windows()),
+        "can_open": user.has_perm("outages.view_outagewindow"),
+    }

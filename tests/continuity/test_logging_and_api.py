@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 
 from continuity.logging import ContextFilter, RequestIdMiddleware, current_context_id
+from tests.workspaces import bearer, make_api_key, make_member, workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
@@ -52,19 +52,18 @@ def test_api_errors_use_the_one_error_shape(client: Client) -> None:
     body = response.json()
     assert body == {"error": "not_authenticated", "detail": body["detail"]}
     assert "credentials" in body["detail"]
-    bad_token = client.get("/api/v1/me/", HTTP_AUTHORIZATION="Token nope")
-    assert bad_token.status_code == 401
-    assert bad_token.json()["error"] == "authentication_failed"
+    bad_key = client.get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer nope.nope")
+    assert bad_key.status_code == 401
+    assert bad_key.json()["error"] == "authentication_failed"
 
 
-def test_a_valid_token_is_accepted(client: Client, django_user_model: Any) -> None:
-    from rest_framework.authtoken.models import Token
-
-    user = django_user_model.objects.create_user(username="integrator", password="x")
-    token = Token.objects.create(user=user)
-    response = client.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {token.key}")
+def test_a_valid_api_key_is_accepted(client: Client) -> None:
+    workspace = workspace_for_tests()
+    user = make_member(workspace=workspace, role="viewer", username="integrator")
+    key = make_api_key(user=user, workspace=workspace)
+    response = client.get("/api/v1/me/", **bearer(key))
     assert response.status_code == 200
-    assert response.json() == {"username": "integrator"}
+    assert response.json()["username"] == "integrator"
 
 
 def test_swagger_ui_is_served(admin_client: Client) -> None:

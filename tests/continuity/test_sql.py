@@ -51,7 +51,11 @@ def test_the_any_of_lookup_works_on_a_foreign_key_too() -> None:
     owner, other = make_contact(), make_contact()
     for n, contact in enumerate((owner, owner, other)):
         PushSubscription.objects.create(
-            contact=contact, endpoint=f"https://push.example/{n}", p256dh="k", auth="a"
+            workspace=contact.workspace,
+            contact=contact,
+            endpoint=f"https://push.example/{n}",
+            p256dh="k",
+            auth="a",
         )
 
     found = PushSubscription.objects.filter(contact_id__any_of=[owner.pk])

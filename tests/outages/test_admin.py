@@ -200,3 +200,89 @@ def test_a_sender_generated_secret_can_be_pasted_and_later_replaced(staff: Clien
         "pd-generated-secret-1234567890",
         "pd-rotated-secret-0987654321",
     }
+
+
+def test_a_manual_declare_and_resolve_in_the_admin_are_audited_install_wide(
+    staff: Client,
+) -> None:
+    from continuity.models import AuditEvent
+
+    staff.post(
+        "/admin/outages/outagewindow/add/",
+        {"network": "facebook", "reason": "Graph down", "confirmed": "yes"},
+    )
+    window = OutageWindow.objects.get()
+    staff.post(
+        "/admin/outages/outagewindow/",
+        {
+            "action": "resolve_outages",
+            "_selected_action": [window.pk],
+            "confirmed": "yes",
+            "reason": "back",
+        },
+    )
+    events = AuditEvent.objects.order_by("id")
+    assert [(e.action, e.workspace_id, e.actor_label, e.target_id) for e in events] == [
+        ("outage.declare", None, "ops", str(window.pk)),
+        ("outage.resolve", None, "ops", str(window.pk)),
+    ]
+
+
+def test_a_workspace_member_sees_the_banner_but_cannot_open_declare_or_resolve(
+    client: Client,
+) -> None:
+    from continuity.models import Role
+    from tests.workspaces import make_member, make_workspace
+
+    window = outage_declare(network="threads", reason="Threads API 503", actor="ops")
+    client.force_login(make_member(workspace=make_workspace(), role=Role.OWNER))
+
+    page = client.get("/admin/").content.decode()
+    assert "outages-banner" in page and "Threads" in page
+    assert f"/admin/outages/outagewindow/{window.pk}/change/" not in page
+    assert client.get("/admin/outages/outagewindow/").status_code == 403
+    declare = {"network": "x", "reason": "r", "confirmed": "yes"}
+    assert client.post("/admin/outages/outagewindow/add/", declare).status_code == 403
+    client.post(
+        "/admin/outages/outagewindow/",
+        {"action": "resolve_outages", "_selected_action": [window.pk], "confirmed": "yes"},
+    )
+    assert OutageWindow.objects.get().state == "open"
+    assert OutageWindow.objects.count() == 1
+
+
+def test_a_staff_user_who_may_only_view_windows_cannot_declare_or_resolve(client: Client) -> None:
+    from django.contrib.auth.models import Permission
+
+    viewer = User.objects.create_user("watcher", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_outagewindow"))
+    client.force_login(viewer)
+    window = outage_declare(network="youtube", reason="down", actor="ops")
+
+    assert client.get("/admin/outages/outagewindow/").status_code == 200
+    declare = {"network": "x", "reason": "r", "confirmed": "yes"}
+    assert client.post("/admin/outages/outagewindow/add/", declare).status_code == 403
+    client.post(
+        "/admin/outages/outagewindow/",
+        {
+            "action": "resolve_outages",
+            "_selected_action": [window.pk],
+            "confirmed": "yes",
+            "reason": "r",
+        },
+    )
+    window.refresh_from_db()
+    assert window.state == "open"
+    assert OutageWindow.objects.count() == 1
+
+
+def test_an_operator_from_the_command_line_manages_outages_in_the_admin(client: Client) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    call_command("operator_add", "oscar", stdout=io.StringIO())
+    client.force_login(User.objects.get(username="oscar"))
+    confirm = client.post("/admin/outages/outagewindow/add/", {"network": "x", "reason": "r"})
+    assert confirm.status_code == 200
+    assert client.get("/admin/outages/monitorsource/").status_code == 200

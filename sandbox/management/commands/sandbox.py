@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from sandbox.base import FakeServer
+from sandbox.demo import DEMO_X_USERS
 from sandbox.demo_push import demo_subscriptions_enable
 from sandbox.event_keys import sandbox_event_keys_ensure
 from sandbox.graph import GraphFake
@@ -71,8 +72,9 @@ def sandbox_fakes_build(*, only: tuple[str, ...] = FAKES) -> dict[str, FakeServe
         )
     if "x" in only:
         x = XFake(host=host, port=settings.SANDBOX_X_PORT)
-        # The demo's X account (sandbox/demo.py): its token maps to its user id.
-        x.add_user("sandbox-x-token", "4400001", "demoshop")
+        # The demo workspaces' X accounts (sandbox/demo.py): each token maps to its user id.
+        for token, user_id, username in DEMO_X_USERS:
+            x.add_user(token, user_id, username)
         fakes["x"] = x
     return fakes
 
