@@ -42,7 +42,7 @@ from contacts.models import (
     Tag,
 )
 from contacts.normalize import FieldError, email_normalise, phone_normalise
-from contacts.privacy import contact_erase
+from contacts.privacy import AUDIT_EXPORT_FILE, AUDIT_IMPORT_FILE, contact_erase
 from contacts.resources import ContactResource
 from contacts.segments import contacts_matching
 from contacts.selectors import contacts_consented
@@ -63,8 +63,6 @@ IMPORT_CONTACT = "contacts.import_contact"
 RECORD_CONSENT = "contacts.record_consent"
 ERASE_CONTACT = "contacts.erase_contact"
 VIEW_SEGMENT = "contacts.view_segment"
-AUDIT_EXPORT_FILE = "contact.export_file"
-AUDIT_IMPORT_FILE = "contact.import_file"
 
 
 class WorkspaceUniqueForm(forms.ModelForm):

@@ -16,6 +16,8 @@ from continuity.tenancy import Access
 
 AUDIT_EXPORT = "contact.export"
 AUDIT_ERASE = "contact.erase"
+AUDIT_EXPORT_FILE = "contact.export_file"
+AUDIT_IMPORT_FILE = "contact.import_file"
 
 
 def contact_export(*, contact: Contact, access: Access | None = None) -> dict[str, Any]:

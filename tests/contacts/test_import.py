@@ -282,3 +282,16 @@ def test_the_xlsx_export_writes_no_formula_cell(admin_client: Client) -> None:
     cells = {row[0].value: row[1] for row in sheet.iter_rows(min_row=2)}
     assert cells["X1"].value == '\'=HYPERLINK("http://x")'
     assert cells["X1"].data_type == "s"
+
+
+def test_an_import_from_the_shell_is_in_the_workspaces_audit_trail(tmp_path: Path) -> None:
+    from continuity.models import AuditEvent
+
+    path = tmp_path / "people.csv"
+    path.write_text(HEADER + "E1,a@example.com,,Ann,,,,\nE2,bad-email,,Bob,,,,\n")
+    _run(path)
+    event = AuditEvent.objects.get(action="contact.import_file")
+    assert event.workspace == workspace_for_tests()
+    assert event.actor is None and event.actor_label == "manage.py"
+    assert event.detail["file"] == "people.csv"
+    assert (event.detail["created"], event.detail["errors"]) == (1, 1)

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
 from contacts.consent import Evidence
 from contacts.models import ConsentSource
+from contacts.privacy import AUDIT_IMPORT_FILE
 from contacts.upsert import (
     KNOWN_COLUMNS,
     ParsedRow,
@@ -34,8 +36,11 @@ from contacts.upsert import (
     contacts_tables_analyze,
     contacts_upsert_parsed,
 )
+from continuity.audit import audit_record
 from continuity.batching import collection_per_batch, read_ahead
 from continuity.models import Workspace
+from continuity.tenancy import access_for
+from continuity.workspaces import COMMAND_ACTOR
 
 
 def _header_name(raw: str) -> str:
@@ -294,6 +299,15 @@ class Command(BaseCommand):
                     self._progress(totals, now - started)
                     last_progress = now
         elapsed = time.monotonic() - started
+        # The import is in the workspace's audit trail like one made in the admin; the actor is
+        # the command (the shell has no signed-in user).
+        audit_record(
+            access=access_for(AnonymousUser(), None),
+            action=AUDIT_IMPORT_FILE,
+            workspace=workspace,
+            detail={"file": path.name, "via": "import_contacts", **totals},
+            actor_label=COMMAND_ACTOR,
+        )
         self._progress(totals, elapsed)
         self.stdout.write(
             f"done: {totals['rows']} rows in {elapsed:.2f}s: {totals['created']} created, "
