@@ -201,6 +201,7 @@ def webhook_intake(
             normalised_signals=normalised.signals,
             notes=normalised.notes,
             delivery_id=delivery_id,
+            redelivery_is_duplicate=normaliser.redelivery_is_duplicate,
             headers=headers,
         )
     except Rejected as exc:
@@ -250,15 +251,25 @@ def _apply(
     normalised_signals: list[Any],
     notes: list[str],
     delivery_id: str,
+    redelivery_is_duplicate: bool,
     headers: Mapping[str, str],
 ) -> IntakeResult:
     produced: list[dict[str, Any]] = []
-    unmapped = 0
+    unmapped = nothing = 0
     with transaction.atomic():
         # Recorded in the same transaction as the window change: a delivery that failed here
         # is not marked seen, so the sender's retry is processed, but a replay is refused.
         if delivery_id and not _delivery_first_time(source=source, delivery_id=delivery_id[:200]):
-            raise Replayed(f"delivery {delivery_id[:80]!r} was already processed")
+            if not redelivery_is_duplicate:
+                raise Replayed(f"delivery {delivery_id[:80]!r} was already processed")
+            return _finish(
+                receipt,
+                status_code=200,
+                verdict=Verdict.DUPLICATE,
+                reason=f"delivery {delivery_id[:80]!r} was already processed: nothing changed",
+                source=source,
+                headers=headers,
+            )
         mapped_signals = [
             (
                 signal_network_resolve(
@@ -297,17 +308,22 @@ def _apply(
                 ended_at=raw.ended_at,
                 summary=raw.summary,
                 link=raw.link,
+                remember=not raw.release_only,
             )
+            if outcome.action == "nothing":
+                nothing += 1
             entry["outcome"] = outcome.action
             entry["window"] = outcome.window_id
             produced.append(entry)
         reasons = list(notes)
+        if nothing:
+            reasons.append(f"{nothing} releases matched no firing alert: nothing to end")
         if unmapped:
             reasons.append(
                 f"{unmapped} of {len(normalised_signals)} alerts map to no network "
                 "(add a mapping rule or a default network)"
             )
-        mapped = len(normalised_signals) - unmapped
+        mapped = len(normalised_signals) - unmapped - nothing
         if mapped:
             verdict, status = Verdict.ACCEPTED, 200
         elif unmapped:

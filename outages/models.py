@@ -77,6 +77,7 @@ class Verdict(models.TextChoices):
     RECEIVED = "received", "Received (processing did not finish)"
     ACCEPTED = "accepted", "Accepted"
     IGNORED = "ignored", "Accepted, nothing to do"
+    DUPLICATE = "duplicate", "Accepted, a redelivery already processed"
     UNMAPPED = "unmapped", "Accepted, maps to no network"
     NOT_FOUND = "not_found", "Unknown source"
     METHOD_NOT_ALLOWED = "method_not_allowed", "Wrong method"

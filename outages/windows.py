@@ -163,12 +163,16 @@ def outage_signal_apply(
     ended_at: datetime | None = None,
     summary: str = "",
     link: str = "",
+    remember: bool = True,
 ) -> SignalOutcome:
     """Apply one firing/resolved signal from one origin to its network's windows.
 
     The public entry for monitors (via intake), manual declarations and self-detected publishing
     failures (source_kind="self_detected", source_ref e.g. "publisher:facebook"). Idempotent per
-    (source_kind, source_ref, incident_key, network).
+    (source_kind, source_ref, incident_key, network). ``remember=False`` makes a resolve a mere
+    release: it ends a known firing but is not kept for a firing that has not arrived yet (a
+    Statuspage incident reporting a component operational is no resolve of that component's
+    future outages).
     """
     if not network_is_known(network):
         raise UnknownNetwork(f"unknown network {network!r}")
@@ -184,7 +188,7 @@ def outage_signal_apply(
     # No savepoint when a caller's transaction is open: nothing here catches its own errors.
     with transaction.atomic(savepoint=False):
         if firing:
-            repeat = _firing_repeat_count(origin=origin, now=now)
+            repeat = _firing_repeat_count(origin=origin, now=now, started_at=started_at)
             if repeat is not None:
                 return SignalOutcome(network, "duplicate", repeat)
         open_window_id = _network_lock(network)
@@ -225,27 +229,35 @@ def outage_signal_apply(
             started_at=started_at,
             ended_at=ended_at,
             fields=fields,
+            remember=remember,
         )
 
 
-def _firing_repeat_count(*, origin: dict[str, str], now: datetime) -> int | None:
+def _firing_repeat_count(
+    *, origin: dict[str, str], now: datetime, started_at: datetime | None
+) -> int | None:
     """Count a repeat of a signal that already holds an open window: the common case.
 
     One statement instead of a locking read and an update (this is the webhook hot path). The
     UPDATE takes the signal's row lock, which every path that changes the signal also needs,
     so it cannot interleave with a resolve. Returns the window id, or None for the slow path.
+
+    A repeat that says the firing started later than we knew (a PagerDuty reopen whose resolve
+    we never saw) moves the episode's start forward, so that resolve, arriving late, is stale.
     """
     sig = OutageSignal._meta.db_table
     win = OutageWindow._meta.db_table
     # Only table names are interpolated, and they come from model metadata.
     sql = (
-        f"UPDATE {sig} SET notifications = notifications + 1, last_seen_at = %s "  # noqa: S608
+        f"UPDATE {sig} SET notifications = notifications + 1, last_seen_at = %s, "  # noqa: S608
+        f"started_at = GREATEST({sig}.started_at, %s) "
         f"FROM {win} w WHERE w.id = {sig}.window_id AND w.state = %s AND {sig}.state = %s "
         f"AND {sig}.source_kind = %s AND {sig}.source_ref = %s AND {sig}.incident_key = %s "
         f"AND {sig}.network = %s RETURNING {sig}.window_id"
     )
     params: list[Any] = [
         now,
+        started_at,
         WindowState.OPEN,
         SignalState.FIRING,
         origin["source_kind"],
@@ -300,10 +312,14 @@ def _signal_insert_joining(
         return cursor.fetchone() is not None
 
 
-def _seen_again(signal: OutageSignal) -> None:
-    OutageSignal.objects.filter(pk=signal.pk).update(
-        notifications=signal.notifications + 1, last_seen_at=timezone.now()
-    )
+def _seen_again(signal: OutageSignal, *, started_at: datetime | None = None) -> None:
+    changes: dict[str, Any] = {
+        "notifications": signal.notifications + 1,
+        "last_seen_at": timezone.now(),
+    }
+    if started_at is not None and (signal.started_at is None or started_at > signal.started_at):
+        changes["started_at"] = started_at
+    OutageSignal.objects.filter(pk=signal.pk).update(**changes)
 
 
 def _firing(
@@ -326,7 +342,7 @@ def _firing(
         and signal.window_id == open_window_id
     ):
         # Repeats (repeat_interval, HA pairs, retries) change nothing.
-        _seen_again(signal)
+        _seen_again(signal, started_at=started_at)
         return SignalOutcome(network, "duplicate", signal.window_id)
     if signal is not None and signal.state == SignalState.RESOLVED and signal.ended_at:
         if started_at is not None and started_at <= signal.ended_at:
@@ -370,7 +386,7 @@ def _firing(
     return SignalOutcome(network, action, window_id)
 
 
-def _resolved(
+def _resolved(  # noqa: PLR0911 - one return per outcome reads clearer than a result variable
     *,
     signal: OutageSignal | None,
     network: str,
@@ -382,8 +398,11 @@ def _resolved(
     started_at: datetime | None,
     ended_at: datetime | None,
     fields: dict[str, str],
+    remember: bool = True,
 ) -> SignalOutcome:
     ended = ended_at or now
+    if signal is None and not remember:
+        return SignalOutcome(network, "nothing", None)
     if signal is None:
         # A resolve before its firing: remember it, so the late firing is recognised as stale.
         OutageSignal.objects.create(
@@ -401,8 +420,11 @@ def _resolved(
     if signal.state == SignalState.RESOLVED:
         _seen_again(signal)
         return SignalOutcome(network, "duplicate", signal.window_id)
-    if signal.started_at and started_at and started_at < signal.started_at:
-        # The resolve of an earlier episode, delivered late: the current firing still holds.
+    if signal.started_at and ended_at and ended_at < signal.started_at:
+        # The resolve of an earlier episode, delivered late (it ended before the current one
+        # began): the current firing still holds. Only the end counts: Alertmanager keeps the
+        # earliest startsAt it has seen when it merges re-posted copies of an alert, so the
+        # resolve of the current episode may carry an earlier start than its firing did.
         _seen_again(signal)
         return SignalOutcome(network, "stale", signal.window_id)
     signal.state = SignalState.RESOLVED

@@ -55,4 +55,43 @@ class GrafanaNormaliser(Normaliser):
         return ""
 
     def normalise(self, *, payload: Any, options: Mapping[str, Any]) -> Normalised:
-        return alerts_normalise(payload=payload, kind="Grafana")
+        alerts = payload.get("alerts")
+        if not isinstance(alerts, list) and _legacy_test(payload):
+            return Normalised(notes=["Grafana test notification (legacy alerting): nothing to do"])
+        if not isinstance(alerts, list) or not alerts:
+            return alerts_normalise(payload=payload, kind="Grafana")
+        real = [a for a in alerts if not (isinstance(a, dict) and grafana_test_alert(a))]
+        if not real:
+            return Normalised(notes=["Grafana contact point test notification: nothing to do"])
+        result = alerts_normalise(payload={**payload, "alerts": real}, kind="Grafana")
+        if len(real) < len(alerts):
+            result.notes.append(f"{len(alerts) - len(real)} test alerts skipped")
+        return result
+
+
+def grafana_test_alert(alert: Mapping[str, Any]) -> bool:
+    """The alert Grafana's "Test" button sends for a contact point, not a real one.
+
+    Grafana fills it with placeholder labels: an underscore-prefixed "dummy" label, or the
+    TestAlert/Grafana pair of its built-in test; some versions leave out the per-alert status.
+    """
+    labels = alert.get("labels")
+    labels = labels if isinstance(labels, dict) else {}
+    for name in labels:
+        if str(name).startswith("_") and str(name).strip("_").lower().startswith("dummy"):
+            return True
+    if labels.get("alertname") == "TestAlert" and (
+        labels.get("instance") == "Grafana" or labels.get("grafana_folder") == "Test Folder"
+    ):
+        return True
+    # No status and nothing but placeholders: a test that a status check would refuse as 400.
+    return "status" not in alert and not any(
+        isinstance(v, str) and v and not v.startswith("_") for v in labels.values()
+    )
+
+
+def _legacy_test(payload: Mapping[str, Any]) -> bool:
+    # Grafana's legacy alerting test: {"ruleName": "Test notification", "title": "[Alerting]
+    # Test notification", ...}, with no alerts list.
+    names = ("ruleName", "title")
+    return any("test notification" in str(payload.get(name) or "").lower() for name in names)
