@@ -8,7 +8,10 @@ are sent on commit, once per transition.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -445,6 +448,294 @@ def _resolved(  # noqa: PLR0911 - one return per outcome reads clearer than a re
         return SignalOutcome(network, "released", window.pk)
     _close(window, now=now, actor=source_ref, reason="every signal holding it resolved")
     return SignalOutcome(network, "closed", window.pk)
+
+
+@dataclass(frozen=True)
+class SignalInput:
+    """One signal of a batch for ``outage_signals_apply`` (the arguments of outage_signal_apply
+    that vary per alert)."""
+
+    incident_key: str
+    firing: bool
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    summary: str = ""
+    link: str = ""
+    remember: bool = True
+
+
+def outage_signals_apply(
+    *,
+    network: str,
+    signals: Sequence[SignalInput],
+    source_kind: str,
+    source_ref: str,
+    source: MonitorSource | None = None,
+) -> list[SignalOutcome]:
+    """Apply a batch of signals from one origin to one network, in one transaction.
+
+    The same outcomes as applying each with ``outage_signal_apply``, set-based for the common
+    cases so a big Alertmanager group costs a few statements, not a few per alert: repeats of
+    firings already holding the open window, new firings joining it, and resolves of firings.
+    Everything else (early resolves, stale episodes, a key twice in one batch) takes the
+    one-by-one path. The network's lock is taken first and held to the end, so keep batches
+    small enough to hold it briefly (intake cuts groups into OUTAGES_APPLY_BATCH).
+    """
+    if not network_is_known(network):
+        raise UnknownNetwork(f"unknown network {network!r}")
+    if source_kind not in OpenedBy.values:
+        raise ValueError(f"source_kind must be one of {OpenedBy.values}")
+    now = timezone.now()
+    origin = {"source_kind": source_kind, "source_ref": source_ref, "network": network}
+    outcomes: dict[int, SignalOutcome] = {}
+    once = Counter(s.incident_key for s in signals)
+    with transaction.atomic(savepoint=False):
+        # The lock before any signal row: every writer that touches several signals of a network
+        # takes it first, so row locks are never taken in two orders.
+        open_window_id = _network_lock(network)
+        firing = [i for i, s in enumerate(signals) if s.firing and once[s.incident_key] == 1]
+        if firing:
+            repeated = _firing_repeats_bulk(
+                origin=origin, signals=[signals[i] for i in firing], now=now
+            )
+            for i in firing:
+                if signals[i].incident_key in repeated:
+                    outcomes[i] = SignalOutcome(
+                        network, "duplicate", repeated[signals[i].incident_key]
+                    )
+        _new_firings_bulk(
+            [i for i in firing if i not in outcomes],
+            signals=signals,
+            outcomes=outcomes,
+            open_window_id=open_window_id,
+            origin=origin,
+            source=source,
+            now=now,
+        )
+        resolving = [
+            i
+            for i, s in enumerate(signals)
+            if not s.firing and once[s.incident_key] == 1 and i not in outcomes
+        ]
+        if resolving:
+            outcomes.update(
+                _resolves_bulk(
+                    origin=origin,
+                    items=[(i, signals[i]) for i in resolving],
+                    now=now,
+                )
+            )
+        for i, signal in enumerate(signals):
+            if i not in outcomes:
+                outcomes[i] = _apply_one(signal, origin=origin, source=source)
+    return [outcomes[i] for i in range(len(signals))]
+
+
+def _new_firings_bulk(
+    new: list[int],
+    *,
+    signals: Sequence[SignalInput],
+    outcomes: dict[int, SignalOutcome],
+    open_window_id: int | None,
+    origin: dict[str, str],
+    source: MonitorSource | None,
+    now: datetime,
+) -> None:
+    """Firings of keys that hold nothing yet: the first opens the window, the rest join it."""
+    while new and open_window_id is None:
+        i = new.pop(0)
+        outcomes[i] = _apply_one(signals[i], origin=origin, source=source)
+        if outcomes[i].action in ("opened", "reopened", "joined"):
+            open_window_id = outcomes[i].window_id
+    if not new or open_window_id is None:
+        return
+    joined = _signals_insert_joining_bulk(
+        origin=origin,
+        signals=[signals[i] for i in new],
+        window_id=open_window_id,
+        source=source,
+        now=now,
+    )
+    for i in new:
+        if signals[i].incident_key in joined:
+            outcomes[i] = SignalOutcome(origin["network"], "joined", open_window_id)
+
+
+def _apply_one(
+    signal: SignalInput, *, origin: dict[str, str], source: MonitorSource | None
+) -> SignalOutcome:
+    return outage_signal_apply(
+        network=origin["network"],
+        firing=signal.firing,
+        source_kind=origin["source_kind"],
+        source_ref=origin["source_ref"],
+        incident_key=signal.incident_key,
+        source=source,
+        started_at=signal.started_at,
+        ended_at=signal.ended_at,
+        summary=signal.summary,
+        link=signal.link,
+        remember=signal.remember,
+    )
+
+
+def _rows(signals: Sequence[SignalInput], *fields: str) -> str:
+    """The batch as one JSON parameter for jsonb_to_recordset: quoting one string is far cheaper
+    for the driver than adapting several arrays of thousands of values."""
+    rows = []
+    for signal in signals:
+        row: dict[str, Any] = {}
+        for name in fields:
+            value = getattr(signal, name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, str) and name in ("summary", "link"):
+                value = value[:2000]
+            row[name] = value
+        rows.append(row)
+    return json.dumps(rows)
+
+
+def _origin_params(origin: dict[str, str]) -> list[Any]:
+    return [origin["source_kind"], origin["source_ref"], origin["network"]]
+
+
+def _firing_repeats_bulk(
+    *, origin: dict[str, str], signals: Sequence[SignalInput], now: datetime
+) -> dict[str, int]:
+    """_firing_repeat_count for many keys in one statement: {key: window id} of the repeats."""
+    sig = OutageSignal._meta.db_table
+    win = OutageWindow._meta.db_table
+    # Only table names are interpolated, and they come from model metadata.
+    # The LATERAL lookup (LIMIT 1 keeps the planner from flattening it) finds each key through
+    # the origin's unique index whatever the statistics say: right after a burst of inserts,
+    # stale statistics made the plain join hash every signal of the origin on each batch.
+    sql = (
+        f"UPDATE {sig} SET notifications = {sig}.notifications + 1, "  # noqa: S608
+        f"last_seen_at = %s, started_at = GREATEST({sig}.started_at, m.started_at) "
+        "FROM (SELECT s.id, v.started_at FROM jsonb_to_recordset(%s::jsonb) "
+        "AS v(incident_key text, started_at timestamptz) CROSS JOIN LATERAL ("
+        f"SELECT x.id FROM {sig} x JOIN {win} w ON w.id = x.window_id AND w.state = %s "
+        "WHERE x.state = %s AND x.source_kind = %s AND x.source_ref = %s AND x.network = %s "
+        "AND x.incident_key = v.incident_key LIMIT 1) s) m "
+        f"WHERE {sig}.id = m.id RETURNING {sig}.incident_key, {sig}.window_id"
+    )
+    params: list[Any] = [
+        now,
+        _rows(signals, "incident_key", "started_at"),
+        WindowState.OPEN,
+        SignalState.FIRING,
+        *_origin_params(origin),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {str(key): int(window_id) for key, window_id in cursor.fetchall()}
+
+
+def _signals_insert_joining_bulk(
+    *,
+    origin: dict[str, str],
+    signals: Sequence[SignalInput],
+    window_id: int,
+    source: MonitorSource | None,
+    now: datetime,
+) -> set[str]:
+    """_signal_insert_joining for many never-seen keys: one INSERT; returns the keys inserted."""
+    table = OutageSignal._meta.db_table
+    # Only the table name is interpolated, and it comes from model metadata.
+    sql = (
+        f"INSERT INTO {table} (network, source_kind, source_id, source_ref, incident_key, "  # noqa: S608
+        "window_id, state, started_at, summary, link, notifications, first_seen_at, "
+        "last_seen_at) SELECT %s, %s, %s, %s, v.incident_key, %s, %s, "
+        "COALESCE(v.started_at, %s), v.summary, v.link, 1, %s, %s "
+        "FROM jsonb_to_recordset(%s::jsonb) "
+        "AS v(incident_key text, started_at timestamptz, summary text, link text) "
+        "ON CONFLICT (source_kind, source_ref, incident_key, network) DO NOTHING "
+        "RETURNING incident_key"
+    )
+    params: list[Any] = [
+        origin["network"],
+        origin["source_kind"],
+        source.pk if source is not None else None,
+        origin["source_ref"],
+        window_id,
+        SignalState.FIRING,
+        now,
+        now,
+        now,
+        _rows(signals, "incident_key", "started_at", "summary", "link"),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {str(row[0]) for row in cursor.fetchall()}
+
+
+def _resolves_bulk(
+    *, origin: dict[str, str], items: list[tuple[int, SignalInput]], now: datetime
+) -> dict[int, SignalOutcome]:
+    """Resolve many firing signals in one statement, then close the windows left with no holder.
+
+    Only firings this resolve ends (not one that began after it ended: stale) are touched here;
+    the index of anything else is left out, for the one-by-one path.
+    """
+    sig = OutageSignal._meta.db_table
+    # Only the table name is interpolated, and it comes from model metadata.
+    # A LATERAL lookup through the origin's unique index, as in _firing_repeats_bulk.
+    sql = (
+        f"UPDATE {sig} SET state = %s, ended_at = COALESCE(m.ended_at, %s), "  # noqa: S608
+        f"notifications = {sig}.notifications + 1, last_seen_at = %s "
+        "FROM (SELECT s.id, v.ended_at FROM jsonb_to_recordset(%s::jsonb) "
+        "AS v(incident_key text, ended_at timestamptz) CROSS JOIN LATERAL ("
+        f"SELECT x.id FROM {sig} x WHERE x.state = %s AND x.source_kind = %s "
+        "AND x.source_ref = %s AND x.network = %s AND x.incident_key = v.incident_key "
+        "AND NOT (x.started_at IS NOT NULL AND v.ended_at IS NOT NULL "
+        "AND v.ended_at < x.started_at) LIMIT 1) s) m "
+        f"WHERE {sig}.id = m.id RETURNING {sig}.incident_key, {sig}.window_id"
+    )
+    params: list[Any] = [
+        SignalState.RESOLVED,
+        now,
+        now,
+        _rows([s for _, s in items], "incident_key", "ended_at"),
+        SignalState.FIRING,
+        *_origin_params(origin),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        released = {str(key): window_id for key, window_id in cursor.fetchall()}
+    network = origin["network"]
+    outcomes: dict[int, SignalOutcome] = {}
+    by_window: dict[int, list[int]] = {}
+    for i, signal in items:
+        if signal.incident_key not in released:
+            continue
+        window_id = released[signal.incident_key]
+        outcomes[i] = SignalOutcome(network, "released", window_id)
+        if window_id is not None:
+            by_window.setdefault(int(window_id), []).append(i)
+    for window_id, indexes in by_window.items():
+        window = (
+            OutageWindow.objects.select_for_update()
+            .filter(pk=window_id, state=WindowState.OPEN)
+            .first()
+        )
+        if window is None:
+            continue
+        keys = [signal.incident_key for i, signal in items if i in set(indexes)]
+        detail = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+        if OutageSignal.objects.filter(window=window, state=SignalState.FIRING).exists():
+            WindowEvent.objects.create(
+                window=window,
+                kind=WindowEvent.Kind.RELEASED,
+                actor=origin["source_ref"],
+                detail=detail,
+            )
+            continue
+        _close(
+            window, now=now, actor=origin["source_ref"], reason="every signal holding it resolved"
+        )
+        outcomes[indexes[-1]] = SignalOutcome(network, "closed", window_id)
+    return outcomes
 
 
 def outage_declare(*, network: str, reason: str, actor: str) -> OutageWindow:

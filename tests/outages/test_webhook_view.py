@@ -337,7 +337,7 @@ def test_an_unexpected_failure_marks_the_receipt_and_answers_500(
     def explode(**_: Any) -> Any:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(intake, "outage_signal_apply", explode)
+    monkeypatch.setattr(intake, "_batch_apply", explode)
     client.raise_request_exception = False
     source = source_create(kind="alertmanager")
     response = hook_post(client, source, sample_bytes("alertmanager", "firing"))
