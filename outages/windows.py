@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from outages.errors import UnknownNetwork, WindowNotOpen
 from outages.models import (
@@ -767,3 +768,111 @@ def outage_resolve(*, window: OutageWindow, reason: str, actor: str) -> OutageWi
         )
         _close(locked, now=now, actor=f"manual:{actor}", reason=reason or "resolved by an operator")
     return locked
+
+
+# --- silent holders ---------------------------------------------------------------------------
+
+# A holder is silent once it has missed this many of its sender's repeats: one late repeat
+# (Alertmanager waits for the next group_interval tick) is not silence.
+SILENCE_MISSED_REPEATS = 2
+
+
+@dataclass(frozen=True)
+class SilentWindow:
+    """An open window whose every holder has been silent past its source's limit."""
+
+    window_id: int
+    network: str
+    last_news_at: datetime
+    auto_close: bool  # every holder's source is set to close on silence
+
+    @property
+    def message(self) -> str:
+        return gettext("no news from the monitor since %(when)s") % {
+            "when": self.last_news_at.strftime("%Y-%m-%d %H:%M UTC")
+        }
+
+
+def _repeat_limit_sql() -> tuple[str, list[Any]]:
+    """SQL for one holder's silence limit in seconds (NULL: never silent), and its params.
+
+    A holder without a source (manual declarations, our own publishing failures) never goes
+    silent; a source's repeat_interval_s wins over its kind's default; 0 means no repeats.
+    """
+    from outages.normalisers import KINDS
+
+    defaults = [(kind, n.default_repeat_interval_s) for kind, n in KINDS.items()]
+    whens = " ".join("WHEN %s THEN %s" for _ in defaults)
+    sql = (
+        "CASE WHEN src.id IS NULL THEN NULL "
+        "WHEN src.repeat_interval_s IS NOT NULL THEN NULLIF(src.repeat_interval_s, 0) "
+        f"ELSE (CASE src.kind {whens} ELSE NULL END)::integer END * %s"
+    )
+    params: list[Any] = [value for pair in defaults for value in pair]
+    return sql, [*params, SILENCE_MISSED_REPEATS]
+
+
+def windows_silent(
+    *, now: datetime | None = None, window_id: int | None = None
+) -> list[SilentWindow]:
+    """Open windows whose every firing holder has been silent past its limit (the banner's and
+    dashboard's "no news from the monitor since ..."), oldest news first. One query."""
+    now = now or timezone.now()
+    win = OutageWindow._meta.db_table
+    sig = OutageSignal._meta.db_table
+    src = MonitorSource._meta.db_table
+    limit_sql, limit_params = _repeat_limit_sql()
+    # Only table names and the CASE built above (placeholders only) are interpolated.
+    sql = (
+        f"SELECT w.id, w.network, max(s.last_seen_at), bool_and(COALESCE(src.silence_auto_close, "  # noqa: S608
+        f"false)) FROM {win} w JOIN {sig} s ON s.window_id = w.id AND s.state = %s "
+        f"LEFT JOIN {src} src ON src.id = s.source_id WHERE w.state = %s "
+        f"{'AND w.id = %s ' if window_id is not None else ''}GROUP BY w.id, w.network "
+        f"HAVING bool_and(s.last_seen_at + make_interval(secs => ({limit_sql})) < %s) "
+        "ORDER BY max(s.last_seen_at)"
+    )
+    params: list[Any] = [SignalState.FIRING, WindowState.OPEN]
+    if window_id is not None:
+        params.append(window_id)
+    params += [*limit_params, now]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            SilentWindow(
+                window_id=int(pk), network=str(net), last_news_at=last, auto_close=bool(auto)
+            )
+            for pk, net, last, auto in cursor.fetchall()
+        ]
+
+
+def silent_windows_close(*, now: datetime | None = None) -> list[int]:
+    """Close every silent window whose holders' sources are all set to auto-close; returns ids.
+
+    Each in its own transaction under its network's lock, re-checked there (a repeat may have
+    arrived since the read). The holders are released without an end time, so a sender that was
+    only late repeats into a firing again instead of being taken for a stale episode.
+    """
+    closed = []
+    for candidate in windows_silent(now=now):
+        if not candidate.auto_close:
+            continue
+        with transaction.atomic(savepoint=False):
+            _network_lock(candidate.network)
+            current = windows_silent(now=now, window_id=candidate.window_id)
+            if not current or not current[0].auto_close:
+                continue
+            window = OutageWindow.objects.select_for_update().get(pk=candidate.window_id)
+            at = timezone.now()
+            OutageSignal.objects.filter(window=window, state=SignalState.FIRING).update(
+                state=SignalState.RESOLVED, ended_at=None, last_seen_at=at
+            )
+            _close(window, now=at, actor="silence", reason=current[0].message)
+        closed.append(candidate.window_id)
+        logger.warning(
+            "closed outage window %s on %s: %s",
+            candidate.window_id,
+            candidate.network,
+            current[0].message,
+            extra={"window_id": candidate.window_id},
+        )
+    return closed

@@ -93,6 +93,9 @@ class Normaliser:
     # A delivery id seen before: True answers 200 "duplicate" (the sender redelivers the same
     # bytes under the same id), False refuses it as a replay (401: the id is a signature).
     redelivery_is_duplicate: ClassVar[bool] = False
+    # How often this sender repeats a firing alert by default, in seconds (None: it does not),
+    # for sources that leave MonitorSource.repeat_interval_s empty: silent holders.
+    default_repeat_interval_s: ClassVar[int | None] = None
 
     def authenticate(
         self, *, request: WebhookRequest, secrets: list[str], options: Mapping[str, Any]

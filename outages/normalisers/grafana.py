@@ -29,6 +29,8 @@ DEFAULT_SIGNATURE_HEADER = "X-Grafana-Alerting-Signature"
 class GrafanaNormaliser(Normaliser):
     kind = "grafana"
     auth = "hmac"
+    # repeat_interval's default in both (Grafana's default notification policy too): 4 h.
+    default_repeat_interval_s = 4 * 3600
 
     def authenticate(
         self, *, request: WebhookRequest, secrets: list[str], options: Mapping[str, Any]
