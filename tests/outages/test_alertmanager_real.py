@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from outages.credentials import source_cache_clear
 from outages.models import OutageSignal, OutageWindow, Verdict, WebhookReceipt
+from outages.signals import outage_closed, outage_opened
 from tests.outages.alertmanager_real import (
     RealAlertmanager,
     alert,
@@ -43,6 +44,24 @@ def binary() -> str:
     if path is None:
         pytest.skip(why)
     return path
+
+
+@pytest.fixture
+def transitions() -> Iterator[list[tuple[str, str]]]:
+    """(signal, network) for every outage_opened / outage_closed sent: what campaigns fan out on."""
+    sent: list[tuple[str, str]] = []
+
+    def opened(window: OutageWindow, **_: Any) -> None:
+        sent.append(("opened", window.network))
+
+    def closed(window: OutageWindow, **_: Any) -> None:
+        sent.append(("closed", window.network))
+
+    outage_opened.connect(opened, weak=False)
+    outage_closed.connect(closed, weak=False)
+    yield sent
+    outage_opened.disconnect(opened)
+    outage_closed.disconnect(closed)
 
 
 @pytest.fixture
@@ -72,7 +91,7 @@ def outcomes(service_network: str) -> list[str]:
 
 
 def test_fire_repeat_merge_an_earlier_start_and_resolve_one_window(
-    manager: RealAlertmanager,
+    manager: RealAlertmanager, transitions: list[tuple[str, str]]
 ) -> None:
     now = timezone.now()
     started = now - timedelta(minutes=1)
@@ -115,10 +134,12 @@ def test_fire_repeat_merge_an_earlier_start_and_resolve_one_window(
     assert signal.state == "resolved"
     assert signal.notifications == len(history)
     assert OutageWindow.objects.count() == 1
+    # One reroute and one fail-back, however many repeats.
+    assert transitions == [("opened", "facebook"), ("closed", "facebook")]
 
 
 def test_two_services_firing_together_get_two_windows_and_both_close_on_resolve(
-    manager: RealAlertmanager,
+    manager: RealAlertmanager, transitions: list[tuple[str, str]]
 ) -> None:
     now = timezone.now()
     started = now - timedelta(seconds=30)
@@ -145,3 +166,21 @@ def test_two_services_firing_together_get_two_windows_and_both_close_on_resolve(
     assert OutageWindow.objects.count() == 2
     assert outcomes("instagram")[-1] == outcomes("x")[-1] == "closed"
     assert not WebhookReceipt.objects.filter(status_code__gte=300).exists()
+    assert sorted(transitions) == [
+        ("closed", "instagram"),
+        ("closed", "x"),
+        ("opened", "instagram"),
+        ("opened", "x"),
+    ]
+
+
+def test_without_the_package_or_leave_to_install_it_the_tests_skip_saying_how(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.outages import alertmanager_real
+
+    monkeypatch.setattr(alertmanager_real.shutil, "which", lambda _name: None)
+    monkeypatch.setenv("CONTINUITY_TEST_APT", "0")
+    path, why = alertmanager_binary()
+    assert path is None
+    assert "apt-get install -y prometheus-alertmanager" in why
