@@ -294,10 +294,16 @@ def _apply(
         {"incident_key": key, "status": "firing" if raw.firing else "resolved", "network": network}
         for network, key, raw in mapped_signals
     ]
+    # The same alert twice in one request (no sender does it on purpose) is applied once, the
+    # last copy winning: a hostile group of one key repeated cannot cost one slow path per copy.
+    last = {(network, key): index for index, (network, key, _raw) in enumerate(mapped_signals)}
+    copies: dict[int, int] = {}
     batches: list[tuple[str, list[int]]] = []
-    for index, (network, _key, _raw) in enumerate(mapped_signals):
+    for index, (network, key, _raw) in enumerate(mapped_signals):
         if network is None:
             produced[index]["outcome"] = "unmapped"
+        elif last[(network, key)] != index:
+            copies[index] = last[(network, key)]
         elif batches and batches[-1][0] == network and len(batches[-1][1]) < APPLY_BATCH:
             batches[-1][1].append(index)
         else:
@@ -329,6 +335,7 @@ def _apply(
         for network, indexes in batches if in_one else batches[:1]:
             apply(network, indexes)
         if in_one:
+            _copies_fill(produced, copies)
             # In the same transaction as the window change: the receipt's verdict never
             # disagrees with what happened, and the request costs one commit less.
             return _verdict(receipt, produced=produced, notes=notes, source=source, headers=headers)
@@ -338,7 +345,14 @@ def _apply(
     for network, indexes in batches[1:]:
         with transaction.atomic():
             apply(network, indexes)
+    _copies_fill(produced, copies)
     return _verdict(receipt, produced=produced, notes=notes, source=source, headers=headers)
+
+
+def _copies_fill(produced: list[dict[str, Any]], copies: dict[int, int]) -> None:
+    for index, applied in copies.items():
+        produced[index]["outcome"] = "duplicate"
+        produced[index]["window"] = produced[applied].get("window")
 
 
 def _batch_apply(

@@ -177,3 +177,18 @@ def test_the_set_based_path_ends_where_applying_one_by_one_ends(seed: int) -> No
     # The signals end in the same states. Windows may differ in how a batch that both resolves
     # the last holder and adds a new one is split (set-based: no close-and-reopen), not in state.
     assert bulk == one_by_one
+
+
+@pytest.mark.django_db
+def test_one_alert_repeated_thousands_of_times_in_a_group_is_applied_once(
+    client: Client, django_assert_max_num_queries: Any
+) -> None:
+    source = source_create(kind="alertmanager", default_network="x")
+    alerts = json.loads(group(1))["alerts"] * 3000
+    body = json.dumps({"version": "4", "status": "firing", "alerts": alerts}).encode()
+    with django_assert_max_num_queries(30):
+        response = hook_post(client, source, body)
+    assert response.status_code == 200
+    outcomes = [s["outcome"] for s in response.json()["signals"]]
+    assert outcomes.count("opened") == 1 and outcomes.count("duplicate") == 2999
+    assert OutageSignal.objects.get().notifications == 1
