@@ -828,7 +828,10 @@ def windows_silent(
         f"false)) FROM {win} w JOIN {sig} s ON s.window_id = w.id AND s.state = %s "
         f"LEFT JOIN {src} src ON src.id = s.source_id WHERE w.state = %s "
         f"{'AND w.id = %s ' if window_id is not None else ''}GROUP BY w.id, w.network "
-        f"HAVING bool_and(s.last_seen_at + make_interval(secs => ({limit_sql})) < %s) "
+        # COALESCE: bool_and skips NULLs, and a holder that never goes silent (NULL limit) must
+        # keep its window from being flagged, not be left out of the vote.
+        f"HAVING bool_and(COALESCE(s.last_seen_at + make_interval(secs => ({limit_sql})) < %s, "
+        "false)) "
         "ORDER BY max(s.last_seen_at)"
     )
     params: list[Any] = [SignalState.FIRING, WindowState.OPEN]

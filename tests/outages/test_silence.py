@@ -76,6 +76,17 @@ def test_senders_that_do_not_repeat_and_people_never_go_silent() -> None:
     assert silent_windows() == []
 
 
+def test_a_window_also_held_by_a_holder_that_never_goes_silent_is_not_flagged() -> None:
+    closing = source_create(kind="alertmanager")
+    MonitorSource.objects.filter(pk=closing.pk).update(silence_auto_close=True)
+    fire(closing)
+    fire(source_create(kind="pagerduty"), key="pd")  # PagerDuty does not repeat
+    outage_declare(network="facebook", reason="ops says so", actor="ana")
+    quiet_since(1000 * HOUR)
+    assert silent_windows() == []
+    assert silent_windows_close() == []
+
+
 def test_a_source_declares_its_own_repeat_interval() -> None:
     kuma = source_create(kind="uptime_kuma")
     MonitorSource.objects.filter(pk=kuma.pk).update(repeat_interval_s=60)
