@@ -513,6 +513,12 @@ def outage_signals_apply(
             source=source,
             now=now,
         )
+        # Firings left over (a new episode of a known key, a key twice) before any resolve, so a
+        # batch that resolves a window's last holder while another alert fires never closes and
+        # reopens it.
+        for i, signal in enumerate(signals):
+            if signal.firing and once[signal.incident_key] == 1 and i not in outcomes:
+                outcomes[i] = _apply_one(signal, origin=origin, source=source)
         resolving = [
             i
             for i, s in enumerate(signals)

@@ -18,6 +18,7 @@ from outages.windows import SignalInput, outage_signal_apply, outage_signals_app
 from tests.outages.factories import hook_post, source_create
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+HOUR_ = timedelta(hours=1)
 
 
 def group(count: int, *, status: str = "firing", prefix: str = "fp", service: str = "x") -> bytes:
@@ -107,6 +108,26 @@ def test_a_group_mixing_repeats_new_alerts_resolves_and_a_key_twice_is_applied_i
     assert ("fp00005", "duplicate") in outcomes
     assert OutageSignal.objects.filter(state="firing").count() == 8
     assert OutageWindow.objects.get().state == "open"
+
+
+@pytest.mark.django_db
+def test_a_batch_resolving_the_last_holder_while_a_known_alert_fires_again_never_flaps() -> None:
+    def apply(*signals: SignalInput) -> list[str]:
+        outcomes = outage_signals_apply(
+            network="x", signals=signals, source_kind="monitor", source_ref="source:b"
+        )
+        return [o.action for o in outcomes]
+
+    apply(SignalInput("a", firing=True, started_at=T0), SignalInput("c", firing=True))
+    apply(SignalInput("a", firing=False, ended_at=T0 + HOUR_))
+    # "a" fires again (a new episode of a known key) while "c", the last holder, resolves.
+    assert apply(
+        SignalInput("a", firing=True, started_at=T0 + 2 * HOUR_),
+        SignalInput("c", firing=False),
+    ) == ["joined", "released"]
+    window = OutageWindow.objects.get()
+    assert (window.state, window.reopen_count) == ("open", 0)
+    assert "closed" not in window.events.values_list("kind", flat=True)
 
 
 # --- the set-based path and the one-by-one path agree ------------------------------------------
