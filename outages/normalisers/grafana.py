@@ -14,13 +14,17 @@ from django.conf import settings
 
 from outages.normalisers.alertmanager import alerts_normalise
 from outages.normalisers.base import (
+    Invalid,
     Normalised,
     Normaliser,
+    RawSignal,
     Unauthorized,
     WebhookRequest,
     check_timestamp,
+    flatten,
     hmac_hex,
     secrets_match,
+    text,
 )
 
 DEFAULT_SIGNATURE_HEADER = "X-Grafana-Alerting-Signature"
@@ -60,6 +64,8 @@ class GrafanaNormaliser(Normaliser):
         alerts = payload.get("alerts")
         if not isinstance(alerts, list) and _legacy_test(payload):
             return Normalised(notes=["Grafana test notification (legacy alerting): nothing to do"])
+        if not isinstance(alerts, list) and "ruleName" in payload and "state" in payload:
+            return _legacy_normalise(payload)
         if not isinstance(alerts, list) or not alerts:
             return alerts_normalise(payload=payload, kind="Grafana")
         real = [a for a in alerts if not (isinstance(a, dict) and grafana_test_alert(a))]
@@ -97,3 +103,38 @@ def _legacy_test(payload: Mapping[str, Any]) -> bool:
     # Test notification", ...}, with no alerts list.
     names = ("ruleName", "title")
     return any("test notification" in str(payload.get(name) or "").lower() for name in names)
+
+
+LEGACY_FIRING = {"alerting"}
+LEGACY_RESOLVED = {"ok"}
+
+
+def _legacy_normalise(payload: Mapping[str, Any]) -> Normalised:
+    """Grafana's legacy (pre-unified) alerting webhook: one rule, ``state`` alerting/ok.
+
+    {"ruleId", "ruleName", "ruleUrl", "state", "title", "message", "tags", "evalMatches"}; the
+    rule is the key. Other states (no_data, paused, pending) are no outage change.
+    """
+    state = text(payload.get("state"), 64).strip().lower()
+    if state not in LEGACY_FIRING | LEGACY_RESOLVED:
+        return Normalised(notes=[f"legacy alert state {state!r} is not an outage change"])
+    rule = payload.get("ruleId") or payload.get("ruleUrl") or payload.get("ruleName")
+    if rule in (None, "") or isinstance(rule, dict | list):
+        raise Invalid("Grafana legacy body is missing required field 'ruleId'")
+    attributes = {
+        **flatten("tags", payload.get("tags") if isinstance(payload.get("tags"), dict) else {}),
+        "ruleName": text(payload.get("ruleName"), 200),
+        "ruleUrl": text(payload.get("ruleUrl")),
+        "title": text(payload.get("title"), 200),
+    }
+    return Normalised(
+        signals=[
+            RawSignal(
+                firing=state in LEGACY_FIRING,
+                incident_key=f"rule:{text(rule, 240)}",
+                attributes=attributes,
+                summary=text(payload.get("title") or payload.get("ruleName")) or f"rule {rule}",
+                link=text(payload.get("ruleUrl")),
+            )
+        ]
+    )

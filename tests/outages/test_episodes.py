@@ -298,3 +298,41 @@ def test_an_uptime_kuma_status_of_the_wrong_type_is_400_with_the_reason(
     assert "heartbeat.status" in response.json()["detail"]
     assert WebhookReceipt.objects.get(pk=response.json()["receipt"]).verdict == Verdict.INVALID
     assert not OutageWindow.objects.exists()
+
+
+def legacy_grafana(
+    state: str, *, title: str = "[Alerting] Instagram publish errors"
+) -> dict[str, Any]:
+    # Grafana's legacy alerting webhook body (before unified alerting).
+    return {
+        "dashboardId": 1,
+        "evalMatches": [{"value": 100, "metric": "errors", "tags": None}],
+        "imageUrl": "https://grafana.example/render/d-solo/1.png",
+        "message": "Instagram publishing returns 5xx",
+        "orgId": 1,
+        "panelId": 2,
+        "ruleId": 7,
+        "ruleName": "Instagram publish errors",
+        "ruleUrl": "https://grafana.example/d/social?panelId=2",
+        "state": state,
+        "tags": {"network": "instagram"},
+        "title": title,
+    }
+
+
+def test_grafana_legacy_alerting_fires_and_resolves_by_rule(client: Client) -> None:
+    source = source_create(kind="grafana", default_network="")
+    assert post_json(client, source, legacy_grafana("alerting")).status_code == 200
+    assert open_networks() == {"instagram"}
+    assert post_json(client, source, legacy_grafana("no_data")).status_code == 202
+    assert (
+        post_json(client, source, legacy_grafana("ok", title="[OK] Instagram")).status_code == 200
+    )
+    assert open_networks() == set()
+
+
+def test_grafana_legacy_test_notification_is_202(client: Client) -> None:
+    source = source_create(kind="grafana", default_network="instagram")
+    test = legacy_grafana("alerting", title="[Alerting] Test notification")
+    assert post_json(client, source, test).status_code == 202
+    assert not OutageWindow.objects.exists()
