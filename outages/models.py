@@ -43,6 +43,7 @@ class MonitorSource(models.Model):
     )
     active = models.BooleanField(default=True)
     repeat_interval_s = models.PositiveIntegerField(
+        "repeat interval",
         null=True,
         blank=True,
         help_text="How often the sender repeats a firing alert, in seconds (Alertmanager's "
@@ -51,6 +52,7 @@ class MonitorSource(models.Model):
         "An alert silent for twice this long is 'no news from the monitor'.",
     )
     silence_auto_close = models.BooleanField(
+        "close when silent",
         default=False,
         help_text="Close an outage window when every alert holding it has been silent past its "
         "limit (a lost resolve must not hold a network down for good).",
