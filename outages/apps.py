@@ -7,7 +7,8 @@ from django.db.models.signals import post_migrate
 
 
 def _schedule_receipt_pruning(**_: Any) -> None:
-    """Register the prune task with django-celery-beat's database scheduler (idempotent)."""
+    """Register the outages periodic tasks with django-celery-beat's database scheduler
+    (idempotent): receipt pruning and the silent-window check."""
     from django.conf import settings
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -17,6 +18,15 @@ def _schedule_receipt_pruning(**_: Any) -> None:
     PeriodicTask.objects.update_or_create(
         name="outages.receipts.prune",
         defaults={"task": "outages.receipts.prune", "interval": every, "queue": "control"},
+    )
+    # Silent holders: windows no monitor has spoken for past its repeat limit (outages.windows).
+    often, _created = IntervalSchedule.objects.get_or_create(
+        every=getattr(settings, "OUTAGES_SILENCE_CHECK_INTERVAL_S", 300),
+        period=IntervalSchedule.SECONDS,
+    )
+    PeriodicTask.objects.update_or_create(
+        name="outages.windows.silent_close",
+        defaults={"task": "outages.windows.silent_close", "interval": often, "queue": "control"},
     )
 
 

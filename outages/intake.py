@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from continuity.inputs import body_storable, json_storable, text_storable
 from outages.credentials import source_with_secrets
-from outages.mapping import signal_network_resolve
+from outages.mapping import signals_network_resolve
 from outages.models import (
     DeliverySeen,
     MonitorSource,
@@ -29,7 +30,12 @@ from outages.models import (
 )
 from outages.normalisers import KINDS
 from outages.normalisers.base import Rejected, Replayed, WebhookRequest
-from outages.windows import outage_signal_apply
+from outages.windows import (
+    SignalInput,
+    SignalOutcome,
+    outage_signal_apply,
+    outage_signals_apply,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +124,18 @@ def _receipt_store(
     return int(row[0])
 
 
+_ESCAPED_UNSTORABLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _signals_json(signals: list[dict[str, Any]]) -> str:
+    # json.dumps writes NUL and surrogates as \u escapes: only a dump holding one needs the walk
+    # that replaces them (a 4,000-alert group pays for one dump, not a walk of every value).
+    dumped = json.dumps(signals)
+    if _ESCAPED_UNSTORABLE.search(dumped):
+        dumped = json.dumps(json_storable(signals))
+    return dumped
+
+
 def _finish(
     receipt: int,
     *,
@@ -133,7 +151,7 @@ def _finish(
         "verdict": verdict,
         # Reasons and signals quote the payload, which may hold what text and jsonb cannot.
         "reason": text_storable(reason[:2000]),
-        "signals": json.dumps(json_storable(signals or [])),
+        "signals": _signals_json(signals or []),
     }
     if source is not None:
         columns["source_id"] = source.pk
@@ -201,6 +219,7 @@ def webhook_intake(
             normalised_signals=normalised.signals,
             notes=normalised.notes,
             delivery_id=delivery_id,
+            redelivery_is_duplicate=normaliser.redelivery_is_duplicate,
             headers=headers,
         )
     except Rejected as exc:
@@ -243,6 +262,12 @@ def _incident_key_bounded(key: str) -> str:
     return f"{key[: INCIDENT_KEY_MAX - len(digest) - 1]}#{digest}"
 
 
+# Signals applied per transaction. A group bigger than this is applied in several transactions,
+# each holding its network's lock only for its own batch, so a 4,000-alert group never blocks
+# the other senders of that network for the whole request.
+APPLY_BATCH = 500
+
+
 def _apply(
     receipt: int,
     *,
@@ -250,78 +275,159 @@ def _apply(
     normalised_signals: list[Any],
     notes: list[str],
     delivery_id: str,
+    redelivery_is_duplicate: bool,
     headers: Mapping[str, str],
 ) -> IntakeResult:
-    produced: list[dict[str, Any]] = []
-    unmapped = 0
+    networks = signals_network_resolve(
+        rules=source.mapping_rules,
+        default_network=source.default_network,
+        items=[(raw.attributes, raw.network) for raw in normalised_signals],
+    )
+    mapped_signals = [
+        (network, _incident_key_bounded(raw.incident_key), raw)
+        for network, raw in zip(networks, normalised_signals, strict=True)
+    ]
+    # One order for every request (network, then key), so two deliveries of one group
+    # that list its alerts differently cannot lock two networks in opposite orders.
+    mapped_signals.sort(key=lambda item: (item[0] or "", item[1]))
+    produced: list[dict[str, Any]] = [
+        {"incident_key": key, "status": "firing" if raw.firing else "resolved", "network": network}
+        for network, key, raw in mapped_signals
+    ]
+    # The same alert twice in one request (no sender does it on purpose) is applied once, the
+    # last copy winning: a hostile group of one key repeated cannot cost one slow path per copy.
+    last = {(network, key): index for index, (network, key, _raw) in enumerate(mapped_signals)}
+    copies: dict[int, int] = {}
+    batches: list[tuple[str, list[int]]] = []
+    for index, (network, key, _raw) in enumerate(mapped_signals):
+        if network is None:
+            produced[index]["outcome"] = "unmapped"
+        elif last[(network, key)] != index:
+            copies[index] = last[(network, key)]
+        elif batches and batches[-1][0] == network and len(batches[-1][1]) < APPLY_BATCH:
+            batches[-1][1].append(index)
+        else:
+            batches.append((network, [index]))
+
+    def apply(network: str, indexes: list[int]) -> None:
+        outcomes = _batch_apply(
+            source=source, network=network, items=[mapped_signals[i] for i in indexes]
+        )
+        for index, outcome in zip(indexes, outcomes, strict=True):
+            produced[index]["outcome"] = outcome.action
+            produced[index]["window"] = outcome.window_id
+
+    in_one = len(mapped_signals) <= APPLY_BATCH
     with transaction.atomic():
-        # Recorded in the same transaction as the window change: a delivery that failed here
-        # is not marked seen, so the sender's retry is processed, but a replay is refused.
+        # Recorded in the same transaction as the (first) window change: a delivery that
+        # failed here is not marked seen, so the sender's retry is processed.
         if delivery_id and not _delivery_first_time(source=source, delivery_id=delivery_id[:200]):
-            raise Replayed(f"delivery {delivery_id[:80]!r} was already processed")
-        mapped_signals = [
-            (
-                signal_network_resolve(
-                    rules=source.mapping_rules,
-                    default_network=source.default_network,
-                    attributes=raw.attributes,
-                    explicit=raw.network,
-                ),
-                raw,
+            if not redelivery_is_duplicate:
+                raise Replayed(f"delivery {delivery_id[:80]!r} was already processed")
+            return _finish(
+                receipt,
+                status_code=200,
+                verdict=Verdict.DUPLICATE,
+                reason=f"delivery {delivery_id[:80]!r} was already processed: nothing changed",
+                source=source,
+                headers=headers,
             )
-            for raw in normalised_signals
-        ]
-        # One order for every request (network, then key), so two deliveries of one group
-        # that list its alerts differently cannot lock two networks in opposite orders.
-        mapped_signals.sort(key=lambda pair: (pair[0] or "", pair[1].incident_key))
-        for network, raw in mapped_signals:
-            incident_key = _incident_key_bounded(raw.incident_key)
-            entry: dict[str, Any] = {
-                "incident_key": incident_key,
-                "status": "firing" if raw.firing else "resolved",
-                "network": network,
-            }
-            if network is None:
-                unmapped += 1
-                entry["outcome"] = "unmapped"
-                produced.append(entry)
-                continue
-            outcome = outage_signal_apply(
+        for network, indexes in batches if in_one else batches[:1]:
+            apply(network, indexes)
+        if in_one:
+            _copies_fill(produced, copies)
+            # In the same transaction as the window change: the receipt's verdict never
+            # disagrees with what happened, and the request costs one commit less.
+            return _verdict(receipt, produced=produced, notes=notes, source=source, headers=headers)
+    # A big group: one transaction per batch. Should one fail, the receipt says error and the
+    # sender's retry applies the whole group again; every batch already applied repeats as
+    # duplicates, which change nothing.
+    for network, indexes in batches[1:]:
+        with transaction.atomic():
+            apply(network, indexes)
+    _copies_fill(produced, copies)
+    return _verdict(receipt, produced=produced, notes=notes, source=source, headers=headers)
+
+
+def _copies_fill(produced: list[dict[str, Any]], copies: dict[int, int]) -> None:
+    for index, applied in copies.items():
+        produced[index]["outcome"] = "duplicate"
+        produced[index]["window"] = produced[applied].get("window")
+
+
+def _batch_apply(
+    *, source: MonitorSource, network: str, items: list[tuple[str | None, str, Any]]
+) -> list[SignalOutcome]:
+    source_ref = f"source:{source.slug}"
+    if len(items) == 1:
+        # One alert (most requests): the single path, whose repeat check needs no network lock.
+        _network, key, raw = items[0]
+        return [
+            outage_signal_apply(
                 network=network,
                 firing=raw.firing,
                 source_kind=OpenedBy.MONITOR,
                 source=source,
-                source_ref=f"source:{source.slug}",
-                incident_key=incident_key,
+                source_ref=source_ref,
+                incident_key=key,
                 started_at=raw.started_at,
                 ended_at=raw.ended_at,
                 summary=raw.summary,
                 link=raw.link,
+                remember=not raw.release_only,
             )
-            entry["outcome"] = outcome.action
-            entry["window"] = outcome.window_id
-            produced.append(entry)
-        reasons = list(notes)
-        if unmapped:
-            reasons.append(
-                f"{unmapped} of {len(normalised_signals)} alerts map to no network "
-                "(add a mapping rule or a default network)"
+        ]
+    return outage_signals_apply(
+        network=network,
+        source_kind=OpenedBy.MONITOR,
+        source=source,
+        source_ref=source_ref,
+        signals=[
+            SignalInput(
+                incident_key=key,
+                firing=raw.firing,
+                started_at=raw.started_at,
+                ended_at=raw.ended_at,
+                summary=raw.summary,
+                link=raw.link,
+                remember=not raw.release_only,
             )
-        mapped = len(normalised_signals) - unmapped
-        if mapped:
-            verdict, status = Verdict.ACCEPTED, 200
-        elif unmapped:
-            verdict, status = Verdict.UNMAPPED, 202
-        else:
-            verdict, status = Verdict.IGNORED, 202
-        # In the same transaction as the window change: the receipt's verdict never disagrees
-        # with what happened, and the request costs one commit less.
-        return _finish(
-            receipt,
-            status_code=status,
-            verdict=verdict,
-            reason="; ".join(reasons) or f"{mapped} signals applied",
-            signals=produced,
-            source=source,
-            headers=headers,
+            for _network, key, raw in items
+        ],
+    )
+
+
+def _verdict(
+    receipt: int,
+    *,
+    produced: list[dict[str, Any]],
+    notes: list[str],
+    source: MonitorSource,
+    headers: Mapping[str, str],
+) -> IntakeResult:
+    unmapped = sum(1 for entry in produced if entry["outcome"] == "unmapped")
+    nothing = sum(1 for entry in produced if entry["outcome"] == "nothing")
+    reasons = list(notes)
+    if nothing:
+        reasons.append(f"{nothing} releases matched no firing alert: nothing to end")
+    if unmapped:
+        reasons.append(
+            f"{unmapped} of {len(produced)} alerts map to no network "
+            "(add a mapping rule or a default network)"
         )
+    mapped = len(produced) - unmapped - nothing
+    if mapped:
+        verdict, status = Verdict.ACCEPTED, 200
+    elif unmapped:
+        verdict, status = Verdict.UNMAPPED, 202
+    else:
+        verdict, status = Verdict.IGNORED, 202
+    return _finish(
+        receipt,
+        status_code=status,
+        verdict=verdict,
+        reason="; ".join(reasons) or f"{mapped} signals applied",
+        signals=produced,
+        source=source,
+        headers=headers,
+    )

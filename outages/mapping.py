@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from outages.networks import network_is_known
+from outages.networks import network_choices, network_is_known
 
 
 def mapping_rules_validate(*, rules: Any) -> list[str]:
@@ -41,6 +41,32 @@ def signal_network_resolve(
     explicit: str = "",
 ) -> str | None:
     """First matching rule, else a network the sender named itself, else the source's default."""
+    known = frozenset(value for value, _ in network_choices())
+    return _resolve(rules, default_network, attributes, explicit, known)
+
+
+def signals_network_resolve(
+    *,
+    rules: list[dict[str, Any]],
+    default_network: str,
+    items: Sequence[tuple[Mapping[str, str], str]],
+) -> list[str | None]:
+    """signal_network_resolve for many (attributes, explicit) pairs: a group reads the list of
+    networks once, not once per alert."""
+    known = frozenset(value for value, _ in network_choices())
+    return [
+        _resolve(rules, default_network, attributes, explicit, known)
+        for attributes, explicit in items
+    ]
+
+
+def _resolve(
+    rules: list[dict[str, Any]],
+    default_network: str,
+    attributes: Mapping[str, str],
+    explicit: str,
+    known: frozenset[str],
+) -> str | None:
     for rule in rules if isinstance(rules, list) else []:
         if not isinstance(rule, dict):
             continue
@@ -54,15 +80,15 @@ def signal_network_resolve(
                 matched = re.search(str(rule.get("regex", "")), value) is not None
             except re.error:
                 matched = False
-        if matched and network_is_known(str(rule.get("network", ""))):
+        if matched and str(rule.get("network", "")) in known:
             return str(rule["network"])
     for candidate in (
         explicit,
         attributes.get("labels.network", ""),
         attributes.get("tags.network", ""),
     ):
-        if candidate and network_is_known(candidate):
+        if candidate and candidate in known:
             return candidate
-    if default_network and network_is_known(default_network):
+    if default_network and default_network in known:
         return default_network
     return None

@@ -42,6 +42,21 @@ class MonitorSource(models.Model):
         '{"timestamp_header": "X-Grafana-Alerting-Timestamp"}.',
     )
     active = models.BooleanField(default=True)
+    repeat_interval_s = models.PositiveIntegerField(
+        "repeat interval",
+        null=True,
+        blank=True,
+        help_text="How often the sender repeats a firing alert, in seconds (Alertmanager's "
+        "repeat_interval, Uptime Kuma's resend interval x heartbeat interval). Empty: the kind's "
+        "default (Alertmanager and Grafana 14400, the others do not repeat). 0: never repeats. "
+        "An alert silent for twice this long is 'no news from the monitor'.",
+    )
+    silence_auto_close = models.BooleanField(
+        "close when silent",
+        default=False,
+        help_text="Close an outage window when every alert holding it has been silent past its "
+        "limit (a lost resolve must not hold a network down for good).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -77,6 +92,7 @@ class Verdict(models.TextChoices):
     RECEIVED = "received", "Received (processing did not finish)"
     ACCEPTED = "accepted", "Accepted"
     IGNORED = "ignored", "Accepted, nothing to do"
+    DUPLICATE = "duplicate", "Accepted, a redelivery already processed"
     UNMAPPED = "unmapped", "Accepted, maps to no network"
     NOT_FOUND = "not_found", "Unknown source"
     METHOD_NOT_ALLOWED = "method_not_allowed", "Wrong method"

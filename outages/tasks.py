@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from outages.receipts import receipts_prune
+from outages.windows import silent_windows_close
 
 logger = logging.getLogger(__name__)
 
@@ -16,3 +17,12 @@ def prune_receipts() -> int:
     deleted = receipts_prune()
     logger.info("pruned %s old webhook receipts and delivery ids", deleted)
     return deleted
+
+
+@shared_task(name="outages.windows.silent_close", ignore_result=True)
+def close_silent_windows() -> list[int]:
+    """Close windows whose every holder went silent, where their sources are set to (beat)."""
+    closed = silent_windows_close()
+    if closed:
+        logger.info("closed %s silent outage windows", len(closed), extra={"window_ids": closed})
+    return closed

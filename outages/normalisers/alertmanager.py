@@ -77,6 +77,8 @@ def alerts_normalise(*, payload: Mapping[str, Any], kind: str) -> Normalised:
 class AlertmanagerNormaliser(Normaliser):
     kind = "alertmanager"
     auth = "bearer"
+    # repeat_interval's default in both (Grafana's default notification policy too): 4 h.
+    default_repeat_interval_s = 4 * 3600
 
     def normalise(self, *, payload: Any, options: Mapping[str, Any]) -> Normalised:
         return alerts_normalise(payload=payload, kind="Alertmanager")

@@ -74,6 +74,9 @@ class RawSignal:
     summary: str = ""
     link: str = ""
     network: str = ""  # only kinds that name the network themselves (generic)
+    # A resolve that only releases a firing we already hold, never remembered as an early
+    # resolve (one payload reporting on signals it does not own: Statuspage incident components).
+    release_only: bool = False
 
 
 @dataclass
@@ -87,6 +90,12 @@ class Normaliser:
 
     kind: ClassVar[str]
     auth: ClassVar[str]  # "bearer" (bearer or basic), "url_token", or "hmac"
+    # A delivery id seen before: True answers 200 "duplicate" (the sender redelivers the same
+    # bytes under the same id), False refuses it as a replay (401: the id is a signature).
+    redelivery_is_duplicate: ClassVar[bool] = False
+    # How often this sender repeats a firing alert by default, in seconds (None: it does not),
+    # for sources that leave MonitorSource.repeat_interval_s empty: silent holders.
+    default_repeat_interval_s: ClassVar[int | None] = None
 
     def authenticate(
         self, *, request: WebhookRequest, secrets: list[str], options: Mapping[str, Any]

@@ -32,15 +32,19 @@ class BetterStackNormaliser(Normaliser):
         status = text(attributes_raw.get("status"))
         resolved_at = parse_time(attributes_raw.get("resolved_at"))
         firing = status.lower() != "resolved" and resolved_at is None
-        relationships = payload["data"].get("relationships") or {}
-        monitor = (relationships.get("monitor") or {}).get("data") or {}
+        notes: list[str] = []
+        relationships = payload["data"].get("relationships")
+        if relationships is not None and not isinstance(relationships, dict):
+            # Optional, and only read for the monitor id: a wrong shape must not lose the alert.
+            notes.append("data.relationships is not an object: ignored")
+        monitor = _dig(relationships, "monitor", "data")
         attributes = {
             "name": text(attributes_raw.get("name")),
             "url": text(attributes_raw.get("url")),
             "cause": text(attributes_raw.get("cause")),
             "status": status,
             "team_name": text(attributes_raw.get("team_name")),
-            "monitor.id": text(monitor.get("id")) if isinstance(monitor, dict) else "",
+            "monitor.id": text(monitor.get("id"), 200) if isinstance(monitor, dict) else "",
         }
         return Normalised(
             signals=[
@@ -53,5 +57,15 @@ class BetterStackNormaliser(Normaliser):
                     summary=" ".join(filter(None, [attributes["name"], attributes["cause"]])),
                     link=attributes["url"],
                 )
-            ]
+            ],
+            notes=notes,
         )
+
+
+def _dig(value: Any, *path: str) -> Any:
+    """value[path[0]][path[1]]..., or None as soon as a step is not an object."""
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value

@@ -2,7 +2,9 @@
 
 X-PagerDuty-Signature holds one or more comma-separated "v1=<hex HMAC-SHA256 of the body>"
 (several while PagerDuty rotates the secret); any match is valid. X-Webhook-Id identifies the
-delivery: a second delivery with the same id is a replay.
+delivery: PagerDuty redelivers the same bytes under the same id when it saw no 2xx in time, so a
+second delivery with a known id is answered 200 and changes nothing (a 4xx would count as one
+more failed delivery on PagerDuty's side).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ RESOLVED = {"incident.resolved"}
 class PagerDutyNormaliser(Normaliser):
     kind = "pagerduty"
     auth = "hmac"
+    redelivery_is_duplicate = True
 
     def authenticate(
         self, *, request: WebhookRequest, secrets: list[str], options: Mapping[str, Any]
@@ -68,6 +71,17 @@ class PagerDutyNormaliser(Normaliser):
             raise Invalid("PagerDuty body is missing required field 'event.data.service.id'")
         firing = event_type in FIRING
         at = parse_time(event.get("occurred_at"))
+        started_at = None
+        if event_type == "incident.reopened":
+            # A reopen is a new episode of the same incident, starting when it was reopened:
+            # after its incident.resolved it opens the outage again, and a resolve from before
+            # the reopen, arriving late, is stale.
+            started_at = parse_time(incident.get("reopened_at")) or at
+        elif firing:
+            # Later events of a reopened incident carry reopened_at; created_at otherwise.
+            started_at = parse_time(incident.get("reopened_at")) or parse_time(
+                incident.get("created_at")
+            )
         attributes = {
             "service.id": str(service["id"]),
             "service.summary": text(service.get("summary")),
@@ -81,7 +95,7 @@ class PagerDutyNormaliser(Normaliser):
                     firing=firing,
                     incident_key=f"incident:{incident_id}",
                     attributes=attributes,
-                    started_at=parse_time(incident.get("created_at")) if firing else None,
+                    started_at=started_at,
                     ended_at=None if firing else at,
                     summary=text(incident.get("title")),
                     link=text(incident.get("html_url")),

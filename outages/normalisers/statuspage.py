@@ -86,28 +86,94 @@ class StatuspageNormaliser(Normaliser):
             firing = False
         else:
             return Normalised(notes=[f"incident status {status!r} is not an outage: ignored"])
-        components: list[Any] = (
-            incident["components"] if isinstance(incident.get("components"), list) else []
-        )
+        components = incident_components(incident)
+        impact = text(incident.get("impact")).strip().lower()
+        in_outage = [cid for cid, c in components.items() if c["status"] in FIRING_COMPONENT]
+        notes: list[str] = []
+        release_only = False
+        if firing and impact == "none" and not in_outage:
+            # Statuspage's own words for "no outage": an update that changes nothing for
+            # anyone (or was downgraded to that) ends the incident's hold, if it had one.
+            firing, release_only = False, True
+            notes.append("incident impact 'none' with every component operational: not an outage")
         attributes = {
             **page,
             "incident.id": str(incident_id),
             "incident.name": text(incident.get("name")),
-            "incident.impact": text(incident.get("impact")),
+            "incident.impact": impact,
         }
-        ids = [str(c.get("id")) for c in components if isinstance(c, dict) and c.get("id")]
-        if ids:
-            attributes["component.id"] = ids[0]
-        return Normalised(
-            signals=[
-                RawSignal(
-                    firing=firing,
-                    incident_key=f"incident:{incident_id}",
-                    attributes=attributes,
-                    started_at=parse_time(incident.get("started_at") or incident.get("created_at")),
-                    ended_at=None if firing else parse_time(incident.get("resolved_at")),
-                    summary=text(incident.get("name")),
-                    link=text(incident.get("shortlink") or incident.get("url")),
-                )
-            ]
+        if components:
+            attributes["component.id"] = next(iter(components))
+        updated = parse_time(incident.get("resolved_at") if not firing else None) or parse_time(
+            incident.get("updated_at")
         )
+        signals = [
+            RawSignal(
+                firing=firing,
+                incident_key=f"incident:{incident_id}",
+                attributes=attributes,
+                started_at=parse_time(incident.get("started_at") or incident.get("created_at")),
+                ended_at=None if firing else updated,
+                summary=text(incident.get("name")) or f"incident {incident_id}",
+                link=text(incident.get("shortlink") or incident.get("url")),
+                release_only=release_only,
+            )
+        ]
+        # The update speaks for the components it lists: those it reports back to a
+        # non-outage status release the component signals their component_update opened
+        # (a lost "operational" component_update must not hold a window for good).
+        for component_id, component in components.items():
+            if component["status"] in FIRING_COMPONENT:
+                continue
+            signals.append(
+                RawSignal(
+                    firing=False,
+                    incident_key=f"component:{component_id}",
+                    attributes={
+                        **page,
+                        "component.id": component_id,
+                        "component.name": component["name"],
+                        "component.status": component["status"],
+                    },
+                    ended_at=updated,
+                    summary=f"{component['name'] or component_id}: {component['status']}",
+                    link=page.get("page.url", ""),
+                    release_only=True,
+                )
+            )
+        return Normalised(signals=signals, notes=notes)
+
+
+def incident_components(incident: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """The components an incident payload reports, id -> {status, name}, lower-cased statuses.
+
+    ``incident.components`` holds their current state; the newest ``incident_updates`` entry's
+    ``affected_components`` (``code``, ``new_status``) fills in any it does not list.
+    """
+    found: dict[str, dict[str, str]] = {}
+    listed = incident.get("components")
+    for component in listed if isinstance(listed, list) else []:
+        if isinstance(component, dict) and component.get("id") not in (None, ""):
+            found[text(component["id"], 200)] = {
+                "status": text(component.get("status"), 64).strip().lower(),
+                "name": text(component.get("name"), 200),
+            }
+    updates = incident.get("incident_updates")
+    dated = [
+        u
+        for u in (updates if isinstance(updates, list) else [])
+        if isinstance(u, dict) and isinstance(u.get("affected_components"), list)
+    ]
+    if dated:
+        newest = max(dated, key=lambda u: text(u.get("created_at") or u.get("updated_at"), 64))
+        for affected in newest["affected_components"]:
+            if not isinstance(affected, dict) or affected.get("code") in (None, ""):
+                continue
+            found.setdefault(
+                text(affected["code"], 200),
+                {
+                    "status": text(affected.get("new_status"), 64).strip().lower(),
+                    "name": text(affected.get("name"), 200),
+                },
+            )
+    return found

@@ -1,7 +1,8 @@
 """Uptime Kuma webhook notification: {heartbeat, monitor, msg}.
 
 heartbeat.status: 0 down, 1 up, 2 pending, 3 maintenance. Pending and maintenance are not
-outages; unknown values are accepted and ignored (a newer Kuma must not make us refuse calls).
+outages; unknown numbers are accepted and ignored (a newer Kuma must not make us refuse calls),
+a value of another type ("0", true, null) is a 400 naming it.
 The "Test" button sends heartbeat and monitor as null. Kuma cannot sign, so it sends a bearer
 token through its "Additional Headers" setting.
 """
@@ -35,11 +36,20 @@ class UptimeKumaNormaliser(Normaliser):
             return Normalised(notes=[f"test notification: {text(payload.get('msg'), 200)}"])
         if not isinstance(heartbeat, dict) or not isinstance(monitor, dict):
             raise Invalid("Uptime Kuma 'heartbeat' and 'monitor' must be objects")
-        status = heartbeat.get("status")
+        if "status" not in heartbeat:
+            raise Invalid("Uptime Kuma body is missing required field 'heartbeat.status'")
+        status = heartbeat["status"]
+        if not isinstance(status, int) or isinstance(status, bool):
+            # Kuma sends a number; "0" or true is a sender bug, refused so it shows up rather
+            # than being taken for an unknown status and silently ignored.
+            raise Invalid(
+                "Uptime Kuma 'heartbeat.status' must be an integer (0 down, 1 up, 2 pending, "
+                f"3 maintenance), got {type(status).__name__} {str(status)[:40]!r}"
+            )
         if status in (PENDING, MAINTENANCE):
             label = "pending" if status == PENDING else "maintenance"
             return Normalised(notes=[f"heartbeat status {status} ({label}) is not an outage"])
-        if status not in (DOWN, UP) or isinstance(status, bool):
+        if status not in (DOWN, UP):
             return Normalised(notes=[f"unknown heartbeat status {status!r}: ignored"])
         monitor_id = monitor.get("id", heartbeat.get("monitorID"))
         if monitor_id is None:

@@ -75,13 +75,15 @@ def test_nul_in_the_slug_query_and_headers_is_refused_and_kept() -> None:
     assert receipt.headers["User-Agent"] == "ua\ufffd"
 
 
-def test_nul_in_a_signed_pagerduty_delivery_id_is_applied_once_then_a_replay() -> None:
+def test_nul_in_a_signed_pagerduty_delivery_id_is_applied_once_then_a_duplicate() -> None:
     source = source_create(kind="pagerduty")
     body = sample_bytes("pagerduty", "triggered")
     headers, _ = auth_for(kind="pagerduty", body=body, webhook_id="id\x00")
     assert post(source.slug, body, **headers).status_code == 200
     assert DeliverySeen.objects.get().delivery_id == "pd:id\ufffd"
-    assert post(source.slug, body, **headers).status_code == 401
+    again = post(source.slug, body, **headers)
+    assert again.status_code == 200
+    assert again.json()["verdict"] == Verdict.DUPLICATE
 
 
 def test_nul_in_an_unauthenticated_body_is_401_and_kept() -> None:
