@@ -86,6 +86,7 @@ class World:
 def _side(workspace: Workspace, window: models.Model) -> Side:
     campaign = make_campaign(workspace=workspace)
     contact = make_contact(workspace=workspace)
+    assert campaign.segment is not None and campaign.message is not None
     return Side(
         workspace=workspace,
         objects={
@@ -106,13 +107,15 @@ def world() -> World:
     a = _side(make_workspace(), window)
     b = _side(make_workspace(), window)
     users: dict[str, Any] = {
-        role: make_member(workspace=a.workspace, role=role) for role in WORKSPACE_ROLES
+        str(role): make_member(workspace=a.workspace, role=role) for role in WORKSPACE_ROLES
     }
     users["outsider"] = make_member(workspace=b.workspace, role=Role.OWNER)
     operator = get_user_model().objects.create_user(username="operator", is_staff=True)
     operator.groups.add(Group.objects.get(name=OPERATOR_GROUP))
     users["operator"] = operator
-    keys = {role: make_api_key(user=users[role], workspace=a.workspace) for role in WORKSPACE_ROLES}
+    keys = {
+        str(role): make_api_key(user=users[role], workspace=a.workspace) for role in WORKSPACE_ROLES
+    }
     keys["outsider"] = make_api_key(user=users["outsider"], workspace=b.workspace)
     keys["operator"] = make_api_key(user=operator, workspace=None)
     return World(a=a, b=b, users=users, keys=keys)

@@ -64,7 +64,11 @@ def test_no_identifier_is_unique_across_workspaces() -> None:
             if name == "workspace":
                 return True
             related = field.related_model if field.is_relation else None
-            if related is not None and related._meta.app_label in OWNED_APPS:
+            if (
+                isinstance(related, type)
+                and issubclass(related, models.Model)
+                and (related._meta.app_label in OWNED_APPS)
+            ):
                 return True
         return False
 
