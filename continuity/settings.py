@@ -399,6 +399,11 @@ OUTAGES_RECEIPT_PRUNE_INTERVAL_S = env_int(
     "OUTAGES_RECEIPT_PRUNE_INTERVAL_S", default=3600, minimum=60
 )
 OUTAGES_SIGNATURE_TOLERANCE_S = env_int("OUTAGES_SIGNATURE_TOLERANCE_S", default=300, minimum=1)
+# How often beat looks for windows whose monitors went silent past their repeat interval
+# (docs/monitors.md, "Silent holders").
+OUTAGES_SILENCE_CHECK_INTERVAL_S = env_int(
+    "OUTAGES_SILENCE_CHECK_INTERVAL_S", default=300, minimum=60
+)
 OUTAGES_FLAP_DAMPING_S = env_int("OUTAGES_FLAP_DAMPING_S", default=300, minimum=0)
 OUTAGES_EARLY_RESOLVE_GRACE_S = env_int("OUTAGES_EARLY_RESOLVE_GRACE_S", default=600, minimum=0)
 OUTAGES_CREDENTIAL_OVERLAP_S = env_int("OUTAGES_CREDENTIAL_OVERLAP_S", default=86400, minimum=0)

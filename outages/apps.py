@@ -21,7 +21,7 @@ def _schedule_receipt_pruning(**_: Any) -> None:
     )
     # Silent holders: windows no monitor has spoken for past its repeat limit (outages.windows).
     often, _created = IntervalSchedule.objects.get_or_create(
-        every=getattr(settings, "OUTAGES_SILENCE_CHECK_INTERVAL_S", 300),
+        every=settings.OUTAGES_SILENCE_CHECK_INTERVAL_S,
         period=IntervalSchedule.SECONDS,
     )
     PeriodicTask.objects.update_or_create(

@@ -24,7 +24,17 @@ class MonitorSourceForm(forms.ModelForm):
 
     class Meta:
         model = MonitorSource
-        fields = ["name", "slug", "kind", "default_network", "mapping_rules", "options", "active"]
+        fields = [
+            "name",
+            "slug",
+            "kind",
+            "default_network",
+            "mapping_rules",
+            "options",
+            "repeat_interval_s",
+            "silence_auto_close",
+            "active",
+        ]
 
     def clean_mapping_rules(self) -> Any:
         rules = self.cleaned_data["mapping_rules"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import template
 
-from outages.selectors import open_windows
+from outages.selectors import open_windows, silent_windows
 
 register = template.Library()
 
@@ -18,7 +18,10 @@ def outages_banner(context: dict[str, Any]) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not getattr(user, "is_staff", False):
         return {"windows": []}
+    silent = {row.window_id: row.message for row in silent_windows()}
+    # A lost resolve must not hold a network down unnoticed: say since when nothing came.
+    windows = [(window, silent.get(window.pk, "")) for window in open_windows()]
     return {
-        "windows": list(open_windows()),
+        "windows": windows,
         "can_open": user.has_perm("outages.view_outagewindow"),
     }

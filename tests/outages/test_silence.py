@@ -177,3 +177,19 @@ def test_the_silence_task_is_scheduled_by_beat_on_the_control_queue() -> None:
     assert periodic.queue == "control"
     assert periodic.interval is not None
     assert close_silent_windows.name in app.tasks
+
+
+def test_the_admin_banner_says_since_when_a_silent_window_heard_nothing(admin_client: Any) -> None:
+    source = source_create(kind="alertmanager")
+    fire(source, network="instagram")
+    page = admin_client.get("/admin/").content.decode()
+    assert "outages-banner" in page and "no news from the monitor" not in page
+    quiet_since(9 * HOUR)
+    page = admin_client.get("/admin/").content.decode()
+    assert "no news from the monitor since" in page
+
+
+def test_an_operator_sets_the_repeat_interval_and_silence_close_in_the_source_form() -> None:
+    from outages.forms import MonitorSourceForm
+
+    assert {"repeat_interval_s", "silence_auto_close"} <= set(MonitorSourceForm().fields)
