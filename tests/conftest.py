@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -93,3 +94,17 @@ def celery_worker_process(worker_env: dict[str, str]) -> Iterator[Callable[..., 
     yield start
     for handle in started:
         handle.stop()
+
+
+@pytest.fixture
+def admin_client(client: Any, admin_user: Any) -> Any:
+    """pytest-django's superuser, signed in and acting in the tests' workspace (the factories'
+    default): a superuser with no membership would act in whichever workspace sorts first."""
+    from continuity.models import Membership, Role
+    from tests.workspaces import workspace_for_tests
+
+    Membership.objects.get_or_create(
+        user=admin_user, workspace=workspace_for_tests(), defaults={"role": Role.OWNER}
+    )
+    client.force_login(admin_user)
+    return client
