@@ -115,6 +115,7 @@ def campaign_duplicate(*, campaign: Campaign) -> Campaign:
             message.name = f"{message.name} (copy)"[:200]
             message.save()
         copy = Campaign.objects.create(
+            workspace_id=campaign.workspace_id,
             name=f"{campaign.name} (copy)"[:200],
             text=campaign.text,
             link=campaign.link,

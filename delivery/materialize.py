@@ -33,7 +33,7 @@ from contacts.models import (
     consent_bit,
 )
 from delivery.models import Delivery
-from delivery.quiet_hours import quiet_hours_ends
+from delivery.quiet_hours import QuietRules, quiet_hours_ends
 from delivery.states import LEFT_STATUSES, DeliveryStatus
 
 FIRST_REACHABLE = "first_reachable"
@@ -51,9 +51,14 @@ _PLANNABLE = frozenset(Channel.values)
 
 @dataclass(frozen=True)
 class PlanSpec:
-    """What to plan: the message, its purpose, the ordered fallback channels and the rules."""
+    """What to plan: the message, its purpose, the ordered fallback channels and the rules.
+
+    `workspace_id` is the message's (the campaign's): deliveries are written with it, and the
+    audience is read inside it. `quiet` are that workspace's quiet hours (None: the install's).
+    """
 
     message_id: int
+    workspace_id: int
     purpose: str
     channels: Sequence[str]
     mode: str = FIRST_REACHABLE
@@ -62,6 +67,7 @@ class PlanSpec:
     # message that left is not sent again on another channel).
     skip_reached_on: str = ""
     sms_cost_units: int = 1
+    quiet: QuietRules | None = None
 
     def __post_init__(self) -> None:
         # Channel names become SQL column aliases and literals: only known ones get that far.
@@ -132,6 +138,13 @@ def _flag_sql(
 def _eligible(channel: str, alias: str = "") -> str:
     p = f"{alias}." if alias else ""
     return f"({p}b_{channel} = 1 AND {p}r_{channel} = 1)"
+
+
+def _in_workspace(audience: QuerySet[Contact], spec: PlanSpec) -> QuerySet[Contact]:
+    """Only the message's workspace's contacts are ever planned, whatever audience was given:
+    a segment or a caller that forgot the workspace cannot reach another client's people. With
+    the (workspace, id) index the keyset slices stay range scans of that workspace alone."""
+    return audience.filter(workspace_id=spec.workspace_id)
 
 
 def _slice_upper(*, audience: QuerySet[Contact], after_id: int, limit: int) -> int | None:
@@ -295,7 +308,8 @@ def _chosen_sql(
     cases: list[str] = []
     params: list[Any] = []
     for ch in spec.channels:
-        for tz_name, opening in quiet_hours_ends(channel=ch, tzs=tzs, now=now).items():
+        ends = quiet_hours_ends(channel=ch, tzs=tzs, now=now, rules=spec.quiet)
+        for tz_name, opening in ends.items():
             cases.append("WHEN chosen.channel = %s AND chosen.tz = %s THEN %s")
             params += [ch, tz_name, opening]
     not_before = f"CASE {' '.join(cases)} ELSE NULL END" if cases else "NULL"
@@ -310,13 +324,13 @@ def _insert_sql(*, spec: PlanSpec, chosen: str, now: datetime) -> tuple[str, lis
     """Write the chosen rows as planned deliveries; rows that exist already are left alone."""
     cost = f"CASE WHEN channel = '{Channel.SMS}' THEN {int(spec.sms_cost_units)} ELSE 1 END"
     sql = (
-        f"INSERT INTO {_table(Delivery)} (message_id, contact_id, channel, status, attempt, "
-        "provider, provider_message_id, error_code, error_text, cost_units, not_before, "
+        f"INSERT INTO {_table(Delivery)} (workspace_id, message_id, contact_id, channel, status, "
+        "attempt, provider, provider_message_id, error_code, error_text, cost_units, not_before, "
         "created_at, updated_at) "
-        f"SELECT %s, id, channel, %s, 0, '', '', '', '', {cost}, not_before, %s, %s "
+        f"SELECT %s, %s, id, channel, %s, 0, '', '', '', '', {cost}, not_before, %s, %s "
         f"FROM {chosen} ON CONFLICT (message_id, contact_id, channel) DO NOTHING"
     )
-    return sql, [spec.message_id, DeliveryStatus.PLANNED, now, now]
+    return sql, [spec.workspace_id, spec.message_id, DeliveryStatus.PLANNED, now, now]
 
 
 def _planned_sql(*, chosen: str) -> str:
@@ -397,7 +411,7 @@ def deliveries_plan_slice(
     with transaction.atomic():
         return _plan_slice(
             spec=spec,
-            audience=audience,
+            audience=_in_workspace(audience, spec),
             after_id=after_contact_id,
             limit=limit,
             allowance=sms_allowance,
@@ -493,6 +507,7 @@ def sms_only_count(*, spec: PlanSpec, audience: QuerySet[Contact], limit: int) -
     claimants), counted slice by slice so memory stays flat."""
     if Channel.SMS not in spec.channels:
         return 0
+    audience = _in_workspace(audience, spec)
     total, after = 0, 0
     others = " OR ".join(_eligible(ch) for ch in spec.channels if ch != Channel.SMS) or "1 = 0"
     while True:

@@ -77,9 +77,19 @@ def test_the_campaign_list_shows_status_badges_progress_and_lateness(staff: Clie
     campaign = make_campaign(accounts=[fb, tw], status=CampaignStatus.PUBLISHING, lateness_s=900)
     Campaign.objects.filter(pk=campaign.pk).update(claimed_at=campaign.scheduled_at)
     SocialPost.objects.create(
-        campaign=campaign, account=fb, network="facebook", status=PostStatus.PUBLISHED
+        workspace_id=campaign.workspace_id,
+        campaign=campaign,
+        account=fb,
+        network="facebook",
+        status=PostStatus.PUBLISHED,
     )
-    SocialPost.objects.create(campaign=campaign, account=tw, network="x", status=PostStatus.PENDING)
+    SocialPost.objects.create(
+        workspace_id=campaign.workspace_id,
+        campaign=campaign,
+        account=tw,
+        network="x",
+        status=PostStatus.PENDING,
+    )
     page = staff.get("/admin/campaigns/campaign/").content.decode()
     assert "facebook: 1 published" in page
     assert "x: 1 pending" in page

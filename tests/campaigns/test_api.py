@@ -113,9 +113,19 @@ def test_status_counts_posts_per_network_and_deliveries_per_channel(api: APIClie
     fb, tw = make_account(), make_account(network="x")
     campaign = make_campaign(accounts=[fb, tw], status=CampaignStatus.PUBLISHING)
     SocialPost.objects.create(
-        campaign=campaign, account=fb, network="facebook", status=PostStatus.PUBLISHED
+        workspace_id=campaign.workspace_id,
+        campaign=campaign,
+        account=fb,
+        network="facebook",
+        status=PostStatus.PUBLISHED,
     )
-    SocialPost.objects.create(campaign=campaign, account=tw, network="x", status=PostStatus.FAILED)
+    SocialPost.objects.create(
+        workspace_id=campaign.workspace_id,
+        campaign=campaign,
+        account=tw,
+        network="x",
+        status=PostStatus.FAILED,
+    )
     assert campaign.message is not None
     for channel, state in [
         (Channel.EMAIL, "sent"),
@@ -123,7 +133,11 @@ def test_status_counts_posts_per_network_and_deliveries_per_channel(api: APIClie
         (Channel.SMS, "failed"),
     ]:
         Delivery.objects.create(
-            message=campaign.message, contact=make_contact(), channel=channel, status=state
+            workspace_id=campaign.workspace_id,
+            message=campaign.message,
+            contact=make_contact(),
+            channel=channel,
+            status=state,
         )
     body = api.get(f"/api/v1/campaigns/{campaign.pk}/status/").json()
     assert body["networks"] == {"facebook": {"published": 1}, "x": {"failed": 1}}
