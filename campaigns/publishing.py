@@ -115,7 +115,10 @@ def _publish(post: SocialPost, publisher: Publisher, *, started: datetime) -> Pu
         planned = campaign_whatsapp_send(post=post)
         publish_attempt_record(
             workspace_id=post.workspace_id,
-            network=post.network, kind=AttemptKind.OK, account_id=post.account_id, post_id=post.pk
+            network=post.network,
+            kind=AttemptKind.OK,
+            account_id=post.account_id,
+            post_id=post.pk,
         )
         return _published(post, f"{planned} template messages", from_status=PostStatus.PUBLISHING)
     account = social_account_ref(account=post.account)
@@ -133,7 +136,10 @@ def _publish(post: SocialPost, publisher: Publisher, *, started: datetime) -> Pu
         return _on_error(post, exc)
     publish_attempt_record(
         workspace_id=post.workspace_id,
-        network=post.network, kind=AttemptKind.OK, account_id=post.account_id, post_id=post.pk
+        network=post.network,
+        kind=AttemptKind.OK,
+        account_id=post.account_id,
+        post_id=post.pk,
     )
     return _published(post, result.external_id, from_status=PostStatus.PUBLISHING)
 

@@ -161,9 +161,7 @@ def window_counts_by_workspace(*, window_id: int) -> list[WorkspaceWindowCounts]
                 sent=Count("id", filter=Q(status__in=SENT)),
                 failed=Count("id", filter=Q(status__in=FAILED)),
                 unknown=Count("id", filter=Q(status=S.UNKNOWN)),
-                sms=Sum(
-                    "cost_units", filter=Q(channel="sms", status__in=[*SENT, S.UNKNOWN])
-                ),
+                sms=Sum("cost_units", filter=Q(channel="sms", status__in=[*SENT, S.UNKNOWN])),
             )
         )
         row = counts[workspace_id]

@@ -8,21 +8,23 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus, SocialAccount, SocialPost
 from delivery.secrets import token_decrypt
 from sandbox.graph import GraphFake
 from tests.campaigns.factories import make_account, make_campaign, make_message
+from continuity.models import Role
 from tests.contacts.factories import make_contact
+from tests.workspaces import make_member, workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff(client: Client) -> Client:
-    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
+    """The owner of the tests' workspace: every campaign right there, social accounts too."""
+    client.force_login(make_member(workspace=workspace_for_tests(), role=Role.OWNER))
     return client
 
 

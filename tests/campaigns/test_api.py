@@ -6,25 +6,26 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus, SocialPost
 from contacts.models import Channel
 from delivery.models import Delivery
 from tests.campaigns.factories import make_account, make_campaign, make_message, make_segment
+from continuity.models import Role
 from tests.contacts.factories import make_contact
+from tests.workspaces import bearer, make_api_key, make_member, workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def api() -> APIClient:
-    user = User.objects.create_user("marketer", password="pw")
+    workspace = workspace_for_tests()
+    user = make_member(workspace=workspace, role=Role.MARKETER, username="marketer")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(**bearer(make_api_key(user=user, workspace=workspace)))
     return client
 
 

@@ -296,7 +296,7 @@ def test_the_drill_predicts_exactly_what_the_reroute_then_plans(settings: Any) -
     contact_with(Channel.PUSH)
     contact_with()
     campaign = make_campaign(fallback=("sms", "email", "push"), sms_budget_segments=3)
-    drill = outage_drill(network="instagram")
+    drill = outage_drill(network="instagram", workspace=campaign.workspace)
     assert [d.campaign_id for d in drill.campaigns] == [campaign.pk]
     assert Delivery.objects.count() == 0
     assert Reroute.objects.count() == 0

@@ -97,10 +97,10 @@ def test_one_broken_account_alone_does_not_declare_the_network_down(graph: Graph
     for _ in range(10):
         PublishAttempt.objects.create(
             workspace_id=account.workspace_id,
-                at=_now(),
-                network="facebook",
-                account=account,
-                kind="transient",
+            at=_now(),
+            network="facebook",
+            account=account,
+            kind="transient",
         )
     assert network_health_check(network="facebook") is None
 

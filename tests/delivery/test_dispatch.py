@@ -264,6 +264,7 @@ def _push_contacts(fake: PushServiceFake, n: int) -> list[tuple[Contact, PushSub
         contact = granted_contact(channel=Channel.PUSH)
         info = fake.subscription_create()
         subscription = PushSubscription.objects.create(
+            workspace_id=contact.workspace_id,
             contact=contact,
             endpoint=info["endpoint"],
             p256dh=info["keys"]["p256dh"],

@@ -60,6 +60,7 @@ def test_each_fake_gets_one_message_per_consented_contact_and_channel(
             )
         info = push.subscription_create()
         PushSubscription.objects.create(
+            workspace_id=contact.workspace_id,
             contact=contact,
             endpoint=info["endpoint"],
             p256dh=info["keys"]["p256dh"],

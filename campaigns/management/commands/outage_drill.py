@@ -45,8 +45,7 @@ class Command(BaseCommand):
             return
         for drill in report.campaigns:
             self.stdout.write(
-                f"#{drill.campaign_id} {drill.campaign} [{drill.workspace}] "
-                f"(policy {drill.policy})"
+                f"#{drill.campaign_id} {drill.campaign} [{drill.workspace}] (policy {drill.policy})"
             )
             if drill.problem:
                 self.stdout.write(f"    {drill.problem}")
