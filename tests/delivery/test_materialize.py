@@ -27,9 +27,14 @@ ORDER = (Channel.PUSH, Channel.EMAIL, Channel.SMS)
 
 
 def contact_with(
-    *channels: str, email: bool = True, phone: bool = True, push: bool = True, tz: str = "UTC"
+    *channels: str,
+    email: bool = True,
+    phone: bool = True,
+    push: bool = True,
+    tz: str = "UTC",
+    **overrides: Any,
 ) -> Contact:
-    contact = make_contact(email=None, phone=None, timezone=tz)
+    contact = make_contact(email=None, phone=None, timezone=tz, **overrides)
     Contact.objects.filter(pk=contact.pk).update(
         email=f"c{contact.pk}@example.com" if email else None,
         phone=f"+4479460{contact.pk:05d}" if phone else None,
