@@ -170,7 +170,10 @@ def _slice_rows_sql(
     # An audience that filters contacts alone (every segment does: tags and attributes are
     # EXISTS probes) lends its WHERE to the slice, so each contact is read once. Anything
     # else (a join, DISTINCT) is matched by id instead, at the cost of a second read.
-    plain = len(query.alias_map) == 1 and not query.distinct and not query.group_by
+    # A filter on workspace_id leaves an unused (refcount 0) alias of the workspace table behind:
+    # only the aliases the query still uses count.
+    used = [alias for alias in query.alias_map if query.alias_refcount.get(alias)]
+    plain = len(used) == 1 and not query.distinct and not query.group_by
     alias = _table(Contact) if plain else "c"
     columns, params = _slice_columns(
         spec=spec, alias=alias, after_id=after_id, upper=upper, now=now
