@@ -68,11 +68,10 @@ class CampaignIn(serializers.ModelSerializer):
         super().__init__(*args, **kwargs)
         # Related ids resolve inside the workspace only: another workspace's account, segment
         # or message is "does not exist", exactly like an id nobody has.
-        self.fields["accounts"].child_relation.queryset = SocialAccount.objects.for_workspace(
-            workspace
-        )
-        self.fields["segment"].queryset = Segment.objects.for_workspace(workspace)
-        self.fields["message"].queryset = Message.objects.for_workspace(workspace)
+        fields: Any = self.fields
+        fields["accounts"].child_relation.queryset = SocialAccount.objects.for_workspace(workspace)
+        fields["segment"].queryset = Segment.objects.for_workspace(workspace)
+        fields["message"].queryset = Message.objects.for_workspace(workspace)
 
     def validate_overrides(self, value: Any) -> Any:
         if not isinstance(value, dict):

@@ -14,13 +14,13 @@ from django.conf import settings
 from django.db import transaction
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus
-from continuity.models import Workspace
 from campaigns.reroute import (
     campaign_audience,
     campaign_plan_spec,
     sms_allowance,
     sms_budget_rows,
 )
+from continuity.models import Workspace
 from delivery.materialize import deliveries_plan_slice, sms_only_count
 
 

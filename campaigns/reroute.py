@@ -34,6 +34,7 @@ from campaigns.models import (
 from campaigns.rollup import campaign_status_from_posts
 from contacts.models import Channel, Contact
 from contacts.selectors import segment_contacts
+from continuity.models import Workspace
 from delivery.dispatch import deliveries_enqueue
 from delivery.materialize import (
     PlanSpec,
@@ -41,7 +42,6 @@ from delivery.materialize import (
     planned_ids_between,
     sms_only_count,
 )
-from continuity.models import Workspace
 from delivery.models import Delivery
 from delivery.quiet_hours import quiet_rules
 from delivery.sms_segments import sms_segments_count

@@ -35,7 +35,6 @@ from delivery.states import DeliveryStatus as S
 from outages.models import OutageWindow
 from outages.networks import network_choices
 
-
 VIEW_REROUTE = "campaigns.view_reroute"
 RUN_DRILL = "campaigns.run_drill"
 # Operators see what an outage did in each workspace as counts (no names, no contacts).
@@ -47,7 +46,7 @@ def _report_scope(request: HttpRequest) -> tuple[Workspace | None, bool]:
 
     A member needs campaigns.view_reroute in the session's workspace; an operator without one
     (or without that right) still gets the counts. Anyone else: 403 naming the permission."""
-    operator = request.user.has_perm(OPERATOR_VIEW)  # type: ignore[union-attr]
+    operator = request.user.has_perm(OPERATOR_VIEW)
     access = request_access(request)
     if access.workspace is not None and access.has(VIEW_REROUTE):
         return access.workspace, operator

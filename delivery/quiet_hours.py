@@ -4,10 +4,12 @@ The window is a setting (REROUTE_QUIET_HOURS, "HH:MM-HH:MM" per channel, may wra
 seconds are accepted too) and a contact's zone is their `timezone`, or REROUTE_DEFAULT_TIMEZONE
 when it is empty or unknown. A workspace may set its own SMS window and default zone
 (Workspace.quiet_hours_sms, Workspace.timezone); `quiet_rules(workspace=...)` folds them over the
-install's, and every function below takes those rules (None: the install's alone). The same answers serve planning (a delivery planned inside the
-window gets `not_before` at its end), the claim (a row whose contact is inside the window at claim
-time is left queued until its end) and a paced send (a row whose contact's window begins before
-its request leaves is handed back). Everything is worked out per time zone, never per row: a
+install's, and every function below takes those rules (None: the install's alone).
+
+The same answers serve planning (a delivery planned inside the window gets `not_before` at its
+end), the claim (a row whose contact is inside the window at claim time is left queued until its
+end) and a paced send (a row whose contact's window begins before its request leaves is handed
+back). Everything is worked out per time zone, never per row: a
 chunk or slice holds a handful of zones, whatever its size.
 """
 

@@ -11,10 +11,10 @@ import pytest
 from django.test import Client
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus, SocialAccount, SocialPost
+from continuity.models import Role
 from delivery.secrets import token_decrypt
 from sandbox.graph import GraphFake
 from tests.campaigns.factories import make_account, make_campaign, make_message
-from continuity.models import Role
 from tests.contacts.factories import make_contact
 from tests.workspaces import make_member, workspace_for_tests
 

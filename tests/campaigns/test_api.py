@@ -11,9 +11,9 @@ from rest_framework.test import APIClient
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus, SocialPost
 from contacts.models import Channel
+from continuity.models import Role
 from delivery.models import Delivery
 from tests.campaigns.factories import make_account, make_campaign, make_message, make_segment
-from continuity.models import Role
 from tests.contacts.factories import make_contact
 from tests.workspaces import bearer, make_api_key, make_member, workspace_for_tests
 

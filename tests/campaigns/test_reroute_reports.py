@@ -16,11 +16,11 @@ from campaigns.models import Campaign, Reroute
 from campaigns.reports import sends_per_minute_svg, window_report, window_report_csv
 from campaigns.reroute import campaign_network_down, reroute_plan_next_slice
 from contacts.models import Channel
+from continuity.models import Role
 from delivery.claim import deliveries_claim
 from delivery.models import Delivery
 from delivery.states import DeliveryStatus as S
 from tests.campaigns.reroute_factories import make_campaign, network_down
-from continuity.models import Role
 from tests.delivery.test_materialize import contact_with
 from tests.workspaces import bearer, make_api_key, make_member, workspace_for_tests
 
@@ -148,7 +148,9 @@ def test_admin_dashboard_report_csv_and_drill_pages(admin_client: Client, settin
 def marketer_api() -> Client:
     workspace = workspace_for_tests()
     user = make_member(workspace=workspace, role=Role.MARKETER)
-    return Client(**bearer(make_api_key(user=user, workspace=workspace)))
+    client = Client()
+    client.defaults.update(bearer(make_api_key(user=user, workspace=workspace)))
+    return client
 
 
 def test_the_api_needs_a_token_and_explains_bad_input(client: Client) -> None:

@@ -69,7 +69,9 @@ def messaged_today(contact: Contact) -> None:
 
 def api_for(workspace: Workspace, role: str = Role.MARKETER) -> Client:
     user = make_member(workspace=workspace, role=role)
-    return Client(**bearer(make_api_key(user=user, workspace=workspace)))
+    client = Client()
+    client.defaults.update(bearer(make_api_key(user=user, workspace=workspace)))
+    return client
 
 
 # --- one outage, two workspaces ------------------------------------------------------------------
@@ -243,7 +245,8 @@ def test_an_operator_reads_counts_per_workspace_and_no_names() -> None:
     roles_sync()
     operator = User.objects.create_user("operator", is_staff=True)
     operator.groups.add(Group.objects.get(name=OPERATOR_GROUP))
-    api = Client(**bearer(make_api_key(user=operator, workspace=None)))
+    api = Client()
+    api.defaults.update(bearer(make_api_key(user=operator, workspace=None)))
 
     body = api.get(f"/api/v1/reroutes/windows/{window_id}/workspaces/").json()
 
