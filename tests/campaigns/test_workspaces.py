@@ -446,3 +446,24 @@ def test_a_receipt_takes_the_workspace_of_the_messages_it_reports_on_only_when_o
     assert own.workspace_id == shop.pk
     assert mixed.workspace_id is None  # install-level: operators only
     assert unknown.workspace_id is None
+
+
+def test_an_operator_sees_the_window_as_counts_per_workspace_in_the_admin() -> None:
+    from django.contrib.auth.models import Group, User
+
+    from continuity.roles import OPERATOR_GROUP, roles_sync
+
+    shop, bakery, window_id = _two_workspaces_rerouted()
+    roles_sync()
+    operator = User.objects.create_user("operator-admin", is_staff=True)
+    operator.groups.add(Group.objects.get(name=OPERATOR_GROUP))
+    client = Client()
+    client.force_login(operator)
+
+    page = client.get(f"/admin/campaigns/reroute/report/{window_id}/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert shop.slug in text and bakery.slug in text
+    assert "sale" not in text  # no campaign names, no contacts: counts only
+    assert client.get(f"/admin/campaigns/reroute/report/{window_id}/csv/").status_code == 403
+    assert client.get("/admin/campaigns/reroute/dashboard/").status_code == 200
