@@ -19,7 +19,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(
         "reroutes/windows/<int:window_id>/workspaces/",
         WindowWorkspacesView.as_view(),
-        name="reroute-window-workspaces",
+        name="reroute-window-report-workspaces",
     ),
     path("drills/", DrillView.as_view(), name="drill"),
 ]

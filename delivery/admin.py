@@ -101,10 +101,25 @@ class MessageAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(ProviderReceipt)
-class ProviderReceiptAdmin(admin.ModelAdmin):
+class ProviderReceiptAdmin(WorkspaceScopedAdmin):
     """Install-level: every provider webhook request, for operators (delivery.view_providerreceipt
-    on the user, never a workspace role). A receipt may carry no workspace or several workspaces'
-    events, so it is not scoped to the session's workspace."""
+    on the user, never a workspace role). A receipt may carry no workspace, or name messages of
+    several workspaces, so the list is not the session workspace's: it is the install's, shown
+    only to whoever holds the install-wide right."""
+
+    VIEW = "delivery.view_providerreceipt"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProviderReceipt]:
+        return admin.ModelAdmin.get_queryset(self, request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.has_perm(self.VIEW)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_active and request.user.has_perm(self.VIEW)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     list_display = ("created_at", "provider", "kind", "verdict", "status_code", "matched", "reason")
     list_filter = ("provider", "kind", "verdict")

@@ -163,7 +163,9 @@ def _keyset(
     if upper is not None:
         bounds.append(f"({table}.workspace_id, {table}.id) <= (%s, %s)")
         params += [spec.workspace_id, upper]
-    return audience.filter(RawSQL(" AND ".join(bounds), params, output_field=BooleanField()))
+    # Only the quoted table name is interpolated; the values travel as parameters.
+    bound = RawSQL(" AND ".join(bounds), params, output_field=BooleanField())  # noqa: S611
+    return audience.filter(bound)
 
 
 def _slice_upper(
