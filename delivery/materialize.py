@@ -34,7 +34,7 @@ from contacts.models import (
     consent_bit,
 )
 from delivery.models import Delivery
-from delivery.quiet_hours import QuietRules, quiet_hours_ends
+from delivery.quiet_hours import QuietRules, quiet_hours_ends, quiet_window
 from delivery.states import LEFT_STATUSES, DeliveryStatus
 
 FIRST_REACHABLE = "first_reachable"
@@ -485,10 +485,12 @@ def _plan_slice(
         # (A larger work_mem is no help: it lets the planner hash the whole consent table.)
         cursor.execute("SET LOCAL jit = off")
         # The quiet-hours CASE needs the slice's time zones before the statement is built;
-        # collecting them costs little here, where the slice's rows are read anyway.
+        # collecting them costs little here, where the slice's rows are read anyway (and
+        # nothing when no planned channel has quiet hours in the workspace).
+        quiet = any(quiet_window(channel=ch, rules=spec.quiet) for ch in spec.channels)
+        zones = "ARRAY_AGG(DISTINCT COALESCE(w.slice_tz, ''))" if quiet else "ARRAY[]::text[]"
         cursor.execute(
-            "SELECT COUNT(*), MAX(w.slice_id), ARRAY_AGG(DISTINCT COALESCE(w.slice_tz, '')) "
-            f"FROM ({window_sql}) w",
+            f"SELECT COUNT(*), MAX(w.slice_id), {zones} FROM ({window_sql}) w",
             window_params,
         )
         count, upper, tzs = cursor.fetchone()
