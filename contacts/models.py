@@ -165,8 +165,14 @@ class Contact(models.Model):
         indexes = [
             # A reroute walks one workspace's contacts in id order (keyset slices): with the id
             # after the workspace, a slice is one index range, however the workspaces' contacts
-            # interleave in the table.
-            models.Index(fields=["workspace", "id"], name="contact_workspace_keyset"),
+            # interleave in the table. erased_at and timezone ride along so that fixing a
+            # slice's bounds and time zones reads the index alone, not every heap page that
+            # holds one of the workspace's contacts.
+            models.Index(
+                fields=["workspace", "id"],
+                include=["erased_at", "timezone"],
+                name="contact_workspace_keyset",
+            ),
         ]
         constraints = [
             # Identifiers are unique per workspace: two client businesses may both know a person.

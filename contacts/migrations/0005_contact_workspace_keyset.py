@@ -23,6 +23,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="contact",
-            index=models.Index(fields=["workspace", "id"], name="contact_workspace_keyset"),
+            index=models.Index(
+                fields=["workspace", "id"],
+                include=("erased_at", "timezone"),
+                name="contact_workspace_keyset",
+            ),
         ),
     ]
