@@ -467,3 +467,23 @@ def test_an_operator_sees_the_window_as_counts_per_workspace_in_the_admin() -> N
     assert "sale" not in text  # no campaign names, no contacts: counts only
     assert client.get(f"/admin/campaigns/reroute/report/{window_id}/csv/").status_code == 403
     assert client.get("/admin/campaigns/reroute/dashboard/").status_code == 200
+
+
+def test_a_workspaces_quiet_hours_and_zone_fall_back_to_the_installs(settings: Any) -> None:
+    from datetime import time
+
+    from delivery.quiet_hours import contact_zone, quiet_rules, quiet_window
+
+    settings.REROUTE_QUIET_HOURS = {"sms": "21:00-08:00"}
+    own = quiet_rules(workspace=Workspace(quiet_hours_sms="22:30-07:00", timezone="Asia/Tokyo"))
+    empty = quiet_rules(workspace=Workspace())
+    broken = quiet_rules(workspace=Workspace(quiet_hours_sms="late-early"))
+
+    assert quiet_window(channel="sms", rules=own) is not None
+    assert quiet_window(channel="sms", rules=own).start == time(22, 30)  # type: ignore[union-attr]
+    assert quiet_window(channel="sms", rules=empty).start == time(21, 0)  # type: ignore[union-attr]
+    # A malformed window never leaves SMS unguarded: the install's applies.
+    assert quiet_window(channel="sms", rules=broken).start == time(21, 0)  # type: ignore[union-attr]
+    assert str(contact_zone(name="", default=own.default_timezone)) == "Asia/Tokyo"
+    assert str(contact_zone(name="Europe/Paris", default=own.default_timezone)) == "Europe/Paris"
+    assert str(contact_zone(name="", default=empty.default_timezone)) == "UTC"
