@@ -1,11 +1,5 @@
 """Admin for marketers: contacts with search, tag and consent filters, read-only consent history,
-bulk actions (through contacts.consent), import / export, and a segment editor with a live count.
-
-Every page acts in the session's workspace (continuity.admin_access): lists, choices, imports and
-exports see only its rows, and each right comes from the member's role there. Custom views check
-their permission with admin_view_require; imports, exports, erasures and staff consent changes
-are audited (a refused export too).
-"""
+bulk actions (through contacts.consent), import / export, and a segment editor with a live count."""
 
 from __future__ import annotations
 
@@ -15,7 +9,6 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path, reverse
@@ -24,7 +17,7 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 
 from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
-from contacts.errors import ContactErased, InvalidSegment
+from contacts.errors import InvalidSegment
 from contacts.export_formats import SafeCSV, SafeXLSX
 from contacts.models import (
     Channel,
@@ -41,59 +34,10 @@ from contacts.models import (
     Tag,
 )
 from contacts.normalize import FieldError, email_normalise, phone_normalise
-from contacts.privacy import contact_erase
 from contacts.resources import ContactResource
 from contacts.segments import contacts_matching
 from contacts.selectors import contacts_consented
 from contacts.upsert import CONTACT_FIELDS, contact_tags_add
-from continuity.admin_access import (
-    WorkspaceScopedAdmin,
-    WorkspaceScopedInline,
-    admin_view_require,
-    request_access,
-    request_workspace,
-)
-from continuity.audit import audit_denied, audit_record
-from continuity.models import Workspace
-from continuity.tenancy import MissingPermission
-
-EXPORT_CONTACT = "contacts.export_contact"
-IMPORT_CONTACT = "contacts.import_contact"
-RECORD_CONSENT = "contacts.record_consent"
-ERASE_CONTACT = "contacts.erase_contact"
-VIEW_SEGMENT = "contacts.view_segment"
-AUDIT_EXPORT_FILE = "contact.export_file"
-AUDIT_IMPORT_FILE = "contact.import_file"
-
-
-class WorkspaceUniqueForm(forms.ModelForm):
-    """A form whose model is unique per workspace (names, addresses): the admin keeps the
-    workspace out of the form, which would make Django skip those constraints and let the
-    database refuse the save with a 500. The admin sets ``workspace`` on the class; the
-    instance gets it before validation, so the constraints are checked and named."""
-
-    workspace: Workspace | None = None
-
-    def _post_clean(self) -> None:
-        if getattr(self.instance, "workspace_id", None) is None and self.workspace is not None:
-            self.instance.workspace = self.workspace
-        super()._post_clean()
-
-    def _get_validation_exclusions(self) -> Any:
-        exclude = super()._get_validation_exclusions()
-        if getattr(self.instance, "workspace_id", None) is not None:
-            exclude.discard("workspace")
-        return exclude
-
-
-class ScopedAdmin(WorkspaceScopedAdmin):
-    """WorkspaceScopedAdmin whose forms check per-workspace uniqueness (WorkspaceUniqueForm)."""
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
-        form = super().get_form(request, obj, change, **kwargs)
-        if issubclass(form, WorkspaceUniqueForm):
-            form = type(form.__name__, (form,), {"workspace": request_workspace(request)})
-        return form
 
 
 class TagFilter(admin.SimpleListFilter):
@@ -101,22 +45,16 @@ class TagFilter(admin.SimpleListFilter):
     parameter_name = "tag"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        workspace = request_workspace(request)
-        if workspace is None:
-            return []
-        tags = Tag.objects.for_workspace(workspace).order_by("name")
-        return [(name, name) for name in tags.values_list("name", flat=True)[:200]]
+        return [
+            (name, name)
+            for name in Tag.objects.order_by("name").values_list("name", flat=True)[:200]
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Contact]) -> QuerySet[Contact]:
-        workspace = request_workspace(request)
-        if not self.value() or workspace is None:
+        if not self.value():
             return queryset
         return queryset.filter(
-            Exists(
-                ContactTag.objects.filter(
-                    contact=OuterRef("pk"), tag__workspace=workspace, tag__name=self.value()
-                )
-            )
+            Exists(ContactTag.objects.filter(contact=OuterRef("pk"), tag__name=self.value()))
         )
 
 
@@ -149,10 +87,7 @@ def consent_filter(channel: Channel) -> type[admin.SimpleListFilter]:
     return ConsentFilter
 
 
-class ReadOnlyInline(WorkspaceScopedInline):
-    """Shown to roles that may view the model (consent evidence: privacy officers, owners);
-    written only by contacts.consent."""
-
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
@@ -160,9 +95,6 @@ class ReadOnlyInline(WorkspaceScopedInline):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -205,7 +137,7 @@ class ContactActionForm(ActionForm):
     channel = forms.ChoiceField(required=False, choices=[("", "channel"), *Channel.choices])
 
 
-class ContactForm(WorkspaceUniqueForm):
+class ContactForm(forms.ModelForm):
     """Identifiers are normalised here exactly as imports and the API do, so that matching and
     uniqueness hold for contacts typed in by hand."""
 
@@ -235,7 +167,7 @@ class ContactForm(WorkspaceUniqueForm):
 
 
 @admin.register(Contact)
-class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
+class ContactAdmin(ImportExportModelAdmin):
     form = ContactForm
     resource_classes = [ContactResource]
     import_formats = [base_formats.CSV, base_formats.XLSX]
@@ -246,7 +178,7 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
     readonly_fields = ["created_at", "updated_at", "erased_at"]
     inlines = [ConsentInline, SuppressionInline, PushInline, ConsentEventInline]
     action_form = ContactActionForm
-    actions = ["add_tag", "revoke_channel", "erase_contacts"]
+    actions = ["add_tag", "revoke_channel"]
     show_full_result_count = False
 
     import_template_name = "admin/contacts/contact/import.html"
@@ -254,87 +186,10 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Contact]:
         return super().get_queryset(request).prefetch_related("tags")
 
-    # --- rights --------------------------------------------------------------------------------
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # A contact leaves by erasure (the "erase" action), never by a cascade delete: deliveries
-        # and consent evidence must keep pointing at the tombstone.
-        return False
-
-    def has_import_permission(self, request: HttpRequest) -> bool:
-        return request_workspace(request) is not None and self.access(request).has(IMPORT_CONTACT)
-
-    def has_export_permission(self, request: HttpRequest) -> bool:
-        return request_workspace(request) is not None and self.access(request).has(EXPORT_CONTACT)
-
-    def has_record_consent_permission(self, request: HttpRequest) -> bool:
-        return self.access(request).has(RECORD_CONSENT)
-
-    def has_erase_permission(self, request: HttpRequest) -> bool:
-        return self.access(request).has(ERASE_CONTACT)
-
-    def _require_export(self, request: HttpRequest) -> None:
-        try:
-            admin_view_require(request, EXPORT_CONTACT)
-        except MissingPermission as exc:
-            audit_denied(access=request_access(request), action=AUDIT_EXPORT_FILE, perm=exc.perm)
-            raise
-
-    # --- import / export: the session's workspace only ----------------------------------------
-
-    def get_resource_kwargs(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        # The resource matches, writes and exports inside this workspace, and nowhere else.
-        kwargs = super().get_resource_kwargs(request, *args, **kwargs)
-        return {**kwargs, "workspace": request_workspace(request)}
-
-    def export_action(self, request: HttpRequest) -> Any:
-        self._require_export(request)
-        return super().export_action(request)
-
-    def export_admin_action(self, request: HttpRequest, queryset: QuerySet[Contact]) -> Any:
-        self._require_export(request)
-        return super().export_admin_action(request, queryset)  # type: ignore[misc]
-
-    def get_export_data(
-        self, file_format: Any, request: HttpRequest, queryset: QuerySet[Contact], **kwargs: Any
-    ) -> Any:
-        """The file, and its audit row: who exported how many contacts of this workspace."""
-        self._require_export(request)
-        with transaction.atomic():
-            data = super().get_export_data(file_format, request, queryset, **kwargs)
-            audit_record(
-                access=request_access(request),
-                action=AUDIT_EXPORT_FILE,
-                detail={
-                    "contacts": queryset.filter(erased_at__isnull=True).count(),
-                    "format": file_format.get_title(),
-                },
-            )
-        return data
-
-    def process_import(self, request: HttpRequest, **kwargs: Any) -> Any:
-        admin_view_require(request, IMPORT_CONTACT)
-        return super().process_import(request, **kwargs)
-
-    def process_dataset(self, dataset: Any, form: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        """The committing import (the preview is a dry run): its rows and its audit row land
-        together."""
-        file_name = kwargs.get("file_name") or form.cleaned_data.get("original_file_name") or ""
-        with transaction.atomic():
-            result = super().process_dataset(dataset, form, request, **kwargs)
-            if not result.has_errors():
-                audit_record(
-                    access=request_access(request),
-                    action=AUDIT_IMPORT_FILE,
-                    detail={"file": str(file_name)[:200], **dict(result.totals)},
-                )
-        return result
-
     def import_action(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         """import-export offers no confirm step when some rows are invalid; here the preview
         lists the refused rows and still lets the valid ones be imported (the confirm step
         commits valid rows and skips invalid ones)."""
-        admin_view_require(request, IMPORT_CONTACT)
         response = super().import_action(request, *args, **kwargs)
         context: dict[str, Any] = getattr(response, "context_data", None) or {}
         result = context.get("result")
@@ -355,37 +210,17 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
     def tag_list(self, contact: Contact) -> str:
         return ", ".join(sorted(t.name for t in contact.tags.all()))
 
-    @admin.action(description="Add the tag typed above", permissions=["change"])
+    @admin.action(description="Add the tag typed above")
     def add_tag(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
-        name = (request.POST.get("tag") or "").strip()[:100]
+        name = (request.POST.get("tag") or "").strip()
         if not name:
             self.message_user(request, "Type a tag name first.", messages.ERROR)
             return
         ids = list(queryset.values_list("pk", flat=True))
-        contact_tags_add(
-            workspace=self.access(request).workspace_required, pairs=[(pk, [name]) for pk in ids]
-        )
+        contact_tags_add(pairs=[(pk, [name]) for pk in ids])
         self.message_user(request, f"Tag {name!r} added to {len(ids)} contacts.")
 
-    @admin.action(
-        description="Erase the selected contacts (GDPR: personal data removed)",
-        permissions=["erase"],
-    )
-    def erase_contacts(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
-        access = admin_view_require(request, ERASE_CONTACT)
-        erased = 0
-        for contact in queryset.filter(erased_at__isnull=True):
-            try:
-                contact_erase(contact=contact, access=access)
-            except ContactErased:
-                continue  # erased meanwhile by someone else
-            erased += 1
-        self.message_user(request, f"{erased} contacts erased.")
-
-    @admin.action(
-        description="Revoke marketing consent on the channel chosen above",
-        permissions=["record_consent"],
-    )
+    @admin.action(description="Revoke marketing consent on the channel chosen above")
     def revoke_channel(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
         channel = request.POST.get("channel") or ""
         if channel not in Channel.values:
@@ -396,30 +231,22 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
             recorded_by=request.user.get_username(),
             note="bulk action in the admin",
         )
-        access = admin_view_require(request, RECORD_CONSENT)
-        with transaction.atomic():
-            changed = consents_apply_bulk(
-                workspace=access.workspace_required,
-                changes=[
-                    ConsentChange(
-                        contact_id=pk,
-                        channel=channel,
-                        purpose=Purpose.MARKETING,
-                        state=ConsentState.REVOKED,
-                        evidence=evidence,
-                    )
-                    for pk in queryset.filter(erased_at__isnull=True).values_list("pk", flat=True)
-                ],
-            )
-            audit_record(
-                access=access,
-                action="consent.revoke_bulk",
-                detail={"channel": channel, "purpose": Purpose.MARKETING, "changed": changed},
-            )
+        changed = consents_apply_bulk(
+            changes=[
+                ConsentChange(
+                    contact_id=pk,
+                    channel=channel,
+                    purpose=Purpose.MARKETING,
+                    state=ConsentState.REVOKED,
+                    evidence=evidence,
+                )
+                for pk in queryset.filter(erased_at__isnull=True).values_list("pk", flat=True)
+            ]
+        )
         self.message_user(request, f"{channel} marketing consent revoked for {changed} contacts.")
 
 
-class SegmentForm(WorkspaceUniqueForm):
+class SegmentForm(forms.ModelForm):
     class Meta:
         model = Segment
         fields = ["name", "description", "tags_any", "tags_all", "tags_none", "attribute_filters"]
@@ -430,7 +257,7 @@ class SegmentForm(WorkspaceUniqueForm):
 
 
 @admin.register(Segment)
-class SegmentAdmin(ScopedAdmin):
+class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
     list_display = ["name", "audience", "updated_at"]
     readonly_fields = ["live_count"]
@@ -441,7 +268,6 @@ class SegmentAdmin(ScopedAdmin):
     @admin.display(description="audience")
     def audience(self, segment: Segment) -> int:
         return contacts_matching(
-            workspace=segment.workspace_id,
             tags_any=segment.tags_any,
             tags_all=segment.tags_all,
             tags_none=segment.tags_none,
@@ -468,14 +294,10 @@ class SegmentAdmin(ScopedAdmin):
 
     def count_view(self, request: HttpRequest) -> JsonResponse:
         """The editor posts its current definition; the answer is the audience size overall
-        and per channel (may be sent marketing), inside the session's workspace."""
-        access = admin_view_require(request, VIEW_SEGMENT)
+        and per channel (may be sent marketing)."""
         try:
             data = json.loads(request.body or b"{}")
-            if not isinstance(data, dict):
-                raise InvalidSegment("expected a segment definition object")
             qs = contacts_matching(
-                workspace=access.workspace_required,
                 tags_any=data.get("tags_any"),
                 tags_all=data.get("tags_all"),
                 tags_none=data.get("tags_none"),
@@ -492,7 +314,7 @@ class SegmentAdmin(ScopedAdmin):
         return JsonResponse(counts)
 
 
-class ReadOnlyAdmin(WorkspaceScopedAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -525,13 +347,6 @@ class PushSubscriptionAdmin(ReadOnlyAdmin):
     list_select_related = ["contact"]
 
 
-class TagForm(WorkspaceUniqueForm):
-    class Meta:
-        model = Tag
-        fields = ["name"]
-
-
 @admin.register(Tag)
-class TagAdmin(ScopedAdmin):
-    form = TagForm
+class TagAdmin(admin.ModelAdmin):
     search_fields = ["name"]

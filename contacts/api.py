@@ -1,25 +1,20 @@
 """The contacts API under /api/v1/: thin views over contacts.upsert, contacts.consent,
-contacts.privacy and contacts.selectors.
-
-Every view acts in the workspace of the caller's key (continuity.api_access) and declares the
-permission each method needs; rows are read through the workspace, so another workspace's
-contact or segment is a 404. Exports and erasures are audited, and so are their refusals.
-"""
+contacts.privacy and contacts.selectors."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Prefetch, ProtectedError, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, generics, status
+from rest_framework import generics, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
 
 from contacts import serializers as s
 from contacts.consent import (
@@ -28,33 +23,11 @@ from contacts.consent import (
     consent_request_double_opt_in,
     consent_revoke,
 )
-from contacts.errors import ContactsError, InvalidContactData, SegmentInUse
+from contacts.errors import ContactsError, InvalidContactData
 from contacts.models import Channel, Consent, ConsentState, Contact, ContactTag, Purpose, Segment
-from contacts.privacy import AUDIT_ERASE, AUDIT_EXPORT, contact_erase, contact_export
-from contacts.selectors import (
-    consent_history,
-    contact_get,
-    contacts_consented,
-    contacts_of,
-    segment_contacts,
-    segment_get,
-    segments_of,
-)
+from contacts.privacy import contact_erase, contact_export
+from contacts.selectors import consent_history, contacts_consented, segment_contacts
 from contacts.upsert import contact_update, contacts_upsert_rows
-from continuity.api_access import WorkspaceAPIView, WorkspaceViewMixin
-from continuity.audit import audit_denied, audit_record
-
-VIEW_CONTACT = "contacts.view_contact"
-ADD_CONTACT = "contacts.add_contact"
-CHANGE_CONTACT = "contacts.change_contact"
-ERASE_CONTACT = "contacts.erase_contact"
-EXPORT_CONTACT = "contacts.export_contact"
-RECORD_CONSENT = "contacts.record_consent"
-VIEW_CONSENT_EVENTS = "contacts.view_consentevent"
-VIEW_SEGMENT = "contacts.view_segment"
-ADD_SEGMENT = "contacts.add_segment"
-CHANGE_SEGMENT = "contacts.change_segment"
-DELETE_SEGMENT = "contacts.delete_segment"
 
 
 class TooManyRows(ContactsError):
@@ -91,52 +64,17 @@ def _username(request: Request) -> str:
     return str(request.user.get_username())
 
 
-class AuditedRefusals:
-    """For views whose refusal is itself worth a record (export, erase): a request the role may
-    not make is written to the audit trail, naming the contact when it is this workspace's."""
-
-    audited_refusals: ClassVar[dict[str, str]] = {}  # HTTP method -> audit action
-
-    def check_permissions(self, request: Request) -> None:
-        try:
-            super().check_permissions(request)  # type: ignore[misc]
-        except exceptions.PermissionDenied:
-            action = self.audited_refusals.get(request.method or "")
-            access = getattr(self, "_access", None)
-            if action and access is not None and access.workspace is not None:
-                kwargs: dict[str, Any] = getattr(self, "kwargs", {})
-                target = (
-                    Contact.objects.for_workspace(access.workspace)
-                    .filter(pk=kwargs.get("pk"))
-                    .first()
-                )
-                audit_denied(
-                    access=access,
-                    action=action,
-                    target=target,
-                    perm=self.permission_map[request.method or ""],  # type: ignore[attr-defined]
-                )
-            raise
-
-
-class ContactListCreate(WorkspaceViewMixin, generics.GenericAPIView[Contact]):
-    permission_map: ClassVar[dict[str, str]] = {"GET": VIEW_CONTACT, "POST": ADD_CONTACT}
+class ContactListCreate(generics.GenericAPIView[Contact]):
     pagination_class = ContactCursor
     serializer_class = s.ContactOut
 
     def get_queryset(self) -> QuerySet[Contact]:
         params = self.request.query_params
-        qs = contacts_of(workspace=self.workspace).prefetch_related(
+        qs = Contact.objects.filter(erased_at__isnull=True).prefetch_related(
             "tags", Prefetch("consents", queryset=Consent.objects.order_by("channel", "purpose"))
         )
         for tag in params.getlist("tag"):
-            qs = qs.filter(
-                Exists(
-                    ContactTag.objects.filter(
-                        contact=OuterRef("pk"), tag__workspace=self.workspace, tag__name=tag
-                    )
-                )
-            )
+            qs = qs.filter(Exists(ContactTag.objects.filter(contact=OuterRef("pk"), tag__name=tag)))
         since = params.get("updated_since")
         if since:
             when = parse_datetime(since)
@@ -148,8 +86,6 @@ class ContactListCreate(WorkspaceViewMixin, generics.GenericAPIView[Contact]):
             if not wanted:
                 continue
             purpose = params.get("purpose", Purpose.MARKETING)
-            if purpose not in Purpose.values:
-                raise InvalidContactData({"purpose": f"use one of {', '.join(Purpose.values)}"})
             if wanted == "allowed":
                 qs = contacts_consented(channel=channel, purpose=purpose, base=qs)
             elif wanted in ConsentState.values:
@@ -189,67 +125,43 @@ class ContactListCreate(WorkspaceViewMixin, generics.GenericAPIView[Contact]):
 
     @extend_schema(request=s.ContactIn, responses={201: s.ContactOut, 200: s.ContactOut})
     def post(self, request: Request) -> Response:
-        """Create a contact, or update the one its external_id / email / phone matches in this
-        workspace."""
+        """Create a contact, or update the one its external_id / email / phone matches."""
         if not isinstance(request.data, dict):
             raise InvalidContactData("expected one contact object")
-        report = contacts_upsert_rows(
-            workspace=self.workspace, raws=[request.data], blank_means_unchanged=False
-        )
+        report = contacts_upsert_rows(raws=[request.data], blank_means_unchanged=False)
         result = report.results[0]
         if result.status == "error" or result.id is None:
             raise InvalidContactData({e.field: e.message for e in result.errors})
-        contact = contact_get(workspace=self.workspace, pk=result.id)
+        contact = Contact.objects.get(pk=result.id)
         code = status.HTTP_201_CREATED if result.status == "created" else status.HTTP_200_OK
         return Response(s.ContactOut(contact).data, status=code)
 
 
-class ContactDetail(AuditedRefusals, WorkspaceAPIView):
-    permission_map: ClassVar[dict[str, str]] = {
-        "GET": VIEW_CONTACT,
-        "PATCH": CHANGE_CONTACT,
-        "PUT": CHANGE_CONTACT,
-        "DELETE": ERASE_CONTACT,
-    }
-    audited_refusals: ClassVar[dict[str, str]] = {"DELETE": AUDIT_ERASE}
-
+class ContactDetail(APIView):
     def _contact(self, pk: int) -> Contact:
-        return contact_get(workspace=self.workspace, pk=pk)
-
-    def _render(self, pk: int) -> Response:
-        contact = (
-            Contact.objects.for_workspace(self.workspace)
-            .prefetch_related("tags", "consents")
-            .filter(pk=pk)
-            .first()
-        )
-        if contact is None:
-            raise exceptions.NotFound()
-        return Response(s.ContactOut(contact).data)
+        return get_object_or_404(Contact.objects.prefetch_related("tags", "consents"), pk=pk)
 
     @extend_schema(responses=s.ContactOut)
     def get(self, request: Request, pk: int) -> Response:
-        return self._render(pk)
+        return Response(s.ContactOut(self._contact(pk)).data)
 
     @extend_schema(request=s.ContactIn, responses=s.ContactOut)
     def patch(self, request: Request, pk: int) -> Response:
         contact = contact_update(contact=self._contact(pk), data=request.data, replace_tags=False)
-        return self._render(contact.pk)
+        return Response(s.ContactOut(self._contact(contact.pk)).data)
 
     @extend_schema(request=s.ContactIn, responses=s.ContactOut)
     def put(self, request: Request, pk: int) -> Response:
         contact = contact_update(contact=self._contact(pk), data=request.data, replace_tags=True)
-        return self._render(contact.pk)
+        return Response(s.ContactOut(self._contact(contact.pk)).data)
 
     @extend_schema(responses={204: None}, description="GDPR erasure (see contacts.privacy).")
     def delete(self, request: Request, pk: int) -> Response:
-        contact_erase(contact=self._contact(pk), recorded_by=_username(request), access=self.access)
+        contact_erase(contact=self._contact(pk), recorded_by=_username(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ContactBulkUpsert(WorkspaceAPIView):
-    permission_map: ClassVar[dict[str, str]] = {"POST": ADD_CONTACT}
-
+class ContactBulkUpsert(APIView):
     @extend_schema(request=s.BulkIn, responses=s.BulkOut)
     def post(self, request: Request) -> Response:
         """Up to CONTACTS_BULK_UPSERT_MAX contacts; each row reported, good rows written."""
@@ -259,18 +171,14 @@ class ContactBulkUpsert(WorkspaceAPIView):
         limit = settings.CONTACTS_BULK_UPSERT_MAX
         if len(rows) > limit:
             raise TooManyRows(f"{len(rows)} contacts in one request; the limit is {limit}")
-        report = contacts_upsert_rows(
-            workspace=self.workspace, raws=rows, blank_means_unchanged=False
-        )
+        report = contacts_upsert_rows(raws=rows, blank_means_unchanged=False)
         return Response(_report(report))
 
 
-class ContactConsent(WorkspaceAPIView):
-    permission_map: ClassVar[dict[str, str]] = {"POST": RECORD_CONSENT}
-
+class ContactConsent(APIView):
     @extend_schema(request=s.ConsentIn, responses=s.ConsentOut)
     def post(self, request: Request, pk: int) -> Response:
-        contact = contact_get(workspace=self.workspace, pk=pk)
+        contact = get_object_or_404(Contact, pk=pk)
         data = s.ConsentIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
@@ -283,92 +191,47 @@ class ContactConsent(WorkspaceAPIView):
             recorded_by=_username(request),
             note=v["note"],
         )
-        # A member changing a person's consent on their behalf: the change and its audit row
-        # commit together.
-        with transaction.atomic():
-            if v["action"] == "double_opt_in":
-                if v["channel"] != Channel.EMAIL:
-                    raise InvalidContactData({"channel": "double opt-in is for email"})
-                consent = consent_request_double_opt_in(
-                    contact=contact, purpose=v["purpose"], evidence=evidence
-                )
-            else:
-                change = consent_grant if v["action"] == "grant" else consent_revoke
-                consent = change(
-                    contact=contact, channel=v["channel"], purpose=v["purpose"], evidence=evidence
-                )
-            audit_record(
-                access=self.access,
-                action=f"consent.{v['action']}",
-                target=contact,
-                detail={"channel": v["channel"], "purpose": v["purpose"], "source": v["source"]},
+        if v["action"] == "double_opt_in":
+            if v["channel"] != Channel.EMAIL:
+                raise InvalidContactData({"channel": "double opt-in is for email"})
+            consent = consent_request_double_opt_in(
+                contact=contact, purpose=v["purpose"], evidence=evidence
+            )
+        else:
+            change = consent_grant if v["action"] == "grant" else consent_revoke
+            consent = change(
+                contact=contact, channel=v["channel"], purpose=v["purpose"], evidence=evidence
             )
         return Response(s.ConsentOut(consent).data)
 
 
-class ContactConsentHistory(WorkspaceViewMixin, generics.ListAPIView[Any]):
-    permission_map: ClassVar[dict[str, str]] = {"GET": VIEW_CONSENT_EVENTS}
+class ContactConsentHistory(generics.ListAPIView[Any]):
     serializer_class = s.ConsentEventOut
 
     def get_queryset(self) -> Any:
-        return consent_history(contact=contact_get(workspace=self.workspace, pk=self.kwargs["pk"]))
+        return consent_history(contact=get_object_or_404(Contact, pk=self.kwargs["pk"]))
 
 
-class ContactExport(AuditedRefusals, WorkspaceAPIView):
-    permission_map: ClassVar[dict[str, str]] = {"GET": EXPORT_CONTACT}
-    audited_refusals: ClassVar[dict[str, str]] = {"GET": AUDIT_EXPORT}
-
+class ContactExport(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request: Request, pk: int) -> Response:
-        contact = contact_get(workspace=self.workspace, pk=pk)
-        with transaction.atomic():
-            document = contact_export(contact=contact, access=self.access)
-        response = Response(document)
+        contact = get_object_or_404(Contact, pk=pk)
+        response = Response(contact_export(contact=contact))
         response["Content-Disposition"] = f'attachment; filename="contact-{pk}.json"'
         return response
 
 
-class SegmentListCreate(WorkspaceViewMixin, generics.ListCreateAPIView[Segment]):
-    permission_map: ClassVar[dict[str, str]] = {"GET": VIEW_SEGMENT, "POST": ADD_SEGMENT}
+class SegmentListCreate(generics.ListCreateAPIView[Segment]):
+    queryset = Segment.objects.order_by("name")
     serializer_class = s.SegmentSerializer
 
-    def get_queryset(self) -> QuerySet[Segment]:
-        return segments_of(workspace=self.workspace)
 
-    def get_serializer_context(self) -> dict[str, Any]:
-        return {**super().get_serializer_context(), "workspace": self.workspace}
-
-    def perform_create(self, serializer: BaseSerializer[Segment]) -> None:
-        serializer.save(workspace=self.workspace)
-
-
-class SegmentDetail(WorkspaceViewMixin, generics.RetrieveUpdateDestroyAPIView[Segment]):
-    permission_map: ClassVar[dict[str, str]] = {
-        "GET": VIEW_SEGMENT,
-        "PUT": CHANGE_SEGMENT,
-        "PATCH": CHANGE_SEGMENT,
-        "DELETE": DELETE_SEGMENT,
-    }
+class SegmentDetail(generics.RetrieveUpdateDestroyAPIView[Segment]):
+    queryset = Segment.objects.all()
     serializer_class = s.SegmentSerializer
 
-    def get_queryset(self) -> QuerySet[Segment]:
-        return segments_of(workspace=self.workspace)
 
-    def get_serializer_context(self) -> dict[str, Any]:
-        return {**super().get_serializer_context(), "workspace": self.workspace}
-
-    def perform_destroy(self, instance: Segment) -> None:
-        try:
-            instance.delete()
-        except ProtectedError:
-            raise SegmentInUse(
-                "campaigns use this segment: point them at another one first"
-            ) from None
-
-
-class SegmentCount(WorkspaceAPIView):
-    permission_map: ClassVar[dict[str, str]] = {"GET": VIEW_SEGMENT}
-
+class SegmentCount(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("channel", str, enum=Channel.values),
@@ -378,7 +241,7 @@ class SegmentCount(WorkspaceAPIView):
     )
     def get(self, request: Request, pk: int) -> Response:
         """How many contacts the segment holds; with channel, only those who may be sent to."""
-        segment = segment_get(workspace=self.workspace, pk=pk)
+        segment = get_object_or_404(Segment, pk=pk)
         channel = request.query_params.get("channel")
         purpose = request.query_params.get("purpose", Purpose.MARKETING)
         qs = segment_contacts(segment)

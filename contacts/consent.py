@@ -1,10 +1,6 @@
 """The only way consent and suppressions change. Each function is one transaction that writes the
 current state and its evidence row together; nothing else writes Consent, ConsentEvent or
-Suppression.
-
-Every row written here carries the workspace of the contact it is about: a function given a
-contact takes ``contact.workspace_id``; the bulk path checks that its contacts belong to the
-workspace it was given (or reads their workspaces when given none)."""
+Suppression."""
 
 from __future__ import annotations
 
@@ -18,7 +14,6 @@ from datetime import datetime
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from contacts.errors import ConsentEvidenceMissing, ContactErased, NoPendingOptIn
@@ -38,7 +33,6 @@ from contacts.models import (
     Suppression,
     consent_bit,
 )
-from continuity.models import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +81,6 @@ def _check_evidence(evidence: Evidence, *, channel: str, purpose: str, grant: bo
 
 def _event(
     *,
-    workspace_id: int,
     contact_id: int,
     channel: str,
     purpose: str,
@@ -97,7 +90,6 @@ def _event(
     now: datetime,
 ) -> ConsentEvent:
     return ConsentEvent(
-        workspace_id=workspace_id,
         contact_id=contact_id,
         channel=channel,
         purpose=purpose,
@@ -132,14 +124,8 @@ def _set_state(
             channel=channel,
             purpose=purpose,
             defaults={"state": state, "updated_at": now},
-            create_defaults={
-                "state": state,
-                "updated_at": now,
-                "workspace_id": contact.workspace_id,
-            },
         )
         _event(
-            workspace_id=contact.workspace_id,
             contact_id=contact.pk,
             channel=channel,
             purpose=purpose,
@@ -278,15 +264,10 @@ def consent_confirm(*, contact: Contact, purpose: str, evidence: Evidence) -> Co
 
 
 def consents_apply_bulk(
-    *,
-    changes: Sequence[ConsentChange],
-    workspace: Workspace | int | None = None,
-    fresh_contact_ids: frozenset[int] = frozenset(),
+    *, changes: Sequence[ConsentChange], fresh_contact_ids: frozenset[int] = frozenset()
 ) -> int:
     """Set-based consent writes for imports and the bulk API: one upsert of the states and one
     insert of the events. Rows whose state would not change write nothing. Returns rows changed.
-    `workspace`: the workspace every contact belongs to (checked: one of another workspace is a
-    ValueError); without it each contact's own workspace is read (one query by id).
     `fresh_contact_ids`: contacts inserted in this transaction with Contact.sendable already
     computed from these very changes (contacts.upsert does); their mask is not re-derived."""
     if not changes:
@@ -303,12 +284,7 @@ def consents_apply_bulk(
     latest: dict[tuple[int, str, str], ConsentChange] = {}
     for change in changes:
         latest[(change.contact_id, change.channel, change.purpose)] = change
-    return _apply_bulk(
-        list(latest.values()),
-        now=now,
-        fresh=fresh_contact_ids,
-        workspace_id=workspace if isinstance(workspace, int | None) else workspace.pk,
-    )
+    return _apply_bulk(list(latest.values()), now=now, fresh=fresh_contact_ids)
 
 
 _ACTION_FOR_STATE: dict[str, str] = {
@@ -322,71 +298,46 @@ _ACTION_FOR_STATE: dict[str, str] = {
 # those. COPY avoids dumping a dozen large arrays as SQL literals.
 _INPUT_TABLE_SQL = """
 CREATE TEMP TABLE IF NOT EXISTS contacts_consent_input (
-    workspace_id bigint, contact_id bigint, channel varchar(16), purpose varchar(16),
-    state varchar(16),
+    contact_id bigint, channel varchar(16), purpose varchar(16), state varchar(16),
     action varchar(16), source varchar(32), detail varchar(500), occurred timestamptz,
     ip inet, agent varchar(500), version varchar(100), recorded_by varchar(150), note text
 ) ON COMMIT DELETE ROWS
 """
 _INPUT_COLUMNS = (
-    "workspace_id, contact_id, channel, purpose, state, action, source, detail, occurred, ip, "
-    "agent, version, recorded_by, note"
+    "contact_id, channel, purpose, state, action, source, detail, occurred, ip, agent, "
+    "version, recorded_by, note"
 )
 _BULK_SQL = """
 WITH input AS (SELECT * FROM contacts_consent_input),
 changed AS (
-    INSERT INTO contacts_consent (workspace_id, contact_id, channel, purpose, state, updated_at)
-    SELECT workspace_id, contact_id, channel, purpose, state, %(now)s FROM input
+    INSERT INTO contacts_consent (contact_id, channel, purpose, state, updated_at)
+    SELECT contact_id, channel, purpose, state, %(now)s FROM input
     ON CONFLICT (contact_id, channel, purpose) DO UPDATE
         SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
         WHERE contacts_consent.state IS DISTINCT FROM EXCLUDED.state
     RETURNING contact_id, channel, purpose
 )
 INSERT INTO contacts_consentevent
-    (workspace_id, contact_id, channel, purpose, action, state, source, source_detail,
-     occurred_at, recorded_at, ip, user_agent, consent_text_version, recorded_by, note,
-     subject_hash)
-SELECT i.workspace_id, i.contact_id, i.channel, i.purpose, i.action, i.state, i.source,
-       i.detail, i.occurred, %(now)s, i.ip, i.agent, i.version, i.recorded_by, i.note, ''
+    (contact_id, channel, purpose, action, state, source, source_detail, occurred_at,
+     recorded_at, ip, user_agent, consent_text_version, recorded_by, note, subject_hash)
+SELECT i.contact_id, i.channel, i.purpose, i.action, i.state, i.source, i.detail, i.occurred,
+       %(now)s, i.ip, i.agent, i.version, i.recorded_by, i.note, ''
 FROM changed ch
 JOIN input i USING (contact_id, channel, purpose)
 RETURNING contact_id
 """
 
 
-def _contact_workspaces(
-    ids: set[int], *, fresh: frozenset[int], workspace_id: int | None
-) -> tuple[dict[int, int] | int, set[int]]:
-    """The workspace of each contact (or the one they all share) and the erased ones among them.
-    Filters written as id IN (...) never join contacts: a table that just grew by a bulk load
-    has stale statistics, and a join planned on them turns into a nested loop per batch."""
-    if workspace_id is None:
-        if fresh:
-            raise ValueError("contacts inserted in this transaction need their workspace named")
-        rows = Contact.objects.filter(pk__in=ids).values_list("pk", "workspace_id", "erased_at")
-        return {pk: ws for pk, ws, _ in rows}, {pk for pk, _, erased in rows if erased}
-    # Only the exceptions come back (erased, or a caller's bug), so a batch reads few rows.
-    rows = (
-        Contact.objects.filter(pk__in=ids - fresh)
-        .filter(Q(erased_at__isnull=False) | ~Q(workspace_id=workspace_id))
-        .values_list("pk", "workspace_id", "erased_at")
-    )
-    foreign = sorted(pk for pk, ws, _ in rows if ws != workspace_id)
-    if foreign:
-        raise ValueError(f"contacts {foreign[:10]} are not in workspace #{workspace_id}")
-    return workspace_id, {pk for pk, _, erased in rows if erased}
-
-
-def _apply_bulk(
-    todo: list[ConsentChange], *, now: datetime, fresh: frozenset[int], workspace_id: int | None
-) -> int:
+def _apply_bulk(todo: list[ConsentChange], *, now: datetime, fresh: frozenset[int]) -> int:
     ids = {c.contact_id for c in todo}
-    workspaces, erased = _contact_workspaces(ids, fresh=fresh, workspace_id=workspace_id)
-    if isinstance(workspaces, dict):
-        # Without a named workspace, an id that no longer exists has no row to attach to.
-        todo = [c for c in todo if c.contact_id in workspaces and c.contact_id not in erased]
-    else:
-        todo = [c for c in todo if c.contact_id not in erased]
+    # Filters written as id IN (...) never join contacts: a table that just grew by a bulk load
+    # has stale statistics, and a join planned on them turns into a nested loop per batch.
+    erased = set(
+        Contact.objects.filter(pk__in=ids - fresh, erased_at__isnull=False).values_list(
+            "pk", flat=True
+        )
+    )
+    todo = [c for c in todo if c.contact_id not in erased]
     if not todo:
         return 0
     with transaction.atomic(), connection.cursor() as cursor:
@@ -398,7 +349,6 @@ def _apply_bulk(
                 ev = c.evidence
                 copy.write_row(
                     (
-                        workspaces if isinstance(workspaces, int) else workspaces[c.contact_id],
                         c.contact_id,
                         c.channel,
                         c.purpose,
@@ -449,16 +399,11 @@ def suppression_add(
             contact=contact,
             channel=channel,
             active=True,
-            defaults={
-                "reason": reason,
-                "detail": detail[:500],
-                "workspace_id": contact.workspace_id,
-            },
+            defaults={"reason": reason, "detail": detail[:500]},
         )
         if created:
             sendable_refresh(contact_ids=[contact.pk])
             _event(
-                workspace_id=contact.workspace_id,
                 contact_id=contact.pk,
                 channel=channel,
                 purpose="",
@@ -490,7 +435,6 @@ def suppression_lift(
         if lifted:
             sendable_refresh(contact_ids=[contact.pk])
             _event(
-                workspace_id=contact.workspace_id,
                 contact_id=contact.pk,
                 channel=channel,
                 purpose="",
@@ -528,7 +472,6 @@ def consent_erase(*, contact: Contact, recorded_by: str = "") -> None:
             subject_hash=subject_hash(primary), ip=None, user_agent="", note=""
         )
         _event(
-            workspace_id=contact.workspace_id,
             contact_id=contact.pk,
             channel="",
             purpose="",
@@ -548,7 +491,6 @@ def consent_log_details_change(*, contact: Contact, evidence: Evidence, note: st
     evidence as consent changes, since it changes where consent applies."""
     _check_evidence(evidence, channel=Channel.EMAIL, purpose=Purpose.MARKETING, grant=False)
     _event(
-        workspace_id=contact.workspace_id,
         contact_id=contact.pk,
         channel="",
         purpose="",

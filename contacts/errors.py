@@ -40,11 +40,6 @@ class InvalidPushSubscription(ContactsError):
     code = "invalid_push_subscription"
 
 
-class UnknownWorkspace(ContactsError):
-    code = "not_found"
-    status_code = 404
-
-
 class RateLimited(ContactsError):
     code = "rate_limited"
     status_code = 429
@@ -52,8 +47,3 @@ class RateLimited(ContactsError):
 
 class InvalidSegment(ContactsError):
     code = "invalid_segment"
-
-
-class SegmentInUse(ContactsError):
-    code = "segment_in_use"
-    status_code = 409

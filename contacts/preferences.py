@@ -43,8 +43,7 @@ def preferences_apply(
     except FieldError as exc:
         raise InvalidContactData({exc.field: exc.message}) from None
     with transaction.atomic():
-        # Addresses are unique per workspace: another business's contact may hold the same one.
-        taken = Contact.objects.for_workspace(contact.workspace_id).exclude(pk=contact.pk)
+        taken = Contact.objects.exclude(pk=contact.pk)
         if new_email and new_email != contact.email and taken.filter(email=new_email).exists():
             raise InvalidContactData({"email": "this address is already registered"})
         if (

@@ -1,5 +1,4 @@
-"""GDPR: export everything held on a contact, and erase it. Both are audited when a person asks
-(``access`` given): the audit row commits with the erasure, or is written with the export."""
+"""GDPR: export everything held on a contact, and erase it."""
 
 from __future__ import annotations
 
@@ -11,17 +10,10 @@ from django.utils import timezone
 from contacts.consent import consent_erase
 from contacts.errors import ContactErased
 from contacts.models import ConsentEvent, Contact, ContactTag
-from continuity.audit import audit_record
-from continuity.tenancy import Access
-
-AUDIT_EXPORT = "contact.export"
-AUDIT_ERASE = "contact.erase"
 
 
-def contact_export(*, contact: Contact, access: Access | None = None) -> dict[str, Any]:
-    """One JSON-ready document of everything held on the contact; audited for ``access``."""
-    if access is not None:
-        audit_record(access=access, action=AUDIT_EXPORT, target=contact)
+def contact_export(*, contact: Contact) -> dict[str, Any]:
+    """One JSON-ready document of everything held on the contact."""
     return {
         "contact": {
             "id": contact.pk,
@@ -88,9 +80,7 @@ def contact_export(*, contact: Contact, access: Access | None = None) -> dict[st
     }
 
 
-def contact_erase(
-    *, contact: Contact, recorded_by: str = "", access: Access | None = None
-) -> Contact:
+def contact_erase(*, contact: Contact, recorded_by: str = "") -> Contact:
     """Remove the personal data and keep a tombstone: the row stays (deliveries and evidence
     point at it) but holds no identifier, so a later import creates a new contact that starts
     with no consent; the evidence keeps only a keyed hash of who it was about."""
@@ -98,7 +88,6 @@ def contact_erase(
         raise ContactErased(f"contact #{contact.pk} is already erased")
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
-        recorded_by = recorded_by or (access.actor_label if access is not None else "")
         consent_erase(contact=contact, recorded_by=recorded_by)
         contact.push_subscriptions.all().delete()
         ContactTag.objects.filter(contact=contact).delete()
@@ -112,6 +101,4 @@ def contact_erase(
         contact.attributes = {}
         contact.erased_at = timezone.now()
         contact.save()
-        if access is not None:
-            audit_record(access=access, action=AUDIT_ERASE, target=contact)
     return contact

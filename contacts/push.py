@@ -18,7 +18,6 @@ from django.utils.translation import gettext as _
 from contacts.consent import Evidence, consent_grant
 from contacts.errors import InvalidPushSubscription
 from contacts.models import Channel, ConsentSource, Contact, Purpose, PushSubscription
-from continuity.models import Workspace
 from continuity.outbound import OutboundRefused, push_endpoint_check
 
 # 9999-12-31T23:59:59.999Z, the last instant a datetime holds.
@@ -88,23 +87,19 @@ def push_subscription_validate(*, data: Any) -> tuple[str, str, str, datetime | 
 
 def push_subscription_register(
     *,
-    workspace: Workspace,
     data: Any,
     contact: Contact | None,
     ip: str | None,
     user_agent: str,
     consent_text_version: str = "",
 ) -> PushSubscription:
-    """Store (or move, inside the workspace) a browser subscription and record the push opt-in
-    it stands for. Without a known contact, an anonymous one is created in the workspace."""
-    if contact is not None and contact.workspace_id != workspace.pk:
-        raise ValueError("the contact belongs to another workspace")
+    """Store (or move) a browser subscription and record the push opt-in it stands for.
+    Without a known contact, an anonymous one is created for this browser."""
     endpoint, p256dh, auth, expires = push_subscription_validate(data=data)
     with transaction.atomic():
         if contact is None:
-            contact = Contact.objects.create(workspace=workspace, attributes={"origin": "web-push"})
+            contact = Contact.objects.create(attributes={"origin": "web-push"})
         subscription, _ = PushSubscription.objects.update_or_create(
-            workspace=workspace,
             endpoint=endpoint,
             defaults={
                 "contact": contact,

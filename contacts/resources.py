@@ -4,10 +4,6 @@ Each row goes through the same parser and matching rules as the API and `import_
 (contacts.upsert): external_id, then email, then phone; consent columns become consent events
 with source "import" and the file name. The admin runs it row by row inside import-export's
 transaction (dry-run preview rolls back); files of many thousand rows belong to the command.
-
-The admin builds it with ``workspace=`` (the session's): an import matches and writes only in
-that workspace, an export reads only its contacts. Without a workspace it imports and exports
-nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ from contacts.upsert import (
     contact_values_apply,
     contacts_by_identifiers,
 )
-from continuity.models import Workspace
 from continuity.spreadsheet import spreadsheet_cell_restore
 
 
@@ -67,9 +62,8 @@ class ContactResource(resources.ModelResource):
         skip_unchanged = False
         clean_model_instances = False
 
-    def __init__(self, workspace: Workspace | None = None, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.workspace = workspace
         for column, (channel, purpose) in CONSENT_COLUMNS.items():
             self.fields[column] = fields.Field(
                 column_name=column, dehydrate_method=_consent_getter(channel, purpose)
@@ -80,16 +74,11 @@ class ContactResource(resources.ModelResource):
 
     # --- export --------------------------------------------------------------------------------
 
-    def _scoped(self, queryset: QuerySet[Contact]) -> QuerySet[Contact]:
-        if self.workspace is None:
-            return queryset.none()
-        return queryset.filter(workspace_id=self.workspace.pk, erased_at__isnull=True)
-
     def get_export_queryset(self, request: Any = None) -> QuerySet[Contact]:
-        return self._scoped(Contact.objects.all()).prefetch_related("tags", "consents")
+        return Contact.objects.filter(erased_at__isnull=True).prefetch_related("tags", "consents")
 
     def filter_export(self, queryset: QuerySet[Contact], **kwargs: Any) -> QuerySet[Contact]:
-        return self._scoped(queryset).prefetch_related("tags", "consents")
+        return queryset.filter(erased_at__isnull=True).prefetch_related("tags", "consents")
 
     def dehydrate_phone(self, contact: Contact) -> str:
         return str(contact.phone) if contact.phone else ""
@@ -103,8 +92,6 @@ class ContactResource(resources.ModelResource):
     # --- import --------------------------------------------------------------------------------
 
     def before_import(self, dataset: Any, **kwargs: Any) -> None:
-        if self.workspace is None:
-            raise ValidationError("choose a workspace first: an import writes into one")
         user = kwargs.get("user")
         self._evidence = Evidence(
             source=ConsentSource.IMPORT,
@@ -147,22 +134,11 @@ class ContactResource(resources.ModelResource):
         if self._parsed is None:  # before_import_row always runs first
             return None
         try:
-            found = contacts_by_identifiers(
-                workspace=self._workspace_required, rows=[self._parsed], as_models=True
-            )
+            found = contacts_by_identifiers(rows=[self._parsed], as_models=True)
             match = contact_match(parsed=self._parsed, found=found)
         except RowInvalid as exc:
             raise ValidationError({e.field: e.message for e in exc.errors}) from None
         return match if isinstance(match, Contact) else None
-
-    @property
-    def _workspace_required(self) -> Workspace:
-        if self.workspace is None:
-            raise ValidationError("choose a workspace first: an import writes into one")
-        return self.workspace
-
-    def init_instance(self, row: Any = None) -> Contact:
-        return Contact(workspace=self._workspace_required)
 
     def import_instance(self, instance: Contact, row: Any, **kwargs: Any) -> None:
         if self._parsed is not None:
@@ -173,11 +149,10 @@ class ContactResource(resources.ModelResource):
         if parsed is None or instance.pk is None:
             return
         if parsed.tags:
-            contact_tags_add(workspace=instance.workspace_id, pairs=[(instance.pk, parsed.tags)])
+            contact_tags_add(pairs=[(instance.pk, parsed.tags)])
         consents_apply_bulk(
-            workspace=instance.workspace_id,
             changes=[
                 ConsentChange(contact_id=instance.pk, channel=ch, purpose=pu, state=st, evidence=ev)
                 for ch, pu, st, ev in parsed.consents
-            ],
+            ]
         )

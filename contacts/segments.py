@@ -12,7 +12,6 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from contacts.errors import InvalidSegment
 from contacts.models import Contact, ContactTag
-from continuity.models import Workspace
 
 ATTRIBUTE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 OPS = ("eq", "ne", "in", "exists", "missing", "gt", "gte", "lt", "lte", "contains")
@@ -88,36 +87,26 @@ _OP_BUILDERS: dict[str, Callable[[str, Any, str], Q]] = {
 }
 
 
-def _has_tags(names: list[str], *, workspace_id: int) -> Exists:
-    # Tag names are the workspace's own: another workspace's "vip" is another tag.
-    return Exists(
-        ContactTag.objects.filter(
-            contact=OuterRef("pk"), tag__workspace_id=workspace_id, tag__name__in=names
-        )
-    )
+def _has_tags(names: list[str]) -> Exists:
+    return Exists(ContactTag.objects.filter(contact=OuterRef("pk"), tag__name__in=names))
 
 
 def contacts_matching(
     *,
-    workspace: Workspace | int,
     tags_any: Any = None,
     tags_all: Any = None,
     tags_none: Any = None,
     attribute_filters: Any = None,
     base: QuerySet[Contact] | None = None,
 ) -> QuerySet[Contact]:
-    """The workspace's contacts (never erased ones) matching a definition, as one lazy
-    queryset; tag names resolve inside the workspace."""
-    workspace_id = workspace if isinstance(workspace, int) else workspace.pk
-    qs = (base if base is not None else Contact.objects.all()).filter(
-        workspace_id=workspace_id, erased_at__isnull=True
-    )
+    """Contacts (never erased ones) matching a definition, as one lazy queryset."""
+    qs = (base if base is not None else Contact.objects.all()).filter(erased_at__isnull=True)
     any_names = _names(tags_any, "tags_any")
     if any_names:
-        qs = qs.filter(_has_tags(any_names, workspace_id=workspace_id))
+        qs = qs.filter(_has_tags(any_names))
     for name in _names(tags_all, "tags_all"):
-        qs = qs.filter(_has_tags([name], workspace_id=workspace_id))
+        qs = qs.filter(_has_tags([name]))
     none_names = _names(tags_none, "tags_none")
     if none_names:
-        qs = qs.filter(~_has_tags(none_names, workspace_id=workspace_id))
+        qs = qs.filter(~_has_tags(none_names))
     return qs.filter(_attribute_q(attribute_filters))

@@ -18,34 +18,11 @@ from contacts.models import (
     consent_bit,
 )
 from contacts.segments import contacts_matching
-from continuity.models import Workspace
-from continuity.tenancy import workspace_get_or_404
-
-
-def contacts_of(*, workspace: Workspace | int) -> QuerySet[Contact]:
-    """The workspace's live (not erased) contacts."""
-    return Contact.objects.for_workspace(workspace).filter(erased_at__isnull=True)
-
-
-def contact_get(*, workspace: Workspace | int, pk: object) -> Contact:
-    """The workspace's contact with this id; Http404 for a missing or another workspace's one."""
-    return workspace_get_or_404(Contact, workspace=workspace, pk=pk)
-
-
-def segments_of(*, workspace: Workspace | int) -> QuerySet[Segment]:
-    return Segment.objects.for_workspace(workspace).order_by("name")
-
-
-def segment_get(*, workspace: Workspace | int, pk: object) -> Segment:
-    """The workspace's segment with this id; Http404 for a missing or another workspace's one."""
-    return workspace_get_or_404(Segment, workspace=workspace, pk=pk)
 
 
 def segment_contacts(segment: Segment) -> QuerySet[Contact]:
-    """The segment's audience inside the segment's own workspace (never erased contacts, tag
-    names of that workspace), as one queryset."""
+    """The segment's audience (never erased contacts), as one queryset."""
     return contacts_matching(
-        workspace=segment.workspace_id,
         tags_any=segment.tags_any,
         tags_all=segment.tags_all,
         tags_none=segment.tags_none,
@@ -112,21 +89,18 @@ def push_subscriptions_active(*, contact_ids: Iterable[int]) -> QuerySet[PushSub
     ).order_by("contact_id", "-created_at")
 
 
-def contact_find(
-    *, workspace: Workspace | int, email: str | None = None, phone: str | None = None
-) -> Contact | None:
-    """The workspace's live contact holding this email or phone (normalised the way imports
-    store them), e.g. for a provider's bounce or an inbound SMS keyword routed to a workspace.
-    None when unknown or unparsable. The same address may belong to a contact in each
-    workspace, so there is no install-wide lookup."""
+def contact_find(*, email: str | None = None, phone: str | None = None) -> Contact | None:
+    """The live contact holding this email or phone (normalised the way imports store them),
+    e.g. for a provider's bounce or an inbound SMS keyword. None when unknown or unparsable."""
     from contacts.normalize import FieldError, email_normalise, phone_normalise
 
-    live = contacts_of(workspace=workspace)
     try:
         if email:
-            return live.filter(email=email_normalise(email)).first()
+            value = email_normalise(email)
+            return Contact.objects.filter(email=value, erased_at__isnull=True).first()
         if phone:
-            return live.filter(phone=phone_normalise(phone)).first()
+            number = phone_normalise(phone)
+            return Contact.objects.filter(phone=number, erased_at__isnull=True).first()
     except FieldError:
         return None
     return None

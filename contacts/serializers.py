@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from contacts.models import (
@@ -154,18 +153,6 @@ class SegmentSerializer(serializers.ModelSerializer[Segment]):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
-
-    def validate_name(self, value: str) -> str:
-        # Names are unique per workspace; the constraint names a field this form does not show,
-        # so the check is here, where it can say which field is wrong.
-        workspace = self.context.get("workspace")
-        if workspace is not None:
-            taken = Segment.objects.for_workspace(workspace).filter(name=value)
-            if self.instance is not None:
-                taken = taken.exclude(pk=self.instance.pk)
-            if taken.exists():
-                raise serializers.ValidationError(_("A segment with this name already exists."))
-        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         from contacts.segments import segment_validate_definition

@@ -2,10 +2,9 @@
 
 Rows are parsed one by one (so each error names its row and field), then written per batch in a
 few set-based statements: one lookup of existing contacts by every identifier in the batch, one
-COPY for new contacts, one UPDATE ... FROM unnest(...) for changed ones, one pass for tags and one
-for consent (through contacts.consent). Matching is by external_id, then email, then phone, inside
-one workspace: identifiers are unique per workspace, so two client businesses may both hold the
-same person and never see each other's row.
+INSERT for new contacts, one INSERT ... ON CONFLICT (id) DO UPDATE for changed ones, one pass for
+tags and one for consent (through contacts.consent). Matching is by external_id, then email, then
+phone.
 """
 
 from __future__ import annotations
@@ -42,12 +41,6 @@ from contacts.models import (
     consent_bit,
 )
 from contacts.normalize import FieldError, email_normalise, phone_normalise, timezone_normalise
-from continuity.models import Workspace
-
-
-def _workspace_id(workspace: Workspace | int) -> int:
-    return workspace if isinstance(workspace, int) else workspace.pk
-
 
 TEXT_FIELDS = {"first_name": 150, "last_name": 150, "locale": 35, "external_id": 200}
 CONTACT_FIELDS = (
@@ -463,11 +456,9 @@ Stored = Contact | StoredContact
 
 
 def contacts_by_identifiers(
-    *, workspace: Workspace | int, rows: Sequence[ParsedRow], as_models: bool = False
+    *, rows: Sequence[ParsedRow], as_models: bool = False
 ) -> dict[str, Stored]:
-    """Live contacts of the workspace holding any identifier of the rows, keyed
-    "<field>:<value>"."""
-    workspace_id = _workspace_id(workspace)
+    """Live contacts holding any identifier of the rows, keyed "<field>:<value>"."""
     wanted: dict[str, set[str]] = {name: set() for name in IDENTIFIERS}
     for parsed in rows:
         for name in IDENTIFIERS:
@@ -478,14 +469,9 @@ def contacts_by_identifiers(
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT id, external_id, email, phone, first_name, last_name, locale, timezone, "
-                "attributes FROM contacts_contact WHERE workspace_id = %s AND erased_at IS NULL "
-                "AND (external_id = ANY(%s) OR email = ANY(%s) OR phone = ANY(%s))",
-                [
-                    workspace_id,
-                    sorted(wanted["external_id"]),
-                    sorted(wanted["email"]),
-                    sorted(wanted["phone"]),
-                ],
+                "attributes FROM contacts_contact WHERE erased_at IS NULL AND ("
+                "external_id = ANY(%s) OR email = ANY(%s) OR phone = ANY(%s))",
+                [sorted(wanted["external_id"]), sorted(wanted["email"]), sorted(wanted["phone"])],
             )
             contacts = [StoredContact(row) for row in cursor.fetchall()]
     else:
@@ -496,7 +482,7 @@ def contacts_by_identifiers(
             query |= Q(email__in=wanted["email"])
         if wanted["phone"]:
             query |= Q(phone__in=wanted["phone"])
-        contacts = Contact.objects.for_workspace(workspace_id).filter(query, erased_at__isnull=True)
+        contacts = Contact.objects.filter(query, erased_at__isnull=True)
     found: dict[str, Stored] = {}
     for contact in contacts:
         if contact.external_id:
@@ -599,14 +585,9 @@ def _drop_duplicates(
 
 
 def contacts_upsert(
-    *,
-    workspace: Workspace | int,
-    rows: Sequence[ParsedRow],
-    seen: SeenKeys | set[int] | None = None,
+    *, rows: Sequence[ParsedRow], seen: SeenKeys | set[int] | None = None
 ) -> UpsertReport:
-    """Write one batch of parsed rows into the workspace set-based; per-row results, errors
-    named by row."""
-    workspace_id = _workspace_id(workspace)
+    """Write one batch of parsed rows set-based; per-row results, errors named by row."""
     report = UpsertReport()
     seen = seen if seen is not None else set()
     accepted, digests = _drop_duplicates(rows, seen=seen, report=report)
@@ -614,7 +595,7 @@ def contacts_upsert(
         return report
 
     with transaction.atomic():
-        found = contacts_by_identifiers(workspace=workspace_id, rows=accepted)
+        found = contacts_by_identifiers(rows=accepted)
         creates: list[ParsedRow] = []
         updates: list[tuple[ParsedRow, Stored]] = []
         unchanged: list[tuple[ParsedRow, Stored]] = []
@@ -631,24 +612,20 @@ def contacts_upsert(
                 updates.append((parsed, target))
             else:
                 unchanged.append((parsed, target))
-        created_ids = _insert(creates, workspace_id=workspace_id)
-        _update([c for _, c in updates], workspace_id=workspace_id)
+        created_ids = _insert(creates)
+        _update([c for _, c in updates])
         written: list[tuple[ParsedRow, int]] = [
             *zip(creates, created_ids, strict=True),
             *((p, c.pk) for p, c in updates),
             *((p, c.pk) for p, c in unchanged),
         ]
-        contact_tags_add(
-            workspace=workspace_id,
-            pairs=[(pk, parsed.tags) for parsed, pk in written if parsed.tags],
-        )
+        contact_tags_add(pairs=[(pk, parsed.tags) for parsed, pk in written if parsed.tags])
         changes = [
             ConsentChange(contact_id=pk, channel=channel, purpose=purpose, state=state, evidence=ev)
             for parsed, pk in written
             for channel, purpose, state, ev in parsed.consents
         ]
         report.consent_changes = consents_apply_bulk(
-            workspace=workspace_id,
             changes=changes,
             fresh_contact_ids=frozenset(created_ids),
         )
@@ -666,7 +643,7 @@ def _phone_text(value: Any) -> str | None:
     return str(value) if value else None
 
 
-def _insert(creates: Sequence[ParsedRow], *, workspace_id: int) -> list[int]:
+def _insert(creates: Sequence[ParsedRow]) -> list[int]:
     """New contacts, ids in input order, through COPY, which skips the ORM's per-field
     preparation (the phone field alone re-parses every number) and is several times faster than
     bulk_create for large batches."""
@@ -686,15 +663,14 @@ def _insert(creates: Sequence[ParsedRow], *, workspace_id: int) -> list[int]:
         )
         ids: list[int] = cursor.fetchone()[0]
         with cursor.cursor.copy(
-            "COPY contacts_contact (id, workspace_id, external_id, email, phone, first_name, "
-            "last_name, locale, timezone, attributes, created_at, updated_at, sendable) FROM STDIN"
+            "COPY contacts_contact (id, external_id, email, phone, first_name, last_name, "
+            "locale, timezone, attributes, created_at, updated_at, sendable) FROM STDIN"
         ) as copy:
             for pk, parsed in zip(ids, creates, strict=True):
                 values = parsed.values
                 copy.write_row(
                     (
                         pk,
-                        workspace_id,
                         values.get("external_id") or None,
                         values.get("email") or None,
                         values.get("phone") or None,
@@ -724,7 +700,7 @@ def _initial_sendable(parsed: ParsedRow) -> int:
     return mask
 
 
-def _update(contacts: Sequence[Stored], *, workspace_id: int) -> None:
+def _update(contacts: Sequence[Stored]) -> None:
     if not contacts:
         return
     with connection.cursor() as cursor:
@@ -736,7 +712,7 @@ def _update(contacts: Sequence[Stored], *, workspace_id: int) -> None:
             FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[],
                         %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::text[])
                  AS t(id, x, e, p, f, l, lo, tz, a)
-            WHERE c.id = t.id AND c.workspace_id = %s
+            WHERE c.id = t.id
             """,
             [
                 timezone.now(),
@@ -749,7 +725,6 @@ def _update(contacts: Sequence[Stored], *, workspace_id: int) -> None:
                 [c.locale for c in contacts],
                 [c.timezone for c in contacts],
                 [json.dumps(c.attributes or {}) for c in contacts],
-                workspace_id,
             ],
         )
 
@@ -761,34 +736,23 @@ def contacts_tables_analyze() -> None:
         cursor.execute("ANALYZE contacts_contact, contacts_consent")
 
 
-def contact_tags_add(*, workspace: Workspace | int, pairs: Iterable[tuple[int, list[str]]]) -> None:
-    """Tag contacts of the workspace by name; tags are the workspace's own (made on first use).
-    Ids of another workspace's contacts are skipped, never tagged."""
+def contact_tags_add(*, pairs: Iterable[tuple[int, list[str]]]) -> None:
     pairs = list(pairs)
     if not pairs:
         return
-    workspace_id = _workspace_id(workspace)
     names = {name for _, tags in pairs for name in tags}
-    Tag.objects.bulk_create(
-        [Tag(workspace_id=workspace_id, name=n) for n in names], ignore_conflicts=True
-    )
-    ids = dict(
-        Tag.objects.for_workspace(workspace_id).filter(name__in=names).values_list("name", "pk")
-    )
+    Tag.objects.bulk_create([Tag(name=n) for n in names], ignore_conflicts=True)
+    ids = dict(Tag.objects.filter(name__in=names).values_list("name", "pk"))
     with connection.cursor() as cursor:
-        # The join keeps a caller's stray id of another workspace from linking across.
         cursor.execute(
             """
-            INSERT INTO contacts_contacttag (workspace_id, contact_id, tag_id)
-            SELECT c.workspace_id, t.contact_id, t.tag_id
-            FROM unnest(%s::bigint[], %s::bigint[]) AS t(contact_id, tag_id)
-            JOIN contacts_contact c ON c.id = t.contact_id AND c.workspace_id = %s
+            INSERT INTO contacts_contacttag (contact_id, tag_id)
+            SELECT * FROM unnest(%s::bigint[], %s::bigint[])
             ON CONFLICT DO NOTHING
             """,
             [
                 [cid for cid, tags in pairs for _ in tags],
                 [ids[name] for _, tags in pairs for name in tags],
-                workspace_id,
             ],
         )
 
@@ -820,7 +784,6 @@ def contact_rows_parse(
 
 def contacts_upsert_parsed(
     *,
-    workspace: Workspace | int,
     parsed: Sequence[ParsedRow],
     failed: Sequence[RowResult],
     seen: SeenKeys | set[int] | None = None,
@@ -828,7 +791,7 @@ def contacts_upsert_parsed(
     """Write parsed rows; a batch the database refuses (a concurrent writer took an address
     meanwhile) is reported row by row rather than lost silently."""
     try:
-        report = contacts_upsert(workspace=workspace, rows=parsed, seen=seen)
+        report = contacts_upsert(rows=parsed, seen=seen)
     except (DatabaseError, ConsentEvidenceMissing) as exc:
         report = UpsertReport(
             results=[
@@ -842,7 +805,6 @@ def contacts_upsert_parsed(
 
 def contacts_upsert_rows(
     *,
-    workspace: Workspace | int,
     raws: Sequence[Mapping[str, Any]],
     first_row: int = 1,
     row_numbers: Sequence[int] | None = None,
@@ -858,13 +820,12 @@ def contacts_upsert_rows(
         blank_means_unchanged=blank_means_unchanged,
         default_evidence=default_evidence,
     )
-    return contacts_upsert_parsed(workspace=workspace, parsed=parsed, failed=failed, seen=seen)
+    return contacts_upsert_parsed(parsed=parsed, failed=failed, seen=seen)
 
 
 def contact_update(*, contact: Contact, data: Mapping[str, Any], replace_tags: bool) -> Contact:
     """Change one contact (API PATCH/PUT): the fields given, tags replaced when given, consent
-    entries through contacts.consent. Refused, naming the field, when another contact of the
-    same workspace holds an identifier."""
+    entries through contacts.consent. Refused, naming the field, when an identifier is taken."""
     from contacts.errors import ContactErased, InvalidContactData
 
     if contact.erased_at is not None:
@@ -876,7 +837,7 @@ def contact_update(*, contact: Contact, data: Mapping[str, Any], replace_tags: b
     except RowInvalid as exc:
         raise InvalidContactData({e.field: e.message for e in exc.errors}) from None
     with transaction.atomic():
-        others = Contact.objects.for_workspace(contact.workspace_id).exclude(pk=contact.pk)
+        others = Contact.objects.exclude(pk=contact.pk)
         for name in IDENTIFIERS:
             value = parsed.values.get(name)
             if value and others.filter(**{name: value}).exists():
@@ -889,12 +850,11 @@ def contact_update(*, contact: Contact, data: Mapping[str, Any], replace_tags: b
         if parsed.tags is not None and replace_tags:
             ContactTag.objects.filter(contact=contact).exclude(tag__name__in=parsed.tags).delete()
         if parsed.tags:
-            contact_tags_add(workspace=contact.workspace_id, pairs=[(contact.pk, parsed.tags)])
+            contact_tags_add(pairs=[(contact.pk, parsed.tags)])
         consents_apply_bulk(
-            workspace=contact.workspace_id,
             changes=[
                 ConsentChange(contact_id=contact.pk, channel=ch, purpose=pu, state=st, evidence=ev)
                 for ch, pu, st, ev in parsed.consents
-            ],
+            ]
         )
     return contact

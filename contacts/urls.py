@@ -9,8 +9,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("u/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", views.preferences, name="preferences"),
     path("confirm/<str:token>/", views.confirm, name="confirm"),
-    path("push/<slug:workspace_slug>/subscribe/", views.push_subscribe, name="push-subscribe"),
-    # Snippets published before workspaces: a token names the contact, hence the workspace.
-    path("push/subscribe/", views.push_subscribe, name="push-subscribe-token"),
+    path("push/subscribe/", views.push_subscribe, name="push-subscribe"),
     path("push/sw.js", views.service_worker, name="push-sw"),
 ]

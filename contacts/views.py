@@ -1,10 +1,5 @@
 """Public pages reached by signed links (no login), and the public push subscribe endpoint.
-Thin: read the token, call one use case, render.
-
-Whose data: a signed link names a contact, and the contact's workspace is the one acted in. The
-push endpoint may create an anonymous contact, so it names its workspace by slug in the URL
-(``/push/<workspace>/subscribe/``); a link token there must name a contact of that workspace.
-"""
+Thin: read the token, call one use case, render."""
 
 from __future__ import annotations
 
@@ -21,19 +16,12 @@ from django.views.decorators.http import require_http_methods
 
 from contacts import links
 from contacts.consent import Evidence, consent_confirm, consent_revoke
-from contacts.errors import (
-    BadLink,
-    ContactsError,
-    InvalidContactData,
-    RateLimited,
-    UnknownWorkspace,
-)
+from contacts.errors import BadLink, ContactsError, InvalidContactData, RateLimited
 from contacts.models import Channel, ConsentSource, ConsentState, Contact, Purpose
 from contacts.preferences import PREFERENCE_CHANNELS, preferences_apply
 from contacts.push import push_subscription_register
 from contacts.selectors import consent_states
 from continuity.inputs import InputRejected, json_parse, text_storable
-from continuity.models import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +55,7 @@ def _bad_link(request: HttpRequest, exc: ContactsError) -> HttpResponse:
 
 
 def _contact(claims: links.LinkClaims) -> Contact:
-    # The contact's workspace is the one every public page acts in.
-    contact = Contact.objects.select_related("workspace").filter(pk=claims.contact_id).first()
+    contact = Contact.objects.filter(pk=claims.contact_id).first()
     if contact is None:
         raise BadLink("this link points at a contact we no longer hold")
     return contact
@@ -123,7 +110,6 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         return _bad_link(request, exc)
     if contact.erased_at is not None:
         return _bad_link(request, BadLink("we hold no data for this link any more"))
-    workspace_slug = contact.workspace.slug
     errors: dict[str, str] = {}
     saved: list[str] | None = None
     if request.method == "POST":
@@ -160,7 +146,6 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             "errors": errors,
             "saved": saved,
             "push_token": links.push_token(contact_id=contact.pk),
-            "push_workspace": workspace_slug,
             "vapid_public_key": settings.CONTACTS_VAPID_PUBLIC_KEY,
         },
         status=400 if errors else 200,
@@ -230,32 +215,9 @@ def _push_body(request: HttpRequest) -> dict[str, Any]:
     return body
 
 
-def _push_workspace(slug: str | None, contact: Contact | None) -> Workspace:
-    """The workspace a subscription joins: the URL's, which a token's contact must belong to
-    (a token is never honoured for another workspace); without a slug, the token's contact's."""
-    if slug is None:
-        if contact is None:
-            raise InvalidContactData(
-                "a subscription without a token names its workspace: post to "
-                "/push/<workspace>/subscribe/"
-            )
-        return contact.workspace
-    workspace = Workspace.objects.filter(slug=slug).first()
-    if workspace is None:
-        raise UnknownWorkspace("no workspace answers at this address")
-    if contact is not None and contact.workspace_id != workspace.pk:
-        # The same answer as a bad signature: whether the contact exists elsewhere is not said.
-        raise BadLink("this link is not valid")
-    return workspace
-
-
 @csrf_exempt  # cross-origin JSON from the business's own site; CORS is the allow-list.
 @require_http_methods(["POST"])
-def push_subscribe(request: HttpRequest, workspace_slug: str | None = None) -> JsonResponse:
-    """A browser's subscription (and the push opt-in it stands for). Anyone may call it, as the
-    business's site does: the slug is public, so what guards it is the per-IP rate limit, the
-    push-service allow-list of endpoints, CORS, and that only a signed token attaches the
-    subscription to an existing contact (of that workspace)."""
+def push_subscribe(request: HttpRequest) -> JsonResponse:
     try:
         _rate_limit(request)
         body = _push_body(request)
@@ -266,9 +228,7 @@ def push_subscribe(request: HttpRequest, workspace_slug: str | None = None) -> J
             contact = _contact(claims)
             if contact.erased_at is not None:
                 raise BadLink("this link points at a contact we no longer hold")
-        workspace = _push_workspace(workspace_slug, contact)
         subscription = push_subscription_register(
-            workspace=workspace,
             data=body.get("subscription"),
             contact=contact,
             ip=client_ip(request),

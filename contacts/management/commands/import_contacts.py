@@ -1,5 +1,4 @@
-"""`manage.py import_contacts --workspace SLUG FILE`: stream a large CSV into one workspace's CRM
-in constant memory.
+"""`manage.py import_contacts FILE`: stream a large CSV into the CRM in constant memory.
 
 Reads the file line by line, upserts in batches (a few set-based statements per batch, see
 contacts.upsert), prints progress, and writes every refused row, with the reason and the original
@@ -34,7 +33,6 @@ from contacts.upsert import (
     contacts_upsert_parsed,
 )
 from continuity.batching import collection_per_batch, read_ahead
-from continuity.models import Workspace
 
 
 def _header_name(raw: str) -> str:
@@ -217,11 +215,6 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
-        parser.add_argument(
-            "--workspace",
-            required=True,
-            help="slug of the workspace the contacts belong to (matching happens inside it)",
-        )
         parser.add_argument("--report", type=Path, help="error report CSV (default: next to FILE)")
         parser.add_argument("--encoding", default="utf-8-sig")
         parser.add_argument("--delimiter", default="", help="default: sniffed from the header")
@@ -238,14 +231,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
-        workspace = Workspace.objects.filter(slug=options["workspace"]).first()
-        if workspace is None:
-            slugs = Workspace.objects.order_by("slug").values_list("slug", flat=True)[:20]
-            known = ", ".join(slugs)
-            raise CommandError(
-                f"no workspace with the slug {options['workspace']!r} (known: {known or 'none'})"
-            )
-        self._workspace = workspace
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
         report_path: Path = options["report"] or path.with_name(f"{path.name}.errors.csv")
@@ -307,7 +292,7 @@ class Command(BaseCommand):
         if not (chunk.parsed or chunk.failed):
             return
         result: UpsertReport = contacts_upsert_parsed(
-            workspace=self._workspace, parsed=chunk.parsed, failed=chunk.failed, seen=seen
+            parsed=chunk.parsed, failed=chunk.failed, seen=seen
         )
         for status in ("created", "updated", "unchanged"):
             totals[status] += result.count(status)

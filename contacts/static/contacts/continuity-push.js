@@ -1,7 +1,7 @@
 /*
  * Continuity web push snippet. Embed on your site:
  *   <script src="https://crm.example.com/static/contacts/continuity-push.js"
- *     data-endpoint="https://crm.example.com/push/<workspace slug>/subscribe/"
+ *     data-endpoint="https://crm.example.com/push/subscribe/"
  *     data-service-worker="/continuity-push-sw.js"   (a copy served from YOUR origin)
  *     data-vapid-public-key="<VAPID public key, base64url>"
  *     data-token="<optional signed contact token from the CRM>"
