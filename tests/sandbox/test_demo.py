@@ -38,7 +38,7 @@ def test_the_demo_is_seeded_once_with_a_working_monitor_secret(
     again = demo_seed(contacts=300)
     assert not again.created
     assert Contact.objects.count() == 300
-    drill = outage_drill(network="instagram", workspace=None)
+    drill = outage_drill(network="instagram")
     assert len(drill.campaigns) == 3
     assert sum(drill.planned.values()) > 0
 
