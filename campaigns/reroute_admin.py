@@ -142,12 +142,12 @@ class RerouteAdmin(WorkspaceScopedAdmin):
             path(
                 "report/<int:window_id>/",
                 self.admin_site.admin_view(self.report),
-                name="reroute_report",
+                name="reroute_window_report",
             ),
             path(
                 "report/<int:window_id>/csv/",
                 self.admin_site.admin_view(self.report_csv),
-                name="reroute_report_csv",
+                name="reroute_window_report_csv",
             ),
         ]
         return own + super().get_urls()
