@@ -64,14 +64,24 @@ class CampaignIn(serializers.ModelSerializer):
         model = Campaign
         fields = EDITABLE_FIELDS
 
-    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, workspace: Workspace | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Related ids resolve inside the workspace only: another workspace's account, segment
-        # or message is "does not exist", exactly like an id nobody has.
+        # or message is "does not exist", exactly like an id nobody has. Without a workspace
+        # (the OpenAPI schema builds one to describe it) no id resolves at all.
         fields: Any = self.fields
-        fields["accounts"].child_relation.queryset = SocialAccount.objects.for_workspace(workspace)
-        fields["segment"].queryset = Segment.objects.for_workspace(workspace)
-        fields["message"].queryset = Message.objects.for_workspace(workspace)
+        accounts = SocialAccount.objects.all()
+        segments = Segment.objects.all()
+        messages = Message.objects.all()
+        if workspace is None:
+            accounts, segments, messages = accounts.none(), segments.none(), messages.none()
+        else:
+            accounts = accounts.filter(workspace_id=workspace.pk)
+            segments = segments.filter(workspace_id=workspace.pk)
+            messages = messages.filter(workspace_id=workspace.pk)
+        fields["accounts"].child_relation.queryset = accounts
+        fields["segment"].queryset = segments
+        fields["message"].queryset = messages
 
     def validate_overrides(self, value: Any) -> Any:
         if not isinstance(value, dict):
