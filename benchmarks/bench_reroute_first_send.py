@@ -1,5 +1,8 @@
 """reroute.first_send_s and reroute.worker_rss_mb on the 1,000,000-contact audience.
 
+The audience is bench_reroute_plan's: 1,000,000 contacts over 10 workspaces; each workspace has
+one campaign due on Instagram whose audience is all its contacts, so the one outage reroutes
+every workspace (each under its own rules) and the whole million is planned and sent.
 An Alertmanager "instagram down" alert goes through the real webhook view (in this process);
 a real `celery worker` process (all queues, concurrency 2) plans and sends against the sandbox
 SendGrid and Twilio fakes. first_send_s runs from the webhook's 2xx to the first request a fake
@@ -25,7 +28,7 @@ from benchmarks._common import (
     sized,
     worker_production_env,
 )
-from benchmarks.bench_reroute_plan import BENCH_DB, _fill_audience
+from benchmarks.bench_reroute_plan import BENCH_DB, _fill_audience, _workspaces_ensure
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS = "redis://127.0.0.1:6379/7"
@@ -59,7 +62,7 @@ def main() -> None:
     from django.test import Client
     from django.utils import timezone
 
-    from campaigns.models import Campaign, CampaignStatus, SocialAccount, SocialPost
+    from campaigns.models import Campaign, CampaignStatus, Reroute, SocialAccount, SocialPost
     from continuity.celery import app
     from delivery.models import Delivery, Message
     from outages.credentials import credential_issue
@@ -67,7 +70,8 @@ def main() -> None:
     from sandbox.sendgrid import SendGridFake
     from sandbox.twilio import TwilioFake
 
-    _fill_audience(n)
+    workspace_ids = _workspaces_ensure()
+    _fill_audience(n, workspace_ids)
     tables = [
         t
         for t in connection.introspection.table_names()
@@ -85,18 +89,28 @@ def main() -> None:
         mapping_rules=[{"match": "labels.service", "equals": "instagram", "network": "instagram"}],
     )
     credential_issue(source=source, secret=TOKEN)
-    message = Message.objects.create(
-        name="bench", email_subject="Hi {{ first_name }}", email_text="Sale", sms_text="Sale"
-    )
-    campaign = Campaign.objects.create(
-        name="bench",
-        status=CampaignStatus.SCHEDULED,
-        scheduled_at=timezone.now() - timedelta(minutes=1),
-        fallback_channels=["email", "sms"],
-        message=message,
-    )
-    account = SocialAccount.objects.create(network="instagram", display_name="bench")
-    SocialPost.objects.create(campaign=campaign, account=account, network="instagram")
+    for workspace_id in workspace_ids:
+        message = Message.objects.create(
+            workspace_id=workspace_id,
+            name="bench",
+            email_subject="Hi {{ first_name }}",
+            email_text="Sale",
+            sms_text="Sale",
+        )
+        campaign = Campaign.objects.create(
+            workspace_id=workspace_id,
+            name="bench",
+            status=CampaignStatus.SCHEDULED,
+            scheduled_at=timezone.now() - timedelta(minutes=1),
+            fallback_channels=["email", "sms"],
+            message=message,
+        )
+        account = SocialAccount.objects.create(
+            workspace_id=workspace_id, network="instagram", display_name="bench"
+        )
+        SocialPost.objects.create(
+            workspace_id=workspace_id, campaign=campaign, account=account, network="instagram"
+        )
 
     class Stamped:
         """Keeps only the time of the first request a fake received (bodies are not kept)."""
@@ -164,7 +178,7 @@ def main() -> None:
                 if first_at is None:
                     stamps = [f.first_at for f in (sendgrid, twilio) if f.first_at is not None]
                     first_at = min(stamps) if stamps else None
-                planning = campaign.reroutes.filter(status="planning").exists()
+                planning = Reroute.objects.filter(status="planning").exists()
                 busy = Delivery.objects.filter(status__in=["planned", "queued", "sending"]).exists()
                 if first_at is not None and not planning and not busy:
                     break
@@ -182,6 +196,7 @@ def main() -> None:
         "s",
         target="from the webhook's 2xx to the first provider request, 1,000,000 audience: < 2 s",
         contacts=n,
+        workspaces=len(workspace_ids),
     )
     emit(
         "reroute.worker_rss_mb",

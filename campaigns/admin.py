@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import escape, format_html, format_html_join
@@ -27,6 +28,8 @@ from campaigns.lifecycle import (
 from campaigns.models import Campaign, PostStatus, PublishAttempt, SocialAccount, SocialPost
 from campaigns.preview import campaign_fallback_previews, campaign_post_previews
 from campaigns.validation import campaign_problems
+from continuity.admin_access import WorkspaceScopedAdmin, WorkspaceScopedInline
+from continuity.audit import audit_record
 
 BADGE_COLOURS: dict[str, str] = {
     PostStatus.PUBLISHED: "#1e7e34",
@@ -70,7 +73,7 @@ class SocialAccountForm(forms.ModelForm):
 
 
 @admin.register(SocialAccount)
-class SocialAccountAdmin(admin.ModelAdmin):
+class SocialAccountAdmin(WorkspaceScopedAdmin):
     form = SocialAccountForm
     list_display = (
         "display_name",
@@ -97,12 +100,20 @@ class SocialAccountAdmin(admin.ModelAdmin):
         return ("ok: " if obj.last_check_ok else "failing: ") + obj.last_check_detail
 
     def save_model(self, request: HttpRequest, obj: SocialAccount, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        token = form.cleaned_data.get("new_access_token")
-        if token:
-            social_account_token_set(account=obj, token=token)
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            token = form.cleaned_data.get("new_access_token")
+            if token:
+                social_account_token_set(account=obj, token=token)
+                # A credential change: who set which account's token (never the token itself).
+                audit_record(
+                    access=self.access(request),
+                    action="social_account.token_set",
+                    target=obj,
+                    detail={"network": obj.network},
+                )
 
-    @admin.action(description="Check connection")
+    @admin.action(description="Check connection", permissions=["view"])
     def check_connection(self, request: HttpRequest, queryset: QuerySet[SocialAccount]) -> None:
         for account in queryset:
             status = social_account_check(account=account)
@@ -110,7 +121,7 @@ class SocialAccountAdmin(admin.ModelAdmin):
             self.message_user(request, f"{account}: {status.detail}", level)
 
 
-class SocialPostInline(admin.TabularInline):
+class SocialPostInline(WorkspaceScopedInline):
     model = SocialPost
     extra = 0
     can_delete = False
@@ -140,7 +151,7 @@ def _badge(text: str, colour: str) -> SafeString:
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(WorkspaceScopedAdmin):
     list_display = ("name", "status", "scheduled_at", "late", "networks", "progress")
     list_filter = ("status", "outage_policy")
     search_fields = ("name", "text")
@@ -308,25 +319,25 @@ class CampaignAdmin(admin.ModelAdmin):
         if done:
             self.message_user(request, f"{done} campaign(s) {verb}.", messages.SUCCESS)
 
-    @admin.action(description="Schedule")
+    @admin.action(description="Schedule", permissions=["change"])
     def schedule(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         self._each(request, queryset, campaign_schedule, "scheduled")
 
-    @admin.action(description="Cancel")
+    @admin.action(description="Cancel", permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         self._each(request, queryset, campaign_cancel, "cancelled")
 
-    @admin.action(description="Publish now")
+    @admin.action(description="Publish now", permissions=["change"])
     def publish_now(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         self._each(request, queryset, campaign_publish_now, "sent to publishing")
 
-    @admin.action(description="Duplicate")
+    @admin.action(description="Duplicate", permissions=["add"])
     def duplicate(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         self._each(request, queryset, campaign_duplicate, "duplicated as drafts")
 
 
 @admin.register(PublishAttempt)
-class PublishAttemptAdmin(admin.ModelAdmin):
+class PublishAttemptAdmin(WorkspaceScopedAdmin):
     list_display = ("at", "network", "account", "kind", "probe", "detail")
     list_filter = ("network", "kind", "probe")
     date_hierarchy = "at"

@@ -1,4 +1,9 @@
-"""/api/v1/campaigns/: CRUD, schedule, cancel, publish now and status (thin views)."""
+"""/api/v1/campaigns/: CRUD, schedule, cancel, publish now and status (thin views).
+
+Every view acts in the API key's workspace: another workspace's campaign in the URL is a 404, and
+an account, segment or message of another workspace named in a payload is refused with the 400
+DRF gives for an unknown id (the same answer as for an id that does not exist).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,13 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from campaigns.errors import CampaignNotReady, CampaignsError, CampaignStateConflict
 from campaigns.lifecycle import (
@@ -23,8 +27,17 @@ from campaigns.lifecycle import (
     campaign_schedule,
 )
 from campaigns.models import FALLBACK_CHANNELS, Campaign, CampaignStatus, SocialAccount
-from campaigns.selectors import campaign_status_summary
+from campaigns.selectors import campaign_get, campaign_status_summary
 from campaigns.validation import campaign_problems
+from contacts.models import Segment
+from continuity.api_access import WorkspaceAPIView, WorkspaceViewMixin
+from continuity.models import Workspace
+from delivery.models import Message
+
+VIEW = "campaigns.view_campaign"
+ADD = "campaigns.add_campaign"
+CHANGE = "campaigns.change_campaign"
+DELETE = "campaigns.delete_campaign"
 
 EDITABLE_FIELDS = [
     "name", "scheduled_at", "text", "link", "image_url", "overrides", "accounts", "segment",
@@ -50,6 +63,25 @@ class CampaignIn(serializers.ModelSerializer):
     class Meta:
         model = Campaign
         fields = EDITABLE_FIELDS
+
+    def __init__(self, *args: Any, workspace: Workspace | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Related ids resolve inside the workspace only: another workspace's account, segment
+        # or message is "does not exist", exactly like an id nobody has. Without a workspace
+        # (the OpenAPI schema builds one to describe it) no id resolves at all.
+        fields: Any = self.fields
+        accounts = SocialAccount.objects.all()
+        segments = Segment.objects.all()
+        messages = Message.objects.all()
+        if workspace is None:
+            accounts, segments, messages = accounts.none(), segments.none(), messages.none()
+        else:
+            accounts = accounts.filter(workspace_id=workspace.pk)
+            segments = segments.filter(workspace_id=workspace.pk)
+            messages = messages.filter(workspace_id=workspace.pk)
+        fields["accounts"].child_relation.queryset = accounts
+        fields["segment"].queryset = segments
+        fields["message"].queryset = messages
 
     def validate_overrides(self, value: Any) -> Any:
         if not isinstance(value, dict):
@@ -82,24 +114,18 @@ class CampaignCursor(CursorPagination):
     ordering = ("-id",)
 
 
-def _campaign(pk: int) -> Campaign:
-    campaign = Campaign.objects.filter(pk=pk).first()
-    if campaign is None:
-        raise NotFound(f"no campaign #{pk}")
-    return campaign
-
-
 def _parse(serializer: serializers.Serializer) -> None:
     if not serializer.is_valid():
         raise InvalidCampaign(serializer.errors)
 
 
-class CampaignListCreate(generics.GenericAPIView[Campaign]):
+class CampaignListCreate(WorkspaceViewMixin, generics.GenericAPIView[Campaign]):
     pagination_class = CampaignCursor
     serializer_class = CampaignOut
+    permission_map = {"GET": VIEW, "POST": ADD}
 
     def get_queryset(self) -> QuerySet[Campaign]:
-        qs = Campaign.objects.prefetch_related("accounts")
+        qs = Campaign.objects.for_workspace(self.workspace).prefetch_related("accounts")
         wanted = self.request.query_params.get("status")
         if wanted:
             if wanted not in CampaignStatus.values:
@@ -118,29 +144,34 @@ class CampaignListCreate(generics.GenericAPIView[Campaign]):
     @extend_schema(request=CampaignIn, responses={201: CampaignOut})
     def post(self, request: Request) -> Response:
         """Create a draft; its ``problems`` say what is missing before it can be scheduled."""
-        serializer = CampaignIn(data=request.data)
+        serializer = CampaignIn(data=request.data, workspace=self.workspace)
         _parse(serializer)
-        campaign = serializer.save()
+        campaign = serializer.save(workspace=self.workspace)
         return Response(CampaignOut(campaign).data, status=status.HTTP_201_CREATED)
 
 
-class CampaignDetail(APIView):
+class CampaignDetail(WorkspaceAPIView):
+    permission_map = {"GET": VIEW, "PATCH": CHANGE, "DELETE": DELETE}
+
     @extend_schema(responses=CampaignOut)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(CampaignOut(_campaign(pk)).data)
+        return Response(CampaignOut(campaign_get(workspace=self.workspace, pk=pk)).data)
 
     @extend_schema(request=CampaignIn, responses=CampaignOut)
     def patch(self, request: Request, pk: int) -> Response:
         """Edit a draft or a scheduled campaign (a scheduled one must stay ready)."""
         with transaction.atomic():
-            campaign = Campaign.objects.select_for_update().filter(pk=pk).first()
-            if campaign is None:
-                raise NotFound(f"no campaign #{pk}")
+            campaign = campaign_get(
+                workspace=self.workspace, pk=pk, queryset=Campaign.objects.select_for_update()
+            )
             if campaign.status not in SCHEDULABLE:
                 raise CampaignStateConflict(
-                    f"A {campaign.get_status_display().lower()} campaign cannot be edited."
+                    _("A %(status)s campaign cannot be edited.")
+                    % {"status": campaign.get_status_display().lower()}
                 )
-            serializer = CampaignIn(campaign, data=request.data, partial=True)
+            serializer = CampaignIn(
+                campaign, data=request.data, partial=True, workspace=self.workspace
+            )
             _parse(serializer)
             campaign = serializer.save()
             if campaign.status == CampaignStatus.SCHEDULED:
@@ -152,42 +183,54 @@ class CampaignDetail(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        campaign = _campaign(pk)
+        campaign = campaign_get(workspace=self.workspace, pk=pk)
         if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.CANCELLED) or (
             campaign.posts.exists()
         ):
             raise CampaignStateConflict(
-                "Only drafts and cancelled campaigns that never published can be deleted."
+                _("Only drafts and cancelled campaigns that never published can be deleted.")
             )
         campaign.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class CampaignScheduleView(APIView):
+class CampaignScheduleView(WorkspaceAPIView):
+    permission_map = {"POST": CHANGE}
+
     @extend_schema(request=ScheduleIn, responses=CampaignOut)
     def post(self, request: Request, pk: int) -> Response:
+        campaign = campaign_get(workspace=self.workspace, pk=pk)
         serializer = ScheduleIn(data=request.data)
         _parse(serializer)
         campaign = campaign_schedule(
-            campaign=_campaign(pk), scheduled_at=serializer.validated_data.get("scheduled_at")
+            campaign=campaign, scheduled_at=serializer.validated_data.get("scheduled_at")
         )
         return Response(CampaignOut(campaign).data)
 
 
-class CampaignCancelView(APIView):
+class CampaignCancelView(WorkspaceAPIView):
+    permission_map = {"POST": CHANGE}
+
     @extend_schema(request=None, responses=CampaignOut)
     def post(self, request: Request, pk: int) -> Response:
-        return Response(CampaignOut(campaign_cancel(campaign=_campaign(pk))).data)
+        campaign = campaign_get(workspace=self.workspace, pk=pk)
+        return Response(CampaignOut(campaign_cancel(campaign=campaign)).data)
 
 
-class CampaignPublishNowView(APIView):
+class CampaignPublishNowView(WorkspaceAPIView):
+    permission_map = {"POST": CHANGE}
+
     @extend_schema(request=None, responses=CampaignOut)
     def post(self, request: Request, pk: int) -> Response:
-        return Response(CampaignOut(campaign_publish_now(campaign=_campaign(pk))).data)
+        campaign = campaign_get(workspace=self.workspace, pk=pk)
+        return Response(CampaignOut(campaign_publish_now(campaign=campaign)).data)
 
 
-class CampaignStatusView(APIView):
+class CampaignStatusView(WorkspaceAPIView):
+    permission_map = {"GET": VIEW}
+
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, pk: int) -> Response:
         """Per-network post counts, per-channel delivery counts and every post's state."""
-        return Response(campaign_status_summary(campaign=_campaign(pk)))
+        campaign = campaign_get(workspace=self.workspace, pk=pk)
+        return Response(campaign_status_summary(campaign=campaign))

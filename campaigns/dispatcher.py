@@ -88,6 +88,7 @@ def _posts_create(campaign_ids: list[int]) -> None:
             post = campaign_post_request(campaign=campaign, network=account.network)
             rows.append(
                 SocialPost(
+                    workspace_id=campaign.workspace_id,
                     campaign=campaign,
                     account=account,
                     network=account.network,

@@ -20,6 +20,7 @@ from campaigns.reroute import (
     sms_allowance,
     sms_budget_rows,
 )
+from continuity.models import Workspace
 from delivery.materialize import deliveries_plan_slice, sms_only_count
 
 
@@ -28,6 +29,7 @@ class CampaignDrill:
     campaign_id: int
     campaign: str
     policy: str
+    workspace: str = ""
     planned: dict[str, int] = field(default_factory=dict)
     exclusions: dict[str, int] = field(default_factory=dict)
     contacts: int = 0
@@ -64,10 +66,14 @@ class DrillReport:
         return round(sum(d.sms_cost for d in self.campaigns), 4)
 
 
-def drill_campaigns(*, network: str) -> list[int]:
-    """Scheduled campaigns with something still to publish on the network."""
+def drill_campaigns(*, network: str, workspace: Workspace | None) -> list[int]:
+    """Scheduled campaigns with something still to publish on the network: the workspace's, or
+    every workspace's for an install-wide drill (workspace None, operators)."""
+    campaigns = (
+        Campaign.objects.all() if workspace is None else Campaign.objects.for_workspace(workspace)
+    )
     return list(
-        Campaign.objects.filter(
+        campaigns.filter(
             status__in=[CampaignStatus.SCHEDULED, CampaignStatus.PUBLISHING],
             posts__network=network,
             posts__status__in=[PostStatus.PENDING, PostStatus.HELD],
@@ -79,7 +85,9 @@ def drill_campaigns(*, network: str) -> list[int]:
 
 
 def campaign_drill(*, campaign: Campaign, network: str) -> CampaignDrill:
-    drill = CampaignDrill(campaign.pk, campaign.name, campaign.outage_policy)
+    drill = CampaignDrill(
+        campaign.pk, campaign.name, campaign.outage_policy, workspace=campaign.workspace.slug
+    )
     if campaign.message is None or not campaign.fallback_channels:
         drill.problem = "no fallback plan: nothing would be sent"
         return drill
@@ -130,12 +138,26 @@ def campaign_drill(*, campaign: Campaign, network: str) -> CampaignDrill:
     return drill
 
 
-def outage_drill(*, network: str, campaign_ids: list[int] | None = None) -> DrillReport:
-    """Counts per channel, exclusions by reason, SMS segments and cost; creates nothing."""
+def outage_drill(
+    *, network: str, workspace: Workspace | None, campaign_ids: list[int] | None = None
+) -> DrillReport:
+    """Counts per channel, exclusions by reason, SMS segments and cost; creates nothing.
+
+    A workspace's drill sees only its own campaigns (ids of another workspace's are ignored);
+    workspace None drills every workspace's (operators), each under its own rules.
+    """
     report = DrillReport(network=network)
-    ids = campaign_ids if campaign_ids is not None else drill_campaigns(network=network)
+    ids = (
+        campaign_ids
+        if campaign_ids is not None
+        else drill_campaigns(network=network, workspace=workspace)
+    )
     with transaction.atomic():
-        campaigns = Campaign.objects.filter(pk__in=ids).select_related("message", "segment")
+        campaigns = Campaign.objects.filter(pk__in=ids).select_related(
+            "message", "segment", "workspace"
+        )
+        if workspace is not None:
+            campaigns = campaigns.filter(workspace_id=workspace.pk)
         for campaign in campaigns.order_by("pk"):
             report.campaigns.append(campaign_drill(campaign=campaign, network=network))
         # The planning statements use a temporary table; rolling back leaves no trace at all.

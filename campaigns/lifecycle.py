@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from campaigns.errors import CampaignNotReady, CampaignStateConflict
 from campaigns.models import Campaign, CampaignStatus, PostStatus, SocialPost
@@ -41,11 +42,12 @@ def campaign_schedule(
         locked = _locked(campaign)
         if locked.status not in SCHEDULABLE:
             raise CampaignStateConflict(
-                f"A {locked.get_status_display().lower()} campaign cannot be scheduled."
+                _("A %(status)s campaign cannot be scheduled.")
+                % {"status": locked.get_status_display().lower()}
             )
         if scheduled_at is not None:
             if timezone.is_naive(scheduled_at):
-                raise CampaignNotReady(["The scheduled time needs a timezone (UTC offset)."])
+                raise CampaignNotReady([_("The scheduled time needs a timezone (UTC offset).")])
             locked.scheduled_at = scheduled_at
         problems = campaign_problems(campaign=locked, now=now)
         if problems:
@@ -63,7 +65,8 @@ def campaign_publish_now(*, campaign: Campaign) -> Campaign:
         locked = _locked(campaign)
         if locked.status not in SCHEDULABLE:
             raise CampaignStateConflict(
-                f"A {locked.get_status_display().lower()} campaign cannot be published now."
+                _("A %(status)s campaign cannot be published now.")
+                % {"status": locked.get_status_display().lower()}
             )
         problems = campaign_problems(campaign=locked, now=now, check_schedule=False)
         if problems:
@@ -88,7 +91,8 @@ def campaign_cancel(*, campaign: Campaign, reason: str = "cancelled by the marke
         locked = _locked(campaign)
         if locked.status not in CANCELLABLE:
             raise CampaignStateConflict(
-                f"A {locked.get_status_display().lower()} campaign cannot be cancelled."
+                _("A %(status)s campaign cannot be cancelled.")
+                % {"status": locked.get_status_display().lower()}
             )
         locked.status = CampaignStatus.CANCELLED
         locked.save(update_fields=["status", "updated_at"])
@@ -115,6 +119,7 @@ def campaign_duplicate(*, campaign: Campaign) -> Campaign:
             message.name = f"{message.name} (copy)"[:200]
             message.save()
         copy = Campaign.objects.create(
+            workspace_id=campaign.workspace_id,
             name=f"{campaign.name} (copy)"[:200],
             text=campaign.text,
             link=campaign.link,

@@ -114,7 +114,11 @@ def _publish(post: SocialPost, publisher: Publisher, *, started: datetime) -> Pu
 
         planned = campaign_whatsapp_send(post=post)
         publish_attempt_record(
-            network=post.network, kind=AttemptKind.OK, account_id=post.account_id, post_id=post.pk
+            workspace_id=post.workspace_id,
+            network=post.network,
+            kind=AttemptKind.OK,
+            account_id=post.account_id,
+            post_id=post.pk,
         )
         return _published(post, f"{planned} template messages", from_status=PostStatus.PUBLISHING)
     account = social_account_ref(account=post.account)
@@ -131,7 +135,11 @@ def _publish(post: SocialPost, publisher: Publisher, *, started: datetime) -> Pu
     except PublishError as exc:
         return _on_error(post, exc)
     publish_attempt_record(
-        network=post.network, kind=AttemptKind.OK, account_id=post.account_id, post_id=post.pk
+        workspace_id=post.workspace_id,
+        network=post.network,
+        kind=AttemptKind.OK,
+        account_id=post.account_id,
+        post_id=post.pk,
     )
     return _published(post, result.external_id, from_status=PostStatus.PUBLISHING)
 
@@ -163,6 +171,7 @@ def _published(
 
 def _on_error(post: SocialPost, exc: PublishError) -> PublishReport:  # noqa: PLR0911
     publish_attempt_record(
+        workspace_id=post.workspace_id,
         network=post.network,
         kind=exc.kind,
         account_id=post.account_id,
@@ -222,6 +231,7 @@ def _failed(
 ) -> PublishReport:
     if record:
         publish_attempt_record(
+            workspace_id=post.workspace_id,
             network=post.network,
             kind=exc.kind,
             account_id=post.account_id,

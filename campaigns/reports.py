@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from campaigns.models import Reroute
+from continuity.models import Workspace
 from continuity.spreadsheet import spreadsheet_row_neutralise
 from delivery.models import Delivery
 from delivery.states import DeliveryStatus as S
@@ -55,10 +56,15 @@ class WindowReport:
     per_minute: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)
 
 
-def window_report(*, window_id: int) -> WindowReport:
+def window_report(*, window_id: int, workspace: Workspace) -> WindowReport:
+    """What the window did to one workspace's campaigns: the window is install-wide, the
+    reroutes, deliveries and counts in the report are only the workspace's."""
     window = OutageWindow.objects.get(pk=window_id)
     reroutes = list(
-        Reroute.objects.filter(window=window).select_related("campaign").order_by("campaign_id")
+        Reroute.objects.for_workspace(workspace)
+        .filter(window=window)
+        .select_related("campaign")
+        .order_by("campaign_id")
     )
     report = WindowReport(
         window.pk, window.network, window.state, window.opened_at, window.closed_at
@@ -79,7 +85,7 @@ def window_report(*, window_id: int) -> WindowReport:
             {k: int(v) for k, v in reroute.exclusions.items() if not k.startswith("sms_")}
         )
     report.exclusions = dict(exclusions)
-    deliveries = Delivery.objects.filter(message_id__in=message_ids)
+    deliveries = Delivery.objects.for_workspace(workspace).filter(message_id__in=message_ids)
     now = timezone.now()
     rows = deliveries.values("channel").annotate(
         planned=Count("id"),
@@ -116,6 +122,55 @@ def window_report(*, window_id: int) -> WindowReport:
         per_minute[row["channel"]].append((row["minute"], int(row["n"])))
     report.per_minute = dict(per_minute)
     return report
+
+
+@dataclass
+class WorkspaceWindowCounts:
+    """One workspace's share of a window, for operators: counts only, no names, no contacts."""
+
+    workspace_id: int
+    workspace: str
+    reroutes: int = 0
+    planned: int = 0
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    sms_segments_spent: int = 0
+
+
+def window_counts_by_workspace(*, window_id: int) -> list[WorkspaceWindowCounts]:
+    """Every workspace the window rerouted, with counts: the install-wide view of operators."""
+    window = OutageWindow.objects.get(pk=window_id)
+    counts: dict[int, WorkspaceWindowCounts] = {}
+    messages: dict[int, list[int]] = defaultdict(list)
+    for workspace_id, slug, message_id in (
+        Reroute.objects.filter(window=window)
+        .values_list("workspace_id", "workspace__slug", "campaign__message_id")
+        .order_by("workspace__slug")
+    ):
+        row = counts.setdefault(workspace_id, WorkspaceWindowCounts(workspace_id, slug))
+        row.reroutes += 1
+        if message_id:
+            messages[workspace_id].append(message_id)
+    for workspace_id, message_ids in messages.items():
+        totals = (
+            Delivery.objects.for_workspace(workspace_id)
+            .filter(message_id__in=message_ids)
+            .aggregate(
+                planned=Count("id"),
+                sent=Count("id", filter=Q(status__in=SENT)),
+                failed=Count("id", filter=Q(status__in=FAILED)),
+                unknown=Count("id", filter=Q(status=S.UNKNOWN)),
+                sms=Sum("cost_units", filter=Q(channel="sms", status__in=[*SENT, S.UNKNOWN])),
+            )
+        )
+        row = counts[workspace_id]
+        row.planned = int(totals["planned"] or 0)
+        row.sent = int(totals["sent"] or 0)
+        row.failed = int(totals["failed"] or 0)
+        row.unknown = int(totals["unknown"] or 0)
+        row.sms_segments_spent = int(totals["sms"] or 0)
+    return list(counts.values())
 
 
 class _NeutralisingWriter:

@@ -34,6 +34,7 @@ from campaigns.models import (
 from campaigns.rollup import campaign_status_from_posts
 from contacts.models import Channel, Contact
 from contacts.selectors import segment_contacts
+from continuity.models import Workspace
 from delivery.dispatch import deliveries_enqueue
 from delivery.materialize import (
     PlanSpec,
@@ -42,6 +43,7 @@ from delivery.materialize import (
     sms_only_count,
 )
 from delivery.models import Delivery
+from delivery.quiet_hours import quiet_rules
 from delivery.sms_segments import sms_segments_count
 from delivery.states import DeliveryStatus
 from delivery.transitions import deliveries_transition
@@ -64,25 +66,42 @@ _MERGE_FIELD = re.compile(r"{{.*?}}|{%.*?%}")
 
 
 def campaign_audience(campaign: Campaign) -> QuerySet[Contact]:
+    """The campaign's contacts: its segment's, or all of its workspace's, never another's."""
     if campaign.segment is None:
-        return Contact.objects.filter(erased_at__isnull=True)
-    return segment_contacts(campaign.segment)
+        audience = Contact.objects.filter(erased_at__isnull=True)
+    else:
+        audience = segment_contacts(campaign.segment)
+    return audience.filter(workspace_id=campaign.workspace_id)
+
+
+def workspace_frequency_cap(workspace: Workspace) -> int | None:
+    """Fallback messages a contact may get per day in this workspace (None: no cap). The
+    workspace's own cap, else the install's REROUTE_FREQUENCY_CAP_PER_DAY; 0 turns it off."""
+    cap = workspace.frequency_cap_per_day
+    if cap is None:
+        cap = settings.REROUTE_FREQUENCY_CAP_PER_DAY
+    return cap or None
 
 
 def campaign_plan_spec(campaign: Campaign, *, network: str) -> PlanSpec:
+    """How the campaign's fallback is planned, under its workspace's rules: frequency cap and
+    quiet hours (contacts, and so their deliveries, belong to one workspace: the cap counts
+    within it)."""
     if campaign.message is None:
         raise ValueError(f"campaign {campaign.pk} has no fallback message")
     # A merge field's value is unknown until send: ten characters is a fair first-name guess.
     sms_text = _MERGE_FIELD.sub("x" * 10, campaign.message.sms_text)
-    cap = settings.REROUTE_FREQUENCY_CAP_PER_DAY or None
+    workspace = campaign.workspace
     return PlanSpec(
         message_id=campaign.message.pk,
+        workspace_id=campaign.workspace_id,
         purpose=campaign.purpose,
         channels=tuple(campaign.fallback_channels),
         mode=campaign.send_mode,
-        frequency_cap=cap,
+        frequency_cap=workspace_frequency_cap(workspace),
         skip_reached_on=Channel.WHATSAPP if network == Channel.WHATSAPP else "",
         sms_cost_units=max(sms_segments_count(text=sms_text).segments, 1) if sms_text else 1,
+        quiet=quiet_rules(workspace=workspace),
     )
 
 
@@ -105,7 +124,7 @@ def campaign_network_down(
     with transaction.atomic():
         campaign = (
             Campaign.objects.select_for_update(of=("self",))
-            .select_related("message")
+            .select_related("message", "workspace")
             .get(pk=campaign_id)
         )
         window = OutageWindow.objects.get(pk=window_id)
@@ -119,6 +138,7 @@ def campaign_network_down(
         try:
             with transaction.atomic():
                 reroute = Reroute.objects.create(
+                    workspace_id=campaign.workspace_id,
                     campaign=campaign,
                     network=network,
                     window=window,
@@ -223,11 +243,20 @@ def reroute_window_opened(*, window_id: int, send: Callable[..., None] | None = 
     return touched
 
 
+def campaign_sms_budget(campaign: Campaign) -> int | None:
+    """The SMS segments a reroute of the campaign may spend: its own budget, else its
+    workspace's (None: no limit)."""
+    if campaign.sms_budget_segments is not None:
+        return campaign.sms_budget_segments
+    return campaign.workspace.sms_budget_segments
+
+
 def sms_budget_rows(campaign: Campaign, spec: PlanSpec) -> int | None:
     """How many SMS deliveries the campaign's segment budget pays for (None: no budget)."""
-    if campaign.sms_budget_segments is None or Channel.SMS not in spec.channels:
+    budget = campaign_sms_budget(campaign)
+    if budget is None or Channel.SMS not in spec.channels:
         return None
-    return campaign.sms_budget_segments // max(spec.sms_cost_units, 1)
+    return budget // max(spec.sms_cost_units, 1)
 
 
 def sms_allowance(
@@ -262,7 +291,9 @@ def reroute_plan_next_slice(*, reroute_id: int, send: Callable[..., None] | None
     with transaction.atomic():
         reroute = (
             Reroute.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("campaign", "campaign__message", "campaign__segment")
+            .select_related(
+                "campaign", "campaign__message", "campaign__segment", "campaign__workspace"
+            )
             .filter(pk=reroute_id, status=RerouteStatus.PLANNING)
             .first()
         )

@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
@@ -22,14 +22,38 @@ from campaigns.models import Reroute
 from campaigns.reports import (
     COLUMNS,
     SENT,
+    WorkspaceWindowCounts,
     sends_per_minute_svg,
+    window_counts_by_workspace,
     window_report,
     window_report_csv,
 )
+from continuity.admin_access import WorkspaceScopedAdmin, admin_view_require, request_access
+from continuity.models import Workspace
 from delivery.models import Delivery
 from delivery.states import DeliveryStatus as S
 from outages.models import OutageWindow
 from outages.networks import network_choices
+
+VIEW_REROUTE = "campaigns.view_reroute"
+RUN_DRILL = "campaigns.run_drill"
+# Operators see what an outage did in each workspace as counts (no names, no contacts).
+OPERATOR_VIEW = "outages.view_outagewindow"
+
+
+def _report_scope(request: HttpRequest) -> tuple[Workspace | None, bool]:
+    """(the workspace whose reroutes the page shows, whether counts per workspace are shown).
+
+    A member needs campaigns.view_reroute in the session's workspace; an operator without one
+    (or without that right) still gets the counts. Anyone else: 403 naming the permission."""
+    operator = request.user.has_perm(OPERATOR_VIEW)
+    access = request_access(request)
+    if access.workspace is not None and access.has(VIEW_REROUTE):
+        return access.workspace, operator
+    if operator:
+        return None, True
+    admin_view_require(request, VIEW_REROUTE)  # raises: 403 naming the permission
+    return None, False  # pragma: no cover - admin_view_require raised
 
 
 def channel_progress(message_id: int | None) -> list[dict[str, Any]]:
@@ -60,7 +84,7 @@ class DrillForm(forms.Form):
     network = forms.ChoiceField(choices=network_choices)
 
 
-class RerouteAdmin(admin.ModelAdmin):
+class RerouteAdmin(WorkspaceScopedAdmin):
     list_display = (
         "campaign",
         "network",
@@ -129,9 +153,16 @@ class RerouteAdmin(admin.ModelAdmin):
         return own + super().get_urls()
 
     def dashboard(self, request: HttpRequest) -> HttpResponse:
+        workspace, operator = _report_scope(request)
         windows = []
         for window in OutageWindow.objects.filter(state="open").order_by("opened_at"):
-            reroutes = Reroute.objects.filter(window=window).select_related("campaign")
+            reroutes = (
+                Reroute.objects.for_workspace(workspace)
+                .filter(window=window)
+                .select_related("campaign")
+                if workspace is not None
+                else Reroute.objects.none()
+            )
             windows.append(
                 {
                     "window": window,
@@ -139,6 +170,7 @@ class RerouteAdmin(admin.ModelAdmin):
                         {"reroute": r, "progress": channel_progress(r.campaign.message_id)}
                         for r in reroutes
                     ],
+                    "per_workspace": _counts(window.pk) if operator else None,
                 }
             )
         recent = OutageWindow.objects.filter(state="resolved").order_by("-closed_at")[:10]
@@ -147,33 +179,51 @@ class RerouteAdmin(admin.ModelAdmin):
             "title": "Outages and reroutes",
             "windows": windows,
             "recent": recent,
+            "workspace": workspace,
         }
         return TemplateResponse(request, "admin/campaigns/reroute/dashboard.html", context)
 
     def report(self, request: HttpRequest, window_id: int) -> HttpResponse:
-        report = window_report(window_id=window_id)
+        workspace, operator = _report_scope(request)
+        _window_or_404(window_id)
+        report = window_report(window_id=window_id, workspace=workspace) if workspace else None
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Outage report: window #{window_id} ({report.network})",
+            "title": f"Outage report: window #{window_id}",
             "report": report,
+            "workspace": workspace,
             "columns": COLUMNS,
-            "rows": [(ch, [counts[c] for c in COLUMNS]) for ch, counts in report.channels.items()],
-            "chart": mark_safe(sends_per_minute_svg(report)),  # noqa: S308 - escaped inside
+            "rows": [(ch, [counts[c] for c in COLUMNS]) for ch, counts in report.channels.items()]
+            if report
+            else [],
+            "chart": mark_safe(sends_per_minute_svg(report)) if report else "",  # noqa: S308 - escaped inside
+            "per_workspace": _counts(window_id) if operator else None,
         }
         return TemplateResponse(request, "admin/campaigns/reroute/report.html", context)
 
     def report_csv(self, request: HttpRequest, window_id: int) -> HttpResponse:
-        report = window_report(window_id=window_id)
+        # The CSV is the workspace's own report: operators read the counts on the page.
+        access = admin_view_require(request, VIEW_REROUTE)
+        _window_or_404(window_id)
+        report = window_report(window_id=window_id, workspace=access.workspace_required)
         response = HttpResponse(window_report_csv(report), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="outage-{window_id}.csv"'
         return response
 
     def drill(self, request: HttpRequest) -> HttpResponse:
+        access = admin_view_require(request, RUN_DRILL)
         form = DrillForm(request.POST or request.GET or None)
         result = None
         if form.is_valid():
-            campaign_ids = [int(i) for i in request.GET.getlist("campaign") if i.isdigit()] or None
-            result = outage_drill(network=form.cleaned_data["network"], campaign_ids=campaign_ids)
+            # Ids of another workspace's campaigns are dropped by the drill, never drilled.
+            campaign_ids = [
+                int(i) for i in request.GET.getlist("campaign") if i.isdigit() and len(i) < 19
+            ] or None
+            result = outage_drill(
+                network=form.cleaned_data["network"],
+                workspace=access.workspace_required,
+                campaign_ids=campaign_ids,
+            )
         context = {
             **self.admin_site.each_context(request),
             "title": "Outage drill: what would happen if a network went down now",
@@ -181,6 +231,17 @@ class RerouteAdmin(admin.ModelAdmin):
             "result": result,
         }
         return TemplateResponse(request, "admin/campaigns/reroute/drill.html", context)
+
+
+def _window_or_404(window_id: int) -> OutageWindow:
+    window = OutageWindow.objects.filter(pk=window_id).first()
+    if window is None:
+        raise Http404
+    return window
+
+
+def _counts(window_id: int) -> list[WorkspaceWindowCounts]:
+    return window_counts_by_workspace(window_id=window_id)
 
 
 admin.site.register(Reroute, RerouteAdmin)

@@ -2,7 +2,12 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from campaigns.reroute_api import DrillView, RerouteListView, WindowReportView
+from campaigns.reroute_api import (
+    DrillView,
+    RerouteListView,
+    WindowReportView,
+    WindowWorkspacesView,
+)
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("reroutes/", RerouteListView.as_view(), name="reroute-list"),
@@ -10,6 +15,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "reroutes/windows/<int:window_id>/report/",
         WindowReportView.as_view(),
         name="reroute-window-report",
+    ),
+    path(
+        "reroutes/windows/<int:window_id>/workspaces/",
+        WindowWorkspacesView.as_view(),
+        name="reroute-window-report-workspaces",
     ),
     path("drills/", DrillView.as_view(), name="drill"),
 ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 
-from campaigns.models import Campaign, CampaignStatus, SocialPost
+from campaigns.models import Campaign, CampaignStatus, Reroute, SocialPost
+from continuity.models import Workspace
+from continuity.tenancy import workspace_get_or_404
 from delivery.models import Delivery
 
 # Campaigns an outage can still change: not yet published, or publishing, or waiting.
@@ -21,6 +23,24 @@ def campaigns_affected_count(*, network: str) -> int:
         .distinct()
         .count()
     )
+
+
+def campaign_get(
+    *, workspace: Workspace | int, pk: object, queryset: QuerySet[Campaign] | None = None
+) -> Campaign:
+    """The workspace's campaign with this id; Http404 for a missing or another workspace's."""
+    return workspace_get_or_404(
+        queryset if queryset is not None else Campaign.objects.all(), workspace=workspace, pk=pk
+    )
+
+
+def campaigns_of(*, workspace: Workspace | int) -> QuerySet[Campaign]:
+    return Campaign.objects.for_workspace(workspace)
+
+
+def reroutes_of(*, workspace: Workspace | int) -> QuerySet[Reroute]:
+    """The workspace's reroutes: an outage is install-wide, what it did to campaigns is not."""
+    return Reroute.objects.for_workspace(workspace)
 
 
 def campaign_post_counts(*, campaign: Campaign) -> dict[str, dict[str, int]]:
@@ -43,7 +63,8 @@ def campaign_delivery_counts(*, campaign: Campaign) -> dict[str, dict[str, int]]
         return {}
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     rows = (
-        Delivery.objects.filter(message_id=campaign.message_id)
+        Delivery.objects.for_workspace(campaign.workspace_id)
+        .filter(message_id=campaign.message_id)
         .values("channel", "status")
         .annotate(n=Count("id"))
         .order_by("channel", "status")

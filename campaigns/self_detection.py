@@ -43,6 +43,7 @@ def self_detection_source_ref(network: str) -> str:
 
 def publish_attempt_record(
     *,
+    workspace_id: int,
     network: str,
     kind: str,
     account_id: int | None,
@@ -51,7 +52,10 @@ def publish_attempt_record(
     probe: bool = False,
     at: datetime | None = None,
 ) -> PublishAttempt:
+    """One publish or probe and how it ended, in the account's workspace. Self-detection reads
+    every workspace's attempts together: a network is down for everyone."""
     return PublishAttempt.objects.create(
+        workspace_id=workspace_id,
         at=at or timezone.now(),
         network=network,
         account_id=account_id,
@@ -166,7 +170,12 @@ def network_probe(*, network: str, now: datetime | None = None) -> bool:
         status = publisher.check_connection(account=ref)
         kind = AttemptKind.OK if status.ok else (status.error or PublishTransient("")).kind
         publish_attempt_record(
-            network=network, kind=kind, account_id=account.pk, detail=status.detail, probe=True
+            workspace_id=account.workspace_id,
+            network=network,
+            kind=kind,
+            account_id=account.pk,
+            detail=status.detail,
+            probe=True,
         )
     since = window.opened_at
     if not network_recovered(outcomes=_outcomes(network, since), network=network, since=since):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from campaigns.content import OVERRIDABLE, campaign_post_request
 from campaigns.models import (
@@ -47,8 +48,25 @@ def campaign_problems(
     accounts = list(campaign.accounts.all())
     if not accounts:
         problems.append("Choose at least one social account to publish to.")
+    problems.extend(_workspace_problems(campaign, accounts))
     problems.extend(_account_problems(campaign, accounts, now))
     problems.extend(_fallback_problems(campaign))
+    return problems
+
+
+def _workspace_problems(campaign: Campaign, accounts: list[SocialAccount]) -> list[str]:
+    """What a campaign uses must be its own workspace's: anything else (a bug, a hand-edited
+    database) stops it rather than publish through another client's account or message their
+    audience."""
+    problems = []
+    if any(a.workspace_id != campaign.workspace_id for a in accounts):
+        problems.append(_("A social account belongs to another workspace: remove it."))
+    if campaign.segment is not None and campaign.segment.workspace_id != campaign.workspace_id:
+        problems.append(_("The segment belongs to another workspace: choose one of this one's."))
+    if campaign.message is not None and campaign.message.workspace_id != campaign.workspace_id:
+        problems.append(
+            _("The fallback message belongs to another workspace: write one in this one.")
+        )
     return problems
 
 

@@ -16,6 +16,7 @@ from contacts.models import Channel
 from delivery.dispatch import deliveries_enqueue
 from delivery.materialize import PlanSpec, deliveries_plan_slice
 from delivery.models import Delivery
+from delivery.quiet_hours import quiet_rules
 from delivery.states import DeliveryStatus
 
 
@@ -25,7 +26,11 @@ def campaign_whatsapp_send(*, post: SocialPost) -> int:
     if campaign.message_id is None:
         raise ValueError(f"campaign {campaign.pk} has no message with a WhatsApp template")
     spec = PlanSpec(
-        message_id=campaign.message_id, purpose=campaign.purpose, channels=(Channel.WHATSAPP,)
+        message_id=campaign.message_id,
+        workspace_id=campaign.workspace_id,
+        purpose=campaign.purpose,
+        channels=(Channel.WHATSAPP,),
+        quiet=quiet_rules(workspace=campaign.workspace),
     )
     audience = campaign_audience(campaign)
     after, total = 0, 0

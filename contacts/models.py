@@ -126,8 +126,10 @@ class Tag(models.Model):
 
 
 class Contact(models.Model):
+    # Indexed by contact_workspace_keyset (workspace, id), which serves every lookup by workspace
+    # as well: a second index on workspace alone would only be paid on each import.
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
     )
     # Identifiers are nullable so that "unique when set" holds and an erased tombstone keeps none.
     external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
@@ -159,6 +161,18 @@ class Contact(models.Model):
             ("erase_contact", _("Can erase a contact")),
             ("import_contact", _("Can import contacts")),
             ("record_consent", _("Can record a consent change on a contact's behalf")),
+        ]
+        indexes = [
+            # A reroute walks one workspace's contacts in id order (keyset slices): with the id
+            # after the workspace, a slice is one index range, however the workspaces' contacts
+            # interleave in the table. erased_at and timezone ride along so that fixing a
+            # slice's bounds and time zones reads the index alone, not every heap page that
+            # holds one of the workspace's contacts.
+            models.Index(
+                fields=["workspace", "id"],
+                include=["erased_at", "timezone"],
+                name="contact_workspace_keyset",
+            ),
         ]
         constraints = [
             # Identifiers are unique per workspace: two client businesses may both know a person.

@@ -61,6 +61,8 @@ _MARKETING = frozenset(
         "delivery.add_message",
         "delivery.change_message",
         "delivery.delete_message",
+        # The delivery admin's "retry failed" (every field of a delivery is read-only there).
+        "delivery.change_delivery",
     }
 )
 

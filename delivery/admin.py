@@ -7,12 +7,13 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from continuity.admin_access import WorkspaceScopedAdmin, WorkspaceScopedInline
 from delivery.dispatch import deliveries_retry_failed
 from delivery.models import Delivery, DeliveryEvent, Message, ProviderReceipt
 from delivery.states import DeliveryStatus
 
 
-class DeliveryEventInline(admin.TabularInline):
+class DeliveryEventInline(WorkspaceScopedInline):
     model = DeliveryEvent
     extra = 0
     can_delete = False
@@ -25,7 +26,7 @@ class DeliveryEventInline(admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(WorkspaceScopedAdmin):
     list_display = (
         "id",
         "message",
@@ -51,8 +52,12 @@ class DeliveryAdmin(admin.ModelAdmin):
         # Deliveries are planned by the reroute engine, never typed in by hand.
         return False
 
-    @admin.action(description="Retry failed deliveries (sent and unknown ones are left alone)")
+    @admin.action(
+        description="Retry failed deliveries (sent and unknown ones are left alone)",
+        permissions=["change"],
+    )
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        # The queryset is the workspace's (get_queryset): another workspace's ids never get here.
         ids = list(queryset.values_list("id", flat=True))
         count = deliveries_retry_failed(ids=ids)
         skipped = len(ids) - count
@@ -64,7 +69,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(WorkspaceScopedAdmin):
     list_display = ("name", "purpose", "channels", "updated_at")
     search_fields = ("name",)
     readonly_fields = ("progress", "created_at", "updated_at")
@@ -96,7 +101,26 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProviderReceipt)
-class ProviderReceiptAdmin(admin.ModelAdmin):
+class ProviderReceiptAdmin(WorkspaceScopedAdmin):
+    """Install-level: every provider webhook request, for operators (delivery.view_providerreceipt
+    on the user, never a workspace role). A receipt may carry no workspace, or name messages of
+    several workspaces, so the list is not the session workspace's: it is the install's, shown
+    only to whoever holds the install-wide right."""
+
+    VIEW = "delivery.view_providerreceipt"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProviderReceipt]:
+        return admin.ModelAdmin.get_queryset(self, request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.has_perm(self.VIEW)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_active and request.user.has_perm(self.VIEW)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
     list_display = ("created_at", "provider", "kind", "verdict", "status_code", "matched", "reason")
     list_filter = ("provider", "kind", "verdict")
     search_fields = ("reason", "body")

@@ -25,7 +25,7 @@ from contacts.models import Contact, PushSubscription
 from contacts.selectors import contacts_consented, push_subscriptions_active
 from continuity.sql import sql_any_of
 from delivery.models import Delivery
-from delivery.quiet_hours import QUIET_HOURS_CODE, quiet_hours_ends, quiet_window
+from delivery.quiet_hours import QUIET_HOURS_CODE, QuietRules, quiet_hours_ends, quiet_window
 from delivery.states import DeliveryStatus
 from delivery.transitions import _events_append, deliveries_transition
 
@@ -57,8 +57,13 @@ def _merge_fields(contact: dict[str, object]) -> dict[str, str]:
     return fields
 
 
-def deliveries_claim(*, ids: Iterable[int], channel: str, purpose: str) -> list[int]:
+def deliveries_claim(
+    *, ids: Iterable[int], channel: str, purpose: str, quiet: QuietRules | None = None
+) -> list[int]:
     """queued -> sending for the due rows whose contact still allows the channel; returns them.
+
+    `quiet` are the quiet hours of the rows' workspace (None: the install's), checked again here
+    since a contact's evening may have begun since the rows were planned.
 
     Rows whose consent or suppression no longer allows the send leave the queue as `suppressed`
     in the same transaction, so nothing is left waiting for a send that must not happen.
@@ -94,8 +99,8 @@ def deliveries_claim(*, ids: Iterable[int], channel: str, purpose: str) -> list[
         DeliveryStatus.QUEUED,
     ]
     with transaction.atomic():
-        if quiet_window(channel=channel) is not None:
-            _quiet_hold(ids=wanted, channel=channel, now=now)
+        if quiet_window(channel=channel, rules=quiet) is not None:
+            _quiet_hold(ids=wanted, channel=channel, now=now, quiet=quiet)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             claimed = [row[0] for row in cursor.fetchall()]
@@ -120,7 +125,9 @@ def deliveries_claim(*, ids: Iterable[int], channel: str, purpose: str) -> list[
     return claimed
 
 
-def _quiet_hold(*, ids: list[int], channel: str, now: datetime) -> list[int]:
+def _quiet_hold(
+    *, ids: list[int], channel: str, now: datetime, quiet: QuietRules | None
+) -> list[int]:
     """Due queued rows whose contact is inside the channel's quiet hours: not_before = its end.
 
     Their not_before then keeps the claim that follows from taking them. Work is per distinct
@@ -141,7 +148,9 @@ def _quiet_hold(*, ids: list[int], channel: str, now: datetime) -> list[int]:
             f"JOIN {contacts} c ON c.id = d.contact_id WHERE {due}",
             due_params,
         )
-        ends = quiet_hours_ends(channel=channel, tzs=[row[0] for row in cursor], now=now)
+        ends = quiet_hours_ends(
+            channel=channel, tzs=[row[0] for row in cursor], now=now, rules=quiet
+        )
         if not ends:
             return []
         cursor.execute(

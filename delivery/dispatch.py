@@ -34,7 +34,13 @@ from delivery.providers.base import (
     SuppressReason,
     Unknown,
 )
-from delivery.quiet_hours import QUIET_HOURS_CODE, quiet_hours_ends, quiet_hours_starts
+from delivery.quiet_hours import (
+    QUIET_HOURS_CODE,
+    QuietRules,
+    quiet_hours_ends,
+    quiet_hours_starts,
+    quiet_rules,
+)
 from delivery.senders import channel_content, channel_sender
 from delivery.states import DeliveryStatus
 from delivery.transitions import (
@@ -128,9 +134,13 @@ def deliveries_send_chunk(*, channel: str, ids: Sequence[int]) -> ChunkReport:
         id__any_of=ids, channel=channel
     ).values_list("id", "message_id"):
         ids_by_message[message_id].append(delivery_id)
-    for message in Message.objects.filter(id__in=ids_by_message):
+    for message in Message.objects.filter(id__in=ids_by_message).select_related("workspace"):
         row_ids = ids_by_message[message.pk]
-        claimed_ids = deliveries_claim(ids=row_ids, channel=channel, purpose=message.purpose)
+        # The message's workspace sets the quiet hours its deliveries are held to at send time.
+        quiet = quiet_rules(workspace=message.workspace)
+        claimed_ids = deliveries_claim(
+            ids=row_ids, channel=channel, purpose=message.purpose, quiet=quiet
+        )
         if not claimed_ids:
             continue
         claimed = claimed_load(ids=claimed_ids, channel=channel)
@@ -154,7 +164,10 @@ def deliveries_send_chunk(*, channel: str, ids: Sequence[int]) -> ChunkReport:
             # A paced chunk can run for minutes: each message carries the moment its contact's
             # quiet hours begin, and the sender hands back what has not left by then.
             quiet_from = quiet_hours_starts(
-                channel=channel, tzs={c.timezone for c in sendable}, now=timezone.now()
+                channel=channel,
+                tzs={c.timezone for c in sendable},
+                now=timezone.now(),
+                rules=quiet,
             )
             outbound = [
                 _outbound(c, channel=channel, unsubscribe=unsubscribe, quiet_from=quiet_from)
@@ -167,6 +180,7 @@ def deliveries_send_chunk(*, channel: str, ids: Sequence[int]) -> ChunkReport:
             channel=channel,
             provider=getattr(sender, "provider", channel),
             report=report,
+            quiet=quiet,
         )
     logger.info(
         "chunk %s: claimed %s sent %s failed %s unknown %s suppressed %s deferred %s "
@@ -190,6 +204,7 @@ def _outcomes_record(
     channel: str,
     provider: str,
     report: ChunkReport,
+    quiet: QuietRules | None = None,
 ) -> None:
     """Record a chunk's outcomes with one statement per (outcome kind, reason), not per row."""
     sent_by_provider: dict[str, dict[int, Sent]] = defaultdict(dict)
@@ -229,11 +244,24 @@ def _outcomes_record(
         else:
             report.unknown += len(moved)
     for (code, text), items in deferred.items():
-        _defer(items, code=code, text=text, report=report, claimed=claimed, channel=channel)
+        _defer(
+            items,
+            code=code,
+            text=text,
+            report=report,
+            claimed=claimed,
+            channel=channel,
+            quiet=quiet,
+        )
 
 
 def _quiet_defer(
-    *, ids: list[int], claimed: dict[int, ClaimedDelivery], channel: str, report: ChunkReport
+    *,
+    ids: list[int],
+    claimed: dict[int, ClaimedDelivery],
+    channel: str,
+    report: ChunkReport,
+    quiet: QuietRules | None,
 ) -> None:
     """Rows whose contact's quiet hours began before their request left: back to the queue.
 
@@ -244,7 +272,7 @@ def _quiet_defer(
     by_zone: dict[str, list[int]] = defaultdict(list)
     for delivery_id in ids:
         by_zone[claimed[delivery_id].timezone].append(delivery_id)
-    ends = quiet_hours_ends(channel=channel, tzs=by_zone, now=now)
+    ends = quiet_hours_ends(channel=channel, tzs=by_zone, now=now, rules=quiet)
     with transaction.atomic():
         for zone, zone_ids in by_zone.items():
             # A window already over (a very short one) leaves the row due now: the claim decides.
@@ -281,10 +309,11 @@ def _defer(
     report: ChunkReport,
     claimed: dict[int, ClaimedDelivery],
     channel: str,
+    quiet: QuietRules | None = None,
 ) -> None:
     ids = [item.delivery_id for item in items]
     if code == QUIET_HOURS_CODE:
-        _quiet_defer(ids=ids, claimed=claimed, channel=channel, report=report)
+        _quiet_defer(ids=ids, claimed=claimed, channel=channel, report=report, quiet=quiet)
         return
     report.deferred += len(ids)
     exhausted = list(

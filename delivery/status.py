@@ -86,6 +86,25 @@ class ApplyResult:
     matched: int = 0
     moved: int = 0
     pending: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # The workspaces of the deliveries the events matched.
+    workspace_ids: set[int] = dataclasses.field(default_factory=set)
+
+    @property
+    def workspace_id(self) -> int | None:
+        """The one workspace every event of the request belongs to, or None (install-level):
+        an unmatched event, or events of several workspaces, keep the receipt for operators."""
+        if self.pending or len(self.workspace_ids) != 1:
+            return None
+        return next(iter(self.workspace_ids))
+
+
+def receipt_workspace_settle(*, receipt: ProviderReceipt, result: ApplyResult) -> None:
+    """Give the receipt its workspace once all its events matched one workspace's messages;
+    until then (or when they span several) it stays install-level, for operators only."""
+    workspace_id = result.workspace_id
+    if workspace_id is not None and receipt.workspace_id != workspace_id:
+        receipt.workspace_id = workspace_id
+        ProviderReceipt.objects.filter(pk=receipt.pk).update(workspace_id=workspace_id)
 
 
 def status_event_to_json(event: StatusEvent) -> dict[str, Any]:
@@ -119,13 +138,13 @@ def status_events_apply(*, events: Sequence[StatusEvent]) -> ApplyResult:
     for event in events:
         if event.message_id:
             by_channel[_channel_for(event.provider)].add(event.message_id)
-    known: dict[tuple[str, str], tuple[int, int]] = {}
+    known: dict[tuple[str, str], tuple[int, int, int]] = {}
     for channel, message_ids in by_channel.items():
         rows = Delivery.objects.filter(
             channel=channel, provider_message_id__in=list(message_ids)
-        ).values_list("provider_message_id", "id", "contact_id")
-        for provider_id, delivery_id, contact_id in rows:
-            known[(channel, provider_id)] = (delivery_id, contact_id)
+        ).values_list("provider_message_id", "id", "contact_id", "workspace_id")
+        for provider_id, delivery_id, contact_id, workspace_id in rows:
+            known[(channel, provider_id)] = (delivery_id, contact_id, workspace_id)
     groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     effects: list[tuple[StatusEvent, int]] = []
     for event in events:
@@ -135,7 +154,8 @@ def status_events_apply(*, events: Sequence[StatusEvent]) -> ApplyResult:
             result.pending.append(status_event_to_json(event))
             continue
         result.matched += 1
-        delivery_id, contact_id = hit
+        delivery_id, contact_id, workspace_id = hit
+        result.workspace_ids.add(workspace_id)
         table = SMS_STATUS if channel == Channel.SMS else EMAIL_STATUS
         target = table.get(event.status)
         if target is not None:
@@ -259,6 +279,8 @@ class KeywordResult:
     matched: int
     reply: str = ""
     reason: str = ""
+    # The one workspace whose contacts the keyword changed (None: none, or several).
+    workspace_id: int | None = None
 
 
 def sms_keyword_apply(*, event: OptEvent) -> KeywordResult:
@@ -288,7 +310,13 @@ def sms_keyword_apply(*, event: OptEvent) -> KeywordResult:
                             source_detail=event.message_id,
                         ),
                     )
-    return KeywordResult(ReceiptVerdict.APPLIED, len(contacts), reason=note)
+    workspaces = {contact.workspace_id for contact in contacts}
+    return KeywordResult(
+        ReceiptVerdict.APPLIED,
+        len(contacts),
+        reason=note,
+        workspace_id=workspaces.pop() if len(workspaces) == 1 else None,
+    )
 
 
 def _keyword_revoked_purposes(*, contact: Contact) -> list[str]:
@@ -328,10 +356,19 @@ def receipts_reapply(*, limit: int | None = None) -> dict[str, int]:
             receipt.attempts += 1
             receipt.matched += result.matched
             receipt.pending = result.pending
+            fields = ["attempts", "matched", "pending", "verdict", "reason"]
             if not result.pending:
                 receipt.verdict = ReceiptVerdict.APPLIED
                 receipt.reason = f"matched on re-apply #{receipt.attempts}"
-            receipt.save(update_fields=["attempts", "matched", "pending", "verdict", "reason"])
+                # A receipt whose events all waited until now takes their workspace; one that
+                # matched some on arrival cannot tell whose those were (only pending events are
+                # kept), so it stays install-level.
+                if receipt.matched == result.matched:
+                    workspace_id = result.workspace_id
+                    if workspace_id is not None:
+                        receipt.workspace_id = workspace_id
+                        fields.append("workspace")
+            receipt.save(update_fields=fields)
             done["receipts"] += 1
             done["matched"] += result.matched
     return done

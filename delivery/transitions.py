@@ -136,9 +136,13 @@ def _events_append(*, ids: Iterable[int], status: str, at: datetime, detail: str
         return
     # One array parameter instead of 4,000 placeholders and 1,000 model instances.
     table = connection.ops.quote_name(DeliveryEvent._meta.db_table)
+    delivery_table = connection.ops.quote_name(Delivery._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (delivery_id, status, occurred_at, detail) "
-            f"SELECT unnest(%s::bigint[]), %s, %s, %s",
-            [ids, status, at, detail[:500]],
+            # Each event takes its delivery's workspace: a join on the rows just moved, which
+            # the caller's statement has in cache.
+            f"INSERT INTO {table} (workspace_id, delivery_id, status, occurred_at, detail) "
+            f"SELECT d.workspace_id, d.id, %s, %s, %s FROM {delivery_table} d "
+            f"WHERE d.id = ANY(%s::bigint[])",
+            [status, at, detail[:500], ids],
         )

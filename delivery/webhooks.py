@@ -44,7 +44,12 @@ from delivery.provider_events import (
     twilio_inbound_parse,
     twilio_status_parse,
 )
-from delivery.status import sms_keyword_apply, status_event_to_json, status_events_apply
+from delivery.status import (
+    receipt_workspace_settle,
+    sms_keyword_apply,
+    status_event_to_json,
+    status_events_apply,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +141,7 @@ def _apply_status(receipt: ProviderReceipt, events: list[StatusEvent]) -> None:
     else:
         verdict, reason = ReceiptVerdict.IGNORED, "no events"
     _close(receipt, verdict=verdict, reason=reason, matched=result.matched, pending=result.pending)
+    receipt_workspace_settle(receipt=receipt, result=result)
 
 
 def _secrets(workspace_id: int | None) -> WebhookSecrets:

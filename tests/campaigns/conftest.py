@@ -8,9 +8,12 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
+from django.test import Client
 
+from continuity.models import Role
 from sandbox.graph import GraphFake
 from sandbox.x import XFake
+from tests.workspaces import make_member, workspace_for_tests
 
 # The key settings_test configures (worker processes load the same settings), else a fresh one.
 _configured = [key for key in getattr(django_settings, "SOCIAL_TOKEN_KEYS", []) if key]
@@ -37,3 +40,13 @@ def x(settings: Any) -> Iterator[XFake]:
     with XFake() as fake:
         settings.SOCIAL_X_BASE_URL = fake.url
         yield fake
+
+
+@pytest.fixture
+def admin_client(client: Client, db: Any) -> Client:
+    """The admin as the tests' workspace's owner (named "admin"): every right a workspace role
+    has there. A superuser would act in whichever workspace sorts first."""
+    client.force_login(
+        make_member(workspace=workspace_for_tests(), role=Role.OWNER, username="admin")
+    )
+    return client

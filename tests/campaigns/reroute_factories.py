@@ -12,13 +12,18 @@ from campaigns.models import Campaign, CampaignStatus, SocialAccount, SocialPost
 from outages.models import OutageWindow
 from outages.windows import outage_declare
 from tests.delivery.test_dispatch import make_message
+from tests.workspaces import workspace_for_tests
 
 _seq = itertools.count(1)
 
 
 def make_account(network: str = "instagram", **overrides: Any) -> SocialAccount:
     n = next(_seq)
-    values: dict[str, Any] = {"network": network, "display_name": f"{network} account {n}"}
+    values: dict[str, Any] = {
+        "workspace": workspace_for_tests(),
+        "network": network,
+        "display_name": f"{network} account {n}",
+    }
     values.update(overrides)
     return SocialAccount.objects.create(**values)
 
@@ -31,19 +36,23 @@ def make_campaign(
     **overrides: Any,
 ) -> Campaign:
     n = next(_seq)
+    workspace = overrides.pop("workspace", None) or workspace_for_tests()
     values: dict[str, Any] = {
+        "workspace": workspace,
         "name": f"Campaign {n}",
         "status": CampaignStatus.SCHEDULED,
         "scheduled_at": timezone.now() + timedelta(minutes=due_in_minutes),
         "text": "Our winter sale starts now",
         "fallback_channels": list(fallback),
-        "message": make_message(name=f"Fallback {n}"),
+        "message": make_message(name=f"Fallback {n}", workspace=workspace),
     }
     values.update(overrides)
     campaign = Campaign.objects.create(**values)
     for network in networks:
-        account = make_account(network)
-        SocialPost.objects.create(campaign=campaign, account=account, network=network)
+        account = make_account(network, workspace=workspace)
+        SocialPost.objects.create(
+            workspace=workspace, campaign=campaign, account=account, network=network
+        )
     return campaign
 
 

@@ -8,21 +8,23 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus, SocialAccount, SocialPost
+from continuity.models import Role
 from delivery.secrets import token_decrypt
 from sandbox.graph import GraphFake
 from tests.campaigns.factories import make_account, make_campaign, make_message
 from tests.contacts.factories import make_contact
+from tests.workspaces import make_member, workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff(client: Client) -> Client:
-    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
+    """The owner of the tests' workspace: every campaign right there, social accounts too."""
+    client.force_login(make_member(workspace=workspace_for_tests(), role=Role.OWNER))
     return client
 
 
@@ -77,9 +79,19 @@ def test_the_campaign_list_shows_status_badges_progress_and_lateness(staff: Clie
     campaign = make_campaign(accounts=[fb, tw], status=CampaignStatus.PUBLISHING, lateness_s=900)
     Campaign.objects.filter(pk=campaign.pk).update(claimed_at=campaign.scheduled_at)
     SocialPost.objects.create(
-        campaign=campaign, account=fb, network="facebook", status=PostStatus.PUBLISHED
+        workspace_id=campaign.workspace_id,
+        campaign=campaign,
+        account=fb,
+        network="facebook",
+        status=PostStatus.PUBLISHED,
     )
-    SocialPost.objects.create(campaign=campaign, account=tw, network="x", status=PostStatus.PENDING)
+    SocialPost.objects.create(
+        workspace_id=campaign.workspace_id,
+        campaign=campaign,
+        account=tw,
+        network="x",
+        status=PostStatus.PENDING,
+    )
     page = staff.get("/admin/campaigns/campaign/").content.decode()
     assert "facebook: 1 published" in page
     assert "x: 1 pending" in page

@@ -6,25 +6,26 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus, SocialPost
 from contacts.models import Channel
+from continuity.models import Role
 from delivery.models import Delivery
 from tests.campaigns.factories import make_account, make_campaign, make_message, make_segment
 from tests.contacts.factories import make_contact
+from tests.workspaces import bearer, make_api_key, make_member, workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def api() -> APIClient:
-    user = User.objects.create_user("marketer", password="pw")
+    workspace = workspace_for_tests()
+    user = make_member(workspace=workspace, role=Role.MARKETER, username="marketer")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(**bearer(make_api_key(user=user, workspace=workspace)))
     return client
 
 
@@ -113,9 +114,19 @@ def test_status_counts_posts_per_network_and_deliveries_per_channel(api: APIClie
     fb, tw = make_account(), make_account(network="x")
     campaign = make_campaign(accounts=[fb, tw], status=CampaignStatus.PUBLISHING)
     SocialPost.objects.create(
-        campaign=campaign, account=fb, network="facebook", status=PostStatus.PUBLISHED
+        workspace_id=campaign.workspace_id,
+        campaign=campaign,
+        account=fb,
+        network="facebook",
+        status=PostStatus.PUBLISHED,
     )
-    SocialPost.objects.create(campaign=campaign, account=tw, network="x", status=PostStatus.FAILED)
+    SocialPost.objects.create(
+        workspace_id=campaign.workspace_id,
+        campaign=campaign,
+        account=tw,
+        network="x",
+        status=PostStatus.FAILED,
+    )
     assert campaign.message is not None
     for channel, state in [
         (Channel.EMAIL, "sent"),
@@ -123,7 +134,11 @@ def test_status_counts_posts_per_network_and_deliveries_per_channel(api: APIClie
         (Channel.SMS, "failed"),
     ]:
         Delivery.objects.create(
-            message=campaign.message, contact=make_contact(), channel=channel, status=state
+            workspace_id=campaign.workspace_id,
+            message=campaign.message,
+            contact=make_contact(),
+            channel=channel,
+            status=state,
         )
     body = api.get(f"/api/v1/campaigns/{campaign.pk}/status/").json()
     assert body["networks"] == {"facebook": {"published": 1}, "x": {"failed": 1}}

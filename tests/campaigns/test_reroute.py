@@ -35,6 +35,7 @@ from delivery.states import DeliveryStatus as S
 from tests.campaigns.reroute_factories import make_campaign, network_down
 from tests.contacts.factories import evidence
 from tests.delivery.test_materialize import contact_with
+from tests.workspaces import workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 NO_QUIET = override_settings(REROUTE_QUIET_HOURS={}, REROUTE_FREQUENCY_CAP_PER_DAY=0)
@@ -159,7 +160,9 @@ def test_the_sms_budget_reached_mid_plan_stops_sms_and_the_others_fall_through(
 @NO_QUIET
 def test_a_segment_that_matches_nobody_plans_nothing_and_finishes() -> None:
     contact_with(Channel.EMAIL)
-    segment = Segment.objects.create(name="nobody", tags_all=["no-such-tag"])
+    segment = Segment.objects.create(
+        workspace=workspace_for_tests(), name="nobody", tags_all=["no-such-tag"]
+    )
     campaign = make_campaign(segment=segment)
     reroute = campaign_network_down(
         campaign_id=campaign.pk, network="instagram", window_id=network_down().pk, send=Recorder()
@@ -293,7 +296,7 @@ def test_the_drill_predicts_exactly_what_the_reroute_then_plans(settings: Any) -
     contact_with(Channel.PUSH)
     contact_with()
     campaign = make_campaign(fallback=("sms", "email", "push"), sms_budget_segments=3)
-    drill = outage_drill(network="instagram")
+    drill = outage_drill(network="instagram", workspace=campaign.workspace)
     assert [d.campaign_id for d in drill.campaigns] == [campaign.pk]
     assert Delivery.objects.count() == 0
     assert Reroute.objects.count() == 0

@@ -11,17 +11,18 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from campaigns.models import Campaign, Reroute
 from campaigns.reports import sends_per_minute_svg, window_report, window_report_csv
 from campaigns.reroute import campaign_network_down, reroute_plan_next_slice
 from contacts.models import Channel
+from continuity.models import Role
 from delivery.claim import deliveries_claim
 from delivery.models import Delivery
 from delivery.states import DeliveryStatus as S
 from tests.campaigns.reroute_factories import make_campaign, network_down
 from tests.delivery.test_materialize import contact_with
+from tests.workspaces import bearer, make_api_key, make_member, workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,7 @@ def _planned_on_instagram_outage(campaign: Campaign) -> Reroute:
 
 
 def test_the_window_report_adds_up(settings: Any) -> None:
-    report = window_report(window_id=rerouted_window(settings))
+    report = window_report(window_id=rerouted_window(settings), workspace=workspace_for_tests())
     assert report.channels["email"] == {
         "planned": 3,
         "sent": 1,
@@ -84,7 +85,15 @@ def test_the_window_report_adds_up(settings: Any) -> None:
 def test_the_window_report_csv_writes_a_formula_campaign_name_as_text(settings: Any) -> None:
     window_id = rerouted_window(settings)
     Campaign.objects.update(name='=HYPERLINK("http://x")')
-    rows = list(csv.reader(io.StringIO(window_report_csv(window_report(window_id=window_id)))))
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                window_report_csv(
+                    window_report(window_id=window_id, workspace=workspace_for_tests())
+                )
+            )
+        )
+    )
     names = [row[1] for row in rows if len(row) == 4 and row[2] != "policy" and row[0].isdigit()]
     assert names == ['\'=HYPERLINK("http://x")']
 
@@ -109,7 +118,7 @@ def test_rows_held_for_quiet_hours_at_send_time_count_as_waiting_beside_planning
         time.sleep(0.05)
     assert deliveries_claim(ids=ids, channel="sms", purpose="marketing") == []
 
-    report = window_report(window_id=reroute.window_id)
+    report = window_report(window_id=reroute.window_id, workspace=reroute.campaign.workspace)
     assert report.channels["sms"]["waiting"] == 5  # 2 delayed when planned, 3 held at send time
     assert report.exclusions["delayed_quiet_hours"] == 2
     assert Delivery.objects.filter(status=S.QUEUED, not_before__gt=timezone.now()).count() == 5
@@ -136,10 +145,17 @@ def test_admin_dashboard_report_csv_and_drill_pages(admin_client: Client, settin
     assert listing.status_code == 200
 
 
-def test_the_api_needs_a_token_and_explains_bad_input(client: Client, admin_user: Any) -> None:
+def marketer_api() -> Client:
+    workspace = workspace_for_tests()
+    user = make_member(workspace=workspace, role=Role.MARKETER)
+    client = Client()
+    client.defaults.update(bearer(make_api_key(user=user, workspace=workspace)))
+    return client
+
+
+def test_the_api_needs_a_token_and_explains_bad_input(client: Client) -> None:
     assert client.get("/api/v1/reroutes/").status_code == 401
-    token = Token.objects.create(user=admin_user)
-    api = Client(headers={"Authorization": f"Token {token.key}"})
+    api = marketer_api()
     assert api.get("/api/v1/reroutes/?window=abc").json()["error"] == "invalid"
     missing = api.get("/api/v1/reroutes/windows/999999/report/")
     assert missing.status_code == 404
@@ -151,10 +167,9 @@ def test_the_api_needs_a_token_and_explains_bad_input(client: Client, admin_user
     assert good.json()["campaigns"] == []
 
 
-def test_the_api_report_in_json_and_csv(client: Client, admin_user: Any, settings: Any) -> None:
+def test_the_api_report_in_json_and_csv(settings: Any) -> None:
     window_id = rerouted_window(settings)
-    token = Token.objects.create(user=admin_user)
-    api = Client(headers={"Authorization": f"Token {token.key}"})
+    api = marketer_api()
     body = api.get(f"/api/v1/reroutes/windows/{window_id}/report/").json()
     assert body["channels"]["email"]["planned"] == 3
     assert body["per_minute"]["sms"][0]["sent"] == 1

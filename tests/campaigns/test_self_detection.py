@@ -67,7 +67,11 @@ def test_a_probe_while_the_network_still_fails_keeps_the_window_open(graph: Grap
     for account in accounts:
         for _ in range(3):
             PublishAttempt.objects.create(
-                at=_now(), network="facebook", account=account, kind="transient"
+                workspace_id=account.workspace_id,
+                at=_now(),
+                network="facebook",
+                account=account,
+                kind="transient",
             )
     assert network_health_check(network="facebook") is not None
     assert network_probe(network="facebook") is False
@@ -92,7 +96,11 @@ def test_one_broken_account_alone_does_not_declare_the_network_down(graph: Graph
     (account,) = [make_account()]
     for _ in range(10):
         PublishAttempt.objects.create(
-            at=_now(), network="facebook", account=account, kind="transient"
+            workspace_id=account.workspace_id,
+            at=_now(),
+            network="facebook",
+            account=account,
+            kind="transient",
         )
     assert network_health_check(network="facebook") is None
 
@@ -110,7 +118,11 @@ def test_failures_from_before_a_window_closed_do_not_reopen_it(graph: GraphFake)
     for account in accounts:
         for _ in range(3):
             PublishAttempt.objects.create(
-                at=_now(), network="facebook", account=account, kind="transient"
+                workspace_id=account.workspace_id,
+                at=_now(),
+                network="facebook",
+                account=account,
+                kind="transient",
             )
     assert network_health_check(network="facebook") is not None
     assert network_probe(network="facebook") is True

@@ -31,7 +31,10 @@ def test_a_whatsapp_post_plans_one_message_per_consented_contact_with_a_phone() 
         status=CampaignStatus.PUBLISHING,
     )
     post = SocialPost.objects.create(
-        campaign=campaign, account=campaign.accounts.get(), network="whatsapp"
+        workspace_id=campaign.workspace_id,
+        campaign=campaign,
+        account=campaign.accounts.get(),
+        network="whatsapp",
     )
     report = social_post_publish(post_id=post.pk)
     assert report.outcome == "published"
@@ -59,7 +62,12 @@ def test_whatsapp_messages_go_out_from_the_campaigns_own_number(settings: Any) -
             message=make_message(whatsapp_template="autumn_sale"),
             status=CampaignStatus.PUBLISHING,
         )
-        post = SocialPost.objects.create(campaign=campaign, account=account, network="whatsapp")
+        post = SocialPost.objects.create(
+            workspace_id=campaign.workspace_id,
+            campaign=campaign,
+            account=account,
+            network="whatsapp",
+        )
         social_post_publish(post_id=post.pk)
         ids = list(Delivery.objects.values_list("id", flat=True))
         report = deliveries_send_chunk(channel="whatsapp", ids=ids)

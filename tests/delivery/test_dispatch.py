@@ -22,6 +22,7 @@ from delivery.transitions import IllegalTransition, deliveries_transition
 from sandbox.push import PushServiceFake
 from sandbox.sendgrid import SendGridFake
 from tests.contacts.factories import evidence, granted_contact
+from tests.workspaces import workspace_for_tests
 
 pytestmark = [
     pytest.mark.django_db,
@@ -31,6 +32,7 @@ pytestmark = [
 
 def make_message(**overrides: object) -> Message:
     values: dict[str, object] = {
+        "workspace": workspace_for_tests(),
         "name": "Instagram is down: here is our offer",
         "email_subject": "Hello {{ first_name }}",
         "email_html": "<p>Hi {{ first_name }}, 20% off today.</p>",
@@ -43,7 +45,10 @@ def make_message(**overrides: object) -> Message:
 
 def plan(message: Message, contacts: list[Contact], channel: str = Channel.EMAIL) -> list[int]:
     rows = Delivery.objects.bulk_create(
-        [Delivery(message=message, contact=c, channel=channel) for c in contacts]
+        [
+            Delivery(workspace_id=message.workspace_id, message=message, contact=c, channel=channel)
+            for c in contacts
+        ]
     )
     return [r.pk for r in rows]
 
@@ -259,6 +264,7 @@ def _push_contacts(fake: PushServiceFake, n: int) -> list[tuple[Contact, PushSub
         contact = granted_contact(channel=Channel.PUSH)
         info = fake.subscription_create()
         subscription = PushSubscription.objects.create(
+            workspace_id=contact.workspace_id,
             contact=contact,
             endpoint=info["endpoint"],
             p256dh=info["keys"]["p256dh"],

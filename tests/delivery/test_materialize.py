@@ -27,9 +27,14 @@ ORDER = (Channel.PUSH, Channel.EMAIL, Channel.SMS)
 
 
 def contact_with(
-    *channels: str, email: bool = True, phone: bool = True, push: bool = True, tz: str = "UTC"
+    *channels: str,
+    email: bool = True,
+    phone: bool = True,
+    push: bool = True,
+    tz: str = "UTC",
+    **overrides: Any,
 ) -> Contact:
-    contact = make_contact(email=None, phone=None, timezone=tz)
+    contact = make_contact(email=None, phone=None, timezone=tz, **overrides)
     Contact.objects.filter(pk=contact.pk).update(
         email=f"c{contact.pk}@example.com" if email else None,
         phone=f"+4479460{contact.pk:05d}" if phone else None,
@@ -37,6 +42,7 @@ def contact_with(
     contact.refresh_from_db()
     if push:
         PushSubscription.objects.create(
+            workspace_id=contact.workspace_id,
             contact=contact,
             endpoint=f"https://push.example/{contact.pk}",
             p256dh="key",
@@ -72,7 +78,12 @@ def test_first_reachable_picks_each_contacts_first_consented_reachable_channel()
         reason=SuppressionReason.HARD_BOUNCE,
         source=ConsentSource.BOUNCE,
     )
-    spec = PlanSpec(message_id=message.pk, purpose="marketing", channels=ORDER)
+    spec = PlanSpec(
+        message_id=message.pk,
+        workspace_id=message.workspace_id,
+        purpose="marketing",
+        channels=ORDER,
+    )
     chosen = plan(spec)
     assert chosen == {push_and_email.pk: {"push"}, email_only.pk: {"email"}}
     result = plan.last  # type: ignore[attr-defined]
@@ -86,7 +97,13 @@ def test_first_reachable_picks_each_contacts_first_consented_reachable_channel()
 def test_all_mode_plans_every_eligible_channel_and_replanning_adds_nothing() -> None:
     message = make_message()
     contact = contact_with(Channel.PUSH, Channel.EMAIL, Channel.SMS)
-    spec = PlanSpec(message_id=message.pk, purpose="marketing", channels=ORDER, mode=ALL_CHANNELS)
+    spec = PlanSpec(
+        message_id=message.pk,
+        workspace_id=message.workspace_id,
+        purpose="marketing",
+        channels=ORDER,
+        mode=ALL_CHANNELS,
+    )
     assert plan(spec) == {contact.pk: {"push", "email", "sms"}}
     plan(spec)
     assert Delivery.objects.count() == 3
@@ -99,7 +116,10 @@ def test_the_sms_budget_goes_first_to_contacts_with_no_other_channel() -> None:
     with_email = [contact_with(Channel.SMS, Channel.EMAIL, push=False) for _ in range(3)]
     sms_only = [contact_with(Channel.SMS, email=False, push=False) for _ in range(2)]
     spec = PlanSpec(
-        message_id=message.pk, purpose="marketing", channels=(Channel.SMS, Channel.EMAIL)
+        message_id=message.pk,
+        workspace_id=message.workspace_id,
+        purpose="marketing",
+        channels=(Channel.SMS, Channel.EMAIL),
     )
     assert sms_only_count(spec=spec, audience=Contact.objects.all(), limit=2) == 2
     # A budget of 3 SMS: both SMS-only contacts, then one of the others; the rest fall through
@@ -116,9 +136,16 @@ def test_the_sms_only_count_leaves_out_contacts_already_reached_and_walks_every_
     sms_only = [contact_with(Channel.SMS, email=False, push=False) for _ in range(3)]
     contact_with(Channel.SMS, Channel.EMAIL, push=False)
     contact_with(Channel.SMS, phone=False, push=False)
-    Delivery.objects.create(message=message, contact=sms_only[1], channel="whatsapp", status=S.SENT)
+    Delivery.objects.create(
+        workspace_id=message.workspace_id,
+        message=message,
+        contact=sms_only[1],
+        channel="whatsapp",
+        status=S.SENT,
+    )
     spec = PlanSpec(
         message_id=message.pk,
+        workspace_id=message.workspace_id,
         purpose="marketing",
         channels=(Channel.EMAIL, Channel.SMS),
         frequency_cap=1,
@@ -126,7 +153,12 @@ def test_the_sms_only_count_leaves_out_contacts_already_reached_and_walks_every_
     )
     for limit in (1, 2, 100):
         assert sms_only_count(spec=spec, audience=Contact.objects.all(), limit=limit) == 2
-    email_only = PlanSpec(message_id=message.pk, purpose="marketing", channels=(Channel.EMAIL,))
+    email_only = PlanSpec(
+        message_id=message.pk,
+        workspace_id=message.workspace_id,
+        purpose="marketing",
+        channels=(Channel.EMAIL,),
+    )
     assert sms_only_count(spec=email_only, audience=Contact.objects.all(), limit=100) == 0
 
 
@@ -135,7 +167,12 @@ def test_sms_only_contacts_over_the_budget_are_excluded_with_that_reason() -> No
     message = make_message()
     for _ in range(3):
         contact_with(Channel.SMS, email=False, push=False)
-    spec = PlanSpec(message_id=message.pk, purpose="marketing", channels=(Channel.SMS,))
+    spec = PlanSpec(
+        message_id=message.pk,
+        workspace_id=message.workspace_id,
+        purpose="marketing",
+        channels=(Channel.SMS,),
+    )
     plan(spec, sms_allowance=(1, 0))
     result = plan.last  # type: ignore[attr-defined]
     assert result.planned == {"sms": 1}
@@ -147,11 +184,18 @@ def test_the_frequency_cap_leaves_out_contacts_already_messaged_today() -> None:
     busy, calm = (contact_with(Channel.EMAIL) for _ in range(2))
     for n in range(2):
         Delivery.objects.create(
-            message=make_message(name=f"earlier {n}"), contact=busy, channel="email"
+            workspace_id=busy.workspace_id,
+            message=make_message(name=f"earlier {n}"),
+            contact=busy,
+            channel="email",
         )
     message = make_message()
     spec = PlanSpec(
-        message_id=message.pk, purpose="marketing", channels=(Channel.EMAIL,), frequency_cap=2
+        message_id=message.pk,
+        workspace_id=message.workspace_id,
+        purpose="marketing",
+        channels=(Channel.EMAIL,),
+        frequency_cap=2,
     )
     deliveries_plan_slice(spec=spec, audience=Contact.objects.all(), after_contact_id=0, limit=100)
     planned = set(Delivery.objects.filter(message=message).values_list("contact_id", flat=True))
@@ -169,7 +213,12 @@ def test_quiet_hours_delay_sms_to_the_contacts_morning_instead_of_dropping_it(
     london = contact_with(Channel.SMS, email=False, push=False, tz="Europe/London")
     tokyo = contact_with(Channel.SMS, email=False, push=False, tz="Asia/Tokyo")
     message = make_message()
-    spec = PlanSpec(message_id=message.pk, purpose="marketing", channels=(Channel.SMS,))
+    spec = PlanSpec(
+        message_id=message.pk,
+        workspace_id=message.workspace_id,
+        purpose="marketing",
+        channels=(Channel.SMS,),
+    )
     result = deliveries_plan_slice(
         spec=spec, audience=Contact.objects.all(), after_contact_id=0, limit=100
     )
@@ -184,11 +233,22 @@ def test_whatsapp_contacts_already_reached_are_not_messaged_again() -> None:
     message = make_message()
     reached, failed = (contact_with(Channel.EMAIL) for _ in range(2))
     Delivery.objects.create(
-        message=message, contact=reached, channel="whatsapp", status=S.DELIVERED
+        workspace_id=message.workspace_id,
+        message=message,
+        contact=reached,
+        channel="whatsapp",
+        status=S.DELIVERED,
     )
-    Delivery.objects.create(message=message, contact=failed, channel="whatsapp", status=S.FAILED)
+    Delivery.objects.create(
+        workspace_id=message.workspace_id,
+        message=message,
+        contact=failed,
+        channel="whatsapp",
+        status=S.FAILED,
+    )
     spec = PlanSpec(
         message_id=message.pk,
+        workspace_id=message.workspace_id,
         purpose="marketing",
         channels=(Channel.EMAIL,),
         skip_reached_on="whatsapp",
@@ -202,7 +262,12 @@ def test_whatsapp_contacts_already_reached_are_not_messaged_again() -> None:
 def test_a_drill_counts_without_writing_and_slices_walk_the_audience_in_id_order() -> None:
     message = make_message()
     contacts = [contact_with(Channel.EMAIL) for _ in range(5)]
-    spec = PlanSpec(message_id=message.pk, purpose="marketing", channels=(Channel.EMAIL,))
+    spec = PlanSpec(
+        message_id=message.pk,
+        workspace_id=message.workspace_id,
+        purpose="marketing",
+        channels=(Channel.EMAIL,),
+    )
     drill = deliveries_plan_slice(
         spec=spec, audience=Contact.objects.all(), after_contact_id=0, limit=100, write=False
     )
@@ -297,12 +362,21 @@ def test_every_rule_together_plans_exactly_the_expected_rows_slice_by_slice(
     )
     Contact.objects.filter(pk=people["erased"].pk).update(erased_at=timezone.now(), sendable=0)
     for n in range(2):
-        Delivery.objects.create(message=make_message(name=f"earlier {n}"), contact=people["busy"])
+        Delivery.objects.create(
+            workspace_id=message.workspace_id,
+            message=make_message(name=f"earlier {n}"),
+            contact=people["busy"],
+        )
     Delivery.objects.create(
-        message=message, contact=people["reached"], channel="whatsapp", status=S.DELIVERED
+        workspace_id=message.workspace_id,
+        message=message,
+        contact=people["reached"],
+        channel="whatsapp",
+        status=S.DELIVERED,
     )
     spec = PlanSpec(
         message_id=message.pk,
+        workspace_id=message.workspace_id,
         purpose="marketing",
         channels=ORDER,
         mode=mode,

@@ -31,6 +31,7 @@ from delivery.states import DeliveryStatus as S
 from delivery.status import receipts_reapply
 from sandbox.sendgrid import SendGridFake
 from tests.contacts.factories import evidence, granted_contact
+from tests.workspaces import workspace_for_tests
 
 pytestmark = [pytest.mark.django_db]
 
@@ -64,6 +65,7 @@ def twilio_settings(settings: object) -> None:
 
 def make_message() -> Message:
     return Message.objects.create(
+        workspace=workspace_for_tests(),
         name="m",
         email_subject="Hi {{ first_name }}",
         email_html="<p>Hi</p>",
@@ -74,7 +76,10 @@ def make_message() -> Message:
 
 def plan(message: Message, contacts: list[Contact], channel: str = Channel.EMAIL) -> list[int]:
     rows = Delivery.objects.bulk_create(
-        [Delivery(message=message, contact=c, channel=channel) for c in contacts]
+        [
+            Delivery(workspace_id=message.workspace_id, message=message, contact=c, channel=channel)
+            for c in contacts
+        ]
     )
     ids = [r.pk for r in rows]
     with TestCase.captureOnCommitCallbacks(execute=True):
@@ -295,7 +300,11 @@ def test_get_is_refused() -> None:
 def sms_row(*, sid: str, status: str = S.SENT) -> Delivery:
     contact = granted_contact(channel=Channel.SMS, phone=f"+1415555{uuid.uuid4().int % 10000:04d}")
     row = Delivery.objects.create(
-        message=make_message(), contact=contact, channel="sms", status=status
+        workspace_id=contact.workspace_id,
+        message=make_message(),
+        contact=contact,
+        channel="sms",
+        status=status,
     )
     if sid:
         Delivery.objects.filter(pk=row.pk).update(provider_message_id=sid, provider="twilio")

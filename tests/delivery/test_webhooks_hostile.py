@@ -76,6 +76,7 @@ def last_receipt() -> ProviderReceipt:
 def sent_email() -> Delivery:
     contact = granted_contact()
     return Delivery.objects.create(
+        workspace_id=contact.workspace_id,
         message=make_message(),
         contact=contact,
         channel="email",

@@ -210,6 +210,7 @@ def test_a_delivery_whose_endpoint_now_resolves_privately_is_failed_with_the_rea
     contact = granted_contact(channel=Channel.PUSH)
     keys = PushServiceFake().subscription_create()["keys"]
     subscription = PushSubscription.objects.create(
+        workspace_id=contact.workspace_id,
         contact=contact,
         endpoint=f"https://fcm.googleapis.com:{listener.port}/fcm/send/abc",
         p256dh=keys["p256dh"],

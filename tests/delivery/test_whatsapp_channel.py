@@ -20,6 +20,7 @@ from delivery.tasks import CHUNK_TASKS
 from sandbox.base import Fault
 from sandbox.graph import GraphFake
 from tests.contacts.factories import evidence, granted_contact
+from tests.workspaces import workspace_for_tests
 
 pytestmark = [pytest.mark.django_db]
 
@@ -47,10 +48,21 @@ def whatsapp_contacts(count: int, start: int = 0) -> list[Contact]:
 
 def queued(contacts: list[Contact]) -> list[int]:
     message = Message.objects.create(
-        name="wa", whatsapp_template="outage_notice", whatsapp_language="en_US"
+        workspace=workspace_for_tests(),
+        name="wa",
+        whatsapp_template="outage_notice",
+        whatsapp_language="en_US",
     )
     rows = Delivery.objects.bulk_create(
-        [Delivery(message=message, contact=c, channel=Channel.WHATSAPP) for c in contacts]
+        [
+            Delivery(
+                workspace_id=message.workspace_id,
+                message=message,
+                contact=c,
+                channel=Channel.WHATSAPP,
+            )
+            for c in contacts
+        ]
     )
     ids = [r.pk for r in rows]
     with TestCase.captureOnCommitCallbacks(execute=True):

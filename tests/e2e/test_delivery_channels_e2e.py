@@ -21,6 +21,7 @@ from sandbox.sendgrid import SendGridFake
 from sandbox.twilio import TwilioFake
 from tests.contacts.factories import evidence, make_contact
 from tests.harness import ProcessHandle, eventually
+from tests.workspaces import workspace_for_tests
 
 pytestmark = [
     pytest.mark.e2e,
@@ -59,6 +60,7 @@ def test_each_fake_gets_one_message_per_consented_contact_and_channel(
             )
         info = push.subscription_create()
         PushSubscription.objects.create(
+            workspace_id=contact.workspace_id,
             contact=contact,
             endpoint=info["endpoint"],
             p256dh=info["keys"]["p256dh"],
@@ -66,6 +68,7 @@ def test_each_fake_gets_one_message_per_consented_contact_and_channel(
         )
         contacts.append(contact)
     message = Message.objects.create(
+        workspace=workspace_for_tests(),
         name="e2e",
         email_subject="Hi {{ first_name }}",
         email_html="<p>Hi {{ first_name }}</p>",
@@ -77,7 +80,11 @@ def test_each_fake_gets_one_message_per_consented_contact_and_channel(
         whatsapp_language="en_US",
     )
     rows = Delivery.objects.bulk_create(
-        [Delivery(message=message, contact=c, channel=ch) for c in contacts for ch in CHANNELS]
+        [
+            Delivery(workspace_id=message.workspace_id, message=message, contact=c, channel=ch)
+            for c in contacts
+            for ch in CHANNELS
+        ]
     )
     revoked: dict[str, list[Contact]] = {
         Channel.EMAIL: contacts[::5],

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns.drill import outage_drill
+from continuity.models import Workspace
 from outages.networks import network_is_known
 
 
@@ -17,12 +18,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--campaign", type=int, action="append", dest="campaigns", help="repeatable"
         )
+        parser.add_argument(
+            "--workspace",
+            metavar="SLUG",
+            default="",
+            help="drill this workspace's campaigns only (default: every workspace's)",
+        )
         parser.add_argument("--json", action="store_true", help="print one JSON document")
 
     def handle(self, *args: Any, network: str, campaigns: list[int] | None, **opts: Any) -> None:
         if not network_is_known(network):
             raise CommandError(f"unknown network {network!r}")
-        report = outage_drill(network=network, campaign_ids=campaigns)
+        workspace = None
+        if opts["workspace"]:
+            workspace = Workspace.objects.filter(slug=opts["workspace"]).first()
+            if workspace is None:
+                raise CommandError(f"unknown workspace {opts['workspace']!r}")
+        report = outage_drill(network=network, workspace=workspace, campaign_ids=campaigns)
         if opts["json"]:
             self.stdout.write(json.dumps(drill_as_dict(report), indent=2))
             return
@@ -32,7 +44,9 @@ class Command(BaseCommand):
             )
             return
         for drill in report.campaigns:
-            self.stdout.write(f"#{drill.campaign_id} {drill.campaign} (policy {drill.policy})")
+            self.stdout.write(
+                f"#{drill.campaign_id} {drill.campaign} [{drill.workspace}] (policy {drill.policy})"
+            )
             if drill.problem:
                 self.stdout.write(f"    {drill.problem}")
                 continue
