@@ -53,7 +53,7 @@ def test_the_demo_is_seeded_once_with_a_working_monitor_secret(
     again = demo_seed(contacts=300)
     assert not again.created
     assert Contact.objects.count() == 300
-    drill = outage_drill(network="instagram")
+    drill = outage_drill(network="instagram", workspace=None)
     assert len(drill.campaigns) == 6
     assert sum(drill.planned.values()) > 0
 
