@@ -132,6 +132,25 @@ def twilio_account(row: WorkspaceCredentials | None) -> TwilioAccount | None:
     )
 
 
+def workspaces_texting_from(*, account_sid: str, workspace_id: int | None) -> list[int]:
+    """The workspaces whose contacts text the numbers of this Twilio account: the one workspace
+    that brought it, or, for the install's account, every workspace without one of its own. An
+    inbound keyword speaks for these contacts only."""
+    own = WorkspaceCredentials.objects.exclude(twilio_account_sid="").exclude(
+        twilio_auth_token_encrypted=""
+    )
+    if workspace_id is not None:
+        mine = own.filter(workspace_id=workspace_id)
+        # Without an AccountSid the request was verified with the workspace's own token.
+        if account_sid:
+            mine = mine.filter(twilio_account_sid=account_sid)
+        if mine.exists():
+            return [workspace_id]
+    return list(
+        Workspace.objects.exclude(pk__in=own.values("workspace_id")).values_list("pk", flat=True)
+    )
+
+
 def vapid_keys(row: WorkspaceCredentials | None) -> VapidKeys | None:
     if row is None or not (row.vapid_private_key_encrypted and row.vapid_public_key):
         return None

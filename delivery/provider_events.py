@@ -33,7 +33,11 @@ from twilio.request_validator import RequestValidator
 from continuity.api import ContinuityError
 from continuity.inputs import InputRejected, json_parse, text_storable, unix_seconds_parse
 
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+# Twilio's default opt-out, opt-in and help keywords. Like Twilio, a keyword counts only as the
+# whole message (one word, any case): "Cancel my order" is a customer talking, not an opt-out.
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+)
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
 
@@ -256,7 +260,7 @@ def twilio_inbound_parse(
         raise WebhookRejected("From is required")
     opt_out_type = params.get("OptOutType", "").strip().upper()
     words = params.get("Body", "").strip().split()
-    keyword = words[0].strip(".!?,;:").upper() if words else ""
+    keyword = words[0].strip(".!?,;:").upper() if len(words) == 1 else ""
     action: OptAction | None = None
     if opt_out_type:
         action = {"STOP": OptAction.OPT_OUT, "START": OptAction.OPT_IN, "HELP": OptAction.HELP}.get(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -211,6 +211,11 @@ def _side_effects(*, event: StatusEvent, contact: Contact) -> None:
                 source=reason[1],
                 detail=detail,
             )
+            if event.status == "complained":
+                # A spam report is the person withdrawing consent, not only a bad address. (A
+                # drop for a "spam reporting address" is the account's list speaking, maybe
+                # about mail of another sender on it: a suppression, no consent change.)
+                _email_unsubscribe(contact=contact, event=event, source=ConsentSource.COMPLAINT)
         elif event.status == "unsubscribed":
             _email_unsubscribe(contact=contact, event=event)
         return
@@ -239,7 +244,9 @@ def _drop_suppression(event: StatusEvent) -> tuple[str, str] | None:
     return None
 
 
-def _email_unsubscribe(*, contact: Contact, event: StatusEvent) -> None:
+def _email_unsubscribe(
+    *, contact: Contact, event: StatusEvent, source: str = ConsentSource.UNSUBSCRIBE_LINK
+) -> None:
     if not _first_time(event):
         return
     already = Consent.objects.filter(
@@ -254,7 +261,7 @@ def _email_unsubscribe(*, contact: Contact, event: StatusEvent) -> None:
             channel=Channel.EMAIL,
             purpose=Purpose.MARKETING,
             evidence=Evidence(
-                source=ConsentSource.UNSUBSCRIBE_LINK,
+                source=source,
                 source_detail=f"sendgrid {event.status} event {event.event_id}"[:500],
             ),
         )
@@ -283,10 +290,16 @@ class KeywordResult:
     workspace_id: int | None = None
 
 
-def sms_keyword_apply(*, event: OptEvent) -> KeywordResult:
+def sms_keyword_apply(*, event: OptEvent, workspace_ids: Collection[int]) -> KeywordResult:
     """STOP revokes SMS consent (every purpose), START restores what a keyword revoked, HELP
-    answers. The evidence names the keyword and the inbound message id."""
-    contacts = list(Contact.objects.filter(phone=event.phone, erased_at__isnull=True))
+    answers: for the contacts with that number in ``workspace_ids`` (the workspaces that text
+    from the number it was sent to), never another client's. The evidence names the keyword and
+    the inbound message id."""
+    contacts = list(
+        Contact.objects.filter(
+            phone=event.phone, erased_at__isnull=True, workspace_id__in=list(workspace_ids)
+        )
+    )
     if event.action == OptAction.HELP:
         return KeywordResult(ReceiptVerdict.APPLIED, len(contacts), settings.DELIVERY_SMS_HELP_TEXT)
     if not contacts:

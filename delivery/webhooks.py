@@ -34,7 +34,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from contacts.models import Channel
 from continuity.inputs import body_storable, text_storable
-from delivery.credentials import WebhookSecrets, webhook_secrets
+from delivery.credentials import WebhookSecrets, webhook_secrets, workspaces_texting_from
 from delivery.models import Delivery, ProviderReceipt, ReceiptVerdict
 from delivery.provider_events import (
     StatusEvent,
@@ -250,7 +250,16 @@ def twilio_inbound(
     if event is None:
         _close(receipt, verdict=ReceiptVerdict.IGNORED, reason="no keyword")
     else:
-        result = sms_keyword_apply(event=event)
+        result = sms_keyword_apply(
+            event=event,
+            workspace_ids=workspaces_texting_from(
+                account_sid=event.raw.get("AccountSid", ""), workspace_id=workspace_id
+            ),
+        )
+        if result.workspace_id is not None:
+            # The receipt is the client's evidence of the opt-out: it goes with their data.
+            receipt.workspace_id = result.workspace_id
+            receipt.save(update_fields=["workspace"])
         _close(receipt, verdict=result.verdict, reason=result.reason, matched=result.matched)
         if result.reply:
             twiml.message(result.reply)

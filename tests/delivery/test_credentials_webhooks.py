@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 from twilio.request_validator import RequestValidator
 
-from contacts.models import Channel
+from contacts.models import Channel, Consent
 from continuity.models import Workspace
 from delivery.models import Delivery, ProviderReceipt, ReceiptVerdict
 from delivery.states import DeliveryStatus as S
@@ -176,6 +176,41 @@ def test_an_inbound_sms_on_a_workspace_url_is_verified_with_that_workspaces_toke
 
     assert twilio_post(path, params, token=TOKEN_B).status_code == 403
     assert twilio_post(path, params, token=TOKEN_A).status_code == 200
+
+
+def test_a_stop_speaks_only_for_the_workspaces_that_text_from_the_number_it_was_sent_to(
+    two_accounts: tuple[Workspace, Workspace],
+) -> None:
+    """The same person is a customer of three workspaces: A and B text from their own Twilio
+    accounts, C from the install's. A STOP to A's number stops A's messages only; a STOP to the
+    install's number stops those of every workspace without its own account, never A's or B's."""
+    a, b = two_accounts
+    c = make_workspace()
+    phone = "+14155550777"
+    people = {ws.slug: consented_contact(ws, Channel.SMS, phone=phone) for ws in (a, b, c)}
+
+    def sms(workspace: Workspace) -> str:
+        return str(
+            Consent.objects.get(
+                contact=people[workspace.slug], channel="sms", purpose="marketing"
+            ).state
+        )
+
+    def stop(path: str, account_sid: str, token: str) -> Any:
+        params = {
+            "AccountSid": account_sid,
+            "From": phone,
+            "Body": "STOP",
+            "MessageSid": "SM" + uuid.uuid4().hex,
+        }
+        return twilio_post(path, params, token=token)
+
+    assert stop(f"/webhooks/twilio/inbound/{a.pk}/", SID_A, TOKEN_A).status_code == 200
+    assert [sms(ws) for ws in (a, b, c)] == ["revoked", "granted", "granted"]
+    assert last_receipt().workspace_id == a.pk
+
+    assert stop("/webhooks/twilio/inbound/", INSTALL_SID, INSTALL_TOKEN).status_code == 200
+    assert [sms(ws) for ws in (a, b, c)] == ["revoked", "granted", "revoked"]
 
 
 # --- SendGrid -------------------------------------------------------------------------------------

@@ -221,7 +221,10 @@ def test_a_replayed_or_malformed_status_callback_is_refused() -> None:
     ("body", "opt_out_type", "action", "keyword"),
     [
         ("STOP", "", OptAction.OPT_OUT, "STOP"),
-        ("stop please", "", OptAction.OPT_OUT, "STOP"),
+        (" Stop! ", "", OptAction.OPT_OUT, "STOP"),
+        ("revoke", "", OptAction.OPT_OUT, "REVOKE"),
+        ("OptOut", "", OptAction.OPT_OUT, "OPTOUT"),
+        ("info", "", OptAction.HELP, "INFO"),
         ("Unsubscribe.", "", OptAction.OPT_OUT, "UNSUBSCRIBE"),
         ("quit", "", OptAction.OPT_OUT, "QUIT"),
         ("StopAll", "", OptAction.OPT_OUT, "STOPALL"),

@@ -188,6 +188,7 @@ def test_duplicate_sendgrid_events_are_harmless(sendgrid: SendGridFake) -> None:
 
 
 def test_a_spam_report_and_a_drop_add_suppressions(sendgrid: SendGridFake) -> None:
+    """The spam report also withdraws email marketing consent, with the event as evidence."""
     contacts, _ = sent_emails(sendgrid, 2)
     spam = [e for e in sendgrid.events_for("spamreport") if e["email"] == contacts[0].email]
     drop = [
@@ -204,6 +205,15 @@ def test_a_spam_report_and_a_drop_add_suppressions(sendgrid: SendGridFake) -> No
         contacts[1].pk: SuppressionReason.INVALID_ADDRESS,
     }
     assert Delivery.objects.get(contact=contacts[1]).status == S.FAILED
+    consent = dict(
+        Consent.objects.filter(
+            contact__in=contacts, channel="email", purpose="marketing"
+        ).values_list("contact_id", "state")
+    )
+    assert consent == {contacts[0].pk: ConsentState.REVOKED, contacts[1].pk: ConsentState.GRANTED}
+    evidence_row = ConsentEvent.objects.filter(contact=contacts[0], action="revoke").get()
+    assert evidence_row.source == ConsentSource.COMPLAINT
+    assert evidence_row.source_detail.startswith("sendgrid complained event ")
 
 
 @pytest.mark.parametrize(
@@ -408,7 +418,7 @@ def sms_state(contact: Contact) -> dict[str, str]:
 
 def test_stop_and_start_keywords_change_sms_consent_with_evidence() -> None:
     contact = granted_contact(channel=Channel.SMS, phone="+14155550111")
-    response = inbound("+14155550111", "stop please")
+    response = inbound("+14155550111", " Stop. ")
     assert response.status_code == 200  # type: ignore[attr-defined]
     assert response["Content-Type"].startswith("text/xml")  # type: ignore[index]
     assert sms_state(contact) == {"marketing": "revoked", "service": "revoked"}
@@ -455,6 +465,21 @@ def test_advanced_opt_out_type_wins_and_help_is_answered() -> None:
     assert b"<Message>" in help_answer.content  # type: ignore[attr-defined]
     plain = inbound("+14155550113", "what time do you open?")
     assert b"<Message>" not in plain.content  # type: ignore[attr-defined]
+    assert ProviderReceipt.objects.latest("id").verdict == ReceiptVerdict.IGNORED
+
+
+@pytest.mark.parametrize("body", ["REVOKE", "optout", "Cancel!", "end", "QUIT", "stopall"])
+def test_each_of_twilios_default_opt_out_words_alone_is_a_stop(body: str) -> None:
+    contact = granted_contact(channel=Channel.SMS, phone="+14155550114")
+    inbound("+14155550114", body)
+    assert sms_state(contact)["marketing"] == "revoked"
+
+
+@pytest.mark.parametrize("body", ["Cancel my order", "stop please", "please STOP", "yes I will"])
+def test_a_keyword_inside_a_sentence_is_a_customer_talking_not_a_keyword(body: str) -> None:
+    contact = granted_contact(channel=Channel.SMS, phone="+14155550115")
+    inbound("+14155550115", body)
+    assert sms_state(contact) == {"marketing": "granted"}
     assert ProviderReceipt.objects.latest("id").verdict == ReceiptVerdict.IGNORED
 
 
