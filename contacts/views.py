@@ -9,6 +9,7 @@ push endpoint may create an anonymous contact, so it names its workspace by slug
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -73,6 +75,11 @@ def _contact(claims: links.LinkClaims) -> Contact:
     if contact is None:
         raise BadLink("this link points at a contact we no longer hold")
     return contact
+
+
+def _vapid_public_key(*, workspace_id: int) -> str:
+    resolve: Callable[..., str] = import_string(settings.CONTACTS_VAPID_PUBLIC_KEY_RESOLVER)
+    return resolve(workspace_id=workspace_id)
 
 
 @csrf_exempt  # RFC 8058: mail providers POST the one-click body without any CSRF token.
@@ -162,7 +169,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             "saved": saved,
             "push_token": links.push_token(contact_id=contact.pk),
             "push_workspace": workspace_slug,
-            "vapid_public_key": settings.CONTACTS_VAPID_PUBLIC_KEY,
+            "vapid_public_key": _vapid_public_key(workspace_id=contact.workspace_id),
         },
         status=400 if errors else 200,
     )

@@ -381,7 +381,12 @@ CONTACTS_CONSENT_TEXT_VERSION = env_str("CONTACTS_CONSENT_TEXT_VERSION", default
 CONTACTS_PUSH_SUBSCRIBE_RATE_PER_MIN = env_int(
     "CONTACTS_PUSH_SUBSCRIBE_RATE_PER_MIN", default=30, minimum=1
 )
-CONTACTS_VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY", default="")
+# The push applicationServerKey a contact's page offers is the one their workspace sends with
+# (its own VAPID pair, else the install's): contacts names the resolver, it does not import
+# delivery.
+CONTACTS_VAPID_PUBLIC_KEY_RESOLVER = env_str(
+    "CONTACTS_VAPID_PUBLIC_KEY_RESOLVER", default="delivery.credentials.workspace_vapid_public_key"
+)
 CONTACTS_BULK_UPSERT_MAX = env_int("CONTACTS_BULK_UPSERT_MAX", default=10_000, minimum=1)
 CONTACTS_IMPORT_BATCH_SIZE = env_int("CONTACTS_IMPORT_BATCH_SIZE", default=5_000, minimum=100)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(

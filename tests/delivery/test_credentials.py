@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
+from django.test import Client as TestClient
 from django.test import TestCase
 from django.utils import timezone
 
@@ -405,3 +406,26 @@ class _Out:
 
     def flush(self) -> None:
         pass
+
+
+def test_a_contacts_preference_page_offers_the_push_key_its_workspace_sends_with(
+    settings: Any,
+) -> None:
+    from py_vapid import Vapid02
+
+    from contacts import links
+    from tests.contacts.factories import make_contact
+
+    own = Vapid02()
+    own.generate_keys()
+    settings.VAPID_PUBLIC_KEY = "install-public-key"
+    with_keys, without = make_workspace(), make_workspace()
+    credentials_set(with_keys, vapid_private_key=own.private_pem().decode(),
+                    vapid_public_key=vapid_public_key(own))  # fmt: skip
+    pages = {}
+    for workspace in (with_keys, without):
+        contact = make_contact(workspace=workspace)
+        url = links.preference_url(contact_id=contact.pk)
+        pages[workspace.pk] = TestClient().get(url[url.index("/", 8) :]).content.decode()
+    assert f'data-vapid-public-key="{vapid_public_key(own)}"' in pages[with_keys.pk]
+    assert 'data-vapid-public-key="install-public-key"' in pages[without.pk]
