@@ -12,6 +12,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -299,3 +300,20 @@ def redis_keys_delete(*, url: str, prefix: str) -> int:
     finally:
         client.close()
     return deleted
+
+
+def gunicorn_wait_healthy(*, base: str, server: subprocess.Popen[str]) -> None:
+    """Wait up to 60 s for a web server a benchmark started to answer /healthz; exit with its
+    stderr if it died or never answered."""
+    import requests
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            sys.exit(f"gunicorn did not start: {server.stderr.read() if server.stderr else ''}")
+        time.sleep(0.2)

@@ -22,7 +22,14 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks._common import bench_database_prepare, emit, popen_tied, process_group_kill, sized
+from benchmarks._common import (
+    bench_database_prepare,
+    emit,
+    gunicorn_wait_healthy,
+    popen_tied,
+    process_group_kill,
+    sized,
+)
 from benchmarks.bench_outages_intake import SECRET, THREADS, WORKERS, _prepare, _server_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,16 +117,7 @@ def main() -> None:
     singles: list[float] = []
     problems: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit(f"gunicorn did not start: {server.stderr.read() if server.stderr else ''}")
-            time.sleep(0.2)
+        gunicorn_wait_healthy(base=base, server=server)
         session = requests.Session()
         # Warm-up, not measured: both workers import the app and open their connection.
         for i in range(8):

@@ -19,7 +19,14 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import bench_database_prepare, emit, popen_tied, process_group_kill, sized
+from benchmarks._common import (
+    bench_database_prepare,
+    emit,
+    gunicorn_wait_healthy,
+    popen_tied,
+    process_group_kill,
+    sized,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "continuity_bench_outages"
@@ -217,18 +224,7 @@ def main() -> None:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        import requests
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit(f"gunicorn did not start: {server.stderr.read() if server.stderr else ''}")
-            time.sleep(0.2)
+        gunicorn_wait_healthy(base=base, server=server)
         latencies, errors, problems, elapsed = asyncio.run(_run(base, plan, rate))
     finally:
         process_group_kill(server)

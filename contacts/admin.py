@@ -48,6 +48,7 @@ from contacts.segments import contacts_matching
 from contacts.selectors import contacts_consented
 from contacts.upsert import CONTACT_FIELDS, contact_tags_add
 from continuity.admin_access import (
+    ReadOnlyAdminMixin,
     WorkspaceScopedAdmin,
     WorkspaceScopedInline,
     admin_view_require,
@@ -503,15 +504,8 @@ class SegmentAdmin(ScopedAdmin):
         return JsonResponse(counts)
 
 
-class ReadOnlyAdmin(WorkspaceScopedAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class ReadOnlyAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
+    pass
 
 
 @admin.register(ConsentEvent)

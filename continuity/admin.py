@@ -37,7 +37,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework_api_key.models import APIKey
 
-from continuity.admin_access import WorkspaceScopedAdmin, request_access, request_workspace
+from continuity.admin_access import (
+    ReadOnlyAdminMixin,
+    WorkspaceScopedAdmin,
+    request_access,
+    request_workspace,
+)
 from continuity.api_keys import api_key_issue, api_key_revoke
 from continuity.audit import audit_denied, audit_record
 from continuity.errors import LastOwner, TenancyError
@@ -528,7 +533,7 @@ def _audit_csv_rows(rows: Iterable[AuditEvent]) -> Iterator[str]:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only for everyone (the database refuses changes anyway). Roles holding
     continuity.view_auditevent see their workspace's rows; operators the install-wide ones."""
 
@@ -576,15 +581,6 @@ class AuditEventAdmin(admin.ModelAdmin):
         if obj is not None and not self.get_queryset(request).filter(pk=obj.pk).exists():
             return False
         return self._may_view(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         return [

@@ -153,6 +153,19 @@ class WorkspaceScopedAdmin(admin.ModelAdmin):
         return [*(super().get_exclude(request, obj) or ()), "workspace"]
 
 
+class ReadOnlyAdminMixin:
+    """For records nobody edits in the admin (evidence, the audit trail): view only."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class WorkspaceScopedInline(admin.TabularInline):
     """Inline of an owned model: same workspace rules as its parent page."""
 

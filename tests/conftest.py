@@ -97,6 +97,19 @@ def celery_worker_process(worker_env: dict[str, str]) -> Iterator[Callable[..., 
 
 
 @pytest.fixture
+def owner_client(client: Any, db: Any) -> Any:
+    """The admin as the tests' workspace's owner (named "admin"), not a superuser: exactly the
+    rights an owner has there."""
+    from continuity.models import Role
+    from tests.workspaces import make_member, workspace_for_tests
+
+    client.force_login(
+        make_member(workspace=workspace_for_tests(), role=Role.OWNER, username="admin")
+    )
+    return client
+
+
+@pytest.fixture
 def admin_client(client: Any, admin_user: Any) -> Any:
     """pytest-django's superuser, signed in and acting in the tests' workspace (the factories'
     default): a superuser with no membership would act in whichever workspace sorts first."""

@@ -10,10 +10,8 @@ from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
 from django.test import Client
 
-from continuity.models import Role
 from sandbox.graph import GraphFake
 from sandbox.x import XFake
-from tests.workspaces import make_member, workspace_for_tests
 
 # The key settings_test configures (worker processes load the same settings), else a fresh one.
 _configured = [key for key in getattr(django_settings, "SOCIAL_TOKEN_KEYS", []) if key]
@@ -43,10 +41,6 @@ def x(settings: Any) -> Iterator[XFake]:
 
 
 @pytest.fixture
-def admin_client(client: Client, db: Any) -> Client:
-    """The admin as the tests' workspace's owner (named "admin"): every right a workspace role
-    has there. A superuser would act in whichever workspace sorts first."""
-    client.force_login(
-        make_member(workspace=workspace_for_tests(), role=Role.OWNER, username="admin")
-    )
-    return client
+def admin_client(owner_client: Client) -> Client:
+    """This app's admin tests act as the workspace's owner, not as a superuser."""
+    return owner_client

@@ -12,13 +12,11 @@ import redis
 from django.conf import settings
 from django.test import Client
 
-from continuity.models import Role
 from delivery.ratelimit import RedisTokenBucket
 from sandbox.base import FakeResponse, FakeServer
 from sandbox.push import PushServiceFake
 from sandbox.sendgrid import SendGridFake
 from sandbox.twilio import TwilioFake
-from tests.workspaces import make_member, workspace_for_tests
 
 
 @pytest.fixture
@@ -102,10 +100,6 @@ def push_fake(settings: Any) -> Iterator[PushServiceFake]:
 
 
 @pytest.fixture
-def admin_client(client: Client, db: Any) -> Client:
-    """The admin as the tests' workspace's owner (named "admin"): every right a workspace role
-    has there. A superuser would act in whichever workspace sorts first."""
-    client.force_login(
-        make_member(workspace=workspace_for_tests(), role=Role.OWNER, username="admin")
-    )
-    return client
+def admin_client(owner_client: Client) -> Client:
+    """This app's admin tests act as the workspace's owner, not as a superuser."""
+    return owner_client
