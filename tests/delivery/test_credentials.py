@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
-from django.test import Client as TestClient
+from django.test import Client as WebClient
 from django.test import TestCase
 from django.utils import timezone
 
@@ -426,6 +426,6 @@ def test_a_contacts_preference_page_offers_the_push_key_its_workspace_sends_with
     for workspace in (with_keys, without):
         contact = make_contact(workspace=workspace)
         url = links.preference_url(contact_id=contact.pk)
-        pages[workspace.pk] = TestClient().get(url[url.index("/", 8) :]).content.decode()
+        pages[workspace.pk] = WebClient().get(url[url.index("/", 8) :]).content.decode()
     assert f'data-vapid-public-key="{vapid_public_key(own)}"' in pages[with_keys.pk]
     assert 'data-vapid-public-key="install-public-key"' in pages[without.pk]
