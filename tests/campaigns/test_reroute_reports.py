@@ -177,3 +177,22 @@ def test_the_api_report_in_json_and_csv(settings: Any) -> None:
     assert as_csv["Content-Type"] == "text/csv"
     listed = api.get(f"/api/v1/reroutes/?window={window_id}").json()
     assert len(listed) == 1 and listed[0]["status"] == "sending"
+
+
+def test_the_chart_marked_safe_for_the_admin_escapes_every_text_it_carries() -> None:
+    """The admin inserts the chart with mark_safe: nothing in it may come through as markup, even
+    a channel name no channel has."""
+    from campaigns.reports import WindowReport
+
+    now = timezone.now()
+    report = WindowReport(
+        window_id=1,
+        network="instagram",
+        state="open",
+        opened_at=now,
+        closed_at=None,
+        per_minute={'<script>alert(1)</script>"': [(now, 3)], "email": [(now, 1)]},
+    )
+    svg = sends_per_minute_svg(report)
+    assert "<script" not in svg
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;" in svg
