@@ -150,10 +150,10 @@ def networks_to_probe(*, now: datetime | None = None) -> list[str]:
 def network_probe(*, network: str, now: datetime | None = None) -> bool:
     """Check a few accounts of ``network``; resolve our signal once it works again. Returns
     whether our signal was resolved."""
+    active = SocialAccount.objects.filter(network=network, active=True)
+    with_token = active.exclude(access_token_encrypted="")  # an empty column  # nosec B106
     accounts = list(
-        SocialAccount.objects.filter(network=network, active=True)
-        .exclude(access_token_encrypted="")
-        .order_by("last_checked_at", "id")[: settings.CAMPAIGNS_PROBE_ACCOUNTS]
+        with_token.order_by("last_checked_at", "id")[: settings.CAMPAIGNS_PROBE_ACCOUNTS]
     )
     window = (
         OutageWindow.objects.filter(network=network, state=WindowState.OPEN)

@@ -125,7 +125,7 @@ def _produce_into(produce: Callable[[], Iterator[T]], sender: Connection) -> Non
 
 def _transportable(exc: BaseException) -> BaseException:
     try:
-        pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own object, back in our own process
+        pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own object, back in our own process  # nosec B301
     except Exception:  # one that cannot cross the pipe as itself
         return RuntimeError(
             "the read-ahead process failed:\n" + "".join(traceback.format_exception(exc))

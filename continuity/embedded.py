@@ -31,7 +31,7 @@ from typing import Any
 DATA_FOLDER = "postgres"
 DATABASE_NAME = "continuity"
 DATABASE_USER = "postgres"
-SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret  # nosec B105
 
 
 class EmbeddedUnavailable(RuntimeError):
@@ -64,7 +64,7 @@ def embedded_database_settings(var_dir: Path) -> dict[str, Any]:
         "ENGINE": "django.db.backends.postgresql",
         "NAME": DATABASE_NAME,
         "USER": DATABASE_USER,
-        "PASSWORD": "",
+        # No PASSWORD: the embedded server trusts connections on its own Unix socket.
         # libpq reads a HOST that starts with "/" as the folder holding the server's socket.
         "HOST": str(_socket_dir(embedded_data_dir(var_dir))),
         "PORT": "",

@@ -130,7 +130,7 @@ DEMO_WORKSPACES = (
         ),
         city="Milano",
         site="https://boutique-milano.example",
-        token_suffix="-milano",  # noqa: S106 - a sandbox token name, not a secret
+        token_suffix="-milano",  # noqa: S106 - a sandbox token name, not a secret  # nosec B106
     ),
 )
 DEMO_WORKSPACE_SLUGS = tuple(w.slug for w in DEMO_WORKSPACES)
@@ -183,7 +183,7 @@ def demo_seed(*, contacts: int = 5000, seed: int = 7, admin: str = DEMO_ADMIN) -
         return DemoInfo(
             False, count, token_file, url, rescheduled, without_password=without_password
         )
-    rng = random.Random(seed)  # noqa: S311 - demo data, not security
+    rng = random.Random(seed)  # noqa: S311 - demo data, not security  # nosec B311
     secret = None
     with transaction.atomic():
         first = contacts - contacts // 2

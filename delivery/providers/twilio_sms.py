@@ -322,7 +322,7 @@ class TwilioSmsSender:
             finally:
                 self._current.message = None
             return Sent(message.delivery_id, sid, self.provider, cost_units=segments)
-        assert last is not None  # noqa: S101 - the loop ran at least once and only retries set it
+        assert last is not None  # noqa: S101 - the loop ran at least once and only retries set it  # nosec B101
         return outcome_for_error(message.delivery_id, last)
 
     def _quiet_gate(self) -> None:

@@ -155,5 +155,5 @@ def _code(code: int | None, default: str) -> str:
 def _like(outcome: Outcome, delivery_id: int) -> Outcome:
     if isinstance(outcome, Deferred):
         return Deferred(delivery_id, outcome.code, outcome.text, outcome.retry_after_s)
-    assert isinstance(outcome, Failed)  # noqa: S101 - only these two stop a chunk
+    assert isinstance(outcome, Failed)  # noqa: S101 - only these two stop a chunk  # nosec B101
     return Failed(delivery_id, outcome.code, outcome.text)

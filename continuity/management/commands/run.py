@@ -45,7 +45,7 @@ class Command(BaseCommand):
 
     def _procfile_run(self) -> int:
         honcho = Path(sys.executable).parent / "honcho"
-        process = subprocess.Popen(  # noqa: S603 - our own venv's honcho and Procfile
+        process = subprocess.Popen(  # noqa: S603 - our own venv's honcho and Procfile  # nosec B603
             [str(honcho), "--procfile", str(PROCFILE), "start"], cwd=settings.BASE_DIR
         )
 

@@ -19,7 +19,7 @@ class Command(BaseCommand):
         vapid = Vapid02()
         vapid.generate_keys()
         private_key = vapid.private_key
-        assert isinstance(private_key, ec.EllipticCurvePrivateKey)  # noqa: S101 - generate_keys
+        assert isinstance(private_key, ec.EllipticCurvePrivateKey)  # noqa: S101 - generate_keys  # nosec B101
         raw = private_key.private_numbers().private_value.to_bytes(32, "big")
         self.stdout.write("# Web push VAPID keys: keep the private key secret.")
         self.stdout.write(f"VAPID_PRIVATE_KEY={b64urlencode(raw)}")
