@@ -31,14 +31,6 @@ from campaigns.validation import campaign_problems
 from continuity.admin_access import WorkspaceScopedAdmin, WorkspaceScopedInline
 from continuity.audit import audit_record
 
-BADGE_COLOURS: dict[str, str] = {
-    PostStatus.PUBLISHED: "#1e7e34",
-    PostStatus.FAILED: "#b21f2d",
-    PostStatus.UNKNOWN: "#b8860b",
-    PostStatus.HELD: "#6c757d",
-    PostStatus.REROUTED: "#0b5ed7",
-    PostStatus.SKIPPED: "#6c757d",
-}
 DONE = (
     PostStatus.PUBLISHED,
     PostStatus.FAILED,
@@ -141,13 +133,9 @@ class SocialPostInline(WorkspaceScopedInline):
         return False
 
 
-def _badge(text: str, colour: str) -> SafeString:
-    return format_html(
-        '<span style="background:{};color:#fff;border-radius:3px;padding:1px 5px;'
-        'margin-right:3px;white-space:nowrap">{}</span>',
-        colour,
-        text,
-    )
+def _badge(text: str, status: str) -> SafeString:
+    # Colours live in campaigns/admin.css: the CSP allows no inline style.
+    return format_html('<span class="continuity-badge continuity-badge-{}">{}</span>', status, text)
 
 
 @admin.register(Campaign)
@@ -161,7 +149,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     actions = ("schedule", "cancel", "publish_now", "duplicate")
 
     class Media:
-        css = {"all": ("campaigns/admin-preview.css",)}
+        css = {"all": ("campaigns/admin.css",)}
 
     readonly_fields = (
         "status",
@@ -222,7 +210,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                 max(counts, key=lambda s: counts[s]),
             )
             label = f"{network}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            badges.append(_badge(label, BADGE_COLOURS.get(worst, "#444")))
+            badges.append(_badge(label, worst))
         return format_html_join("", "{}", ((b,) for b in badges))
 
     @admin.display(description="progress")
@@ -246,7 +234,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         if not problems:
             return "Nothing: it can be scheduled."
         return format_html(
-            '<ul style="color:#b21f2d;margin:0">{}</ul>',
+            '<ul class="continuity-problems">{}</ul>',
             format_html_join("", "<li>{}</li>", ((p,) for p in problems)),
         )
 
@@ -257,15 +245,15 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             return "Choose accounts to see the posts."
         return format_html_join(
             "",
-            '<div style="margin-bottom:8px"><strong>{}</strong> ({})<pre style="white-space:'
-            'pre-wrap">{}</pre>{}{}</div>',
+            '<div class="continuity-preview"><strong>{}</strong> ({})'
+            '<pre class="continuity-pre">{}</pre>{}{}</div>',
             (
                 (
                     p.network,
                     p.length,
                     p.text,
                     format_html("<div>image: {}</div>", p.image_url) if p.image_url else "",
-                    format_html('<div style="color:#b21f2d">{}</div>', " ".join(p.problems)),
+                    format_html('<div class="continuity-problems">{}</div>', " ".join(p.problems)),
                 )
                 for p in previews
             ),

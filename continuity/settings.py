@@ -263,18 +263,20 @@ CORS_URLS_REGEX = r"^/(api/v1/public|push)/.*$"
 # --- continuity: security (production) ------------------------------------------------------------
 
 # Content-Security-Policy on every page (django-csp >= 4.0 format; docs/configuration.md). No
-# inline script anywhere: the admin's own scripts are static files, the API docs' init script is
-# served by its own URL. Inline style stays allowed: the admin's panels, the public pages and the
-# docs use style attributes and <style> blocks, and style cannot run script. The campaign editor
-# shows marketer HTML in an <iframe sandbox="" srcdoc>: a srcdoc frame is not fetched, so frame-src
-# does not gate it, and it inherits this policy (no script, images only from here or data:).
+# inline script or style anywhere: the admin's own scripts and styles are static files, the API
+# docs' init script is served by its own URL (Redoc alone, which writes <style> elements as it
+# draws, allows inline style on its page: continuity/urls.py). Injected CSS can read a page's
+# secrets through attribute selectors, hence no 'unsafe-inline' for style either. The campaign
+# editor shows marketer HTML (cleaned by nh3, which drops style attributes) in an
+# <iframe sandbox="" srcdoc>: a srcdoc frame is not fetched, so frame-src does not gate it, and
+# it inherits this policy (no script, images only from here or data:).
 INSTALLED_APPS += ["csp"]
 MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'", "'unsafe-inline'"],
+        "style-src": ["'self'"],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],

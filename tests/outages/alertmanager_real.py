@@ -1,20 +1,15 @@
 """A real Prometheus Alertmanager for the test suite (Debian's `prometheus-alertmanager`).
 
-`alertmanager_binary()` finds it; where it is missing and the run may install system packages
-(as root with apt-get, as CI runs, unless CONTINUITY_TEST_APT=0), it installs it once, under a
-file lock so parallel test workers do not race dpkg. Elsewhere the tests that need it skip,
-saying how to install it. `RealAlertmanager` starts it on a free loopback port with a webhook
-receiver pointed at our monitor URL (bearer auth, short group and repeat intervals), posts
-alerts through its API v2 and stops it again.
+`alertmanager_binary()` finds it, installing it where the run may (tests/system_packages.py);
+elsewhere the tests that need it skip, saying how to install it. `RealAlertmanager` starts it
+on a free loopback port with a webhook receiver pointed at our monitor URL (bearer auth, short
+group and repeat intervals), posts alerts through its API v2 and stops it again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -27,73 +22,15 @@ from typing import Any
 import requests
 
 from benchmarks._common import popen_tied, process_group_kill
+from tests.system_packages import system_binary
 
 PACKAGE = "prometheus-alertmanager"
 BINARIES = ("prometheus-alertmanager", "alertmanager")
-INSTALL_HINT = f"apt-get install -y {PACKAGE} (as root), or run with CONTINUITY_TEST_APT=1"
-
-
-def _found() -> str | None:
-    for name in BINARIES:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def _may_install() -> bool:
-    # CI runs `make test` as root on a fresh machine and need not say it is CI: root with apt-get
-    # installs, unless told not to (CONTINUITY_TEST_APT=0).
-    wanted = os.environ.get("CONTINUITY_TEST_APT", "1")
-    return wanted == "1" and os.geteuid() == 0 and shutil.which("apt-get") is not None
-
-
-def _apt_install() -> str:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", PACKAGE]
-    first = subprocess.run(
-        install, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    if first.returncode == 0:
-        return ""
-    # The package lists may be missing or stale on a fresh machine: refresh once and retry.
-    update = subprocess.run(
-        ["apt-get", "update", "-q"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    second = subprocess.run(
-        install, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    if second.returncode == 0:
-        return ""
-    return (update.stderr + second.stderr)[-500:]
 
 
 def alertmanager_binary() -> tuple[str | None, str]:
     """The binary's path, or None and why not (the skip message)."""
-    path = _found()
-    if path:
-        return path, ""
-    if not _may_install():
-        return None, f"{PACKAGE} is not installed: {INSTALL_HINT}"
-    lock_path = Path(tempfile.gettempdir()) / "continuity-apt-alertmanager.lock"
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        path = _found()  # another worker may have installed it while this one waited
-        if path:
-            return path, ""
-        problem = _apt_install()
-    path = _found()
-    if path:
-        return path, ""
-    return (
-        None,
-        f"{PACKAGE} could not be installed with apt-get: {problem or 'no binary after install'}",
-    )
+    return system_binary(packages=(PACKAGE,), binaries=BINARIES)
 
 
 def _free_port() -> int:

@@ -177,9 +177,9 @@ def test_two_services_firing_together_get_two_windows_and_both_close_on_resolve(
 def test_without_the_package_or_leave_to_install_it_the_tests_skip_saying_how(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.outages import alertmanager_real
+    from tests import system_packages
 
-    monkeypatch.setattr(alertmanager_real.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(system_packages.shutil, "which", lambda _name: None)
     monkeypatch.setenv("CONTINUITY_TEST_APT", "0")
     path, why = alertmanager_binary()
     assert path is None
