@@ -20,6 +20,7 @@ from campaigns.models import (
     SocialNetwork,
 )
 from contacts.models import Channel
+from contacts.segments import segment_problem
 from delivery.publishers import publisher_for
 
 _CHANNEL_CONTENT = {
@@ -49,6 +50,11 @@ def campaign_problems(
     if not accounts:
         problems.append("Choose at least one social account to publish to.")
     problems.extend(_workspace_problems(campaign, accounts))
+    if campaign.segment is not None and (problem := segment_problem(campaign.segment)):
+        problems.append(
+            _("The segment “%(name)s” cannot be used: %(problem)s")
+            % {"name": campaign.segment.name, "problem": problem}
+        )
     problems.extend(_account_problems(campaign, accounts, now))
     problems.extend(_fallback_problems(campaign))
     return problems

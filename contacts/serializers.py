@@ -140,6 +140,10 @@ class BulkOut(serializers.Serializer[Any]):
 
 
 class SegmentSerializer(serializers.ModelSerializer[Segment]):
+    problem = serializers.SerializerMethodField(
+        help_text="Why a segment saved before the rules tightened matches nobody; null when valid"
+    )
+
     class Meta:
         model = Segment
         fields = [
@@ -150,10 +154,16 @@ class SegmentSerializer(serializers.ModelSerializer[Segment]):
             "tags_all",
             "tags_none",
             "attribute_filters",
+            "problem",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+
+    def get_problem(self, segment: Segment) -> str | None:
+        from contacts.segments import segment_problem
+
+        return segment_problem(segment)
 
     def validate_name(self, value: str) -> str:
         # Names are unique per workspace; the constraint names a field this form does not show,
@@ -183,3 +193,6 @@ class CountOut(serializers.Serializer[Any]):
     count = serializers.IntegerField()
     channel = serializers.CharField(allow_null=True)
     purpose = serializers.CharField(allow_null=True)
+    problem = serializers.CharField(
+        allow_null=True, help_text="set when the segment's saved rules are invalid (count is 0)"
+    )
