@@ -21,7 +21,9 @@ from campaigns.models import (
 )
 from contacts.models import Channel
 from contacts.segments import segment_problem
+from delivery.models import Message
 from delivery.publishers import publisher_for
+from delivery.templating import marketer_template_problem, marketer_template_validate
 
 _CHANNEL_CONTENT = {
     Channel.EMAIL: "an email subject and body",
@@ -165,6 +167,7 @@ def _fallback_problems(campaign: Campaign) -> list[str]:
     if message is None:
         problems.append("Write the fallback message (what each channel says during an outage).")
         return problems
+    problems.extend(_template_problems(message))
     ready = set(message.channels_ready())
     for channel in channels:
         if channel in _CHANNEL_CONTENT and channel not in ready:
@@ -186,4 +189,20 @@ def _fallback_problems(campaign: Campaign) -> list[str]:
             f"Holding {campaign.hold_then_reroute_minutes} minutes before rerouting exceeds the "
             f"maximum hold of {campaign.max_hold_minutes} minutes."
         )
+    return problems
+
+
+def _template_problems(message: Message) -> list[str]:
+    """Texts saved before the template rules that no longer compile: their deliveries would
+    fail, so the campaign is stopped here, with the line and what is wrong."""
+    problems = []
+    for field in message._meta.concrete_fields:
+        if marketer_template_validate not in field.validators:
+            continue
+        source = getattr(message, field.attname)
+        if source and (problem := marketer_template_problem(source)):
+            problems.append(
+                _("The fallback message's %(part)s cannot be sent: %(problem)s")
+                % {"part": field.verbose_name, "problem": problem}
+            )
     return problems

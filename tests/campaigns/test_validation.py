@@ -175,3 +175,14 @@ def test_a_segment_saved_with_an_invalid_rule_stops_scheduling_and_says_why() ->
     assert _has(problems, segment.name, "This rule is invalid", "city__regex")
     with pytest.raises(CampaignNotReady):
         campaign_schedule(campaign=campaign)
+
+
+def test_a_fallback_message_saved_with_a_bad_template_stops_scheduling_and_says_where() -> None:
+    # Saved before the template rules: create() runs no validator.
+    message = make_message(sms_text="Hi\n{% load static %}", push_title="{% for x in y %}")
+    campaign = make_campaign(accounts=[make_account()], message=message)
+    problems = campaign_problems(campaign=campaign)
+    assert _has(problems, "sms text", "Line 2", "{% load %} is not allowed")
+    assert _has(problems, "push title", "Line 1", "{% for %} is not allowed")
+    with pytest.raises(CampaignNotReady):
+        campaign_schedule(campaign=campaign)
