@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _lazy
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 
+from contacts.attribute_keys import attribute_key_problem
 from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
 from contacts.errors import ContactErased, InvalidSegment
 from contacts.export_formats import SafeCSV, SafeXLSX
@@ -235,6 +236,16 @@ class ContactForm(WorkspaceUniqueForm):
 
     def clean_external_id(self) -> str | None:
         return (self.cleaned_data.get("external_id") or "").strip() or None
+
+    def clean_attributes(self) -> Any:
+        # The names imports and the API accept (contacts.attribute_keys), and no others.
+        attributes = self.cleaned_data.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise forms.ValidationError(_("Attributes must be an object of name: value."))
+        problems = [p for key in attributes if (p := attribute_key_problem(key)) is not None]
+        if problems:
+            raise forms.ValidationError(problems)
+        return attributes
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or self.cleaned_data

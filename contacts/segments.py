@@ -70,7 +70,8 @@ def _attribute_rules(filters: Any) -> list[AttributeRule]:
         if not isinstance(item, dict):
             raise InvalidSegment(f"{where} must be an object with key, op and value")
         key, op, value = item.get("key"), item.get("op", "eq"), item.get("value")
-        if (problem := attribute_key_problem(key)) is not None:
+        problem = attribute_key_problem(key)
+        if problem is not None or not isinstance(key, str):
             raise InvalidSegment(f"{where}.key: {problem}")
         if op not in OPS:
             raise InvalidSegment(f"{where}.op must be one of {', '.join(OPS)}")

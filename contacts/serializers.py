@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -159,6 +160,22 @@ class SegmentSerializer(serializers.ModelSerializer[Segment]):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+
+    def to_internal_value(self, data: Any) -> Any:
+        # A definition sent under a name this API does not know would otherwise be dropped
+        # silently, saving a segment that matches everyone.
+        if isinstance(data, Mapping):
+            unknown = sorted(str(k) for k in data if k not in self.fields)
+            if unknown:
+                writable = ", ".join(n for n, f in self.fields.items() if not f.read_only)
+                raise serializers.ValidationError(
+                    {
+                        name[:100]: _("Unknown field: a segment has %(fields)s.")
+                        % {"fields": writable}
+                        for name in unknown[:20]
+                    }
+                )
+        return super().to_internal_value(data)
 
     def get_problem(self, segment: Segment) -> str | None:
         from contacts.segments import segment_problem

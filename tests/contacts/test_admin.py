@@ -122,6 +122,20 @@ def test_contacts_typed_in_the_admin_are_normalised_like_imports(admin_client: C
     )
     bad = admin_client.post("/admin/contacts/contact/add/", {**form, "phone": "0612345678"})
     assert bad.status_code == 200 and "country code" in bad.content.decode()
+    # Attribute names follow the rule imports and segment rules share.
+    other = {**form, "email": "other@example.com", "phone": ""}
+    for attributes in ('{"city__regex": "x"}', '{"loyalty-tier": "gold"}'):
+        refused = admin_client.post(
+            "/admin/contacts/contact/add/", {**other, "attributes": attributes}
+        )
+        assert refused.status_code == 200
+        assert "not a valid attribute name" in refused.content.decode()
+    assert Contact.objects.count() == 1
+    ok = admin_client.post(
+        "/admin/contacts/contact/add/", {**other, "attributes": '{"city": "Lyon"}'}
+    )
+    assert ok.status_code == 302
+    assert Contact.objects.get(email="other@example.com").attributes == {"city": "Lyon"}
 
 
 def test_a_segment_key_that_is_not_a_plain_name_is_a_form_error_naming_it(

@@ -275,3 +275,22 @@ def test_a_segment_saved_with_an_invalid_key_lists_counts_zero_and_says_why(api:
     )
     assert fixed.status_code == 200 and fixed.json()["problem"] is None
     assert api.get(f"/api/v1/segments/{old.pk}/count/").json()["count"] == 1
+
+
+def test_a_segment_definition_under_an_unknown_name_is_refused_not_saved_as_everyone(
+    api: Client,
+) -> None:
+    refused = api.post(
+        "/api/v1/segments/",
+        {"name": "regex", "definition": {"attributes": {"city__regex": {"eq": "("}}}},
+        content_type="application/json",
+    )
+    assert refused.status_code == 400
+    assert "definition" in refused.json()["detail"]
+    assert "attribute_filters" in str(refused.json()["detail"]["definition"])
+    assert not Segment.objects.exists()
+    # What a GET returns can be sent back as it is: read-only fields are known, not refused.
+    created = api.post("/api/v1/segments/", {"name": "vip"}, content_type="application/json")
+    body = created.json()
+    again = api.put(f"/api/v1/segments/{body['id']}/", body, content_type="application/json")
+    assert again.status_code == 200, again.json()
