@@ -231,7 +231,8 @@ def test_a_merge_field_name_no_template_can_name_gets_no_substitution_tag(
 def test_a_stored_template_that_no_longer_compiles_fails_the_batch_with_the_reason(
     sendgrid_fake: SendGridFake, part: dict[str, str]
 ) -> None:
-    content = EmailContent(**{"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi", **part})
+    parts = {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi", **part}
+    content = EmailContent(subject=parts["subject"], html=parts["html"], text=parts["text"])
     outcomes = _sender(sendgrid_fake).send_batch(content=content, messages=_messages(2))
     assert [type(o) for o in outcomes] == [Failed, Failed]
     assert all(isinstance(o, Failed) and o.code == "template_invalid" for o in outcomes)
