@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import nh3
-from django.template import TemplateDoesNotExist, TemplateSyntaxError, engines
+from django.utils.translation import gettext as _
 
 from campaigns.content import campaign_post_request
 from campaigns.models import Campaign
@@ -20,6 +20,11 @@ from delivery.publishers import publisher_for
 from delivery.publishers.instagram import InstagramPublisher
 from delivery.publishers.x import XPublisher, x_weighted_length
 from delivery.sms_segments import sms_segments_count
+from delivery.templating import (
+    MarketerTemplateError,
+    marketer_template_compile,
+    marketer_template_render,
+)
 
 SAMPLE_FIELDS = {"first_name": "Alex", "last_name": "Example", "email": "alex@example.com"}
 
@@ -54,17 +59,15 @@ def _sample_fields(campaign: Campaign) -> tuple[dict[str, str], str]:
 
 
 def _render(template: str, fields: dict[str, str], *, autoescape: bool) -> str:
-    # Autoescape off only for the plain-text parts, whose "&" must stay "&": their result is
-    # returned as a plain str below and escaped by the admin page (tests/campaigns/test_admin.py
-    # renders a contact named <script> inert).
-    source = template if autoescape else f"{{% autoescape off %}}{template}{{% endautoescape %}}"
+    # Autoescape off only for the plain-text parts, whose "&" must stay "&": their result is a
+    # plain str (never marked safe) that the admin page escapes (tests/campaigns/test_admin.py
+    # renders a contact named <script> inert). The engine is the one sends use, so a template
+    # saved before its rules shows here the reason its deliveries would fail.
     try:
-        rendered = engines["django"].from_string(source).render(fields)
-    except (TemplateSyntaxError, TemplateDoesNotExist) as exc:
-        return f"[template error: {exc}]"
-    # Template.render() marks its output safe; an f-string makes it a plain str again, so the page
-    # escapes it like any other text.
-    return f"{rendered}"
+        compiled = marketer_template_compile(template)
+        return marketer_template_render(compiled, fields, autoescape=autoescape)
+    except MarketerTemplateError as exc:
+        return _("[template error: %(error)s]") % {"error": exc}
 
 
 def _render_text(template: str, fields: dict[str, str]) -> str:

@@ -20,7 +20,10 @@ from campaigns.models import (
     SocialNetwork,
 )
 from contacts.models import Channel
+from contacts.segments import segment_problem
+from delivery.models import Message
 from delivery.publishers import publisher_for
+from delivery.templating import marketer_template_problem, marketer_template_validate
 
 _CHANNEL_CONTENT = {
     Channel.EMAIL: "an email subject and body",
@@ -49,6 +52,11 @@ def campaign_problems(
     if not accounts:
         problems.append("Choose at least one social account to publish to.")
     problems.extend(_workspace_problems(campaign, accounts))
+    if campaign.segment is not None and (problem := segment_problem(campaign.segment)):
+        problems.append(
+            _("The segment “%(name)s” cannot be used: %(problem)s")
+            % {"name": campaign.segment.name, "problem": problem}
+        )
     problems.extend(_account_problems(campaign, accounts, now))
     problems.extend(_fallback_problems(campaign))
     return problems
@@ -159,6 +167,7 @@ def _fallback_problems(campaign: Campaign) -> list[str]:
     if message is None:
         problems.append("Write the fallback message (what each channel says during an outage).")
         return problems
+    problems.extend(_template_problems(message))
     ready = set(message.channels_ready())
     for channel in channels:
         if channel in _CHANNEL_CONTENT and channel not in ready:
@@ -180,4 +189,20 @@ def _fallback_problems(campaign: Campaign) -> list[str]:
             f"Holding {campaign.hold_then_reroute_minutes} minutes before rerouting exceeds the "
             f"maximum hold of {campaign.max_hold_minutes} minutes."
         )
+    return problems
+
+
+def _template_problems(message: Message) -> list[str]:
+    """Texts saved before the template rules that no longer compile: their deliveries would
+    fail, so the campaign is stopped here, with the line and what is wrong."""
+    problems = []
+    for field in message._meta.concrete_fields:
+        if marketer_template_validate not in field.validators:
+            continue
+        source = getattr(message, field.attname)
+        if source and (problem := marketer_template_problem(source)):
+            problems.append(
+                _("The fallback message's %(part)s cannot be sent: %(problem)s")
+                % {"part": field.verbose_name, "problem": problem}
+            )
     return problems

@@ -21,9 +21,11 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 
+from contacts.attribute_keys import attribute_key_problem
 from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
 from contacts.errors import ContactErased, InvalidSegment
 from contacts.export_formats import SafeCSV, SafeXLSX
@@ -44,7 +46,7 @@ from contacts.models import (
 from contacts.normalize import FieldError, email_normalise, phone_normalise
 from contacts.privacy import AUDIT_EXPORT_FILE, AUDIT_IMPORT_FILE, contact_erase
 from contacts.resources import ContactResource
-from contacts.segments import contacts_matching
+from contacts.segments import contacts_matching, segment_audience, segment_problem
 from contacts.selectors import contacts_consented
 from contacts.upsert import CONTACT_FIELDS, contact_tags_add
 from continuity.admin_access import (
@@ -234,6 +236,16 @@ class ContactForm(WorkspaceUniqueForm):
 
     def clean_external_id(self) -> str | None:
         return (self.cleaned_data.get("external_id") or "").strip() or None
+
+    def clean_attributes(self) -> Any:
+        # The names imports and the API accept (contacts.attribute_keys), and no others.
+        attributes = self.cleaned_data.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise forms.ValidationError(_("Attributes must be an object of name: value."))
+        problems = [p for key in attributes if (p := attribute_key_problem(key)) is not None]
+        if problems:
+            raise forms.ValidationError(problems)
+        return attributes
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or self.cleaned_data
@@ -445,20 +457,21 @@ class SegmentForm(WorkspaceUniqueForm):
 class SegmentAdmin(ScopedAdmin):
     form = SegmentForm
     list_display = ["name", "audience", "updated_at"]
-    readonly_fields = ["live_count"]
+    readonly_fields = ["rule_check", "live_count"]
 
     class Media:
         js = ("contacts/segment-live-count.js",)
 
-    @admin.display(description="audience")
-    def audience(self, segment: Segment) -> int:
-        return contacts_matching(
-            workspace=segment.workspace_id,
-            tags_any=segment.tags_any,
-            tags_all=segment.tags_all,
-            tags_none=segment.tags_none,
-            attribute_filters=segment.attribute_filters,
-        ).count()
+    @admin.display(description=_lazy("audience"))
+    def audience(self, segment: Segment) -> int | str:
+        # A row saved before the rules tightened says what is wrong instead of a count.
+        return segment_problem(segment) or segment_audience(segment=segment).count()
+
+    @admin.display(description=_lazy("rule check"))
+    def rule_check(self, segment: Segment) -> str:
+        if segment.pk is None:
+            return "-"
+        return segment_problem(segment) or _("The rules are valid.")
 
     @admin.display(description="live count")
     def live_count(self, segment: Segment) -> str:

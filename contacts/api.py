@@ -32,6 +32,7 @@ from contacts.consent import (
 from contacts.errors import ContactsError, InvalidContactData, SegmentInUse
 from contacts.models import Channel, Consent, ConsentState, Contact, ContactTag, Purpose, Segment
 from contacts.privacy import AUDIT_ERASE, AUDIT_EXPORT, contact_erase, contact_export
+from contacts.segments import segment_problem
 from contacts.selectors import (
     consent_history,
     contact_get,
@@ -392,5 +393,6 @@ class SegmentCount(WorkspaceAPIView):
                 "count": qs.count(),
                 "channel": channel or None,
                 "purpose": purpose if channel else None,
+                "problem": segment_problem(segment),
             }
         )

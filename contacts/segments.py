@@ -4,18 +4,41 @@ can be counted or joined set-based."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models.fields.json import KeyTransform
+from django.utils.translation import gettext as _
 
+from contacts.attribute_keys import attribute_key_problem
 from contacts.errors import InvalidSegment
-from contacts.models import Contact, ContactTag
+from contacts.models import Contact, ContactTag, Segment
 from continuity.models import Workspace
 
-ATTRIBUTE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 OPS = ("eq", "ne", "in", "exists", "missing", "gt", "gte", "lt", "lte", "contains")
+# The ORM lookup each operator compiles to. Lookup names come only from this table and keys only
+# travel as SQL parameters of a JSON key transform (``attributes -> %s``): nothing a marketer
+# types becomes part of a lookup path.
+_LOOKUPS = {
+    "eq": "exact",
+    "ne": "exact",
+    "in": "in",
+    "contains": "icontains",
+    "gt": "gt",
+    "gte": "gte",
+    "lt": "lt",
+    "lte": "lte",
+}
+
+
+@dataclass(frozen=True)
+class AttributeRule:
+    """One validated attribute filter: a plain attribute name, an operator of OPS, a value."""
+
+    key: str
+    op: str
+    value: Any
 
 
 def _names(value: Any, label: str) -> list[str]:
@@ -33,59 +56,59 @@ def segment_validate_definition(
     _names(tags_any, "tags_any")
     _names(tags_all, "tags_all")
     _names(tags_none, "tags_none")
-    _attribute_q(attribute_filters)
+    _attribute_rules(attribute_filters)
 
 
-def _attribute_q(filters: Any) -> Q:
+def _attribute_rules(filters: Any) -> list[AttributeRule]:
     if filters in (None, ""):
-        return Q()
+        return []
     if not isinstance(filters, list):
         raise InvalidSegment("attribute_filters must be a list of {key, op, value}")
-    q = Q()
+    rules = []
     for index, item in enumerate(filters):
         where = f"attribute_filters[{index}]"
         if not isinstance(item, dict):
             raise InvalidSegment(f"{where} must be an object with key, op and value")
         key, op, value = item.get("key"), item.get("op", "eq"), item.get("value")
-        if not isinstance(key, str) or not ATTRIBUTE_KEY.match(key):
-            raise InvalidSegment(f"{where}.key must be a name of letters, digits and _")
+        problem = attribute_key_problem(key)
+        if problem is not None or not isinstance(key, str):
+            raise InvalidSegment(f"{where}.key: {problem}")
         if op not in OPS:
             raise InvalidSegment(f"{where}.op must be one of {', '.join(OPS)}")
-        q &= _OP_BUILDERS[op](key, value, where)
-    return q
+        _check_value(op, value, where)
+        rules.append(AttributeRule(key=key, op=op, value=value))
+    return rules
 
 
-def _needs_list(key: str, value: Any, where: str) -> Q:
-    if not isinstance(value, list) or not value:
+def _check_value(op: str, value: Any, where: str) -> None:
+    if op == "in" and (not isinstance(value, list) or not value):
         raise InvalidSegment(f"{where}.value must be a non-empty list for 'in'")
-    return Q(**{f"attributes__{key}__in": value})
-
-
-def _needs_text(key: str, value: Any, where: str) -> Q:
-    if not isinstance(value, str):
+    if op == "contains" and not isinstance(value, str):
         raise InvalidSegment(f"{where}.value must be text for 'contains'")
-    return Q(**{f"attributes__{key}__icontains": value})
+    if op in ("gt", "gte", "lt", "lte") and (
+        not isinstance(value, int | float | str) or isinstance(value, bool)
+    ):
+        raise InvalidSegment(f"{where}.value must be a number or text for {op!r}")
 
 
-def _compare(op: str) -> Callable[[str, Any, str], Q]:
-    def build(key: str, value: Any, where: str) -> Q:
-        if not isinstance(value, int | float | str) or isinstance(value, bool):
-            raise InvalidSegment(f"{where}.value must be a number or text for {op!r}")
-        return Q(**{f"attributes__{key}__{op}": value})
-
-    return build
-
-
-_OP_BUILDERS: dict[str, Callable[[str, Any, str], Q]] = {
-    "eq": lambda key, value, _: Q(**{f"attributes__{key}": value}),
-    # "not equal" includes contacts that do not have the attribute at all.
-    "ne": lambda key, value, _: ~Q(**{f"attributes__{key}": value}) | ~Q(attributes__has_key=key),
-    "in": _needs_list,
-    "exists": lambda key, _v, _w: Q(attributes__has_key=key),
-    "missing": lambda key, _v, _w: ~Q(attributes__has_key=key),
-    "contains": _needs_text,
-    **{op: _compare(op) for op in ("gt", "gte", "lt", "lte")},
-}
+def _attributes_filter(qs: QuerySet[Contact], rules: list[AttributeRule]) -> QuerySet[Contact]:
+    for index, rule in enumerate(rules):
+        if rule.op == "exists":
+            qs = qs.filter(attributes__has_key=rule.key)
+            continue
+        if rule.op == "missing":
+            qs = qs.exclude(attributes__has_key=rule.key)
+            continue
+        # The alias's name is ours (the rule's position); the key is only the transform's
+        # argument, so `city__regex` could never have become a lookup even if it got this far.
+        alias = f"_segment_attribute_{index}"
+        qs = qs.alias(**{alias: KeyTransform(rule.key, "attributes")})
+        condition = Q(**{f"{alias}__{_LOOKUPS[rule.op]}": rule.value})
+        if rule.op == "ne":
+            # "not equal" includes contacts that do not have the attribute at all.
+            condition = ~condition | ~Q(attributes__has_key=rule.key)
+        qs = qs.filter(condition)
+    return qs
 
 
 def _has_tags(names: list[str], *, workspace_id: int) -> Exists:
@@ -120,4 +143,45 @@ def contacts_matching(
     none_names = _names(tags_none, "tags_none")
     if none_names:
         qs = qs.filter(~_has_tags(none_names, workspace_id=workspace_id))
-    return qs.filter(_attribute_q(attribute_filters))
+    return _attributes_filter(qs, _attribute_rules(attribute_filters))
+
+
+def segment_problem(segment: Segment) -> str | None:
+    """Why a saved segment cannot be used, as a sentence for its list, editor and count; None
+    when it can. Rows saved before a rule tightened (or edited in the database) get here: every
+    write path refuses such a definition."""
+    try:
+        segment_validate_definition(
+            tags_any=segment.tags_any,
+            tags_all=segment.tags_all,
+            tags_none=segment.tags_none,
+            attribute_filters=segment.attribute_filters,
+        )
+    except InvalidSegment as exc:
+        return _("This rule is invalid: %(reason)s. It matches nobody until it is fixed.") % {
+            "reason": str(exc.detail).rstrip(".")
+        }
+    return None
+
+
+def segment_audience(
+    *, segment: Segment, base: QuerySet[Contact] | None = None
+) -> QuerySet[Contact]:
+    """The saved segment's contacts; nobody when its definition is invalid (segment_problem
+    says why), so a bad row cannot break a list, a count or a reroute."""
+    try:
+        return contacts_matching(
+            workspace=segment.workspace_id,
+            tags_any=segment.tags_any,
+            tags_all=segment.tags_all,
+            tags_none=segment.tags_none,
+            attribute_filters=segment.attribute_filters,
+            base=base,
+        )
+    except InvalidSegment:
+        # A condition that is always false rather than .none(): reroute planning compiles the
+        # audience's WHERE into its own SQL, and .none() has no SQL to compile.
+        qs = (base if base is not None else Contact.objects.all()).filter(
+            workspace_id=segment.workspace_id
+        )
+        return qs.filter(Value(False, output_field=BooleanField()))

@@ -17,7 +17,7 @@ from contacts.models import (
     Suppression,
     consent_bit,
 )
-from contacts.segments import contacts_matching
+from contacts.segments import segment_audience
 from continuity.models import Workspace
 from continuity.tenancy import workspace_get_or_404
 
@@ -43,14 +43,8 @@ def segment_get(*, workspace: Workspace | int, pk: object) -> Segment:
 
 def segment_contacts(segment: Segment) -> QuerySet[Contact]:
     """The segment's audience inside the segment's own workspace (never erased contacts, tag
-    names of that workspace), as one queryset."""
-    return contacts_matching(
-        workspace=segment.workspace_id,
-        tags_any=segment.tags_any,
-        tags_all=segment.tags_all,
-        tags_none=segment.tags_none,
-        attribute_filters=segment.attribute_filters,
-    )
+    names of that workspace), as one queryset; nobody when the saved definition is invalid."""
+    return segment_audience(segment=segment)
 
 
 def consent_granted_exists(*, channel: str, purpose: str, contact_ref: str = "pk") -> Exists:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -140,6 +141,10 @@ class BulkOut(serializers.Serializer[Any]):
 
 
 class SegmentSerializer(serializers.ModelSerializer[Segment]):
+    problem = serializers.SerializerMethodField(
+        help_text="Why a segment saved before the rules tightened matches nobody; null when valid"
+    )
+
     class Meta:
         model = Segment
         fields = [
@@ -150,10 +155,32 @@ class SegmentSerializer(serializers.ModelSerializer[Segment]):
             "tags_all",
             "tags_none",
             "attribute_filters",
+            "problem",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+
+    def to_internal_value(self, data: Any) -> Any:
+        # A definition sent under a name this API does not know would otherwise be dropped
+        # silently, saving a segment that matches everyone.
+        if isinstance(data, Mapping):
+            unknown = sorted(str(k) for k in data if k not in self.fields)
+            if unknown:
+                writable = ", ".join(n for n, f in self.fields.items() if not f.read_only)
+                raise serializers.ValidationError(
+                    {
+                        name[:100]: _("Unknown field: a segment has %(fields)s.")
+                        % {"fields": writable}
+                        for name in unknown[:20]
+                    }
+                )
+        return super().to_internal_value(data)
+
+    def get_problem(self, segment: Segment) -> str | None:
+        from contacts.segments import segment_problem
+
+        return segment_problem(segment)
 
     def validate_name(self, value: str) -> str:
         # Names are unique per workspace; the constraint names a field this form does not show,
@@ -183,3 +210,6 @@ class CountOut(serializers.Serializer[Any]):
     count = serializers.IntegerField()
     channel = serializers.CharField(allow_null=True)
     purpose = serializers.CharField(allow_null=True)
+    problem = serializers.CharField(
+        allow_null=True, help_text="set when the segment's saved rules are invalid (count is 0)"
+    )

@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from contacts.attribute_keys import attribute_key_problem
 from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
 from contacts.errors import ConsentEvidenceMissing
 from contacts.models import (
@@ -279,6 +280,10 @@ def _parse_attributes(
     for key, value in raw.items():
         if isinstance(key, str) and key.startswith("attr_") and _text(value) != "":
             attributes[key[5:]] = value
+    # Only names a segment rule and a template can address (contacts.attribute_keys).
+    for key in attributes:
+        if (problem := attribute_key_problem(key)) is not None:
+            errors.append(RowError(row, "attributes", problem))
     return attributes if attributes or provided else None
 
 

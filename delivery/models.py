@@ -7,25 +7,38 @@ from django.utils.translation import gettext_lazy as _
 from contacts.models import Channel, Contact, Purpose
 from continuity.tenancy import WorkspaceManager
 from delivery.states import DeliveryStatus
+from delivery.templating import marketer_template_validate
 
 
 class Message(models.Model):
-    """What is said on each owned channel. Bodies are Django templates; `{{ first_name }}`,
-    `{{ last_name }}`, `{{ email }}` and every contact attribute are merge fields."""
+    """What is said on each owned channel. Texts are marketer templates (delivery.templating: a
+    restricted Django template language); `{{ first_name }}`, `{{ last_name }}`, `{{ email }}`
+    and every contact attribute are merge fields."""
 
     workspace = models.ForeignKey(
         "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
     )
     name = models.CharField(max_length=200)
     purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.MARKETING)
-    email_subject = models.CharField(max_length=300, blank=True, default="")
-    email_html = models.TextField(blank=True, default="")
-    email_text = models.TextField(blank=True, default="")
-    sms_text = models.TextField(blank=True, default="")
-    push_title = models.CharField(max_length=200, blank=True, default="")
-    push_body = models.CharField(max_length=500, blank=True, default="")
-    push_url = models.URLField(max_length=500, blank=True, default="")
-    push_icon = models.URLField(max_length=500, blank=True, default="")
+    # Every text below is rendered per recipient: checked as a marketer template when saved.
+    email_subject = models.CharField(
+        max_length=300, blank=True, default="", validators=[marketer_template_validate]
+    )
+    email_html = models.TextField(blank=True, default="", validators=[marketer_template_validate])
+    email_text = models.TextField(blank=True, default="", validators=[marketer_template_validate])
+    sms_text = models.TextField(blank=True, default="", validators=[marketer_template_validate])
+    push_title = models.CharField(
+        max_length=200, blank=True, default="", validators=[marketer_template_validate]
+    )
+    push_body = models.CharField(
+        max_length=500, blank=True, default="", validators=[marketer_template_validate]
+    )
+    push_url = models.URLField(
+        max_length=500, blank=True, default="", validators=[marketer_template_validate]
+    )
+    push_icon = models.URLField(
+        max_length=500, blank=True, default="", validators=[marketer_template_validate]
+    )
     whatsapp_template = models.CharField(max_length=200, blank=True, default="")
     whatsapp_language = models.CharField(max_length=20, blank=True, default="en")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -3,10 +3,11 @@
 One API request carries up to ``DELIVERY_EMAIL_BATCH_SIZE`` (<= 1,000) recipients, each its own
 personalization with its merge data, its List-Unsubscribe headers and its own ``anymail_id`` (the
 id SendGrid's events echo back, kept as the provider message id). The subject, HTML and text are
-Django templates rendered ONCE per batch with SendGrid substitution tags in place of the merge
-fields (``-first_name-`` in text, ``-first_name__html-`` in HTML, whose value is HTML-escaped), so
-a 1,000-recipient batch costs one render and one request. Merge fields therefore arrive verbatim:
-a template filter applied to a merge field would act on the tag, not the value.
+marketer templates (delivery.templating) rendered ONCE per batch with SendGrid substitution tags
+in place of the merge fields (``-first_name-`` in text, ``-first_name__html-`` in HTML, whose
+value is HTML-escaped), so a 1,000-recipient batch costs one render and one request. Merge fields
+therefore arrive verbatim: a template filter applied to a merge field would act on the tag, not
+the value. A template that does not compile fails the batch's deliveries with its reason.
 
 Errors, sorted per recipient:
 - 400 naming ``personalizations.N...email``: that recipient failed for good; the rest are resent.
@@ -30,7 +31,6 @@ from anymail.message import AnymailMessage
 from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
-from django.template import engines
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
@@ -45,8 +45,14 @@ from delivery.providers.base import (
     Unknown,
     outcomes_credentials_unreadable,
 )
+from delivery.templating import (
+    TEMPLATE_INVALID,
+    MarketerTemplateError,
+    marketer_template_compile,
+    marketer_template_render,
+)
 
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CULPRIT = re.compile(r"^personalizations\.(\d+)\.(?:to|cc|bcc)\.\d+\.email$")
 HTML_SUFFIX = "__html"
 
@@ -55,23 +61,30 @@ def _tag(name: str) -> str:
     return str(settings.ANYMAIL.get("SENDGRID_MERGE_FIELD_FORMAT", "-{}-")).format(name)
 
 
+def merge_field_names(fields: Iterable[str]) -> list[str]:
+    """The merge fields a template can name, and so the only ones given substitution tags.
+    Other names (attribute keys saved before contacts.attribute_keys, such as ``a-b``) cannot
+    be written as ``{{ ... }}``, and a tag built from them (``-a-b-``, or ``--`` for "") could
+    match ordinary text of the mail."""
+    # No "__" either: "x__html" is the tag of x's escaped value.
+    return sorted(n for n in set(fields) if _FIELD_NAME.fullmatch(n) and "__" not in n)
+
+
 def email_content_render(*, content: EmailContent, fields: Iterable[str]) -> tuple[str, str, str]:
-    """Subject, HTML and text with substitution tags where the merge fields go."""
-    names = sorted(set(fields))
-    bad = [name for name in names if not _FIELD_NAME.match(name)]
-    if bad:
-        raise ValueError(f"merge field names must be identifiers: {bad}")
-    engine = engines["django"]
+    """Subject, HTML and text with substitution tags where the merge fields go.
+
+    Raises MarketerTemplateError when a part is not a valid marketer template."""
+    names = merge_field_names(fields)
     text_context = {name: mark_safe(_tag(name)) for name in names}  # noqa: S308 - a fixed tag  # nosec
     html_context = {name: mark_safe(_tag(name + HTML_SUFFIX)) for name in names}  # noqa: S308  # nosec
-    # Text parts are not HTML: turn autoescaping off so "&" stays "&".
-    subject = engine.from_string(f"{{% autoescape off %}}{content.subject}{{% endautoescape %}}")
-    text = engine.from_string(f"{{% autoescape off %}}{content.text}{{% endautoescape %}}")
-    html = engine.from_string(content.html)
+    subject = marketer_template_compile(content.subject)
+    text = marketer_template_compile(content.text)
+    html = marketer_template_compile(content.html)
+    # Text parts are not HTML: no autoescaping, so "&" stays "&".
     return (
-        " ".join(subject.render(text_context).split()),
-        html.render(html_context),
-        text.render(text_context),
+        " ".join(marketer_template_render(subject, text_context, autoescape=False).split()),
+        marketer_template_render(html, html_context, autoescape=True),
+        marketer_template_render(text, text_context, autoescape=False),
     )
 
 
@@ -143,7 +156,11 @@ class SendGridEmailSender:
         if content.credentials_error:
             return outcomes_credentials_unreadable(messages, content.credentials_error)
         fields = {name for message in messages for name in message.merge_fields}
-        rendered = email_content_render(content=content, fields=fields)
+        try:
+            rendered = email_content_render(content=content, fields=fields)
+        except MarketerTemplateError as exc:
+            # A template saved before the rules: nothing can be sent until it is fixed.
+            return [Failed(m.delivery_id, TEMPLATE_INVALID, str(exc)[:500]) for m in messages]
         outcomes: dict[int, Outcome] = {}
         use_failover = False
         main = self.connection
@@ -237,7 +254,7 @@ class SendGridEmailSender:
             connection=connection,
         )
         message.attach_alternative(html, "text/html")
-        fields = {name for m in chunk for name in m.merge_fields}
+        fields = merge_field_names(name for m in chunk for name in m.merge_fields)
         message.merge_data = {
             m.to: {
                 **{name: str(m.merge_fields.get(name, "")) for name in fields},

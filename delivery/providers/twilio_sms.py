@@ -41,6 +41,7 @@ from delivery.merge import merge_template_compile
 from delivery.providers._http import backoff_s, request_never_left
 from delivery.providers.base import (
     Deferred,
+    Failed,
     OutboundMessage,
     Outcome,
     ProviderError,
@@ -64,6 +65,7 @@ from delivery.ratelimit import (
     sms_rate_limiter,
 )
 from delivery.sms_segments import sms_segments_count
+from delivery.templating import TEMPLATE_INVALID, MarketerTemplateError
 
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status/"
 INBOUND_PATH = "/webhooks/twilio/inbound/"
@@ -271,7 +273,11 @@ class TwilioSmsSender:
         content: SmsContent,
         messages: Sequence[OutboundMessage],
     ) -> list[Outcome]:
-        render = merge_template_compile(source=content.text)
+        try:
+            render = merge_template_compile(source=content.text)
+        except MarketerTemplateError as exc:
+            # A template saved before the rules: fail its deliveries with the reason.
+            return [Failed(m.delivery_id, TEMPLATE_INVALID, str(exc)[:500]) for m in messages]
         outcomes: list[Outcome] = []
         paced_out = False
         for message in messages:
@@ -283,7 +289,11 @@ class TwilioSmsSender:
                 outcomes.append(Deferred(message.delivery_id, "rate_limited", "pace is full",
                                          self.max_wait_s))  # fmt: skip
                 continue
-            text = render(message.merge_fields).strip()
+            try:
+                text = render(message.merge_fields).strip()
+            except MarketerTemplateError as exc:
+                outcomes.append(Failed(message.delivery_id, TEMPLATE_INVALID, str(exc)[:500]))
+                continue
             outcome = self._send_one(lane, callback, message, text)
             paced_out = isinstance(outcome, Deferred) and outcome.code == "rate_limited"
             outcomes.append(outcome)

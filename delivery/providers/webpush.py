@@ -58,6 +58,7 @@ from delivery.providers.base import (
     Unknown,
     outcomes_credentials_unreadable,
 )
+from delivery.templating import TEMPLATE_INVALID, MarketerTemplateError
 
 # RFC 8291: a push service must accept 4,096-byte records; the aes128gcm header (86 bytes), the
 # AEAD tag (16) and the padding delimiter (1) leave 3,993 bytes of plaintext.
@@ -173,9 +174,13 @@ class WebPushSender:
             public_key = content.vapid.public_key
             subject = content.vapid.subject or self.subject
         signer = (vapid, public_key, subject)
-        renderers = {
-            name: merge_template_compile(source=getattr(content, name)) for name in PAYLOAD_KEYS
-        }
+        try:
+            renderers = {
+                name: merge_template_compile(source=getattr(content, name)) for name in PAYLOAD_KEYS
+            }
+        except MarketerTemplateError as exc:
+            # A template saved before the rules: fail its deliveries with the reason.
+            return [Failed(m.delivery_id, TEMPLATE_INVALID, str(exc)[:500]) for m in messages]
         headers = {"Urgency": content.urgency or self.urgency}
         headers["Topic"] = content.topic or push_topic_default(content=content)
         ttl = self.ttl_s if content.ttl_s is None else content.ttl_s
@@ -194,10 +199,12 @@ class WebPushSender:
                 index = queue.get_nowait()
                 message = messages[index]
                 fields = message.merge_fields
-                payload = json.dumps(
-                    {name: render(fields).strip() for name, render in renderers.items()},
-                    separators=(",", ":"),
-                ).encode()
+                try:
+                    texts = {name: render(fields).strip() for name, render in renderers.items()}
+                except MarketerTemplateError as exc:
+                    outcomes[index] = Failed(message.delivery_id, TEMPLATE_INVALID, str(exc)[:500])
+                    continue
+                payload = json.dumps(texts, separators=(",", ":")).encode()
                 outcomes[index] = await self._send_one(
                     message,
                     signer=signer,

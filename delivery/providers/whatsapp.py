@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.template import Context, Template
 
 from delivery.providers.base import (
     Deferred,
@@ -36,6 +35,12 @@ from delivery.publishers.base import (
     SocialAccountRef,
 )
 from delivery.publishers.whatsapp import WhatsAppPublisher
+from delivery.templating import (
+    TEMPLATE_INVALID,
+    MarketerTemplateError,
+    marketer_template_compile,
+    marketer_template_render,
+)
 
 # Graph codes that say this recipient cannot be reached on WhatsApp, whatever we send:
 # 131026 not a WhatsApp user / cannot receive, 131050 the user stopped marketing messages.
@@ -45,7 +50,8 @@ OPTED_OUT_CODES = frozenset({131050})
 
 @dataclass(frozen=True)
 class WhatsAppContent:
-    """An approved template; ``parameters`` are Django template sources for the body's {{1}}..."""
+    """An approved template; ``parameters`` are marketer template sources (delivery.templating)
+    for the body's {{1}}..."""
 
     template: str
     language: str
@@ -83,7 +89,11 @@ class WhatsAppSender:
         if content.credentials_error:
             return outcomes_credentials_unreadable(messages, content.credentials_error)
         account = content.account or self.account or whatsapp_account()
-        templates = [Template(p) for p in content.parameters]
+        try:
+            templates = [marketer_template_compile(p) for p in content.parameters]
+        except MarketerTemplateError as exc:
+            # A template saved before the rules: fail its deliveries with the reason.
+            return [Failed(m.delivery_id, TEMPLATE_INVALID, str(exc)[:500]) for m in messages]
         outcomes: list[Outcome] = []
         stop: Outcome | None = None
         for message in messages:
@@ -94,13 +104,19 @@ class WhatsAppSender:
                 continue
             components: list[dict[str, Any]] = []
             if templates:
-                context = Context(dict(message.merge_fields))
+                # Parameters are plain text to WhatsApp: no HTML escaping, as for SMS.
+                try:
+                    texts = [
+                        marketer_template_render(t, message.merge_fields, autoescape=False)
+                        for t in templates
+                    ]
+                except MarketerTemplateError as exc:
+                    outcomes.append(Failed(message.delivery_id, TEMPLATE_INVALID, str(exc)[:500]))
+                    continue
                 components = [
                     {
                         "type": "body",
-                        "parameters": [
-                            {"type": "text", "text": t.render(context)} for t in templates
-                        ],
+                        "parameters": [{"type": "text", "text": text} for text in texts],
                     }
                 ]
             outcome = self._send_one(account, content, message, components)

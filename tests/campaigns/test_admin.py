@@ -181,3 +181,22 @@ def test_a_fallback_template_that_includes_a_missing_file_shows_an_error_not_a_5
     response = staff.get(f"/admin/campaigns/campaign/{campaign.pk}/change/")
     assert response.status_code == 200
     assert response.content.decode().count("[template error: ") == 2
+
+
+def test_the_preview_of_a_stored_bad_template_shows_the_reason_not_a_500(staff: Client) -> None:
+    # Saved before the template rules: create() runs no validator, as rows from before did not.
+    message = make_message(
+        sms_text='Hi {{ first_name }}\n{% include "admin/base.html" %}',
+        email_html="<p>{% debug %}</p>",
+        push_body="{{ first_name|safe }}",
+    )
+    campaign = make_campaign(accounts=[make_account()], message=message)
+    make_contact(first_name="Zoë")
+    response = staff.get(f"/admin/campaigns/campaign/{campaign.pk}/change/")
+    assert response.status_code == 200
+    page = html.unescape(response.content.decode())
+    assert "[template error: Line 2: the tag {% include %} is not allowed" in page
+    assert "[template error: Line 1: the tag {% debug %} is not allowed" in page
+    assert "[template error: Line 1: the filter “safe” is not allowed" in page
+    # The other parts still preview with the contact.
+    assert "Autumn sale, Zoë" in page

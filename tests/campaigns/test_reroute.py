@@ -175,6 +175,35 @@ def test_a_segment_that_matches_nobody_plans_nothing_and_finishes() -> None:
     assert Delivery.objects.count() == 0
 
 
+@NO_QUIET
+def test_a_segment_saved_with_an_invalid_rule_plans_nobody_instead_of_failing() -> None:
+    from campaigns.drill import outage_drill
+
+    contact = contact_with(Channel.EMAIL)
+    contact.attributes = {"city": "Lyon"}
+    contact.save()
+    # As a row from before keys were checked: `city__regex` once became a regex lookup and "("
+    # an SQL error in the middle of planning.
+    segment = Segment.objects.create(
+        workspace=workspace_for_tests(),
+        name="old rule",
+        attribute_filters=[{"key": "city__regex", "op": "eq", "value": "("}],
+    )
+    campaign = make_campaign(segment=segment)
+    drill = outage_drill(network="instagram", workspace=campaign.workspace)
+    assert [d.campaign_id for d in drill.campaigns] == [campaign.pk]
+    assert drill.planned == {}
+    reroute = campaign_network_down(
+        campaign_id=campaign.pk, network="instagram", window_id=network_down().pk, send=Recorder()
+    )
+    assert reroute is not None
+    assert plan_all(reroute.pk) == 0
+    reroute.refresh_from_db()
+    assert reroute.status == RerouteStatus.SENDING
+    assert reroute.planned == {}
+    assert Delivery.objects.count() == 0
+
+
 def test_only_the_down_networks_share_is_rerouted() -> None:
     campaign = make_campaign(networks=("instagram", "x"))
     campaign_network_down(

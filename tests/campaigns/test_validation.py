@@ -164,3 +164,25 @@ def test_duplicate_makes_a_draft_with_its_own_message_and_the_same_accounts() ->
 )
 def test_campaign_status_rolls_up_from_its_posts(statuses: dict[str, int], expected: str) -> None:
     assert campaign_status_from_posts(Counter(statuses)) == expected
+
+
+def test_a_segment_saved_with_an_invalid_rule_stops_scheduling_and_says_why() -> None:
+    from tests.campaigns.factories import make_segment
+
+    segment = make_segment(attribute_filters=[{"key": "city__regex", "op": "eq", "value": "("}])
+    campaign = make_campaign(accounts=[make_account()], segment=segment)
+    problems = campaign_problems(campaign=campaign)
+    assert _has(problems, segment.name, "This rule is invalid", "city__regex")
+    with pytest.raises(CampaignNotReady):
+        campaign_schedule(campaign=campaign)
+
+
+def test_a_fallback_message_saved_with_a_bad_template_stops_scheduling_and_says_where() -> None:
+    # Saved before the template rules: create() runs no validator.
+    message = make_message(sms_text="Hi\n{% load static %}", push_title="{% for x in y %}")
+    campaign = make_campaign(accounts=[make_account()], message=message)
+    problems = campaign_problems(campaign=campaign)
+    assert _has(problems, "sms text", "Line 2", "{% load %} is not allowed")
+    assert _has(problems, "push title", "Line 1", "{% for %} is not allowed")
+    with pytest.raises(CampaignNotReady):
+        campaign_schedule(campaign=campaign)

@@ -224,3 +224,73 @@ def test_double_opt_in_through_the_api_mails_a_link_and_stays_pending(
         content_type="application/json",
     )
     assert sms.status_code == 400
+
+
+@pytest.mark.parametrize("key", ["city__regex", "city__isnull", "_x", "a-b"])
+def test_a_segment_key_that_is_not_a_plain_name_is_a_400_naming_it(api: Client, key: str) -> None:
+    for body in (
+        {"name": "bad", "attribute_filters": [{"key": key, "op": "eq", "value": "("}]},
+        {"name": "bad", "attribute_filters": [{"key": key, "op": "exists"}]},
+    ):
+        refused = api.post("/api/v1/segments/", body, content_type="application/json")
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_segment" and key in refused.json()["detail"]
+    assert not Segment.objects.filter(name="bad").exists()
+
+
+def test_a_segment_saved_with_an_invalid_key_lists_counts_zero_and_says_why(api: Client) -> None:
+    contacts_upsert_rows(
+        workspace=workspace_for_tests(),
+        raws=[{"email": "lyon@example.com", "attributes": {"city": "Lyon"}}],
+        blank_means_unchanged=False,
+    )
+    # Written as rows from before the rule were: no validation on the way in.
+    old = Segment.objects.create(
+        workspace=workspace_for_tests(),
+        name="old",
+        attribute_filters=[{"key": "city__regex", "op": "eq", "value": "("}],
+    )
+    good = Segment.objects.create(workspace=workspace_for_tests(), name="everyone")
+    listed = api.get("/api/v1/segments/")
+    assert listed.status_code == 200
+    problems = {s["name"]: s["problem"] for s in listed.json()}
+    assert problems["everyone"] is None
+    assert "This rule is invalid" in problems["old"] and "city__regex" in problems["old"]
+    shown = api.get(f"/api/v1/segments/{old.pk}/")
+    assert shown.status_code == 200 and "city__regex" in shown.json()["problem"]
+    for params in ({}, {"channel": "email"}):
+        counted = api.get(f"/api/v1/segments/{old.pk}/count/", params)
+        assert counted.status_code == 200
+        assert counted.json()["count"] == 0 and "city__regex" in counted.json()["problem"]
+    assert api.get(f"/api/v1/segments/{good.pk}/count/").json() == {
+        "count": 1,
+        "channel": None,
+        "purpose": None,
+        "problem": None,
+    }
+    fixed = api.patch(
+        f"/api/v1/segments/{old.pk}/",
+        {"attribute_filters": [{"key": "city", "op": "eq", "value": "Lyon"}]},
+        content_type="application/json",
+    )
+    assert fixed.status_code == 200 and fixed.json()["problem"] is None
+    assert api.get(f"/api/v1/segments/{old.pk}/count/").json()["count"] == 1
+
+
+def test_a_segment_definition_under_an_unknown_name_is_refused_not_saved_as_everyone(
+    api: Client,
+) -> None:
+    refused = api.post(
+        "/api/v1/segments/",
+        {"name": "regex", "definition": {"attributes": {"city__regex": {"eq": "("}}}},
+        content_type="application/json",
+    )
+    assert refused.status_code == 400
+    assert "definition" in refused.json()["detail"]
+    assert "attribute_filters" in str(refused.json()["detail"]["definition"])
+    assert not Segment.objects.exists()
+    # What a GET returns can be sent back as it is: read-only fields are known, not refused.
+    created = api.post("/api/v1/segments/", {"name": "vip"}, content_type="application/json")
+    body = created.json()
+    again = api.put(f"/api/v1/segments/{body['id']}/", body, content_type="application/json")
+    assert again.status_code == 200, again.json()

@@ -207,9 +207,34 @@ def test_failover_on_read_timeout_can_be_chosen_over_no_duplicates(
     assert all(isinstance(o, Sent) and o.provider == "failover" for o in outcomes)
 
 
-def test_a_merge_field_name_that_is_not_an_identifier_is_refused(
+def test_a_merge_field_name_no_template_can_name_gets_no_substitution_tag(
     sendgrid_fake: SendGridFake,
 ) -> None:
-    bad = [OutboundMessage(delivery_id=1, to="a@example.com", merge_fields={"a-b": "x"})]
-    with pytest.raises(ValueError, match="identifiers"):
-        _sender(sendgrid_fake).send_batch(content=CONTENT, messages=bad)
+    # Attribute keys saved before contacts.attribute_keys: "" would be the tag "--", which
+    # ordinary text holds; "a-b" and "x__html" cannot be written as {{ ... }} at all.
+    content = EmailContent(subject="Hi -- {{ first_name }}", html="<p>a--b</p>", text="a--b")
+    fields = {"first_name": "Ann", "": "EMPTY", "a-b": "DASH", "x__html": "X"}
+    sent = _sender(sendgrid_fake).send_batch(
+        content=content,
+        messages=[OutboundMessage(delivery_id=1, to="a@example.com", merge_fields=fields)],
+    )
+    assert [type(o) for o in sent] == [Sent]
+    (received,) = sendgrid_fake.personalizations
+    assert set(received.substitutions) == {"-first_name-", "-first_name__html-"}
+    assert received.rendered("text/plain") == "a--b"
+    assert received.rendered("text/html") == "<p>a--b</p>"
+
+
+@pytest.mark.parametrize(
+    "part", [{"subject": "{% include 'x.html' %}"}, {"html": "{% load static %}"}]
+)
+def test_a_stored_template_that_no_longer_compiles_fails_the_batch_with_the_reason(
+    sendgrid_fake: SendGridFake, part: dict[str, str]
+) -> None:
+    parts = {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi", **part}
+    content = EmailContent(subject=parts["subject"], html=parts["html"], text=parts["text"])
+    outcomes = _sender(sendgrid_fake).send_batch(content=content, messages=_messages(2))
+    assert [type(o) for o in outcomes] == [Failed, Failed]
+    assert all(isinstance(o, Failed) and o.code == "template_invalid" for o in outcomes)
+    assert all("is not allowed" in o.text for o in outcomes if isinstance(o, Failed))
+    assert sendgrid_fake.requests_to("/v3/mail/send") == []
