@@ -40,6 +40,8 @@ STOP_WORDS = frozenset(
 )
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
+# The provider name the email sender records for mail the failover ESP took (Sent.provider).
+FAILOVER = "failover"
 
 
 class WebhookRejected(ContinuityError):
@@ -97,21 +99,32 @@ def _replay_refuse(*, provider: str, signature: str) -> None:
 
 
 def sendgrid_events_parse(
-    *, request: HttpRequest, now: float | None = None, verification_key: str | None = None
+    *,
+    request: HttpRequest,
+    now: float | None = None,
+    verification_key: str | None = None,
+    provider: str = "sendgrid",
 ) -> list[StatusEvent]:
     """Verify a SendGrid event-webhook POST and return its events.
 
     ``verification_key``: the SendGrid account's public key (a workspace's own account signs
-    with its own); None: the install's setting."""
+    with its own); None: the install's setting. ``provider`` names the account the events are
+    from ("failover": the failover ESP, a SendGrid account of its own; see
+    ``failover_events_parse``)."""
     key = (
         settings.ANYMAIL.get("SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY")
         if verification_key is None
         else verification_key
     )
     if not key:
+        setting = (
+            "DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY"
+            if provider == FAILOVER
+            else "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"
+        )
         raise WebhookRejected(
-            "SendGrid event verification is not configured "
-            "(SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY): refusing unsigned events",
+            f"{provider} event verification is not configured ({setting}): "
+            "refusing unsigned events",
             status_code=403,
         )
     signature = request.headers.get("X-Twilio-Email-Event-Webhook-Signature", "")
@@ -147,12 +160,25 @@ def sendgrid_events_parse(
         isinstance(e, dict) and isinstance(e.get("event"), str) for e in payload
     ):
         raise WebhookRejected("body must be a JSON array of events with an 'event' field")
-    _replay_refuse(provider="sendgrid", signature=signature)
-    return [_sendgrid_event(view, raw, index=i) for i, raw in enumerate(payload)]
+    _replay_refuse(provider=provider, signature=signature)
+    return [_sendgrid_event(view, raw, index=i, provider=provider) for i, raw in enumerate(payload)]
+
+
+def failover_events_parse(*, request: HttpRequest, now: float | None = None) -> list[StatusEvent]:
+    """Verify the failover ESP's event-webhook POST and return its events (provider
+    "failover"). The failover ESP is a SendGrid account of its own (DELIVERY_EMAIL_FAILOVER_*
+    are anymail SendGrid options): the same signed event format, verified with that account's
+    key, ``DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY``; without it, events are refused."""
+    return sendgrid_events_parse(
+        request=request,
+        now=now,
+        verification_key=settings.DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY,
+        provider=FAILOVER,
+    )
 
 
 def _sendgrid_event(
-    view: SendGridTrackingWebhookView, raw: dict[str, Any], *, index: int
+    view: SendGridTrackingWebhookView, raw: dict[str, Any], *, index: int, provider: str
 ) -> StatusEvent:
     try:
         # anymail trusts the event's types: a string timestamp, one past year 9999 or a
@@ -162,7 +188,7 @@ def _sendgrid_event(
         raise WebhookRejected(f"event [{index}] cannot be read: {str(exc)[:200]}") from None
     delivery = str(raw.get("delivery_id", ""))
     return StatusEvent(
-        provider="sendgrid",
+        provider=provider,
         message_id=str(event.message_id or ""),
         status=str(event.event_type),
         error_code=str(raw.get("status") or event.reject_reason or ""),

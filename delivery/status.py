@@ -262,7 +262,7 @@ def _email_unsubscribe(
             purpose=Purpose.MARKETING,
             evidence=Evidence(
                 source=source,
-                source_detail=f"sendgrid {event.status} event {event.event_id}"[:500],
+                source_detail=f"{event.provider} {event.status} event {event.event_id}"[:500],
             ),
         )
 
