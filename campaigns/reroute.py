@@ -298,6 +298,12 @@ def reroute_plan_next_slice(*, reroute_id: int, send: Callable[..., None] | None
         # A small first slice gets the first messages out within a second or two; later
         # slices are larger, since sending already runs behind them.
         limit = settings.REROUTE_FIRST_SLICE_SIZE if after == 0 else settings.REROUTE_SLICE_SIZE
+        if reroute.network == Channel.WHATSAPP:
+            # WhatsApp messages no request was made for give way to the fallback, before the
+            # slice reads who was reached (campaigns/whatsapp.py).
+            from campaigns.whatsapp import whatsapp_unaccepted_cancel
+
+            whatsapp_unaccepted_cancel(message_id=spec.message_id, after_contact_id=after)
         result = deliveries_plan_slice(
             spec=spec,
             audience=audience,

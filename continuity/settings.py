@@ -482,6 +482,11 @@ DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY = env_str(
 # start) and posts "processed"/"delivered" for what it accepts to this URL (empty: it does not).
 SANDBOX_FAILOVER_EVENT_SIGNING_KEY = env_str("SANDBOX_FAILOVER_EVENT_SIGNING_KEY", default="")
 SANDBOX_FAILOVER_EVENTS_URL = env_str("SANDBOX_FAILOVER_EVENTS_URL", default="")
+# A WhatsApp post stays "publishing" until WhatsApp accepted (or finally refused) each of its
+# messages; its publish task looks again this often (campaigns/whatsapp.py).
+CAMPAIGNS_WHATSAPP_SETTLE_CHECK_S = env_float(
+    "CAMPAIGNS_WHATSAPP_SETTLE_CHECK_S", default=15.0, minimum=0.1
+)
 # anymail dropped official SendGrid support (anymail.W003 and AnymailNotSupportedWarning). We keep
 # it deliberately: it still works, it is the ESP the business uses, and the backend is swappable
 # by DELIVERY_EMAIL_BACKEND. The warning filter lives in delivery/apps.py.

@@ -70,6 +70,28 @@ SMS_STATUS: dict[str, str | None] = {
     "failed": S.FAILED,
     "canceled": S.FAILED,
 }
+# WhatsApp Cloud API status webhook ("statuses[].status") -> delivery status. "failed" after
+# the send was accepted is a message that left and did not arrive.
+WHATSAPP_STATUS: dict[str, str | None] = {
+    "sent": S.SENT,
+    "delivered": S.DELIVERED,
+    "read": S.OPENED,
+    "failed": S.UNDELIVERED,
+    "deleted": None,
+}
+# A WhatsApp message reached its contact only once delivered or read.
+WHATSAPP_REACHED_STATUSES: frozenset[str] = frozenset({S.DELIVERED, S.OPENED, S.CLICKED})
+# Accepted (or maybe accepted) and not settled yet: it may still arrive.
+WHATSAPP_SETTLING_STATUSES: frozenset[str] = frozenset({S.SENDING, S.SENT, S.UNKNOWN})
+# The reroute's "already reached on WhatsApp": no fallback for these contacts (yet). Undelivered,
+# failed, bounced, suppressed, cancelled and never-sent messages get the fallback.
+WHATSAPP_NO_FALLBACK_STATUSES: frozenset[str] = (
+    WHATSAPP_REACHED_STATUSES | WHATSAPP_SETTLING_STATUSES
+)
+# Messages that left (accepted, or maybe): a WhatsApp post with any of these was published.
+WHATSAPP_LEFT_STATUSES: frozenset[str] = frozenset(
+    {S.SENT, S.DELIVERED, S.OPENED, S.CLICKED, S.UNKNOWN, S.UNDELIVERED, S.BOUNCED}
+)
 # Progress order: applying a batch in this order lets "delivered" and "bounced" for the same
 # message in one POST both land, whatever order the provider listed them in.
 _ORDER: list[str] = [S.SENT, S.DELIVERED, S.OPENED, S.CLICKED, S.UNDELIVERED, S.FAILED, S.BOUNCED]
