@@ -487,6 +487,11 @@ SANDBOX_FAILOVER_EVENTS_URL = env_str("SANDBOX_FAILOVER_EVENTS_URL", default="")
 CAMPAIGNS_WHATSAPP_SETTLE_CHECK_S = env_float(
     "CAMPAIGNS_WHATSAPP_SETTLE_CHECK_S", default=15.0, minimum=0.1
 )
+# WhatsApp Cloud API status webhook (/webhooks/whatsapp/): Meta signs each POST with the app's
+# secret (X-Hub-Signature-256) and proves the subscription with the verify token you chose in the
+# app dashboard. Empty: statuses and subscriptions are refused.
+WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET", default="")
+WHATSAPP_WEBHOOK_VERIFY_TOKEN = env_str("WHATSAPP_WEBHOOK_VERIFY_TOKEN", default="")
 # anymail dropped official SendGrid support (anymail.W003 and AnymailNotSupportedWarning). We keep
 # it deliberately: it still works, it is the ESP the business uses, and the backend is swappable
 # by DELIVERY_EMAIL_BACKEND. The warning filter lives in delivery/apps.py.

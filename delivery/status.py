@@ -150,7 +150,13 @@ def status_event_from_json(data: dict[str, Any]) -> StatusEvent:
 
 
 def _channel_for(provider: str) -> str:
-    return Channel.SMS if provider == "twilio" else Channel.EMAIL
+    return {"twilio": Channel.SMS, "whatsapp": Channel.WHATSAPP}.get(provider, Channel.EMAIL)
+
+
+_STATUS_TABLES: dict[str, dict[str, str | None]] = {
+    Channel.SMS: SMS_STATUS,
+    Channel.WHATSAPP: WHATSAPP_STATUS,
+}
 
 
 def status_events_apply(*, events: Sequence[StatusEvent]) -> ApplyResult:
@@ -178,7 +184,7 @@ def status_events_apply(*, events: Sequence[StatusEvent]) -> ApplyResult:
         result.matched += 1
         delivery_id, contact_id, workspace_id = hit
         result.workspace_ids.add(workspace_id)
-        table = SMS_STATUS if channel == Channel.SMS else EMAIL_STATUS
+        table = _STATUS_TABLES.get(channel, EMAIL_STATUS)
         target = table.get(event.status)
         if target is not None:
             groups[(target, event.error_code[:50], event.error_text[:500])].append(delivery_id)
@@ -213,6 +219,8 @@ def _first_time(event: StatusEvent) -> bool:
 def _side_effects(*, event: StatusEvent, contact: Contact) -> None:
     if contact.erased_at is not None:
         return  # an erased contact keeps no consent history to add to
+    if event.provider == "whatsapp":
+        return  # a status only: the send itself suppresses unusable numbers (131026, 131050)
     detail = f"{event.provider} {event.status}: {event.error_code} {event.error_text}"[:500]
     if event.provider != "twilio":
         reason: tuple[str, str] | None = {

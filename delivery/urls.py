@@ -11,6 +11,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     # it too), so its webhook has one URL and one key.
     path("webhooks/failover/events/", webhooks.failover_events, name="failover-events"),
     path("webhooks/twilio/status/", webhooks.twilio_status, name="twilio-status"),
+    path("webhooks/whatsapp/", webhooks.whatsapp_events, name="whatsapp-events"),
     path("webhooks/twilio/inbound/", webhooks.twilio_inbound, name="twilio-inbound"),
     # A workspace's own accounts call these: the id picks the secret that verifies the request.
     path(

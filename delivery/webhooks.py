@@ -48,6 +48,8 @@ from delivery.provider_events import (
     sendgrid_events_parse,
     twilio_inbound_parse,
     twilio_status_parse,
+    whatsapp_statuses_parse,
+    whatsapp_subscription_verify,
 )
 from delivery.status import (
     receipt_workspace_settle,
@@ -67,6 +69,7 @@ KEPT_HEADERS = (
     "X-Twilio-Email-Event-Webhook-Signature",
     "X-Twilio-Email-Event-Webhook-Timestamp",
     "I-Twilio-Idempotency-Token",
+    "X-Hub-Signature-256",
 )
 
 
@@ -296,3 +299,26 @@ def twilio_inbound(
         if result.reply:
             twiml.message(result.reply)
     return HttpResponse(str(twiml), content_type="text/xml")
+
+
+@_webhook("whatsapp", "status")
+def _whatsapp_statuses(
+    request: HttpRequest, receipt: ProviderReceipt, workspace_id: int | None
+) -> HttpResponse:
+    events = whatsapp_statuses_parse(request=request)
+    _apply_status(receipt, events)
+    return HttpResponse(status=200)
+
+
+@csrf_exempt
+def whatsapp_events(request: HttpRequest) -> HttpResponse:
+    """The WhatsApp Cloud API webhook: Meta's subscription handshake (GET) and signed
+    notifications (POST) whose message statuses (sent, delivered, read, failed) settle the
+    WhatsApp deliveries they name. Install-wide: one Meta app, one secret."""
+    if request.method == "GET":
+        try:
+            challenge = whatsapp_subscription_verify(request=request)
+        except WebhookRejected as exc:
+            return JsonResponse({"error": exc.code, "detail": str(exc)}, status=exc.status_code)
+        return HttpResponse(challenge, content_type="text/plain")
+    return _whatsapp_statuses(request)

@@ -3,11 +3,14 @@ accepted, and only delivered or read counts as reached."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus, Reroute, SocialPost
 from campaigns.publishing import social_post_publish
@@ -157,3 +160,50 @@ def test_only_delivered_or_read_whatsapp_counts_as_reached(
     Delivery.objects.filter(id__in=whatsapp_ids(campaign)).update(status=whatsapp_status)
     reroute_now(campaign)
     assert fallback_contacts(campaign) == ({person.pk} if gets_fallback else set())
+
+
+@NO_QUIET
+def test_a_whatsapp_message_reported_undelivered_gives_its_contact_the_fallback(
+    graph: GraphFake, settings: Any
+) -> None:
+    settings.WHATSAPP_APP_SECRET = "test-app-secret"
+    campaign, post, people = whatsapp_campaign(2)
+    social_post_publish(post_id=post.pk)
+    ids = whatsapp_ids(campaign)
+    assert deliveries_send_chunk(channel="whatsapp", ids=ids).sent == 2
+    rows = Delivery.objects.filter(id__in=ids)
+    wamids = dict(rows.values_list("contact_id", "provider_message_id"))
+    body = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "statuses": [
+                                    {"id": wamids[people[0].pk], "status": "delivered"},
+                                    {
+                                        "id": wamids[people[1].pk],
+                                        "status": "failed",
+                                        "errors": [{"code": 131049, "title": "not delivered"}],
+                                    },
+                                ]
+                            },
+                        }
+                    ]
+                }
+            ],
+        }
+    ).encode()
+    digest = hmac.new(b"test-app-secret", body, hashlib.sha256).hexdigest()
+    response = Client().post(
+        "/webhooks/whatsapp/",
+        data=body,
+        content_type="application/json",
+        headers={"X-Hub-Signature-256": f"sha256={digest}"},
+    )
+    assert response.status_code == 200
+    reroute_now(campaign)
+    assert fallback_contacts(campaign) == {people[1].pk}
