@@ -23,6 +23,7 @@ Which WhatsApp messages count, for the reroute's "already reached on WhatsApp":
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from django.conf import settings
@@ -152,3 +153,62 @@ def whatsapp_unaccepted_cancel(*, message_id: int, after_contact_id: int = 0) ->
                     sources=CANCELLABLE,
                 )
             )
+
+
+def whatsapp_fallback_plan(*, message_id: int, contact_ids: list[int]) -> int:
+    """Contacts whose WhatsApp message came back undelivered or failed get the campaign's
+    fallback, while a WhatsApp reroute of that campaign is planning or sending; returns how
+    many deliveries were planned.
+
+    The reroute's slices skip contacts whose message was still settling (sent, not yet
+    delivered); a failure reported after their slice was planned lands here. Planning is the
+    reroute's own (same spec, set-based, ON CONFLICT DO NOTHING), so a contact the slice planned
+    already gets nothing twice. Under an SMS budget, SMS is left out: the budget was shared out
+    by the planning pass, which owns its counters."""
+    from campaigns.models import Campaign, Reroute, RerouteStatus
+    from campaigns.reroute import campaign_plan_spec, sms_budget_rows
+
+    campaign = (
+        Campaign.objects.select_related("message", "workspace", "segment")
+        .filter(message_id=message_id)
+        .first()
+    )
+    if campaign is None or not contact_ids:
+        return 0
+    with transaction.atomic():
+        reroute = (
+            Reroute.objects.select_for_update()
+            .filter(
+                campaign=campaign,
+                network=Channel.WHATSAPP,
+                status__in=[RerouteStatus.PLANNING, RerouteStatus.SENDING],
+                window__state="open",
+            )
+            .first()
+        )
+        if reroute is None:
+            return 0  # no outage on WhatsApp for this campaign: a failed message stays failed
+        spec = campaign_plan_spec(campaign, network=Channel.WHATSAPP)
+        if sms_budget_rows(campaign, spec) is not None:
+            channels = tuple(ch for ch in spec.channels if ch != Channel.SMS)
+            if not channels:
+                return 0
+            spec = dataclasses.replace(spec, channels=channels)
+        audience = campaign_audience(campaign).filter(pk__in=contact_ids)
+        deliveries_plan_slice(
+            spec=spec, audience=audience, after_contact_id=0, limit=len(contact_ids)
+        )
+        # What this call wrote is what is still planned (not yet released) for these contacts:
+        # rows an earlier slice or report planned were released already and stay uncounted.
+        new_rows = list(
+            Delivery.objects.filter(
+                message_id=message_id, status=S.PLANNED, contact_id__in=contact_ids
+            )
+            .exclude(channel=Channel.WHATSAPP)
+            .values_list("id", "channel")
+        )
+        for _id, channel in new_rows:
+            reroute.planned[channel] = reroute.planned.get(channel, 0) + 1
+        reroute.save(update_fields=["planned", "updated_at"])
+        deliveries_enqueue(ids=[row_id for row_id, _channel in new_rows])
+    return len(new_rows)

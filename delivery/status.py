@@ -36,6 +36,7 @@ from contacts.models import (
 )
 from delivery.models import Delivery, ProviderReceipt, ReceiptVerdict
 from delivery.provider_events import OptAction, OptEvent, StatusEvent
+from delivery.signals import whatsapp_undelivered
 from delivery.states import DeliveryStatus
 from delivery.transitions import deliveries_transition
 
@@ -189,21 +190,44 @@ def status_events_apply(*, events: Sequence[StatusEvent]) -> ApplyResult:
         if target is not None:
             groups[(target, event.error_code[:50], event.error_text[:500])].append(delivery_id)
         effects.append((event, contact_id))
+    whatsapp_failed: list[int] = []
+    # Only a batch holding WhatsApp statuses pays for finding the failed ones' contacts.
+    has_whatsapp = Channel.WHATSAPP in by_channel
     with transaction.atomic():
         for target, code, text in sorted(groups, key=lambda key: _ORDER.index(key[0])):
             failing = target in (S.FAILED, S.UNDELIVERED, S.BOUNCED)
-            result.moved += len(
-                deliveries_transition(
-                    ids=groups[(target, code, text)],
-                    target=target,
-                    detail=f"provider: {code} {text}".strip() if failing else "provider report",
-                    fields={"error_code": code, "error_text": text} if failing else None,
-                )
+            moved = deliveries_transition(
+                ids=groups[(target, code, text)],
+                target=target,
+                detail=f"provider: {code} {text}".strip() if failing else "provider report",
+                fields={"error_code": code, "error_text": text} if failing else None,
             )
+            result.moved += len(moved)
+            if failing and has_whatsapp:
+                whatsapp_failed += moved
+        if whatsapp_failed:
+            _whatsapp_undelivered_announce(ids=whatsapp_failed)
         contacts = Contact.objects.in_bulk([contact_id for _, contact_id in effects])
         for event, contact_id in effects:
             _side_effects(event=event, contact=contacts[contact_id])
     return result
+
+
+def _whatsapp_undelivered_announce(*, ids: list[int]) -> None:
+    """After commit, tell listeners which contacts' WhatsApp messages failed (campaigns gives
+    them the fallback while their campaign is rerouted)."""
+    rows = Delivery.objects.filter(id__in=ids, channel=Channel.WHATSAPP).values_list(
+        "message_id", "contact_id"
+    )
+    message_contacts: dict[int, list[int]] = defaultdict(list)
+    for message_id, contact_id in rows:
+        message_contacts[message_id].append(contact_id)
+    if message_contacts:
+        transaction.on_commit(
+            lambda: whatsapp_undelivered.send(
+                sender=Delivery, message_contacts=dict(message_contacts)
+            )
+        )
 
 
 def _first_time(event: StatusEvent) -> bool:

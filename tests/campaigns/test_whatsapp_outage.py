@@ -15,10 +15,12 @@ from django.test import Client, override_settings
 from campaigns.models import Campaign, CampaignStatus, PostStatus, Reroute, SocialPost
 from campaigns.publishing import social_post_publish
 from campaigns.reroute import reroute_plan_next_slice, reroute_window_opened
+from campaigns.whatsapp import whatsapp_fallback_plan
 from contacts.models import Channel, Contact
 from delivery.dispatch import deliveries_send_chunk
 from delivery.models import Delivery
 from delivery.senders import channel_sender
+from delivery.signals import whatsapp_undelivered
 from delivery.states import DeliveryStatus as S
 from outages.windows import outage_declare
 from sandbox.graph import GraphFake
@@ -207,3 +209,79 @@ def test_a_whatsapp_message_reported_undelivered_gives_its_contact_the_fallback(
     assert response.status_code == 200
     reroute_now(campaign)
     assert fallback_contacts(campaign) == {people[1].pk}
+
+
+def _signed_statuses(statuses: list[dict[str, Any]], secret: str) -> Any:
+    body = json.dumps(
+        {"entry": [{"changes": [{"field": "messages", "value": {"statuses": statuses}}]}]}
+    ).encode()
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return Client().post(
+        "/webhooks/whatsapp/",
+        data=body,
+        content_type="application/json",
+        headers={"X-Hub-Signature-256": f"sha256={digest}"},
+    )
+
+
+@NO_QUIET
+def test_a_failure_reported_after_the_reroute_planned_still_gives_the_fallback(
+    graph: GraphFake,
+) -> None:
+    campaign, post, people = whatsapp_campaign(2)
+    social_post_publish(post_id=post.pk)
+    ids = whatsapp_ids(campaign)
+    assert deliveries_send_chunk(channel="whatsapp", ids=ids).sent == 2
+    reroute = reroute_now(campaign)
+    # Both messages were accepted and still settling when the slice ran: no fallback yet.
+    assert fallback_contacts(campaign) == set()
+    Delivery.objects.filter(id=ids[1]).update(status=S.UNDELIVERED)
+    assert whatsapp_fallback_plan(message_id=campaign.message_id, contact_ids=[people[1].pk]) == 1
+    assert fallback_contacts(campaign) == {people[1].pk}
+    # A repeated report plans nothing twice, and the reroute counts what it planned.
+    assert whatsapp_fallback_plan(message_id=campaign.message_id, contact_ids=[people[1].pk]) == 0
+    reroute.refresh_from_db()
+    assert reroute.planned.get("email") == 1
+
+
+@NO_QUIET
+def test_without_a_whatsapp_reroute_a_failed_message_plans_no_fallback(graph: GraphFake) -> None:
+    campaign, post, people = whatsapp_campaign(1)
+    social_post_publish(post_id=post.pk)
+    ids = whatsapp_ids(campaign)
+    deliveries_send_chunk(channel="whatsapp", ids=ids)
+    Delivery.objects.filter(id__in=ids).update(status=S.UNDELIVERED)
+    assert whatsapp_fallback_plan(message_id=campaign.message_id, contact_ids=[people[0].pk]) == 0
+    assert fallback_contacts(campaign) == set()
+
+
+@NO_QUIET
+def test_a_failed_status_announces_its_contact_after_commit(
+    graph: GraphFake, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.WHATSAPP_APP_SECRET = "s3"
+    campaign, post, people = whatsapp_campaign(2)
+    social_post_publish(post_id=post.pk)
+    ids = whatsapp_ids(campaign)
+    deliveries_send_chunk(channel="whatsapp", ids=ids)
+    rows = Delivery.objects.filter(id__in=ids)
+    wamids = dict(rows.values_list("contact_id", "provider_message_id"))
+    heard: list[dict[int, list[int]]] = []
+
+    def listen(sender: Any, message_contacts: dict[int, list[int]], **_: Any) -> None:
+        heard.append(message_contacts)
+
+    whatsapp_undelivered.connect(listen, dispatch_uid="test-listen")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = _signed_statuses(
+                [
+                    {"id": wamids[people[0].pk], "status": "delivered"},
+                    {"id": wamids[people[1].pk], "status": "failed"},
+                ],
+                "s3",
+            )
+    finally:
+        whatsapp_undelivered.disconnect(dispatch_uid="test-listen")
+    assert response.status_code == 200
+    assert heard == [{campaign.message_id: [people[1].pk]}]
