@@ -470,6 +470,7 @@ ANYMAIL = {
 }
 # Signed events older (or further in the future) than this are refused as replays.
 DELIVERY_WEBHOOK_MAX_AGE_S = env_int("DELIVERY_WEBHOOK_MAX_AGE_S", default=300, minimum=10)
+
 # --- delivery: channel edges (issue 16) ---
 # The failover ESP is a SendGrid account of its own (DELIVERY_EMAIL_FAILOVER_OPTIONS are anymail
 # SendGrid options): its signed event webhook posts to /webhooks/failover/events/ and is verified
@@ -492,6 +493,8 @@ CAMPAIGNS_WHATSAPP_SETTLE_CHECK_S = env_float(
 # app dashboard. Empty: statuses and subscriptions are refused.
 WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET", default="")
 WHATSAPP_WEBHOOK_VERIFY_TOKEN = env_str("WHATSAPP_WEBHOOK_VERIFY_TOKEN", default="")
+# --- end of channel edges ---
+
 # anymail dropped official SendGrid support (anymail.W003 and AnymailNotSupportedWarning). We keep
 # it deliberately: it still works, it is the ESP the business uses, and the backend is swappable
 # by DELIVERY_EMAIL_BACKEND. The warning filter lives in delivery/apps.py.

@@ -20,9 +20,7 @@ NO_QUIET = override_settings(REROUTE_QUIET_HOURS={}, REROUTE_FREQUENCY_CAP_PER_D
 def _checking_and_rerouted() -> Campaign:
     """A campaign whose Facebook post is unknown with its recent-posts check due, and whose
     Instagram post the reroute engine takes over when Instagram goes down."""
-    campaign = make_campaign(
-        networks=("facebook", "instagram"), status=CampaignStatus.PUBLISHING
-    )
+    campaign = make_campaign(networks=("facebook", "instagram"), status=CampaignStatus.PUBLISHING)
     SocialPost.objects.filter(campaign=campaign, network="facebook").update(
         status=PostStatus.UNKNOWN, next_attempt_at=timezone.now() + timedelta(minutes=1)
     )

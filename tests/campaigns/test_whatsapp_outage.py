@@ -66,6 +66,11 @@ def whatsapp_ids(campaign: Campaign) -> list[int]:
     )
 
 
+def message_id_of(campaign: Campaign) -> int:
+    assert campaign.message_id is not None
+    return campaign.message_id
+
+
 def reroute_now(campaign: Campaign) -> Reroute:
     window = outage_declare(network="whatsapp", reason="test outage", actor="tests")
     assert reroute_window_opened(window_id=window.pk, send=lambda *a, **k: None) == 1
@@ -236,10 +241,14 @@ def test_a_failure_reported_after_the_reroute_planned_still_gives_the_fallback(
     # Both messages were accepted and still settling when the slice ran: no fallback yet.
     assert fallback_contacts(campaign) == set()
     Delivery.objects.filter(id=ids[1]).update(status=S.UNDELIVERED)
-    assert whatsapp_fallback_plan(message_id=campaign.message_id, contact_ids=[people[1].pk]) == 1
+    assert (
+        whatsapp_fallback_plan(message_id=message_id_of(campaign), contact_ids=[people[1].pk]) == 1
+    )
     assert fallback_contacts(campaign) == {people[1].pk}
     # A repeated report plans nothing twice, and the reroute counts what it planned.
-    assert whatsapp_fallback_plan(message_id=campaign.message_id, contact_ids=[people[1].pk]) == 0
+    assert (
+        whatsapp_fallback_plan(message_id=message_id_of(campaign), contact_ids=[people[1].pk]) == 0
+    )
     reroute.refresh_from_db()
     assert reroute.planned.get("email") == 1
 
@@ -251,7 +260,9 @@ def test_without_a_whatsapp_reroute_a_failed_message_plans_no_fallback(graph: Gr
     ids = whatsapp_ids(campaign)
     deliveries_send_chunk(channel="whatsapp", ids=ids)
     Delivery.objects.filter(id__in=ids).update(status=S.UNDELIVERED)
-    assert whatsapp_fallback_plan(message_id=campaign.message_id, contact_ids=[people[0].pk]) == 0
+    assert (
+        whatsapp_fallback_plan(message_id=message_id_of(campaign), contact_ids=[people[0].pk]) == 0
+    )
     assert fallback_contacts(campaign) == set()
 
 

@@ -71,9 +71,7 @@ def sent_through(
     primary.clear_fault()
     assert report.sent == count
     expected = "failover" if primary_down else "sendgrid"
-    assert set(Delivery.objects.filter(id__in=ids).values_list("provider", flat=True)) == {
-        expected
-    }
+    assert set(Delivery.objects.filter(id__in=ids).values_list("provider", flat=True)) == {expected}
     return contacts, ids
 
 
