@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.test import Client, override_settings
+from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignStatus, PostStatus, Reroute, SocialPost
 from campaigns.publishing import social_post_publish
@@ -296,3 +297,33 @@ def test_a_failed_status_announces_its_contact_after_commit(
         whatsapp_undelivered.disconnect(dispatch_uid="test-listen")
     assert response.status_code == 200
     assert heard == [{campaign.message_id: [people[1].pk]}]
+
+
+@NO_QUIET
+def test_a_whatsapp_post_the_sweeper_found_stuck_is_planned_again_and_settles(
+    graph: GraphFake,
+) -> None:
+    campaign, post, _ = whatsapp_campaign(2)
+    social_post_publish(post_id=post.pk)
+    ids = whatsapp_ids(campaign)
+    # Its settle message was lost: the posts sweeper turns a long "publishing" into unknown.
+    SocialPost.objects.filter(pk=post.pk).update(
+        status=PostStatus.UNKNOWN, next_attempt_at=timezone.now()
+    )
+    assert social_post_publish(post_id=post.pk).outcome == "retry"
+    assert whatsapp_ids(campaign) == ids, "planned again, nothing twice"
+    deliveries_send_chunk(channel="whatsapp", ids=ids)
+    assert social_post_publish(post_id=post.pk).outcome == "published"
+    assert len([p for p in graph.posts if p.network == "whatsapp"]) == 2
+
+
+@NO_QUIET
+def test_a_duplicate_task_leaves_a_post_whose_messages_are_being_planned_alone(
+    graph: GraphFake,
+) -> None:
+    _, post, _ = whatsapp_campaign(1)
+    SocialPost.objects.filter(pk=post.pk).update(status=PostStatus.PUBLISHING, next_attempt_at=None)
+    report = social_post_publish(post_id=post.pk)
+    assert (report.outcome, report.detail) == ("noop", "its messages are still being planned")
+    post.refresh_from_db()
+    assert post.status == PostStatus.PUBLISHING
