@@ -8,6 +8,10 @@ view answers with (the view keeps the receipt either way).
   (``SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY``) and the event mapping. On top: the key is
   required (an unsigned webhook is refused, never trusted), the signed timestamp must be within
   ``DELIVERY_WEBHOOK_MAX_AGE_S`` of now, and a signature already seen is refused as a replay.
+- The failover ESP's event webhook: a SendGrid account of its own, so the same checks with its
+  own key (``DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY``) and provider "failover".
+- WhatsApp Cloud API notifications: ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw body with
+  ``WHATSAPP_APP_SECRET``), message statuses out; Meta's GET subscription handshake.
 - Twilio's status callbacks and inbound messages: ``RequestValidator`` over the URL Twilio called,
   rebuilt from ``DELIVERY_PUBLIC_BASE_URL`` (behind a proxy the Host header is not what Twilio
   signed), with every POST parameter, since Twilio adds parameters without notice.

@@ -18,6 +18,10 @@ request names: messages sent through the install's account before the workspace 
 still get their callbacks (the install's token is the operator's, who holds the keys anyway).
 The install-wide URLs stay for callbacks of messages sent before per-workspace URLs existed, and
 for the install's own SendGrid account, whose event webhook is configured once per account.
+
+Two more accounts are the install's alone, with one URL each: the failover ESP (a SendGrid
+account of its own; each email route reports only on its own account's mail, so neither can
+settle or suppress through the other's) and the WhatsApp Cloud API app (one Meta app secret).
 """
 
 from __future__ import annotations
