@@ -11,12 +11,13 @@ from django.test import Client
 
 from contacts.models import Consent, ConsentState, Contact, Suppression, SuppressionReason
 from delivery.dispatch import deliveries_send_chunk
-from delivery.models import Delivery, ProviderReceipt, ReceiptVerdict
+from delivery.models import Delivery, Message, ProviderReceipt, ReceiptVerdict
 from delivery.senders import channel_sender
 from delivery.states import DeliveryStatus as S
 from sandbox.sendgrid import SendGridFake
 from tests.contacts.factories import granted_contact
 from tests.delivery.test_webhooks import make_message, plan, sendgrid_post
+from tests.workspaces import make_workspace, workspace_for_tests
 
 pytestmark = [pytest.mark.django_db]
 
@@ -246,3 +247,35 @@ def test_failover_events_for_unknown_messages_wait_on_the_receipt(
     receipt = last_receipt()
     assert receipt.verdict == ReceiptVerdict.UNMATCHED
     assert receipt.pending[0]["provider"] == "failover"
+
+
+def test_one_failover_batch_over_two_workspaces_applies_and_stays_install_level(
+    accounts: tuple[SendGridFake, SendGridFake],
+) -> None:
+    """The failover is the install's: it reports on every workspace's mail it took, and a
+    receipt spanning two workspaces is kept for operators, not handed to either client."""
+    primary, failover = accounts
+    primary.set_fault(mode="error", status=503)
+    ids = []
+    for workspace in (workspace_for_tests(), make_workspace()):
+        contact = granted_contact(workspace=workspace)
+        message = Message.objects.create(
+            workspace=workspace,
+            name="m",
+            email_subject="Hi",
+            email_html="<p>Hi</p>",
+            email_text="Hi",
+        )
+        ids += plan(message, [contact])
+    assert deliveries_send_chunk(channel="email", ids=ids).sent == 2
+    primary.clear_fault()
+    assert failover_post(failover, failover.events_for("delivered")).status_code == 200
+    assert set(Delivery.objects.filter(id__in=ids).values_list("status", flat=True)) == {
+        S.DELIVERED
+    }
+    receipt = last_receipt()
+    assert (receipt.verdict, receipt.matched, receipt.workspace_id) == (
+        ReceiptVerdict.APPLIED,
+        2,
+        None,
+    )
