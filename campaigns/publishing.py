@@ -76,6 +76,11 @@ def social_post_publish(  # noqa: PLR0911 - one return per guard reads best
         return PublishReport(post_id, "noop", detail="no such post")
     if post.campaign.status not in ACTIVE_STATUSES:
         return PublishReport(post_id, "noop", detail=f"campaign is {post.campaign.status}")
+    if post.network == SocialNetwork.WHATSAPP and post.status in (
+        PostStatus.PUBLISHING,
+        PostStatus.UNKNOWN,
+    ):
+        return _whatsapp_settle(post)
     publisher = publisher or publisher_for(network=post.network)
     if post.status == PostStatus.UNKNOWN:
         return _reconcile(post, publisher)
@@ -109,10 +114,12 @@ def _account_label(post: SocialPost) -> str:
 
 def _publish(post: SocialPost, publisher: Publisher, *, started: datetime) -> PublishReport:
     if post.network == SocialNetwork.WHATSAPP:
-        # One-to-one: the post becomes a template message per consented contact (Deliveries).
+        # One-to-one: the post becomes a template message per consented contact (Deliveries),
+        # and stays publishing until WhatsApp accepted them (campaigns/whatsapp.py).
         from campaigns.whatsapp import campaign_whatsapp_send
 
-        planned = campaign_whatsapp_send(post=post)
+        SocialPost.objects.filter(pk=post.pk).update(next_attempt_at=None)
+        campaign_whatsapp_send(post=post)
         publish_attempt_record(
             workspace_id=post.workspace_id,
             network=post.network,
@@ -120,7 +127,7 @@ def _publish(post: SocialPost, publisher: Publisher, *, started: datetime) -> Pu
             account_id=post.account_id,
             post_id=post.pk,
         )
-        return _published(post, f"{planned} template messages", from_status=PostStatus.PUBLISHING)
+        return _whatsapp_settle(post, planned=True)
     account = social_account_ref(account=post.account)
     if account is None:
         error: PublishError = PublishPermanent(
@@ -142,6 +149,41 @@ def _publish(post: SocialPost, publisher: Publisher, *, started: datetime) -> Pu
         post_id=post.pk,
     )
     return _published(post, result.external_id, from_status=PostStatus.PUBLISHING)
+
+
+def _whatsapp_settle(post: SocialPost, *, planned: bool = False) -> PublishReport:
+    """A WhatsApp post whose messages are released: published or failed once none waits to be
+    accepted, else look again later. ``planned``: this call just planned them."""
+    from campaigns.whatsapp import (
+        whatsapp_post_outcome,
+        whatsapp_post_progress,
+        whatsapp_progress_text,
+        whatsapp_settle_check_at,
+    )
+
+    if post.status == PostStatus.UNKNOWN:
+        # The posts sweeper found it publishing too long (its worker died, or its settle check
+        # was lost with Redis): plan again (idempotent: nothing twice, unreleased rows released).
+        claimed = SocialPost.objects.filter(pk=post.pk, status=PostStatus.UNKNOWN).update(
+            status=PostStatus.PUBLISHING, publishing_started_at=timezone.now()
+        )
+        if not claimed:
+            return PublishReport(post.pk, "noop", detail="claimed by someone else")
+        post.status = PostStatus.PUBLISHING
+        return _publish(post, publisher_for(network=post.network), started=timezone.now())
+    if not planned and post.next_attempt_at is None:
+        return PublishReport(post.pk, "noop", detail="its messages are still being planned")
+    message_id = post.campaign.message_id
+    progress = whatsapp_post_progress(message_id=message_id) if message_id else {}
+    outcome = whatsapp_post_outcome(progress)
+    if outcome is None:
+        wait = whatsapp_settle_check_at(post_id=post.pk)
+        return PublishReport(post.pk, "retry", retry_after_s=wait, detail="messages still sending")
+    text = whatsapp_progress_text(progress)
+    if outcome == PostStatus.PUBLISHED:
+        return _published(post, text, from_status=PostStatus.PUBLISHING)
+    error = PublishPermanent(f"no template message was accepted ({text})", network=post.network)
+    return _failed(post, error, record=False)
 
 
 def _published(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -31,7 +30,7 @@ from campaigns.models import (
     RerouteStatus,
     SocialPost,
 )
-from campaigns.rollup import campaign_status_from_posts
+from campaigns.rollup import campaign_status_rollup
 from contacts.models import Channel, Contact
 from contacts.selectors import segment_contacts
 from continuity.models import Workspace
@@ -195,20 +194,9 @@ def campaign_network_down(
 
 
 def campaign_status_refresh(campaign: Campaign) -> None:
-    """Roll the posts up into the campaign's status once none is waiting to publish.
-
-    While a post is pending or publishing the dispatcher and the publisher own the status (a
-    scheduled campaign must stay claimable); after that the shared rollup rules decide.
-    """
-    counts = Counter(campaign.posts.values_list("status", flat=True))
-    if not counts or campaign.status == CampaignStatus.CANCELLED:
-        return
-    if counts[PostStatus.PENDING] or counts[PostStatus.PUBLISHING]:
-        return
-    status = campaign_status_from_posts(counts)
-    Campaign.objects.filter(pk=campaign.pk).exclude(status=status).update(
-        status=status, updated_at=timezone.now()
-    )
+    """Roll the posts up into the campaign's status after a hold or a reroute: the one rule of
+    campaigns.rollup, so a post still being checked counts as in flight here too."""
+    campaign_status_rollup(campaign_id=campaign.pk)
 
 
 def reroute_window_opened(*, window_id: int, send: Callable[..., None] | None = None) -> int:
@@ -310,6 +298,12 @@ def reroute_plan_next_slice(*, reroute_id: int, send: Callable[..., None] | None
         # A small first slice gets the first messages out within a second or two; later
         # slices are larger, since sending already runs behind them.
         limit = settings.REROUTE_FIRST_SLICE_SIZE if after == 0 else settings.REROUTE_SLICE_SIZE
+        if reroute.network == Channel.WHATSAPP:
+            # WhatsApp messages no request was made for give way to the fallback, before the
+            # slice reads who was reached (campaigns/whatsapp.py).
+            from campaigns.whatsapp import whatsapp_unaccepted_cancel
+
+            whatsapp_unaccepted_cancel(message_id=spec.message_id, after_contact_id=after)
         result = deliveries_plan_slice(
             spec=spec,
             audience=audience,

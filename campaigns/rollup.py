@@ -1,4 +1,11 @@
-"""A campaign's status from its posts' statuses (after every post outcome, hold or reroute)."""
+"""A campaign's status from its posts' statuses (after every post outcome, hold or reroute).
+
+One rule for every caller: the publisher after each post outcome, the dispatcher for a
+campaign left without posts, and the reroute engine after a hold or a reroute
+(``campaign_status_refresh`` is this rollup). Posts are counted one way (an unknown post whose
+recent-posts check is still due counts as in flight), and one table says which campaign
+statuses the rollup may replace.
+"""
 
 from __future__ import annotations
 
@@ -45,22 +52,45 @@ def campaign_status_from_posts(counts: Counter[str]) -> str:  # noqa: PLR0911 - 
     return CampaignStatus.FAILED
 
 
+def campaign_post_counts(*, campaign_id: int) -> Counter[str]:
+    """The campaign's posts by status, an unknown post still being checked as ``CHECKING``."""
+    return Counter(
+        CHECKING if status == PostStatus.UNKNOWN and next_attempt_at is not None else status
+        for status, next_attempt_at in SocialPost.objects.filter(
+            campaign_id=campaign_id
+        ).values_list("status", "next_attempt_at")
+    )
+
+
+def campaign_status_decide(*, current: str, counts: Counter[str]) -> str | None:
+    """The status a campaign in ``current`` moves to given its posts, or None to leave it.
+
+    A scheduled campaign moves only once it has posts and none is in flight: the reroute engine
+    holds or reroutes the posts of a campaign that fail-back set back to scheduled, and while a
+    post of it is pending the dispatcher must still be able to claim it."""
+    if current == CampaignStatus.SCHEDULED:
+        status = campaign_status_from_posts(counts)
+        return status if counts and status != CampaignStatus.PUBLISHING else None
+    if current not in ROLLABLE:
+        return None
+    return campaign_status_from_posts(counts)
+
+
 def campaign_status_rollup(*, campaign_id: int) -> str | None:
-    """Recompute and store the campaign's status; None when it is not in a rollable state.
+    """Recompute and store the campaign's status; None when its status is not the rollup's to
+    change (draft, cancelled, a scheduled campaign still waiting for its posts).
 
     The campaign row is locked first, so two workers finishing two posts at once cannot
     leave a stale status behind (the later one reads both outcomes)."""
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
-        if campaign is None or campaign.status not in ROLLABLE:
+        if campaign is None:
             return None
-        counts: Counter[str] = Counter(
-            CHECKING if status == PostStatus.UNKNOWN and next_attempt_at is not None else status
-            for status, next_attempt_at in SocialPost.objects.filter(
-                campaign_id=campaign_id
-            ).values_list("status", "next_attempt_at")
+        status = campaign_status_decide(
+            current=campaign.status, counts=campaign_post_counts(campaign_id=campaign_id)
         )
-        status = campaign_status_from_posts(counts)
+        if status is None:
+            return None
         if status != campaign.status:
             Campaign.objects.filter(pk=campaign_id).update(status=status, updated_at=timezone.now())
         return status

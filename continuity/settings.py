@@ -472,6 +472,31 @@ ANYMAIL = {
 }
 # Signed events older (or further in the future) than this are refused as replays.
 DELIVERY_WEBHOOK_MAX_AGE_S = env_int("DELIVERY_WEBHOOK_MAX_AGE_S", default=300, minimum=10)
+
+# --- delivery: channel edges (issue 16) ---
+# The failover ESP is a SendGrid account of its own (DELIVERY_EMAIL_FAILOVER_OPTIONS are anymail
+# SendGrid options): its signed event webhook posts to /webhooks/failover/events/ and is verified
+# with that account's public key (base64 DER, from its Mail Settings page). Empty: its events are
+# refused (403), never trusted unsigned.
+DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY = env_str(
+    "DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY", default=""
+)
+# The sandbox's failover fake signs its events with this P-256 key (PEM; empty: a fresh key per
+# start) and posts "processed"/"delivered" for what it accepts to this URL (empty: it does not).
+SANDBOX_FAILOVER_EVENT_SIGNING_KEY = env_str("SANDBOX_FAILOVER_EVENT_SIGNING_KEY", default="")
+SANDBOX_FAILOVER_EVENTS_URL = env_str("SANDBOX_FAILOVER_EVENTS_URL", default="")
+# A WhatsApp post stays "publishing" until WhatsApp accepted (or finally refused) each of its
+# messages; its publish task looks again this often (campaigns/whatsapp.py).
+CAMPAIGNS_WHATSAPP_SETTLE_CHECK_S = env_float(
+    "CAMPAIGNS_WHATSAPP_SETTLE_CHECK_S", default=15.0, minimum=0.1
+)
+# WhatsApp Cloud API status webhook (/webhooks/whatsapp/): Meta signs each POST with the app's
+# secret (X-Hub-Signature-256) and proves the subscription with the verify token you chose in the
+# app dashboard. Empty: statuses and subscriptions are refused.
+WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET", default="")
+WHATSAPP_WEBHOOK_VERIFY_TOKEN = env_str("WHATSAPP_WEBHOOK_VERIFY_TOKEN", default="")
+# --- end of channel edges ---
+
 # anymail dropped official SendGrid support (anymail.W003 and AnymailNotSupportedWarning). We keep
 # it deliberately: it still works, it is the ESP the business uses, and the backend is swappable
 # by DELIVERY_EMAIL_BACKEND. The warning filter lives in delivery/apps.py.

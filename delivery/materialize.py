@@ -36,6 +36,7 @@ from contacts.models import (
 from delivery.models import Delivery
 from delivery.quiet_hours import QuietRules, quiet_hours_ends, quiet_window
 from delivery.states import LEFT_STATUSES, DeliveryStatus
+from delivery.status import WHATSAPP_NO_FALLBACK_STATUSES
 
 FIRST_REACHABLE = "first_reachable"
 ALL_CHANNELS = "all"
@@ -244,7 +245,13 @@ def _slice_columns(
         ]
     reached_sql = "0"
     if spec.skip_reached_on:
-        left = sorted(LEFT_STATUSES)
+        # WhatsApp (the only channel skipped this way) counts delivered, read and still
+        # settling; an undelivered or failed message leaves its contact to the fallback.
+        left = sorted(
+            WHATSAPP_NO_FALLBACK_STATUSES
+            if spec.skip_reached_on == Channel.WHATSAPP
+            else LEFT_STATUSES
+        )
         reached_sql = (
             f"CASE WHEN EXISTS (SELECT 1 FROM {_table(Delivery)} w "
             f"WHERE w.contact_id = {alias}.id AND w.message_id = %s AND w.channel = %s "

@@ -8,6 +8,10 @@ view answers with (the view keeps the receipt either way).
   (``SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY``) and the event mapping. On top: the key is
   required (an unsigned webhook is refused, never trusted), the signed timestamp must be within
   ``DELIVERY_WEBHOOK_MAX_AGE_S`` of now, and a signature already seen is refused as a replay.
+- The failover ESP's event webhook: a SendGrid account of its own, so the same checks with its
+  own key (``DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY``) and provider "failover".
+- WhatsApp Cloud API notifications: ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw body with
+  ``WHATSAPP_APP_SECRET``), message statuses out; Meta's GET subscription handshake.
 - Twilio's status callbacks and inbound messages: ``RequestValidator`` over the URL Twilio called,
   rebuilt from ``DELIVERY_PUBLIC_BASE_URL`` (behind a proxy the Host header is not what Twilio
   signed), with every POST parameter, since Twilio adds parameters without notice.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import hmac
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -40,6 +45,8 @@ STOP_WORDS = frozenset(
 )
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
+# The provider name the email sender records for mail the failover ESP took (Sent.provider).
+FAILOVER = "failover"
 
 
 class WebhookRejected(ContinuityError):
@@ -97,21 +104,32 @@ def _replay_refuse(*, provider: str, signature: str) -> None:
 
 
 def sendgrid_events_parse(
-    *, request: HttpRequest, now: float | None = None, verification_key: str | None = None
+    *,
+    request: HttpRequest,
+    now: float | None = None,
+    verification_key: str | None = None,
+    provider: str = "sendgrid",
 ) -> list[StatusEvent]:
     """Verify a SendGrid event-webhook POST and return its events.
 
     ``verification_key``: the SendGrid account's public key (a workspace's own account signs
-    with its own); None: the install's setting."""
+    with its own); None: the install's setting. ``provider`` names the account the events are
+    from ("failover": the failover ESP, a SendGrid account of its own; see
+    ``failover_events_parse``)."""
     key = (
         settings.ANYMAIL.get("SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY")
         if verification_key is None
         else verification_key
     )
     if not key:
+        setting = (
+            "DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY"
+            if provider == FAILOVER
+            else "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"
+        )
         raise WebhookRejected(
-            "SendGrid event verification is not configured "
-            "(SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY): refusing unsigned events",
+            f"{provider} event verification is not configured ({setting}): "
+            "refusing unsigned events",
             status_code=403,
         )
     signature = request.headers.get("X-Twilio-Email-Event-Webhook-Signature", "")
@@ -147,12 +165,25 @@ def sendgrid_events_parse(
         isinstance(e, dict) and isinstance(e.get("event"), str) for e in payload
     ):
         raise WebhookRejected("body must be a JSON array of events with an 'event' field")
-    _replay_refuse(provider="sendgrid", signature=signature)
-    return [_sendgrid_event(view, raw, index=i) for i, raw in enumerate(payload)]
+    _replay_refuse(provider=provider, signature=signature)
+    return [_sendgrid_event(view, raw, index=i, provider=provider) for i, raw in enumerate(payload)]
+
+
+def failover_events_parse(*, request: HttpRequest, now: float | None = None) -> list[StatusEvent]:
+    """Verify the failover ESP's event-webhook POST and return its events (provider
+    "failover"). The failover ESP is a SendGrid account of its own (DELIVERY_EMAIL_FAILOVER_*
+    are anymail SendGrid options): the same signed event format, verified with that account's
+    key, ``DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY``; without it, events are refused."""
+    return sendgrid_events_parse(
+        request=request,
+        now=now,
+        verification_key=settings.DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY,
+        provider=FAILOVER,
+    )
 
 
 def _sendgrid_event(
-    view: SendGridTrackingWebhookView, raw: dict[str, Any], *, index: int
+    view: SendGridTrackingWebhookView, raw: dict[str, Any], *, index: int, provider: str
 ) -> StatusEvent:
     try:
         # anymail trusts the event's types: a string timestamp, one past year 9999 or a
@@ -162,7 +193,7 @@ def _sendgrid_event(
         raise WebhookRejected(f"event [{index}] cannot be read: {str(exc)[:200]}") from None
     delivery = str(raw.get("delivery_id", ""))
     return StatusEvent(
-        provider="sendgrid",
+        provider=provider,
         message_id=str(event.message_id or ""),
         status=str(event.event_type),
         error_code=str(raw.get("status") or event.reject_reason or ""),
@@ -173,6 +204,103 @@ def _sendgrid_event(
         delivery_id=int(delivery) if delivery.isdecimal() and len(delivery) <= 18 else None,
         timestamp=event.timestamp,
         raw=raw,
+    )
+
+
+# --- WhatsApp Cloud API -------------------------------------------------------------------------
+
+
+def whatsapp_subscription_verify(*, request: HttpRequest) -> str:
+    """Meta's subscription handshake (GET ``hub.mode=subscribe``, ``hub.verify_token``,
+    ``hub.challenge``): the challenge to echo, or WebhookRejected when the token is not ours."""
+    expected = settings.WHATSAPP_WEBHOOK_VERIFY_TOKEN
+    if not expected:
+        raise WebhookRejected(
+            "WhatsApp webhook subscription is not configured (WHATSAPP_WEBHOOK_VERIFY_TOKEN)",
+            status_code=403,
+        )
+    token = request.GET.get("hub.verify_token", "")
+    if request.GET.get("hub.mode") != "subscribe" or not hmac.compare_digest(
+        token.encode(), expected.encode()
+    ):
+        raise WebhookRejected("subscription verify token does not match", status_code=403)
+    challenge = request.GET.get("hub.challenge", "")
+    if not challenge.isdecimal() or len(challenge) > 32:
+        raise WebhookRejected("hub.challenge must be digits")
+    return challenge
+
+
+def _whatsapp_signature_check(request: HttpRequest) -> str:
+    secret = settings.WHATSAPP_APP_SECRET
+    if not secret:
+        raise WebhookRejected(
+            "WhatsApp webhook verification is not configured (WHATSAPP_APP_SECRET): "
+            "refusing unsigned events",
+            status_code=403,
+        )
+    header = request.headers.get("X-Hub-Signature-256", "")
+    if not header:
+        raise WebhookRejected("X-Hub-Signature-256 header missing", status_code=401)
+    expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(header.strip().encode(), expected.encode()):
+        raise WebhookRejected("X-Hub-Signature-256 does not verify", status_code=403)
+    return header
+
+
+def _whatsapp_list(parent: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    value = parent.get(key, [])
+    if not isinstance(value, list):
+        raise WebhookRejected(f"{where}.{key} must be a list")
+    return value
+
+
+def whatsapp_statuses_parse(*, request: HttpRequest) -> list[StatusEvent]:
+    """Verify a WhatsApp Cloud API webhook POST (``X-Hub-Signature-256``: HMAC-SHA256 of the raw
+    body with the app secret) and return its message statuses (sent, delivered, read, failed).
+
+    Inbound messages and other fields in the same notification are not statuses: they are
+    left out. Meta signs no timestamp and retries a delivery with the same bytes, so a signature
+    seen within the replay window is refused (409); later copies can only repeat transitions
+    already made (statuses move rows forward only)."""
+    signature = _whatsapp_signature_check(request)
+    try:
+        payload = json_parse(raw=request.body, nul="replace")
+    except InputRejected as exc:
+        raise WebhookRejected(exc.detail) from None
+    if not isinstance(payload, dict):
+        raise WebhookRejected("body must be a JSON object with an 'entry' list")
+    events: list[StatusEvent] = []
+    for e, entry in enumerate(_whatsapp_list(payload, "entry", "body")):
+        if not isinstance(entry, dict):
+            raise WebhookRejected(f"entry[{e}] must be an object")
+        for c, change in enumerate(_whatsapp_list(entry, "changes", f"entry[{e}]")):
+            value = change.get("value") if isinstance(change, dict) else None
+            if not isinstance(value, dict):
+                raise WebhookRejected(f"entry[{e}].changes[{c}].value must be an object")
+            where = f"entry[{e}].changes[{c}].value"
+            for i, raw in enumerate(_whatsapp_list(value, "statuses", where)):
+                events.append(_whatsapp_status(raw, where=f"{where}.statuses[{i}]"))
+    _replay_refuse(provider="whatsapp", signature=signature)
+    return events
+
+
+def _whatsapp_status(raw: Any, *, where: str) -> StatusEvent:
+    if not isinstance(raw, dict):
+        raise WebhookRejected(f"{where} must be an object")
+    message_id, status = raw.get("id"), raw.get("status")
+    if not isinstance(message_id, str) or not message_id or not isinstance(status, str):
+        raise WebhookRejected(f"{where} needs a message 'id' and a 'status'")
+    errors = raw.get("errors")
+    error = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    detail = error.get("error_data", {}) if isinstance(error.get("error_data"), dict) else {}
+    return StatusEvent(
+        provider="whatsapp",
+        message_id=text_storable(message_id[:100]),
+        status=text_storable(status.lower()[:30]),
+        error_code=text_storable(str(error.get("code", ""))[:50]),
+        error_text=text_storable(str(detail.get("details") or error.get("title") or "")[:500]),
+        recipient=text_storable(str(raw.get("recipient_id", ""))[:50]),
+        raw={"status": status},
     )
 
 

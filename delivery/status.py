@@ -36,6 +36,7 @@ from contacts.models import (
 )
 from delivery.models import Delivery, ProviderReceipt, ReceiptVerdict
 from delivery.provider_events import OptAction, OptEvent, StatusEvent
+from delivery.signals import whatsapp_undelivered
 from delivery.states import DeliveryStatus
 from delivery.transitions import deliveries_transition
 
@@ -70,6 +71,28 @@ SMS_STATUS: dict[str, str | None] = {
     "failed": S.FAILED,
     "canceled": S.FAILED,
 }
+# WhatsApp Cloud API status webhook ("statuses[].status") -> delivery status. "failed" after
+# the send was accepted is a message that left and did not arrive.
+WHATSAPP_STATUS: dict[str, str | None] = {
+    "sent": S.SENT,
+    "delivered": S.DELIVERED,
+    "read": S.OPENED,
+    "failed": S.UNDELIVERED,
+    "deleted": None,
+}
+# A WhatsApp message reached its contact only once delivered or read.
+WHATSAPP_REACHED_STATUSES: frozenset[str] = frozenset({S.DELIVERED, S.OPENED, S.CLICKED})
+# Accepted (or maybe accepted) and not settled yet: it may still arrive.
+WHATSAPP_SETTLING_STATUSES: frozenset[str] = frozenset({S.SENDING, S.SENT, S.UNKNOWN})
+# The reroute's "already reached on WhatsApp": no fallback for these contacts (yet). Undelivered,
+# failed, bounced, suppressed, cancelled and never-sent messages get the fallback.
+WHATSAPP_NO_FALLBACK_STATUSES: frozenset[str] = (
+    WHATSAPP_REACHED_STATUSES | WHATSAPP_SETTLING_STATUSES
+)
+# Messages that left (accepted, or maybe): a WhatsApp post with any of these was published.
+WHATSAPP_LEFT_STATUSES: frozenset[str] = frozenset(
+    {S.SENT, S.DELIVERED, S.OPENED, S.CLICKED, S.UNKNOWN, S.UNDELIVERED, S.BOUNCED}
+)
 # Progress order: applying a batch in this order lets "delivered" and "bounced" for the same
 # message in one POST both land, whatever order the provider listed them in.
 _ORDER: list[str] = [S.SENT, S.DELIVERED, S.OPENED, S.CLICKED, S.UNDELIVERED, S.FAILED, S.BOUNCED]
@@ -128,7 +151,13 @@ def status_event_from_json(data: dict[str, Any]) -> StatusEvent:
 
 
 def _channel_for(provider: str) -> str:
-    return Channel.SMS if provider == "twilio" else Channel.EMAIL
+    return {"twilio": Channel.SMS, "whatsapp": Channel.WHATSAPP}.get(provider, Channel.EMAIL)
+
+
+_STATUS_TABLES: dict[str, dict[str, str | None]] = {
+    Channel.SMS: SMS_STATUS,
+    Channel.WHATSAPP: WHATSAPP_STATUS,
+}
 
 
 def status_events_apply(*, events: Sequence[StatusEvent]) -> ApplyResult:
@@ -156,26 +185,49 @@ def status_events_apply(*, events: Sequence[StatusEvent]) -> ApplyResult:
         result.matched += 1
         delivery_id, contact_id, workspace_id = hit
         result.workspace_ids.add(workspace_id)
-        table = SMS_STATUS if channel == Channel.SMS else EMAIL_STATUS
+        table = _STATUS_TABLES.get(channel, EMAIL_STATUS)
         target = table.get(event.status)
         if target is not None:
             groups[(target, event.error_code[:50], event.error_text[:500])].append(delivery_id)
         effects.append((event, contact_id))
+    whatsapp_failed: list[int] = []
+    # Only a batch holding WhatsApp statuses pays for finding the failed ones' contacts.
+    has_whatsapp = Channel.WHATSAPP in by_channel
     with transaction.atomic():
         for target, code, text in sorted(groups, key=lambda key: _ORDER.index(key[0])):
             failing = target in (S.FAILED, S.UNDELIVERED, S.BOUNCED)
-            result.moved += len(
-                deliveries_transition(
-                    ids=groups[(target, code, text)],
-                    target=target,
-                    detail=f"provider: {code} {text}".strip() if failing else "provider report",
-                    fields={"error_code": code, "error_text": text} if failing else None,
-                )
+            moved = deliveries_transition(
+                ids=groups[(target, code, text)],
+                target=target,
+                detail=f"provider: {code} {text}".strip() if failing else "provider report",
+                fields={"error_code": code, "error_text": text} if failing else None,
             )
+            result.moved += len(moved)
+            if failing and has_whatsapp:
+                whatsapp_failed += moved
+        if whatsapp_failed:
+            _whatsapp_undelivered_announce(ids=whatsapp_failed)
         contacts = Contact.objects.in_bulk([contact_id for _, contact_id in effects])
         for event, contact_id in effects:
             _side_effects(event=event, contact=contacts[contact_id])
     return result
+
+
+def _whatsapp_undelivered_announce(*, ids: list[int]) -> None:
+    """After commit, tell listeners which contacts' WhatsApp messages failed (campaigns gives
+    them the fallback while their campaign is rerouted)."""
+    rows = Delivery.objects.filter(id__in=ids, channel=Channel.WHATSAPP).values_list(
+        "message_id", "contact_id"
+    )
+    message_contacts: dict[int, list[int]] = defaultdict(list)
+    for message_id, contact_id in rows:
+        message_contacts[message_id].append(contact_id)
+    if message_contacts:
+        transaction.on_commit(
+            lambda: whatsapp_undelivered.send(
+                sender=Delivery, message_contacts=dict(message_contacts)
+            )
+        )
 
 
 def _first_time(event: StatusEvent) -> bool:
@@ -191,6 +243,8 @@ def _first_time(event: StatusEvent) -> bool:
 def _side_effects(*, event: StatusEvent, contact: Contact) -> None:
     if contact.erased_at is not None:
         return  # an erased contact keeps no consent history to add to
+    if event.provider == "whatsapp":
+        return  # a status only: the send itself suppresses unusable numbers (131026, 131050)
     detail = f"{event.provider} {event.status}: {event.error_code} {event.error_text}"[:500]
     if event.provider != "twilio":
         reason: tuple[str, str] | None = {
@@ -262,7 +316,7 @@ def _email_unsubscribe(
             purpose=Purpose.MARKETING,
             evidence=Evidence(
                 source=source,
-                source_detail=f"sendgrid {event.status} event {event.event_id}"[:500],
+                source_detail=f"{event.provider} {event.status} event {event.event_id}"[:500],
             ),
         )
 

@@ -18,15 +18,22 @@ request names: messages sent through the install's account before the workspace 
 still get their callbacks (the install's token is the operator's, who holds the keys anyway).
 The install-wide URLs stay for callbacks of messages sent before per-workspace URLs existed, and
 for the install's own SendGrid account, whose event webhook is configured once per account.
+
+Two more accounts are the install's alone, with one URL each: the failover ESP (a SendGrid
+account of its own; each email route reports only on its own account's mail, so neither can
+settle or suppress through the other's) and the WhatsApp Cloud API app (one Meta app secret).
 """
 
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable
+from functools import reduce
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -37,12 +44,16 @@ from continuity.inputs import body_storable, text_storable
 from delivery.credentials import WebhookSecrets, webhook_secrets, workspaces_texting_from
 from delivery.models import Delivery, ProviderReceipt, ReceiptVerdict
 from delivery.provider_events import (
+    FAILOVER,
     StatusEvent,
     TwilioVerifier,
     WebhookRejected,
+    failover_events_parse,
     sendgrid_events_parse,
     twilio_inbound_parse,
     twilio_status_parse,
+    whatsapp_statuses_parse,
+    whatsapp_subscription_verify,
 )
 from delivery.status import (
     receipt_workspace_settle,
@@ -62,6 +73,7 @@ KEPT_HEADERS = (
     "X-Twilio-Email-Event-Webhook-Signature",
     "X-Twilio-Email-Event-Webhook-Timestamp",
     "I-Twilio-Idempotency-Token",
+    "X-Hub-Signature-256",
 )
 
 
@@ -151,14 +163,20 @@ def _secrets(workspace_id: int | None) -> WebhookSecrets:
     return found
 
 
-def _scope_check(*, channel: str, message_ids: set[str], workspace_id: int | None) -> None:
-    """Refuse a request verified for one workspace that reports on another's messages."""
+def _scope_check(
+    *, channel: str, message_ids: set[str], workspace_id: int | None, others: Q | None = None
+) -> None:
+    """Refuse a request verified for one workspace (or one account) that reports on another's
+    messages. ``others``: the rows another account sent, besides other workspaces'."""
     message_ids.discard("")
-    if workspace_id is None or not message_ids:
+    conditions = [others] if others is not None else []
+    if workspace_id is not None:
+        conditions.append(~Q(workspace_id=workspace_id))
+    if not message_ids or not conditions:
         return
     foreign = (
         Delivery.objects.filter(channel=channel, provider_message_id__in=list(message_ids))
-        .exclude(workspace_id=workspace_id)
+        .filter(reduce(operator.or_, conditions))
         .exists()
     )
     if foreign:
@@ -211,6 +229,27 @@ def sendgrid_events(
         channel=Channel.EMAIL,
         message_ids={e.message_id for e in events},
         workspace_id=workspace_id,
+        # Mail the failover ESP took is reported by the failover's own webhook.
+        others=Q(provider=FAILOVER),
+    )
+    _apply_status(receipt, events)
+    return HttpResponse(status=200)
+
+
+@_webhook(FAILOVER, "events")
+def failover_events(
+    request: HttpRequest, receipt: ProviderReceipt, workspace_id: int | None
+) -> HttpResponse:
+    """The failover ESP's signed event webhook (a SendGrid account of its own, install-wide):
+    the same events, bounces and complaints as SendGrid's, verified with its own key, about the
+    mail it took and no other."""
+    events = failover_events_parse(request=request)
+    _scope_check(
+        channel=Channel.EMAIL,
+        message_ids={e.message_id for e in events},
+        workspace_id=workspace_id,
+        # A row with a provider recorded that is not the failover was sent by another account.
+        others=~Q(provider=FAILOVER) & ~Q(provider=""),
     )
     _apply_status(receipt, events)
     return HttpResponse(status=200)
@@ -264,3 +303,26 @@ def twilio_inbound(
         if result.reply:
             twiml.message(result.reply)
     return HttpResponse(str(twiml), content_type="text/xml")
+
+
+@_webhook("whatsapp", "status")
+def _whatsapp_statuses(
+    request: HttpRequest, receipt: ProviderReceipt, workspace_id: int | None
+) -> HttpResponse:
+    events = whatsapp_statuses_parse(request=request)
+    _apply_status(receipt, events)
+    return HttpResponse(status=200)
+
+
+@csrf_exempt
+def whatsapp_events(request: HttpRequest) -> HttpResponse:
+    """The WhatsApp Cloud API webhook: Meta's subscription handshake (GET) and signed
+    notifications (POST) whose message statuses (sent, delivered, read, failed) settle the
+    WhatsApp deliveries they name. Install-wide: one Meta app, one secret."""
+    if request.method == "GET":
+        try:
+            challenge = whatsapp_subscription_verify(request=request)
+        except WebhookRejected as exc:
+            return JsonResponse({"error": exc.code, "detail": str(exc)}, status=exc.status_code)
+        return HttpResponse(challenge, content_type="text/plain")
+    return _whatsapp_statuses(request)

@@ -1,38 +1,13 @@
-"""Sorting transport failures: did the request leave, or not?"""
+"""Helpers the providers share. Whether a failed request left is delivery.transport's one rule,
+re-exported here for the provider modules that import it from this module."""
 
 from __future__ import annotations
 
 import random
 
-import requests
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from delivery.transport import request_never_left
 
-
-def request_never_left(exc: BaseException) -> bool:
-    """True when the failure happened before the provider could have read the request.
-
-    Connection refused, DNS failure and connect timeouts are safe to retry; a read timeout or a
-    connection dropped after the request was written is ambiguous and must become unknown.
-    """
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(
-            current,
-            NewConnectionError | NameResolutionError | ConnectTimeoutError | ConnectionRefusedError,
-        ):
-            return True
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException) and id(reason) not in seen:
-            current = reason
-            continue
-        args = getattr(current, "args", ())
-        nested = next((a for a in args if isinstance(a, BaseException)), None)
-        current = nested or current.__cause__ or current.__context__
-    return False
+__all__ = ["backoff_s", "request_never_left"]
 
 
 def backoff_s(attempt: int, *, base_s: float = 0.5, cap_s: float = 30.0) -> float:

@@ -27,7 +27,8 @@ from typing import Any, ClassVar, Literal
 
 import requests
 from django.conf import settings
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from delivery.transport import transport_error_sort
 
 logger = logging.getLogger(__name__)
 
@@ -322,28 +323,31 @@ class HttpPublisher(Publisher):
         return body
 
     def error_from_transport(self, exc: requests.RequestException, *, sends: bool) -> PublishError:
-        """Sort a failure below HTTP: did the request certainly not leave, or might it have?"""
-        if _never_left(exc):
-            return PublishTransient(
-                f"could not reach the API ({_transport_reason(exc)})", network=self.network
-            )
-        ambiguous = (
+        """Sort a failure below HTTP with delivery.transport's one rule (the providers use it
+        too): did the request certainly not leave, or might it have?"""
+        transport_errors = (
             requests.Timeout,
             requests.ConnectionError,
             requests.exceptions.ChunkedEncodingError,
         )
-        if isinstance(exc, ambiguous):
-            reason = _transport_reason(exc)
-            if sends:
-                return PublishUnknown(
-                    f"no answer after the request was sent ({reason}); "
-                    "check recent posts before any retry",
-                    network=self.network,
-                )
-            return PublishTransient(f"no answer ({reason})", network=self.network)
-        return PublishPermanent(
-            f"request could not be made ({type(exc).__name__})", network=self.network
-        )
+        if not isinstance(exc, transport_errors):
+            # InvalidURL, InvalidHeader and the like: the request was never made, and making it
+            # again will not help.
+            return PublishPermanent(
+                f"request could not be made ({type(exc).__name__})", network=self.network
+            )
+        verdict = transport_error_sort(exc)
+        if verdict.never_left:
+            return PublishTransient(
+                f"could not reach the API ({verdict.reason})", network=self.network
+            )
+        if sends:
+            return PublishUnknown(
+                f"no answer after the request was sent ({verdict.reason}); "
+                "check recent posts before any retry",
+                network=self.network,
+            )
+        return PublishTransient(f"no answer ({verdict.reason})", network=self.network)
 
     def log_failure(self, account: SocialAccountRef, call: HttpCall, error: PublishError) -> None:
         # %s arguments only, ids in extra; the URL path holds ids but never the token.
@@ -355,49 +359,6 @@ class HttpPublisher(Publisher):
             error,
             extra={"network": self.network, "account": account.key, "outcome": error.kind},
         )
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        stack.extend([current.__cause__, current.__context__])
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            stack.append(reason)
-    return seen
-
-
-def _never_left(exc: requests.RequestException) -> bool:
-    """True when the failure happened before any byte of the request was sent: refused, DNS,
-    or a connect timeout. urllib3 wraps these as NewConnectionError / ConnectTimeoutError."""
-    # TLS and proxy failures happen while connecting, before the request is written.
-    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
-        return True
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return True
-    never = (NewConnectionError, NameResolutionError, ConnectTimeoutError, ConnectionRefusedError)
-    return any(isinstance(cause, never) for cause in _causes(exc))
-
-
-def _transport_reason(exc: requests.RequestException) -> str:
-    for cause in _causes(exc):
-        if isinstance(cause, NameResolutionError):
-            return "DNS lookup failed"
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-    if isinstance(exc, requests.ConnectTimeout):
-        return "connect timeout"
-    if isinstance(exc, requests.ReadTimeout):
-        return "read timeout"
-    if isinstance(exc, requests.ConnectionError):
-        return "connection failed or closed"
-    return type(exc).__name__
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, default: float) -> float:

@@ -37,16 +37,16 @@ def test_a_whatsapp_post_plans_one_message_per_consented_contact_with_a_phone() 
         network="whatsapp",
     )
     report = social_post_publish(post_id=post.pk)
-    assert report.outcome == "published"
-    assert report.detail == "3 template messages"
+    # Queued is not published: the post waits for WhatsApp to accept its messages.
+    assert report.outcome == "retry" and report.retry_after_s
     rows = Delivery.objects.filter(channel="whatsapp")
     assert {d.contact_id for d in rows} == {c.pk for c in consented}
     assert set(rows.values_list("status", flat=True)) == {S.QUEUED}
     assert not Delivery.objects.filter(contact__in=[no_phone, no_consent]).exists()
     post.refresh_from_db()
-    assert post.status == PostStatus.PUBLISHED
-    # A repeated task finds the post published and plans nothing twice.
-    assert social_post_publish(post_id=post.pk).outcome == "noop"
+    assert post.status == PostStatus.PUBLISHING
+    # A repeated task looks again and plans nothing twice.
+    assert social_post_publish(post_id=post.pk).outcome == "retry"
     assert rows.count() == 3
 
 

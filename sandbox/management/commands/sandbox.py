@@ -54,6 +54,10 @@ def sandbox_fakes_build(*, only: tuple[str, ...] = FAKES) -> dict[str, FakeServe
             host=host,
             port=settings.SANDBOX_FAILOVER_ESP_PORT,
             api_key=str(settings.DELIVERY_EMAIL_FAILOVER_OPTIONS["api_key"]),
+            # Its own account, its own key: the public half is what
+            # DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY must hold.
+            signing_key_pem=settings.SANDBOX_FAILOVER_EVENT_SIGNING_KEY,
+            events_url=settings.SANDBOX_FAILOVER_EVENTS_URL,
         )
     if "twilio" in only:
         fakes["twilio"] = TwilioFake(
@@ -102,6 +106,13 @@ class Command(BaseCommand):
             self.stdout.write(
                 "sandbox sendgrid signs events with a key generated for this run; its public "
                 f"half is SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY={sendgrid.verification_key}"
+            )
+        failover = fakes.get("failover")
+        if isinstance(failover, SendGridFake) and not settings.SANDBOX_FAILOVER_EVENT_SIGNING_KEY:
+            self.stdout.write(
+                "sandbox failover signs events with a key generated for this run; its public half "
+                "is DELIVERY_EMAIL_FAILOVER_WEBHOOK_VERIFICATION_KEY="
+                f"{failover.verification_key}"
             )
         self.stdout.write("sandbox ready")
         self.stdout.flush()
