@@ -124,6 +124,22 @@ def test_asking_for_preferences_mails_the_address_on_file_and_shows_the_asker_no
     assert b"owner@example.com" in page.content
 
 
+def test_a_browser_asks_from_the_unsubscribe_page_with_its_csrf_token() -> None:
+    contact = granted_contact(email="owner@example.com")
+    url = _path(links.unsubscribe_url(contact_id=contact.pk))
+    browser = _Client(enforce_csrf_checks=True)
+    page = browser.get(url)
+    action = re.search(rb'<form method="post" action="([^"]+)">', page.content)
+    csrf = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.content)
+    assert action is not None and csrf is not None
+    assert action.group(1).decode() == url + "preferences/"
+    forged = _Client(enforce_csrf_checks=True).post(action.group(1).decode())
+    assert forged.status_code == 403
+    asked = browser.post(action.group(1).decode(), {"csrfmiddlewaretoken": csrf.group(1).decode()})
+    assert asked.status_code == 200 and NEUTRAL in asked.content
+    assert [m.to for m in mail.outbox] == [["owner@example.com"]]
+
+
 def test_the_answer_is_the_same_whether_the_contact_has_an_email_or_not() -> None:
     with_email = granted_contact(email="someone@example.com")
     without = granted_contact(channel=Channel.SMS, email=None, phone="+14155550100")
