@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess  # nosec B404 - runs this project's own Python with a fixed argv
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,14 +15,14 @@ SHOW = (
 )
 PRODUCTION = {
     "DEBUG": "false",
-    "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",  # nosec B105 - a test process's throwaway key
+    "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/continuity",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
 }
 
 
 def _settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # nosec B603 - fixed argv: this interpreter and a constant script
+    return subprocess.run(
         [sys.executable, "-c", SHOW],
         cwd=ROOT,
         env={
