@@ -252,11 +252,15 @@ def worker_production_env() -> dict[str, str]:
     The test settings default to DEBUG on, and with DEBUG on Django keeps the last 9,000 queries
     of every connection in memory (Celery warns about it at start-up): with chunk statements that
     carry 1,000 ids each, that log alone grows a worker by tens of MB, which no deployed worker
-    has. DEBUG off needs a SECRET_KEY; a throwaway one serves a benchmark.
+    has. DEBUG off needs a SECRET_KEY and a link signing key; throwaway ones serve a benchmark.
     """
     import secrets
 
-    return {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50)}
+    return {
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "CONTACTS_LINK_SIGNING_KEY": secrets.token_urlsafe(50),
+    }
 
 
 @contextlib.contextmanager

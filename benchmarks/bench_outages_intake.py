@@ -44,6 +44,7 @@ def _server_env(url: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "continuity.settings",
         "DEBUG": "false",
         "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
+        "CONTACTS_LINK_SIGNING_KEY": "bench-only-link-key-not-for-production-0123456789",
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "false",
         "LOG_LEVEL": "warning",

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from contacts.errors import ConsentEvidenceMissing, ContactErased, NoPendingOptIn
 from contacts.models import (
@@ -236,20 +236,23 @@ def consent_request_double_opt_in(
 
 
 def _send_confirmation(*, contact_id: int, address: str, purpose: str) -> None:
+    from contacts.link_mail import link_mail_send
     from contacts.links import double_opt_in_url
 
-    # Until the email channel exists this goes through Django's mail API (EMAIL_BACKEND).
+    # Every system mail leaves through link_mail_send (the one place #19 moves to the email
+    # channel).
     url = double_opt_in_url(contact_id=contact_id, purpose=purpose)
-    send_mail(
+    link_mail_send(
+        contact_id=contact_id,
+        address=address,
         subject=settings.CONTACTS_DOUBLE_OPT_IN_SUBJECT,
-        message=(
+        body=gettext(
             "Please confirm that you want to receive our emails by opening this link:\n\n"
-            f"{url}\n\nIf you did not ask for this, ignore this message."
-        ),
-        from_email=None,
-        recipient_list=[address],
+            "%(url)s\n\nIf you did not ask for this, ignore this message."
+        )
+        % {"url": url},
+        kind="double-opt-in",
     )
-    logger.info("double opt-in mail sent", extra={"contact_id": contact_id})
 
 
 def consent_confirm(*, contact: Contact, purpose: str, evidence: Evidence) -> Consent:

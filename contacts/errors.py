@@ -36,6 +36,11 @@ class LinkExpired(BadLink):
     code = "link_expired"
 
 
+class EmailChangeRefused(ContactsError):
+    code = "email_change_refused"
+    status_code = 409
+
+
 class InvalidPushSubscription(ContactsError):
     code = "invalid_push_subscription"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from contacts.consent import (
     Evidence,
@@ -12,7 +13,8 @@ from contacts.consent import (
     consent_log_details_change,
     consent_revoke,
 )
-from contacts.errors import InvalidContactData
+from contacts.errors import EmailChangeRefused, InvalidContactData
+from contacts.link_mail import email_change_request
 from contacts.models import Channel, ConsentState, Contact, Purpose
 from contacts.normalize import FieldError, email_normalise, phone_normalise
 from contacts.selectors import consent_states
@@ -23,6 +25,21 @@ PREFERENCE_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.PUS
 @dataclass
 class PreferenceChanges:
     changed: list[str] = field(default_factory=list)
+    # A new email address waits for confirmation: a link was mailed to it (or, throttled, not).
+    email_confirmation_to: str = ""
+    email_change_throttled: bool = False
+    # The number as asked for, shown back whether it applied or not (see preferences_apply).
+    phone_requested: str | None = None
+
+
+def _email_taken(contact: Contact, email: str) -> bool:
+    # Addresses are unique per workspace: another business's contact may hold the same one.
+    return (
+        Contact.objects.for_workspace(contact.workspace_id)
+        .exclude(pk=contact.pk)
+        .filter(email=email)
+        .exists()
+    )
 
 
 def preferences_apply(
@@ -34,8 +51,13 @@ def preferences_apply(
     evidence: Evidence,
     purpose: str = Purpose.MARKETING,
 ) -> PreferenceChanges:
-    """Apply the form: identifiers first (so a refused address changes nothing), then one
-    consent change per channel whose wish differs from the current state."""
+    """Apply the form: identifiers first (so a malformed one changes nothing), then one consent
+    change per channel whose wish differs from the current state.
+
+    Nothing here tells the link holder whether another contact holds an address: a new email is
+    only mailed a confirmation link (the address changes when it is opened there), and a phone
+    number another contact holds is answered like any change, not applied, and logged for staff.
+    """
     result = PreferenceChanges()
     try:
         new_email = email_normalise(email) if email is not None else contact.email
@@ -43,27 +65,24 @@ def preferences_apply(
     except FieldError as exc:
         raise InvalidContactData({exc.field: exc.message}) from None
     with transaction.atomic():
-        # Addresses are unique per workspace: another business's contact may hold the same one.
-        taken = Contact.objects.for_workspace(contact.workspace_id).exclude(pk=contact.pk)
-        if new_email and new_email != contact.email and taken.filter(email=new_email).exists():
-            raise InvalidContactData({"email": "this address is already registered"})
-        if (
-            new_phone
-            and str(new_phone) != str(contact.phone or "")
-            and taken.filter(phone=new_phone).exists()
-        ):
-            raise InvalidContactData({"phone": "this number is already registered"})
         notes = []
-        if new_email != contact.email:
-            notes.append("email changed")
-            contact.email = new_email
+        if not new_email and contact.email:
+            # Removing an address needs no proof and can collide with nobody.
+            contact.email = None
+            contact.save(update_fields=["email", "updated_at"])
+            notes.append("email removed")
+            result.changed.append("email removed")
         if str(new_phone or "") != str(contact.phone or ""):
-            notes.append("phone changed")
-            contact.phone = new_phone
+            # Applied or not, the answer is the same: the page must not say that the number is
+            # another contact's. Staff see why it did not apply in the consent history.
+            result.changed.append("phone changed")
+            result.phone_requested = str(new_phone or "")
+            if _phone_save(contact, new_phone):
+                notes.append("phone changed")
+            else:
+                notes.append("phone change not applied: the number belongs to another contact")
         if notes:
-            contact.save(update_fields=["email", "phone", "updated_at"])
             consent_log_details_change(contact=contact, evidence=evidence, note=", ".join(notes))
-            result.changed.extend(notes)
         states = consent_states(contact=contact)
         for channel, want in wanted.items():
             granted = states.get((channel, purpose)) == ConsentState.GRANTED
@@ -73,4 +92,70 @@ def preferences_apply(
             elif not want and granted:
                 consent_revoke(contact=contact, channel=channel, purpose=purpose, evidence=evidence)
                 result.changed.append(f"{channel} off")
+        if new_email and new_email != contact.email:
+            # Whether the address is free or another contact's, the answer is the same: a link
+            # to confirm it goes to that address, and only its owner learns the outcome.
+            if email_change_request(contact=contact, new_email=new_email):
+                result.email_confirmation_to = new_email
+            else:
+                result.email_change_throttled = True
     return result
+
+
+def _phone_save(contact: Contact, phone: object) -> bool:
+    """Store the number unless another contact of the workspace holds it (False then)."""
+    taken = (
+        Contact.objects.for_workspace(contact.workspace_id)
+        .exclude(pk=contact.pk)
+        .filter(phone=phone)
+    )
+    if phone and taken.exists():
+        return False
+    previous = contact.phone
+    contact.phone = phone
+    try:
+        # A savepoint: a writer taking the number between the check and this save must not
+        # abort the consent changes of the same form.
+        with transaction.atomic():
+            contact.save(update_fields=["phone", "updated_at"])
+    except IntegrityError:
+        contact.phone = previous
+        return False
+    return True
+
+
+def email_change_confirm(
+    *, contact: Contact, email: str, previous_email: str, evidence: Evidence
+) -> None:
+    """The new address opened its confirmation link: it becomes the contact's email. Refused
+    (EmailChangeRefused, nothing changed) when the contact's address changed since the link was
+    mailed, or when another contact of the workspace now holds the address; only the holder of
+    that address, who opened the link, learns it."""
+    with transaction.atomic():
+        locked = Contact.objects.select_for_update().get(pk=contact.pk)
+        if locked.erased_at is not None:
+            raise EmailChangeRefused(_("we hold no data for this link any more"))
+        if locked.email == email:
+            return  # opened twice: already done
+        if (locked.email or "") != previous_email:
+            raise EmailChangeRefused(
+                _(
+                    "this link is out of date: the address changed since it was sent. "
+                    "Ask for a new one from the preference centre."
+                )
+            )
+        refused = EmailChangeRefused(
+            _("this address cannot be used for this subscription; nothing was changed")
+        )
+        if _email_taken(locked, email):
+            raise refused
+        locked.email = email
+        try:
+            with transaction.atomic():
+                locked.save(update_fields=["email", "updated_at"])
+        except IntegrityError:
+            raise refused from None
+        consent_log_details_change(
+            contact=locked, evidence=evidence, note="email changed (confirmed by the new address)"
+        )
+    contact.email = email

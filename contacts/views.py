@@ -31,8 +31,14 @@ from contacts.errors import (
     RateLimited,
     UnknownWorkspace,
 )
+from contacts.link_mail import preference_link_request
 from contacts.models import Channel, ConsentSource, ConsentState, Contact, Purpose
-from contacts.preferences import PREFERENCE_CHANNELS, preferences_apply
+from contacts.preferences import (
+    PREFERENCE_CHANNELS,
+    PreferenceChanges,
+    email_change_confirm,
+    preferences_apply,
+)
 from contacts.push import push_subscription_register
 from contacts.selectors import consent_states
 from continuity.inputs import InputRejected, json_parse, text_storable
@@ -73,7 +79,7 @@ def _contact(claims: links.LinkClaims) -> Contact:
     # The contact's workspace is the one every public page acts in.
     contact = Contact.objects.select_related("workspace").filter(pk=claims.contact_id).first()
     if contact is None:
-        raise BadLink("this link points at a contact we no longer hold")
+        raise BadLink(_("this link points at a contact we no longer hold"))
     return contact
 
 
@@ -85,6 +91,9 @@ def _vapid_public_key(*, workspace_id: int) -> str:
 @csrf_exempt  # RFC 8058: mail providers POST the one-click body without any CSRF token.
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """An unsubscribe link only unsubscribes. It travels in every mail's headers, so whoever a
+    mail was forwarded to holds it: it shows no personal data and opens nothing else (the page's
+    "manage your preferences" mails a link to the contact's own address, see below)."""
     try:
         claims = links.token_read(token=token, salt=links.SALT_UNSUBSCRIBE)
         contact = _contact(claims)
@@ -112,14 +121,22 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     if one_click:
         return HttpResponse("unsubscribed\n", content_type="text/plain")
     return render(
-        request,
-        "contacts/unsubscribe.html",
-        {
-            "channel": label,
-            "done": True,
-            "preferences": links.preference_url(contact_id=contact.pk),
-        },
+        request, "contacts/unsubscribe.html", {"channel": label, "done": True, "token": token}
     )
+
+
+@require_http_methods(["POST"])
+def unsubscribe_manage(request: HttpRequest, token: str) -> HttpResponse:
+    """ "Manage your preferences" on the unsubscribe page: a fresh preference link is mailed to
+    the address we hold for the contact, never returned here. The answer is the same whether the
+    contact has an address, was sent one a minute ago, or the mail failed."""
+    try:
+        claims = links.token_read(token=token, salt=links.SALT_UNSUBSCRIBE)
+        contact = _contact(claims)
+    except ContactsError as exc:
+        return _bad_link(request, exc)
+    preference_link_request(contact=contact)
+    return render(request, "contacts/preference_link_sent.html", {})
 
 
 @require_http_methods(["GET", "POST"])
@@ -130,22 +147,22 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     except ContactsError as exc:
         return _bad_link(request, exc)
     if contact.erased_at is not None:
-        return _bad_link(request, BadLink("we hold no data for this link any more"))
+        return _bad_link(request, BadLink(_("we hold no data for this link any more")))
     workspace_slug = contact.workspace.slug
     errors: dict[str, str] = {}
-    saved: list[str] | None = None
+    result: PreferenceChanges | None = None
     if request.method == "POST":
         wanted = {
             ch.value: request.POST.get(f"channel_{ch.value}") == "on" for ch in PREFERENCE_CHANNELS
         }
         try:
-            saved = preferences_apply(
+            result = preferences_apply(
                 contact=contact,
                 wanted=wanted,
                 email=request.POST.get("email", contact.email or ""),
                 phone=request.POST.get("phone", str(contact.phone or "")),
                 evidence=_evidence(request, ConsentSource.PREFERENCE_CENTRE),
-            ).changed
+            )
         except InvalidContactData as exc:
             errors = exc.detail if isinstance(exc.detail, dict) else {"form": str(exc.detail)}
         contact.refresh_from_db()
@@ -159,20 +176,51 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         }
         for ch in PREFERENCE_CHANNELS
     ]
+    phone = str(contact.phone or "")
+    if result is not None and result.phone_requested is not None:
+        phone = result.phone_requested
     return render(
         request,
         "contacts/preferences.html",
         {
             "contact": contact,
+            "phone": phone,
             "channels": channels,
             "errors": errors,
-            "saved": saved,
+            "saved": result.changed if result is not None else None,
+            "email_confirmation_to": result.email_confirmation_to if result else "",
+            "email_change_throttled": result.email_change_throttled if result else False,
+            "link_mail_interval": settings.CONTACTS_LINK_MAIL_INTERVAL_MIN,
             "push_token": links.push_token(contact_id=contact.pk),
             "push_workspace": workspace_slug,
             "vapid_public_key": _vapid_public_key(workspace_id=contact.workspace_id),
         },
         status=400 if errors else 200,
     )
+
+
+@require_http_methods(["GET", "POST"])
+def email_change(request: HttpRequest, token: str) -> HttpResponse:
+    """The link mailed to a new address: GET asks (mail scanners follow GETs), POST confirms."""
+    try:
+        claims = links.token_read(token=token, salt=links.SALT_EMAIL_CHANGE)
+        contact = _contact(claims)
+        if not claims.email:
+            raise BadLink(_("this link is not valid"))
+    except ContactsError as exc:
+        return _bad_link(request, exc)
+    if request.method == "GET":
+        return render(request, "contacts/email_change.html", {"done": False, "email": claims.email})
+    try:
+        email_change_confirm(
+            contact=contact,
+            email=claims.email,
+            previous_email=claims.previous_email,
+            evidence=_evidence(request, ConsentSource.PREFERENCE_CENTRE),
+        )
+    except ContactsError as exc:
+        return _bad_link(request, exc)
+    return render(request, "contacts/email_change.html", {"done": True, "email": claims.email})
 
 
 @require_http_methods(["GET", "POST"])
@@ -275,7 +323,7 @@ def push_subscribe(request: HttpRequest, workspace_slug: str | None = None) -> J
             claims = links.token_read(token=token, salt=links.SALT_PUSH)
             contact = _contact(claims)
             if contact.erased_at is not None:
-                raise BadLink("this link points at a contact we no longer hold")
+                raise BadLink(_("this link points at a contact we no longer hold"))
         workspace = _push_workspace(workspace_slug, contact)
         subscription = push_subscription_register(
             workspace=workspace,

@@ -367,9 +367,6 @@ CONTACTS_PUBLIC_BASE_URL = env_str("CONTACTS_PUBLIC_BASE_URL", default="http://1
 CONTACTS_UNSUBSCRIBE_LINK_MAX_AGE_DAYS = env_int(
     "CONTACTS_UNSUBSCRIBE_LINK_MAX_AGE_DAYS", default=180, minimum=30
 )
-CONTACTS_PREFERENCE_LINK_MAX_AGE_DAYS = env_int(
-    "CONTACTS_PREFERENCE_LINK_MAX_AGE_DAYS", default=180, minimum=1
-)
 CONTACTS_DOUBLE_OPT_IN_MAX_AGE_DAYS = env_int(
     "CONTACTS_DOUBLE_OPT_IN_MAX_AGE_DAYS", default=7, minimum=1
 )
@@ -394,6 +391,37 @@ CONTACTS_IMPORT_BATCH_SIZE = env_int("CONTACTS_IMPORT_BATCH_SIZE", default=5_000
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
     "DATA_UPLOAD_MAX_MEMORY_SIZE", default=20 * 1024 * 1024, minimum=1024 * 1024
 )
+
+# --- contacts: signed links (#14; docs/contacts.md, "Links") -------------------------------------
+# Every link a contact opens without logging in is signed with this key, not SECRET_KEY: sessions
+# and CSRF can then rotate without breaking 180 days of unsubscribe links, and the link key can
+# rotate on its own. It signs; it and the fallbacks (oldest last, comma-separated) verify, so a
+# rotated-out key keeps its links working while it stays listed. Only DEBUG or the sandbox may
+# fall back to SECRET_KEY (the tokens signed before this setting existed verify unchanged there).
+CONTACTS_LINK_SIGNING_KEY = env_str("CONTACTS_LINK_SIGNING_KEY", default="").strip()
+CONTACTS_LINK_SIGNING_KEY_FALLBACKS = env_list("CONTACTS_LINK_SIGNING_KEY_FALLBACKS", default=[])
+if not CONTACTS_LINK_SIGNING_KEY:
+    if not (DEBUG or env_bool("SANDBOX_ENABLED", default=DEBUG)):
+        raise ImproperlyConfigured(
+            "CONTACTS_LINK_SIGNING_KEY is not set: production (DEBUG off) needs its own long "
+            "random key for unsubscribe and preference links. When upgrading, list the current "
+            "SECRET_KEY in CONTACTS_LINK_SIGNING_KEY_FALLBACKS so links already sent keep "
+            "working (docs/contacts.md, key rotation)."
+        )
+    CONTACTS_LINK_SIGNING_KEY = SECRET_KEY
+# A preference link opens the contact's email, phone and channels, so it is mailed on request to
+# the address on file and lives a day; an unsubscribe link (above) only unsubscribes and must
+# keep working for months. Email-change confirmations live as long as preference links.
+CONTACTS_PREFERENCE_LINK_MAX_AGE_HOURS = env_int(
+    "CONTACTS_PREFERENCE_LINK_MAX_AGE_HOURS", default=24, minimum=1
+)
+# A push token attaches a browser to a known contact; sites embed it in their pages.
+CONTACTS_PUSH_TOKEN_MAX_AGE_DAYS = env_int(
+    "CONTACTS_PUSH_TOKEN_MAX_AGE_DAYS", default=180, minimum=1
+)
+# At most one preference link (and one email-change confirmation) mailed per contact per this
+# many minutes, whoever asks: a link holder cannot turn the page into a mail cannon.
+CONTACTS_LINK_MAIL_INTERVAL_MIN = env_int("CONTACTS_LINK_MAIL_INTERVAL_MIN", default=15, minimum=1)
 
 # --- outages --------------------------------------------------------------------------------------
 # Monitor webhooks (docs/monitors.md): body limits, signature tolerance, flap damping, receipts.

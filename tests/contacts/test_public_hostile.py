@@ -10,7 +10,8 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from django.conf import settings
-from django.test import Client
+from django.core import mail
+from django.test import Client, TestCase
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -163,10 +164,35 @@ FORM_TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=
 )
 
 
+PAGES = {
+    # page: (valid link for a contact, path for a fuzzed token)
+    "u": (lambda c: links.unsubscribe_url(contact_id=c.pk), "/u/{}/"),
+    "u-preferences": (
+        lambda c: links.unsubscribe_url(contact_id=c.pk) + "preferences/",
+        "/u/{}/preferences/",
+    ),
+    "confirm": (
+        lambda c: links.double_opt_in_url(contact_id=c.pk, purpose="marketing"),
+        "/confirm/{}/",
+    ),
+    "preferences": (lambda c: links.preference_url(contact_id=c.pk), "/preferences/{}/"),
+    "email-change": (
+        lambda c: links.email_change_url(
+            contact_id=c.pk, email="new@example.com", previous_email=c.email or ""
+        ),
+        "/preferences/email/{}/",
+    ),
+}
+
+
+def _identifiers(contact: Contact) -> tuple[Any, ...]:
+    return tuple(Contact.objects.values_list("email", "phone").get(pk=contact.pk))
+
+
 @FUZZ
 @given(
-    page=st.sampled_from(["u", "confirm", "preferences"]),
-    token_kind=st.sampled_from(["valid", "fuzzed"]),
+    page=st.sampled_from(sorted(PAGES)),
+    token_kind=st.sampled_from(["valid", "fuzzed", "other kind"]),
     fuzzed_token=FORM_TEXT.filter(bool),
     form=st.dictionaries(
         st.sampled_from(["List-Unsubscribe", "email", "phone", "channel_email", "channel_sms"])
@@ -180,25 +206,38 @@ def test_fuzz_public_link_pages_never_5xx_and_refusals_change_nothing(
     page: str, token_kind: str, fuzzed_token: str, form: dict[str, str], user_agent: str
 ) -> None:
     contact = granted_contact()
-    if token_kind == "valid" and page == "u":
-        url = _path(links.unsubscribe_url(contact_id=contact.pk))
-    elif token_kind == "valid" and page == "preferences":
-        url = _path(links.preference_url(contact_id=contact.pk))
-    elif token_kind == "valid":
-        url = _path(links.double_opt_in_url(contact_id=contact.pk, purpose="marketing"))
+    valid, fuzzed = PAGES[page]
+    if token_kind == "valid":
+        url = _path(valid(contact))
+    elif token_kind == "other kind":
+        # A real token of another kind of link (an unsubscribe token above all) opens nothing.
+        other = "preferences" if page.startswith("u") else "u"
+        token = _path(PAGES[other][0](contact)).strip("/").split("/")[-1]
+        url = fuzzed.format(token)
     else:
-        url = f"/{page}/{quote(fuzzed_token, safe='')}/"
-    before = STATE()
-    response = client().post(
-        url,
-        data=urlencode(form),
-        content_type="application/x-www-form-urlencoded",
-        HTTP_USER_AGENT=user_agent,
-    )
+        url = fuzzed.format(quote(fuzzed_token, safe=""))
+    before, identifiers = STATE(), _identifiers(contact)
+    mail.outbox = []
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client().post(
+            url,
+            data=urlencode(form),
+            content_type="application/x-www-form-urlencoded",
+            HTTP_USER_AGENT=user_agent,
+        )
     assert response.status_code < 500, response.content[:300]
-    event(f"answered {response.status_code}")
+    event(f"{page} answered {response.status_code}")
     if response.status_code >= 400:
         assert STATE() == before
+        assert _identifiers(contact) == identifiers
+        assert mail.outbox == []
+    if page == "u-preferences":
+        # Whatever the form says, a preference link goes to the address on file or nowhere,
+        # and the answer never carries it.
+        assert all(m.to == [contact.email] for m in mail.outbox)
+        assert len(mail.outbox) <= 1
+        assert b"/preferences/" not in response.content.replace(url.encode(), b"")
+        assert _identifiers(contact) == identifiers
 
 
 def test_nul_in_the_preference_form_is_400_and_changes_nothing() -> None:

@@ -81,6 +81,7 @@ def test_production_settings_pass_the_deploy_check() -> None:
         env={
             "DEBUG": "false",
             "SECRET_KEY": "x" * 20 + "a-long-random-production-secret-key-0123456789",
+            "CONTACTS_LINK_SIGNING_KEY": "y" * 20 + "a-long-random-link-signing-key-0123456789",
             "ALLOWED_HOSTS": "continuity.example.com",
             "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/continuity",
             "REDIS_URL": "redis://127.0.0.1:6379/0",

@@ -96,6 +96,7 @@ def test_production_settings_load_and_pass_the_checks_without_the_sandbox_app(
         "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
         "ALLOWED_HOSTS": "continuity.example.com",
         "SOCIAL_TOKEN_KEYS": "yHxtgplI4byoFRvWeYVvgG1Lh_2YgwSfztm2VuhAfVU=",
+        "CONTACTS_LINK_SIGNING_KEY": "a-long-random-link-signing-key-0123456789-abcdefghijklmnop",
         "DATABASE_URL": os.environ.get(
             "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity"
         ),

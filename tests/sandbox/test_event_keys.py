@@ -81,7 +81,9 @@ def test_a_real_sendgrid_url_production_or_no_sandbox_never_reads_the_demo_key(
         private_path=tmp_path / KEY_FILES[0], public_path=tmp_path / KEY_FILES[1]
     )
     real = _settings_seen(tmp_path, DEBUG="true", SENDGRID_API_URL="https://api.sendgrid.com/v3/")
-    production = _settings_seen(tmp_path, DEBUG="false", SECRET_KEY="x" * 50)
+    production = _settings_seen(
+        tmp_path, DEBUG="false", SECRET_KEY="x" * 50, CONTACTS_LINK_SIGNING_KEY="y" * 50
+    )
     switched_off = _settings_seen(tmp_path, DEBUG="true", SANDBOX_ENABLED="false")
 
     assert real == [False, None, ""]
