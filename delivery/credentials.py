@@ -14,6 +14,7 @@ rotation) is seen by the next batch of every worker, with no invalidation to for
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from django.utils.translation import gettext as _
 
 from continuity.audit import audit_record
 from continuity.models import Workspace
+from continuity.sandbox_secrets import secret_is_sandbox_value
 from continuity.tenancy import Access
 from delivery.models import WorkspaceCredentials
 from delivery.providers.base import SendGridAccount, TwilioAccount, VapidKeys
@@ -179,13 +181,47 @@ def workspace_vapid_public_key(*, workspace_id: int) -> str:
 
 @dataclass(frozen=True)
 class WebhookSecrets:
-    """What a provider webhook for one workspace is verified with."""
+    """What a provider webhook for one workspace is verified with. A ``*_refusal`` says why that
+    provider's secret must not verify anything (empty: it may)."""
 
     twilio_account_sid: str
     twilio_auth_token: str = field(repr=False)
     sendgrid_verification_key: str
     own_twilio: bool
     own_sendgrid: bool
+    twilio_refusal: str = ""
+    sendgrid_refusal: str = ""
+
+
+def webhook_secret_refusal(*, name: str, value: str, own: bool) -> str:
+    """Why a verifying secret cannot be used: missing (an empty HMAC key is one anyone can sign
+    with), or the sandbox's stand-in outside the sandbox (it is in the source). "" when usable."""
+    whose = "the workspace's own" if own else "the install's"
+    if not value.strip():
+        return (
+            f"webhook verification is not configured: {whose} {name} is not set; refusing "
+            "to accept an unverifiable request"
+        )
+    if not settings.SANDBOX_ENABLED and secret_is_sandbox_value(name, value):
+        return (
+            f"webhook verification is not configured: {whose} {name} holds the sandbox's "
+            "stand-in value outside the sandbox; refusing to verify with it"
+        )
+    return ""
+
+
+def _with_refusals(found: WebhookSecrets) -> WebhookSecrets:
+    return dataclasses.replace(
+        found,
+        twilio_refusal=webhook_secret_refusal(
+            name="TWILIO_AUTH_TOKEN", value=found.twilio_auth_token, own=found.own_twilio
+        ),
+        sendgrid_refusal=webhook_secret_refusal(
+            name="SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY",
+            value=found.sendgrid_verification_key,
+            own=found.own_sendgrid,
+        ),
+    )
 
 
 def webhook_secrets(*, workspace_id: int | None) -> WebhookSecrets | None:
@@ -201,7 +237,7 @@ def webhook_secrets(*, workspace_id: int | None) -> WebhookSecrets | None:
         own_sendgrid=False,
     )
     if workspace_id is None:
-        return install
+        return _with_refusals(install)
     row = credentials_row(workspace_id=workspace_id)
     # One query for a workspace with credentials; a second only to tell "none set" from "no
     # such workspace".
@@ -209,12 +245,14 @@ def webhook_secrets(*, workspace_id: int | None) -> WebhookSecrets | None:
         return None
     account = twilio_account(row)
     own_key = row.sendgrid_webhook_verification_key if row is not None else ""
-    return WebhookSecrets(
-        twilio_account_sid=account.account_sid if account else install.twilio_account_sid,
-        twilio_auth_token=account.auth_token if account else install.twilio_auth_token,
-        sendgrid_verification_key=own_key or install.sendgrid_verification_key,
-        own_twilio=account is not None,
-        own_sendgrid=bool(own_key),
+    return _with_refusals(
+        WebhookSecrets(
+            twilio_account_sid=account.account_sid if account else install.twilio_account_sid,
+            twilio_auth_token=account.auth_token if account else install.twilio_auth_token,
+            sendgrid_verification_key=own_key or install.sendgrid_verification_key,
+            own_twilio=account is not None,
+            own_sendgrid=bool(own_key),
+        )
     )
 
 
