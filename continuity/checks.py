@@ -262,5 +262,5 @@ def start_refuse_if_insecure() -> None:
         lines = "\n".join(f"- {message}" for message in problems)
         raise InsecureStart(
             f"refusing to start: `manage.py check --deploy` finds {len(problems)} error(s):\n"
-            f"{lines}\n(docs/configuration.md, \"Secrets and rotation\", lists every secret.)"
+            f'{lines}\n(docs/configuration.md, "Secrets and rotation", lists every secret.)'
         )

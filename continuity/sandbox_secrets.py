@@ -14,12 +14,12 @@ from collections.abc import Mapping
 # shapes (an all-zero account SID, the magic "valid" from number), never a real account's.
 SANDBOX_SECRETS: Mapping[str, str] = {
     "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
-    "TWILIO_AUTH_TOKEN": "sandbox-twilio-token",  # noqa: S105 - the sandbox's, refused outside it
+    "TWILIO_AUTH_TOKEN": "sandbox-twilio-token",  # nosec B105 - sandbox only, refused elsewhere
     "TWILIO_FROM_NUMBER": "+15005550006",
     "SENDGRID_API_KEY": "sandbox-sendgrid-key",
     "DELIVERY_EMAIL_FAILOVER_API_KEY": "sandbox-failover-key",
     "WHATSAPP_PHONE_NUMBER_ID": "100000000000001",
-    "WHATSAPP_ACCESS_TOKEN": "sandbox-whatsapp-token",  # noqa: S105 - likewise
+    "WHATSAPP_ACCESS_TOKEN": "sandbox-whatsapp-token",  # nosec B105 - likewise, sandbox only
 }
 # Every stand-in the sandbox and its demo hand out starts with this (the demo's social tokens
 # are "sandbox-<network>-token"); no provider issues secrets that look like it.

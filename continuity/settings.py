@@ -18,7 +18,6 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from continuity.embedded import embedded_database_settings, embedded_wanted, local_secret_key
-from continuity.sandbox_secrets import sandbox_default
 from continuity.env import (
     env_bool,
     env_choice,
@@ -31,6 +30,7 @@ from continuity.env import (
     env_str,
     env_var_dir,
 )
+from continuity.sandbox_secrets import sandbox_default
 
 # --- continuity (the project's core) --------------------------------------------------------------
 
@@ -75,6 +75,10 @@ _SANDBOX_ON = env_bool("SANDBOX_ENABLED", default=DEBUG)
 # what was derived from them (monitor source secrets, erasure hashes made before a key of their
 # own): rotation is "new SECRET_KEY, old one here, drop it once nothing needs it".
 SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", default=[])
+# `manage.py secrets_rotate` (delivery) re-encrypts what delivery.secrets' keys encrypt, then
+# calls each of these dotted paths: an app whose secrets have keys of their own adds its
+# function, so one command moves every stored secret under the newest keys.
+SECRETS_ROTATE_HOOKS: list[str] = []
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -435,6 +439,7 @@ OUTAGES_CREDENTIAL_OVERLAP_S = env_int("OUTAGES_CREDENTIAL_OVERLAP_S", default=8
 # (outages/credentials.py).
 OUTAGES_CREDENTIAL_KEY = env_str("OUTAGES_CREDENTIAL_KEY", default="")
 OUTAGES_CREDENTIAL_KEY_FALLBACKS = env_list("OUTAGES_CREDENTIAL_KEY_FALLBACKS", default=[])
+SECRETS_ROTATE_HOOKS += ["outages.credentials.monitor_secrets_rotate"]
 OUTAGES_SOURCE_CACHE_S = env_int("OUTAGES_SOURCE_CACHE_S", default=5, minimum=0)
 OUTAGES_IMPACT_COUNTER = env_str("OUTAGES_IMPACT_COUNTER", default="")
 OUTAGES_EXTRA_NETWORKS: dict[str, str] = {}

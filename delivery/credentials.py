@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.db import models, transaction
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from continuity.audit import audit_record
@@ -44,9 +45,9 @@ logger = logging.getLogger(__name__)
 # The secret fields of WorkspaceCredentials: name -> column holding its ciphertext.
 SECRET_FIELDS: Mapping[str, str] = {
     "sendgrid_api_key": "sendgrid_api_key_encrypted",
-    "twilio_auth_token": "twilio_auth_token_encrypted",
+    "twilio_auth_token": "twilio_auth_token_encrypted",  # nosec B105 - a column name
     "vapid_private_key": "vapid_private_key_encrypted",
-    "whatsapp_access_token": "whatsapp_access_token_encrypted",
+    "whatsapp_access_token": "whatsapp_access_token_encrypted",  # nosec B105 - a column name
 }
 # The readable fields an owner may set.
 PLAIN_FIELDS: tuple[str, ...] = (
@@ -62,8 +63,8 @@ PLAIN_FIELDS: tuple[str, ...] = (
 )
 # Every column of the install that holds delivery.secrets ciphertext, by lazy model label:
 # delivery never imports campaigns, so its model is looked up through the app registry.
-# (outages.MonitorCredential uses its own single key derived from SECRET_KEY or
-# OUTAGES_CREDENTIAL_KEY, not this key list, so it is not rotated here.)
+# (outages.MonitorCredential has keys of its own, OUTAGES_CREDENTIAL_KEY and its fallbacks: its
+# rotation is one of SECRETS_ROTATE_HOOKS, which ``secrets_rotate`` calls after these.)
 ENCRYPTED_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("delivery.WorkspaceCredentials", tuple(SECRET_FIELDS.values())),
     ("campaigns.SocialAccount", ("access_token_encrypted",)),
@@ -139,7 +140,7 @@ def workspaces_texting_from(*, account_sid: str, workspace_id: int | None) -> li
     that brought it, or, for the install's account, every workspace without one of its own. An
     inbound keyword speaks for these contacts only."""
     own = WorkspaceCredentials.objects.exclude(twilio_account_sid="").exclude(
-        twilio_auth_token_encrypted=""
+        twilio_auth_token_encrypted=""  # nosec B106 - "not empty" filter, not a password
     )
     if workspace_id is not None:
         mine = own.filter(workspace_id=workspace_id)
@@ -326,7 +327,8 @@ class RotationReport:
 
 
 def secrets_rotate(*, batch_size: int = 500) -> RotationReport:
-    """Re-encrypt every stored secret with the newest key in SOCIAL_TOKEN_KEYS.
+    """Re-encrypt every stored secret with the newest key: SOCIAL_TOKEN_KEYS' for the columns
+    above, then each SECRETS_ROTATE_HOOKS function for secrets with keys of their own.
 
     Idempotent: a value the newest key already opens is left alone, so a second run changes
     nothing. Each value is swapped only if it is still the one read (a concurrent change by an
@@ -363,6 +365,15 @@ def secrets_rotate(*, batch_size: int = 500) -> RotationReport:
                     **{column: rotated}
                 )
                 report.add(report.reencrypted, name)
+    for path in settings.SECRETS_ROTATE_HOOKS:
+        # A hook answers {column: (re-encrypted, already current, unreadable)}; delivery names
+        # it by dotted path because it never imports the apps that own those secrets.
+        rotate: Callable[..., Mapping[str, tuple[int, int, int]]] = import_string(path)
+        for name, (moved, current, unreadable) in rotate(batch_size=batch_size).items():
+            report.reencrypted[name] = report.reencrypted.get(name, 0) + moved
+            report.current[name] = report.current.get(name, 0) + current
+            if unreadable:
+                report.unreadable[name] = report.unreadable.get(name, 0) + unreadable
     return report
 
 
