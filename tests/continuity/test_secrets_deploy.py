@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
+import subprocess  # nosec B404 - the tests start our own manage.py and gunicorn
 import sys
 import time
 import urllib.request
@@ -22,7 +22,7 @@ from django.core.management.base import SystemCheckError
 from continuity.checks import secrets_check, start_problems
 from continuity.sandbox_secrets import SANDBOX_SECRETS
 from tests.harness import ROOT
-from tests.secrets_env import PRODUCTION_SECRETS
+from tests.secrets_env import PRODUCTION_SECRET_KEY, PRODUCTION_SECRETS
 
 # Setting (as Django sees it) for each environment variable the checks read.
 ANYMAIL_KEYS = ("SENDGRID_API_KEY", "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY")
@@ -107,6 +107,7 @@ def test_a_missing_secret_fails_check_deploy_naming_the_variable_and_how_to_set_
     assert isinstance(message, Error)
     assert message.id == check_id
     assert message.msg.startswith(f"{name} is not set")
+    assert message.hint is not None
     assert name in message.hint and ("Set" in message.hint or "set" in message.hint)
     with pytest.raises(SystemCheckError, match=name):
         call_command("check", deploy=True)
@@ -194,11 +195,11 @@ def test_the_sandbox_needs_no_secret_and_says_so_when_debug_is_off(production: A
 def _process_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {
         "PATH": "/usr/bin:/bin",
-        "HOME": "/tmp",
+        "HOME": "/tmp",  # nosec B108 - a HOME for the child; nothing is written there
         "CONTINUITY_VAR_DIR": str(tmp_path / "var"),
         "DJANGO_SETTINGS_MODULE": "continuity.settings",
         "DEBUG": "false",
-        "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
+        "SECRET_KEY": PRODUCTION_SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,continuity.example.com",
         "DATABASE_URL": os.environ.get(
             "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity"
@@ -209,7 +210,7 @@ def _process_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _python(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # nosec B603 - our own interpreter and manage.py, fixed argv
         [sys.executable, *argv],
         cwd=ROOT,
         env=env,
@@ -292,7 +293,7 @@ def _gunicorn(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     listener.listen(16)
     base = f"http://127.0.0.1:{listener.getsockname()[1]}"
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    server = subprocess.Popen(  # noqa: S603 - our own venv's gunicorn
+    server = subprocess.Popen(  # nosec B603 - our own venv's gunicorn, fixed argv
         [gunicorn, "continuity.wsgi", "-b", f"fd://{listener.fileno()}", "-w", "1"],
         cwd=ROOT,
         env=env,
@@ -325,11 +326,11 @@ def test_gunicorn_serves_once_every_secret_is_set(tmp_path: Path) -> None:
         answer: dict[str, Any] | None = None
         while answer is None and time.monotonic() < deadline and server.poll() is None:
             try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:  # noqa: S310
+                with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:  # noqa: S310  # nosec B310 - http on loopback
                     answer = json.loads(response.read())
             except OSError:
                 time.sleep(0.1)
-        assert answer == {"status": "ok"}, server.stderr.read() if server.poll() else "no answer"
+        assert answer == {"status": "ok"}, "gunicorn did not answer /healthz"
     finally:
         server.terminate()
         server.communicate(timeout=30)

@@ -121,7 +121,7 @@ def test_outside_the_sandbox_no_monitor_secret_is_encrypted_without_its_own_key(
     source = source_create(kind="alertmanager")
     keys.SANDBOX_ENABLED = False
     with pytest.raises(ImproperlyConfigured, match="OUTAGES_CREDENTIAL_KEY is not set"):
-        credential_issue(source=source, secret="another-secret-0123456789")
+        credential_issue(source=source, secret="another-secret-0123456789")  # nosec B106 - test
     assert MonitorCredential.objects.filter(source=source).count() == 1
 
 
@@ -170,9 +170,11 @@ def test_erased_evidence_still_matches_after_secret_key_and_erasure_key_rotation
     contact_erase(contact=second)
     keys.CONTACTS_ERASURE_HASH_KEY = "erasure-key-two-" + "2" * 40
     keys.CONTACTS_ERASURE_HASH_KEY_FALLBACKS = ["erasure-key-one-" + "1" * 40]
-    assert erased_evidence_find(
-        workspace_id=workspace_id, identifier="second.person@example.com"
-    ).filter(contact=second).exists()
+    assert (
+        erased_evidence_find(workspace_id=workspace_id, identifier="second.person@example.com")
+        .filter(contact=second)
+        .exists()
+    )
     # Another workspace's evidence is never found by this workspace's lookup.
     assert not erased_evidence_find(
         workspace_id=workspace_id + 10_000, identifier="second.person@example.com"

@@ -131,14 +131,14 @@ def test_a_status_callback_is_refused_and_moves_nothing_without_a_usable_token(
         provider="twilio",
         provider_message_id="SM" + uuid.uuid4().hex,
     )
-    production.TWILIO_AUTH_TOKEN = ""
+    production.TWILIO_AUTH_TOKEN = ""  # nosec B105 - the missing token under test
     params = {
         "AccountSid": REAL_SID,
         "MessageSid": row.provider_message_id,
         "MessageStatus": "delivered",
     }
 
-    answer = twilio_post(STATUS_URL, params, token="")
+    answer = twilio_post(STATUS_URL, params, token="")  # nosec B106 - forged with the empty key
 
     assert answer.status_code == 403
     assert last_receipt().verdict == ReceiptVerdict.REJECTED
@@ -154,10 +154,11 @@ def test_a_workspaces_own_token_counts_and_the_unusable_install_token_is_never_t
                     twilio_from_number="+15005550100")  # fmt: skip
     contact = granted_contact(channel=Channel.SMS, phone="+14155550175", workspace=workspace)
     path = f"{INBOUND_URL}{workspace.pk}/"
-    production.TWILIO_AUTH_TOKEN = ""
+    production.TWILIO_AUTH_TOKEN = ""  # nosec B105 - the missing token under test
 
     # Claiming the install's account, signed with the empty key anyone can use: refused.
-    forged = keyword("+14155550175", "STOP", account_sid=REAL_SID, token="", path=path)
+    # nosec B106 - forged with the empty key
+    forged = keyword("+14155550175", "STOP", account_sid=REAL_SID, token="", path=path)  # nosec B106
     assert forged.status_code == 403
     assert sms_state(contact)["marketing"] == "granted"
     # The workspace's own account verifies its own texts as before.
@@ -190,6 +191,9 @@ def test_sendgrid_events_are_refused_without_a_verification_key_and_a_workspaces
     assert (receipt.verdict, receipt.status_code) == (ReceiptVerdict.REJECTED, 403)
 
     own = Client().post(
-        f"{SENDGRID_URL}{workspace.pk}/", data=body, content_type="application/json", headers=headers
+        f"{SENDGRID_URL}{workspace.pk}/",
+        data=body,
+        content_type="application/json",
+        headers=headers,
     )
     assert own.status_code == 200

@@ -124,9 +124,9 @@ def test_production_settings_load_and_pass_the_checks_without_the_sandbox_app(
     assert not seen["sandbox_app"]
     assert seen["inbox_view"] != "sandbox:inbox"  # the admin's catch-all, not a sandbox page
     # The configured key, never the demo's public key lying in var/.
-    assert seen["verification_key"] == PRODUCTION_SECRETS[
-        "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"
-    ]
+    assert (
+        seen["verification_key"] == PRODUCTION_SECRETS["SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"]
+    )
 
     check = run("manage.py", "check", "--deploy", "--fail-level", "WARNING")
     assert check.returncode == 0, check.stderr
