@@ -390,10 +390,10 @@ CONTACTS_DOUBLE_OPT_IN_SUBJECT = env_str(
     "CONTACTS_DOUBLE_OPT_IN_SUBJECT", default="Please confirm your subscription"
 )
 # Key of the hash that erased contacts' consent evidence keeps instead of their identifiers.
-# Its own key (required outside the sandbox, where SECRET_KEY stands in): an erased person's
-# hashes cannot be recomputed, so this key is never rotated away. A new key goes first; every
-# old one stays in the fallbacks for matching (contacts/privacy.py), and so do SECRET_KEY's
-# fallbacks, which made the hashes of installs that had no key of their own.
+# Its own key (required outside the sandbox, where SECRET_KEY stands in). An erased person's
+# hashes cannot be recomputed, so rotating it never drops the old key: it moves to the fallbacks,
+# which matching tries (contacts/privacy.py) together with SECRET_KEY's own fallbacks, under which
+# installs without a key of their own made their hashes.
 CONTACTS_ERASURE_HASH_KEY = env_str("CONTACTS_ERASURE_HASH_KEY", default="") or (
     SECRET_KEY if _SANDBOX_ON else ""
 )
