@@ -39,15 +39,18 @@ def _checks_apply() -> bool:
 
 
 def _problem(
-    *, name: str, value: str, needed_for: str, howto: str, check_id: str
+    *, name: str, value: str, needed_for: str, howto: str, check_id: str, secret: bool = True
 ) -> CheckMessage | None:
+    """An Error for a secret; a Warning for an identifier (a sender number, a phone number id),
+    which lets nobody forge or read anything but leaves the channel without a sender."""
     value = (value or "").strip()
     if value and not secret_is_sandbox_value(name, value):
         return None
     state = "holds the sandbox's stand-in value" if value else "is not set"
-    return Error(
+    level = Error if secret else Warning
+    return level(
         f"{name} {state}: outside the sandbox (DEBUG and SANDBOX_ENABLED off) it is required "
-        f"for {needed_for}, and no secret has a default there.",
+        f"for {needed_for}, and nothing has a default there.",
         hint=f"Set the environment variable {name}: {howto}",
         id=check_id,
     )
@@ -111,7 +114,8 @@ def _sms_problems() -> Iterable[CheckMessage | None]:
             needed_for="SMS through Twilio (no TWILIO_MESSAGING_SERVICE_SID is set)",
             howto="the account's sending number in E.164 (+1...), or set "
             "TWILIO_MESSAGING_SERVICE_SID (MG...) instead." + off,
-            check_id="continuity.E112",
+            check_id="continuity.W112",
+            secret=False,
         )
 
 
@@ -140,7 +144,8 @@ def _whatsapp_problems() -> Iterable[CheckMessage | None]:
         value=settings.WHATSAPP_PHONE_NUMBER_ID,
         needed_for="WhatsApp sends through the install's number",
         howto="the phone number ID from Meta's WhatsApp Manager (API Setup)." + off,
-        check_id="continuity.E140",
+        check_id="continuity.W140",
+        secret=False,
     )
     yield _problem(
         name="WHATSAPP_ACCESS_TOKEN",

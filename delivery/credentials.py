@@ -45,9 +45,9 @@ logger = logging.getLogger(__name__)
 # The secret fields of WorkspaceCredentials: name -> column holding its ciphertext.
 SECRET_FIELDS: Mapping[str, str] = {
     "sendgrid_api_key": "sendgrid_api_key_encrypted",
-    "twilio_auth_token": "twilio_auth_token_encrypted",  # nosec B105 - a column name
+    "twilio_auth_token": "twilio_auth_token_encrypted",
     "vapid_private_key": "vapid_private_key_encrypted",
-    "whatsapp_access_token": "whatsapp_access_token_encrypted",  # nosec B105 - a column name
+    "whatsapp_access_token": "whatsapp_access_token_encrypted",
 }
 # The readable fields an owner may set.
 PLAIN_FIELDS: tuple[str, ...] = (
@@ -140,7 +140,7 @@ def workspaces_texting_from(*, account_sid: str, workspace_id: int | None) -> li
     that brought it, or, for the install's account, every workspace without one of its own. An
     inbound keyword speaks for these contacts only."""
     own = WorkspaceCredentials.objects.exclude(twilio_account_sid="").exclude(
-        twilio_auth_token_encrypted=""  # nosec B106 - "not empty" filter, not a password
+        twilio_auth_token_encrypted=""
     )
     if workspace_id is not None:
         mine = own.filter(workspace_id=workspace_id)

@@ -4,8 +4,8 @@ process. None of these reaches a provider."""
 
 from __future__ import annotations
 
-# nosec B105 below: made-up values for test processes, accepted by no provider.
-PRODUCTION_SECRET_KEY = "a-long-random-production-secret-key-0123456789-abcdefghijklmnop"  # nosec B105
+# Made-up values for test processes, accepted by no provider.
+PRODUCTION_SECRET_KEY = "a-long-random-production-secret-key-0123456789-abcdefghijklmnop"
 PRODUCTION_SECRETS: dict[str, str] = {
     "TWILIO_ACCOUNT_SID": "AC" + "5" * 32,
     "TWILIO_AUTH_TOKEN": "0f" * 16,
@@ -15,8 +15,8 @@ PRODUCTION_SECRETS: dict[str, str] = {
     "VAPID_PRIVATE_KEY": "production-test-vapid-private-key",
     "VAPID_PUBLIC_KEY": "production-test-vapid-public-key",
     "WHATSAPP_PHONE_NUMBER_ID": "109876543210987",
-    "WHATSAPP_ACCESS_TOKEN": "EAAG-production-test-token",  # nosec B105
-    "SOCIAL_TOKEN_KEYS": "yHxtgplI4byoFRvWeYVvgG1Lh_2YgwSfztm2VuhAfVU=",  # nosec B105
+    "WHATSAPP_ACCESS_TOKEN": "EAAG-production-test-token",
+    "SOCIAL_TOKEN_KEYS": "yHxtgplI4byoFRvWeYVvgG1Lh_2YgwSfztm2VuhAfVU=",
     "OUTAGES_CREDENTIAL_KEY": "production-test-outages-credential-key-0123456789",
     "CONTACTS_ERASURE_HASH_KEY": "production-test-erasure-hash-key-0123456789",
 }

@@ -121,7 +121,7 @@ def test_outside_the_sandbox_no_monitor_secret_is_encrypted_without_its_own_key(
     source = source_create(kind="alertmanager")
     keys.SANDBOX_ENABLED = False
     with pytest.raises(ImproperlyConfigured, match="OUTAGES_CREDENTIAL_KEY is not set"):
-        credential_issue(source=source, secret="another-secret-0123456789")  # nosec B106 - test
+        credential_issue(source=source, secret="another-secret-0123456789")
     assert MonitorCredential.objects.filter(source=source).count() == 1
 
 

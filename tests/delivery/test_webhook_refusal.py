@@ -131,14 +131,14 @@ def test_a_status_callback_is_refused_and_moves_nothing_without_a_usable_token(
         provider="twilio",
         provider_message_id="SM" + uuid.uuid4().hex,
     )
-    production.TWILIO_AUTH_TOKEN = ""  # nosec B105 - the missing token under test
+    production.TWILIO_AUTH_TOKEN = ""
     params = {
         "AccountSid": REAL_SID,
         "MessageSid": row.provider_message_id,
         "MessageStatus": "delivered",
     }
 
-    answer = twilio_post(STATUS_URL, params, token="")  # nosec B106 - forged with the empty key
+    answer = twilio_post(STATUS_URL, params, token="")
 
     assert answer.status_code == 403
     assert last_receipt().verdict == ReceiptVerdict.REJECTED
@@ -154,11 +154,10 @@ def test_a_workspaces_own_token_counts_and_the_unusable_install_token_is_never_t
                     twilio_from_number="+15005550100")  # fmt: skip
     contact = granted_contact(channel=Channel.SMS, phone="+14155550175", workspace=workspace)
     path = f"{INBOUND_URL}{workspace.pk}/"
-    production.TWILIO_AUTH_TOKEN = ""  # nosec B105 - the missing token under test
+    production.TWILIO_AUTH_TOKEN = ""
 
     # Claiming the install's account, signed with the empty key anyone can use: refused.
-    # nosec B106 - forged with the empty key
-    forged = keyword("+14155550175", "STOP", account_sid=REAL_SID, token="", path=path)  # nosec B106
+    forged = keyword("+14155550175", "STOP", account_sid=REAL_SID, token="", path=path)
     assert forged.status_code == 403
     assert sms_state(contact)["marketing"] == "granted"
     # The workspace's own account verifies its own texts as before.
