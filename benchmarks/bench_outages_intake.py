@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 from benchmarks._common import (
     bench_database_prepare,
     emit,
@@ -50,6 +52,11 @@ def _server_env(url: str) -> dict[str, str]:
         "LOG_LEVEL": "warning",
         "LOG_FORMAT": "text",
         "OUTAGES_CREDENTIAL_KEY": CREDENTIAL_KEY,
+        # Production refuses to start without its secrets (continuity/checks.py): this server
+        # sends nothing, so it names no channel, and the keys below are throwaway ones.
+        "DELIVERY_INSTALL_CHANNELS": "",
+        "SOCIAL_TOKEN_KEYS": Fernet.generate_key().decode(),
+        "CONTACTS_ERASURE_HASH_KEY": "bench-only-erasure-key-0123456789",
     }
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     return env

@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from contacts.consent import consent_erase
@@ -98,6 +103,12 @@ def contact_erase(
     with no consent; the evidence keeps only a keyed hash of who it was about."""
     if contact.erased_at is not None:
         raise ContactErased(f"contact #{contact.pk} is already erased")
+    if not settings.CONTACTS_ERASURE_HASH_KEY:
+        # An unkeyed hash of an email address is reversed by hashing a list of addresses.
+        raise ImproperlyConfigured(
+            "CONTACTS_ERASURE_HASH_KEY is not set: erasure keeps a keyed hash of who the "
+            'evidence was about (docs/configuration.md, "Secrets and rotation").'
+        )
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         recorded_by = recorded_by or (access.actor_label if access is not None else "")
@@ -117,3 +128,39 @@ def contact_erase(
         if access is not None:
             audit_record(access=access, action=AUDIT_ERASE, target=contact)
     return contact
+
+
+# --- erased evidence: matching a person again ---------------------------------------------------
+
+
+def erasure_hash_keys() -> tuple[str, ...]:
+    """Every key an erasure hash may have been made with, newest first.
+
+    A hash cannot be recomputed once the identifier is gone, so old keys stay for matching:
+    CONTACTS_ERASURE_HASH_KEY_FALLBACKS for the key's own rotations, and SECRET_KEY with its
+    fallbacks, which made the hashes while the erasure key defaulted to it.
+    """
+    candidates = (
+        settings.CONTACTS_ERASURE_HASH_KEY,
+        *settings.CONTACTS_ERASURE_HASH_KEY_FALLBACKS,
+        settings.SECRET_KEY,
+        *settings.SECRET_KEY_FALLBACKS,
+    )
+    return tuple(dict.fromkeys(key for key in candidates if key))
+
+
+def erasure_subject_hashes(*, identifier: str) -> list[str]:
+    """The identifier's hash under each key (contacts.consent.subject_hash's scheme)."""
+    normalised = identifier.strip().lower().encode()
+    return [
+        hmac.new(key.encode(), normalised, hashlib.sha256).hexdigest()
+        for key in erasure_hash_keys()
+    ]
+
+
+def erased_evidence_find(*, workspace_id: int, identifier: str) -> QuerySet[ConsentEvent]:
+    """The consent evidence of an erased person, found by an identifier they give again (an
+    email, phone or external id), whichever key hashed it."""
+    return ConsentEvent.objects.filter(
+        workspace_id=workspace_id, subject_hash__in=erasure_subject_hashes(identifier=identifier)
+    ).order_by("occurred_at", "id")

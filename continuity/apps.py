@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.core.checks import Tags, register
 from django.db.models.signals import post_migrate
 
 
@@ -17,6 +18,11 @@ class ContinuityConfig(AppConfig):
         from continuity import api_schema, sql  # noqa: F401
 
         post_migrate.connect(_roles_sync, sender=self)
+        # Missing or sandbox-valued secrets outside the sandbox fail `check --deploy` (and every
+        # production start, which runs the same checks: continuity/checks.py).
+        from continuity.checks import secrets_check
+
+        register(secrets_check, Tags.security, "deploy", deploy=True)
 
 
 def _roles_sync(sender: AppConfig, **kwargs: Any) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, task_postrun, task_prerun
+from celery.signals import beat_init, setup_logging, task_postrun, task_prerun, worker_init
 from kombu import Exchange, Queue
 
 from continuity import broker_fs  # noqa: F401 - registers the embedded broker's URL scheme
@@ -103,6 +104,21 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
 @app.on_after_configure.connect
 def _install_beat_schedule(sender: Celery, **_: Any) -> None:
     sender.conf.beat_schedule = _beat_schedule()
+
+
+@worker_init.connect
+@beat_init.connect
+def _refuse_an_insecure_start(**_: Any) -> None:
+    """Workers and beat refuse a production start with deploy errors, as web and preflight do:
+    a worker holding sandbox stand-ins would send with them (continuity/checks.py)."""
+    from continuity.checks import InsecureStart, start_refuse_if_insecure
+
+    try:
+        start_refuse_if_insecure()
+    except InsecureStart as exc:
+        # Celery logs and swallows an exception a signal handler raises; only an exit stops it.
+        print(exc, file=sys.stderr)  # noqa: T201 - before logging is set up, as gunicorn does
+        raise SystemExit(3) from None
 
 
 @setup_logging.connect

@@ -30,6 +30,7 @@ from continuity.env import (
     env_str,
     env_var_dir,
 )
+from continuity.sandbox_secrets import sandbox_default
 
 # --- continuity (the project's core) --------------------------------------------------------------
 
@@ -64,6 +65,20 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+# --- continuity: secrets (docs/configuration.md, "Secrets and rotation") --------------------------
+# Whether the loopback sandbox is on is read here, before any provider block, because provider
+# secrets default to the sandbox's stand-ins only then: outside the sandbox no secret has a
+# default, and the deploy checks (continuity/checks.py) name every one that is missing.
+_SANDBOX_ON = env_bool("SANDBOX_ENABLED", default=DEBUG)
+# Old SECRET_KEYs that still verify what they signed (sessions, Django's signing) and still open
+# what was derived from them (monitor source secrets, erasure hashes made before a key of their
+# own): rotation is "new SECRET_KEY, old one here, drop it once nothing needs it".
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", default=[])
+# `manage.py secrets_rotate` (delivery) re-encrypts what delivery.secrets' keys encrypt, then
+# calls each of these dotted paths: an app whose secrets have keys of their own adds its
+# function, so one command moves every stored secret under the newest keys.
+SECRETS_ROTATE_HOOKS: list[str] = []
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -374,7 +389,14 @@ CONTACTS_DOUBLE_OPT_IN_SUBJECT = env_str(
     "CONTACTS_DOUBLE_OPT_IN_SUBJECT", default="Please confirm your subscription"
 )
 # Key of the hash that erased contacts' consent evidence keeps instead of their identifiers.
-CONTACTS_ERASURE_HASH_KEY = env_str("CONTACTS_ERASURE_HASH_KEY", default="") or SECRET_KEY
+# Its own key (required outside the sandbox, where SECRET_KEY stands in). An erased person's
+# hashes cannot be recomputed, so rotating it never drops the old key: it moves to the fallbacks,
+# which matching tries (contacts/privacy.py) together with SECRET_KEY's own fallbacks, under which
+# installs without a key of their own made their hashes.
+CONTACTS_ERASURE_HASH_KEY = env_str("CONTACTS_ERASURE_HASH_KEY", default="") or (
+    SECRET_KEY if _SANDBOX_ON else ""
+)
+CONTACTS_ERASURE_HASH_KEY_FALLBACKS = env_list("CONTACTS_ERASURE_HASH_KEY_FALLBACKS", default=[])
 CONTACTS_CONSENT_TEXT_VERSION = env_str("CONTACTS_CONSENT_TEXT_VERSION", default="v1")
 # Public push subscribe endpoint: requests per IP per minute.
 CONTACTS_PUSH_SUBSCRIBE_RATE_PER_MIN = env_int(
@@ -442,7 +464,12 @@ OUTAGES_SILENCE_CHECK_INTERVAL_S = env_int(
 OUTAGES_FLAP_DAMPING_S = env_int("OUTAGES_FLAP_DAMPING_S", default=300, minimum=0)
 OUTAGES_EARLY_RESOLVE_GRACE_S = env_int("OUTAGES_EARLY_RESOLVE_GRACE_S", default=600, minimum=0)
 OUTAGES_CREDENTIAL_OVERLAP_S = env_int("OUTAGES_CREDENTIAL_OVERLAP_S", default=86400, minimum=0)
+# Source secrets are encrypted with a key derived from this (required outside the sandbox, where
+# SECRET_KEY stands in); old keys go in the fallbacks until `manage.py secrets_rotate` ran
+# (outages/credentials.py).
 OUTAGES_CREDENTIAL_KEY = env_str("OUTAGES_CREDENTIAL_KEY", default="")
+OUTAGES_CREDENTIAL_KEY_FALLBACKS = env_list("OUTAGES_CREDENTIAL_KEY_FALLBACKS", default=[])
+SECRETS_ROTATE_HOOKS += ["outages.credentials.monitor_secrets_rotate"]
 OUTAGES_SOURCE_CACHE_S = env_int("OUTAGES_SOURCE_CACHE_S", default=5, minimum=0)
 OUTAGES_IMPACT_COUNTER = env_str("OUTAGES_IMPACT_COUNTER", default="")
 OUTAGES_EXTRA_NETWORKS: dict[str, str] = {}
@@ -473,7 +500,10 @@ DELIVERY_EMAIL_REPLY_TO = env_list("DELIVERY_EMAIL_REPLY_TO", default=[])
 DELIVERY_EMAIL_BATCH_SIZE = env_int("DELIVERY_EMAIL_BATCH_SIZE", default=1000, minimum=1)
 DELIVERY_EMAIL_FAILOVER_BACKEND = env_str("DELIVERY_EMAIL_FAILOVER_BACKEND", default="")
 DELIVERY_EMAIL_FAILOVER_OPTIONS: dict[str, object] = {
-    "api_key": env_str("DELIVERY_EMAIL_FAILOVER_API_KEY", default="sandbox-failover-key"),
+    "api_key": env_str(
+        "DELIVERY_EMAIL_FAILOVER_API_KEY",
+        default=sandbox_default("DELIVERY_EMAIL_FAILOVER_API_KEY", sandbox_on=_SANDBOX_ON),
+    ),
     "api_url": env_str(
         "DELIVERY_EMAIL_FAILOVER_API_URL",
         default=f"http://{SANDBOX_HOST}:{SANDBOX_FAILOVER_ESP_PORT}/v3/",
@@ -485,7 +515,9 @@ DELIVERY_EMAIL_FAILOVER_ON_READ_TIMEOUT = env_bool(
     "DELIVERY_EMAIL_FAILOVER_ON_READ_TIMEOUT", default=False
 )
 ANYMAIL = {
-    "SENDGRID_API_KEY": env_str("SENDGRID_API_KEY", default="sandbox-sendgrid-key"),
+    "SENDGRID_API_KEY": env_str(
+        "SENDGRID_API_KEY", default=sandbox_default("SENDGRID_API_KEY", sandbox_on=_SANDBOX_ON)
+    ),
     "SENDGRID_API_URL": env_str(
         "SENDGRID_API_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_SENDGRID_PORT}/v3/"
     ),
@@ -530,11 +562,18 @@ WHATSAPP_WEBHOOK_VERIFY_TOKEN = env_str("WHATSAPP_WEBHOOK_VERIFY_TOKEN", default
 # by DELIVERY_EMAIL_BACKEND. The warning filter lives in delivery/apps.py.
 SILENCED_SYSTEM_CHECKS = ["anymail.W003"]
 
-# SMS: Twilio. Either a Messaging Service SID or a From number.
-TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", default="AC" + "0" * 32)
-TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", default="sandbox-twilio-token")
+# SMS: Twilio. Either a Messaging Service SID or a From number. The account and number default
+# to the sandbox's only while it is on (continuity/sandbox_secrets.py).
+TWILIO_ACCOUNT_SID = env_str(
+    "TWILIO_ACCOUNT_SID", default=sandbox_default("TWILIO_ACCOUNT_SID", sandbox_on=_SANDBOX_ON)
+)
+TWILIO_AUTH_TOKEN = env_str(
+    "TWILIO_AUTH_TOKEN", default=sandbox_default("TWILIO_AUTH_TOKEN", sandbox_on=_SANDBOX_ON)
+)
 TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID", default="")
-TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", default="+15005550006")
+TWILIO_FROM_NUMBER = env_str(
+    "TWILIO_FROM_NUMBER", default=sandbox_default("TWILIO_FROM_NUMBER", sandbox_on=_SANDBOX_ON)
+)
 TWILIO_API_BASE_URL = env_str(
     "TWILIO_API_BASE_URL", default=f"http://{SANDBOX_HOST}:{SANDBOX_TWILIO_PORT}"
 )
@@ -627,8 +666,21 @@ DELIVERY_SMS_HELP_TEXT = env_str(
     default="Continuity alerts. Reply STOP to unsubscribe, START to resubscribe.",
 )
 # WhatsApp Cloud API sender for owned-channel deliveries (base URL: SOCIAL_GRAPH_BASE_URL).
-WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID", default="100000000000001")
-WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", default="sandbox-whatsapp-token")
+WHATSAPP_PHONE_NUMBER_ID = env_str(
+    "WHATSAPP_PHONE_NUMBER_ID",
+    default=sandbox_default("WHATSAPP_PHONE_NUMBER_ID", sandbox_on=_SANDBOX_ON),
+)
+WHATSAPP_ACCESS_TOKEN = env_str(
+    "WHATSAPP_ACCESS_TOKEN",
+    default=sandbox_default("WHATSAPP_ACCESS_TOKEN", sandbox_on=_SANDBOX_ON),
+)
+# The channels the install sends through accounts of its own (the fallback for workspaces without
+# their own credentials): outside the sandbox each listed channel's install secrets are required
+# by the deploy checks. Leave a channel out when every workspace brings its own account for it,
+# or when it is not used; sends of a workspace without its own account then have none to use.
+DELIVERY_INSTALL_CHANNELS = env_list(
+    "DELIVERY_INSTALL_CHANNELS", default=["email", "sms", "push", "whatsapp"]
+)
 
 # --- campaigns ------------------------------------------------------------------------------------
 # Reroute.
@@ -696,7 +748,7 @@ DELIVERY_WHATSAPP_ACCOUNT_RESOLVER = env_str(
 # The sandbox app (sandbox/: loopback fakes of every provider, their inbox page, the demo seed) is
 # installed only when the sandbox is on: the demo, tests, DEBUG. Production leaves it out and no
 # product app imports it. Where the fakes listen is the "sandbox addresses" block above.
-SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", default=DEBUG)
+SANDBOX_ENABLED = _SANDBOX_ON  # read in the secrets block, before the provider defaults
 if SANDBOX_ENABLED:
     INSTALLED_APPS += ["sandbox"]
 # The SendGrid fake signs its events with this P-256 key (PEM, PKCS8); the public half is what

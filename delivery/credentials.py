@@ -14,18 +14,21 @@ rotation) is seen by the next batch of every worker, with no invalidation to for
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.db import models, transaction
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from continuity.audit import audit_record
 from continuity.models import Workspace
+from continuity.sandbox_secrets import secret_is_sandbox_value
 from continuity.tenancy import Access
 from delivery.models import WorkspaceCredentials
 from delivery.providers.base import SendGridAccount, TwilioAccount, VapidKeys
@@ -63,8 +66,8 @@ PLAIN_FIELDS: tuple[str, ...] = (
 )
 # Every column of the install that holds delivery.secrets ciphertext, by lazy model label:
 # delivery never imports campaigns, so its model is looked up through the app registry.
-# (outages.MonitorCredential uses its own single key derived from SECRET_KEY or
-# OUTAGES_CREDENTIAL_KEY, not this key list, so it is not rotated here.)
+# (outages.MonitorCredential has keys of its own, OUTAGES_CREDENTIAL_KEY and its fallbacks: its
+# rotation is one of SECRETS_ROTATE_HOOKS, which ``secrets_rotate`` calls after these.)
 ENCRYPTED_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("delivery.WorkspaceCredentials", tuple(SECRET_FIELDS.values())),
     ("campaigns.SocialAccount", ("access_token_encrypted",)),
@@ -181,13 +184,47 @@ def workspace_vapid_public_key(*, workspace_id: int) -> str:
 
 @dataclass(frozen=True)
 class WebhookSecrets:
-    """What a provider webhook for one workspace is verified with."""
+    """What a provider webhook for one workspace is verified with. A ``*_refusal`` says why that
+    provider's secret must not verify anything (empty: it may)."""
 
     twilio_account_sid: str
     twilio_auth_token: str = field(repr=False)
     sendgrid_verification_key: str
     own_twilio: bool
     own_sendgrid: bool
+    twilio_refusal: str = ""
+    sendgrid_refusal: str = ""
+
+
+def webhook_secret_refusal(*, name: str, value: str, own: bool) -> str:
+    """Why a verifying secret cannot be used: missing (an empty HMAC key is one anyone can sign
+    with), or the sandbox's stand-in outside the sandbox (it is in the source). "" when usable."""
+    whose = "the workspace's own" if own else "the install's"
+    if not value.strip():
+        return (
+            f"webhook verification is not configured: {whose} {name} is not set; refusing "
+            "to accept an unverifiable request"
+        )
+    if not settings.SANDBOX_ENABLED and secret_is_sandbox_value(name, value):
+        return (
+            f"webhook verification is not configured: {whose} {name} holds the sandbox's "
+            "stand-in value outside the sandbox; refusing to verify with it"
+        )
+    return ""
+
+
+def _with_refusals(found: WebhookSecrets) -> WebhookSecrets:
+    return dataclasses.replace(
+        found,
+        twilio_refusal=webhook_secret_refusal(
+            name="TWILIO_AUTH_TOKEN", value=found.twilio_auth_token, own=found.own_twilio
+        ),
+        sendgrid_refusal=webhook_secret_refusal(
+            name="SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY",
+            value=found.sendgrid_verification_key,
+            own=found.own_sendgrid,
+        ),
+    )
 
 
 def webhook_secrets(*, workspace_id: int | None) -> WebhookSecrets | None:
@@ -203,7 +240,7 @@ def webhook_secrets(*, workspace_id: int | None) -> WebhookSecrets | None:
         own_sendgrid=False,
     )
     if workspace_id is None:
-        return install
+        return _with_refusals(install)
     row = credentials_row(workspace_id=workspace_id)
     # One query for a workspace with credentials; a second only to tell "none set" from "no
     # such workspace".
@@ -211,12 +248,14 @@ def webhook_secrets(*, workspace_id: int | None) -> WebhookSecrets | None:
         return None
     account = twilio_account(row)
     own_key = row.sendgrid_webhook_verification_key if row is not None else ""
-    return WebhookSecrets(
-        twilio_account_sid=account.account_sid if account else install.twilio_account_sid,
-        twilio_auth_token=account.auth_token if account else install.twilio_auth_token,
-        sendgrid_verification_key=own_key or install.sendgrid_verification_key,
-        own_twilio=account is not None,
-        own_sendgrid=bool(own_key),
+    return _with_refusals(
+        WebhookSecrets(
+            twilio_account_sid=account.account_sid if account else install.twilio_account_sid,
+            twilio_auth_token=account.auth_token if account else install.twilio_auth_token,
+            sendgrid_verification_key=own_key or install.sendgrid_verification_key,
+            own_twilio=account is not None,
+            own_sendgrid=bool(own_key),
+        )
     )
 
 
@@ -290,7 +329,8 @@ class RotationReport:
 
 
 def secrets_rotate(*, batch_size: int = 500) -> RotationReport:
-    """Re-encrypt every stored secret with the newest key in SOCIAL_TOKEN_KEYS.
+    """Re-encrypt every stored secret with the newest key: SOCIAL_TOKEN_KEYS' for the columns
+    above, then each SECRETS_ROTATE_HOOKS function for secrets with keys of their own.
 
     Idempotent: a value the newest key already opens is left alone, so a second run changes
     nothing. Each value is swapped only if it is still the one read (a concurrent change by an
@@ -327,6 +367,15 @@ def secrets_rotate(*, batch_size: int = 500) -> RotationReport:
                     **{column: rotated}
                 )
                 report.add(report.reencrypted, name)
+    for path in settings.SECRETS_ROTATE_HOOKS:
+        # A hook answers {column: (re-encrypted, already current, unreadable)}; delivery names
+        # it by dotted path because it never imports the apps that own those secrets.
+        rotate: Callable[..., Mapping[str, tuple[int, int, int]]] = import_string(path)
+        for name, (moved, current, unreadable) in rotate(batch_size=batch_size).items():
+            report.reencrypted[name] = report.reencrypted.get(name, 0) + moved
+            report.current[name] = report.current.get(name, 0) + current
+            if unreadable:
+                report.unreadable[name] = report.unreadable.get(name, 0) + unreadable
     return report
 
 

@@ -3,9 +3,11 @@ workspace provider credentials (WorkspaceCredentials) are kept only as ciphertex
 
 Keys come from SOCIAL_TOKEN_KEYS (the name predates workspace credentials; it is the one key list
 for every stored secret), comma-separated Fernet keys: the first encrypts, every key decrypts, so
-rotation is "prepend a new key, run ``manage.py secrets_rotate``, then drop the old key".
-Production without keys fails loudly; DEBUG without keys generates a per-checkout key in var/
-(like SECRET_KEY) so the demo works and survives restarts.
+rotation is "prepend a new key, run ``manage.py secrets_rotate``, then drop the old key" (the
+same command re-encrypts the secrets other apps keep under keys of their own,
+SECRETS_ROTATE_HOOKS). Production without keys fails loudly, and before that refuses to start
+(continuity/checks.py); DEBUG without keys generates a per-checkout key in var/ (like SECRET_KEY)
+so the demo works and survives restarts.
 
 This lives in delivery/ because campaigns (SocialAccount) may import delivery and the
 providers and publishers are the only readers of plain secrets; nothing here touches models.

@@ -222,6 +222,8 @@ def sendgrid_events(
 ) -> HttpResponse:
     """SendGrid's signed event webhook (delivered, open, click, bounce, dropped, spamreport...)."""
     secrets = _secrets(workspace_id)
+    if secrets.sendgrid_refusal:
+        raise WebhookRejected(secrets.sendgrid_refusal, status_code=403)
     events = sendgrid_events_parse(
         request=request, verification_key=secrets.sendgrid_verification_key
     )
@@ -256,11 +258,16 @@ def failover_events(
 
 
 def _twilio_accounts(workspace_id: int | None) -> list[TwilioVerifier]:
+    # Never an empty list: the parsers read that as "the install's account".
     secrets = _secrets(workspace_id)
+    if secrets.twilio_refusal:
+        raise WebhookRejected(secrets.twilio_refusal, status_code=403)
     accounts = [TwilioVerifier(secrets.twilio_account_sid, secrets.twilio_auth_token)]
     if secrets.own_twilio:
         install = _secrets(None)
-        accounts.append(TwilioVerifier(install.twilio_account_sid, install.twilio_auth_token))
+        # An install without a usable token of its own just has no callbacks to accept here.
+        if not install.twilio_refusal:
+            accounts.append(TwilioVerifier(install.twilio_account_sid, install.twilio_auth_token))
     return accounts
 
 

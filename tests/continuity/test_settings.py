@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import ROOT
+from tests.secrets_env import PRODUCTION_SECRETS
 
 TEST_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/continuity"
 
@@ -85,6 +86,7 @@ def test_production_settings_pass_the_deploy_check() -> None:
             "ALLOWED_HOSTS": "continuity.example.com",
             "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/continuity",
             "REDIS_URL": "redis://127.0.0.1:6379/0",
+            **PRODUCTION_SECRETS,
         },
     )
     assert result.returncode == 0, result.stderr

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.harness import ROOT
+from tests.secrets_env import PRODUCTION_SECRETS
 
 PRODUCT_APPS = ("continuity", "contacts", "outages", "delivery", "campaigns")
 
@@ -95,8 +96,8 @@ def test_production_settings_load_and_pass_the_checks_without_the_sandbox_app(
         "DEBUG": "false",
         "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
         "ALLOWED_HOSTS": "continuity.example.com",
-        "SOCIAL_TOKEN_KEYS": "yHxtgplI4byoFRvWeYVvgG1Lh_2YgwSfztm2VuhAfVU=",
-        "CONTACTS_LINK_SIGNING_KEY": "a-long-random-link-signing-key-0123456789-abcdefghijklmnop",
+        # Outside the sandbox every secret is required (continuity/checks.py).
+        **PRODUCTION_SECRETS,
         "DATABASE_URL": os.environ.get(
             "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/continuity"
         ),
@@ -122,7 +123,10 @@ def test_production_settings_load_and_pass_the_checks_without_the_sandbox_app(
     assert "sandbox" not in seen["installed"]
     assert not seen["sandbox_app"]
     assert seen["inbox_view"] != "sandbox:inbox"  # the admin's catch-all, not a sandbox page
-    assert seen["verification_key"] is None
+    # The configured key, never the demo's public key lying in var/.
+    assert (
+        seen["verification_key"] == PRODUCTION_SECRETS["SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"]
+    )
 
     check = run("manage.py", "check", "--deploy", "--fail-level", "WARNING")
     assert check.returncode == 0, check.stderr

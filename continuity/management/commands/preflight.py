@@ -9,6 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.utils import OperationalError
 
+from continuity.checks import InsecureStart, start_refuse_if_insecure
+
 HOW_TO_START = {
     "postgresql": (
         "Start it (Debian: pg_ctlcluster 15 main start) or point DATABASE_URL at a running server."
@@ -22,7 +24,10 @@ HOW_TO_START = {
 
 
 class Command(BaseCommand):
-    help = "Check, within seconds, that the database and the broker answer; say which one does not."
+    help = (
+        "Check, within seconds, that the database and the broker answer (say which one does "
+        "not) and, with DEBUG off, that `check --deploy` finds no error."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
@@ -32,6 +37,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, test_run: bool = False, **options: Any) -> None:
+        # A production start (DEBUG off) goes no further with a deploy error, a missing or
+        # sandbox-valued secret first of all: `manage.py run` starts with this command.
+        try:
+            start_refuse_if_insecure()
+        except InsecureStart as exc:
+            raise CommandError(str(exc)) from None
         problems = [p for p in (self._database_problem(test_run), self._broker_problem()) if p]
         if problems:
             raise CommandError("\n".join(problems))

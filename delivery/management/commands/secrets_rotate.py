@@ -1,8 +1,10 @@
-"""Re-encrypt every stored secret with the newest key in SOCIAL_TOKEN_KEYS.
+"""Re-encrypt every stored secret with the newest key of its key list.
 
-Rotation: prepend a new key to SOCIAL_TOKEN_KEYS (every process: the old key still decrypts),
-run this, then drop the old key. Safe to run again: values already under the newest key are
-left alone. Exits non-zero when a value no configured key opens was found (nothing is dropped).
+Workspace provider credentials and social access tokens use SOCIAL_TOKEN_KEYS; monitor source
+secrets use OUTAGES_CREDENTIAL_KEY and its fallbacks (a SECRETS_ROTATE_HOOKS entry).
+Rotation: put the new key first (every process: the old keys still decrypt), run this, then
+drop the old key. Safe to run again: values already under the newest key are left alone. Exits
+non-zero when a value no configured key opens was found (nothing is dropped).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from delivery.credentials import secrets_rotate
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored secret (workspace provider credentials, social access tokens) "
-        "with the newest key in SOCIAL_TOKEN_KEYS; prints counts per column."
+        "Re-encrypt every stored secret (workspace provider credentials, social access tokens, "
+        "monitor source secrets) with the newest key of its key list; prints counts per column."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
