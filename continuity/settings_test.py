@@ -19,6 +19,9 @@ os.environ.setdefault("SOCIAL_TOKEN_KEYS", "yHxtgplI4byoFRvWeYVvgG1Lh_2YgwSfztm2
 # nothing of this one. The first process to load these settings picks it; every process it starts
 # (workers, the sandbox, benchmark scripts) inherits it through the environment.
 os.environ.setdefault("REDIS_KEY_PREFIX", f"continuity-test-{secrets.token_hex(6)}:")
+# Rate limits count per address across a whole run, and every test client is 127.0.0.1: they
+# are off here and switched on by the tests that are about them (tests/continuity/test_throttle.py).
+os.environ.setdefault("THROTTLE_ENABLED", "false")
 
 from continuity.settings import *  # noqa: F403
 
