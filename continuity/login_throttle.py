@@ -35,7 +35,8 @@ ACTION_LOGIN_LOCKED_OUT = "auth.login_locked_out"
 
 
 def login_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str | None:
-    """The user name a sign-in attempt named, cut to what axes can store (AXES_USERNAME_CALLABLE)."""
+    """The user name a sign-in attempt named, cut to what axes can store
+    (AXES_USERNAME_CALLABLE)."""
     if credentials:
         raw = credentials.get("username")
     else:
@@ -109,9 +110,7 @@ def lockout_response(
         "title": "",
         "retry_after_minutes": math.ceil(retry_after / 60) if retry_after else None,
     }
-    response = TemplateResponse(
-        request, "continuity/login_locked_out.html", context, status=429
-    )
+    response = TemplateResponse(request, "continuity/login_locked_out.html", context, status=429)
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response.render()

@@ -344,7 +344,9 @@ THROTTLE_REDIS_RETRY_S = env_float("THROTTLE_REDIS_RETRY_S", default=10.0, minim
 # Per minute. Provider webhooks: far above what SendGrid's batches (one POST per batch of events)
 # and Twilio's callbacks (one per message and status) send at our SMS pace, from their pools of
 # addresses; a source is one provider's install-wide URL or one workspace's.
-THROTTLE_PROVIDER_WEBHOOK_PER_IP = env_int("THROTTLE_PROVIDER_WEBHOOK_PER_IP", default=6000, minimum=0)
+THROTTLE_PROVIDER_WEBHOOK_PER_IP = env_int(
+    "THROTTLE_PROVIDER_WEBHOOK_PER_IP", default=6000, minimum=0
+)
 THROTTLE_PROVIDER_WEBHOOK_PER_SOURCE = env_int(
     "THROTTLE_PROVIDER_WEBHOOK_PER_SOURCE", default=20000, minimum=0
 )

@@ -92,16 +92,20 @@ def _rule_parse(entry: Mapping[str, Any]) -> Rule:
     )
 
 
-_rules_cache: tuple[int, tuple[Rule, ...]] | None = None
+class _CompiledRules:
+    # The settings list the rules were compiled from is held, not just its id: a list built
+    # later (tests override the setting) can never be mistaken for it.
+    source: object = None
+    rules: tuple[Rule, ...] = ()
 
 
 def throttle_rules() -> tuple[Rule, ...]:
     """THROTTLE_RULES, compiled once per settings value (tests override it)."""
-    global _rules_cache
     configured = settings.THROTTLE_RULES
-    if _rules_cache is None or _rules_cache[0] != id(configured):
-        _rules_cache = (id(configured), tuple(_rule_parse(entry) for entry in configured))
-    return _rules_cache[1]
+    if _CompiledRules.source is not configured:
+        _CompiledRules.rules = tuple(_rule_parse(entry) for entry in configured)
+        _CompiledRules.source = configured
+    return _CompiledRules.rules
 
 
 def _rule_match(path: str, method: str) -> tuple[Rule, str | None] | None:

@@ -17,7 +17,7 @@ from tests.workspaces import bearer, make_api_key, make_member, workspace_for_te
 pytestmark = pytest.mark.django_db
 
 LOGIN = "/admin/login/?next=/admin/"
-PASSWORD = "a-long-and-right-password-4711"  # noqa: S105 - a test user's password
+PASSWORD = "a-long-and-right-password-4711"  # nosec B105 - a throwaway test user's password
 
 
 @pytest.fixture
@@ -65,7 +65,9 @@ def test_another_address_or_another_name_is_not_locked_by_someone_elses_failures
     assert _signed_in(elsewhere)
     other = make_member(workspace=workspace_for_tests(), role=Role.VIEWER, password=PASSWORD)
     same_address = Client()
-    assert _login(same_address, other.username, PASSWORD, REMOTE_ADDR="203.0.113.9").status_code == 302
+    assert (
+        _login(same_address, other.username, PASSWORD, REMOTE_ADDR="203.0.113.9").status_code == 302
+    )
 
 
 def test_a_successful_sign_in_clears_the_earlier_failures(staff: Any) -> None:
@@ -90,9 +92,9 @@ def test_failures_and_the_lockout_are_in_the_audit_trail_and_locked_attempts_add
     for _ in range(5):
         assert _login(client, staff.username, "wrong").status_code == 429
     events = list(
-        AuditEvent.objects.filter(action__startswith="auth.login").order_by("id").values(
-            "action", "outcome", "workspace", "actor", "detail"
-        )
+        AuditEvent.objects.filter(action__startswith="auth.login")
+        .order_by("id")
+        .values("action", "outcome", "workspace", "actor", "detail")
     )
     assert [e["action"] for e in events] == [
         "auth.login_failed",
