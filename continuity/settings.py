@@ -363,6 +363,10 @@ THROTTLE_PUSH_SUBSCRIBE_PER_IP = env_int("THROTTLE_PUSH_SUBSCRIBE_PER_IP", defau
 THROTTLE_PUSH_SUBSCRIBE_PER_SOURCE = env_int(
     "THROTTLE_PUSH_SUBSCRIBE_PER_SOURCE", default=1200, minimum=0
 )
+# Refused answers (4xx other than 429: bad signature, unknown slug, broken link) an address may
+# collect per minute before it is refused outright; real providers and people rarely get any.
+THROTTLE_WEBHOOK_REFUSED_PER_IP = env_int("THROTTLE_WEBHOOK_REFUSED_PER_IP", default=120, minimum=0)
+THROTTLE_PUBLIC_REFUSED_PER_IP = env_int("THROTTLE_PUBLIC_REFUSED_PER_IP", default=60, minimum=0)
 # Admin sign-in POSTs per address, whatever the user name (axes locks per name and address).
 THROTTLE_ADMIN_LOGIN_PER_IP = env_int("THROTTLE_ADMIN_LOGIN_PER_IP", default=30, minimum=0)
 # With Redis unreachable: public pages and push subscribe pass (true) or get 429 (false).
@@ -376,6 +380,7 @@ THROTTLE_RULES: list[dict[str, object]] = [
         "pattern": r"^/webhooks/(?P<provider>sendgrid|twilio)/[a-z]+/(?:(?P<workspace>\d+)/)?$",
         "per_ip": THROTTLE_PROVIDER_WEBHOOK_PER_IP,
         "per_source": THROTTLE_PROVIDER_WEBHOOK_PER_SOURCE,
+        "refused_per_ip": THROTTLE_WEBHOOK_REFUSED_PER_IP,
         "fail_open": True,
     },
     {
@@ -383,12 +388,14 @@ THROTTLE_RULES: list[dict[str, object]] = [
         "pattern": r"^/hooks/monitors/(?P<slug>[^/]+)/$",
         "per_ip": THROTTLE_MONITOR_WEBHOOK_PER_IP,
         "per_source": THROTTLE_MONITOR_WEBHOOK_PER_SOURCE,
+        "refused_per_ip": THROTTLE_WEBHOOK_REFUSED_PER_IP,
         "fail_open": True,
     },
     {
         "name": "public-link",
         "pattern": r"^/(?:u|preferences|confirm)/",
         "per_ip": THROTTLE_PUBLIC_LINK_PER_IP,
+        "refused_per_ip": THROTTLE_PUBLIC_REFUSED_PER_IP,
         "fail_open": THROTTLE_PUBLIC_FAIL_OPEN,
         "reply": "html",
     },
@@ -397,6 +404,7 @@ THROTTLE_RULES: list[dict[str, object]] = [
         "pattern": r"^/push/(?:(?P<workspace>[-\w]+)/)?subscribe/$",
         "per_ip": THROTTLE_PUSH_SUBSCRIBE_PER_IP,
         "per_source": THROTTLE_PUSH_SUBSCRIBE_PER_SOURCE,
+        "refused_per_ip": THROTTLE_PUBLIC_REFUSED_PER_IP,
         "fail_open": THROTTLE_PUBLIC_FAIL_OPEN,
     },
     {

@@ -8,7 +8,9 @@ subscriber usually holds whole) and, when its pattern names a source (a monitor'
 workspace's webhook URL), per source too, in fixed windows in Redis. Over either limit the
 request is answered 429 with Retry-After and the reason, before any view runs; the address is
 counted first, and a request it refuses never uses up the source's allowance, so one noisy
-client cannot shut a provider's other addresses out.
+client cannot shut a provider's other addresses out. Rules may also cap the refused answers (4xx
+other than 429) an address collects: forged webhooks and guessed links are what such answers
+mostly are, and each of them costs a stored receipt or a token check.
 
 If Redis cannot be reached the rule's ``fail_open`` decides. Webhooks always pass (a provider
 may not retry, and a lost bounce or STOP costs more than an unthrottled minute); so do the
@@ -40,15 +42,21 @@ from continuity.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
-# KEYS: the counters to take one from, in order. ARGV[1]: window (s); ARGV[2..]: their limits.
-# Returns 0 when every counter had room, else the 1-based index of the first that had none;
-# the counters after it are left alone.
+# KEYS: counters, in order. ARGV[1]: window (s); then per key its limit and whether to take one
+# from it (1) or only look (0). Returns 0 when every counter had room, else the 1-based index of
+# the first that had none; the counters after it are left alone.
 _TAKE_LUA = """
 local window = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  local n = redis.call('INCR', key)
-  if n == 1 then redis.call('EXPIRE', key, window + 1) end
-  if n > tonumber(ARGV[i + 1]) then return i end
+  local limit = tonumber(ARGV[2 * i])
+  local n
+  if ARGV[2 * i + 1] == '1' then
+    n = redis.call('INCR', key)
+    if n == 1 then redis.call('EXPIRE', key, window + 1) end
+  else
+    n = tonumber(redis.call('GET', key) or '0') + 1
+  end
+  if n > limit then return i end
 end
 return 0
 """
@@ -66,6 +74,9 @@ class Rule:
     methods: frozenset[str] | None
     per_ip: int
     per_source: int
+    # Refused answers (4xx but 429) per address: past it, the address is refused outright, so
+    # forged or misdirected requests cannot keep adding receipts and work at the full rate.
+    refused_per_ip: int
     window_s: int
     fail_open: bool
     reply: str  # "json" or "html"
@@ -74,7 +85,7 @@ class Rule:
 @dataclass(frozen=True)
 class Refusal:
     rule: Rule
-    scope: str  # "ip" or "source"
+    scope: str  # "ip", "source", "refused" or "unavailable"
     retry_after_s: int
 
 
@@ -86,6 +97,7 @@ def _rule_parse(entry: Mapping[str, Any]) -> Rule:
         methods=frozenset(m.upper() for m in methods) if methods else None,
         per_ip=int(entry.get("per_ip", 0)),
         per_source=int(entry.get("per_source", 0)),
+        refused_per_ip=int(entry.get("refused_per_ip", 0)),
         window_s=max(1, int(entry.get("window_s", 60))),
         fail_open=bool(entry.get("fail_open", True)),
         reply=str(entry.get("reply", "json")),
@@ -159,13 +171,18 @@ class _Counter:
                 self._down_until = 0.0
             return self._script
 
-    def take(self, *, keys: list[str], limits: list[int], window_s: int) -> int | None:
+    def take(
+        self, *, keys: list[str], limits: list[int], taking: list[bool], window_s: int
+    ) -> int | None:
         """Index (1-based) of the first counter over its limit, 0 if none; None: Redis is down."""
         if time.monotonic() < self._down_until and self._client_url == settings.THROTTLE_REDIS_URL:
             return None
         script = self._connect()
+        args: list[int] = [window_s]
+        for limit, take in zip(limits, taking, strict=True):
+            args += [limit, 1 if take else 0]
         try:
-            return int(script(keys=keys, args=[window_s, *limits]))
+            return int(script(keys=keys, args=args))
         except redis.RedisError as exc:
             self._down_until = time.monotonic() + settings.THROTTLE_REDIS_RETRY_S
             logger.warning(
@@ -186,8 +203,13 @@ class _Counter:
 counter = _Counter()
 
 
-def throttle_check(*, path: str, method: str, ip: str | None) -> Refusal | None:
-    """Count one request; the refusal to answer with, or None to let it through."""
+@dataclass(frozen=True)
+class _Counted:
+    rule: Rule
+    refused_key: str | None
+
+
+def _counted(*, path: str, method: str, ip: str | None) -> tuple[_Counted, Refusal | None] | None:
     found = _rule_match(path, method)
     if found is None:
         return None
@@ -195,29 +217,57 @@ def throttle_check(*, path: str, method: str, ip: str | None) -> Refusal | None:
     now = time.time()
     window = int(now // rule.window_s)
     base = f"{settings.REDIS_KEY_PREFIX}continuity:throttle:{rule.name}"
+    address = _ip_key(ip)
+    refused_key = f"{base}:refused:{address}:{window}" if rule.refused_per_ip else None
     scopes: list[str] = []
     keys: list[str] = []
     limits: list[int] = []
+    taking: list[bool] = []
+    if refused_key is not None:
+        scopes.append("refused")
+        keys.append(refused_key)
+        limits.append(rule.refused_per_ip)
+        taking.append(False)
     if rule.per_ip:
         scopes.append("ip")
-        keys.append(f"{base}:ip:{_ip_key(ip)}:{window}")
+        keys.append(f"{base}:ip:{address}:{window}")
         limits.append(rule.per_ip)
+        taking.append(True)
     if rule.per_source and source is not None:
         scopes.append("source")
         keys.append(f"{base}:src:{_source_key(source)}:{window}")
         limits.append(rule.per_source)
+        taking.append(True)
+    counted = _Counted(rule=rule, refused_key=refused_key)
     if not keys:
-        return None
-    over = counter.take(keys=keys, limits=limits, window_s=rule.window_s)
+        return counted, None
+    over = counter.take(keys=keys, limits=limits, taking=taking, window_s=rule.window_s)
     if over is None:
         if rule.fail_open:
-            return None
+            return counted, None
         # Closed: refuse for a short while rather than let an unbounded stream through.
-        return Refusal(rule=rule, scope="unavailable", retry_after_s=rule.window_s)
+        return counted, Refusal(rule=rule, scope="unavailable", retry_after_s=rule.window_s)
     if over == 0:
-        return None
+        return counted, None
     retry_after = max(1, math.ceil((window + 1) * rule.window_s - now))
-    return Refusal(rule=rule, scope=scopes[over - 1], retry_after_s=retry_after)
+    return counted, Refusal(rule=rule, scope=scopes[over - 1], retry_after_s=retry_after)
+
+
+def throttle_check(*, path: str, method: str, ip: str | None) -> Refusal | None:
+    """Count one request; the refusal to answer with, or None to let it through."""
+    result = _counted(path=path, method=method, ip=ip)
+    return None if result is None else result[1]
+
+
+def _refused_count(counted: _Counted) -> None:
+    if counted.refused_key is None:
+        return
+    counter.take(
+        keys=[counted.refused_key],
+        limits=[2**31],
+        taking=[True],
+        window_s=counted.rule.window_s,
+    )
 
 
 def _reason(refusal: Refusal) -> str:
@@ -225,6 +275,10 @@ def _reason(refusal: Refusal) -> str:
         return _("Too many requests from your address. Try again in %(seconds)s seconds.") % {
             "seconds": refusal.retry_after_s
         }
+    if refusal.scope == "refused":
+        return _(
+            "Too many refused requests from your address. Try again in %(seconds)s seconds."
+        ) % {"seconds": refusal.retry_after_s}
     if refusal.scope == "source":
         return _("Too many requests for this endpoint. Try again in %(seconds)s seconds.") % {
             "seconds": refusal.retry_after_s
@@ -253,18 +307,24 @@ class ThrottleMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if settings.THROTTLE_ENABLED:
-            refusal = throttle_check(
-                path=request.path_info, method=request.method or "", ip=client_ip(request)
+        if not settings.THROTTLE_ENABLED:
+            return self.get_response(request)
+        ip = client_ip(request)
+        result = _counted(path=request.path_info, method=request.method or "", ip=ip)
+        if result is None:
+            return self.get_response(request)
+        counted, refusal = result
+        if refusal is not None:
+            logger.info(
+                "throttled %s %s (%s per %ss)",
+                request.method,
+                refusal.rule.name,
+                refusal.scope,
+                refusal.rule.window_s,
+                extra={"ip": ip},
             )
-            if refusal is not None:
-                logger.info(
-                    "throttled %s %s (%s per %s)",
-                    request.method,
-                    refusal.rule.name,
-                    refusal.scope,
-                    refusal.rule.window_s,
-                    extra={"ip": client_ip(request)},
-                )
-                return throttled_response(request, refusal)
-        return self.get_response(request)
+            return throttled_response(request, refusal)
+        response = self.get_response(request)
+        if 400 <= response.status_code < 500 and response.status_code != 429:
+            _refused_count(counted)
+        return response

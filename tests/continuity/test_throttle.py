@@ -16,19 +16,22 @@ from continuity import throttle
 from continuity.client_ip import client_ip
 from delivery.models import ProviderReceipt
 from outages.models import WebhookReceipt
+from tests.outages.factories import hook_post, sample_bytes, source_create
 
 pytestmark = pytest.mark.django_db
 
 TWILIO_STATUS = "/webhooks/twilio/status/"
 
 
-def _rules(settings: Any, **limits: tuple[int, int]) -> None:
-    """The configured rules with some limits lowered: name=(per_ip, per_source)."""
+def _rules(settings: Any, **limits: tuple[int, ...]) -> None:
+    """The configured rules with some limits lowered: name=(per_ip, per_source[, refused])."""
     rules = []
     for configured in settings.THROTTLE_RULES:
         entry = dict(configured)
         if entry["name"] in limits:
-            entry["per_ip"], entry["per_source"] = limits[entry["name"]]
+            entry["per_ip"], entry["per_source"], *refused = limits[entry["name"]]
+            if refused:
+                entry["refused_per_ip"] = refused[0]
         rules.append(entry)
     settings.THROTTLE_RULES = rules
 
@@ -217,6 +220,41 @@ def test_admin_sign_in_posts_are_limited_per_address_whatever_the_name(
     assert codes == [200, 200, 200, 429]
     # Showing the form is not counted.
     assert client.get("/admin/login/").status_code == 200
+
+
+def test_an_address_that_collects_refusals_is_refused_outright_and_keeps_no_more_receipts(
+    settings: Any, throttled: redis.Redis
+) -> None:
+    _rules(settings, **{"monitor-webhook": (100, 100, 3)})
+    client = Client()
+
+    def guess(n: int, ip: str = "203.0.113.30") -> int:
+        return client.post(
+            f"/hooks/monitors/guess-{n}/",
+            data=b"{}",
+            content_type="application/json",
+            REMOTE_ADDR=ip,
+        ).status_code
+
+    assert [guess(n) for n in range(3)] == [404, 404, 404]
+    refused = client.post(
+        "/hooks/monitors/guess-9/",
+        data=b"{}",
+        content_type="application/json",
+        REMOTE_ADDR="203.0.113.30",
+    )
+    assert refused.status_code == 429
+    assert "refused requests" in refused.json()["detail"]
+    assert WebhookReceipt.objects.count() == 3
+    assert guess(10, ip="198.51.100.30") == 404
+
+
+def test_accepted_requests_never_count_as_refusals(settings: Any, throttled: redis.Redis) -> None:
+    _rules(settings, **{"monitor-webhook": (100, 100, 2)})
+    source = source_create(kind="uptime_kuma")
+    body = sample_bytes("uptime_kuma", "down")
+    codes = {hook_post(Client(), source, body).status_code for _ in range(5)}
+    assert codes and all(200 <= code < 300 for code in codes)
 
 
 def test_with_redis_down_webhooks_pass_and_it_is_logged_once(
