@@ -709,6 +709,40 @@ DELIVERY_SMS_HELP_TEXT = env_str(
 WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID", default="100000000000001")
 WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", default="sandbox-whatsapp-token")
 
+# --- receipts: caps on refused webhook receipts (#14) ---------------------------------------------
+# docs/delivery.md and docs/monitors.md, "Refused receipts". A refused request (bad signature,
+# unknown slug or workspace, malformed, replayed) keeps at most *_REFUSED_BODY_MAX characters of
+# its body; a beat task keeps the newest of them up to the counts below and none past the
+# retention. Receipts of accepted requests are never touched by these caps.
+DELIVERY_RECEIPT_REFUSED_BODY_MAX = env_int(
+    "DELIVERY_RECEIPT_REFUSED_BODY_MAX", default=2048, minimum=0
+)
+DELIVERY_RECEIPT_REFUSED_KEEP = env_int("DELIVERY_RECEIPT_REFUSED_KEEP", default=10_000, minimum=0)
+DELIVERY_RECEIPT_REFUSED_RETENTION_DAYS = env_int(
+    "DELIVERY_RECEIPT_REFUSED_RETENTION_DAYS", default=7, minimum=1
+)
+OUTAGES_RECEIPT_REFUSED_BODY_MAX = env_int(
+    "OUTAGES_RECEIPT_REFUSED_BODY_MAX", default=2048, minimum=0
+)
+# Per monitor source (its refusals: bad credentials, malformed bodies, replays) ...
+OUTAGES_RECEIPT_REFUSED_KEEP_PER_SOURCE = env_int(
+    "OUTAGES_RECEIPT_REFUSED_KEEP_PER_SOURCE", default=1000, minimum=0
+)
+# ... and for all requests that named no source (unknown slugs, wrong methods) together.
+OUTAGES_RECEIPT_REFUSED_KEEP_UNKNOWN = env_int(
+    "OUTAGES_RECEIPT_REFUSED_KEEP_UNKNOWN", default=1000, minimum=0
+)
+OUTAGES_RECEIPT_REFUSED_RETENTION_DAYS = env_int(
+    "OUTAGES_RECEIPT_REFUSED_RETENTION_DAYS", default=7, minimum=1
+)
+RECEIPTS_REFUSED_PRUNE_INTERVAL_S = env_int(
+    "RECEIPTS_REFUSED_PRUNE_INTERVAL_S", default=900, minimum=60
+)
+RECEIPTS_REFUSED_PRUNE_BATCH = env_int("RECEIPTS_REFUSED_PRUNE_BATCH", default=1000, minimum=1)
+RECEIPTS_REFUSED_PRUNE_MAX_BATCHES = env_int(
+    "RECEIPTS_REFUSED_PRUNE_MAX_BATCHES", default=200, minimum=1
+)
+
 # --- campaigns ------------------------------------------------------------------------------------
 # Reroute.
 # Contacts planned per slice: the first slice's deliveries are sent while later slices are planned.
