@@ -358,6 +358,8 @@ THROTTLE_MONITOR_WEBHOOK_PER_SOURCE = env_int(
 # Unsubscribe, preferences and confirm links: people, mail scanners and mailbox providers'
 # one-click unsubscribe POSTs (from a few shared addresses).
 THROTTLE_PUBLIC_LINK_PER_IP = env_int("THROTTLE_PUBLIC_LINK_PER_IP", default=300, minimum=0)
+# Per link (its token): one message's link is opened a few times, not dozens a minute.
+THROTTLE_PUBLIC_LINK_PER_SOURCE = env_int("THROTTLE_PUBLIC_LINK_PER_SOURCE", default=30, minimum=0)
 # Push subscribe: one browser subscribes once; a source is one workspace's subscribe URL.
 THROTTLE_PUSH_SUBSCRIBE_PER_IP = env_int("THROTTLE_PUSH_SUBSCRIBE_PER_IP", default=60, minimum=0)
 THROTTLE_PUSH_SUBSCRIBE_PER_SOURCE = env_int(
@@ -393,8 +395,9 @@ THROTTLE_RULES: list[dict[str, object]] = [
     },
     {
         "name": "public-link",
-        "pattern": r"^/(?:u|preferences|confirm)/",
+        "pattern": r"^/(?P<page>u|preferences|confirm)/(?P<token>[^/]*)",
         "per_ip": THROTTLE_PUBLIC_LINK_PER_IP,
+        "per_source": THROTTLE_PUBLIC_LINK_PER_SOURCE,
         "refused_per_ip": THROTTLE_PUBLIC_REFUSED_PER_IP,
         "fail_open": THROTTLE_PUBLIC_FAIL_OPEN,
         "reply": "html",

@@ -172,6 +172,17 @@ def test_public_pages_answer_a_429_page_for_people(settings: Any, throttled: red
     assert int(refused["Retry-After"]) >= 1
 
 
+def test_one_link_is_limited_whichever_addresses_open_it(
+    settings: Any, throttled: redis.Redis
+) -> None:
+    _rules(settings, **{"public-link": (100, 2)})
+    client = Client()
+    for n in range(2):
+        assert client.get("/u/leaked-token/", REMOTE_ADDR=f"203.0.113.{n}").status_code == 400
+    assert client.get("/u/leaked-token/", REMOTE_ADDR="203.0.113.9").status_code == 429
+    assert client.get("/u/another-token/", REMOTE_ADDR="203.0.113.9").status_code == 400
+
+
 def test_push_subscribe_is_limited_per_address_and_per_workspace(
     settings: Any, throttled: redis.Redis
 ) -> None:
