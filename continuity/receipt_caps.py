@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.functions import Left, Length
 from django.db.models.lookups import GreaterThan
 
@@ -51,13 +51,15 @@ def refused_prune(
 ) -> int:
     """Delete the refused receipts that are not among the newest ``keep`` (None: no count cap)
     or were created before ``cutoff``; returns how many were deleted."""
-    boundary: int | None = None
-    if keep is not None:
+    # One pass over the refused rows for both questions: how many there are, and the newest of
+    # those past the retention. Only when they are over the count is the boundary looked up.
+    found = refused.aggregate(n=Count("pk"), old=Max("pk", filter=Q(created_at__lt=cutoff)))
+    boundary: int | None = found["old"]
+    if keep is not None and found["n"] > keep:
+        # A slice, not an index: rows may go between the count and this read.
         over = list(refused.order_by("-pk").values_list("pk", flat=True)[keep : keep + 1])
-        boundary = over[0] if over else None
-    oldest = refused.filter(created_at__lt=cutoff).aggregate(last=Max("pk"))["last"]
-    if oldest is not None and (boundary is None or oldest > boundary):
-        boundary = oldest
+        if over:
+            boundary = over[0] if boundary is None else max(boundary, over[0])
     if boundary is None:
         return 0
     deleted = 0
