@@ -298,6 +298,22 @@ def test_with_redis_down_public_pages_pass_by_default_or_are_refused_when_set_cl
     assert int(closed["Retry-After"]) >= 1
 
 
+def test_concurrent_requests_are_counted_exactly(settings: Any, throttled: redis.Redis) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # An hour's window: the burst below cannot plausibly straddle two windows.
+    settings.THROTTLE_RULES = [
+        {"name": "burst", "pattern": r"^/burst/$", "per_ip": 7, "window_s": 3600},
+    ]
+
+    def one(_: int) -> bool:
+        return throttle.throttle_check(path="/burst/", method="POST", ip="203.0.113.77") is None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        passed = list(pool.map(one, range(40)))
+    assert sum(passed) == 7
+
+
 def test_paths_no_rule_names_are_never_counted(settings: Any, throttled: redis.Redis) -> None:
     _rules(settings, **{"provider-webhook": (1, 1)})
     client = Client()
