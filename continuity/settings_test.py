@@ -19,10 +19,14 @@ os.environ.setdefault("SOCIAL_TOKEN_KEYS", "yHxtgplI4byoFRvWeYVvgG1Lh_2YgwSfztm2
 # nothing of this one. The first process to load these settings picks it; every process it starts
 # (workers, the sandbox, benchmark scripts) inherits it through the environment.
 os.environ.setdefault("REDIS_KEY_PREFIX", f"continuity-test-{secrets.token_hex(6)}:")
-# Rate limits count per address across a whole run, and every test client is 127.0.0.1: they
-# are off here and switched on by the tests that are about them (tests/continuity/test_throttle.py).
-os.environ.setdefault("THROTTLE_ENABLED", "false")
 
 from continuity.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Rate limits count per address across a whole run, and every in-process test client is
+# 127.0.0.1: they are off for the test run (tests/continuity/test_throttle.py switches them on).
+# Set here, not in os.environ, which child processes inherit: a server a test starts in
+# production mode (DEBUG=false, tests/e2e) keeps the production default.
+if DEBUG and "THROTTLE_ENABLED" not in os.environ:  # noqa: F405
+    THROTTLE_ENABLED = False
