@@ -14,11 +14,14 @@ import math
 from typing import Any
 
 from axes.handlers.database import AxesDatabaseHandler
+from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_client_username, get_cool_off
 from django.contrib import admin
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from continuity.audit import audit_record
 from continuity.inputs import text_storable
@@ -97,14 +100,29 @@ class AuditedAxesHandler(AxesDatabaseHandler):
             )
 
 
+def _retry_after_s(request: HttpRequest, credentials: dict[str, Any] | None) -> int | None:
+    """Seconds until the pair's lock ends: the cool-off runs from its last counted failure
+    (attempts made while locked are not counted, so they do not move it)."""
+    cool_off = get_cool_off(request)
+    if not cool_off:
+        return None
+    last = None
+    for attempts in AxesProxyHandler.get_implementation().get_user_attempts(request, credentials):
+        found = attempts.aggregate(last=Max("attempt_time"))["last"]
+        if found is not None and (last is None or found > last):
+            last = found
+    if last is None:
+        return math.ceil(cool_off.total_seconds())
+    return max(1, math.ceil((last + cool_off - timezone.now()).total_seconds()))
+
+
 def lockout_response(
     request: HttpRequest,
     original_response: HttpResponse | None = None,
     credentials: dict[str, Any] | None = None,
 ) -> HttpResponse:
     """AXES_LOCKOUT_CALLABLE: a 429 page in the admin's look, with Retry-After."""
-    cool_off = get_cool_off(request)
-    retry_after = math.ceil(cool_off.total_seconds()) if cool_off else None
+    retry_after = _retry_after_s(request, credentials)
     context = {
         **admin.site.each_context(request),
         "title": "",
