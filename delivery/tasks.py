@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from delivery.dispatch import deliveries_send_chunk
+from delivery.receipt_caps import receipts_refused_prune
 from delivery.status import receipts_reapply
 from delivery.sweeper import deliveries_sweep
 
@@ -61,3 +62,9 @@ def sweep() -> dict[str, int]:
     # Provider callbacks that overtook the write of their message's id wait on receipts.
     reapplied = receipts_reapply()
     return {**swept, "receipts_matched": reapplied["matched"]}
+
+
+@shared_task(name="delivery.receipts.prune_refused", ignore_result=True)
+def prune_refused_receipts() -> int:
+    """Keep refused provider-webhook receipts within their caps (beat; continuity/celery.py)."""
+    return receipts_refused_prune()

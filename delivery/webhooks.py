@@ -55,6 +55,7 @@ from delivery.provider_events import (
     whatsapp_statuses_parse,
     whatsapp_subscription_verify,
 )
+from delivery.receipt_caps import receipt_refused_trim
 from delivery.status import (
     receipt_workspace_settle,
     sms_keyword_apply,
@@ -127,6 +128,7 @@ def _close(
 
 def _rejected(receipt: ProviderReceipt, exc: WebhookRejected) -> HttpResponse:
     _close(receipt, verdict=ReceiptVerdict.REJECTED, status_code=exc.status_code, reason=str(exc))
+    receipt_refused_trim(receipt=receipt)  # anyone can send these: a refused body stays small
     logger.warning("%s %s webhook rejected: %s", receipt.provider, receipt.kind, exc)
     return JsonResponse({"error": exc.code, "detail": str(exc)}, status=exc.status_code)
 

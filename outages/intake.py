@@ -30,6 +30,7 @@ from outages.models import (
 )
 from outages.normalisers import KINDS
 from outages.normalisers.base import Rejected, Replayed, WebhookRequest
+from outages.receipts import receipt_refused_trim
 from outages.windows import (
     SignalInput,
     SignalOutcome,
@@ -164,6 +165,7 @@ def _finish(
             f"UPDATE {WebhookReceipt._meta.db_table} SET {assignments} WHERE id = %s",  # noqa: S608
             [*columns.values(), receipt],
         )
+    receipt_refused_trim(receipt_id=receipt, verdict=verdict)  # refused: keep a small body
     return IntakeResult(status_code, verdict, reason, receipt, signals or [])
 
 

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from outages.receipts import receipts_prune
+from outages.receipts import receipts_prune, receipts_refused_prune
 from outages.windows import silent_windows_close
 
 logger = logging.getLogger(__name__)
@@ -26,3 +26,9 @@ def close_silent_windows() -> list[int]:
     if closed:
         logger.info("closed %s silent outage windows", len(closed), extra={"window_ids": closed})
     return closed
+
+
+@shared_task(name="outages.receipts.prune_refused", ignore_result=True)
+def prune_refused_receipts() -> int:
+    """Keep refused monitor-webhook receipts within their caps (beat; continuity/celery.py)."""
+    return receipts_refused_prune()
