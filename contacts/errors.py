@@ -50,11 +50,6 @@ class UnknownWorkspace(ContactsError):
     status_code = 404
 
 
-class RateLimited(ContactsError):
-    code = "rate_limited"
-    status_code = 429
-
-
 class InvalidSegment(ContactsError):
     code = "invalid_segment"
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.module_loading import import_string
@@ -28,7 +27,6 @@ from contacts.errors import (
     BadLink,
     ContactsError,
     InvalidContactData,
-    RateLimited,
     UnknownWorkspace,
 )
 from contacts.link_mail import preference_link_request
@@ -41,18 +39,13 @@ from contacts.preferences import (
 )
 from contacts.push import push_subscription_register
 from contacts.selectors import consent_states
+from continuity.client_ip import client_ip
 from continuity.inputs import InputRejected, json_parse, text_storable
 from continuity.models import Workspace
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static" / "contacts"
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it,
-    # and deployments behind one set REMOTE_ADDR through their WSGI server.
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _evidence(request: HttpRequest, source: str, note: str = "") -> Evidence:
@@ -243,21 +236,6 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "contacts/confirm.html", {"done": True})
 
 
-def _rate_limit(request: HttpRequest) -> None:
-    """Fixed one-minute window per IP in the shared cache (Redis in production)."""
-    import time
-
-    key = f"contacts:push-subscribe:{client_ip(request)}:{int(time.time() // 60)}"
-    cache.add(key, 0, timeout=120)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr: count this request as the first
-        cache.set(key, 1, timeout=120)
-        count = 1
-    if count > settings.CONTACTS_PUSH_SUBSCRIBE_RATE_PER_MIN:
-        raise RateLimited("too many subscription attempts from this address; try again later")
-
-
 def _json_error(exc: ContactsError) -> JsonResponse:
     return JsonResponse({"error": exc.code, "detail": exc.detail}, status=exc.status_code)
 
@@ -315,7 +293,6 @@ def push_subscribe(request: HttpRequest, workspace_slug: str | None = None) -> J
     push-service allow-list of endpoints, CORS, and that only a signed token attaches the
     subscription to an existing contact (of that workspace)."""
     try:
-        _rate_limit(request)
         body = _push_body(request)
         contact = None
         token = body.get("token")

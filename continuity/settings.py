@@ -538,10 +538,6 @@ CONTACTS_ERASURE_HASH_KEY = env_str("CONTACTS_ERASURE_HASH_KEY", default="") or 
 )
 CONTACTS_ERASURE_HASH_KEY_FALLBACKS = env_list("CONTACTS_ERASURE_HASH_KEY_FALLBACKS", default=[])
 CONTACTS_CONSENT_TEXT_VERSION = env_str("CONTACTS_CONSENT_TEXT_VERSION", default="v1")
-# Public push subscribe endpoint: requests per IP per minute.
-CONTACTS_PUSH_SUBSCRIBE_RATE_PER_MIN = env_int(
-    "CONTACTS_PUSH_SUBSCRIBE_RATE_PER_MIN", default=30, minimum=1
-)
 # The push applicationServerKey a contact's page offers is the one their workspace sends with
 # (its own VAPID pair, else the install's): contacts names the resolver, it does not import
 # delivery.

@@ -374,7 +374,6 @@ def test_a_consent_change_by_a_member_is_audited_with_the_change() -> None:
 
 @pytest.fixture
 def _no_rate_limit(settings: Any) -> None:
-    settings.CONTACTS_PUSH_SUBSCRIBE_RATE_PER_MIN = 1000
     redis_keys_delete(url=settings.REDIS_URL, prefix=settings.CACHES["default"]["KEY_PREFIX"])
 
 
