@@ -96,7 +96,8 @@ def production_server(worker_env: dict[str, str]) -> Iterator[tuple[str, dict[st
         yield f"http://127.0.0.1:{port[1]}", env
     finally:
         handle.stop()
-    assert "Traceback" not in handle.output, handle.output[-4000:]
+    output = handle.output
+    assert "Traceback" not in output, output[output.find("Traceback") - 300 :][:4000]
 
 
 @dataclass
