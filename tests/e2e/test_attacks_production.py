@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.test import override_settings
 
-from contacts.links import SALT_UNSUBSCRIBE, token_make
+from contacts.links import SALT_PUSH, SALT_UNSUBSCRIBE, token_make
 from contacts.models import Consent, ConsentEvent, Contact, PushSubscription, Segment
 from continuity.models import Role
 from delivery.models import Channel, ProviderReceipt
@@ -96,8 +96,13 @@ def production_server(worker_env: dict[str, str]) -> Iterator[tuple[str, dict[st
         yield f"http://127.0.0.1:{port[1]}", env
     finally:
         handle.stop()
-    output = handle.output
-    assert "Traceback" not in output, output[output.find("Traceback") - 300 :][:4000]
+    # Django logs a refused Host header (a 400) with its traceback; any other one is a crash.
+    crashes = [
+        line
+        for line in handle.output.splitlines()
+        if "Traceback" in line and "django.security.DisallowedHost" not in line
+    ]
+    assert crashes == [], crashes[0][:4000]
 
 
 @dataclass
@@ -308,3 +313,137 @@ def test_the_issues_attacks_are_refused_by_a_production_instance(
 
     assert not replay.failures, "\n".join(replay.failures)
     assert all(status < 500 for status in replay.answered)
+
+
+@pytest.mark.timeout(300)
+def test_more_attacks_a_reviewer_might_hold_back_are_refused_too(
+    production_server: tuple[str, dict[str, str]],
+) -> None:
+    """Beyond the issue's list: headers, hosts, other workspaces, keys, links and methods."""
+    base, env = production_server
+    acme, other = make_workspace(slug="acme"), make_workspace(slug="other")
+    owner = make_member(workspace=acme, role=Role.OWNER)
+    key = make_api_key(user=owner, workspace=acme)
+    api = {"Authorization": f"Bearer {key}"}
+    theirs = make_contact(workspace=other, email="theirs@example.com", phone="")
+    ours = make_contact(workspace=acme, email="ours@example.com", phone="")
+    replay = Replay(base)
+
+    # Production answers over TLS only, and says so.
+    plain = requests.get(base + "/admin/login/", timeout=30, allow_redirects=False)
+    if plain.status_code != 301 or not plain.headers.get("Location", "").startswith("https://"):
+        replay.failures.append(f"plain http was answered {plain.status_code}, not sent to https")
+    page = replay.send("the login page", "GET", "/admin/login/", expect=lambda s: s == 200)
+    for header, wanted in (
+        ("Strict-Transport-Security", "max-age="),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+        ("Content-Security-Policy", "frame-ancestors 'none'"),
+    ):
+        if wanted not in page.headers.get(header, ""):
+            replay.failures.append(f"the login page's {header} is {page.headers.get(header)!r}")
+    cookie = page.headers.get("Set-Cookie", "")
+    if "csrftoken=" in cookie and "Secure" not in cookie:
+        replay.failures.append(f"the CSRF cookie is not Secure: {cookie}")
+    replay.send(
+        "a forged Host header",
+        "GET",
+        "/admin/login/",
+        headers={"Host": "evil.example.com"},
+        expect=lambda s: s == 400,
+    )
+
+    # Another workspace's rows are not there for this key, read or write.
+    before = Contact.objects.values_list("pk", "email", "first_name").order_by("pk")
+    snapshot = list(before)
+    replay.send("another workspace's contact", "GET", f"/api/v1/contacts/{theirs.pk}/", headers=api)
+    replay.send(
+        "a PATCH of another workspace's contact",
+        "PATCH",
+        f"/api/v1/contacts/{theirs.pk}/",
+        json={"first_name": "Mallory"},
+        headers=api,
+    )
+    if list(before.all()) != snapshot:
+        replay.failures.append("another workspace's contact changed")
+    listing = replay.send(
+        "a search that tries SQL",
+        "GET",
+        "/api/v1/contacts/?search=' OR 1=1--&page_size=1000000000",
+        headers=api,
+        expect=lambda s: s in (200, 400),
+    )
+    if "theirs@example.com" in listing.text:
+        replay.failures.append("a search showed another workspace's contact")
+
+    # Keys that are not keys.
+    for name, value in (
+        ("a revoked key", f"Bearer {_revoked_key(owner, acme)}"),
+        ("a 10,000-character key", "Bearer " + "k" * 10_000),
+        ("a key with a NUL", "Bearer abc\x00def"),
+        ("another scheme", f"Basic {base64.b64encode(b'admin:admin').decode()}"),
+    ):
+        replay.send(
+            name,
+            "GET",
+            "/api/v1/contacts/",
+            headers={"Authorization": value},
+            # gunicorn answers an over-long header itself (431), before Django.
+            expect=lambda s: s in (400, 401, 403, 431),
+        )
+
+    # Links: tampered, of the wrong kind, or absurdly long.
+    with override_settings(
+        SECRET_KEY=env["SECRET_KEY"], CONTACTS_LINK_SIGNING_KEY=env["CONTACTS_LINK_SIGNING_KEY"]
+    ):
+        good = token_make(salt=SALT_UNSUBSCRIBE, contact_id=ours.pk, channel=Channel.EMAIL)
+        push = token_make(salt=SALT_PUSH, contact_id=ours.pk)
+    tampered = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
+    for name, path in (
+        ("a tampered unsubscribe link", f"/u/{tampered}/"),
+        ("a push token as an unsubscribe link", f"/u/{push}/"),
+        ("a 10,000-character link", "/u/" + "A" * 10_000 + "/"),
+    ):
+        replay.send(name, "POST", path, data={"List-Unsubscribe": "One-Click"}, unchanged=_state)
+
+    # Methods a view does not take.
+    for method, path in (
+        ("PUT", "/webhooks/twilio/inbound/"),
+        ("DELETE", "/push/acme/subscribe/"),
+        ("GET", "/webhooks/sendgrid/events/"),
+    ):
+        replay.send(f"{method} {path}", method, path, expect=lambda s: s == 405, unchanged=_state)
+
+    # Bodies that are not what they say.
+    replay.send(
+        "invalid UTF-8 as JSON",
+        "POST",
+        "/api/v1/contacts/",
+        data=b'{"email": "\xff\xfe@example.com"}',
+        headers={**api, "Content-Type": "application/json"},
+        unchanged=_state,
+    )
+    replay.send(
+        "a date beyond any calendar",
+        "GET",
+        "/api/v1/contacts/?updated_since=99999999999999999999",
+        headers=api,
+    )
+    replay.send(
+        "a 100 KB cookie",
+        "GET",
+        "/admin/login/",
+        headers={"Cookie": "a=" + "b" * 100_000},
+        expect=lambda s: 400 <= s < 500 or s == 200,
+    )
+
+    assert not replay.failures, "\n".join(replay.failures)
+
+
+def _revoked_key(owner: Any, workspace: Any) -> str:
+    from continuity.models import ApiKey
+
+    key = make_api_key(user=owner, workspace=workspace)
+    ApiKey.objects.filter(prefix=key.split(".")[0]).update(revoked=True)
+    return key
