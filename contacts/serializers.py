@@ -139,7 +139,29 @@ class BulkOut(serializers.Serializer[Any]):
     results = RowResultOut(many=True)
 
 
+def _tag_names(help_text: str) -> serializers.ListField:
+    # Typed here, not left to the model's JSONField: null, an object or a form's "null" is
+    # refused as a 400 naming the field instead of reaching the NOT NULL column.
+    return serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        max_length=500,
+        help_text=help_text,
+    )
+
+
 class SegmentSerializer(serializers.ModelSerializer[Segment]):
+    tags_any = _tag_names("tag names: at least one")
+    tags_all = _tag_names("tag names: every one")
+    tags_none = _tag_names("tag names: none of them")
+    attribute_filters = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        max_length=100,
+        help_text='list of {"key": ..., "op": "eq|ne|in|exists|gt|gte|lt|lte|contains", '
+        '"value": ...}',
+    )
+
     class Meta:
         model = Segment
         fields = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -16,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from continuity.api_access import InstallAPIView
+from continuity.api_schema import refusal
 from outages.impact import outage_impact_count
 from outages.manual import outage_declare_manually, outage_resolve_manually
 from outages.models import OutageWindow, WindowState
@@ -107,7 +109,10 @@ class OutageDetailView(InstallAPIView):
 class OutageResolveView(InstallAPIView):
     permission_map: ClassVar[dict[str, str]] = {"POST": RESOLVE}
 
-    @extend_schema(request=ResolveIn, responses={200: OutageOut})
+    @extend_schema(
+        request=ResolveIn,
+        responses={200: OutageOut, 409: refusal(_lazy("The outage is resolved already."))},
+    )
     def post(self, request: Request, pk: int) -> Response:
         data = ResolveIn(data=request.data)
         data.is_valid(raise_exception=True)
