@@ -27,7 +27,6 @@ from continuity.api_access import InstallAPIView, WorkspaceAPIView
 from outages.models import OutageWindow
 from outages.networks import network_is_known
 
-
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
@@ -63,7 +62,7 @@ class RerouteListView(WorkspaceAPIView):
         for name in ("window", "campaign"):
             value = request.query_params.get(name)
             if value is not None:
-                # ASCII digits only: str.isdigit() also accepts "²" and "١", which int() refuses.
+                # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
                 if not _WHOLE_NUMBER.fullmatch(value):
                     raise serializers.ValidationError({name: _("must be a whole number")})
                 reroutes = reroutes.filter(**{f"{name}_id": int(value)})

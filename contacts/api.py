@@ -105,14 +105,18 @@ def _instant_parse(value: str, *, name: str) -> datetime:
         # Well formed but impossible (2024-02-30), or out of range once made aware.
         when = None
     if when is None:
-        raise InvalidContactData({name: _("%(value)r is not an ISO 8601 date and time") % {"value": value[:64]}})
+        raise InvalidContactData(
+            {name: _("%(value)r is not an ISO 8601 date and time") % {"value": value[:64]}}
+        )
     return when
 
 
 def _choice(params: Any, name: str, choices: list[str], *, default: str) -> str:
     value: str = params.get(name, default)
     if value not in choices:
-        raise InvalidContactData({name: _("use one of %(choices)s") % {"choices": ", ".join(choices)}})
+        raise InvalidContactData(
+            {name: _("use one of %(choices)s") % {"choices": ", ".join(choices)}}
+        )
     return value
 
 

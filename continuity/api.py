@@ -55,7 +55,6 @@ class ErrorOut(serializers.Serializer[Any]):
 API_PREFIX = "/api/"
 
 
-
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ContinuityError):
         return Response({"error": exc.code, "detail": exc.detail}, status=exc.status_code)

@@ -20,9 +20,7 @@ from continuity.inputs import InputRejected, json_parse, text_storable
 
 
 class JSONParser(parsers.JSONParser):
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Any = None
-    ) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read(limit + 1) if limit is not None else stream.read()
         if limit is not None and len(raw) > limit:
@@ -45,18 +43,14 @@ def _form_storable_check(*fields: Any) -> None:
 
 
 class FormParser(parsers.FormParser):
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Any = None
-    ) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         data = super().parse(stream, media_type, parser_context)
         _form_storable_check(data)
         return data
 
 
 class MultiPartParser(parsers.MultiPartParser):
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Any = None
-    ) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         parsed = super().parse(stream, media_type, parser_context)
         _form_storable_check(parsed.data)
         return parsed

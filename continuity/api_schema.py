@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
@@ -45,7 +46,7 @@ BODY_TOO_LARGE = _("The body is over the size limit (DATA_UPLOAD_MAX_MEMORY_SIZE
 THROTTLED = _("Too many requests: retry after the Retry-After header's seconds.")
 
 
-def refusal(description: str) -> OpenApiResponse:
+def refusal(description: str | Promise) -> OpenApiResponse:
     """A further 4xx an operation documents itself, such as a 409 for a state conflict:
     ``@extend_schema(responses={200: Out, 409: refusal(_("..."))})``."""
     return OpenApiResponse(ErrorOut, description=description)
@@ -72,6 +73,6 @@ class AutoSchema(SpectacularAutoSchema):
         for code, description in errors.items():
             if code not in responses:
                 responses[code] = self._get_response_for_code(
-                    refusal(str(description)), code, direction=direction
+                    refusal(description), code, direction=direction
                 )
         return responses

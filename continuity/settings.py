@@ -237,7 +237,7 @@ REST_FRAMEWORK = {
     # drf-spectacular's, plus the 4xx answers every operation gives (continuity/api_schema.py).
     "DEFAULT_SCHEMA_CLASS": "continuity.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "continuity.api.exception_handler",
-    # DRF's three, refusing NUL, lone surrogates, NaN and deep nesting as a 400 (continuity/api_parsers.py).
+    # DRF's three, refusing NUL, lone surrogates, NaN and deep nesting (continuity/api_parsers.py).
     "DEFAULT_PARSER_CLASSES": [
         "continuity.api_parsers.JSONParser",
         "continuity.api_parsers.FormParser",

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -59,7 +59,13 @@ class ResolveIn(serializers.Serializer):
 class OutageListView(InstallAPIView):
     permission_map: ClassVar[dict[str, str]] = {"GET": VIEW, "POST": DECLARE}
 
-    @extend_schema(responses={200: OutageOut(many=True)})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("state", str, enum=WindowState.values),
+            OpenApiParameter("network", str, description="a network's slug, such as instagram"),
+        ],
+        responses={200: OutageOut(many=True)},
+    )
     def get(self, request: Request) -> Response:
         rows = OutageWindow.objects.all().order_by("-opened_at")
         state = request.query_params.get("state")

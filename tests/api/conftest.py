@@ -136,4 +136,3 @@ def api_world(db: None, wsgi_keeps_connection: None) -> ApiWorld:
             "windows": window_ids,
         },
     )
-

@@ -36,11 +36,12 @@ def _refused(response: Any, status: int = 400) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize("when", ["2024-02-30T00:00:00Z", "2023-13-01T00:00:00", "2024-02-29T24:00:00"])
+@pytest.mark.parametrize(
+    "when", ["2024-02-30T00:00:00Z", "2023-13-01T00:00:00", "2024-02-29T24:00:00"]
+)
 def test_an_impossible_updated_since_is_a_400_naming_the_parameter(api: Client, when: str) -> None:
     body = _refused(api.get("/api/v1/contacts/", {"updated_since": when}))
     assert "updated_since" in body["detail"]
-
 
 
 def test_an_unknown_purpose_is_a_400_even_without_a_consent_filter(api: Client) -> None:
@@ -140,9 +141,7 @@ def test_too_many_form_fields_is_a_400_in_the_error_shape_not_an_html_page(api: 
 
 @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1024)
 def test_a_json_body_over_the_size_limit_is_a_413(api: Client) -> None:
-    response = api.post(
-        "/api/v1/segments/", {"name": "x" * 2000}, content_type="application/json"
-    )
+    response = api.post("/api/v1/segments/", {"name": "x" * 2000}, content_type="application/json")
     assert _refused(response, status=413)["error"] == "body_too_large"
 
 

@@ -10,11 +10,13 @@ and derandomised (a fixed seed), so a run is repeatable and a failure replays th
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
 import schemathesis
+from django.urls import Resolver404, resolve
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
@@ -26,10 +28,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from django.urls import Resolver404, resolve
-
 from continuity.wsgi import application
 from tests.api.conftest import ApiWorld
+from tests.test_permission_matrix import api_routes
 
 # Fuzzed examples per operation, on top of the schema's own examples and the coverage phase's
 # boundary values. Sized for the whole module to stay well under 90 s on a busy 2-core machine.
@@ -153,3 +154,20 @@ def test_every_operation_documents_its_4xx_answers_in_the_error_shape(
     for code in (c for c in responses if c.startswith("4")):
         body = responses[code]["content"]["application/json"]["schema"]
         assert body == {"$ref": "#/components/schemas/ErrorOut"}, (code, body)
+
+
+def test_the_schema_lists_every_api_operation_the_urlconf_routes() -> None:
+    """Schemathesis only calls what the schema lists: an API view left out of it (or a method
+    its permission_map allows but the schema omits) would never be fuzzed."""
+    routed = set()
+    for route in api_routes():
+        if route.name == "schema":  # the document itself, not an operation of the API
+            continue
+        path = "/" + re.sub(r"<[^>]+>", "{}", route.path)
+        routed |= {(path, method.lower()) for method in route.view.permission_map}
+    documented = {
+        (re.sub(r"{[^}]+}", "{}", path), method)
+        for path, ops in DOCUMENT["paths"].items()
+        for method in ops
+    }
+    assert routed == documented
