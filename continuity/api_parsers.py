@@ -31,26 +31,27 @@ class JSONParser(parsers.JSONParser):
             raise ParseError(exc.detail) from None
 
 
-def _form_storable_check(*fields: Any) -> None:
-    for field in fields:
-        for key, values in field.lists():
-            for value in [key, *values]:
-                if isinstance(value, str) and text_storable(value) != value:
-                    raise ParseError(
-                        _("Form field %(name)r holds a NUL byte or an unpaired surrogate.")
-                        % {"name": text_storable(key)[:64]}
-                    )
+def fields_storable_check(fields: Any, *, what: str) -> None:
+    """Refuse (400) a QueryDict of form fields or query parameters holding NUL or a lone
+    surrogate in a name or a value: a database filter or column would fail on it later."""
+    for key, values in fields.lists():
+        for value in [key, *values]:
+            if isinstance(value, str) and text_storable(value) != value:
+                raise ParseError(
+                    _("%(what)s %(name)r holds a NUL byte or an unpaired surrogate.")
+                    % {"what": what, "name": text_storable(key)[:64]}
+                )
 
 
 class FormParser(parsers.FormParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         data = super().parse(stream, media_type, parser_context)
-        _form_storable_check(data)
+        fields_storable_check(data, what=_("Form field"))
         return data
 
 
 class MultiPartParser(parsers.MultiPartParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         parsed = super().parse(stream, media_type, parser_context)
-        _form_storable_check(parsed.data)
+        fields_storable_check(parsed.data, what=_("Form field"))
         return parsed

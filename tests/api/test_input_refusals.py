@@ -151,3 +151,9 @@ def test_a_path_under_the_api_that_names_no_route_is_a_json_404(api: Client, pat
     # Pages outside the API keep Django's own 404 page.
     page = api.get(path.replace("/api/v1/", "/"))
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_a_query_parameter_holding_nul_is_a_400_once_the_key_is_checked(api: Client) -> None:
+    assert _refused(api.get("/api/v1/contacts/?tag=a%00b"))["error"] == "parse_error"
+    # Without a key the answer stays 401: the check runs after authentication.
+    assert Client().get("/api/v1/contacts/?tag=a%00b").status_code == 401
