@@ -112,8 +112,9 @@ def _instant_parse(value: str, *, name: str) -> datetime:
 
 
 def _choice(params: Any, name: str, choices: list[str], *, default: str) -> str:
+    """A query parameter that must be one of ``choices`` (absent: ``default``)."""
     value: str = params.get(name, default)
-    if value not in choices:
+    if value != default and value not in choices:
         raise InvalidContactData(
             {name: _("use one of %(choices)s") % {"choices": ", ".join(choices)}}
         )
@@ -452,7 +453,7 @@ class SegmentCount(WorkspaceAPIView):
         """How many contacts the segment holds; with channel, only those who may be sent to."""
         segment = segment_get(workspace=self.workspace, pk=pk)
         params = request.query_params
-        channel = _choice(params, "channel", ["", *Channel.values], default="")
+        channel = _choice(params, "channel", Channel.values, default="")
         purpose = _choice(params, "purpose", Purpose.values, default=Purpose.MARKETING)
         qs = segment_contacts(segment)
         if channel:

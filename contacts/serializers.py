@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from rest_framework import serializers
 
 from contacts.models import (
@@ -17,6 +18,9 @@ from contacts.models import (
     Purpose,
     Segment,
 )
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class ConsentOut(serializers.ModelSerializer[Consent]):
@@ -139,9 +143,9 @@ class BulkOut(serializers.Serializer[Any]):
     results = RowResultOut(many=True)
 
 
-def _tag_names(help_text: str) -> serializers.ListField:
-    # Typed here, not left to the model's JSONField: null, an object or a form's "null" is
-    # refused as a 400 naming the field instead of reaching the NOT NULL column.
+def _tag_names(help_text: StrOrPromise) -> serializers.ListField:
+    # Typed here, not left to the model's JSONField: null or an object is refused as a 400
+    # naming the field instead of reaching the NOT NULL column (a form's "null" is a tag name).
     return serializers.ListField(
         child=serializers.CharField(max_length=100),
         required=False,
@@ -151,15 +155,16 @@ def _tag_names(help_text: str) -> serializers.ListField:
 
 
 class SegmentSerializer(serializers.ModelSerializer[Segment]):
-    tags_any = _tag_names("tag names: at least one")
-    tags_all = _tag_names("tag names: every one")
-    tags_none = _tag_names("tag names: none of them")
+    tags_any = _tag_names(_lazy("tag names: at least one"))
+    tags_all = _tag_names(_lazy("tag names: every one"))
+    tags_none = _tag_names(_lazy("tag names: none of them"))
     attribute_filters = serializers.ListField(
         child=serializers.DictField(),
         required=False,
         max_length=100,
-        help_text='list of {"key": ..., "op": "eq|ne|in|exists|gt|gte|lt|lte|contains", '
-        '"value": ...}',
+        help_text=_lazy(
+            'list of {"key": ..., "op": "eq|ne|in|exists|gt|gte|lt|lte|contains", "value": ...}'
+        ),
     )
 
     class Meta:
