@@ -23,7 +23,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
         definition: dict[str, Any] = build_bearer_security_scheme_object(
             header_name="Authorization",
-            token_prefix="Bearer",  # noqa: S106 - a scheme name, no secret
+            token_prefix="Bearer",  # noqa: S106 - a scheme name, no secret  # nosec B106
         )
         definition["description"] = (
             "An API key from `manage.py api_token_create` or the admin's API keys page: one "

@@ -103,11 +103,13 @@ def _point_at_rows(case: Any, world: ApiWorld) -> None:
     """Path ids name the world's rows (and now and then a missing one): random integers would
     only ever reach "not found". Ids the generator made wrong on purpose stay as they are."""
     for name, value in list((case.path_parameters or {}).items()):
-        if isinstance(value, str) and value.isascii() and value.isdigit():
-            value = int(value)  # the coverage phase hands some ids over as text
-        if isinstance(value, int) and not isinstance(value, bool):
+        # The coverage phase hands some ids over as text.
+        number = (
+            int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value
+        )
+        if isinstance(number, int) and not isinstance(number, bool):
             ids = world.ids_for(case.operation.path)
-            case.path_parameters[name] = ids[value % len(ids)]
+            case.path_parameters[name] = ids[number % len(ids)]
 
 
 @schema.parametrize()
