@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
@@ -18,9 +18,6 @@ from contacts.models import (
     Purpose,
     Segment,
 )
-
-if TYPE_CHECKING:
-    from django_stubs_ext import StrOrPromise
 
 
 class ConsentOut(serializers.ModelSerializer[Consent]):
@@ -143,7 +140,7 @@ class BulkOut(serializers.Serializer[Any]):
     results = RowResultOut(many=True)
 
 
-def _tag_names(help_text: StrOrPromise) -> serializers.ListField:
+def _tag_names(help_text: Any) -> serializers.ListField:  # a lazily translated text
     # Typed here, not left to the model's JSONField: null or an object is refused as a 400
     # naming the field instead of reaching the NOT NULL column (a form's "null" is a tag name).
     return serializers.ListField(
