@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
@@ -31,6 +32,7 @@ from campaigns.selectors import campaign_get, campaign_status_summary
 from campaigns.validation import campaign_problems
 from contacts.models import Segment
 from continuity.api_access import WorkspaceAPIView, WorkspaceViewMixin
+from continuity.api_schema import refusal
 from continuity.models import Workspace
 from delivery.models import Message
 
@@ -44,6 +46,9 @@ EDITABLE_FIELDS = [
     "purpose", "fallback_channels", "message", "outage_policy", "hold_then_reroute_minutes",
     "max_hold_minutes", "sms_budget_segments", "send_mode", "on_failback",
 ]  # fmt: skip
+
+
+STATE_CONFLICT = refusal(_lazy("The campaign's state does not allow this (the detail says why)."))
 
 
 class InvalidCampaign(CampaignsError):
@@ -157,7 +162,7 @@ class CampaignDetail(WorkspaceAPIView):
     def get(self, request: Request, pk: int) -> Response:
         return Response(CampaignOut(campaign_get(workspace=self.workspace, pk=pk)).data)
 
-    @extend_schema(request=CampaignIn, responses=CampaignOut)
+    @extend_schema(request=CampaignIn, responses={200: CampaignOut, 409: STATE_CONFLICT})
     def patch(self, request: Request, pk: int) -> Response:
         """Edit a draft or a scheduled campaign (a scheduled one must stay ready)."""
         with transaction.atomic():
@@ -181,7 +186,7 @@ class CampaignDetail(WorkspaceAPIView):
                     raise CampaignNotReady(problems)
         return Response(CampaignOut(campaign).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 409: STATE_CONFLICT})
     def delete(self, request: Request, pk: int) -> Response:
         campaign = campaign_get(workspace=self.workspace, pk=pk)
         if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.CANCELLED) or (
@@ -197,7 +202,7 @@ class CampaignDetail(WorkspaceAPIView):
 class CampaignScheduleView(WorkspaceAPIView):
     permission_map = {"POST": CHANGE}
 
-    @extend_schema(request=ScheduleIn, responses=CampaignOut)
+    @extend_schema(request=ScheduleIn, responses={200: CampaignOut, 409: STATE_CONFLICT})
     def post(self, request: Request, pk: int) -> Response:
         campaign = campaign_get(workspace=self.workspace, pk=pk)
         serializer = ScheduleIn(data=request.data)
@@ -211,7 +216,7 @@ class CampaignScheduleView(WorkspaceAPIView):
 class CampaignCancelView(WorkspaceAPIView):
     permission_map = {"POST": CHANGE}
 
-    @extend_schema(request=None, responses=CampaignOut)
+    @extend_schema(request=None, responses={200: CampaignOut, 409: STATE_CONFLICT})
     def post(self, request: Request, pk: int) -> Response:
         campaign = campaign_get(workspace=self.workspace, pk=pk)
         return Response(CampaignOut(campaign_cancel(campaign=campaign)).data)
@@ -220,7 +225,7 @@ class CampaignCancelView(WorkspaceAPIView):
 class CampaignPublishNowView(WorkspaceAPIView):
     permission_map = {"POST": CHANGE}
 
-    @extend_schema(request=None, responses=CampaignOut)
+    @extend_schema(request=None, responses={200: CampaignOut, 409: STATE_CONFLICT})
     def post(self, request: Request, pk: int) -> Response:
         campaign = campaign_get(workspace=self.workspace, pk=pk)
         return Response(CampaignOut(campaign_publish_now(campaign=campaign)).data)

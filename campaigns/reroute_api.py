@@ -6,12 +6,14 @@ install-wide fact); operators get counts per workspace, without names or contact
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Any
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -24,6 +26,8 @@ from campaigns.selectors import reroutes_of
 from continuity.api_access import InstallAPIView, WorkspaceAPIView
 from outages.models import OutageWindow
 from outages.networks import network_is_known
+
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 class RerouteOut(serializers.ModelSerializer):
@@ -58,7 +62,8 @@ class RerouteListView(WorkspaceAPIView):
         for name in ("window", "campaign"):
             value = request.query_params.get(name)
             if value is not None:
-                if not value.isdigit() or len(value) > 18:
+                # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+                if not _WHOLE_NUMBER.fullmatch(value):
                     raise serializers.ValidationError({name: _("must be a whole number")})
                 reroutes = reroutes.filter(**{f"{name}_id": int(value)})
         return Response(RerouteOut(reroutes[:500], many=True).data)
@@ -73,7 +78,7 @@ class WindowReportView(WorkspaceAPIView):
                 "export", str, enum=["csv"], description="csv: download the report as CSV"
             )
         ],
-        responses={200: dict},
+        responses={(200, "application/json"): dict, (200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request, window_id: int) -> Any:
         get_object_or_404(OutageWindow, pk=window_id)

@@ -8,14 +8,17 @@ contact or segment is a 404. Exports and erasures are audited, and so are their 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch, ProtectedError, QuerySet
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.utils.translation import gettext_lazy as _lazy
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -42,8 +45,9 @@ from contacts.selectors import (
     segment_get,
     segments_of,
 )
-from contacts.upsert import contact_update, contacts_upsert_rows
+from contacts.upsert import RowError, RowResult, contact_update, contacts_upsert_rows
 from continuity.api_access import WorkspaceAPIView, WorkspaceViewMixin
+from continuity.api_schema import refusal
 from continuity.audit import audit_denied, audit_record
 
 VIEW_CONTACT = "contacts.view_contact"
@@ -57,6 +61,9 @@ VIEW_SEGMENT = "contacts.view_segment"
 ADD_SEGMENT = "contacts.add_segment"
 CHANGE_SEGMENT = "contacts.change_segment"
 DELETE_SEGMENT = "contacts.delete_segment"
+
+
+ERASED = refusal(_lazy("The contact was erased: nothing about it can change any more."))
 
 
 class TooManyRows(ContactsError):
@@ -87,6 +94,39 @@ def _report(report: Any) -> dict[str, Any]:
             for r in report.results
         ],
     }
+
+
+def _instant_parse(value: str, *, name: str) -> datetime:
+    """An ISO 8601 query parameter as an aware datetime (UTC when it names no offset)."""
+    try:
+        when = parse_datetime(value)
+        if when is not None and timezone.is_naive(when):
+            when = timezone.make_aware(when, UTC)
+    except (ValueError, OverflowError):
+        # Well formed but impossible (2024-02-30), or out of range once made aware.
+        when = None
+    if when is None:
+        raise InvalidContactData(
+            {name: _("%(value)r is not an ISO 8601 date and time") % {"value": value[:64]}}
+        )
+    return when
+
+
+def _choice(params: Any, name: str, choices: list[str], *, default: str) -> str:
+    """A query parameter that must be one of ``choices`` (absent: ``default``)."""
+    value: str = params.get(name, default)
+    if value != default and value not in choices:
+        raise InvalidContactData(
+            {name: _("use one of %(choices)s") % {"choices": ", ".join(choices)}}
+        )
+    return value
+
+
+def _contact_object(data: Any) -> Any:
+    # A JSON array, string or number parses fine but is no contact.
+    if not isinstance(data, dict):
+        raise InvalidContactData(_("expected one contact object"))
+    return data
 
 
 def _username(request: Request) -> str:
@@ -141,17 +181,12 @@ class ContactListCreate(WorkspaceViewMixin, generics.GenericAPIView[Contact]):
             )
         since = params.get("updated_since")
         if since:
-            when = parse_datetime(since)
-            if when is None:
-                raise InvalidContactData({"updated_since": f"{since!r} is not ISO 8601"})
-            qs = qs.filter(updated_at__gte=when)
+            qs = qs.filter(updated_at__gte=_instant_parse(since, name="updated_since"))
+        purpose = _choice(params, "purpose", Purpose.values, default=Purpose.MARKETING)
         for channel in Channel.values:
             wanted = params.get(f"consent_{channel}")
             if not wanted:
                 continue
-            purpose = params.get("purpose", Purpose.MARKETING)
-            if purpose not in Purpose.values:
-                raise InvalidContactData({"purpose": f"use one of {', '.join(Purpose.values)}"})
             if wanted == "allowed":
                 qs = contacts_consented(channel=channel, purpose=purpose, base=qs)
             elif wanted in ConsentState.values:
@@ -193,10 +228,10 @@ class ContactListCreate(WorkspaceViewMixin, generics.GenericAPIView[Contact]):
     def post(self, request: Request) -> Response:
         """Create a contact, or update the one its external_id / email / phone matches in this
         workspace."""
-        if not isinstance(request.data, dict):
-            raise InvalidContactData("expected one contact object")
         report = contacts_upsert_rows(
-            workspace=self.workspace, raws=[request.data], blank_means_unchanged=False
+            workspace=self.workspace,
+            raws=[_contact_object(request.data)],
+            blank_means_unchanged=False,
         )
         result = report.results[0]
         if result.status == "error" or result.id is None:
@@ -233,17 +268,23 @@ class ContactDetail(AuditedRefusals, WorkspaceAPIView):
     def get(self, request: Request, pk: int) -> Response:
         return self._render(pk)
 
-    @extend_schema(request=s.ContactIn, responses=s.ContactOut)
+    @extend_schema(request=s.ContactIn, responses={200: s.ContactOut, 409: ERASED})
     def patch(self, request: Request, pk: int) -> Response:
-        contact = contact_update(contact=self._contact(pk), data=request.data, replace_tags=False)
+        contact = contact_update(
+            contact=self._contact(pk), data=_contact_object(request.data), replace_tags=False
+        )
         return self._render(contact.pk)
 
-    @extend_schema(request=s.ContactIn, responses=s.ContactOut)
+    @extend_schema(request=s.ContactIn, responses={200: s.ContactOut, 409: ERASED})
     def put(self, request: Request, pk: int) -> Response:
-        contact = contact_update(contact=self._contact(pk), data=request.data, replace_tags=True)
+        contact = contact_update(
+            contact=self._contact(pk), data=_contact_object(request.data), replace_tags=True
+        )
         return self._render(contact.pk)
 
-    @extend_schema(responses={204: None}, description="GDPR erasure (see contacts.privacy).")
+    @extend_schema(
+        responses={204: None, 409: ERASED}, description="GDPR erasure (see contacts.privacy)."
+    )
     def delete(self, request: Request, pk: int) -> Response:
         contact_erase(contact=self._contact(pk), recorded_by=_username(request), access=self.access)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -252,7 +293,13 @@ class ContactDetail(AuditedRefusals, WorkspaceAPIView):
 class ContactBulkUpsert(WorkspaceAPIView):
     permission_map: ClassVar[dict[str, str]] = {"POST": ADD_CONTACT}
 
-    @extend_schema(request=s.BulkIn, responses=s.BulkOut)
+    @extend_schema(
+        request=s.BulkIn,
+        responses={
+            200: s.BulkOut,
+            413: refusal(_lazy("More contacts than CONTACTS_BULK_UPSERT_MAX in one request.")),
+        },
+    )
     def post(self, request: Request) -> Response:
         """Up to CONTACTS_BULK_UPSERT_MAX contacts; each row reported, good rows written."""
         rows = request.data.get("contacts") if isinstance(request.data, dict) else None
@@ -261,16 +308,33 @@ class ContactBulkUpsert(WorkspaceAPIView):
         limit = settings.CONTACTS_BULK_UPSERT_MAX
         if len(rows) > limit:
             raise TooManyRows(f"{len(rows)} contacts in one request; the limit is {limit}")
+        # A row that is not an object (a list, a string) is reported as that row's error; the
+        # others are still written, as for any other bad row.
+        objects = [(n, row) for n, row in enumerate(rows, start=1) if isinstance(row, dict)]
         report = contacts_upsert_rows(
-            workspace=self.workspace, raws=rows, blank_means_unchanged=False
+            workspace=self.workspace,
+            raws=[row for _n, row in objects],
+            row_numbers=[n for n, _row in objects],
+            blank_means_unchanged=False,
         )
+        if len(objects) < len(rows):
+            report.results.extend(
+                RowResult(
+                    row=n,
+                    status="error",
+                    errors=[RowError(row=n, field="row", message=_("expected a contact object"))],
+                )
+                for n, row in enumerate(rows, start=1)
+                if not isinstance(row, dict)
+            )
+            report.results.sort(key=lambda result: result.row)
         return Response(_report(report))
 
 
 class ContactConsent(WorkspaceAPIView):
     permission_map: ClassVar[dict[str, str]] = {"POST": RECORD_CONSENT}
 
-    @extend_schema(request=s.ConsentIn, responses=s.ConsentOut)
+    @extend_schema(request=s.ConsentIn, responses={200: s.ConsentOut, 409: ERASED})
     def post(self, request: Request, pk: int) -> Response:
         contact = contact_get(workspace=self.workspace, pk=pk)
         data = s.ConsentIn(data=request.data)
@@ -344,6 +408,14 @@ class SegmentListCreate(WorkspaceViewMixin, generics.ListCreateAPIView[Segment])
         serializer.save(workspace=self.workspace)
 
 
+@extend_schema_view(
+    delete=extend_schema(
+        responses={
+            204: None,
+            409: refusal(_lazy("Campaigns use the segment: point them at another one first.")),
+        }
+    )
+)
 class SegmentDetail(WorkspaceViewMixin, generics.RetrieveUpdateDestroyAPIView[Segment]):
     permission_map: ClassVar[dict[str, str]] = {
         "GET": VIEW_SEGMENT,
@@ -381,12 +453,11 @@ class SegmentCount(WorkspaceAPIView):
     def get(self, request: Request, pk: int) -> Response:
         """How many contacts the segment holds; with channel, only those who may be sent to."""
         segment = segment_get(workspace=self.workspace, pk=pk)
-        channel = request.query_params.get("channel")
-        purpose = request.query_params.get("purpose", Purpose.MARKETING)
+        params = request.query_params
+        channel = _choice(params, "channel", Channel.values, default="")
+        purpose = _choice(params, "purpose", Purpose.values, default=Purpose.MARKETING)
         qs = segment_contacts(segment)
         if channel:
-            if channel not in Channel.values or purpose not in Purpose.values:
-                raise InvalidContactData({"channel": "unknown channel or purpose"})
             qs = contacts_consented(channel=channel, purpose=purpose, base=qs)
         return Response(
             {

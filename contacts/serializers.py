@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from rest_framework import serializers
 
 from contacts.models import (
@@ -140,9 +141,33 @@ class BulkOut(serializers.Serializer[Any]):
     results = RowResultOut(many=True)
 
 
+def _tag_names(help_text: Any) -> serializers.ListField:  # a lazily translated text
+    # Typed here, not left to the model's JSONField: null or an object is refused as a 400
+    # naming the field instead of reaching the NOT NULL column (a form's "null" is a tag name).
+    return serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        max_length=500,
+        help_text=help_text,
+    )
+
+
 class SegmentSerializer(serializers.ModelSerializer[Segment]):
     problem = serializers.SerializerMethodField(
-        help_text="Why a segment saved before the rules tightened matches nobody; null when valid"
+        help_text=_lazy(
+            "Why a segment saved before the rules tightened matches nobody; null when valid"
+        )
+    )
+    tags_any = _tag_names(_lazy("tag names: at least one"))
+    tags_all = _tag_names(_lazy("tag names: every one"))
+    tags_none = _tag_names(_lazy("tag names: none of them"))
+    attribute_filters = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        max_length=100,
+        help_text=_lazy(
+            'list of {"key": ..., "op": "eq|ne|in|exists|gt|gte|lt|lte|contains", "value": ...}'
+        ),
     )
 
     class Meta:

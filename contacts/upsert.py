@@ -43,6 +43,7 @@ from contacts.models import (
     consent_bit,
 )
 from contacts.normalize import FieldError, email_normalise, phone_normalise, timezone_normalise
+from continuity.inputs import json_parse
 from continuity.models import Workspace
 
 
@@ -268,8 +269,9 @@ def _parse_attributes(
         value = raw["attributes"]
         if isinstance(value, str):
             try:
-                value = json.loads(value)
-            except ValueError:
+                # Not json.loads: a "\u0000" escape or NaN parses, then jsonb refuses it (500).
+                value = json_parse(raw=value, nul="reject", where="attributes")
+            except ValueError:  # InputRejected included
                 errors.append(RowError(row, "attributes", "not valid JSON"))
                 value = {}
         if isinstance(value, dict):

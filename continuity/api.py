@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.http import Http404
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.views import defaults
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.fields import BooleanField, CharField, ListField
 from rest_framework.request import Request
@@ -26,9 +29,41 @@ class ContinuityError(Exception):
         self.detail = detail
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {"type": "object", "additionalProperties": True},
+            {"type": "array", "items": {}},
+        ]
+    }
+)
+class ErrorDetailField(serializers.JSONField):
+    """What went wrong: a sentence, an object of field -> messages, or a list of problems."""
+
+
+class ErrorOut(serializers.Serializer[Any]):
+    """The body of every 4xx answer (``exception_handler`` below); the OpenAPI schema documents
+    it on every operation (continuity.api_schema)."""
+
+    error = serializers.CharField(help_text="A stable code, such as invalid_contact or not_found.")
+    detail = ErrorDetailField(
+        help_text="The reason: a sentence, an object naming each wrong field, or a list."
+    )
+
+
+API_PREFIX = "/api/"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ContinuityError):
         return Response({"error": exc.code, "detail": exc.detail}, status=exc.status_code)
+    if isinstance(exc, SuspiciousOperation):
+        # Django's own refusals while DRF reads the body (too many form fields or files, a body
+        # over DATA_UPLOAD_MAX_MEMORY_SIZE): left alone they become Django's HTML error page.
+        if isinstance(exc, RequestDataTooBig):
+            return Response({"error": "body_too_large", "detail": str(exc)}, status=413)
+        return Response({"error": "malformed_request", "detail": str(exc)}, status=400)
     if isinstance(exc, Http404):
         # workspace_get_or_404 and friends: the same shape and code as DRF's own NotFound.
         exc = NotFound()
@@ -94,3 +129,11 @@ class MeView(APIView):
                 ),
             }
         )
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: a path under /api/ that names no route (``/contacts/abc/``) answers in the
+    API's error shape, like every other API refusal; pages keep Django's own 404 page."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse({"error": "not_found", "detail": _("Not found.")}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -4,11 +4,14 @@ method declares (continuity/api_auth.py)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.utils.translation import gettext as _
+from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from continuity.api_auth import ANY_MEMBER, DeclaredPermission, view_access
+from continuity.api_parsers import fields_storable_check
 from continuity.models import Workspace
 from continuity.tenancy import Access
 
@@ -26,6 +29,11 @@ class WorkspaceViewMixin:
     permission_classes: Sequence[_PermissionClass] = [DeclaredPermission]
     permission_map: ClassVar[dict[str, str]] = {}
     install_wide: ClassVar[bool] = False
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        # After authentication and the permission check: a caller without a key learns nothing.
+        fields_storable_check(request.query_params, what=_("Query parameter"))
 
     @property
     def access(self) -> Access:

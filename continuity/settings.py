@@ -251,8 +251,15 @@ REST_FRAMEWORK = {
     ],
     # A view that declares no permission_map refuses every method (continuity/api_auth.py).
     "DEFAULT_PERMISSION_CLASSES": ["continuity.api_auth.DeclaredPermission"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the 4xx answers every operation gives (continuity/api_schema.py).
+    "DEFAULT_SCHEMA_CLASS": "continuity.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "continuity.api.exception_handler",
+    # DRF's three, refusing NUL, lone surrogates, NaN and deep nesting (continuity/api_parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "continuity.api_parsers.JSONParser",
+        "continuity.api_parsers.FormParser",
+        "continuity.api_parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Continuity API",

@@ -60,3 +60,6 @@ urlpatterns = [
     ),
     *(path("", include(f"{app}.urls", namespace=app)) for app in API_APPS),
 ]
+
+# An unknown path under /api/ is a 404 in the API's error shape (continuity/api.py).
+handler404 = "continuity.api.page_not_found"

@@ -9,13 +9,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from django.utils.translation import gettext_lazy as _lazy
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from continuity.api_access import InstallAPIView
+from continuity.api_schema import refusal
 from outages.impact import outage_impact_count
 from outages.manual import outage_declare_manually, outage_resolve_manually
 from outages.models import OutageWindow, WindowState
@@ -57,7 +59,13 @@ class ResolveIn(serializers.Serializer):
 class OutageListView(InstallAPIView):
     permission_map: ClassVar[dict[str, str]] = {"GET": VIEW, "POST": DECLARE}
 
-    @extend_schema(responses={200: OutageOut(many=True)})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("state", str, enum=WindowState.values),
+            OpenApiParameter("network", str, description="a network's slug, such as instagram"),
+        ],
+        responses={200: OutageOut(many=True)},
+    )
     def get(self, request: Request) -> Response:
         rows = OutageWindow.objects.all().order_by("-opened_at")
         state = request.query_params.get("state")
@@ -107,7 +115,10 @@ class OutageDetailView(InstallAPIView):
 class OutageResolveView(InstallAPIView):
     permission_map: ClassVar[dict[str, str]] = {"POST": RESOLVE}
 
-    @extend_schema(request=ResolveIn, responses={200: OutageOut})
+    @extend_schema(
+        request=ResolveIn,
+        responses={200: OutageOut, 409: refusal(_lazy("The outage is resolved already."))},
+    )
     def post(self, request: Request, pk: int) -> Response:
         data = ResolveIn(data=request.data)
         data.is_valid(raise_exception=True)
