@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import uuid
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
-from twilio.request_validator import RequestValidator
 
 from contacts.models import Channel, Consent, ConsentEvent, Contact
 from continuity.sandbox_secrets import SANDBOX_SECRETS
@@ -20,6 +18,7 @@ from delivery.states import DeliveryStatus as S
 from sandbox.sendgrid import SendGridFake
 from tests.contacts.factories import granted_contact
 from tests.delivery.test_credentials import PUBLIC, SID_A, TOKEN_A, credentials_set, message_in
+from tests.delivery.test_credentials_webhooks import twilio_post
 from tests.workspaces import make_workspace
 
 pytestmark = [pytest.mark.django_db]
@@ -39,16 +38,6 @@ def production(settings: Any) -> Any:
     settings.DELIVERY_PUBLIC_BASE_URL = PUBLIC
     settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = REAL_SID, REAL_TOKEN
     return settings
-
-
-def twilio_post(path: str, params: dict[str, str], *, token: str) -> Any:
-    signature = RequestValidator(token).compute_signature(PUBLIC + path, params)
-    return Client().post(
-        path,
-        data=urlencode(params),
-        content_type="application/x-www-form-urlencoded",
-        HTTP_X_TWILIO_SIGNATURE=signature,
-    )
 
 
 def keyword(phone: str, body: str, *, account_sid: str, token: str, path: str = INBOUND_URL) -> Any:
