@@ -28,8 +28,9 @@ def _guarded_update(
     ids: list[int],
     sources: Iterable[str],
     values: Mapping[str, Any],
+    claim_id: int | None = None,
 ) -> list[int]:
-    """UPDATE ... WHERE id IN ids AND status IN sources RETURNING id."""
+    """UPDATE ... WHERE id IN ids AND status IN sources [AND claim_id = claim] RETURNING id."""
     if not ids:
         return []
     table = Delivery._meta.db_table
@@ -37,12 +38,13 @@ def _guarded_update(
     id_match, id_params = sql_any_of("id", ids)
     sources = list(sources)
     source_marks = ", ".join(["%s"] * len(sources))
+    claim_match, claim_params = ("", []) if claim_id is None else (" AND claim_id = %s", [claim_id])
     sql = (
         f"UPDATE {connection.ops.quote_name(table)} SET {assignments} "
-        f"WHERE {id_match} AND status IN ({source_marks}) RETURNING id"
+        f"WHERE {id_match} AND status IN ({source_marks}){claim_match} RETURNING id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*values.values(), *id_params, *sources])
+        cursor.execute(sql, [*values.values(), *id_params, *sources, *claim_params])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -54,11 +56,13 @@ def deliveries_transition(
     fields: Mapping[str, Any] | None = None,
     at: datetime | None = None,
     sources: Iterable[str] | None = None,
+    claim_id: int | None = None,
 ) -> list[int]:
     """Move the given deliveries to `target` where the state machine allows; return those moved.
 
     `fields` sets more columns in the same statement (error code, provider id...). `sources`
-    narrows the allowed starting statuses (never widens them).
+    narrows the allowed starting statuses (never widens them). `claim_id` moves only rows still
+    held by that chunk: a chunk the sweeper gave up on cannot overwrite what happened since.
     """
     if target not in ALLOWED_FROM:
         raise IllegalTransition(f"no status may move to {target!r}")
@@ -71,13 +75,18 @@ def deliveries_transition(
     if stamp:
         values[stamp] = now
     with transaction.atomic():
-        moved = _guarded_update(ids=list(ids), sources=allowed, values=values)
+        moved = _guarded_update(ids=list(ids), sources=allowed, values=values, claim_id=claim_id)
         _events_append(ids=moved, status=target, at=now, detail=detail)
     return moved
 
 
 def deliveries_retry_later(
-    *, ids: Iterable[int], not_before: datetime, error_code: str, error_text: str
+    *,
+    ids: Iterable[int],
+    not_before: datetime,
+    error_code: str,
+    error_text: str,
+    claim_id: int | None = None,
 ) -> list[int]:
     """Put claimed rows the provider did not accept back in the queue, not before a time."""
     now = timezone.now()
@@ -90,7 +99,7 @@ def deliveries_retry_later(
         "error_text": error_text[:500],
     }
     with transaction.atomic():
-        moved = _guarded_update(ids=list(ids), sources=RETRY_FROM, values=values)
+        moved = _guarded_update(ids=list(ids), sources=RETRY_FROM, values=values, claim_id=claim_id)
         _events_append(
             ids=moved, status=DeliveryStatus.QUEUED, at=now, detail=f"retry: {error_code}"
         )
@@ -98,9 +107,17 @@ def deliveries_retry_later(
 
 
 def deliveries_mark_sent(
-    *, provider_ids: Mapping[int, str], provider: str, cost_units: Mapping[int, int]
+    *,
+    provider_ids: Mapping[int, str],
+    provider: str,
+    cost_units: Mapping[int, int],
+    claim_id: int | None = None,
 ) -> list[int]:
-    """sending -> sent for many rows at once, each with its own provider message id and cost."""
+    """sending -> sent for many rows at once, each with its own provider message id and cost.
+
+    With `claim_id`, a row of that chunk that the sweeper already called `unknown` (it judged the
+    worker lost) is settled too: the provider's answer is better than a guess.
+    """
     if not provider_ids:
         return []
     now = timezone.now()
@@ -115,18 +132,89 @@ def deliveries_mark_sent(
     params: list[Any] = [ids, pids, costs]
     # The status guard keeps a webhook that already moved a row to delivered from being
     # overwritten.
+    guard = f"{table}.status = %s"
+    guard_params: list[Any] = [DeliveryStatus.SENDING]
+    if claim_id is not None:
+        guard = f"{table}.status IN (%s, %s) AND {table}.claim_id = %s"
+        guard_params = [DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN, claim_id]
     sql = (
         f"WITH v(id, pid, cost) AS ({source}) "
         f"UPDATE {table} SET status = %s, sent_at = %s, updated_at = %s, provider = %s, "
         f"error_code = '', error_text = '', provider_message_id = v.pid, cost_units = v.cost "
-        f"FROM v WHERE {table}.id = v.id AND {table}.status = %s RETURNING {table}.id"
+        f"FROM v WHERE {table}.id = v.id AND {guard} RETURNING {table}.id"
     )
-    params += [DeliveryStatus.SENT, now, now, provider, DeliveryStatus.SENDING]
+    params += [DeliveryStatus.SENT, now, now, provider, *guard_params]
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             moved = [row[0] for row in cursor.fetchall()]
         _events_append(ids=moved, status=DeliveryStatus.SENT, at=now, detail=provider)
+    return moved
+
+
+def deliveries_mark_leaving(*, ids: Iterable[int], claim_id: int) -> list[int]:
+    """Record that this attempt's request for these rows is about to leave; returns the rows
+    still held by the claim (only those may be sent). No timeline row: this is progress, not a
+    status, and it is written once per request on the hot path."""
+    ids = list(ids)
+    if not ids:
+        return []
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    id_match, id_params = sql_any_of("id", ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET inflight_at = %s WHERE {id_match} AND status = %s "
+            f"AND claim_id = %s RETURNING id",
+            [timezone.now(), *id_params, DeliveryStatus.SENDING, claim_id],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def deliveries_requeue_unsent(
+    *,
+    ids: Iterable[int],
+    error_code: str,
+    error_text: str,
+    not_before: datetime | None = None,
+    claim_id: int | None = None,
+) -> list[int]:
+    """sending -> queued for claimed rows whose request never left (no `inflight_at`).
+
+    The claim's attempt is given back (nothing was tried) and the claim let go, so the row is
+    claimable again once due. The `inflight_at IS NULL` test is in the statement: a row whose
+    request started meanwhile is never requeued, whoever asks.
+    """
+    ids = list(ids)
+    if not ids:
+        return []
+    now = timezone.now()
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    id_match, id_params = sql_any_of("id", ids)
+    claim_match, claim_params = ("", []) if claim_id is None else (" AND claim_id = %s", [claim_id])
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET status = %s, updated_at = %s, queued_at = %s, "
+                f"not_before = %s, error_code = %s, error_text = %s, claim_id = NULL, "
+                f"attempt = GREATEST(attempt - 1, 0) "
+                f"WHERE {id_match} AND status = %s AND inflight_at IS NULL{claim_match} "
+                f"RETURNING id",
+                [
+                    DeliveryStatus.QUEUED,
+                    now,
+                    now,
+                    not_before,
+                    error_code[:50],
+                    error_text[:500],
+                    *id_params,
+                    DeliveryStatus.SENDING,
+                    *claim_params,
+                ],
+            )
+            moved = [row[0] for row in cursor.fetchall()]
+        _events_append(
+            ids=moved, status=DeliveryStatus.QUEUED, at=now, detail=f"retry: {error_code}"
+        )
     return moved
 
 

@@ -18,6 +18,13 @@ is written. Past that instant it is handed back as ``Deferred`` with code ``quie
 request is made.
 
 Each attempt first takes a slot from the shared pace, so retries count against the rate too.
+
+Progress is reported per message (``delivery/providers/progress.py``): right before a request is
+written (after its slot and the quiet-hours look) the row is recorded as leaving, and its answer is
+recorded as soon as it is known. A worker killed mid-chunk therefore leaves at most the one request
+it was making as `unknown`; the rows it never reached go back to the queue. When the pace (Redis)
+or the progress record (PostgreSQL) fails before a request leaves, the chunk stops there
+(``SendInterrupted``) and its caller requeues the rest.
 """
 
 from __future__ import annotations
@@ -56,6 +63,12 @@ from delivery.providers.base import (
     outcome_for_error,
     outcomes_credentials_unreadable,
 )
+from delivery.providers.progress import (
+    CLAIM_LOST,
+    CLAIM_LOST_TEXT,
+    NO_PROGRESS,
+    SendProgress,
+)
 from delivery.quiet_hours import QUIET_HOURS_CODE
 from delivery.ratelimit import (
     RateLimiter,
@@ -80,6 +93,10 @@ class QuietHoursBegan(Exception):
     """The recipient's quiet hours began before the request left: nothing was sent."""
 
 
+class ClaimLost(Exception):
+    """The row is no longer this chunk's to send (the sweeper took it back): nothing was sent."""
+
+
 class _PacedAdapter(HTTPAdapter):
     def __init__(self, *, limiter: RateLimiter, gate: Callable[[], None]) -> None:
         super().__init__()
@@ -88,7 +105,8 @@ class _PacedAdapter(HTTPAdapter):
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         rate_limiter_commit(limiter=self.limiter)
-        # The commit may have waited: the last look at the recipient's clock is here.
+        # The commit may have waited: the last look at the recipient's clock is here, and the
+        # record that this request is leaving comes last, as close to the wire as it can be.
         self.gate()
         return super().send(request, *args, **kwargs)
 
@@ -169,6 +187,8 @@ class TwilioSmsSender:
 
     channel = "sms"
     provider = "twilio"
+    # send_batch takes a SendProgress and reports each request as it goes.
+    reports_progress = True
 
     def __init__(
         self,
@@ -199,7 +219,8 @@ class TwilioSmsSender:
         self.max_attempts = max_attempts or settings.DELIVERY_SMS_MAX_ATTEMPTS
         self.max_wait_s = max_wait_s
         self.sleep = sleep
-        # The message whose request is being made, per thread (a sender is shared per process).
+        # The message whose request is being made and where its progress goes, per thread (a
+        # sender is shared per process).
         self._current = threading.local()
         self._default = self._lane(
             client=self.client,
@@ -215,7 +236,7 @@ class TwilioSmsSender:
         # so the twilio library's own work happens before it rather than inside the margin.
         session = getattr(client.http_client, "session", None)
         if isinstance(session, requests.Session):
-            adapter = _PacedAdapter(limiter=limiter, gate=self._quiet_gate)
+            adapter = _PacedAdapter(limiter=limiter, gate=self._adapter_gate)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         return _Lane(
@@ -248,7 +269,11 @@ class TwilioSmsSender:
         )
 
     def send_batch(
-        self, *, content: SmsContent, messages: Sequence[OutboundMessage]
+        self,
+        *,
+        content: SmsContent,
+        messages: Sequence[OutboundMessage],
+        progress: SendProgress | None = None,
     ) -> list[Outcome]:
         if content.credentials_error:
             return outcomes_credentials_unreadable(messages, content.credentials_error)
@@ -256,9 +281,11 @@ class TwilioSmsSender:
         callback = self.status_callback_url
         if self._fixed_callback_url is None and content.workspace_id is not None:
             callback = twilio_status_callback_url(workspace_id=content.workspace_id)
+        self._current.progress = progress or NO_PROGRESS
         try:
             return self._send_all(lane, callback, content, messages)
         finally:
+            self._current.progress = NO_PROGRESS
             if lane is not self._default:
                 session = getattr(lane.client.http_client, "session", None)
                 if isinstance(session, requests.Session):
@@ -272,24 +299,36 @@ class TwilioSmsSender:
         messages: Sequence[OutboundMessage],
     ) -> list[Outcome]:
         render = merge_template_compile(source=content.text)
+        progress: SendProgress = self._current.progress
         outcomes: list[Outcome] = []
+        # Answers that involved no request wait and are recorded with the next one that did.
+        unsent: list[Outcome] = []
         paced_out = False
         for message in messages:
             if _quiet_began(message):
-                outcomes.append(_quiet_deferred(message))
+                unsent.append(_quiet_deferred(message))
                 continue
             if paced_out:
                 # The shared pace is booked further ahead than we may wait: hand the rest back.
-                outcomes.append(Deferred(message.delivery_id, "rate_limited", "pace is full",
-                                         self.max_wait_s))  # fmt: skip
+                unsent.append(Deferred(message.delivery_id, "rate_limited", "pace is full",
+                                       self.max_wait_s))  # fmt: skip
                 continue
             text = render(message.merge_fields).strip()
             outcome = self._send_one(lane, callback, message, text)
             paced_out = isinstance(outcome, Deferred) and outcome.code == "rate_limited"
+            outcomes.extend(unsent)
             outcomes.append(outcome)
-        return outcomes
+            # Written before the next slot is taken: a kill from here on cannot lose this answer.
+            progress.settled([*unsent, outcome])
+            unsent = []
+        outcomes.extend(unsent)
+        progress.settled(unsent)
+        order = {m.delivery_id: i for i, m in enumerate(messages)}
+        return sorted(outcomes, key=lambda o: order[o.delivery_id])
 
-    def _send_one(self, lane: _Lane, callback: str, message: OutboundMessage, text: str) -> Outcome:
+    def _send_one(  # noqa: PLR0911 - one return per kind of answer
+        self, lane: _Lane, callback: str, message: OutboundMessage, text: str
+    ) -> Outcome:
         segments = sms_segments_count(text=text).segments
         last: ProviderError | None = None
         for attempt in range(self.max_attempts):
@@ -309,9 +348,13 @@ class TwilioSmsSender:
             try:
                 # Waiting for the slot (or a back-off) may have carried us into quiet hours.
                 self._quiet_gate()
+                if not lane.commit_in_adapter:
+                    self._leaving()
                 sid = self._create(lane, callback, message.to, text)
             except QuietHoursBegan:
                 return _quiet_deferred(message)
+            except ClaimLost:
+                return Deferred(message.delivery_id, CLAIM_LOST, CLAIM_LOST_TEXT)
             except TwilioSuppress as exc:
                 return Suppressed(message.delivery_id, exc.reason, exc.provider_code, str(exc))
             except ProviderRetryable as exc:  # throttled included: Twilio did not take it
@@ -329,6 +372,19 @@ class TwilioSmsSender:
         message = getattr(self._current, "message", None)
         if message is not None and _quiet_began(message):
             raise QuietHoursBegan(message.delivery_id)
+
+    def _adapter_gate(self) -> None:
+        """What the paced adapter runs after the pace's commit, right before writing."""
+        self._quiet_gate()
+        self._leaving()
+
+    def _leaving(self) -> None:
+        message = getattr(self._current, "message", None)
+        if message is None:
+            return
+        progress: SendProgress = getattr(self._current, "progress", NO_PROGRESS)
+        if message.delivery_id not in progress.leaving([message.delivery_id]):
+            raise ClaimLost(message.delivery_id)
 
     def _create(self, lane: _Lane, callback: str, to: str, text: str) -> str:
         options: dict[str, str] = {"to": to, "body": text}
