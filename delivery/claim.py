@@ -67,8 +67,7 @@ def deliveries_claim(
 ) -> list[int]:
     """queued -> sending for the due rows whose contact still allows the channel; returns them.
 
-    The rows point at `claim_id` (the chunk's DeliveryClaim, kept fresh by its worker's
-    heartbeat) and start with no request in flight (`inflight_at` NULL).
+    The rows point at `claim_id`: the chunk's DeliveryClaim, kept fresh by its worker's heartbeat.
 
     `quiet` are the quiet hours of the rows' workspace (None: the install's), checked again here
     since a contact's evening may have begun since the rows were planned.
@@ -93,7 +92,7 @@ def deliveries_claim(
         f"AND channel = %s AND status = %s AND (not_before IS NULL OR not_before <= %s)), "
         f"ok AS MATERIALIZED (SELECT todo.id FROM todo WHERE todo.contact_id IN ({allowed_sql})) "
         f"UPDATE {table} SET status = %s, attempt = attempt + 1, sending_at = %s, updated_at = %s, "
-        f"claim_id = %s, inflight_at = NULL "
+        f"claim_id = %s "
         f"WHERE id IN (SELECT id FROM ok) AND status = %s RETURNING id"
     )
     params = [

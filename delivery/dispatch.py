@@ -31,6 +31,7 @@ from delivery.claim import ClaimedDelivery, claimed_load, deliveries_claim
 from delivery.inflight import (
     DB_CONNECTION_ERRORS,
     ClaimHeartbeat,
+    claim_leaving,
     claim_open,
     claims_close,
     db_write_durably,
@@ -58,7 +59,6 @@ from delivery.quiet_hours import (
 from delivery.senders import channel_content, channel_sender
 from delivery.states import DeliveryStatus
 from delivery.transitions import (
-    deliveries_mark_leaving,
     deliveries_mark_sent,
     deliveries_requeue_unsent,
     deliveries_retry_later,
@@ -136,8 +136,11 @@ class ChunkProgress:
         self.quiet = quiet
         self.claimed_ids: set[int] = set(claimed_ids)
         self.claimed: dict[int, ClaimedDelivery] = {}
+        # The request in flight (its answer not written yet), as the claim row records it.
         self.leaving_ids: set[int] = set()
         self.settled_ids: set[int] = set()
+        # The sweeper took the claim back (it judged this chunk dead): nothing more is sent.
+        self.lost = False
         # Answers that could not be written even after reconnecting (kept for one more try).
         self.unrecorded: dict[int, Outcome] = {}
 
@@ -147,18 +150,29 @@ class ChunkProgress:
 
     def leaving(self, delivery_ids: Sequence[int]) -> list[int]:
         ids = [i for i in delivery_ids if i in self.claimed_ids and i not in self.settled_ids]
-        if not ids:
+        if not ids or self.lost:
             return []
         try:
-            ours = db_write_durably(
-                lambda: deliveries_mark_leaving(ids=ids, claim_id=self.claim_id),
+            kept = db_write_durably(
+                lambda: claim_leaving(claim_id=self.claim_id, delivery_ids=ids),
                 what="request leaving",
                 attempts=max(1, settings.DELIVERY_OUTCOME_WRITE_ATTEMPTS // 3),
             )
         except DB_CONNECTION_ERRORS as exc:
             raise SendInterrupted(PROGRESS_UNAVAILABLE, f"{type(exc).__name__}: {exc}") from exc
-        self.leaving_ids.update(ours)
-        return ours
+        if not kept:
+            self.lost = True
+            logger.warning(
+                "claim %s was taken back by the sweeper: the rest of its batch is not sent",
+                self.claim_id,
+            )
+            return []
+        # The previous request's answers are written by now: only these are in flight.
+        self.leaving_ids = set(ids)
+        return ids
+
+    def unsettled(self) -> set[int]:
+        return self.claimed_ids - self.settled_ids
 
     def settled(self, outcomes: Sequence[Outcome]) -> None:
         fresh = [
@@ -268,6 +282,7 @@ def deliveries_send_chunk(*, channel: str, ids: Sequence[int], retries: int = 0)
     messages = list(Message.objects.filter(id__in=ids_by_message).select_related("workspace"))
     heartbeat = ClaimHeartbeat()
     claims: list[int] = []
+    clean = False
     try:
         for index, message in enumerate(messages):
             row_ids = ids_by_message[message.pk]
@@ -298,14 +313,24 @@ def deliveries_send_chunk(*, channel: str, ids: Sequence[int], retries: int = 0)
                 report.retry_ids.extend(
                     i for later in messages[index + 1 :] for i in ids_by_message[later.pk]
                 )
-                break
+                return report
+            if progress.unsettled() and not progress.lost:
+                # A sender gave no answer for some rows: they stay `sending` for the sweeper.
+                logger.error("chunk %s: no outcome for %s", channel, sorted(progress.unsettled()))
+                return report
+        clean = True
     finally:
         heartbeat.stop()
-        claims_close(claim_ids=claims)
+        claims_close(claim_ids=claims, clean=clean)
+        _chunk_log(report)
+    return report
+
+
+def _chunk_log(report: ChunkReport) -> None:
     logger.info(
         "chunk %s: claimed %s sent %s failed %s unknown %s suppressed %s deferred %s "
         "quiet hours %s requeued %s%s",
-        channel,
+        report.channel,
         report.claimed,
         report.sent,
         report.failed,
@@ -316,7 +341,6 @@ def deliveries_send_chunk(*, channel: str, ids: Sequence[int], retries: int = 0)
         report.requeued,
         f" (interrupted: {report.interrupted})" if report.interrupted else "",
     )
-    return report
 
 
 def _message_send(
@@ -390,7 +414,7 @@ def _interrupted(
         progress.channel,
         code,
         detail,
-        len(progress.claimed_ids - progress.settled_ids - progress.leaving_ids),
+        len(progress.unsettled() - progress.leaving_ids),
     )
     if progress.unrecorded:
         try:
@@ -405,7 +429,7 @@ def _interrupted(
                     for o in progress.unrecorded.values()
                 ],
             )
-    unsent = sorted(progress.claimed_ids - progress.settled_ids - progress.leaving_ids)
+    unsent = sorted(progress.unsettled() - progress.leaving_ids - set(progress.unrecorded))
     not_before = timezone.now() + timedelta(seconds=delay)
     try:
         moved = db_write_durably(

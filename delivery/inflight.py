@@ -20,7 +20,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import TypeVar
 
 from django.conf import settings
@@ -84,18 +85,41 @@ def claim_open(*, workspace_id: int, channel: str) -> int:
     return claim.pk
 
 
-def claims_close(*, claim_ids: Iterable[int]) -> None:
-    """The chunk is done with these claims. If this cannot be written, the claims go stale and
-    the sweeper resolves whatever they still hold, which is nothing after a normal finish."""
+def claim_leaving(*, claim_id: int, delivery_ids: Sequence[int]) -> bool:
+    """Record that the request for these deliveries is about to leave: one UPDATE of the claim
+    row. False when the claim is gone: the sweeper judged the chunk dead and took its rows back,
+    so nothing more may be sent under it.
+
+    The sweeper resolves a claim holding its row lock, so this write and that resolution are
+    ordered: either the sweeper sees these ids as leaving (they become `unknown`, and the answer
+    that follows settles them), or this finds the claim gone and nothing is sent.
+    """
+    return bool(
+        DeliveryClaim.objects.filter(pk=claim_id).update(
+            leaving=list(delivery_ids), heartbeat_at=timezone.now()
+        )
+    )
+
+
+def claims_close(*, claim_ids: Iterable[int], clean: bool) -> None:
+    """The chunk is done with these claims. After a clean finish they hold no `sending` row and
+    are deleted. Otherwise (stopped by a fault, an exception) they are left for the sweeper with
+    an expired heartbeat, so its next run resolves what they still hold using `leaving`. If even
+    this cannot be written, the claims go stale on their own."""
     ids = list(claim_ids)
     if not ids:
         return
+    claims = DeliveryClaim.objects.filter(pk__in=ids)
     try:
-        db_write_durably(
-            lambda: DeliveryClaim.objects.filter(pk__in=ids).delete(), what="claims close"
-        )
+        if clean:
+            db_write_durably(claims.delete, what="claims close")
+        else:
+            db_write_durably(
+                lambda: claims.update(heartbeat_at=timezone.now() - timedelta(days=1)),
+                what="claims expire",
+            )
     except DB_CONNECTION_ERRORS:
-        logger.exception("could not close claims %s: the sweeper will", ids)
+        logger.exception("could not close claims %s: the sweeper will once they are stale", ids)
 
 
 class ClaimHeartbeat:

@@ -66,6 +66,12 @@ class DeliveryClaim(models.Model):
     worker = models.CharField(max_length=200, blank=True, default="")
     claimed_at = models.DateTimeField()
     heartbeat_at = models.DateTimeField()
+    # The deliveries whose request is leaving now (one SMS, one email request, one push window),
+    # written right before it leaves; the previous request's answers are written before the next
+    # request replaces this. If the worker is lost, only these may have reached the provider:
+    # they become `unknown`, and the claim's other rows still `sending` go back to the queue.
+    # Kept here rather than on each row: one small write per request, however many recipients.
+    leaving = models.JSONField(default=list, blank=True)
     objects = WorkspaceManager()
 
     def __str__(self) -> str:
@@ -100,8 +106,8 @@ class Delivery(models.Model):
     # Quiet hours and back-off: the row is not claimable before this time.
     not_before = models.DateTimeField(null=True, blank=True)
     # The chunk task that claimed the row for its current attempt. No database constraint: a
-    # finished chunk deletes its claim, and a row whose claim is gone (or stale) while it is still
-    # `sending` lost its worker (the sweeper resolves it).
+    # finished chunk deletes its claim, and a claim gone stale while its rows are still `sending`
+    # lost its worker (the sweeper resolves them).
     claim = models.ForeignKey(
         DeliveryClaim,
         null=True,
@@ -111,10 +117,6 @@ class Delivery(models.Model):
         db_index=False,
         related_name="+",
     )
-    # Set right before this attempt's request leaves (NULL: claimed, no request made yet). Only a
-    # row with it set may have reached the provider, so only such a row can become `unknown`
-    # when its worker is lost; the others go back to the queue.
-    inflight_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     queued_at = models.DateTimeField(null=True, blank=True)

@@ -4,11 +4,11 @@ PostgreSQL is the record of every send and Redis only carries messages, so a mes
 Redis, or a worker SIGKILLed mid-chunk, leaves rows `queued` or `sending`. The sweeper re-enqueues
 stale queued rows (a duplicate task finds nothing to claim). A `sending` row belongs to a chunk's
 claim (delivery/inflight.py): while the claim's heartbeat is fresh the chunk is alive, however
-slow, and its rows are left alone. Once the claim is stale or gone, the worker was lost: a row
-whose request may have left (`inflight_at` set) becomes `unknown`, never sent again blindly; a row
-that was never tried goes back to the queue and is re-enqueued at once. Rows claimed before claims
-existed keep the old clock (DELIVERY_SENDING_STALE_S). The sweeper is also what sends a row held
-for quiet hours at send time, on the first sweep after its window ends.
+slow, and its rows are left alone. Once the claim is stale, the worker was lost: a row whose
+request may have left (named in the claim's `leaving`) becomes `unknown`, never sent again
+blindly; a row that was never tried goes back to the queue and is re-enqueued at once. Rows
+claimed before claims existed keep the old clock (DELIVERY_SENDING_STALE_S). The sweeper is also
+what sends a row held for quiet hours at send time, on the first sweep after its window ends.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -83,33 +84,74 @@ def deliveries_sweep(*, send: Callable[[str, list[int]], None]) -> dict[str, int
 
 
 def _lost_claims_resolve(*, now: datetime, limit: int) -> tuple[list[int], list[tuple[int, str]]]:
-    """`sending` rows whose claim is stale or gone: their worker is lost.
+    """Claims whose heartbeat is stale: their worker is lost (or the chunk gave them up).
 
-    Returns (rows made unknown, (id, channel) of rows put back in the queue). Both statements
-    re-check the row in their WHERE clause, so a worker that was only slow, not lost, and records
-    a request or an answer at the same moment is never overwritten: its own writes are guarded
-    by the claim and `inflight_at` the same way.
+    Each claim is resolved in one transaction holding its row lock, the same row the worker
+    writes before each request (`claim_leaving`), so the two never interleave: the rows its
+    `leaving` names may have reached the provider and become `unknown`; its other rows still
+    `sending` were never tried and go back to the queue. The claim row is deleted, so a worker
+    that was only slow finds it gone and sends nothing more; an answer it already has still
+    settles its row (the answer's write is guarded by the claim, not by its heartbeat).
+
+    Returns (rows made unknown, (id, channel) of rows put back in the queue).
     """
     cutoff = now - timedelta(seconds=settings.DELIVERY_CLAIM_STALE_S)
-    live = DeliveryClaim.objects.filter(heartbeat_at__gte=cutoff).values("pk")
-    orphaned = list(
+    unknown: list[int] = []
+    requeued: list[tuple[int, str]] = []
+    stale = list(
+        DeliveryClaim.objects.filter(heartbeat_at__lt=cutoff)
+        .order_by("heartbeat_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for claim_id in stale:
+        with transaction.atomic():
+            claim = (
+                DeliveryClaim.objects.select_for_update(skip_locked=True)
+                .filter(pk=claim_id, heartbeat_at__lt=cutoff)
+                .first()
+            )
+            if claim is None:  # it beat meanwhile, or another sweeper has it
+                continue
+            leaving = {int(i) for i in claim.leaving}
+            rows = list(
+                Delivery.objects.filter(
+                    claim_id=claim_id, status=DeliveryStatus.SENDING
+                ).values_list("id", "channel")
+            )
+            unknown += _lost_in_flight([i for i, _ in rows if i in leaving])
+            unsent = [(i, channel) for i, channel in rows if i not in leaving]
+            moved = set(
+                deliveries_requeue_unsent(
+                    ids=[i for i, _ in unsent],
+                    claim_id=claim_id,
+                    error_code=WORKER_LOST_UNSENT,
+                    error_text="its worker was lost before this request left: back in the queue",
+                )
+            )
+            requeued += [(i, channel) for i, channel in unsent if i in moved]
+            claim.delete()
+    # A `sending` row whose claim row is gone without resolving it (not a path the chunk takes:
+    # it deletes a claim only once every row has its answer). Nothing says whether its request
+    # left, so it is treated as if it may have.
+    orphans = list(
         Delivery.objects.filter(status=DeliveryStatus.SENDING, claim__isnull=False)
-        .exclude(claim_id__in=live)
-        .values_list("id", "channel", "inflight_at")[:limit]
+        .exclude(claim_id__in=DeliveryClaim.objects.values("pk"))
+        .filter(sending_at__lt=cutoff)
+        .values_list("id", flat=True)[:limit]
     )
-    if not orphaned:
-        DeliveryClaim.objects.filter(heartbeat_at__lt=cutoff).delete()
-        return [], []
-    unsent = [(i, channel) for i, channel, inflight in orphaned if inflight is None]
-    requeued = set(
-        deliveries_requeue_unsent(
-            ids=[i for i, _ in unsent],
-            error_code=WORKER_LOST_UNSENT,
-            error_text="its worker was lost before this request left: back in the queue",
+    unknown += _lost_in_flight(orphans)
+    if unknown or requeued:
+        logger.warning(
+            "lost chunks resolved: %s rows back in the queue, %s unknown",
+            len(requeued),
+            len(unknown),
         )
-    )
-    unknown = deliveries_transition(
-        ids=[i for i, _, inflight in orphaned if inflight is not None],
+    return unknown, requeued
+
+
+def _lost_in_flight(ids: list[int]) -> list[int]:
+    return deliveries_transition(
+        ids=ids,
         target=DeliveryStatus.UNKNOWN,
         detail="the worker was lost while this request was in flight",
         fields={
@@ -118,11 +160,3 @@ def _lost_claims_resolve(*, now: datetime, limit: int) -> tuple[list[int], list[
         },
         sources=[DeliveryStatus.SENDING],
     )
-    DeliveryClaim.objects.filter(heartbeat_at__lt=cutoff).delete()
-    if requeued or unknown:
-        logger.warning(
-            "lost chunks resolved: %s rows back in the queue, %s unknown",
-            len(requeued),
-            len(unknown),
-        )
-    return unknown, [(i, channel) for i, channel in unsent if i in requeued]

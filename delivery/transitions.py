@@ -152,24 +152,6 @@ def deliveries_mark_sent(
     return moved
 
 
-def deliveries_mark_leaving(*, ids: Iterable[int], claim_id: int) -> list[int]:
-    """Record that this attempt's request for these rows is about to leave; returns the rows
-    still held by the claim (only those may be sent). No timeline row: this is progress, not a
-    status, and it is written once per request on the hot path."""
-    ids = list(ids)
-    if not ids:
-        return []
-    table = connection.ops.quote_name(Delivery._meta.db_table)
-    id_match, id_params = sql_any_of("id", ids)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET inflight_at = %s WHERE {id_match} AND status = %s "
-            f"AND claim_id = %s RETURNING id",
-            [timezone.now(), *id_params, DeliveryStatus.SENDING, claim_id],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
 def deliveries_requeue_unsent(
     *,
     ids: Iterable[int],
@@ -178,11 +160,11 @@ def deliveries_requeue_unsent(
     not_before: datetime | None = None,
     claim_id: int | None = None,
 ) -> list[int]:
-    """sending -> queued for claimed rows whose request never left (no `inflight_at`).
+    """sending -> queued for claimed rows whose request never left.
 
     The claim's attempt is given back (nothing was tried) and the claim let go, so the row is
-    claimable again once due. The `inflight_at IS NULL` test is in the statement: a row whose
-    request started meanwhile is never requeued, whoever asks.
+    claimable again once due. Callers know which rows never left: the chunk itself, or the
+    sweeper holding the claim's lock (delivery/inflight.py, claim_leaving).
     """
     ids = list(ids)
     if not ids:
@@ -197,7 +179,7 @@ def deliveries_requeue_unsent(
                 f"UPDATE {table} SET status = %s, updated_at = %s, queued_at = %s, "
                 f"not_before = %s, error_code = %s, error_text = %s, claim_id = NULL, "
                 f"attempt = GREATEST(attempt - 1, 0) "
-                f"WHERE {id_match} AND status = %s AND inflight_at IS NULL{claim_match} "
+                f"WHERE {id_match} AND status = %s{claim_match} "
                 f"RETURNING id",
                 [
                     DeliveryStatus.QUEUED,

@@ -97,7 +97,7 @@ def twilio_chaos() -> Iterator[TwilioFake]:
 
 
 def sms_env(
-    *, worker_env: dict[str, str], redis_url: str, twilio: TwilioFake, rate: float = 40.0
+    *, worker_env: dict[str, str], redis_url: str, twilio: TwilioFake, rate: float = 50.0
 ) -> dict[str, str]:
     """A worker on this test's Redis (broker, pace) and Twilio fake, beating every 0.5 s."""
     return {

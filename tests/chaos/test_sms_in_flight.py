@@ -13,7 +13,7 @@ import pytest
 from django.test import override_settings
 
 from delivery.dispatch import deliveries_enqueue
-from delivery.models import Delivery, DeliveryEvent
+from delivery.models import Delivery, DeliveryClaim, DeliveryEvent
 from delivery.states import DeliveryStatus as S
 from delivery.sweeper import deliveries_sweep
 from sandbox.twilio import TwilioFake
@@ -62,19 +62,19 @@ def test_redis_stopped_mid_paced_sms_defers_what_never_left_and_sends_it_once_re
     worker_env: dict[str, str],
     celery_worker_process: Callable[..., ProcessHandle],
 ) -> None:
-    ids = sms_rows(300)
+    ids = sms_rows(200)
     phones = phones_by_delivery(ids)
     send = owned_send(owned_redis.url)
     env = sms_env(worker_env=worker_env, redis_url=owned_redis.url, twilio=twilio_chaos)
     celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
     deliveries_enqueue(ids=ids, send=send)
-    eventually(lambda: twilio_chaos.accepted >= 60, timeout=120)
+    eventually(lambda: twilio_chaos.accepted >= 50, timeout=120)
     owned_redis.stop()
 
     # The pace cannot be asked: the chunk stops before its next request and hands back the rest.
     eventually(lambda: not _ids_in(ids, S.SENDING), timeout=120, interval=0.2)
     before = sids_by_phone(twilio_chaos)
-    assert 60 <= len(before) < len(ids)
+    assert 50 <= len(before) < len(ids)
     assert not _ids_in(ids, S.UNKNOWN)
     waiting = _ids_in(ids, S.QUEUED)
     assert {phones[i] for i in waiting}.isdisjoint(before)
@@ -114,21 +114,21 @@ def test_a_worker_killed_mid_sms_chunk_leaves_unknown_only_its_request_in_flight
     worker_env: dict[str, str],
     celery_worker_process: Callable[..., ProcessHandle],
 ) -> None:
-    ids = sms_rows(300)
+    ids = sms_rows(200)
     phones = phones_by_delivery(ids)
     send = owned_send(owned_redis.url)
     env = sms_env(worker_env=worker_env, redis_url=owned_redis.url, twilio=twilio_chaos)
     worker = celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
     deliveries_enqueue(ids=ids, send=send)
-    eventually(lambda: twilio_chaos.accepted >= 60, timeout=120)
+    eventually(lambda: twilio_chaos.accepted >= 50, timeout=120)
     worker.kill(signal.SIGKILL)
     worker.proc.wait(timeout=60)
     received_at_kill = set(sids_by_phone(twilio_chaos))
     # The whole rest of the chunk is claimed, but at most one request (concurrency 1, one SMS at a
     # time) was leaving when the process died.
     assert len(_ids_in(ids, S.SENDING)) > len(ids) - len(received_at_kill) - 2
-    leaving = Delivery.objects.filter(id__in=ids, status=S.SENDING, inflight_at__isnull=False)
-    assert leaving.count() <= 1
+    [claim] = DeliveryClaim.objects.all()
+    assert len(claim.leaving) <= 1
 
     celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
 
@@ -165,15 +165,15 @@ def test_worker_database_connections_killed_after_sends_keep_every_answer_and_si
     worker_env: dict[str, str],
     celery_worker_process: Callable[..., ProcessHandle],
 ) -> None:
-    ids = sms_rows(100)
+    ids = sms_rows(60)
     # Each answer takes a while, so the connections die while the worker waits for one and the
     # write of that answer is the first to meet the dead connection.
-    twilio_chaos.set_fault(mode="slow", delay_s=0.1)
+    twilio_chaos.set_fault(mode="slow", delay_s=0.08)
     env = sms_env(worker_env=worker_env, redis_url=owned_redis.url, twilio=twilio_chaos)
     worker = celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
     deliveries_enqueue(ids=ids, send=owned_send(owned_redis.url))
     terminated = 0
-    for threshold in (15, 40, 65):
+    for threshold in (10, 25, 40):
         eventually(lambda t=threshold: twilio_chaos.accepted >= t, timeout=120, interval=0.02)
         terminated += backends_terminate()
     assert terminated >= 1
@@ -198,7 +198,7 @@ def test_the_sweeper_resolves_a_dead_chunk_in_seconds_and_leaves_a_slow_live_one
         # Each of these answers takes longer than the claim's stale threshold below: only the
         # heartbeat says this chunk is alive.
         slow_twilio.set_fault(mode="slow", delay_s=2.5)
-        live = sms_rows(6)
+        live = sms_rows(4)
         dead = sms_rows(150)
         slow_env = sms_env(worker_env=worker_env, redis_url=owned_redis.url, twilio=slow_twilio)
         fast_env = sms_env(worker_env=worker_env, redis_url=owned_redis.url, twilio=twilio_chaos)

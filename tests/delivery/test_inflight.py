@@ -27,7 +27,13 @@ from contacts.models import Channel
 from delivery import tasks
 from delivery.claim import deliveries_claim
 from delivery.dispatch import ChunkProgress, ChunkReport, deliveries_send_chunk
-from delivery.inflight import ClaimHeartbeat, claim_open, db_write_durably
+from delivery.inflight import (
+    ClaimHeartbeat,
+    claim_leaving,
+    claim_open,
+    claims_close,
+    db_write_durably,
+)
 from delivery.models import Delivery, DeliveryClaim
 from delivery.providers.base import (
     OutboundMessage,
@@ -41,7 +47,6 @@ from delivery.providers.webpush import WebPushSender
 from delivery.ratelimit import PaceUnavailable, RedisTokenBucket
 from delivery.states import DeliveryStatus as S
 from delivery.sweeper import deliveries_sweep
-from delivery.transitions import deliveries_mark_leaving, deliveries_requeue_unsent
 from sandbox.push import PushServiceFake
 from sandbox.sendgrid import SendGridFake
 from sandbox.twilio import TwilioFake
@@ -365,7 +370,10 @@ def _claimed(n: int, *, heartbeat_age_s: float) -> tuple[int, list[int]]:
 @pytest.mark.django_db
 def test_the_sweeper_leaves_a_slow_live_chunk_alone_however_long_it_has_been_sending() -> None:
     claim_id, ids = _claimed(3, heartbeat_age_s=5)
-    deliveries_mark_leaving(ids=ids[:1], claim_id=claim_id)
+    assert claim_leaving(claim_id=claim_id, delivery_ids=ids[:1])
+    DeliveryClaim.objects.filter(pk=claim_id).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=5)
+    )
     handed: list[list[int]] = []
     assert deliveries_sweep(send=lambda channel, chunk: handed.append(chunk)) == {
         "unknown": 0,
@@ -378,16 +386,17 @@ def test_the_sweeper_leaves_a_slow_live_chunk_alone_however_long_it_has_been_sen
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("claim", ["stale", "gone"])
+@pytest.mark.parametrize("claim", ["stale", "expired"])
 def test_a_dead_chunk_is_resolved_untried_rows_requeued_and_only_the_one_in_flight_unknown(
     claim: str,
 ) -> None:
     claim_id, ids = _claimed(4, heartbeat_age_s=django_settings.DELIVERY_CLAIM_STALE_S + 5)
-    if claim == "gone":
+    if claim == "expired":
+        # A chunk stopped by a fault hands its claim to the sweeper at once.
         DeliveryClaim.objects.filter(pk=claim_id).update(heartbeat_at=timezone.now())
-        DeliveryClaim.objects.filter(pk=claim_id).delete()
+        claims_close(claim_ids=[claim_id], clean=False)
     Delivery.objects.filter(pk=ids[0]).update(status=S.SENT)  # answered before the worker died
-    deliveries_mark_leaving(ids=ids[1:2], claim_id=claim_id)
+    DeliveryClaim.objects.filter(pk=claim_id).update(leaving=ids[1:2])
     handed: list[tuple[str, list[int]]] = []
     result = deliveries_sweep(send=lambda channel, chunk: handed.append((channel, chunk)))
     assert result == {"unknown": 1, "requeued": 2, "stranded": 0}
@@ -400,15 +409,26 @@ def test_a_dead_chunk_is_resolved_untried_rows_requeued_and_only_the_one_in_flig
     assert not DeliveryClaim.objects.filter(pk=claim_id).exists()
 
 
+class _SweptAfterFirstAnswer(ChunkProgress):
+    """The sweeper judges the chunk dead (its heartbeat stalled) right after its first answer."""
+
+    def settled(self, outcomes: Sequence[Outcome]) -> None:
+        super().settled(outcomes)
+        if outcomes and not getattr(self, "swept", False):
+            self.swept = True
+            DeliveryClaim.objects.filter(pk=self.claim_id).update(
+                heartbeat_at=timezone.now() - timedelta(hours=1)
+            )
+            deliveries_sweep(send=lambda channel, chunk: None)
+
+
 @pytest.mark.django_db
-def test_a_row_taken_back_from_a_chunk_is_never_sent_by_that_chunk(
+def test_a_chunk_whose_claim_the_sweeper_took_back_sends_nothing_more(
     twilio_fake: TwilioFake, fast_limiter: RedisTokenBucket
 ) -> None:
     claim_id, ids = _claimed(3, heartbeat_age_s=0)
-    # The sweeper judged the chunk dead and requeued this untried row meanwhile.
-    assert deliveries_requeue_unsent(ids=ids[1:2], error_code="worker_lost_unsent", error_text="")
     report = ChunkReport(channel="sms")
-    progress = ChunkProgress(
+    progress = _SweptAfterFirstAnswer(
         claim_id=claim_id, claimed_ids=ids, channel="sms", report=report, quiet=None
     )
     phones = dict(Delivery.objects.filter(id__in=ids).values_list("id", "contact__phone"))
@@ -417,16 +437,25 @@ def test_a_row_taken_back_from_a_chunk_is_never_sent_by_that_chunk(
     progress.settled(
         sender.send_batch(content=SmsContent(text="Hi"), messages=messages, progress=progress)
     )
-    assert recipients(twilio_fake) == [str(phones[ids[0]]), str(phones[ids[2]])]
+    assert recipients(twilio_fake) == [str(phones[ids[0]])]
     rows = _rows(ids)
-    assert (rows[ids[0]][0], rows[ids[1]][0], rows[ids[2]][0]) == (S.SENT, S.QUEUED, S.SENT)
-    assert report.sent == 2
+    assert [rows[i][:3] for i in ids] == [
+        (S.SENT, "", 1),
+        (S.QUEUED, "worker_lost_unsent", 0),
+        (S.QUEUED, "worker_lost_unsent", 0),
+    ]
+    assert report.sent == 1
+    assert progress.lost
 
 
 @pytest.mark.django_db
 def test_an_answer_that_comes_after_the_sweeper_gave_up_still_settles_the_row() -> None:
-    claim_id, ids = _claimed(1, heartbeat_age_s=django_settings.DELIVERY_CLAIM_STALE_S + 5)
-    deliveries_mark_leaving(ids=ids, claim_id=claim_id)
+    claim_id, ids = _claimed(1, heartbeat_age_s=0)
+    assert claim_leaving(claim_id=claim_id, delivery_ids=ids)
+    # The worker was only slow: its heartbeat stopped for longer than the threshold.
+    DeliveryClaim.objects.filter(pk=claim_id).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=django_settings.DELIVERY_CLAIM_STALE_S + 5)
+    )
     deliveries_sweep(send=lambda channel, chunk: None)
     assert _rows(ids)[ids[0]][0] == S.UNKNOWN
     progress = ChunkProgress(
@@ -456,9 +485,14 @@ def test_the_heartbeat_keeps_a_claim_fresh_from_its_own_thread() -> None:
 
 
 @pytest.mark.django_db
-def test_recording_a_request_leaving_is_one_statement(django_assert_num_queries: Any) -> None:
-    # It runs once per SMS, on the hot path between two slots of the pace.
+def test_recording_a_request_leaving_is_one_small_write_however_many_recipients(
+    django_assert_num_queries: Any,
+) -> None:
+    # Once per SMS, per email request of 1,000 recipients, per push window: on the hot path.
     claim_id, ids = _claimed(3, heartbeat_age_s=0)
-    with django_assert_num_queries(1):
-        assert deliveries_mark_leaving(ids=ids[:1], claim_id=claim_id) == ids[:1]
-    assert deliveries_mark_leaving(ids=ids[:1], claim_id=claim_id + 1) == []
+    with django_assert_num_queries(1) as queries:
+        assert claim_leaving(claim_id=claim_id, delivery_ids=ids)
+    assert queries.captured_queries[0]["sql"].startswith('UPDATE "delivery_deliveryclaim"')
+    assert DeliveryClaim.objects.get(pk=claim_id).leaving == ids
+    DeliveryClaim.objects.filter(pk=claim_id).delete()
+    assert not claim_leaving(claim_id=claim_id, delivery_ids=ids)
