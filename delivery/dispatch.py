@@ -56,6 +56,7 @@ from delivery.quiet_hours import (
     quiet_hours_starts,
     quiet_rules,
 )
+from delivery.ratelimit import PACE_UNAVAILABLE
 from delivery.senders import channel_content, channel_sender
 from delivery.states import DeliveryStatus
 from delivery.transitions import (
@@ -105,6 +106,8 @@ INTERRUPTIONS = (SendInterrupted, *DB_CONNECTION_ERRORS)
 DATABASE_UNAVAILABLE = "database_unavailable"
 PROGRESS_UNAVAILABLE = "progress_unavailable"
 OUTCOME_UNRECORDED = "outcome_unrecorded"
+# Interruptions raised before the request being prepared was written.
+NEVER_LEFT = frozenset({PACE_UNAVAILABLE, PROGRESS_UNAVAILABLE, DATABASE_UNAVAILABLE})
 
 
 def interrupt_backoff_s(retries: int) -> float:
@@ -410,11 +413,11 @@ def _interrupted(
     report.interrupted = code
     report.retry_after_s = max(report.retry_after_s, delay)
     logger.warning(
-        "chunk %s stopped before its next request left (%s: %s): %s claimed rows not tried",
+        "chunk %s stopped before its next request left (%s: %s): %s claimed rows unanswered",
         progress.channel,
         code,
         detail,
-        len(progress.unsettled() - progress.leaving_ids),
+        len(progress.unsettled()),
     )
     if progress.unrecorded:
         try:
@@ -429,7 +432,10 @@ def _interrupted(
                     for o in progress.unrecorded.values()
                 ],
             )
-    unsent = sorted(progress.unsettled() - progress.leaving_ids - set(progress.unrecorded))
+    # The pace and the progress record fail before the request is written: the request being
+    # prepared did not leave either. After an answer that could not be written, it did.
+    in_flight = set() if code in NEVER_LEFT else progress.leaving_ids
+    unsent = sorted(progress.unsettled() - in_flight - set(progress.unrecorded))
     not_before = timezone.now() + timedelta(seconds=delay)
     try:
         moved = db_write_durably(

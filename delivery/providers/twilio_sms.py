@@ -98,15 +98,21 @@ class ClaimLost(Exception):
 
 
 class _PacedAdapter(HTTPAdapter):
-    def __init__(self, *, limiter: RateLimiter, gate: Callable[[], None]) -> None:
+    def __init__(
+        self, *, limiter: RateLimiter, gate: Callable[[], None], leaving: Callable[[], None]
+    ) -> None:
         super().__init__()
         self.limiter = limiter
         self.gate = gate
+        self.leaving = leaving
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        # The record that this request is leaving (a database write) comes before the pace's
+        # commit, so it never widens the stretch from the commit to the provider that the pace's
+        # margin covers; only a Redis round trip separates it from the request.
+        self.leaving()
         rate_limiter_commit(limiter=self.limiter)
-        # The commit may have waited: the last look at the recipient's clock is here, and the
-        # record that this request is leaving comes last, as close to the wire as it can be.
+        # The commit may have waited: the last look at the recipient's clock is here.
         self.gate()
         return super().send(request, *args, **kwargs)
 
@@ -236,7 +242,7 @@ class TwilioSmsSender:
         # so the twilio library's own work happens before it rather than inside the margin.
         session = getattr(client.http_client, "session", None)
         if isinstance(session, requests.Session):
-            adapter = _PacedAdapter(limiter=limiter, gate=self._adapter_gate)
+            adapter = _PacedAdapter(limiter=limiter, gate=self._quiet_gate, leaving=self._leaving)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         return _Lane(
@@ -372,11 +378,6 @@ class TwilioSmsSender:
         message = getattr(self._current, "message", None)
         if message is not None and _quiet_began(message):
             raise QuietHoursBegan(message.delivery_id)
-
-    def _adapter_gate(self) -> None:
-        """What the paced adapter runs after the pace's commit, right before writing."""
-        self._quiet_gate()
-        self._leaving()
 
     def _leaving(self) -> None:
         message = getattr(self._current, "message", None)

@@ -250,6 +250,43 @@ def test_redis_lost_mid_sms_chunk_keeps_what_was_sent_and_puts_the_untried_rest_
     assert all(nb is not None and nb > timezone.now() for nb in not_before)
 
 
+class _CommitDiesAfter(_PaceDiesAfter):
+    """Slots are still handed out, but Redis is gone by the commit right before the request."""
+
+    def reserve(self, *, max_wait_s: float) -> float | None:
+        return self.live.reserve(max_wait_s=max_wait_s)
+
+    def commit(self) -> float:
+        self.left -= 1
+        return self.live.commit() if self.left >= 0 else self.dead.commit()
+
+
+@pytest.mark.django_db
+def test_redis_lost_between_the_leaving_record_and_the_request_leaves_nothing_unknown(
+    twilio_fake: TwilioFake,
+    fast_limiter: RedisTokenBucket,
+    sms_sender: Callable[[Any], TwilioSmsSender],
+) -> None:
+    sms_sender(_CommitDiesAfter(fast_limiter, 2))
+    ids = _sms_rows(4)
+    enqueue_now(ids)
+    report = deliveries_send_chunk(channel="sms", ids=ids)
+    assert report.interrupted == "pace_unavailable"
+    assert len(recipients(twilio_fake)) == 2
+    # The third row was recorded as leaving, but the pace stopped it before it was written.
+    [claim] = DeliveryClaim.objects.all()
+    assert claim.leaving == [sorted(ids)[2]]
+    deliveries_sweep(send=lambda channel, chunk: None)  # the chunk expired its claim
+    rows = _rows(ids)
+    assert [rows[i][:2] for i in sorted(ids)] == [
+        (S.SENT, ""),
+        (S.SENT, ""),
+        (S.QUEUED, "pace_unavailable"),
+        (S.QUEUED, "pace_unavailable"),
+    ]
+    assert not DeliveryClaim.objects.exists()
+
+
 @pytest.mark.django_db
 def test_a_retry_that_cannot_be_queued_leaves_the_rows_queued_for_the_sweeper(
     fast_limiter: RedisTokenBucket,
