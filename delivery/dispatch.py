@@ -116,7 +116,7 @@ def interrupt_backoff_s(retries: int) -> float:
         settings.DELIVERY_INTERRUPT_BACKOFF_MAX_S,
         settings.DELIVERY_RETRY_BASE_S * 2 ** min(retries, 16),
     )
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security  # nosec B311
 
 
 class ChunkProgress:
@@ -611,7 +611,7 @@ def _defer(
     # Exponential back-off with full jitter, and at least what the provider asked for.
     backoff = settings.DELIVERY_RETRY_BASE_S * (2 ** max(attempt - 1, 0))
     asked = max(item.retry_after_s for item in items)
-    delay = max(asked, random.uniform(0, backoff))  # noqa: S311 - jitter, not security
+    delay = max(asked, random.uniform(0, backoff))  # noqa: S311 - jitter, not security  # nosec B311
     moved = deliveries_retry_later(
         ids=retry,
         not_before=timezone.now() + timedelta(seconds=delay),

@@ -65,7 +65,8 @@ def db_write_durably(
             )
             # Django opens a fresh connection on the next query.
             connection.close()
-            time.sleep(random.uniform(base_s / 2, base_s * 2 ** (attempt - 1)))  # noqa: S311 - jitter
+            pause = random.uniform(base_s / 2, base_s * 2 ** (attempt - 1))  # noqa: S311  # nosec B311 - jitter, not security
+            time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -141,7 +142,7 @@ def owned_send(url: str, *, queue: str | None = None) -> Callable[[str, list[int
 
     def send(channel: str, ids: list[int]) -> None:
         with app.connection_for_write(url) as conn:
-            options = {"queue": queue} if queue else {}
+            options: dict[str, Any] = {"queue": queue} if queue else {}
             app.send_task(CHUNK_TASKS[channel], args=[ids], connection=conn, **options)
 
     return send

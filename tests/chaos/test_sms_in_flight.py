@@ -174,7 +174,11 @@ def test_worker_database_connections_killed_after_sends_keep_every_answer_and_si
     deliveries_enqueue(ids=ids, send=owned_send(owned_redis.url))
     terminated = 0
     for threshold in (10, 25, 40):
-        eventually(lambda t=threshold: twilio_chaos.accepted >= t, timeout=120, interval=0.02)
+
+        def reached(at: int = threshold) -> bool:
+            return twilio_chaos.accepted >= at
+
+        eventually(reached, timeout=120, interval=0.02)
         terminated += backends_terminate()
     assert terminated >= 1
 

@@ -22,6 +22,8 @@ from django.conf import settings as django_settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from py_vapid import Vapid02
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from contacts.models import Channel
 from delivery import tasks
@@ -75,7 +77,9 @@ class _PaceDiesAfter:
         self.rate_per_s = live.rate_per_s
         self.live = live
         self.left = n
-        dead = redis.Redis(port=_closed_port(), socket_connect_timeout=0.5, retry=None)
+        dead = redis.Redis(
+            port=_closed_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
         self.dead = RedisTokenBucket(client=dead, key="gone", rate_per_s=live.rate_per_s)
 
     def reserve(self, *, max_wait_s: float) -> float | None:
@@ -308,7 +312,9 @@ def test_a_retry_that_cannot_be_queued_leaves_the_rows_queued_for_the_sweeper(
 
 
 def test_a_pace_that_cannot_reach_redis_says_so_instead_of_failing_the_chunk() -> None:
-    client = redis.Redis(port=_closed_port(), socket_connect_timeout=0.5, retry=None)
+    client = redis.Redis(
+        port=_closed_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
     bucket = RedisTokenBucket(client=client, key="k", rate_per_s=10)
     with pytest.raises(PaceUnavailable) as reserve:
         bucket.reserve(max_wait_s=1)
