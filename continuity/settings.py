@@ -525,8 +525,9 @@ DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", default=5, minimum=1)
 DELIVERY_RETRY_BASE_S = env_float("DELIVERY_RETRY_BASE_S", default=5.0, minimum=0.0)
 # A queued row untouched this long lost its task message: re-enqueue it.
 DELIVERY_QUEUED_STALE_S = env_int("DELIVERY_QUEUED_STALE_S", default=120, minimum=1)
-# A row still `sending` this long lost its worker mid-send: it becomes `unknown`. Longer than a
-# chunk can take (1,000 SMS at the configured pace included).
+# A row still `sending` this long with no claim (claimed before claims existed) lost its worker
+# mid-send: it becomes `unknown`. Rows with a claim are judged by its heartbeat instead
+# (DELIVERY_CLAIM_STALE_S below).
 DELIVERY_SENDING_STALE_S = env_int("DELIVERY_SENDING_STALE_S", default=900, minimum=1)
 DELIVERY_SWEEP_INTERVAL_S = env_int("DELIVERY_SWEEP_INTERVAL_S", default=30, minimum=1)
 DELIVERY_SWEEP_BATCH = env_int("DELIVERY_SWEEP_BATCH", default=50_000, minimum=1)

@@ -202,7 +202,7 @@ def test_the_sweeper_resolves_a_dead_chunk_in_seconds_and_leaves_a_slow_live_one
         # Each of these answers takes longer than the claim's stale threshold below: only the
         # heartbeat says this chunk is alive.
         slow_twilio.set_fault(mode="slow", delay_s=2.5)
-        live = sms_rows(4)
+        live = sms_rows(5)
         dead = sms_rows(150)
         slow_env = sms_env(worker_env=worker_env, redis_url=owned_redis.url, twilio=slow_twilio)
         fast_env = sms_env(worker_env=worker_env, redis_url=owned_redis.url, twilio=twilio_chaos)
