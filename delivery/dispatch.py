@@ -31,7 +31,6 @@ from delivery.claim import ClaimedDelivery, claimed_load, deliveries_claim
 from delivery.inflight import (
     DB_CONNECTION_ERRORS,
     ClaimHeartbeat,
-    claim_leaving,
     claim_open,
     claims_close,
     db_write_durably,
@@ -60,6 +59,7 @@ from delivery.ratelimit import PACE_UNAVAILABLE
 from delivery.senders import channel_content, channel_sender
 from delivery.states import DeliveryStatus
 from delivery.transitions import (
+    claim_leaving,
     deliveries_mark_sent,
     deliveries_requeue_unsent,
     deliveries_retry_later,
@@ -146,6 +146,8 @@ class ChunkProgress:
         self.lost = False
         # Answers that could not be written even after reconnecting (kept for one more try).
         self.unrecorded: dict[int, Outcome] = {}
+        # Answers handed to settle_later: written with the next leaving record, or by flush.
+        self.pending: list[Outcome] = []
 
     def loaded(self, claimed: Sequence[ClaimedDelivery]) -> None:
         self.claimed = {c.delivery_id: c for c in claimed}
@@ -153,16 +155,32 @@ class ChunkProgress:
 
     def leaving(self, delivery_ids: Sequence[int]) -> list[int]:
         ids = [i for i in delivery_ids if i in self.claimed_ids and i not in self.settled_ids]
+        # Answers waiting to be written go first: plain "sent" ones in the same statement as
+        # this record (one round trip per SMS), any other kind just before it.
+        sent, other = self._pending_split()
+        if other:
+            self.settled(other)
         if not ids or self.lost:
+            self.settled(list(sent.values()))
             return []
+        provider = next((o.provider for o in sent.values() if o.provider), self.provider)
         try:
-            kept = db_write_durably(
-                lambda: claim_leaving(claim_id=self.claim_id, delivery_ids=ids),
+            kept, moved = db_write_durably(
+                lambda: claim_leaving(
+                    claim_id=self.claim_id,
+                    delivery_ids=ids,
+                    sent={i: (o.provider_message_id, o.cost_units) for i, o in sent.items()},
+                    provider=provider,
+                ),
                 what="request leaving",
                 attempts=max(1, settings.DELIVERY_OUTCOME_WRITE_ATTEMPTS // 3),
             )
         except DB_CONNECTION_ERRORS as exc:
+            # The answers go with the rest of the chunk's unwritten ones (tried again once more).
+            self.unrecorded.update(sent)
             raise SendInterrupted(PROGRESS_UNAVAILABLE, f"{type(exc).__name__}: {exc}") from exc
+        self.settled_ids.update(sent)
+        self.report.sent += len(moved)
         if not kept:
             self.lost = True
             logger.warning(
@@ -173,6 +191,22 @@ class ChunkProgress:
         # The previous request's answers are written by now: only these are in flight.
         self.leaving_ids = set(ids)
         return ids
+
+    def settle_later(self, outcomes: Sequence[Outcome]) -> None:
+        self.pending.extend(outcomes)
+
+    def flush(self) -> None:
+        sent, other = self._pending_split()
+        self.settled([*sent.values(), *other])
+
+    def _pending_split(self) -> tuple[dict[int, Sent], list[Outcome]]:
+        """Take the pending answers: plain sends of one provider (by id), and the rest."""
+        pending, self.pending = self.pending, []
+        fresh = [o for o in pending if o.delivery_id not in self.settled_ids]
+        sent = {o.delivery_id: o for o in fresh if isinstance(o, Sent)}
+        if len({o.provider or self.provider for o in sent.values()}) > 1:
+            return {}, fresh
+        return sent, [o for o in fresh if not isinstance(o, Sent)]
 
     def unsettled(self) -> set[int]:
         return self.claimed_ids - self.settled_ids
@@ -200,19 +234,20 @@ class ChunkProgress:
         self.report.add(counts)
 
     def _record(self, outcomes: Sequence[Outcome]) -> ChunkReport:
-        # One transaction, so a try cut off by a dropped connection leaves nothing half-written
-        # and the next try starts clean (its guarded statements skip what did commit).
+        # No transaction around the whole: each write is atomic on its own and guarded by the
+        # status and the claim, so a try cut off by a dropped connection is simply made again and
+        # skips what did commit. (A wrapping transaction would turn each write's own transaction
+        # into a savepoint: two more round trips per SMS.)
         counts = ChunkReport(channel=self.channel)
-        with transaction.atomic():
-            _outcomes_record(
-                outcomes=outcomes,
-                claimed=self.claimed,
-                channel=self.channel,
-                provider=self.provider,
-                report=counts,
-                quiet=self.quiet,
-                claim_id=self.claim_id,
-            )
+        _outcomes_record(
+            outcomes=outcomes,
+            claimed=self.claimed,
+            channel=self.channel,
+            provider=self.provider,
+            report=counts,
+            quiet=self.quiet,
+            claim_id=self.claim_id,
+        )
         return counts
 
 
@@ -419,6 +454,10 @@ def _interrupted(
         detail,
         len(progress.unsettled()),
     )
+    # Answers already in hand (handed over to be written with the next request, or whose write
+    # failed) are kept whatever happens next: those requests did leave.
+    progress.unrecorded.update({o.delivery_id: o for o in progress.pending})
+    progress.pending = []
     if progress.unrecorded:
         try:
             progress.settled(list(progress.unrecorded.values()))

@@ -20,7 +20,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TypeVar
 
@@ -84,22 +84,6 @@ def claim_open(*, workspace_id: int, channel: str) -> int:
         heartbeat_at=now,
     )
     return claim.pk
-
-
-def claim_leaving(*, claim_id: int, delivery_ids: Sequence[int]) -> bool:
-    """Record that the request for these deliveries is about to leave: one UPDATE of the claim
-    row. False when the claim is gone: the sweeper judged the chunk dead and took its rows back,
-    so nothing more may be sent under it.
-
-    The sweeper resolves a claim holding its row lock, so this write and that resolution are
-    ordered: either the sweeper sees these ids as leaving (they become `unknown`, and the answer
-    that follows settles them), or this finds the claim gone and nothing is sent.
-    """
-    return bool(
-        DeliveryClaim.objects.filter(pk=claim_id).update(
-            leaving=list(delivery_ids), heartbeat_at=timezone.now()
-        )
-    )
 
 
 def claims_close(*, claim_ids: Iterable[int], clean: bool) -> None:

@@ -7,7 +7,8 @@ simply not returned: callers see which ids moved.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from continuity.sql import sql_any_of
-from delivery.models import Delivery, DeliveryEvent
+from delivery.models import Delivery, DeliveryClaim, DeliveryEvent
 from delivery.states import ALLOWED_FROM, RETRY_FROM, TIMESTAMP_FIELD, DeliveryStatus
 
 
@@ -120,8 +121,29 @@ def deliveries_mark_sent(
     """
     if not provider_ids:
         return []
+    ctes, params = mark_sent_ctes(
+        provider_ids=provider_ids, provider=provider, cost_units=cost_units, claim_id=claim_id
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {ctes} SELECT id FROM moved", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def mark_sent_ctes(
+    *,
+    provider_ids: Mapping[int, str],
+    provider: str,
+    cost_units: Mapping[int, int],
+    claim_id: int | None = None,
+) -> tuple[str, list[Any]]:
+    """The WITH items of deliveries_mark_sent: `moved` holds the ids of the rows it moved.
+
+    Separate so that the chunk's progress record can write an answer and the next request's
+    "leaving" in one statement (delivery/inflight.py).
+    """
     now = timezone.now()
     table = connection.ops.quote_name(Delivery._meta.db_table)
+    events = connection.ops.quote_name(DeliveryEvent._meta.db_table)
     ids = list(provider_ids)
     pids = [provider_ids[i] for i in ids]
     costs = [cost_units.get(i, 1) for i in ids]
@@ -137,19 +159,21 @@ def deliveries_mark_sent(
     if claim_id is not None:
         guard = f"{table}.status IN (%s, %s) AND {table}.claim_id = %s"
         guard_params = [DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN, claim_id]
-    sql = (
-        f"WITH v(id, pid, cost) AS ({source}) "
-        f"UPDATE {table} SET status = %s, sent_at = %s, updated_at = %s, provider = %s, "
+    # The timeline rows are written by the same statement (a data-modifying WITH item): one round
+    # trip and one atomic statement, which matters when a paced SMS chunk records each answer as
+    # it comes rather than a thousand at the end.
+    ctes = (
+        f"v(id, pid, cost) AS ({source}), "
+        f"moved AS (UPDATE {table} SET status = %s, sent_at = %s, updated_at = %s, provider = %s, "
         f"error_code = '', error_text = '', provider_message_id = v.pid, cost_units = v.cost "
-        f"FROM v WHERE {table}.id = v.id AND {guard} RETURNING {table}.id"
+        f"FROM v WHERE {table}.id = v.id AND {guard} "
+        f"RETURNING {table}.id, {table}.workspace_id), "
+        f"timeline AS (INSERT INTO {events} (workspace_id, delivery_id, status, occurred_at, "
+        f"detail) SELECT workspace_id, id, %s, %s, %s FROM moved)"
     )
     params += [DeliveryStatus.SENT, now, now, provider, *guard_params]
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            moved = [row[0] for row in cursor.fetchall()]
-        _events_append(ids=moved, status=DeliveryStatus.SENT, at=now, detail=provider)
-    return moved
+    params += [DeliveryStatus.SENT, now, provider[:500]]
+    return ctes, params
 
 
 def deliveries_requeue_unsent(
@@ -198,6 +222,51 @@ def deliveries_requeue_unsent(
             ids=moved, status=DeliveryStatus.QUEUED, at=now, detail=f"retry: {error_code}"
         )
     return moved
+
+
+def claim_leaving(
+    *,
+    claim_id: int,
+    delivery_ids: Sequence[int],
+    sent: Mapping[int, tuple[str, int]] | None = None,
+    provider: str = "",
+) -> tuple[bool, list[int]]:
+    """Record that the request for these deliveries is about to leave, in one UPDATE of the
+    claim row; with `sent` (delivery id -> (provider id, cost)), the previous request's answers
+    are written by the same statement. Returns (claim still held, rows moved to sent).
+
+    False when the claim is gone: the sweeper judged the chunk dead and took its rows back, so
+    nothing more may be sent under it (answers are still written: they are guarded by the claim
+    on the rows, which the sweeper leaves on those it calls unknown). The sweeper resolves a
+    claim holding its row lock, so this write and that resolution are ordered: either the sweeper
+    sees these ids as leaving (they become `unknown`, and the answer that follows settles them),
+    or this finds the claim gone and nothing is sent.
+    """
+    table = connection.ops.quote_name(DeliveryClaim._meta.db_table)
+    leaving = f"UPDATE {table} SET leaving = %s::jsonb, heartbeat_at = %s WHERE id = %s"
+    leaving_params: list[Any] = [
+        json.dumps([int(i) for i in delivery_ids]),
+        timezone.now(),
+        claim_id,
+    ]
+    # Plain SQL, once per SMS between two slots of the pace: the ORM's query building showed.
+    with connection.cursor() as cursor:
+        if not sent:
+            cursor.execute(leaving, leaving_params)
+            return cursor.rowcount == 1, []
+        ctes, params = mark_sent_ctes(
+            provider_ids={i: pid for i, (pid, _) in sent.items()},
+            provider=provider,
+            cost_units={i: cost for i, (_, cost) in sent.items()},
+            claim_id=claim_id,
+        )
+        cursor.execute(
+            f"WITH {ctes}, held AS ({leaving} RETURNING id) "
+            f"SELECT (SELECT count(*) FROM held), array(SELECT id FROM moved)",
+            [*params, *leaving_params],
+        )
+        kept, moved = cursor.fetchone()
+        return kept == 1, list(moved)
 
 
 def _events_append(*, ids: Iterable[int], status: str, at: datetime, detail: str) -> None:

@@ -8,7 +8,11 @@ that makes many requests tells its caller, through a ``SendProgress``:
   row back from a chunk it believed dead). Only a row recorded as leaving can become `unknown`
   when its worker is lost; every other claimed row goes back to the queue.
 - ``settled(outcomes)`` as soon as answers are known, so a provider id is written while the
-  chunk is still running, not only at its end.
+  chunk is still running, not only at its end. A sender that makes one request at a time (SMS)
+  may use ``settle_later(outcomes)`` instead: the answers are then written together with the
+  next ``leaving`` record (one round trip for both), or by ``flush()``, which it calls before it
+  waits for anything (a slot of the pace, a back-off). Either way an answer is written before
+  the next request leaves, and before the sender sits idle.
 
 Either may raise ``SendInterrupted``: something the send depends on failed before the next
 request left (the pace in Redis, the progress record in PostgreSQL). The sender stops there and
@@ -45,6 +49,14 @@ class SendProgress(Protocol):
         """Record these answers now. Raises SendInterrupted if they cannot be written."""
         ...
 
+    def settle_later(self, outcomes: Sequence[Outcome]) -> None:
+        """Record these answers with the next ``leaving`` record, or at ``flush()``."""
+        ...
+
+    def flush(self) -> None:
+        """Write the answers handed to ``settle_later`` now."""
+        ...
+
 
 class NoProgress:
     """For callers that only want the outcomes list (tests, benchmarks, the sandbox)."""
@@ -53,6 +65,12 @@ class NoProgress:
         return list(delivery_ids)
 
     def settled(self, outcomes: Sequence[Outcome]) -> None:
+        return None
+
+    def settle_later(self, outcomes: Sequence[Outcome]) -> None:
+        return None
+
+    def flush(self) -> None:
         return None
 
 

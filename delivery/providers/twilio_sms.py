@@ -324,11 +324,13 @@ class TwilioSmsSender:
             paced_out = isinstance(outcome, Deferred) and outcome.code == "rate_limited"
             outcomes.extend(unsent)
             outcomes.append(outcome)
-            # Written before the next slot is taken: a kill from here on cannot lose this answer.
-            progress.settled([*unsent, outcome])
+            # Written with the next request's "leaving" record, or before any wait for its slot
+            # (`_wait`): never left unwritten while this process sits idle or sends again.
+            progress.settle_later([*unsent, outcome])
             unsent = []
         outcomes.extend(unsent)
-        progress.settled(unsent)
+        progress.settle_later(unsent)
+        progress.flush()
         order = {m.delivery_id: i for i, m in enumerate(messages)}
         return sorted(outcomes, key=lambda o: order[o.delivery_id])
 
@@ -342,11 +344,12 @@ class TwilioSmsSender:
                 wait = backoff_s(attempt)
                 if isinstance(last, ProviderThrottled):
                     wait = max(wait, last.retry_after_s)
-                self.sleep(wait)
+                self._wait(wait)
             if not rate_limiter_acquire(
                 limiter=lane.limiter,
                 max_wait_s=self.max_wait_s,
                 commit=not lane.commit_in_adapter,
+                sleep=self._wait,
             ):
                 return Deferred(message.delivery_id, "rate_limited", "pace is full",
                                 self.max_wait_s)  # fmt: skip
@@ -373,6 +376,16 @@ class TwilioSmsSender:
             return Sent(message.delivery_id, sid, self.provider, cost_units=segments)
         assert last is not None  # noqa: S101 - the loop ran at least once and only retries set it
         return outcome_for_error(message.delivery_id, last)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, but first write the answers still pending: a kill while waiting (most of a
+        paced chunk's time) then finds every answer so far recorded."""
+        started = time.monotonic()
+        progress: SendProgress = getattr(self._current, "progress", NO_PROGRESS)
+        progress.flush()
+        left = seconds - (time.monotonic() - started)
+        if left > 0:
+            self.sleep(left)
 
     def _quiet_gate(self) -> None:
         message = getattr(self._current, "message", None)

@@ -20,6 +20,7 @@ import redis
 from celery.exceptions import Reject
 from django.conf import settings as django_settings
 from django.db import OperationalError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from py_vapid import Vapid02
 from redis.backoff import NoBackoff
@@ -29,14 +30,8 @@ from contacts.models import Channel
 from delivery import tasks
 from delivery.claim import deliveries_claim
 from delivery.dispatch import ChunkProgress, ChunkReport, deliveries_send_chunk
-from delivery.inflight import (
-    ClaimHeartbeat,
-    claim_leaving,
-    claim_open,
-    claims_close,
-    db_write_durably,
-)
-from delivery.models import Delivery, DeliveryClaim
+from delivery.inflight import ClaimHeartbeat, claim_open, claims_close, db_write_durably
+from delivery.models import Delivery, DeliveryClaim, DeliveryEvent
 from delivery.providers.base import (
     OutboundMessage,
     Outcome,
@@ -49,6 +44,7 @@ from delivery.providers.webpush import WebPushSender
 from delivery.ratelimit import PaceUnavailable, RedisTokenBucket
 from delivery.states import DeliveryStatus as S
 from delivery.sweeper import deliveries_sweep
+from delivery.transitions import claim_leaving
 from sandbox.push import PushServiceFake
 from sandbox.sendgrid import SendGridFake
 from sandbox.twilio import TwilioFake
@@ -106,6 +102,13 @@ class _Recording:
         if outcomes:
             self.calls.append(("settled", [o.delivery_id for o in outcomes], self.received()))
 
+    def settle_later(self, outcomes: Sequence[Outcome]) -> None:
+        if outcomes:
+            self.calls.append(("later", [o.delivery_id for o in outcomes], self.received()))
+
+    def flush(self) -> None:
+        return None
+
 
 def _sms_rows(n: int) -> list[int]:
     message = make_message()
@@ -149,14 +152,63 @@ def test_each_sms_is_recorded_as_leaving_before_its_request_and_answered_before_
         content=SmsContent(text="Hello"), messages=messages, progress=progress
     )
     assert [o.delivery_id for o in outcomes] == [1, 2, 3]
+    # Each answer is handed over before the next request is recorded as leaving (which writes
+    # it in the same statement) and before the next one leaves.
     assert progress.calls == [
         ("leaving", [1], 0),
-        ("settled", [1], 1),
+        ("later", [1], 1),
         ("leaving", [2], 1),
-        ("settled", [2], 2),
+        ("later", [2], 2),
         ("leaving", [3], 2),
-        ("settled", [3], 3),
+        ("later", [3], 3),
     ]
+
+
+class _NoPace:
+    rate_per_s = float("inf")
+
+    def reserve(self, *, max_wait_s: float) -> float | None:
+        return 0.0
+
+    def commit(self) -> float:
+        return 0.0
+
+
+class _AnswersSeenAtEachRequest(ChunkProgress):
+    """Notes which rows are `sent` in the database each time a request is about to leave."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seen: list[list[int]] = []
+
+    def leaving(self, delivery_ids: Sequence[int]) -> list[int]:
+        ours = super().leaving(delivery_ids)
+        sent = Delivery.objects.filter(id__in=self.claimed_ids, status=S.SENT)
+        self.seen.append(sorted(sent.values_list("id", flat=True)))
+        return ours
+
+
+@pytest.mark.django_db
+def test_each_sms_answer_is_in_the_database_before_the_next_request_in_one_statement_each(
+    twilio_fake: TwilioFake,
+) -> None:
+    claim_id, ids = _claimed(4, heartbeat_age_s=0)
+    progress = _AnswersSeenAtEachRequest(
+        claim_id=claim_id, claimed_ids=ids, channel="sms", report=ChunkReport("sms"), quiet=None
+    )
+    phones = dict(Delivery.objects.filter(id__in=ids).values_list("id", "contact__phone"))
+    messages = [OutboundMessage(delivery_id=i, to=str(phones[i])) for i in ids]
+    sender = twilio_sender(twilio_fake, limiter=_NoPace())
+    with CaptureQueriesContext(connection) as queries:
+        sender.send_batch(content=SmsContent(text="Hi"), messages=messages, progress=progress)
+    assert progress.seen == [[], ids[:1], ids[:2], ids[:3]]
+    # One statement per SMS (its "leaving" record carrying the previous answer), and the last
+    # answer on its own.
+    writes = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith("SELECT")]
+    assert len(writes) == len(ids) + 1
+    sids = {m.to: m.sid for m in twilio_fake.messages}
+    assert _rows(ids) == {i: (S.SENT, "", 1, sids[str(phones[i])]) for i in ids}
+    assert progress.report.sent == len(ids)
 
 
 def test_each_email_request_is_recorded_as_leaving_and_answered_on_its_own(
@@ -413,7 +465,7 @@ def _claimed(n: int, *, heartbeat_age_s: float) -> tuple[int, list[int]]:
 @pytest.mark.django_db
 def test_the_sweeper_leaves_a_slow_live_chunk_alone_however_long_it_has_been_sending() -> None:
     claim_id, ids = _claimed(3, heartbeat_age_s=5)
-    assert claim_leaving(claim_id=claim_id, delivery_ids=ids[:1])
+    assert claim_leaving(claim_id=claim_id, delivery_ids=ids[:1]) == (True, [])
     DeliveryClaim.objects.filter(pk=claim_id).update(
         heartbeat_at=timezone.now() - timedelta(seconds=5)
     )
@@ -455,8 +507,8 @@ def test_a_dead_chunk_is_resolved_untried_rows_requeued_and_only_the_one_in_flig
 class _SweptAfterFirstAnswer(ChunkProgress):
     """The sweeper judges the chunk dead (its heartbeat stalled) right after its first answer."""
 
-    def settled(self, outcomes: Sequence[Outcome]) -> None:
-        super().settled(outcomes)
+    def settle_later(self, outcomes: Sequence[Outcome]) -> None:
+        super().settle_later(outcomes)
         if outcomes and not getattr(self, "swept", False):
             self.swept = True
             DeliveryClaim.objects.filter(pk=self.claim_id).update(
@@ -494,7 +546,7 @@ def test_a_chunk_whose_claim_the_sweeper_took_back_sends_nothing_more(
 @pytest.mark.django_db
 def test_an_answer_that_comes_after_the_sweeper_gave_up_still_settles_the_row() -> None:
     claim_id, ids = _claimed(1, heartbeat_age_s=0)
-    assert claim_leaving(claim_id=claim_id, delivery_ids=ids)
+    assert claim_leaving(claim_id=claim_id, delivery_ids=ids) == (True, [])
     # The worker was only slow: its heartbeat stopped for longer than the threshold.
     DeliveryClaim.objects.filter(pk=claim_id).update(
         heartbeat_at=timezone.now() - timedelta(seconds=django_settings.DELIVERY_CLAIM_STALE_S + 5)
@@ -534,8 +586,19 @@ def test_recording_a_request_leaving_is_one_small_write_however_many_recipients(
     # Once per SMS, per email request of 1,000 recipients, per push window: on the hot path.
     claim_id, ids = _claimed(3, heartbeat_age_s=0)
     with django_assert_num_queries(1) as queries:
-        assert claim_leaving(claim_id=claim_id, delivery_ids=ids)
+        assert claim_leaving(claim_id=claim_id, delivery_ids=ids) == (True, [])
     assert queries.captured_queries[0]["sql"].startswith('UPDATE "delivery_deliveryclaim"')
     assert DeliveryClaim.objects.get(pk=claim_id).leaving == ids
+    # The next request's record carries the previous answer, still one statement.
+    with django_assert_num_queries(1):
+        kept, moved = claim_leaving(
+            claim_id=claim_id,
+            delivery_ids=ids[1:2],
+            sent={ids[0]: ("SM" + "b" * 32, 2)},
+            provider="twilio",
+        )
+    assert (kept, moved) == (True, ids[:1])
+    assert _rows(ids)[ids[0]] == (S.SENT, "", 1, "SM" + "b" * 32)
+    assert DeliveryEvent.objects.filter(delivery_id=ids[0], status=S.SENT).count() == 1
     DeliveryClaim.objects.filter(pk=claim_id).delete()
-    assert not claim_leaving(claim_id=claim_id, delivery_ids=ids)
+    assert claim_leaving(claim_id=claim_id, delivery_ids=ids) == (False, [])
