@@ -177,15 +177,17 @@ class WebPushSender:
         as leaving before its first request and its answers right after its last, on one event
         loop (and its connection pools) for the whole batch. The records are synchronous ORM
         writes, so they run between windows, while no loop is running in this thread."""
-        progress = progress or NO_PROGRESS
         if content.credentials_error:
             return outcomes_credentials_unreadable(messages, content.credentials_error)
+        # Without a progress record there is nothing to wait for between windows.
+        size = self.window if progress is not None else max(len(messages), 1)
+        progress = progress or NO_PROGRESS
         outcomes: list[Outcome] = []
         with asyncio.Runner() as runner:
             sessions: dict[str, aiohttp.ClientSession] = {}
             try:
-                for start in range(0, len(messages), self.window):
-                    window = messages[start : start + self.window]
+                for start in range(0, len(messages), size):
+                    window = messages[start : start + size]
                     ours = set(progress.leaving([m.delivery_id for m in window]))
                     lost: list[Outcome] = [
                         Deferred(m.delivery_id, CLAIM_LOST, CLAIM_LOST_TEXT)
