@@ -344,7 +344,9 @@ class TwilioSmsSender:
                 wait = backoff_s(attempt)
                 if isinstance(last, ProviderThrottled):
                     wait = max(wait, last.retry_after_s)
-                self._wait(wait)
+                # The whole back-off after the answers are written: never shorter than asked.
+                self._flush()
+                self.sleep(wait)
             if not rate_limiter_acquire(
                 limiter=lane.limiter,
                 max_wait_s=self.max_wait_s,
@@ -378,14 +380,18 @@ class TwilioSmsSender:
         return outcome_for_error(message.delivery_id, last)
 
     def _wait(self, seconds: float) -> None:
-        """Sleep, but first write the answers still pending: a kill while waiting (most of a
-        paced chunk's time) then finds every answer so far recorded."""
+        """Wait for a slot of the pace, but first write the answers still pending: a kill while
+        waiting (most of a paced chunk's time) then finds every answer so far recorded. The
+        write's time counts towards the wait, so the slot is kept."""
         started = time.monotonic()
-        progress: SendProgress = getattr(self._current, "progress", NO_PROGRESS)
-        progress.flush()
+        self._flush()
         left = seconds - (time.monotonic() - started)
         if left > 0:
-            self.sleep(left)
+            time.sleep(left)
+
+    def _flush(self) -> None:
+        progress: SendProgress = getattr(self._current, "progress", NO_PROGRESS)
+        progress.flush()
 
     def _quiet_gate(self) -> None:
         message = getattr(self._current, "message", None)
