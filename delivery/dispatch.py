@@ -158,8 +158,11 @@ class ChunkProgress:
         # Answers waiting to be written go first: plain "sent" ones in the same statement as
         # this record (one round trip per SMS), any other kind just before it.
         sent, other = self._pending_split()
-        if other:
+        try:
             self.settled(other)
+        except SendInterrupted:
+            self.unrecorded.update(sent)
+            raise
         if not ids or self.lost:
             self.settled(list(sent.values()))
             return []

@@ -310,7 +310,13 @@ class TwilioSmsSender:
         # Answers that involved no request wait and are recorded with the next one that did.
         unsent: list[Outcome] = []
         paced_out = False
+        claim_lost = False
         for message in messages:
+            if claim_lost:
+                # The chunk's claim was taken back: none of the rest is ours, and taking slots
+                # of the shared pace for them would only slow every other sender down.
+                unsent.append(Deferred(message.delivery_id, CLAIM_LOST, CLAIM_LOST_TEXT))
+                continue
             if _quiet_began(message):
                 unsent.append(_quiet_deferred(message))
                 continue
@@ -322,6 +328,7 @@ class TwilioSmsSender:
             text = render(message.merge_fields).strip()
             outcome = self._send_one(lane, callback, message, text)
             paced_out = isinstance(outcome, Deferred) and outcome.code == "rate_limited"
+            claim_lost = isinstance(outcome, Deferred) and outcome.code == CLAIM_LOST
             outcomes.extend(unsent)
             outcomes.append(outcome)
             # Written with the next request's "leaving" record, or before any wait for its slot

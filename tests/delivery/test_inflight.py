@@ -504,6 +504,22 @@ def test_a_dead_chunk_is_resolved_untried_rows_requeued_and_only_the_one_in_flig
     assert not DeliveryClaim.objects.filter(pk=claim_id).exists()
 
 
+class _Counting:
+    """The shared pace, counting the slots taken."""
+
+    def __init__(self, live: RedisTokenBucket) -> None:
+        self.live = live
+        self.rate_per_s = live.rate_per_s
+        self.reserved = 0
+
+    def reserve(self, *, max_wait_s: float) -> float | None:
+        self.reserved += 1
+        return self.live.reserve(max_wait_s=max_wait_s)
+
+    def commit(self) -> float:
+        return self.live.commit()
+
+
 class _SweptAfterFirstAnswer(ChunkProgress):
     """The sweeper judges the chunk dead (its heartbeat stalled) right after its first answer."""
 
@@ -528,11 +544,14 @@ def test_a_chunk_whose_claim_the_sweeper_took_back_sends_nothing_more(
     )
     phones = dict(Delivery.objects.filter(id__in=ids).values_list("id", "contact__phone"))
     messages = [OutboundMessage(delivery_id=i, to=str(phones[i])) for i in ids]
-    sender = twilio_sender(twilio_fake, limiter=fast_limiter)
+    pace = _Counting(fast_limiter)
+    sender = twilio_sender(twilio_fake, limiter=pace)
     progress.settled(
         sender.send_batch(content=SmsContent(text="Hi"), messages=messages, progress=progress)
     )
     assert recipients(twilio_fake) == [str(phones[ids[0]])]
+    # The second message found the claim gone; the third took no slot of the shared pace.
+    assert pace.reserved == 2
     rows = _rows(ids)
     assert [rows[i][:3] for i in ids] == [
         (S.SENT, "", 1),
