@@ -762,11 +762,30 @@ DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", default=5, minimum=1)
 DELIVERY_RETRY_BASE_S = env_float("DELIVERY_RETRY_BASE_S", default=5.0, minimum=0.0)
 # A queued row untouched this long lost its task message: re-enqueue it.
 DELIVERY_QUEUED_STALE_S = env_int("DELIVERY_QUEUED_STALE_S", default=120, minimum=1)
-# A row still `sending` this long lost its worker mid-send: it becomes `unknown`. Longer than a
-# chunk can take (1,000 SMS at the configured pace included).
+# A row still `sending` this long with no claim (claimed before claims existed) lost its worker
+# mid-send: it becomes `unknown`. Rows with a claim are judged by its heartbeat instead
+# (DELIVERY_CLAIM_STALE_S below).
 DELIVERY_SENDING_STALE_S = env_int("DELIVERY_SENDING_STALE_S", default=900, minimum=1)
 DELIVERY_SWEEP_INTERVAL_S = env_int("DELIVERY_SWEEP_INTERVAL_S", default=30, minimum=1)
 DELIVERY_SWEEP_BATCH = env_int("DELIVERY_SWEEP_BATCH", default=50_000, minimum=1)
+
+# In flight and unknown (issue 16, docs/delivery.md "In flight and unknown").
+# A chunk's worker refreshes its claim rows this often while it sends...
+DELIVERY_CLAIM_HEARTBEAT_S = env_float("DELIVERY_CLAIM_HEARTBEAT_S", default=10.0, minimum=0.1)
+# ...and a `sending` row whose claim is older than this (or gone) lost its worker: the sweeper
+# requeues it if no request left for it, or marks it `unknown` if one may have. Several heartbeats,
+# so a busy machine or a short database blip never makes a live chunk look dead.
+DELIVERY_CLAIM_STALE_S = env_float("DELIVERY_CLAIM_STALE_S", default=45.0, minimum=0.5)
+# Pushes recorded as leaving at once (the most a lost worker can leave `unknown`).
+DELIVERY_PUSH_PROGRESS_WINDOW = env_int("DELIVERY_PUSH_PROGRESS_WINDOW", default=128, minimum=1)
+# Tries (reconnecting in between) to write a progress record or a provider's answer before the
+# chunk stops; answers get this many, the "request leaving" record before a send a third of them.
+DELIVERY_OUTCOME_WRITE_ATTEMPTS = env_int("DELIVERY_OUTCOME_WRITE_ATTEMPTS", default=6, minimum=1)
+# A chunk stopped by Redis or PostgreSQL before its requests left is retried after an exponential
+# back-off (DELIVERY_RETRY_BASE_S doubling per retry, full jitter) capped here.
+DELIVERY_INTERRUPT_BACKOFF_MAX_S = env_float(
+    "DELIVERY_INTERRUPT_BACKOFF_MAX_S", default=300.0, minimum=0.0
+)
 
 # Social publishers.
 # Base URLs are settings so tests, benchmarks and the demo point them at the loopback fakes.

@@ -58,9 +58,16 @@ def _merge_fields(contact: dict[str, object]) -> dict[str, str]:
 
 
 def deliveries_claim(
-    *, ids: Iterable[int], channel: str, purpose: str, quiet: QuietRules | None = None
+    *,
+    ids: Iterable[int],
+    channel: str,
+    purpose: str,
+    quiet: QuietRules | None = None,
+    claim_id: int | None = None,
 ) -> list[int]:
     """queued -> sending for the due rows whose contact still allows the channel; returns them.
+
+    The rows point at `claim_id`: the chunk's DeliveryClaim, kept fresh by its worker's heartbeat.
 
     `quiet` are the quiet hours of the rows' workspace (None: the install's), checked again here
     since a contact's evening may have begun since the rows were planned.
@@ -84,7 +91,8 @@ def deliveries_claim(
         f"WITH todo AS MATERIALIZED (SELECT id, contact_id FROM {table} WHERE {id_match} "
         f"AND channel = %s AND status = %s AND (not_before IS NULL OR not_before <= %s)), "
         f"ok AS MATERIALIZED (SELECT todo.id FROM todo WHERE todo.contact_id IN ({allowed_sql})) "
-        f"UPDATE {table} SET status = %s, attempt = attempt + 1, sending_at = %s, updated_at = %s "
+        f"UPDATE {table} SET status = %s, attempt = attempt + 1, sending_at = %s, updated_at = %s, "
+        f"claim_id = %s "
         f"WHERE id IN (SELECT id FROM ok) AND status = %s RETURNING id"
     )
     params = [
@@ -96,6 +104,7 @@ def deliveries_claim(
         DeliveryStatus.SENDING,
         now,
         now,
+        claim_id,
         DeliveryStatus.QUEUED,
     ]
     with transaction.atomic():

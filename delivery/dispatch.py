@@ -1,8 +1,14 @@
 """Sending deliveries: release planned rows to the queue, then send claimed chunks per channel.
 
 Tasks carry delivery ids only (at most DELIVERY_CHUNK_SIZE per task and channel). A chunk task
-claims its rows, asks the channel's sender for one outcome per row, and records the outcomes in a
-few bulk statements. Nothing here retries a send whose outcome is unknown.
+claims its rows under a DeliveryClaim kept fresh by a heartbeat (delivery/inflight.py), asks the
+channel's sender for one outcome per row, and records progress as the sender goes: each request
+is recorded as leaving right before it is made, and its answer as soon as it comes (per message
+for SMS, per request for email, per window for push). Nothing here retries a send whose outcome
+is unknown, and only a row recorded as leaving can become unknown.
+
+When Redis (the SMS pace) or PostgreSQL fails before the next request leaves, the chunk stops:
+its rows that never left go back to the queue with a back-off and the task retries them.
 """
 
 from __future__ import annotations
@@ -22,6 +28,13 @@ from django.utils import timezone
 
 from contacts.models import Channel, SuppressionReason
 from delivery.claim import ClaimedDelivery, claimed_load, deliveries_claim
+from delivery.inflight import (
+    DB_CONNECTION_ERRORS,
+    ClaimHeartbeat,
+    claim_open,
+    claims_close,
+    db_write_durably,
+)
 from delivery.models import Delivery, Message
 from delivery.providers.base import (
     Deferred,
@@ -34,6 +47,7 @@ from delivery.providers.base import (
     SuppressReason,
     Unknown,
 )
+from delivery.providers.progress import CLAIM_LOST, SendInterrupted
 from delivery.quiet_hours import (
     QUIET_HOURS_CODE,
     QuietRules,
@@ -41,10 +55,13 @@ from delivery.quiet_hours import (
     quiet_hours_starts,
     quiet_rules,
 )
+from delivery.ratelimit import PACE_UNAVAILABLE
 from delivery.senders import channel_content, channel_sender
 from delivery.states import DeliveryStatus
 from delivery.transitions import (
+    claim_leaving,
     deliveries_mark_sent,
+    deliveries_requeue_unsent,
     deliveries_retry_later,
     deliveries_transition,
 )
@@ -70,6 +87,171 @@ class ChunkReport:
     quiet_deferred: int = 0
     retry_ids: list[int] = field(default_factory=list)
     retry_after_s: float = 0.0
+    # Set when Redis or PostgreSQL stopped the chunk before its next request left: the code, and
+    # how many claimed rows went back to the queue untried.
+    interrupted: str = ""
+    requeued: int = 0
+
+    def add(self, other: ChunkReport) -> None:
+        for name in ("sent", "failed", "unknown", "suppressed", "deferred", "quiet_deferred"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.retry_ids.extend(other.retry_ids)
+        self.retry_after_s = max(self.retry_after_s, other.retry_after_s)
+
+
+# Failures of what a send depends on, before its next request left. SendInterrupted: the pace
+# (Redis) or a progress record (PostgreSQL) from inside the sender; a connection error: PostgreSQL
+# between the claim and the first request (loading the rows, the content, the links).
+INTERRUPTIONS = (SendInterrupted, *DB_CONNECTION_ERRORS)
+DATABASE_UNAVAILABLE = "database_unavailable"
+PROGRESS_UNAVAILABLE = "progress_unavailable"
+OUTCOME_UNRECORDED = "outcome_unrecorded"
+# Interruptions raised before the request being prepared was written.
+NEVER_LEFT = frozenset({PACE_UNAVAILABLE, PROGRESS_UNAVAILABLE, DATABASE_UNAVAILABLE})
+
+
+def interrupt_backoff_s(retries: int) -> float:
+    """How long a chunk stopped by Redis or PostgreSQL waits: doubling per retry, jittered."""
+    ceiling = min(
+        settings.DELIVERY_INTERRUPT_BACKOFF_MAX_S,
+        settings.DELIVERY_RETRY_BASE_S * 2 ** min(retries, 16),
+    )
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security  # nosec B311
+
+
+class ChunkProgress:
+    """Where a sender's progress goes: PostgreSQL, written at once, retried over a reconnect,
+    and guarded by the chunk's claim (a row the sweeper took back is never written to)."""
+
+    def __init__(
+        self,
+        *,
+        claim_id: int,
+        claimed_ids: Iterable[int],
+        channel: str,
+        report: ChunkReport,
+        quiet: QuietRules | None,
+    ) -> None:
+        self.claim_id = claim_id
+        self.channel = channel
+        self.provider = channel
+        self.report = report
+        self.quiet = quiet
+        self.claimed_ids: set[int] = set(claimed_ids)
+        self.claimed: dict[int, ClaimedDelivery] = {}
+        # The request in flight (its answer not written yet), as the claim row records it.
+        self.leaving_ids: set[int] = set()
+        self.settled_ids: set[int] = set()
+        # The sweeper took the claim back (it judged this chunk dead): nothing more is sent.
+        self.lost = False
+        # Answers that could not be written even after reconnecting (kept for one more try).
+        self.unrecorded: dict[int, Outcome] = {}
+        # Answers handed to settle_later: written with the next leaving record, or by flush.
+        self.pending: list[Outcome] = []
+
+    def loaded(self, claimed: Sequence[ClaimedDelivery]) -> None:
+        self.claimed = {c.delivery_id: c for c in claimed}
+        self.claimed_ids = set(self.claimed)
+
+    def leaving(self, delivery_ids: Sequence[int]) -> list[int]:
+        ids = [i for i in delivery_ids if i in self.claimed_ids and i not in self.settled_ids]
+        # Answers waiting to be written go first: plain "sent" ones in the same statement as
+        # this record (one round trip per SMS), any other kind just before it.
+        sent, other = self._pending_split()
+        try:
+            self.settled(other)
+        except SendInterrupted:
+            self.unrecorded.update(sent)
+            raise
+        if not ids or self.lost:
+            self.settled(list(sent.values()))
+            return []
+        provider = next((o.provider for o in sent.values() if o.provider), self.provider)
+        try:
+            kept, moved = db_write_durably(
+                lambda: claim_leaving(
+                    claim_id=self.claim_id,
+                    delivery_ids=ids,
+                    sent={i: (o.provider_message_id, o.cost_units) for i, o in sent.items()},
+                    provider=provider,
+                ),
+                what="request leaving",
+                attempts=max(1, settings.DELIVERY_OUTCOME_WRITE_ATTEMPTS // 3),
+            )
+        except DB_CONNECTION_ERRORS as exc:
+            # The answers go with the rest of the chunk's unwritten ones (tried again once more).
+            self.unrecorded.update(sent)
+            raise SendInterrupted(PROGRESS_UNAVAILABLE, f"{type(exc).__name__}: {exc}") from exc
+        self.settled_ids.update(sent)
+        self.report.sent += len(moved)
+        if not kept:
+            self.lost = True
+            logger.warning(
+                "claim %s was taken back by the sweeper: the rest of its batch is not sent",
+                self.claim_id,
+            )
+            return []
+        # The previous request's answers are written by now: only these are in flight.
+        self.leaving_ids = set(ids)
+        return ids
+
+    def settle_later(self, outcomes: Sequence[Outcome]) -> None:
+        self.pending.extend(outcomes)
+
+    def flush(self) -> None:
+        sent, other = self._pending_split()
+        self.settled([*sent.values(), *other])
+
+    def _pending_split(self) -> tuple[dict[int, Sent], list[Outcome]]:
+        """Take the pending answers: plain sends of one provider (by id), and the rest."""
+        pending, self.pending = self.pending, []
+        fresh = [o for o in pending if o.delivery_id not in self.settled_ids]
+        sent = {o.delivery_id: o for o in fresh if isinstance(o, Sent)}
+        if len({o.provider or self.provider for o in sent.values()}) > 1:
+            return {}, fresh
+        return sent, [o for o in fresh if not isinstance(o, Sent)]
+
+    def unsettled(self) -> set[int]:
+        return self.claimed_ids - self.settled_ids
+
+    def settled(self, outcomes: Sequence[Outcome]) -> None:
+        fresh = [
+            o
+            for o in outcomes
+            if o.delivery_id in self.claimed_ids and o.delivery_id not in self.settled_ids
+        ]
+        # A row another chunk holds now: nothing was sent and nothing is ours to write.
+        lost = {o.delivery_id for o in fresh if isinstance(o, Deferred) and o.code == CLAIM_LOST}
+        self.settled_ids.update(lost)
+        fresh = [o for o in fresh if o.delivery_id not in lost]
+        if not fresh:
+            return
+        try:
+            counts = db_write_durably(lambda: self._record(fresh), what="provider answers")
+        except DB_CONNECTION_ERRORS as exc:
+            self.unrecorded.update({o.delivery_id: o for o in fresh})
+            raise SendInterrupted(OUTCOME_UNRECORDED, f"{type(exc).__name__}: {exc}") from exc
+        for outcome in fresh:
+            self.settled_ids.add(outcome.delivery_id)
+            self.unrecorded.pop(outcome.delivery_id, None)
+        self.report.add(counts)
+
+    def _record(self, outcomes: Sequence[Outcome]) -> ChunkReport:
+        # No transaction around the whole: each write is atomic on its own and guarded by the
+        # status and the claim, so a try cut off by a dropped connection is simply made again and
+        # skips what did commit. (A wrapping transaction would turn each write's own transaction
+        # into a savepoint: two more round trips per SMS.)
+        counts = ChunkReport(channel=self.channel)
+        _outcomes_record(
+            outcomes=outcomes,
+            claimed=self.claimed,
+            channel=self.channel,
+            provider=self.provider,
+            report=counts,
+            quiet=self.quiet,
+            claim_id=self.claim_id,
+        )
+        return counts
 
 
 def chunked(ids: Sequence[int], size: int) -> Iterable[list[int]]:
@@ -126,66 +308,70 @@ def _outbound(
     )
 
 
-def deliveries_send_chunk(*, channel: str, ids: Sequence[int]) -> ChunkReport:
-    """Claim, send and record one chunk of at most DELIVERY_CHUNK_SIZE deliveries."""
+def deliveries_send_chunk(*, channel: str, ids: Sequence[int], retries: int = 0) -> ChunkReport:
+    """Claim, send and record one chunk of at most DELIVERY_CHUNK_SIZE deliveries.
+
+    `retries` is how often the chunk was already stopped by Redis or PostgreSQL (the back-off
+    grows with it). A DB connection error before anything was claimed goes up to the task.
+    """
     report = ChunkReport(channel=channel)
     ids_by_message: dict[int, list[int]] = defaultdict(list)
     for delivery_id, message_id in Delivery.objects.filter(
         id__any_of=ids, channel=channel
     ).values_list("id", "message_id"):
         ids_by_message[message_id].append(delivery_id)
-    for message in Message.objects.filter(id__in=ids_by_message).select_related("workspace"):
-        row_ids = ids_by_message[message.pk]
-        # The message's workspace sets the quiet hours its deliveries are held to at send time.
-        quiet = quiet_rules(workspace=message.workspace)
-        claimed_ids = deliveries_claim(
-            ids=row_ids, channel=channel, purpose=message.purpose, quiet=quiet
-        )
-        if not claimed_ids:
-            continue
-        claimed = claimed_load(ids=claimed_ids, channel=channel)
-        report.claimed += len(claimed)
-        unreachable = [c.delivery_id for c in claimed if not c.address]
-        sendable = [c for c in claimed if c.address]
-        outcomes: list[Outcome] = [
-            Failed(i, "unreachable", f"contact has no {channel} address") for i in unreachable
-        ]
-        sender = channel_sender(channel)
-        if sendable:
-            from contacts.links import unsubscribe_urls
-
-            content = channel_content(message=message, channel=channel)
-            # Every email carries its contact's one-click link (List-Unsubscribe, RFC 8058).
-            unsubscribe = (
-                unsubscribe_urls(contact_ids=[c.contact_id for c in sendable], channel=channel)
-                if channel == Channel.EMAIL
-                else {}
-            )
-            # A paced chunk can run for minutes: each message carries the moment its contact's
-            # quiet hours begin, and the sender hands back what has not left by then.
-            quiet_from = quiet_hours_starts(
+    messages = list(Message.objects.filter(id__in=ids_by_message).select_related("workspace"))
+    heartbeat = ClaimHeartbeat()
+    claims: list[int] = []
+    clean = False
+    try:
+        for index, message in enumerate(messages):
+            row_ids = ids_by_message[message.pk]
+            # The message's workspace sets the quiet hours its deliveries are held to at send time.
+            quiet = quiet_rules(workspace=message.workspace)
+            claim_id = claim_open(workspace_id=message.workspace_id, channel=channel)
+            claims.append(claim_id)
+            heartbeat.track(claim_id)
+            claimed_ids = deliveries_claim(
+                ids=row_ids,
                 channel=channel,
-                tzs={c.timezone for c in sendable},
-                now=timezone.now(),
-                rules=quiet,
+                purpose=message.purpose,
+                quiet=quiet,
+                claim_id=claim_id,
             )
-            outbound = [
-                _outbound(c, channel=channel, unsubscribe=unsubscribe, quiet_from=quiet_from)
-                for c in sendable
-            ]
-            outcomes += sender.send_batch(content=content, messages=outbound)
-        _outcomes_record(
-            outcomes=outcomes,
-            claimed={c.delivery_id: c for c in claimed},
-            channel=channel,
-            provider=getattr(sender, "provider", channel),
-            report=report,
-            quiet=quiet,
-        )
+            if not claimed_ids:
+                continue
+            progress = ChunkProgress(
+                claim_id=claim_id, claimed_ids=claimed_ids, channel=channel, report=report,
+                quiet=quiet,
+            )  # fmt: skip
+            try:
+                _message_send(message=message, channel=channel, progress=progress, quiet=quiet)
+            except INTERRUPTIONS as exc:
+                _interrupted(progress=progress, exc=exc, report=report, retries=retries)
+                # The later messages' rows were never claimed: still queued, they go with the
+                # retry as they are.
+                report.retry_ids.extend(
+                    i for later in messages[index + 1 :] for i in ids_by_message[later.pk]
+                )
+                return report
+            if progress.unsettled() and not progress.lost:
+                # A sender gave no answer for some rows: they stay `sending` for the sweeper.
+                logger.error("chunk %s: no outcome for %s", channel, sorted(progress.unsettled()))
+                return report
+        clean = True
+    finally:
+        heartbeat.stop()
+        claims_close(claim_ids=claims, clean=clean)
+        _chunk_log(report)
+    return report
+
+
+def _chunk_log(report: ChunkReport) -> None:
     logger.info(
         "chunk %s: claimed %s sent %s failed %s unknown %s suppressed %s deferred %s "
-        "quiet hours %s",
-        channel,
+        "quiet hours %s requeued %s%s",
+        report.channel,
         report.claimed,
         report.sent,
         report.failed,
@@ -193,8 +379,123 @@ def deliveries_send_chunk(*, channel: str, ids: Sequence[int]) -> ChunkReport:
         report.suppressed,
         report.deferred,
         report.quiet_deferred,
+        report.requeued,
+        f" (interrupted: {report.interrupted})" if report.interrupted else "",
     )
-    return report
+
+
+def _message_send(
+    *, message: Message, channel: str, progress: ChunkProgress, quiet: QuietRules | None
+) -> None:
+    """Send one message's claimed rows, recording progress as the sender goes."""
+    claimed = claimed_load(ids=sorted(progress.claimed_ids), channel=channel)
+    progress.loaded(claimed)
+    progress.report.claimed += len(claimed)
+    sender = channel_sender(channel)
+    progress.provider = getattr(sender, "provider", channel)
+    progress.settled(
+        [
+            Failed(c.delivery_id, "unreachable", f"contact has no {channel} address")
+            for c in claimed
+            if not c.address
+        ]
+    )
+    sendable = [c for c in claimed if c.address]
+    if not sendable:
+        return
+    from contacts.links import unsubscribe_urls
+
+    content = channel_content(message=message, channel=channel)
+    # Every email carries its contact's one-click link (List-Unsubscribe, RFC 8058).
+    unsubscribe = (
+        unsubscribe_urls(contact_ids=[c.contact_id for c in sendable], channel=channel)
+        if channel == Channel.EMAIL
+        else {}
+    )
+    # A paced chunk can run for minutes: each message carries the moment its contact's
+    # quiet hours begin, and the sender hands back what has not left by then.
+    quiet_from = quiet_hours_starts(
+        channel=channel,
+        tzs={c.timezone for c in sendable},
+        now=timezone.now(),
+        rules=quiet,
+    )
+    outbound = [
+        _outbound(c, channel=channel, unsubscribe=unsubscribe, quiet_from=quiet_from)
+        for c in sendable
+    ]
+    if getattr(sender, "reports_progress", False):
+        outcomes = sender.send_batch(content=content, messages=outbound, progress=progress)
+    else:
+        # A sender that cannot say when each request leaves: its whole batch may have.
+        ours = set(progress.leaving([m.delivery_id for m in outbound]))
+        outcomes = sender.send_batch(
+            content=content, messages=[m for m in outbound if m.delivery_id in ours]
+        )
+    # What the sender already reported is skipped; the rest (answers without a request) here.
+    progress.settled(outcomes)
+
+
+def _interrupted(
+    *, progress: ChunkProgress, exc: Exception, report: ChunkReport, retries: int
+) -> None:
+    """Redis or PostgreSQL stopped the chunk before its next request left: the rows that never
+    left go back to the queue (attempt given back, not before a back-off) for the task's retry.
+
+    Rows whose request left keep their answer (written again here if it was not yet) or, with
+    none, stay `sending` for the sweeper to call unknown once the claim is closed.
+    """
+    code = exc.code if isinstance(exc, SendInterrupted) else DATABASE_UNAVAILABLE
+    detail = exc.detail if isinstance(exc, SendInterrupted) else f"{type(exc).__name__}: {exc}"
+    delay = interrupt_backoff_s(retries)
+    report.interrupted = code
+    report.retry_after_s = max(report.retry_after_s, delay)
+    logger.warning(
+        "chunk %s stopped before its next request left (%s: %s): %s claimed rows unanswered",
+        progress.channel,
+        code,
+        detail,
+        len(progress.unsettled()),
+    )
+    # Answers already in hand (handed over to be written with the next request, or whose write
+    # failed) are kept whatever happens next: those requests did leave.
+    progress.unrecorded.update({o.delivery_id: o for o in progress.pending})
+    progress.pending = []
+    if progress.unrecorded:
+        try:
+            progress.settled(list(progress.unrecorded.values()))
+        except SendInterrupted:
+            # The answers are in this log line at least: an operator can reconcile the rows the
+            # sweeper will call unknown.
+            logger.error(
+                "provider answers not recorded: %s",
+                [
+                    (o.delivery_id, type(o).__name__, getattr(o, "provider_message_id", ""))
+                    for o in progress.unrecorded.values()
+                ],
+            )
+    # The pace and the progress record fail before the request is written: the request being
+    # prepared did not leave either. After an answer that could not be written, it did.
+    in_flight = set() if code in NEVER_LEFT else progress.leaving_ids
+    unsent = sorted(progress.unsettled() - in_flight - set(progress.unrecorded))
+    not_before = timezone.now() + timedelta(seconds=delay)
+    try:
+        moved = db_write_durably(
+            lambda: deliveries_requeue_unsent(
+                ids=unsent,
+                claim_id=progress.claim_id,
+                not_before=not_before,
+                error_code=code,
+                error_text=f"not sent, retried later: {detail}",
+            ),
+            what="requeue unsent",
+        )
+    except DB_CONNECTION_ERRORS:
+        # PostgreSQL is gone: the claim goes stale and the sweeper requeues these rows.
+        logger.exception("could not requeue %s unsent rows: left to the sweeper", len(unsent))
+        return
+    report.requeued += len(moved)
+    report.retry_ids.extend(moved)
 
 
 def _outcomes_record(
@@ -205,6 +506,7 @@ def _outcomes_record(
     provider: str,
     report: ChunkReport,
     quiet: QuietRules | None = None,
+    claim_id: int | None = None,
 ) -> None:
     """Record a chunk's outcomes with one statement per (outcome kind, reason), not per row."""
     sent_by_provider: dict[str, dict[int, Sent]] = defaultdict(dict)
@@ -221,13 +523,16 @@ def _outcomes_record(
         elif isinstance(outcome, Deferred):
             deferred[(outcome.code, outcome.text)].append(outcome)
         else:
-            report.suppressed += _suppress(outcome, claimed[outcome.delivery_id], channel)
+            report.suppressed += _suppress(
+                outcome, claimed[outcome.delivery_id], channel, claim_id=claim_id
+            )
     for name, group in sent_by_provider.items():
         report.sent += len(
             deliveries_mark_sent(
                 provider_ids={i: o.provider_message_id for i, o in group.items()},
                 provider=name,
                 cost_units={i: o.cost_units for i, o in group.items()},
+                claim_id=claim_id,
             )
         )
     for (status, code, text), ids in grouped.items():
@@ -236,6 +541,7 @@ def _outcomes_record(
             target=status,
             detail=f"{code}: {text}",
             fields={"error_code": code[:50], "error_text": text[:500]},
+            claim_id=claim_id,
         )
         if status == DeliveryStatus.FAILED:
             report.failed += len(moved)
@@ -252,6 +558,7 @@ def _outcomes_record(
             claimed=claimed,
             channel=channel,
             quiet=quiet,
+            claim_id=claim_id,
         )
 
 
@@ -262,6 +569,7 @@ def _quiet_defer(
     channel: str,
     report: ChunkReport,
     quiet: QuietRules | None,
+    claim_id: int | None = None,
 ) -> None:
     """Rows whose contact's quiet hours began before their request left: back to the queue.
 
@@ -281,6 +589,7 @@ def _quiet_defer(
                 not_before=ends.get(zone, now),
                 error_code=QUIET_HOURS_CODE,
                 error_text="the contact's quiet hours began before the request left",
+                claim_id=claim_id,
             )
             Delivery.objects.filter(id__any_of=moved).update(attempt=F("attempt") - 1)
             report.quiet_deferred += len(moved)
@@ -310,10 +619,14 @@ def _defer(
     claimed: dict[int, ClaimedDelivery],
     channel: str,
     quiet: QuietRules | None = None,
+    claim_id: int | None = None,
 ) -> None:
     ids = [item.delivery_id for item in items]
     if code == QUIET_HOURS_CODE:
-        _quiet_defer(ids=ids, claimed=claimed, channel=channel, report=report, quiet=quiet)
+        _quiet_defer(
+            ids=ids, claimed=claimed, channel=channel, report=report, quiet=quiet,
+            claim_id=claim_id,
+        )  # fmt: skip
         return
     report.deferred += len(ids)
     exhausted = list(
@@ -327,6 +640,7 @@ def _defer(
             target=DeliveryStatus.FAILED,
             detail=f"gave up after {settings.DELIVERY_MAX_ATTEMPTS} attempts: {code}",
             fields={"error_code": code[:50], "error_text": text[:500]},
+            claim_id=claim_id,
         )
     retry = [i for i in ids if i not in set(exhausted)]
     if not retry:
@@ -345,12 +659,15 @@ def _defer(
         not_before=timezone.now() + timedelta(seconds=delay),
         error_code=code,
         error_text=text,
+        claim_id=claim_id,
     )
     report.retry_ids.extend(moved)
     report.retry_after_s = max(report.retry_after_s, delay)
 
 
-def _suppress(outcome: Suppressed, claimed: ClaimedDelivery, channel: str) -> int:
+def _suppress(
+    outcome: Suppressed, claimed: ClaimedDelivery, channel: str, *, claim_id: int | None = None
+) -> int:
     from contacts.consent import Evidence, consent_revoke, suppression_add
     from contacts.models import ConsentSource, Contact, Purpose
 
@@ -359,6 +676,7 @@ def _suppress(outcome: Suppressed, claimed: ClaimedDelivery, channel: str) -> in
         target=DeliveryStatus.SUPPRESSED,
         detail=f"{outcome.reason}: {outcome.text}",
         fields={"error_code": outcome.code[:50], "error_text": outcome.text[:500]},
+        claim_id=claim_id,
     )
     contact = Contact.objects.get(pk=claimed.contact_id)
     if outcome.reason == SuppressReason.SUBSCRIPTION_GONE:

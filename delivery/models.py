@@ -62,6 +62,35 @@ class Message(models.Model):
         return ready
 
 
+class DeliveryClaim(models.Model):
+    """One chunk task at work on one message's deliveries: the rows it claimed point here.
+
+    The worker refreshes ``heartbeat_at`` from a thread while it sends and deletes the row when
+    the chunk is done, so the sweeper can tell a slow live chunk (fresh heartbeat: left alone)
+    from a dead one (stale or missing: its rows are resolved) without waiting for the 15-minute
+    clock. Short-lived bookkeeping: nothing reads it but the worker and the sweeper.
+    """
+
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    # host:pid of the worker process, for an operator reading a stuck claim.
+    worker = models.CharField(max_length=200, blank=True, default="")
+    claimed_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    # The deliveries whose request is leaving now (one SMS, one email request, one push window),
+    # written right before it leaves; the previous request's answers are written before the next
+    # request replaces this. If the worker is lost, only these may have reached the provider:
+    # they become `unknown`, and the claim's other rows still `sending` go back to the queue.
+    # Kept here rather than on each row: one small write per request, however many recipients.
+    leaving = models.JSONField(default=list, blank=True)
+    objects = WorkspaceManager()
+
+    def __str__(self) -> str:
+        return f"{self.channel} claim #{self.pk} by {self.worker}"
+
+
 class Delivery(models.Model):
     """One message to one contact on one channel. Written before any provider call; the UNIQUE
     key makes repeated plans, alerts and redelivered tasks unable to create a second copy."""
@@ -89,6 +118,18 @@ class Delivery(models.Model):
     cost_units = models.PositiveIntegerField(default=0)
     # Quiet hours and back-off: the row is not claimable before this time.
     not_before = models.DateTimeField(null=True, blank=True)
+    # The chunk task that claimed the row for its current attempt. No database constraint: a
+    # finished chunk deletes its claim, and a claim gone stale while its rows are still `sending`
+    # lost its worker (the sweeper resolves them).
+    claim = models.ForeignKey(
+        DeliveryClaim,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     queued_at = models.DateTimeField(null=True, blank=True)

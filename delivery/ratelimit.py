@@ -32,6 +32,8 @@ from typing import Protocol
 
 import redis
 
+from delivery.providers.progress import SendInterrupted
+
 # KEYS[1]: the schedule. ARGV[1]: slot interval (us); ARGV[2]: the longest wait (us) a caller
 # accepts. Returns the wait (us) until the reserved slot, or -1 when the next free slot is
 # further away than the caller accepts (nothing is reserved then).
@@ -67,6 +69,20 @@ return 0
 """
 
 
+PACE_UNAVAILABLE = "pace_unavailable"
+
+
+class PaceUnavailable(SendInterrupted):
+    """The shared pace could not be asked (Redis down or slow): no slot, so no request leaves.
+
+    A sender stops there and the rows it has not sent go back to the queue; sending without the
+    pace would break the rate every other worker keeps to.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(PACE_UNAVAILABLE, detail)
+
+
 class RateLimiter(Protocol):
     rate_per_s: float
 
@@ -99,12 +115,19 @@ class RedisTokenBucket:
 
     def reserve(self, *, max_wait_s: float) -> float | None:
         args = [self._interval_us, int(max_wait_s * 1e6)]
-        wait_us = int(self._reserve(keys=[self.key], args=args))
+        try:
+            wait_us = int(self._reserve(keys=[self.key], args=args))
+        except redis.RedisError as exc:
+            raise PaceUnavailable(f"reserve: {type(exc).__name__}: {exc}"[:500]) from exc
         return None if wait_us < 0 else wait_us / 1_000_000
 
     def commit(self) -> float:
         args = [self._window_us, self._limit]
-        return int(self._commit(keys=[self.key + ":sent"], args=args)) / 1_000_000
+        try:
+            held_us = int(self._commit(keys=[self.key + ":sent"], args=args))
+        except redis.RedisError as exc:
+            raise PaceUnavailable(f"commit: {type(exc).__name__}: {exc}"[:500]) from exc
+        return held_us / 1_000_000
 
     def reset(self) -> None:
         self.client.delete(self.key, self.key + ":sent")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
+from celery.exceptions import Reject
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from delivery.dispatch import deliveries_send_chunk
+from delivery.dispatch import deliveries_send_chunk, interrupt_backoff_s
+from delivery.inflight import DB_CONNECTION_ERRORS
 from delivery.receipt_caps import receipts_refused_prune
 from delivery.status import receipts_reapply
 from delivery.sweeper import deliveries_sweep
@@ -21,33 +25,67 @@ CHUNK_TASKS = {
 }
 
 
-def _send_chunk(channel: str, ids: list[int]) -> dict[str, int]:
-    report = deliveries_send_chunk(channel=channel, ids=ids)
+def _send_chunk(task: Any, channel: str, ids: list[int]) -> dict[str, int]:
+    retries = int(task.request.retries or 0)
+    try:
+        report = deliveries_send_chunk(channel=channel, ids=ids, retries=retries)
+    except DB_CONNECTION_ERRORS as exc:
+        # PostgreSQL failed before (or while) the rows were claimed: a claim is one statement, so
+        # they are all still queued. The same ids go again after a back-off.
+        _chunk_retry(task, ids, delay=interrupt_backoff_s(retries), reason=str(exc))
+        return {"claimed": 0, "sent": 0}
     if report.retry_ids:
-        # Short waits only (seconds to minutes): the row's not_before guards the claim, and the
-        # sweeper re-enqueues it if this message is lost.
-        send_chunk_enqueue(channel, report.retry_ids, countdown=report.retry_after_s)
+        if report.interrupted:
+            _chunk_retry(
+                task, report.retry_ids, delay=report.retry_after_s, reason=report.interrupted
+            )
+        else:
+            # Short waits only (seconds to minutes): the row's not_before guards the claim, and
+            # the sweeper re-enqueues it if this message is lost.
+            try:
+                send_chunk_enqueue(channel, report.retry_ids, countdown=report.retry_after_s)
+            except BrokerUnavailable as exc:
+                logger.warning(
+                    "retry of %s deferred rows not queued (%s): the sweeper re-enqueues them",
+                    len(report.retry_ids),
+                    exc,
+                )
     return {"claimed": report.claimed, "sent": report.sent}
 
 
-@shared_task(name="delivery.email.send_chunk", ignore_result=True)
-def email_send_chunk(ids: list[int]) -> dict[str, int]:
-    return _send_chunk("email", ids)
+def _chunk_retry(task: Any, ids: list[int], *, delay: float, reason: str) -> None:
+    """Celery's retry with these ids after `delay`, as often as it takes: nothing was sent, so
+    waiting costs nothing but time. With the broker down as well (Redis is both), the retry
+    cannot be queued; the rows wait in PostgreSQL, queued, for the sweeper."""
+    try:
+        task.retry(args=[ids], countdown=delay)
+    except Reject as exc:
+        logger.warning(
+            "retry of %s rows not queued (%s; %s): the sweeper re-enqueues them",
+            len(ids),
+            reason,
+            exc,
+        )
 
 
-@shared_task(name="delivery.sms.send_chunk", ignore_result=True)
-def sms_send_chunk(ids: list[int]) -> dict[str, int]:
-    return _send_chunk("sms", ids)
+@shared_task(name="delivery.email.send_chunk", bind=True, ignore_result=True, max_retries=None)
+def email_send_chunk(self: Any, ids: list[int]) -> dict[str, int]:
+    return _send_chunk(self, "email", ids)
 
 
-@shared_task(name="delivery.push.send_chunk", ignore_result=True)
-def push_send_chunk(ids: list[int]) -> dict[str, int]:
-    return _send_chunk("push", ids)
+@shared_task(name="delivery.sms.send_chunk", bind=True, ignore_result=True, max_retries=None)
+def sms_send_chunk(self: Any, ids: list[int]) -> dict[str, int]:
+    return _send_chunk(self, "sms", ids)
 
 
-@shared_task(name="delivery.whatsapp.send_chunk", ignore_result=True)
-def whatsapp_send_chunk(ids: list[int]) -> dict[str, int]:
-    return _send_chunk("whatsapp", ids)
+@shared_task(name="delivery.push.send_chunk", bind=True, ignore_result=True, max_retries=None)
+def push_send_chunk(self: Any, ids: list[int]) -> dict[str, int]:
+    return _send_chunk(self, "push", ids)
+
+
+@shared_task(name="delivery.whatsapp.send_chunk", bind=True, ignore_result=True, max_retries=None)
+def whatsapp_send_chunk(self: Any, ids: list[int]) -> dict[str, int]:
+    return _send_chunk(self, "whatsapp", ids)
 
 
 def send_chunk_enqueue(channel: str, ids: list[int], countdown: float = 0.0) -> None:

@@ -18,6 +18,10 @@ Errors, sorted per recipient:
   configured, this request and every later one of the batch go there; otherwise deferred.
 - read timeout or a connection dropped after the request was written: SendGrid may have accepted
   it, so the recipients become unknown (unless DELIVERY_EMAIL_FAILOVER_ON_READ_TIMEOUT).
+
+Progress is reported per request (``delivery/providers/progress.py``): its recipients are recorded
+as leaving right before it is made and their answers right after, so a worker lost mid-batch
+leaves at most one request's recipients `unknown`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from delivery.providers._http import request_never_left
 from delivery.providers.base import (
     Deferred,
     EmailContent,
@@ -45,12 +48,14 @@ from delivery.providers.base import (
     Unknown,
     outcomes_credentials_unreadable,
 )
+from delivery.providers.progress import CLAIM_LOST, CLAIM_LOST_TEXT, NO_PROGRESS, SendProgress
 from delivery.templating import (
     TEMPLATE_INVALID,
     MarketerTemplateError,
     marketer_template_compile,
     marketer_template_render,
 )
+from delivery.transport import request_never_left
 
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CULPRIT = re.compile(r"^personalizations\.(\d+)\.(?:to|cc|bcc)\.\d+\.email$")
@@ -124,6 +129,8 @@ class SendGridEmailSender:
 
     channel = "email"
     provider = "sendgrid"
+    # send_batch takes a SendProgress and reports each request as it goes.
+    reports_progress = True
 
     def __init__(
         self,
@@ -151,7 +158,11 @@ class SendGridEmailSender:
         )
 
     def send_batch(
-        self, *, content: EmailContent, messages: Sequence[OutboundMessage]
+        self,
+        *,
+        content: EmailContent,
+        messages: Sequence[OutboundMessage],
+        progress: SendProgress | None = None,
     ) -> list[Outcome]:
         if content.credentials_error:
             return outcomes_credentials_unreadable(messages, content.credentials_error)
@@ -173,12 +184,20 @@ class SendGridEmailSender:
                 timeout_s=getattr(self.connection, "timeout", None),
             )
         connections = [c for c in (main, self.failover_connection) if c is not None]
+        progress = progress or NO_PROGRESS
         for connection in connections:
             connection.open()
         try:
-            for chunk in _chunks(messages, self.batch_size):
+            for batch in _chunks(messages, self.batch_size):
+                ours = set(progress.leaving([m.delivery_id for m in batch]))
+                chunk = [m for m in batch if m.delivery_id in ours]
+                for m in batch:
+                    if m.delivery_id not in ours:
+                        outcomes[m.delivery_id] = Deferred(
+                            m.delivery_id, CLAIM_LOST, CLAIM_LOST_TEXT
+                        )
                 pending: list[OutboundMessage] | None = chunk
-                if not use_failover:
+                if chunk and not use_failover:
                     pending = self._send_chunk(
                         main, content, rendered, chunk, outcomes, primary=True
                     )
@@ -189,6 +208,7 @@ class SendGridEmailSender:
                         self.failover_connection, content, rendered, pending, outcomes,
                         primary=False,
                     )  # fmt: skip
+                progress.settled([outcomes[m.delivery_id] for m in batch])
         finally:
             for connection in connections:
                 connection.close()

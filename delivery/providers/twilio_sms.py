@@ -18,6 +18,13 @@ is written. Past that instant it is handed back as ``Deferred`` with code ``quie
 request is made.
 
 Each attempt first takes a slot from the shared pace, so retries count against the rate too.
+
+Progress is reported per message (``delivery/providers/progress.py``): right before a request is
+written (after its slot and the quiet-hours look) the row is recorded as leaving, and its answer is
+recorded as soon as it is known. A worker killed mid-chunk therefore leaves at most the one request
+it was making as `unknown`; the rows it never reached go back to the queue. When the pace (Redis)
+or the progress record (PostgreSQL) fails before a request leaves, the chunk stops there
+(``SendInterrupted``) and its caller requeues the rest.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from delivery.merge import merge_template_compile
-from delivery.providers._http import backoff_s, request_never_left
+from delivery.providers._http import backoff_s
 from delivery.providers.base import (
     Deferred,
     Failed,
@@ -57,6 +64,12 @@ from delivery.providers.base import (
     outcome_for_error,
     outcomes_credentials_unreadable,
 )
+from delivery.providers.progress import (
+    CLAIM_LOST,
+    CLAIM_LOST_TEXT,
+    NO_PROGRESS,
+    SendProgress,
+)
 from delivery.quiet_hours import QUIET_HOURS_CODE
 from delivery.ratelimit import (
     RateLimiter,
@@ -66,6 +79,7 @@ from delivery.ratelimit import (
 )
 from delivery.sms_segments import sms_segments_count
 from delivery.templating import TEMPLATE_INVALID, MarketerTemplateError
+from delivery.transport import request_never_left
 
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status/"
 INBOUND_PATH = "/webhooks/twilio/inbound/"
@@ -82,13 +96,24 @@ class QuietHoursBegan(Exception):
     """The recipient's quiet hours began before the request left: nothing was sent."""
 
 
+class ClaimLost(Exception):
+    """The row is no longer this chunk's to send (the sweeper took it back): nothing was sent."""
+
+
 class _PacedAdapter(HTTPAdapter):
-    def __init__(self, *, limiter: RateLimiter, gate: Callable[[], None]) -> None:
+    def __init__(
+        self, *, limiter: RateLimiter, gate: Callable[[], None], leaving: Callable[[], None]
+    ) -> None:
         super().__init__()
         self.limiter = limiter
         self.gate = gate
+        self.leaving = leaving
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        # The record that this request is leaving (a database write) comes before the pace's
+        # commit, so it never widens the stretch from the commit to the provider that the pace's
+        # margin covers; only a Redis round trip separates it from the request.
+        self.leaving()
         rate_limiter_commit(limiter=self.limiter)
         # The commit may have waited: the last look at the recipient's clock is here.
         self.gate()
@@ -171,6 +196,8 @@ class TwilioSmsSender:
 
     channel = "sms"
     provider = "twilio"
+    # send_batch takes a SendProgress and reports each request as it goes.
+    reports_progress = True
 
     def __init__(
         self,
@@ -201,7 +228,8 @@ class TwilioSmsSender:
         self.max_attempts = max_attempts or settings.DELIVERY_SMS_MAX_ATTEMPTS
         self.max_wait_s = max_wait_s
         self.sleep = sleep
-        # The message whose request is being made, per thread (a sender is shared per process).
+        # The message whose request is being made and where its progress goes, per thread (a
+        # sender is shared per process).
         self._current = threading.local()
         self._default = self._lane(
             client=self.client,
@@ -217,7 +245,7 @@ class TwilioSmsSender:
         # so the twilio library's own work happens before it rather than inside the margin.
         session = getattr(client.http_client, "session", None)
         if isinstance(session, requests.Session):
-            adapter = _PacedAdapter(limiter=limiter, gate=self._quiet_gate)
+            adapter = _PacedAdapter(limiter=limiter, gate=self._quiet_gate, leaving=self._leaving)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         return _Lane(
@@ -250,7 +278,11 @@ class TwilioSmsSender:
         )
 
     def send_batch(
-        self, *, content: SmsContent, messages: Sequence[OutboundMessage]
+        self,
+        *,
+        content: SmsContent,
+        messages: Sequence[OutboundMessage],
+        progress: SendProgress | None = None,
     ) -> list[Outcome]:
         if content.credentials_error:
             return outcomes_credentials_unreadable(messages, content.credentials_error)
@@ -258,9 +290,11 @@ class TwilioSmsSender:
         callback = self.status_callback_url
         if self._fixed_callback_url is None and content.workspace_id is not None:
             callback = twilio_status_callback_url(workspace_id=content.workspace_id)
+        self._current.progress = progress or NO_PROGRESS
         try:
             return self._send_all(lane, callback, content, messages)
         finally:
+            self._current.progress = NO_PROGRESS
             if lane is not self._default:
                 session = getattr(lane.client.http_client, "session", None)
                 if isinstance(session, requests.Session):
@@ -278,28 +312,50 @@ class TwilioSmsSender:
         except MarketerTemplateError as exc:
             # A template saved before the rules: fail its deliveries with the reason.
             return [Failed(m.delivery_id, TEMPLATE_INVALID, str(exc)[:500]) for m in messages]
+        progress: SendProgress = self._current.progress
         outcomes: list[Outcome] = []
+        # Answers that involved no request wait and are recorded with the next one that did.
+        unsent: list[Outcome] = []
         paced_out = False
+        claim_lost = False
         for message in messages:
+            if claim_lost:
+                # The chunk's claim was taken back: none of the rest is ours, and taking slots
+                # of the shared pace for them would only slow every other sender down.
+                unsent.append(Deferred(message.delivery_id, CLAIM_LOST, CLAIM_LOST_TEXT))
+                continue
             if _quiet_began(message):
-                outcomes.append(_quiet_deferred(message))
+                unsent.append(_quiet_deferred(message))
                 continue
             if paced_out:
                 # The shared pace is booked further ahead than we may wait: hand the rest back.
-                outcomes.append(Deferred(message.delivery_id, "rate_limited", "pace is full",
-                                         self.max_wait_s))  # fmt: skip
+                unsent.append(Deferred(message.delivery_id, "rate_limited", "pace is full",
+                                       self.max_wait_s))  # fmt: skip
                 continue
             try:
                 text = render(message.merge_fields).strip()
             except MarketerTemplateError as exc:
-                outcomes.append(Failed(message.delivery_id, TEMPLATE_INVALID, str(exc)[:500]))
+                # No request for it: recorded with the next one that leaves, like a quiet hour.
+                unsent.append(Failed(message.delivery_id, TEMPLATE_INVALID, str(exc)[:500]))
                 continue
             outcome = self._send_one(lane, callback, message, text)
             paced_out = isinstance(outcome, Deferred) and outcome.code == "rate_limited"
+            claim_lost = isinstance(outcome, Deferred) and outcome.code == CLAIM_LOST
+            outcomes.extend(unsent)
             outcomes.append(outcome)
-        return outcomes
+            # Written with the next request's "leaving" record, or before any wait for its slot
+            # (`_wait`): never left unwritten while this process sits idle or sends again.
+            progress.settle_later([*unsent, outcome])
+            unsent = []
+        outcomes.extend(unsent)
+        progress.settle_later(unsent)
+        progress.flush()
+        order = {m.delivery_id: i for i, m in enumerate(messages)}
+        return sorted(outcomes, key=lambda o: order[o.delivery_id])
 
-    def _send_one(self, lane: _Lane, callback: str, message: OutboundMessage, text: str) -> Outcome:
+    def _send_one(  # noqa: PLR0911 - one return per kind of answer
+        self, lane: _Lane, callback: str, message: OutboundMessage, text: str
+    ) -> Outcome:
         segments = sms_segments_count(text=text).segments
         last: ProviderError | None = None
         for attempt in range(self.max_attempts):
@@ -307,11 +363,14 @@ class TwilioSmsSender:
                 wait = backoff_s(attempt)
                 if isinstance(last, ProviderThrottled):
                     wait = max(wait, last.retry_after_s)
+                # The whole back-off after the answers are written: never shorter than asked.
+                self._flush()
                 self.sleep(wait)
             if not rate_limiter_acquire(
                 limiter=lane.limiter,
                 max_wait_s=self.max_wait_s,
                 commit=not lane.commit_in_adapter,
+                sleep=self._wait,
             ):
                 return Deferred(message.delivery_id, "rate_limited", "pace is full",
                                 self.max_wait_s)  # fmt: skip
@@ -319,9 +378,13 @@ class TwilioSmsSender:
             try:
                 # Waiting for the slot (or a back-off) may have carried us into quiet hours.
                 self._quiet_gate()
+                if not lane.commit_in_adapter:
+                    self._leaving()
                 sid = self._create(lane, callback, message.to, text)
             except QuietHoursBegan:
                 return _quiet_deferred(message)
+            except ClaimLost:
+                return Deferred(message.delivery_id, CLAIM_LOST, CLAIM_LOST_TEXT)
             except TwilioSuppress as exc:
                 return Suppressed(message.delivery_id, exc.reason, exc.provider_code, str(exc))
             except ProviderRetryable as exc:  # throttled included: Twilio did not take it
@@ -335,10 +398,32 @@ class TwilioSmsSender:
         assert last is not None  # noqa: S101 - the loop ran at least once and only retries set it  # nosec B101
         return outcome_for_error(message.delivery_id, last)
 
+    def _wait(self, seconds: float) -> None:
+        """Wait for a slot of the pace, but first write the answers still pending: a kill while
+        waiting (most of a paced chunk's time) then finds every answer so far recorded. The
+        write's time counts towards the wait, so the slot is kept."""
+        started = time.monotonic()
+        self._flush()
+        left = seconds - (time.monotonic() - started)
+        if left > 0:
+            time.sleep(left)
+
+    def _flush(self) -> None:
+        progress: SendProgress = getattr(self._current, "progress", NO_PROGRESS)
+        progress.flush()
+
     def _quiet_gate(self) -> None:
         message = getattr(self._current, "message", None)
         if message is not None and _quiet_began(message):
             raise QuietHoursBegan(message.delivery_id)
+
+    def _leaving(self) -> None:
+        message = getattr(self._current, "message", None)
+        if message is None:
+            return
+        progress: SendProgress = getattr(self._current, "progress", NO_PROGRESS)
+        if message.delivery_id not in progress.leaving([message.delivery_id]):
+            raise ClaimLost(message.delivery_id)
 
     def _create(self, lane: _Lane, callback: str, to: str, text: str) -> str:
         options: dict[str, str] = {"to": to, "body": text}

@@ -17,6 +17,10 @@ Answers: 201 sent; 404/410 subscription gone (the caller deactivates it); 413 an
 the 4 KB record limit (refused before sending) fail for good; 429 defers every remaining message to
 that push-service host for its Retry-After (back-off per host); other 4xx (VAPID problems) fail;
 5xx and connection failures before the request left are deferred; a read timeout is unknown.
+
+Progress is reported per window of ``DELIVERY_PUSH_PROGRESS_WINDOW`` pushes (a few times the
+concurrency): a worker lost mid-batch leaves at most one window `unknown`, and the rest of the
+batch goes back to the queue.
 """
 
 from __future__ import annotations
@@ -58,7 +62,9 @@ from delivery.providers.base import (
     Unknown,
     outcomes_credentials_unreadable,
 )
+from delivery.providers.progress import CLAIM_LOST, CLAIM_LOST_TEXT, NO_PROGRESS, SendProgress
 from delivery.templating import TEMPLATE_INVALID, MarketerTemplateError
+from delivery.transport import transport_error_sort
 
 # RFC 8291: a push service must accept 4,096-byte records; the aes128gcm header (86 bytes), the
 # AEAD tag (16) and the padding delimiter (1) leave 3,993 bytes of plaintext.
@@ -137,6 +143,8 @@ class WebPushSender:
 
     channel = "push"
     provider = "webpush"
+    # send_batch takes a SendProgress and reports each request as it goes.
+    reports_progress = True
 
     def __init__(
         self,
@@ -147,6 +155,7 @@ class WebPushSender:
         urgency: str | None = None,
         timeout_s: float | None = None,
         concurrency: int | None = None,
+        window: int | None = None,
     ) -> None:
         self.vapid = vapid or vapid_key_load()
         self._public_key = vapid_public_key(self.vapid)
@@ -155,17 +164,69 @@ class WebPushSender:
         self.urgency = urgency or settings.DELIVERY_PUSH_URGENCY
         self.timeout_s = timeout_s or settings.DELIVERY_PUSH_TIMEOUT_S
         self.concurrency = concurrency or settings.DELIVERY_PUSH_CONCURRENCY
+        # At most this many pushes are recorded as leaving at once: what a lost worker can leave
+        # `unknown`. Several times the concurrency, so the pause between windows stays small.
+        self.window = window or settings.DELIVERY_PUSH_PROGRESS_WINDOW
 
     def send_batch(
-        self, *, content: PushContent, messages: Sequence[OutboundMessage]
+        self,
+        *,
+        content: PushContent,
+        messages: Sequence[OutboundMessage],
+        progress: SendProgress | None = None,
     ) -> list[Outcome]:
-        return asyncio.run(self.send_batch_async(content=content, messages=messages))
+        """Send in windows of ``DELIVERY_PUSH_PROGRESS_WINDOW`` messages: each window is recorded
+        as leaving before its first request and its answers right after its last, on one event
+        loop (and its connection pools) for the whole batch. The records are synchronous ORM
+        writes, so they run between windows, while no loop is running in this thread."""
+        if content.credentials_error:
+            return outcomes_credentials_unreadable(messages, content.credentials_error)
+        # Without a progress record there is nothing to wait for between windows.
+        size = self.window if progress is not None else max(len(messages), 1)
+        progress = progress or NO_PROGRESS
+        outcomes: list[Outcome] = []
+        with asyncio.Runner() as runner:
+            sessions: dict[str, aiohttp.ClientSession] = {}
+            try:
+                for start in range(0, len(messages), size):
+                    window = messages[start : start + size]
+                    ours = set(progress.leaving([m.delivery_id for m in window]))
+                    lost: list[Outcome] = [
+                        Deferred(m.delivery_id, CLAIM_LOST, CLAIM_LOST_TEXT)
+                        for m in window
+                        if m.delivery_id not in ours
+                    ]
+                    todo = [m for m in window if m.delivery_id in ours]
+                    answered = runner.run(
+                        self._send_window(content=content, messages=todo, sessions=sessions)
+                    )
+                    progress.settled([*answered, *lost])
+                    outcomes += answered + lost
+            finally:
+                runner.run(_sessions_close(sessions))
+        order = {m.delivery_id: i for i, m in enumerate(messages)}
+        return sorted(outcomes, key=lambda o: order[o.delivery_id])
 
     async def send_batch_async(
         self, *, content: PushContent, messages: Sequence[OutboundMessage]
     ) -> list[Outcome]:
         if content.credentials_error:
             return outcomes_credentials_unreadable(messages, content.credentials_error)
+        sessions: dict[str, aiohttp.ClientSession] = {}
+        try:
+            return await self._send_window(content=content, messages=messages, sessions=sessions)
+        finally:
+            await _sessions_close(sessions)
+
+    async def _send_window(
+        self,
+        *,
+        content: PushContent,
+        messages: Sequence[OutboundMessage],
+        sessions: dict[str, aiohttp.ClientSession],
+    ) -> list[Outcome]:
+        if not messages:
+            return []
         # The workspace's own VAPID pair for this batch (its subscriptions were made with its
         # public key); otherwise the install's, loaded once per process.
         vapid, public_key, subject = self.vapid, self._public_key, self.subject
@@ -188,7 +249,6 @@ class WebPushSender:
         timeout = aiohttp.ClientTimeout(
             total=2 * self.timeout_s, sock_connect=self.timeout_s, sock_read=self.timeout_s
         )
-        sessions: dict[str, aiohttp.ClientSession] = {}
         outcomes: list[Outcome | None] = [None] * len(messages)
         queue: asyncio.Queue[int] = asyncio.Queue()
         for index in range(len(messages)):
@@ -215,11 +275,8 @@ class WebPushSender:
                     sessions=sessions,
                 )
 
-        try:
-            workers = min(self.concurrency, len(messages))
-            await asyncio.gather(*(work() for _ in range(workers)))
-        finally:
-            await asyncio.gather(*(s.close() for s in sessions.values()))
+        workers = min(self.concurrency, len(messages))
+        await asyncio.gather(*(work() for _ in range(workers)))
         return [o for o in outcomes if o is not None]
 
     async def _send_one(  # noqa: PLR0911 - one return per kind of answer
@@ -273,15 +330,18 @@ class WebPushSender:
             response: Any = await pusher.send_async(
                 payload, headers=all_headers, ttl=ttl, timeout=timeout
             )
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             refusal = outbound_refusal(exc)
             if refusal is not None:
                 # Refused at connect time (the name resolves to a private address): no request
                 # left, and sending again would be refused again.
                 return Failed(delivery_id, "endpoint_refused", refusal.reason[:500])
-            return Deferred(delivery_id, "push_unreachable", f"{type(exc).__name__}: {exc}"[:500])
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return Unknown(delivery_id, "push_no_answer", f"{type(exc).__name__}: {exc}"[:500])
+            text = f"{type(exc).__name__}: {exc}"[:500]
+            # One rule for every provider and publisher (delivery/transport.py): a failure before
+            # the request left is retried; after it, the push may have been delivered.
+            if transport_error_sort(exc).never_left:
+                return Deferred(delivery_id, "push_unreachable", text)
+            return Unknown(delivery_id, "push_no_answer", text)
         except Exception as exc:  # pywebpush raises WebPushException for bad keys
             return Failed(delivery_id, "push_invalid", f"{type(exc).__name__}: {exc}"[:500])
         return self._outcome(delivery_id, host, response)
@@ -323,6 +383,10 @@ class _NoRedirects:
 
     def post(self, url: str, **kwargs: Any) -> Any:
         return self._session.post(url, allow_redirects=False, **kwargs)
+
+
+async def _sessions_close(sessions: dict[str, aiohttp.ClientSession]) -> None:
+    await asyncio.gather(*(s.close() for s in sessions.values()))
 
 
 def push_host_backoff_clear() -> None:

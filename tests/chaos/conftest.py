@@ -1,3 +1,173 @@
+"""Chaos fixtures: a Redis server each test owns (and may stop), SMS fakes, SMS contacts."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.db import connection
+
+from benchmarks._common import popen_tied, process_group_kill
+from contacts.models import Channel
+from delivery.models import Delivery, Message
+from sandbox.twilio import TwilioFake
+from tests.contacts.factories import granted_contact
 from tests.e2e.conftest import sendgrid_fake
+from tests.workspaces import workspace_for_tests
 
 __all__ = ["sendgrid_fake"]
+
+_phones = itertools.count(1)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OwnedRedis:
+    """A redis-server of this test's own on a free port: stopping it touches nobody else."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed")
+        argv = [
+            binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.folder),
+            "--maxmemory-policy", "noeviction",
+        ]  # fmt: skip
+        self.proc = popen_tied(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Gone, data and all (no persistence): queued task messages are lost with it."""
+        if self.proc is not None:
+            process_group_kill(self.proc, timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+def owned_redis(tmp_path: Path) -> Iterator[OwnedRedis]:
+    server = OwnedRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def twilio_fake_started(**kwargs: object) -> TwilioFake:
+    # No callbacks: nothing listens at the public base URL in these tests; the SIDs on the rows
+    # are what callbacks would be matched by.
+    return TwilioFake(account_sid="AC" + "7" * 32, auth_token="chaos-token", send_callbacks=False,
+                      **kwargs).start()  # type: ignore[arg-type]  # fmt: skip
+
+
+@pytest.fixture
+def twilio_chaos() -> Iterator[TwilioFake]:
+    fake = twilio_fake_started()
+    yield fake
+    fake.stop()
+
+
+def sms_env(
+    *, worker_env: dict[str, str], redis_url: str, twilio: TwilioFake, rate: float = 50.0
+) -> dict[str, str]:
+    """A worker on this test's Redis (broker, pace) and Twilio fake, beating every 0.5 s."""
+    return {
+        **worker_env,
+        "REDIS_URL": redis_url,
+        "TWILIO_API_BASE_URL": twilio.url,
+        "TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "DELIVERY_SMS_RATE_PER_S": str(rate),
+        "DELIVERY_CHUNK_SIZE": "1000",
+        "DELIVERY_RETRY_BASE_S": "1",
+        "DELIVERY_CLAIM_HEARTBEAT_S": "0.5",
+        # The contacts live in Paris: at night there their SMS would rightly wait for 08:00.
+        "REROUTE_QUIET_HOURS_SMS": "",
+    }
+
+
+def sms_rows(count: int) -> list[int]:
+    """`count` planned SMS deliveries of one message, to contacts with numbers of their own."""
+    message = Message.objects.create(
+        workspace=workspace_for_tests(), name="chaos", sms_text="Hi {{ first_name }}"
+    )
+    contacts = [
+        granted_contact(channel=Channel.SMS, phone=f"+4477009{next(_phones):05d}")
+        for _ in range(count)
+    ]
+    rows = Delivery.objects.bulk_create(
+        [
+            Delivery(workspace_id=message.workspace_id, message=message, contact=c, channel="sms")
+            for c in contacts
+        ]
+    )
+    return [r.pk for r in rows]
+
+
+def owned_send(url: str, *, queue: str | None = None) -> Callable[[str, list[int]], None]:
+    """Publish chunk tasks to this test's Redis (the test process's own broker is the shared
+    one), as the sweeper or a reroute would."""
+    from continuity.celery import app
+    from delivery.tasks import CHUNK_TASKS
+
+    def send(channel: str, ids: list[int]) -> None:
+        with app.connection_for_write(url) as conn:
+            options: dict[str, Any] = {"queue": queue} if queue else {}
+            app.send_task(CHUNK_TASKS[channel], args=[ids], connection=conn, **options)
+
+    return send
+
+
+def phones_by_delivery(ids: list[int]) -> dict[int, str]:
+    return {
+        d: str(p)
+        for d, p in Delivery.objects.filter(id__in=ids).values_list("id", "contact__phone")
+    }
+
+
+def sids_by_phone(fake: TwilioFake) -> dict[str, list[str]]:
+    got: dict[str, list[str]] = {}
+    for message in list(fake.messages):
+        got.setdefault(message.to, []).append(message.sid)
+    return got
+
+
+def backends_terminate() -> int:
+    """Terminate every other connection to the test database (the workers'): the test's own
+    connection stays."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
