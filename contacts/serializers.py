@@ -166,7 +166,8 @@ class SegmentSerializer(serializers.ModelSerializer[Segment]):
         required=False,
         max_length=100,
         help_text=_lazy(
-            'list of {"key": ..., "op": "eq|ne|in|exists|missing|gt|gte|lt|lte|contains", "value": ...}'
+            'list of {"key": ..., "op": "eq|ne|in|exists|missing|gt|gte|lt|lte|contains", '
+            '"value": ...}'
         ),
     )
 
