@@ -65,7 +65,7 @@ def db_write_durably(
             )
             # Django opens a fresh connection on the next query.
             connection.close()
-            pause = random.uniform(base_s / 2, base_s * 2 ** (attempt - 1))  # noqa: S311  # nosec B311 - jitter, not security
+            pause = random.uniform(base_s / 2, base_s * 2 ** (attempt - 1))  # noqa: S311 - jitter, not security  # nosec B311
             time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
