@@ -72,7 +72,8 @@ def test_a_worker_killed_mid_chunk_leaves_no_duplicate_and_marks_the_ambiguous_u
     message = make_message()
     contacts = [granted_contact() for _ in range(200)]
     ids = plan(message, contacts)
-    env = _fake_env(sendgrid_fake, worker_env)
+    # Live chunks beat often, so the sweep below may call a claim dead after 3 s, not 45.
+    env = {**_fake_env(sendgrid_fake, worker_env), "DELIVERY_CLAIM_HEARTBEAT_S": "0.5"}
     # The first request hangs long enough for the kill to land while it is in flight.
     sendgrid_fake.set_fault(mode="slow", delay_s=3.0, remaining=1)
     worker = celery_worker_process(queues=["email"], concurrency=1, env_extra=env)
@@ -102,7 +103,8 @@ def test_a_worker_killed_mid_chunk_leaves_no_duplicate_and_marks_the_ambiguous_u
     assert set(Delivery.objects.filter(status=S.SENDING).values_list("id", flat=True)) == in_flight
 
     def swept_and_settled() -> bool:
-        deliveries_sweep(send=send_chunk_enqueue)
+        with override_settings(DELIVERY_CLAIM_STALE_S=3):
+            deliveries_sweep(send=send_chunk_enqueue)
         return _settled()
 
     eventually(swept_and_settled, timeout=120, interval=1.0)
