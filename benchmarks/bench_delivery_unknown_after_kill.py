@@ -1,0 +1,149 @@
+"""delivery.unknown_after_kill: rows left `unknown` after a SIGKILL in the middle of a paced SMS
+chunk of 1,000.
+
+A real `celery worker` (concurrency 1: one SMS request at a time) sends one chunk of 1,000 SMS
+through the Redis pace at 50/s to the Twilio fake. Once the fake has taken 200, the worker's
+process group is SIGKILLed. A second worker starts, and the sweeper runs as beat would (with the
+claim-stale threshold at 2 s instead of 45 s, so the run takes seconds, not a minute): the killed
+chunk's claim is resolved, the rows whose request may have left become `unknown`, the others go
+back to the queue and the new worker sends them. The figure is the count of `unknown` rows; the
+line also reports how many of those the fake never received, duplicates at the fake, and how long
+the recovery took. Target: at most the sender's concurrency (1).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from benchmarks._common import (
+    ROOT,
+    bench_database_prepare,
+    emit,
+    popen_tied,
+    process_group_kill,
+    redis_namespace_fresh,
+    setup_django,
+    sized,
+    worker_production_env,
+)
+from benchmarks._deliveries import bench_contacts_ensure, bench_deliveries_queue
+
+RATE_PER_S = 50
+KILL_AFTER = 200
+
+
+def _worker(env: dict[str, str]) -> subprocess.Popen[str]:
+    worker = popen_tied(
+        [sys.executable, "-m", "celery", "-A", "continuity", "worker", "--concurrency", "1",
+         "--queues", "sms", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert worker.stdout is not None
+    for line in worker.stdout:
+        if " ready." in line:
+            break
+    # Keep reading its output, or a full pipe would stall the worker.
+    popen_tied(["cat"], stdin=worker.stdout, stdout=subprocess.DEVNULL)
+    return worker
+
+
+def _wait(check: Any, *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"gave up waiting for {what} after {timeout} s")
+        time.sleep(0.2)
+
+
+def main() -> None:
+    bench_database_prepare("continuity_bench_unknown_after_kill")
+    redis_namespace_fresh("unknown-kill")
+    setup_django()
+    from django.test import override_settings
+
+    from delivery.dispatch import deliveries_enqueue
+    from delivery.models import Delivery
+    from delivery.sweeper import deliveries_sweep
+    from delivery.tasks import send_chunk_enqueue
+    from sandbox.twilio import TwilioFake
+
+    count = sized(full=1_000, small=300)
+    fake = TwilioFake(
+        account_sid="AC" + "6" * 32,
+        auth_token="bench-kill-token",  # noqa: S106 - the fake's own
+        send_callbacks=False,
+    ).start()
+    contact_ids = bench_contacts_ensure(
+        channel="sms", count=count, address=lambda n: {"phone": f"+1415{n:07d}"}
+    )
+    ids = bench_deliveries_queue(
+        channel="sms", contact_ids=contact_ids, sms_text="Hi {{ first_name }}"
+    )
+    # As a reroute leaves them: deliveries_enqueue queues them and sends the chunk's task.
+    Delivery.objects.filter(id__in=ids).update(status="planned")
+    env = {
+        **os.environ,
+        **worker_production_env(),
+        "TWILIO_API_BASE_URL": fake.url,
+        "TWILIO_ACCOUNT_SID": fake.account_sid,
+        "TWILIO_AUTH_TOKEN": fake.auth_token,
+        "DELIVERY_SMS_RATE_PER_S": str(RATE_PER_S),
+        "DELIVERY_CHUNK_SIZE": str(count),
+        "DELIVERY_CLAIM_HEARTBEAT_S": "0.5",
+        "REROUTE_QUIET_HOURS_SMS": "",
+        # The worker's " ready." line, which _worker waits for, is logged at INFO.
+        "LOG_LEVEL": "info",
+    }
+    first = _worker(env)
+    second: subprocess.Popen[str] | None = None
+    try:
+        deliveries_enqueue(ids=ids)
+        _wait(lambda: fake.accepted >= KILL_AFTER, timeout=120, what=f"{KILL_AFTER} SMS")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=60)
+        killed_at = time.monotonic()
+        received_at_kill = {m.to for m in list(fake.messages)}
+        second = _worker(env)
+
+        def settled() -> bool:
+            with override_settings(DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1):
+                deliveries_sweep(send=send_chunk_enqueue)
+            return not Delivery.objects.filter(
+                id__in=ids, status__in=["planned", "queued", "sending"]
+            ).exists()
+
+        _wait(settled, timeout=count / RATE_PER_S + 120, what="every row settled")
+        recovered_s = time.monotonic() - killed_at
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                process_group_kill(worker, timeout=30)
+        fake.stop()
+    statuses = Counter(Delivery.objects.filter(id__in=ids).values_list("status", flat=True))
+    phones = dict(Delivery.objects.filter(id__in=ids).values_list("id", "contact__phone"))
+    unknown = list(
+        Delivery.objects.filter(id__in=ids, status="unknown").values_list("id", flat=True)
+    )
+    received = Counter(m.to for m in list(fake.messages))
+    emit(
+        "delivery.unknown_after_kill",
+        len(unknown),
+        "rows",
+        target="<= the sender's concurrency (1) after a SIGKILL mid paced SMS chunk of 1,000",
+        chunk=count,
+        received_before_kill=len(received_at_kill),
+        unknown_never_received=sum(1 for i in unknown if str(phones[i]) not in received),
+        duplicates=sum(1 for n in received.values() if n > 1),
+        statuses=dict(statuses),
+        recovered_s=round(recovered_s, 1),
+    )
+
+
+if __name__ == "__main__":
+    main()
