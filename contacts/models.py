@@ -13,63 +13,64 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from phonenumber_field.modelfields import PhoneNumberField
 
 from continuity.tenancy import WorkspaceManager
 
 
 class Channel(models.TextChoices):
-    EMAIL = "email", "Email"
-    SMS = "sms", "SMS"
-    PUSH = "push", "Web push"
-    WHATSAPP = "whatsapp", "WhatsApp"
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+    PUSH = "push", _("Web push")
+    WHATSAPP = "whatsapp", _("WhatsApp")
 
 
 class Purpose(models.TextChoices):
-    MARKETING = "marketing", "Marketing"
-    SERVICE = "service", "Service notices"
+    MARKETING = "marketing", _("Marketing")
+    SERVICE = "service", _("Service notices")
 
 
 class ConsentState(models.TextChoices):
-    GRANTED = "granted", "Granted"
-    PENDING = "pending", "Pending double opt-in"
-    REVOKED = "revoked", "Revoked"
+    GRANTED = "granted", _("Granted")
+    PENDING = "pending", _("Pending double opt-in")
+    REVOKED = "revoked", _("Revoked")
 
 
 class ConsentSource(models.TextChoices):
-    FORM = "form", "Web form"
-    IMPORT = "import", "Import"
-    API = "api", "API"
-    ADMIN = "admin", "Admin"
-    SMS_KEYWORD = "sms_keyword", "SMS keyword"
-    BOUNCE = "bounce", "Bounce"
-    COMPLAINT = "complaint", "Complaint"
-    UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
-    PREFERENCE_CENTRE = "preference_centre", "Preference centre"
-    DOUBLE_OPT_IN = "double_opt_in", "Double opt-in confirmation"
-    PUSH_SUBSCRIBE = "push_subscribe", "Browser push subscription"
-    PROVIDER = "provider", "Provider report"
-    ERASURE = "erasure", "Erasure"
+    FORM = "form", _("Web form")
+    IMPORT = "import", pgettext_lazy("consent source", "Import")
+    API = "api", _("API")
+    ADMIN = "admin", _("Admin")
+    SMS_KEYWORD = "sms_keyword", _("SMS keyword")
+    BOUNCE = "bounce", _("Bounce")
+    COMPLAINT = "complaint", _("Complaint")
+    UNSUBSCRIBE_LINK = "unsubscribe_link", _("Unsubscribe link")
+    PREFERENCE_CENTRE = "preference_centre", _("Preference centre")
+    DOUBLE_OPT_IN = "double_opt_in", _("Double opt-in confirmation")
+    PUSH_SUBSCRIBE = "push_subscribe", _("Browser push subscription")
+    PROVIDER = "provider", _("Provider report")
+    ERASURE = "erasure", _("Erasure")
 
 
 class ConsentAction(models.TextChoices):
-    GRANT = "grant", "Granted"
-    REQUEST = "request", "Double opt-in requested"
-    CONFIRM = "confirm", "Double opt-in confirmed"
-    REVOKE = "revoke", "Revoked"
-    SUPPRESS = "suppress", "Suppressed"
-    LIFT = "lift", "Suppression lifted"
-    ERASE = "erase", "Contact erased"
-    DETAILS = "details", "Contact details changed"
+    GRANT = "grant", _("Granted")
+    REQUEST = "request", _("Double opt-in requested")
+    CONFIRM = "confirm", _("Double opt-in confirmed")
+    REVOKE = "revoke", _("Revoked")
+    SUPPRESS = "suppress", _("Suppressed")
+    LIFT = "lift", _("Suppression lifted")
+    ERASE = "erase", _("Contact erased")
+    DETAILS = "details", _("Contact details changed")
 
 
 class SuppressionReason(models.TextChoices):
-    HARD_BOUNCE = "hard_bounce", "Hard bounce"
-    COMPLAINT = "complaint", "Spam complaint"
-    INVALID_NUMBER = "invalid_number", "Invalid number"
-    INVALID_ADDRESS = "invalid_address", "Invalid address"
-    CARRIER_BLOCK = "carrier_block", "Carrier opt-out (STOP)"
-    MANUAL = "manual", "Manual"
+    HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+    COMPLAINT = "complaint", _("Spam complaint")
+    INVALID_NUMBER = "invalid_number", _("Invalid number")
+    INVALID_ADDRESS = "invalid_address", _("Invalid address")
+    CARRIER_BLOCK = "carrier_block", _("Carrier opt-out (STOP)")
+    MANUAL = "manual", _("Manual")
 
 
 # Frozen sets of the choice values: `TextChoices.values` rebuilds a list on every access, which
@@ -397,14 +398,15 @@ class Segment(models.Model):
     )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
-    tags_any = models.JSONField(default=list, blank=True, help_text="tag names: at least one")
-    tags_all = models.JSONField(default=list, blank=True, help_text="tag names: every one")
-    tags_none = models.JSONField(default=list, blank=True, help_text="tag names: none of them")
+    tags_any = models.JSONField(default=list, blank=True, help_text=_("tag names: at least one"))
+    tags_all = models.JSONField(default=list, blank=True, help_text=_("tag names: every one"))
+    tags_none = models.JSONField(default=list, blank=True, help_text=_("tag names: none of them"))
     attribute_filters = models.JSONField(
         default=list,
         blank=True,
-        help_text='list of {"key": ..., "op": "eq|ne|in|exists|gt|gte|lt|lte|contains", '
-        '"value": ...}',
+        help_text=_(
+            'list of {"key": ..., "op": "eq|ne|in|exists|gt|gte|lt|lte|contains", "value": ...}'
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
