@@ -22,7 +22,9 @@ LOCALE = Path(settings.BASE_DIR) / "locale"
 PO = LOCALE / "it" / "LC_MESSAGES" / "django.po"
 MO = LOCALE / "it" / "LC_MESSAGES" / "django.mo"
 # Python's named and positional %-placeholders (python-format), and str.format's {} (format_html).
-PLACEHOLDER = re.compile(r"%\([^)]+\)[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]|%[-#0 +]*\d*[dsr]|\{\}")
+PLACEHOLDER = re.compile(
+    r"%\([^)]+\)[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]|%[-#0 +]*\d*[dsr]|\{\}"
+)
 
 
 @dataclass
@@ -137,7 +139,10 @@ def test_makemessages_would_add_or_drop_no_string(tmp_path: Path) -> None:
     # catalog left out, so it writes a fresh one to compare with ours.
     base = Path(settings.BASE_DIR)
     listed = subprocess.run(  # nosec B603 B607 - fixed argv, git from PATH, no shell
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=base, capture_output=True, check=True
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=base,
+        capture_output=True,
+        check=True,
     ).stdout.decode()
     copied = 0
     for name in filter(None, listed.split("\0")):
