@@ -16,10 +16,10 @@ FALLBACK_CHANNELS = (Channel.PUSH, Channel.EMAIL, Channel.SMS)
 class SocialNetwork(models.TextChoices):
     """The networks Continuity publishes to itself (outages/ knows more networks than these)."""
 
-    FACEBOOK = "facebook", "Facebook"
-    INSTAGRAM = "instagram", "Instagram"
-    X = "x", "X (Twitter)"
-    WHATSAPP = "whatsapp", "WhatsApp"
+    FACEBOOK = "facebook", _("Facebook")
+    INSTAGRAM = "instagram", _("Instagram")
+    X = "x", _("X (Twitter)")
+    WHATSAPP = "whatsapp", _("WhatsApp")
 
 
 class SocialAccount(models.Model):
@@ -53,32 +53,32 @@ class SocialAccount(models.Model):
 
 
 class CampaignStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    SCHEDULED = "scheduled", "Scheduled"
-    PUBLISHING = "publishing", "Publishing"
-    PUBLISHED = "published", "Published"
-    PARTIALLY_PUBLISHED = "partially_published", "Partially published"
-    REROUTED = "rerouted", "Rerouted"
-    HELD = "held", "Held"
-    CANCELLED = "cancelled", "Cancelled"
-    FAILED = "failed", "Failed"
+    DRAFT = "draft", _("Draft")
+    SCHEDULED = "scheduled", _("Scheduled")
+    PUBLISHING = "publishing", _("Publishing")
+    PUBLISHED = "published", _("Published")
+    PARTIALLY_PUBLISHED = "partially_published", _("Partially published")
+    REROUTED = "rerouted", _("Rerouted")
+    HELD = "held", _("Held")
+    CANCELLED = "cancelled", _("Cancelled")
+    FAILED = "failed", _("Failed")
 
 
 class OutagePolicy(models.TextChoices):
-    REROUTE = "reroute", "Reroute to owned channels"
-    HOLD = "hold", "Hold, publish when the network is back"
-    HOLD_THEN_REROUTE = "hold_then_reroute", "Hold for a while, then reroute"
-    SKIP = "skip", "Skip (record it, send nothing)"
+    REROUTE = "reroute", _("Reroute to owned channels")
+    HOLD = "hold", _("Hold, publish when the network is back")
+    HOLD_THEN_REROUTE = "hold_then_reroute", _("Hold for a while, then reroute")
+    SKIP = "skip", _("Skip (record it, send nothing)")
 
 
 class SendMode(models.TextChoices):
-    FIRST_REACHABLE = "first_reachable", "Each contact's first reachable channel"
-    ALL = "all", "Every consented, reachable channel"
+    FIRST_REACHABLE = "first_reachable", _("Each contact's first reachable channel")
+    ALL = "all", _("Every consented, reachable channel")
 
 
 class FailbackChoice(models.TextChoices):
-    FINISH = "finish", "Finish sending what was planned"
-    CANCEL = "cancel", "Cancel what has not been sent yet"
+    FINISH = "finish", _("Finish sending what was planned")
+    CANCEL = "cancel", _("Cancel what has not been sent yet")
 
 
 class Campaign(models.Model):
@@ -102,7 +102,9 @@ class Campaign(models.Model):
     purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.MARKETING)
     # Fallback plan.
     fallback_channels = models.JSONField(
-        default=list, blank=True, help_text='Ordered owned channels, e.g. ["push", "email", "sms"]'
+        default=list,
+        blank=True,
+        help_text=_('Ordered owned channels, e.g. ["push", "email", "sms"]'),
     )
     message = models.OneToOneField(
         Message, null=True, blank=True, on_delete=models.PROTECT, related_name="campaign"
@@ -113,7 +115,7 @@ class Campaign(models.Model):
     hold_then_reroute_minutes = models.PositiveIntegerField(default=15)
     max_hold_minutes = models.PositiveIntegerField(default=240)
     sms_budget_segments = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Most SMS segments a reroute may spend; empty: no limit"
+        null=True, blank=True, help_text=_("Most SMS segments a reroute may spend; empty: no limit")
     )
     send_mode = models.CharField(
         max_length=24, choices=SendMode.choices, default=SendMode.FIRST_REACHABLE
@@ -146,14 +148,14 @@ class Campaign(models.Model):
 
 
 class PostStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    PUBLISHING = "publishing", "Publishing"
-    PUBLISHED = "published", "Published"
-    FAILED = "failed", "Failed"
-    UNKNOWN = "unknown", "Unknown (checking)"
-    HELD = "held", "Held"
-    REROUTED = "rerouted", "Rerouted"
-    SKIPPED = "skipped", "Skipped"
+    PENDING = "pending", _("Pending")
+    PUBLISHING = "publishing", _("Publishing")
+    PUBLISHED = "published", _("Published")
+    FAILED = "failed", _("Failed")
+    UNKNOWN = "unknown", _("Unknown (checking)")
+    HELD = "held", _("Held")
+    REROUTED = "rerouted", _("Rerouted")
+    SKIPPED = "skipped", _("Skipped")
 
 
 class SocialPost(models.Model):
@@ -196,12 +198,12 @@ class SocialPost(models.Model):
 
 
 class RerouteStatus(models.TextChoices):
-    PLANNING = "planning", "Planning"
-    SENDING = "sending", "Sending"
-    HOLDING = "holding", "Holding"
-    DONE = "done", "Done"
-    SKIPPED = "skipped", "Skipped"
-    CANCELLED = "cancelled", "Cancelled"
+    PLANNING = "planning", _("Planning")
+    SENDING = "sending", _("Sending")
+    HOLDING = "holding", _("Holding")
+    DONE = "done", _("Done")
+    SKIPPED = "skipped", _("Skipped")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 class Reroute(models.Model):
@@ -248,11 +250,11 @@ class Reroute(models.Model):
 
 
 class AttemptKind(models.TextChoices):
-    OK = "ok", "Published"
-    TRANSIENT = "transient", "Transient failure"
-    THROTTLED = "throttled", "Throttled"
-    PERMANENT = "permanent", "Permanent failure"
-    UNKNOWN = "unknown", "Unknown outcome"
+    OK = "ok", _("Published")
+    TRANSIENT = "transient", _("Transient failure")
+    THROTTLED = "throttled", _("Throttled")
+    PERMANENT = "permanent", _("Permanent failure")
+    UNKNOWN = "unknown", _("Unknown outcome")
 
 
 class PublishAttempt(models.Model):

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from outages.networks import network_choices
 
 
 class SourceKind(models.TextChoices):
-    ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
-    GRAFANA = "grafana", "Grafana alerting"
-    UPTIME_KUMA = "uptime_kuma", "Uptime Kuma"
-    STATUSPAGE = "statuspage", "Atlassian Statuspage / Instatus"
-    PAGERDUTY = "pagerduty", "PagerDuty (v3 webhooks)"
-    DATADOG = "datadog", "Datadog"
-    BETTERSTACK = "betterstack", "Better Stack Uptime"
-    GENERIC = "generic", "Generic (Continuity signed JSON)"
+    ALERTMANAGER = "alertmanager", _("Prometheus Alertmanager")
+    GRAFANA = "grafana", _("Grafana alerting")
+    UPTIME_KUMA = "uptime_kuma", _("Uptime Kuma")
+    STATUSPAGE = "statuspage", _("Atlassian Statuspage / Instatus")
+    PAGERDUTY = "pagerduty", _("PagerDuty (v3 webhooks)")
+    DATADOG = "datadog", _("Datadog")
+    BETTERSTACK = "betterstack", _("Better Stack Uptime")
+    GENERIC = "generic", _("Generic (Continuity signed JSON)")
 
 
 class MonitorSource(models.Model):
@@ -28,34 +29,46 @@ class MonitorSource(models.Model):
     mapping_rules = models.JSONField(
         default=list,
         blank=True,
-        help_text='List of rules, first match wins: {"match": "labels.service", "equals": '
-        '"instagram", "network": "instagram"} or {"match": "monitor.name", "regex": "(?i)insta", '
-        '"network": "instagram"}.',
+        help_text=_(
+            'List of rules, first match wins: {"match": "labels.service", "equals": '
+            '"instagram", "network": "instagram"} or {"match": "monitor.name", '
+            '"regex": "(?i)insta", "network": "instagram"}.'
+        ),
     )
     default_network = models.CharField(
-        max_length=32, choices=network_choices, blank=True, help_text="Used when no rule matches."
+        max_length=32,
+        choices=network_choices,
+        blank=True,
+        help_text=_("Used when no rule matches."),
     )
     options = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Kind-specific options, e.g. Grafana "
-        '{"timestamp_header": "X-Grafana-Alerting-Timestamp"}.',
+        help_text=_(
+            "Kind-specific options, e.g. Grafana "
+            '{"timestamp_header": "X-Grafana-Alerting-Timestamp"}.'
+        ),
     )
     active = models.BooleanField(default=True)
     repeat_interval_s = models.PositiveIntegerField(
-        "repeat interval",
+        _("repeat interval"),
         null=True,
         blank=True,
-        help_text="How often the sender repeats a firing alert, in seconds (Alertmanager's "
-        "repeat_interval, Uptime Kuma's resend interval x heartbeat interval). Empty: the kind's "
-        "default (Alertmanager and Grafana 14400, the others do not repeat). 0: never repeats. "
-        "An alert silent for twice this long is 'no news from the monitor'.",
+        help_text=_(
+            "How often the sender repeats a firing alert, in seconds (Alertmanager's "
+            "repeat_interval, Uptime Kuma's resend interval x heartbeat interval). Empty: the "
+            "kind's default (Alertmanager and Grafana 14400, the others do not repeat). 0: never "
+            "repeats. "
+            "An alert silent for twice this long is 'no news from the monitor'."
+        ),
     )
     silence_auto_close = models.BooleanField(
-        "close when silent",
+        _("close when silent"),
         default=False,
-        help_text="Close an outage window when every alert holding it has been silent past its "
-        "limit (a lost resolve must not hold a network down for good).",
+        help_text=_(
+            "Close an outage window when every alert holding it has been silent past its "
+            "limit (a lost resolve must not hold a network down for good)."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -77,7 +90,7 @@ class MonitorCredential(models.Model):
 
     source = models.ForeignKey(MonitorSource, on_delete=models.CASCADE, related_name="credentials")
     secret_encrypted = models.TextField()
-    hint = models.CharField(max_length=8, help_text="Last characters, to tell secrets apart.")
+    hint = models.CharField(max_length=8, help_text=_("Last characters, to tell secrets apart."))
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
 
@@ -89,19 +102,19 @@ class MonitorCredential(models.Model):
 
 
 class Verdict(models.TextChoices):
-    RECEIVED = "received", "Received (processing did not finish)"
-    ACCEPTED = "accepted", "Accepted"
-    IGNORED = "ignored", "Accepted, nothing to do"
-    DUPLICATE = "duplicate", "Accepted, a redelivery already processed"
-    UNMAPPED = "unmapped", "Accepted, maps to no network"
-    NOT_FOUND = "not_found", "Unknown source"
-    METHOD_NOT_ALLOWED = "method_not_allowed", "Wrong method"
-    TOO_LARGE = "too_large", "Body too large"
-    MALFORMED = "malformed", "Malformed body"
-    INVALID = "invalid", "Missing fields"
-    UNAUTHORIZED = "unauthorized", "Bad credentials"
-    REPLAYED = "replayed", "Replayed or stale delivery"
-    ERROR = "error", "Server error"
+    RECEIVED = "received", _("Received (processing did not finish)")
+    ACCEPTED = "accepted", _("Accepted")
+    IGNORED = "ignored", _("Accepted, nothing to do")
+    DUPLICATE = "duplicate", _("Accepted, a redelivery already processed")
+    UNMAPPED = "unmapped", _("Accepted, maps to no network")
+    NOT_FOUND = "not_found", _("Unknown source")
+    METHOD_NOT_ALLOWED = "method_not_allowed", _("Wrong method")
+    TOO_LARGE = "too_large", _("Body too large")
+    MALFORMED = "malformed", _("Malformed body")
+    INVALID = "invalid", _("Missing fields")
+    UNAUTHORIZED = "unauthorized", _("Bad credentials")
+    REPLAYED = "replayed", _("Replayed or stale delivery")
+    ERROR = "error", _("Server error")
 
 
 class WebhookReceipt(models.Model):
@@ -149,14 +162,14 @@ class DeliverySeen(models.Model):
 
 
 class WindowState(models.TextChoices):
-    OPEN = "open", "Open"
-    RESOLVED = "resolved", "Resolved"
+    OPEN = "open", _("Open")
+    RESOLVED = "resolved", _("Resolved")
 
 
 class OpenedBy(models.TextChoices):
-    MONITOR = "monitor", "Monitor source"
-    MANUAL = "manual", "Manual declaration"
-    SELF_DETECTED = "self_detected", "Our own publishing failures"
+    MONITOR = "monitor", _("Monitor source")
+    MANUAL = "manual", _("Manual declaration")
+    SELF_DETECTED = "self_detected", _("Our own publishing failures")
 
 
 class OutageWindow(models.Model):
@@ -201,8 +214,8 @@ class OutageWindow(models.Model):
 
 
 class SignalState(models.TextChoices):
-    FIRING = "firing", "Firing"
-    RESOLVED = "resolved", "Resolved"
+    FIRING = "firing", _("Firing")
+    RESOLVED = "resolved", _("Resolved")
 
 
 class OutageSignal(models.Model):
@@ -248,10 +261,10 @@ class WindowEvent(models.Model):
     """Audit trail of a window's transitions, written in the same transaction as the change."""
 
     class Kind(models.TextChoices):
-        OPENED = "opened", "Opened"
-        REOPENED = "reopened", "Reopened (flap damping)"
-        RELEASED = "released", "A signal resolved"
-        CLOSED = "closed", "Closed"
+        OPENED = "opened", _("Opened")
+        REOPENED = "reopened", _("Reopened (flap damping)")
+        RELEASED = "released", _("A signal resolved")
+        CLOSED = "closed", _("Closed")
 
     window = models.ForeignKey(OutageWindow, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=16, choices=Kind.choices)
