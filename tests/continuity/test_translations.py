@@ -131,6 +131,20 @@ def test_the_committed_mo_file_says_what_the_po_file_says() -> None:
     assert stale == [], f"compile the catalog (manage.py compilemessages): {stale}"
 
 
+def test_no_module_imports_gettext_under_a_name_makemessages_does_not_read() -> None:
+    # xgettext extracts only the names Django passes it (_, gettext, gettext_lazy, ngettext, ...):
+    # a string marked with another alias would be untranslatable without anyone noticing.
+    alias = re.compile(r"import\s+[^\n]*\b(?:n|p|np)?gettext(?:_lazy|_noop)?\s+as\s+(?!_\b)\w+")
+    base = Path(settings.BASE_DIR)
+    found = [
+        str(path.relative_to(base))
+        for top in ("campaigns", "contacts", "continuity", "delivery", "outages", "sandbox")
+        for path in (base / top).rglob("*.py")
+        if alias.search(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
+
+
 def test_makemessages_would_add_or_drop_no_string(tmp_path: Path) -> None:
     xgettext, why = system_binary(packages=("gettext",), binaries=("xgettext",))
     if xgettext is None:
