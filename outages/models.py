@@ -23,9 +23,9 @@ class SourceKind(models.TextChoices):
 class MonitorSource(models.Model):
     """One monitor that may call us, at POST /hooks/monitors/<slug>/."""
 
-    name = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=80, unique=True)
-    kind = models.CharField(max_length=32, choices=SourceKind.choices)
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    slug = models.SlugField(max_length=80, unique=True, verbose_name=_("slug"))
+    kind = models.CharField(max_length=32, choices=SourceKind.choices, verbose_name=_("kind"))
     mapping_rules = models.JSONField(
         default=list,
         blank=True,
@@ -34,12 +34,14 @@ class MonitorSource(models.Model):
             '"instagram", "network": "instagram"} or {"match": "monitor.name", '
             '"regex": "(?i)insta", "network": "instagram"}.'
         ),
+        verbose_name=_("mapping rules"),
     )
     default_network = models.CharField(
         max_length=32,
         choices=network_choices,
         blank=True,
         help_text=_("Used when no rule matches."),
+        verbose_name=_("default network"),
     )
     options = models.JSONField(
         default=dict,
@@ -48,8 +50,9 @@ class MonitorSource(models.Model):
             "Kind-specific options, e.g. Grafana "
             '{"timestamp_header": "X-Grafana-Alerting-Timestamp"}.'
         ),
+        verbose_name=_("options"),
     )
-    active = models.BooleanField(default=True)
+    active = models.BooleanField(default=True, verbose_name=_("active"))
     repeat_interval_s = models.PositiveIntegerField(
         _("repeat interval"),
         null=True,
@@ -70,10 +73,12 @@ class MonitorSource(models.Model):
             "limit (a lost resolve must not hold a network down for good)."
         ),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("monitor source")
+        verbose_name_plural = _("monitor sources")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -88,13 +93,22 @@ class MonitorSource(models.Model):
 class MonitorCredential(models.Model):
     """A source's secret, encrypted at rest. Rotation adds one and lets the old one expire later."""
 
-    source = models.ForeignKey(MonitorSource, on_delete=models.CASCADE, related_name="credentials")
-    secret_encrypted = models.TextField()
-    hint = models.CharField(max_length=8, help_text=_("Last characters, to tell secrets apart."))
-    created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
+    source = models.ForeignKey(
+        MonitorSource,
+        on_delete=models.CASCADE,
+        related_name="credentials",
+        verbose_name=_("source"),
+    )
+    secret_encrypted = models.TextField(verbose_name=_("secret encrypted"))
+    hint = models.CharField(
+        max_length=8, help_text=_("Last characters, to tell secrets apart."), verbose_name=_("hint")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    expires_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expires at"))
 
     class Meta:
+        verbose_name = _("monitor credential")
+        verbose_name_plural = _("monitor credentials")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -121,22 +135,35 @@ class WebhookReceipt(models.Model):
     """Every request to /hooks/monitors/, stored before anything else so nothing is lost."""
 
     source = models.ForeignKey(
-        MonitorSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="receipts"
+        MonitorSource,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="receipts",
+        verbose_name=_("source"),
     )
-    slug = models.CharField(max_length=200)
-    method = models.CharField(max_length=16)
-    headers = models.JSONField(default=dict)
-    query = models.TextField(blank=True)
-    body = models.TextField(blank=True)
-    body_truncated = models.BooleanField(default=False)
-    size = models.PositiveIntegerField(default=0)
-    verdict = models.CharField(max_length=24, choices=Verdict.choices, default=Verdict.RECEIVED)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    reason = models.TextField(blank=True)
-    signals = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    slug = models.CharField(max_length=200, verbose_name=_("slug"))
+    method = models.CharField(max_length=16, verbose_name=_("method"))
+    headers = models.JSONField(default=dict, verbose_name=_("headers"))
+    query = models.TextField(blank=True, verbose_name=_("query"))
+    body = models.TextField(blank=True, verbose_name=_("body"))
+    body_truncated = models.BooleanField(default=False, verbose_name=_("body truncated"))
+    size = models.PositiveIntegerField(default=0, verbose_name=_("size"))
+    verdict = models.CharField(
+        max_length=24, choices=Verdict.choices, default=Verdict.RECEIVED, verbose_name=_("verdict")
+    )
+    status_code = models.PositiveSmallIntegerField(
+        null=True, blank=True, verbose_name=_("status code")
+    )
+    reason = models.TextField(blank=True, verbose_name=_("reason"))
+    signals = models.JSONField(default=list, blank=True, verbose_name=_("signals"))
+    created_at = models.DateTimeField(
+        auto_now_add=True, db_index=True, verbose_name=_("created at")
+    )
 
     class Meta:
+        verbose_name = _("webhook receipt")
+        verbose_name_plural = _("webhook receipts")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -146,11 +173,15 @@ class WebhookReceipt(models.Model):
 class DeliverySeen(models.Model):
     """Delivery ids already processed (PagerDuty X-Webhook-Id, generic signatures): replays."""
 
-    source = models.ForeignKey(MonitorSource, on_delete=models.CASCADE)
-    delivery_id = models.CharField(max_length=200)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    source = models.ForeignKey(MonitorSource, on_delete=models.CASCADE, verbose_name=_("source"))
+    delivery_id = models.CharField(max_length=200, verbose_name=_("delivery id"))
+    created_at = models.DateTimeField(
+        auto_now_add=True, db_index=True, verbose_name=_("created at")
+    )
 
     class Meta:
+        verbose_name = _("delivery seen")
+        verbose_name_plural = _("delivery seens")
         constraints = [
             models.UniqueConstraint(
                 fields=["source", "delivery_id"], name="outages_delivery_seen_once"
@@ -175,21 +206,35 @@ class OpenedBy(models.TextChoices):
 class OutageWindow(models.Model):
     """A period during which a network counts as down. At most one open window per network."""
 
-    network = models.CharField(max_length=32, choices=network_choices)
-    state = models.CharField(max_length=16, choices=WindowState.choices, default=WindowState.OPEN)
-    opened_at = models.DateTimeField()
-    closed_at = models.DateTimeField(null=True, blank=True)
-    opened_by = models.CharField(max_length=16, choices=OpenedBy.choices)
-    opened_by_source = models.ForeignKey(
-        MonitorSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    network = models.CharField(max_length=32, choices=network_choices, verbose_name=_("network"))
+    state = models.CharField(
+        max_length=16,
+        choices=WindowState.choices,
+        default=WindowState.OPEN,
+        verbose_name=_("state"),
     )
-    opened_by_ref = models.CharField(max_length=200, blank=True)
-    reason = models.TextField(blank=True)
-    closed_by = models.CharField(max_length=200, blank=True)
-    close_reason = models.TextField(blank=True)
-    reopen_count = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(verbose_name=_("opened at"))
+    closed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("closed at"))
+    opened_by = models.CharField(
+        max_length=16, choices=OpenedBy.choices, verbose_name=_("opened by")
+    )
+    opened_by_source = models.ForeignKey(
+        MonitorSource,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("opened by source"),
+    )
+    opened_by_ref = models.CharField(max_length=200, blank=True, verbose_name=_("opened by ref"))
+    reason = models.TextField(blank=True, verbose_name=_("reason"))
+    closed_by = models.CharField(max_length=200, blank=True, verbose_name=_("closed by"))
+    close_reason = models.TextField(blank=True, verbose_name=_("close reason"))
+    reopen_count = models.PositiveIntegerField(default=0, verbose_name=_("reopen count"))
 
     class Meta:
+        verbose_name = _("outage window")
+        verbose_name_plural = _("outage windows")
         ordering = ["-opened_at"]
         constraints = [
             models.UniqueConstraint(
@@ -224,26 +269,40 @@ class OutageSignal(models.Model):
     A resolved that arrives first is stored with no window, so the late firing is recognised.
     """
 
-    network = models.CharField(max_length=32, choices=network_choices)
-    source_kind = models.CharField(max_length=16, choices=OpenedBy.choices)
+    network = models.CharField(max_length=32, choices=network_choices, verbose_name=_("network"))
+    source_kind = models.CharField(
+        max_length=16, choices=OpenedBy.choices, verbose_name=_("source kind")
+    )
     source = models.ForeignKey(
-        MonitorSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="signals"
+        MonitorSource,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="signals",
+        verbose_name=_("source"),
     )
-    source_ref = models.CharField(max_length=200)
-    incident_key = models.CharField(max_length=255)
+    source_ref = models.CharField(max_length=200, verbose_name=_("source ref"))
+    incident_key = models.CharField(max_length=255, verbose_name=_("incident key"))
     window = models.ForeignKey(
-        OutageWindow, null=True, blank=True, on_delete=models.SET_NULL, related_name="holds"
+        OutageWindow,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="holds",
+        verbose_name=_("window"),
     )
-    state = models.CharField(max_length=16, choices=SignalState.choices)
-    started_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    summary = models.TextField(blank=True)
-    link = models.TextField(blank=True)
-    notifications = models.PositiveIntegerField(default=1)
-    first_seen_at = models.DateTimeField(auto_now_add=True)
-    last_seen_at = models.DateTimeField(auto_now=True)
+    state = models.CharField(max_length=16, choices=SignalState.choices, verbose_name=_("state"))
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started at"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
+    summary = models.TextField(blank=True, verbose_name=_("summary"))
+    link = models.TextField(blank=True, verbose_name=_("link"))
+    notifications = models.PositiveIntegerField(default=1, verbose_name=_("notifications"))
+    first_seen_at = models.DateTimeField(auto_now_add=True, verbose_name=_("first seen at"))
+    last_seen_at = models.DateTimeField(auto_now=True, verbose_name=_("last seen at"))
 
     class Meta:
+        verbose_name = _("outage signal")
+        verbose_name_plural = _("outage signals")
         ordering = ["-last_seen_at"]
         constraints = [
             models.UniqueConstraint(
@@ -266,13 +325,17 @@ class WindowEvent(models.Model):
         RELEASED = "released", _("A signal resolved")
         CLOSED = "closed", _("Closed")
 
-    window = models.ForeignKey(OutageWindow, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    at = models.DateTimeField(auto_now_add=True)
-    actor = models.CharField(max_length=200, blank=True)
-    detail = models.TextField(blank=True)
+    window = models.ForeignKey(
+        OutageWindow, on_delete=models.CASCADE, related_name="events", verbose_name=_("window")
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, verbose_name=_("kind"))
+    at = models.DateTimeField(auto_now_add=True, verbose_name=_("at"))
+    actor = models.CharField(max_length=200, blank=True, verbose_name=_("actor"))
+    detail = models.TextField(blank=True, verbose_name=_("detail"))
 
     class Meta:
+        verbose_name = _("window event")
+        verbose_name_plural = _("window events")
         ordering = ["at", "pk"]
 
     def __str__(self) -> str:
@@ -282,7 +345,11 @@ class WindowEvent(models.Model):
 class NetworkLock(models.Model):
     """One row per network, locked FOR UPDATE to serialise every window change on that network."""
 
-    network = models.CharField(max_length=32, primary_key=True)
+    network = models.CharField(max_length=32, primary_key=True, verbose_name=_("network"))
+
+    class Meta:
+        verbose_name = _("network lock")
+        verbose_name_plural = _("network locks")
 
     def __str__(self) -> str:
         return self.network

@@ -96,3 +96,12 @@ def test_the_language_picker_choice_wins_over_the_browser(admin_client: Client) 
     admin_client.post("/i18n/setlang/", {"language": "de", "next": "/admin/"})
     page = _page(admin_client, "/admin/", HTTP_ACCEPT_LANGUAGE="de")
     assert 'lang="en"' in page and ">Workspace<" in page and "Verwaltung" not in page
+
+
+def test_an_owner_keeps_every_right_under_an_italian_browser(owner_client: Client) -> None:
+    # Role groups are found by name: a name read in the request's language ("Workspace
+    # Proprietario") would find no group, and an Italian owner would lose every permission.
+    page = _page(owner_client, "/admin/contacts/contact/", **ITALIAN)
+    assert "Scegli contatto da modificare" in page and "Select contact" not in page
+    api = owner_client.get("/api/v1/contacts/", **ITALIAN)
+    assert api.status_code == 200, api.content
