@@ -134,7 +134,7 @@ def consent_filter(channel: Channel) -> type[admin.SimpleListFilter]:
         def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
             return [
                 ("allowed", _("may be sent to (granted, not suppressed)")),
-                *[(s.value, s.label) for s in ConsentState],
+                *[(s.value, str(s.label)) for s in ConsentState],
                 ("none", _("never asked")),
             ]
 
