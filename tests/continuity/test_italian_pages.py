@@ -108,3 +108,18 @@ def test_an_owner_keeps_every_right_under_an_italian_browser(owner_client: Clien
     assert "Scegli contatto da modificare" in page and "Select contact" not in page
     api = owner_client.get("/api/v1/contacts/", headers={"Accept-Language": ITALIAN})
     assert api.status_code == 200, api.content
+
+
+def test_the_outage_banner_and_the_reroute_pages_speak_italian(owner_client: Client) -> None:
+    from outages.windows import outage_declare
+
+    outage_declare(network="instagram", reason="Instagram API 503", actor="ops")
+    index = _page(owner_client, "/admin/", ITALIAN)
+    assert "Disservizio aperto:" in index and "Open outage" not in index
+    dashboard = _page(owner_client, "/admin/campaigns/reroute/dashboard/", ITALIAN)
+    for italian in ("Disservizi e reindirizzamenti", "non disponibile dalle", "Si aggiorna"):
+        assert italian in dashboard, italian
+    assert "Refreshes every" not in dashboard and " down since " not in dashboard
+    drill = _page(owner_client, "/admin/campaigns/reroute/drill/?network=instagram", ITALIAN)
+    assert "andasse giù ora" in drill and 'esercitazione"' in drill
+    assert "went down now" not in drill and "Run the drill" not in drill
