@@ -5,6 +5,7 @@ progress, validation problems and previews in the editor, schedule/cancel/publis
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -16,6 +17,7 @@ from django.http import HttpRequest
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from campaigns.accounts import social_account_check, social_account_token_set
 from campaigns.errors import CampaignsError
@@ -45,8 +47,11 @@ class SocialAccountForm(forms.ModelForm):
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only: paste a new token to replace the stored one. The stored token is "
-        "encrypted and never shown.",
+        label=gettext_lazy("New access token"),
+        help_text=gettext_lazy(
+            "Write-only: paste a new token to replace the stored one. The stored token is "
+            "encrypted and never shown."
+        ),
     )
 
     class Meta:
@@ -81,15 +86,17 @@ class SocialAccountAdmin(WorkspaceScopedAdmin):
     readonly_fields = ("last_checked_at", "last_check_ok", "last_check_detail", "token")
     actions = ("check_connection",)
 
-    @admin.display(description="token")
+    @admin.display(description=gettext_lazy("token"))
     def token(self, obj: SocialAccount) -> str:
-        return "set (encrypted)" if obj.access_token_encrypted else "missing"
+        return _("set (encrypted)") if obj.access_token_encrypted else _("missing")
 
-    @admin.display(description="connection")
+    @admin.display(description=gettext_lazy("connection"))
     def connection(self, obj: SocialAccount) -> str:
         if obj.last_check_ok is None:
-            return "not checked"
-        return ("ok: " if obj.last_check_ok else "failing: ") + obj.last_check_detail
+            return _("not checked")
+        if obj.last_check_ok:
+            return _("ok: %(detail)s") % {"detail": obj.last_check_detail}
+        return _("failing: %(detail)s") % {"detail": obj.last_check_detail}
 
     def save_model(self, request: HttpRequest, obj: SocialAccount, form: Any, change: bool) -> None:
         with transaction.atomic():
@@ -105,7 +112,7 @@ class SocialAccountAdmin(WorkspaceScopedAdmin):
                     detail={"network": obj.network},
                 )
 
-    @admin.action(description="Check connection", permissions=["view"])
+    @admin.action(description=gettext_lazy("Check connection"), permissions=["view"])
     def check_connection(self, request: HttpRequest, queryset: QuerySet[SocialAccount]) -> None:
         for account in queryset:
             status = social_account_check(account=account)
@@ -163,10 +170,13 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     )
     fieldsets = (
         (None, {"fields": ("name", "status", "scheduled_at", "problems")}),
-        ("Social content", {"fields": ("text", "link", "image_url", "overrides", "accounts")}),
-        ("Preview", {"fields": ("post_preview", "fallback_preview")}),
         (
-            "Audience and fallback plan",
+            gettext_lazy("Social content"),
+            {"fields": ("text", "link", "image_url", "overrides", "accounts")},
+        ),
+        (gettext_lazy("Preview"), {"fields": ("post_preview", "fallback_preview")}),
+        (
+            gettext_lazy("Audience and fallback plan"),
             {
                 "fields": (
                     "segment",
@@ -182,7 +192,10 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                 )
             },
         ),
-        ("Dispatch", {"fields": ("claimed_at", "lateness_s", "created_at", "updated_at")}),
+        (
+            gettext_lazy("Dispatch"),
+            {"fields": ("claimed_at", "lateness_s", "created_at", "updated_at")},
+        ),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
@@ -190,13 +203,16 @@ class CampaignAdmin(WorkspaceScopedAdmin):
 
     # --- list columns ---------------------------------------------------------------------------
 
-    @admin.display(description="late")
+    @admin.display(description=gettext_lazy("late"))
     def late(self, obj: Campaign) -> str:
         if obj.claimed_at is None or obj.lateness_s < settings.CAMPAIGNS_LATE_AFTER_S:
             return ""
-        return f"{obj.lateness_s // 60} min {obj.lateness_s % 60} s late"
+        return _("%(minutes)s min %(seconds)s s late") % {
+            "minutes": obj.lateness_s // 60,
+            "seconds": obj.lateness_s % 60,
+        }
 
-    @admin.display(description="networks")
+    @admin.display(description=gettext_lazy("networks"))
     def networks(self, obj: Campaign) -> SafeString | str:
         by_network: dict[str, Counter[str]] = {}
         for post in obj.posts.all():
@@ -213,7 +229,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             badges.append(_badge(label, worst))
         return format_html_join("", "{}", ((b,) for b in badges))
 
-    @admin.display(description="progress")
+    @admin.display(description=gettext_lazy("progress"))
     def progress(self, obj: Campaign) -> SafeString | str:
         posts = list(obj.posts.all())
         if not posts:
@@ -221,28 +237,30 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         done = sum(1 for p in posts if p.status in DONE)
         percent = round(100 * done / len(posts))
         return format_html(
-            '<progress max="100" value="{}"></progress> {}/{} posts', percent, done, len(posts)
+            '<progress max="100" value="{}"></progress> {}',
+            percent,
+            _("%(done)s/%(total)s posts") % {"done": done, "total": len(posts)},
         )
 
     # --- editor panels --------------------------------------------------------------------------
 
-    @admin.display(description="what is missing before it can be scheduled")
+    @admin.display(description=gettext_lazy("what is missing before it can be scheduled"))
     def problems(self, obj: Campaign) -> SafeString | str:
         if obj.pk is None:
-            return "Save the campaign to see what is missing."
+            return _("Save the campaign to see what is missing.")
         problems = campaign_problems(campaign=obj)
         if not problems:
-            return "Nothing: it can be scheduled."
+            return _("Nothing: it can be scheduled.")
         return format_html(
             '<ul class="continuity-problems">{}</ul>',
             format_html_join("", "<li>{}</li>", ((p,) for p in problems)),
         )
 
-    @admin.display(description="post per network")
+    @admin.display(description=gettext_lazy("post per network"))
     def post_preview(self, obj: Campaign) -> SafeString | str:
         previews = campaign_post_previews(campaign=obj) if obj.pk else []
         if not previews:
-            return "Choose accounts to see the posts."
+            return _("Choose accounts to see the posts.")
         return format_html_join(
             "",
             '<div class="continuity-preview"><strong>{}</strong> ({})'
@@ -252,18 +270,20 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                     p.network,
                     p.length,
                     p.text,
-                    format_html("<div>image: {}</div>", p.image_url) if p.image_url else "",
+                    format_html("<div>{} {}</div>", _("image:"), p.image_url)
+                    if p.image_url
+                    else "",
                     format_html('<div class="continuity-problems">{}</div>', " ".join(p.problems)),
                 )
                 for p in previews
             ),
         )
 
-    @admin.display(description="fallback message per channel")
+    @admin.display(description=gettext_lazy("fallback message per channel"))
     def fallback_preview(self, obj: Campaign) -> SafeString | str:
         previews, who = campaign_fallback_previews(campaign=obj) if obj.pk else ([], "")
         if not previews:
-            return "Choose fallback channels and a message to see them."
+            return _("Choose fallback channels and a message to see them.")
         # format_html escapes every argument: the previews are plain text (escape() again, so
         # even a string someone marked safe is shown, not run), and the sanitised email HTML
         # is escaped into the srcdoc attribute of a frame with no permissions at all.
@@ -294,7 +314,11 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     # --- actions --------------------------------------------------------------------------------
 
     def _each(
-        self, request: HttpRequest, queryset: QuerySet[Campaign], action: Any, verb: str
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Campaign],
+        action: Any,
+        done_message: Callable[[int], str],
     ) -> None:
         done = 0
         for campaign in queryset:
@@ -305,23 +329,59 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                 detail = exc.detail if isinstance(exc.detail, str) else " ".join(exc.detail)
                 self.message_user(request, f"{campaign}: {detail}", messages.ERROR)
         if done:
-            self.message_user(request, f"{done} campaign(s) {verb}.", messages.SUCCESS)
+            self.message_user(request, done_message(done), messages.SUCCESS)
 
-    @admin.action(description="Schedule", permissions=["change"])
+    @admin.action(description=gettext_lazy("Schedule"), permissions=["change"])
     def schedule(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        self._each(request, queryset, campaign_schedule, "scheduled")
+        self._each(
+            request,
+            queryset,
+            campaign_schedule,
+            lambda n: (
+                ngettext("%(n)d campaign scheduled.", "%(n)d campaigns scheduled.", n) % {"n": n}
+            ),
+        )
 
-    @admin.action(description="Cancel", permissions=["change"])
+    @admin.action(description=gettext_lazy("Cancel"), permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        self._each(request, queryset, campaign_cancel, "cancelled")
+        self._each(
+            request,
+            queryset,
+            campaign_cancel,
+            lambda n: (
+                ngettext("%(n)d campaign cancelled.", "%(n)d campaigns cancelled.", n) % {"n": n}
+            ),
+        )
 
-    @admin.action(description="Publish now", permissions=["change"])
+    @admin.action(description=gettext_lazy("Publish now"), permissions=["change"])
     def publish_now(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        self._each(request, queryset, campaign_publish_now, "sent to publishing")
+        self._each(
+            request,
+            queryset,
+            campaign_publish_now,
+            lambda n: (
+                ngettext(
+                    "%(n)d campaign sent to publishing.", "%(n)d campaigns sent to publishing.", n
+                )
+                % {"n": n}
+            ),
+        )
 
-    @admin.action(description="Duplicate", permissions=["add"])
+    @admin.action(description=gettext_lazy("Duplicate"), permissions=["add"])
     def duplicate(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        self._each(request, queryset, campaign_duplicate, "duplicated as drafts")
+        self._each(
+            request,
+            queryset,
+            campaign_duplicate,
+            lambda n: (
+                ngettext(
+                    "%(n)d campaign duplicated as a draft.",
+                    "%(n)d campaigns duplicated as drafts.",
+                    n,
+                )
+                % {"n": n}
+            ),
+        )
 
 
 @admin.register(PublishAttempt)

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
@@ -48,7 +48,9 @@ EDITABLE_FIELDS = [
 ]  # fmt: skip
 
 
-STATE_CONFLICT = refusal(_lazy("The campaign's state does not allow this (the detail says why)."))
+STATE_CONFLICT = refusal(
+    gettext_lazy("The campaign's state does not allow this (the detail says why).")
+)
 
 
 class InvalidCampaign(CampaignsError):

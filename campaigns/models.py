@@ -16,36 +16,55 @@ FALLBACK_CHANNELS = (Channel.PUSH, Channel.EMAIL, Channel.SMS)
 class SocialNetwork(models.TextChoices):
     """The networks Continuity publishes to itself (outages/ knows more networks than these)."""
 
-    FACEBOOK = "facebook", "Facebook"
-    INSTAGRAM = "instagram", "Instagram"
-    X = "x", "X (Twitter)"
-    WHATSAPP = "whatsapp", "WhatsApp"
+    FACEBOOK = "facebook", _("Facebook")
+    INSTAGRAM = "instagram", _("Instagram")
+    X = "x", _("X (Twitter)")
+    WHATSAPP = "whatsapp", _("WhatsApp")
 
 
 class SocialAccount(models.Model):
     """A page, profile or WhatsApp number the business publishes through."""
 
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
     )
-    network = models.CharField(max_length=32, choices=SocialNetwork.choices)
-    display_name = models.CharField(max_length=200)
-    page_id = models.CharField(max_length=100, blank=True, default="")
-    ig_user_id = models.CharField(max_length=100, blank=True, default="")
-    x_user_id = models.CharField(max_length=100, blank=True, default="")
-    phone_number_id = models.CharField(max_length=100, blank=True, default="")
+    network = models.CharField(
+        max_length=32, choices=SocialNetwork.choices, verbose_name=_("network")
+    )
+    display_name = models.CharField(max_length=200, verbose_name=_("display name"))
+    page_id = models.CharField(max_length=100, blank=True, default="", verbose_name=_("page id"))
+    ig_user_id = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("ig user id")
+    )
+    x_user_id = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("x user id")
+    )
+    phone_number_id = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("phone number id")
+    )
     # Fernet ciphertext (delivery.secrets); the plaintext token never touches the database.
-    access_token_encrypted = models.TextField(blank=True, default="")
-    token_expires_at = models.DateTimeField(null=True, blank=True)
-    active = models.BooleanField(default=True)
-    last_checked_at = models.DateTimeField(null=True, blank=True)
-    last_check_ok = models.BooleanField(null=True)
-    last_check_detail = models.CharField(max_length=500, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    access_token_encrypted = models.TextField(
+        blank=True, default="", verbose_name=_("access token encrypted")
+    )
+    token_expires_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("token expires at")
+    )
+    active = models.BooleanField(default=True, verbose_name=_("active"))
+    last_checked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last checked at"))
+    last_check_ok = models.BooleanField(null=True, verbose_name=_("last check ok"))
+    last_check_detail = models.CharField(
+        max_length=500, blank=True, default="", verbose_name=_("last check detail")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("social account")
+        verbose_name_plural = _("social accounts")
         ordering = ["network", "display_name"]
 
     def __str__(self) -> str:
@@ -53,84 +72,123 @@ class SocialAccount(models.Model):
 
 
 class CampaignStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    SCHEDULED = "scheduled", "Scheduled"
-    PUBLISHING = "publishing", "Publishing"
-    PUBLISHED = "published", "Published"
-    PARTIALLY_PUBLISHED = "partially_published", "Partially published"
-    REROUTED = "rerouted", "Rerouted"
-    HELD = "held", "Held"
-    CANCELLED = "cancelled", "Cancelled"
-    FAILED = "failed", "Failed"
+    DRAFT = "draft", _("Draft")
+    SCHEDULED = "scheduled", _("Scheduled")
+    PUBLISHING = "publishing", _("Publishing")
+    PUBLISHED = "published", _("Published")
+    PARTIALLY_PUBLISHED = "partially_published", _("Partially published")
+    REROUTED = "rerouted", _("Rerouted")
+    HELD = "held", _("Held")
+    CANCELLED = "cancelled", _("Cancelled")
+    FAILED = "failed", _("Failed")
 
 
 class OutagePolicy(models.TextChoices):
-    REROUTE = "reroute", "Reroute to owned channels"
-    HOLD = "hold", "Hold, publish when the network is back"
-    HOLD_THEN_REROUTE = "hold_then_reroute", "Hold for a while, then reroute"
-    SKIP = "skip", "Skip (record it, send nothing)"
+    REROUTE = "reroute", _("Reroute to owned channels")
+    HOLD = "hold", _("Hold, publish when the network is back")
+    HOLD_THEN_REROUTE = "hold_then_reroute", _("Hold for a while, then reroute")
+    SKIP = "skip", _("Skip (record it, send nothing)")
 
 
 class SendMode(models.TextChoices):
-    FIRST_REACHABLE = "first_reachable", "Each contact's first reachable channel"
-    ALL = "all", "Every consented, reachable channel"
+    FIRST_REACHABLE = "first_reachable", _("Each contact's first reachable channel")
+    ALL = "all", _("Every consented, reachable channel")
 
 
 class FailbackChoice(models.TextChoices):
-    FINISH = "finish", "Finish sending what was planned"
-    CANCEL = "cancel", "Cancel what has not been sent yet"
+    FINISH = "finish", _("Finish sending what was planned")
+    CANCEL = "cancel", _("Cancel what has not been sent yet")
 
 
 class Campaign(models.Model):
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
     )
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, verbose_name=_("name"))
     status = models.CharField(
-        max_length=24, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT
+        max_length=24,
+        choices=CampaignStatus.choices,
+        default=CampaignStatus.DRAFT,
+        verbose_name=_("status"),
     )
-    scheduled_at = models.DateTimeField(null=True, blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True, verbose_name=_("scheduled at"))
     # Social content, with per-network overrides where limits differ:
     # {"x": {"text": "..."}, "instagram": {"image_url": "..."}}.
-    text = models.TextField(blank=True, default="")
-    link = models.URLField(max_length=500, blank=True, default="")
-    image_url = models.URLField(max_length=500, blank=True, default="")
-    overrides = models.JSONField(default=dict, blank=True)
+    text = models.TextField(blank=True, default="", verbose_name=_("text"))
+    link = models.URLField(max_length=500, blank=True, default="", verbose_name=_("link"))
+    image_url = models.URLField(max_length=500, blank=True, default="", verbose_name=_("image url"))
+    overrides = models.JSONField(default=dict, blank=True, verbose_name=_("overrides"))
     segment = models.ForeignKey(
-        Segment, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+        Segment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        verbose_name=_("segment"),
     )
-    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.MARKETING)
+    purpose = models.CharField(
+        max_length=16, choices=Purpose.choices, default=Purpose.MARKETING, verbose_name=_("purpose")
+    )
     # Fallback plan.
     fallback_channels = models.JSONField(
-        default=list, blank=True, help_text='Ordered owned channels, e.g. ["push", "email", "sms"]'
+        default=list,
+        blank=True,
+        help_text=_('Ordered owned channels, e.g. ["push", "email", "sms"]'),
+        verbose_name=_("fallback channels"),
     )
     message = models.OneToOneField(
-        Message, null=True, blank=True, on_delete=models.PROTECT, related_name="campaign"
+        Message,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaign",
+        verbose_name=_("message"),
     )
     outage_policy = models.CharField(
-        max_length=24, choices=OutagePolicy.choices, default=OutagePolicy.REROUTE
+        max_length=24,
+        choices=OutagePolicy.choices,
+        default=OutagePolicy.REROUTE,
+        verbose_name=_("outage policy"),
     )
-    hold_then_reroute_minutes = models.PositiveIntegerField(default=15)
-    max_hold_minutes = models.PositiveIntegerField(default=240)
+    hold_then_reroute_minutes = models.PositiveIntegerField(
+        default=15, verbose_name=_("hold then reroute minutes")
+    )
+    max_hold_minutes = models.PositiveIntegerField(default=240, verbose_name=_("max hold minutes"))
     sms_budget_segments = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Most SMS segments a reroute may spend; empty: no limit"
+        null=True,
+        blank=True,
+        help_text=_("Most SMS segments a reroute may spend; empty: no limit"),
+        verbose_name=_("sms budget segments"),
     )
     send_mode = models.CharField(
-        max_length=24, choices=SendMode.choices, default=SendMode.FIRST_REACHABLE
+        max_length=24,
+        choices=SendMode.choices,
+        default=SendMode.FIRST_REACHABLE,
+        verbose_name=_("send mode"),
     )
     on_failback = models.CharField(
-        max_length=16, choices=FailbackChoice.choices, default=FailbackChoice.FINISH
+        max_length=16,
+        choices=FailbackChoice.choices,
+        default=FailbackChoice.FINISH,
+        verbose_name=_("on failback"),
     )
     # The accounts to publish to; the dispatcher turns each into one SocialPost.
-    accounts = models.ManyToManyField(SocialAccount, blank=True, related_name="campaigns")
+    accounts = models.ManyToManyField(
+        SocialAccount, blank=True, related_name="campaigns", verbose_name=_("accounts")
+    )
     # When the dispatcher took it, and how late that was (missed while the system was down).
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    lateness_s = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("claimed at"))
+    lateness_s = models.PositiveIntegerField(default=0, verbose_name=_("lateness s"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
         ordering = ["-scheduled_at", "-id"]
         indexes = [
             # The dispatcher's claim: due scheduled campaigns, oldest first.
@@ -146,46 +204,70 @@ class Campaign(models.Model):
 
 
 class PostStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    PUBLISHING = "publishing", "Publishing"
-    PUBLISHED = "published", "Published"
-    FAILED = "failed", "Failed"
-    UNKNOWN = "unknown", "Unknown (checking)"
-    HELD = "held", "Held"
-    REROUTED = "rerouted", "Rerouted"
-    SKIPPED = "skipped", "Skipped"
+    PENDING = "pending", _("Pending")
+    PUBLISHING = "publishing", _("Publishing")
+    PUBLISHED = "published", _("Published")
+    FAILED = "failed", _("Failed")
+    UNKNOWN = "unknown", _("Unknown (checking)")
+    HELD = "held", _("Held")
+    REROUTED = "rerouted", _("Rerouted")
+    SKIPPED = "skipped", _("Skipped")
 
 
 class SocialPost(models.Model):
     """A campaign's post on one account: the unit that publishes, holds or reroutes."""
 
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
     )
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="posts")
-    account = models.ForeignKey(SocialAccount, on_delete=models.PROTECT, related_name="posts")
-    network = models.CharField(max_length=32, choices=network_choices)
-    status = models.CharField(max_length=16, choices=PostStatus.choices, default=PostStatus.PENDING)
-    external_id = models.CharField(max_length=200, blank=True, default="")
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.CharField(max_length=500, blank=True, default="")
-    last_error_code = models.CharField(max_length=50, blank=True, default="")
-    fingerprint = models.CharField(max_length=64, blank=True, default="")
-    publishing_started_at = models.DateTimeField(null=True, blank=True)
-    published_at = models.DateTimeField(null=True, blank=True)
-    held_since = models.DateTimeField(null=True, blank=True)
-    lateness_s = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="posts", verbose_name=_("campaign")
+    )
+    account = models.ForeignKey(
+        SocialAccount, on_delete=models.PROTECT, related_name="posts", verbose_name=_("account")
+    )
+    network = models.CharField(max_length=32, choices=network_choices, verbose_name=_("network"))
+    status = models.CharField(
+        max_length=16,
+        choices=PostStatus.choices,
+        default=PostStatus.PENDING,
+        verbose_name=_("status"),
+    )
+    external_id = models.CharField(
+        max_length=200, blank=True, default="", verbose_name=_("external id")
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    last_error = models.CharField(
+        max_length=500, blank=True, default="", verbose_name=_("last error")
+    )
+    last_error_code = models.CharField(
+        max_length=50, blank=True, default="", verbose_name=_("last error code")
+    )
+    fingerprint = models.CharField(
+        max_length=64, blank=True, default="", verbose_name=_("fingerprint")
+    )
+    publishing_started_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("publishing started at")
+    )
+    published_at = models.DateTimeField(null=True, blank=True, verbose_name=_("published at"))
+    held_since = models.DateTimeField(null=True, blank=True, verbose_name=_("held since"))
+    lateness_s = models.PositiveIntegerField(default=0, verbose_name=_("lateness s"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
     # When a pending post may be tried (back-off); the sweeper re-enqueues pending posts past it.
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
     # Checks of the account's recent posts after an unanswered publish (unknown outcome).
-    unknown_checks = models.PositiveSmallIntegerField(default=0)
+    unknown_checks = models.PositiveSmallIntegerField(default=0, verbose_name=_("unknown checks"))
     # The one extra publish allowed after an unknown outcome that the check did not find.
-    republished = models.BooleanField(default=False)
+    republished = models.BooleanField(default=False, verbose_name=_("republished"))
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("social post")
+        verbose_name_plural = _("social posts")
         constraints = [
             models.UniqueConstraint(fields=["campaign", "account"], name="post_one_per_account"),
         ]
@@ -196,12 +278,12 @@ class SocialPost(models.Model):
 
 
 class RerouteStatus(models.TextChoices):
-    PLANNING = "planning", "Planning"
-    SENDING = "sending", "Sending"
-    HOLDING = "holding", "Holding"
-    DONE = "done", "Done"
-    SKIPPED = "skipped", "Skipped"
-    CANCELLED = "cancelled", "Cancelled"
+    PLANNING = "planning", _("Planning")
+    SENDING = "sending", _("Sending")
+    HOLDING = "holding", _("Holding")
+    DONE = "done", _("Done")
+    SKIPPED = "skipped", _("Skipped")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 class Reroute(models.Model):
@@ -209,33 +291,54 @@ class Reroute(models.Model):
     ten identical alerts, two monitors and the dispatcher racing the webhook plan it once."""
 
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
     )
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="reroutes")
-    network = models.CharField(max_length=32, choices=network_choices)
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="reroutes", verbose_name=_("campaign")
+    )
+    network = models.CharField(max_length=32, choices=network_choices, verbose_name=_("network"))
     window = models.ForeignKey(
-        "outages.OutageWindow", on_delete=models.PROTECT, related_name="reroutes"
+        "outages.OutageWindow",
+        on_delete=models.PROTECT,
+        related_name="reroutes",
+        verbose_name=_("window"),
     )
     status = models.CharField(
-        max_length=16, choices=RerouteStatus.choices, default=RerouteStatus.PLANNING
+        max_length=16,
+        choices=RerouteStatus.choices,
+        default=RerouteStatus.PLANNING,
+        verbose_name=_("status"),
     )
-    policy = models.CharField(max_length=24, choices=OutagePolicy.choices)
+    policy = models.CharField(max_length=24, choices=OutagePolicy.choices, verbose_name=_("policy"))
     # When owned-channel sends may start (the due time, or after a hold-then-reroute wait).
-    send_after = models.DateTimeField(null=True, blank=True)
+    send_after = models.DateTimeField(null=True, blank=True, verbose_name=_("send after"))
     # Keyset cursor: the last contact id planned, so a redelivered planning task resumes.
-    planned_through_contact_id = models.BigIntegerField(default=0)
-    planned = models.JSONField(default=dict, blank=True)  # {"email": 120, "sms": 30}
-    exclusions = models.JSONField(default=dict, blank=True)  # {"no_consent": 12, ...}
-    sms_segments_planned = models.PositiveIntegerField(default=0)
-    signal_at = models.DateTimeField(null=True, blank=True)
-    first_send_at = models.DateTimeField(null=True, blank=True)
-    last_send_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    planned_through_contact_id = models.BigIntegerField(
+        default=0, verbose_name=_("planned through contact id")
+    )
+    planned = models.JSONField(
+        default=dict, blank=True, verbose_name=_("planned")
+    )  # {"email": 120, "sms": 30}
+    exclusions = models.JSONField(
+        default=dict, blank=True, verbose_name=_("exclusions")
+    )  # {"no_consent": 12, ...}
+    sms_segments_planned = models.PositiveIntegerField(
+        default=0, verbose_name=_("sms segments planned")
+    )
+    signal_at = models.DateTimeField(null=True, blank=True, verbose_name=_("signal at"))
+    first_send_at = models.DateTimeField(null=True, blank=True, verbose_name=_("first send at"))
+    last_send_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last send at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("reroute")
+        verbose_name_plural = _("reroutes")
         permissions = [("run_drill", _("Can run an outage drill"))]
         constraints = [
             models.UniqueConstraint(
@@ -248,11 +351,11 @@ class Reroute(models.Model):
 
 
 class AttemptKind(models.TextChoices):
-    OK = "ok", "Published"
-    TRANSIENT = "transient", "Transient failure"
-    THROTTLED = "throttled", "Throttled"
-    PERMANENT = "permanent", "Permanent failure"
-    UNKNOWN = "unknown", "Unknown outcome"
+    OK = "ok", _("Published")
+    TRANSIENT = "transient", _("Transient failure")
+    THROTTLED = "throttled", _("Throttled")
+    PERMANENT = "permanent", _("Permanent failure")
+    UNKNOWN = "unknown", _("Unknown outcome")
 
 
 class PublishAttempt(models.Model):
@@ -260,22 +363,37 @@ class PublishAttempt(models.Model):
     reads these (delivery.publishers.health) over a short window: PostgreSQL, not Redis."""
 
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
     )
-    at = models.DateTimeField(db_index=False)
-    network = models.CharField(max_length=32, choices=network_choices)
+    at = models.DateTimeField(db_index=False, verbose_name=_("at"))
+    network = models.CharField(max_length=32, choices=network_choices, verbose_name=_("network"))
     account = models.ForeignKey(
-        SocialAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempts"
+        SocialAccount,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="attempts",
+        verbose_name=_("account"),
     )
     post = models.ForeignKey(
-        SocialPost, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempt_log"
+        SocialPost,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="attempt_log",
+        verbose_name=_("post"),
     )
-    kind = models.CharField(max_length=16, choices=AttemptKind.choices)
-    probe = models.BooleanField(default=False)
-    detail = models.CharField(max_length=500, blank=True, default="")
+    kind = models.CharField(max_length=16, choices=AttemptKind.choices, verbose_name=_("kind"))
+    probe = models.BooleanField(default=False, verbose_name=_("probe"))
+    detail = models.CharField(max_length=500, blank=True, default="", verbose_name=_("detail"))
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("publish attempt")
+        verbose_name_plural = _("publish attempts")
         indexes = [models.Index(fields=["network", "at"], name="attempt_network_at")]
 
     def __str__(self) -> str:

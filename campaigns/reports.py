@@ -14,6 +14,7 @@ from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 from django.utils.html import escape
+from django.utils.translation import gettext
 
 from campaigns.models import Reroute
 from continuity.models import Workspace
@@ -220,14 +221,14 @@ def sends_per_minute_svg(report: WindowReport, *, width: int = 640, height: int 
     """A small line chart rendered by the server: no script, nothing from a CDN."""
     minutes = sorted({m for points in report.per_minute.values() for m, _ in points})
     if not minutes:
-        return '<p class="help">No sends yet.</p>'
+        return '<p class="help">{}</p>'.format(escape(gettext("No sends yet.")))
     top = max((n for points in report.per_minute.values() for _, n in points), default=1)
     pad = 30
     step = (width - 2 * pad) / max(len(minutes) - 1, 1)
     index = {m: i for i, m in enumerate(minutes)}
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="sends per minute per channel">',
+        f'role="img" aria-label="{escape(gettext("sends per minute per channel"))}">',
         f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
         'stroke="#999"/>',
         f'<text x="2" y="{pad}" font-size="10">{top}/min</text>',

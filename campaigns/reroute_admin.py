@@ -16,6 +16,8 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from campaigns.drill import outage_drill
 from campaigns.models import Reroute
@@ -81,7 +83,7 @@ def channel_progress(message_id: int | None) -> list[dict[str, Any]]:
 
 
 class DrillForm(forms.Form):
-    network = forms.ChoiceField(choices=network_choices)
+    network = forms.ChoiceField(label=gettext_lazy("network"), choices=network_choices)
 
 
 class RerouteAdmin(WorkspaceScopedAdmin):
@@ -105,17 +107,17 @@ class RerouteAdmin(WorkspaceScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="window")
+    @admin.display(description=gettext_lazy("outage"))
     def window_link(self, obj: Reroute) -> str:
         return format_html(
             '<a href="report/{}/">#{} {} ({})</a>',
             obj.window_id,
             obj.window_id,
-            obj.window.network,
-            obj.window.state,
+            obj.window.get_network_display(),
+            obj.window.get_state_display(),
         )
 
-    @admin.display(description="sent / planned")
+    @admin.display(description=gettext_lazy("sent / planned"))
     def progress(self, obj: Reroute) -> str:
         bars = [
             format_html(
@@ -176,7 +178,7 @@ class RerouteAdmin(WorkspaceScopedAdmin):
         recent = OutageWindow.objects.filter(state="resolved").order_by("-closed_at")[:10]
         context = {
             **self.admin_site.each_context(request),
-            "title": "Outages and reroutes",
+            "title": _("Outages and reroutes"),
             "windows": windows,
             "recent": recent,
             "workspace": workspace,
@@ -189,7 +191,7 @@ class RerouteAdmin(WorkspaceScopedAdmin):
         report = window_report(window_id=window_id, workspace=workspace) if workspace else None
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Outage report: window #{window_id}",
+            "title": _("Outage report: outage #%(id)s") % {"id": window_id},
             "report": report,
             "workspace": workspace,
             "columns": COLUMNS,
@@ -226,7 +228,7 @@ class RerouteAdmin(WorkspaceScopedAdmin):
             )
         context = {
             **self.admin_site.each_context(request),
-            "title": "Outage drill: what would happen if a network went down now",
+            "title": _("Outage drill: what would happen if a network went down now"),
             "form": form,
             "result": result,
         }

@@ -19,9 +19,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 
@@ -101,7 +102,7 @@ class ScopedAdmin(WorkspaceScopedAdmin):
 
 
 class TagFilter(admin.SimpleListFilter):
-    title = "tag"
+    title = gettext_lazy("tag")
     parameter_name = "tag"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -126,14 +127,15 @@ class TagFilter(admin.SimpleListFilter):
 
 def consent_filter(channel: Channel) -> type[admin.SimpleListFilter]:
     class ConsentFilter(admin.SimpleListFilter):
-        title = f"{channel.label} marketing consent"
+        # Built when the filter is drawn, in that request's language, not at import.
+        title = lazy(lambda: _("%(channel)s marketing consent") % {"channel": channel.label}, str)()
         parameter_name = f"consent_{channel.value}"
 
         def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
             return [
-                ("allowed", "may be sent to (granted, not suppressed)"),
-                *[(s.value, s.label) for s in ConsentState],
-                ("none", "never asked"),
+                ("allowed", _("may be sent to (granted, not suppressed)")),
+                *[(s.value, str(s.label)) for s in ConsentState],
+                ("none", _("never asked")),
             ]
 
         def queryset(self, request: HttpRequest, queryset: QuerySet[Contact]) -> QuerySet[Contact]:
@@ -191,7 +193,7 @@ class ConsentEventInline(ReadOnlyInline):
         "note",
     )
     ordering = ["-occurred_at", "-id"]
-    verbose_name_plural = "consent history (evidence)"
+    verbose_name_plural = gettext_lazy("consent history (evidence)")
 
 
 class SuppressionInline(ReadOnlyInline):
@@ -205,8 +207,12 @@ class PushInline(ReadOnlyInline):
 
 
 class ContactActionForm(ActionForm):
-    tag = forms.CharField(required=False, label="tag", max_length=100)
-    channel = forms.ChoiceField(required=False, choices=[("", "channel"), *Channel.choices])
+    tag = forms.CharField(required=False, label=gettext_lazy("tag"), max_length=100)
+    channel = forms.ChoiceField(
+        required=False,
+        label=gettext_lazy("channel"),
+        choices=[("", gettext_lazy("channel")), *Channel.choices],
+    )
 
 
 class ContactForm(WorkspaceUniqueForm):
@@ -215,7 +221,9 @@ class ContactForm(WorkspaceUniqueForm):
 
     # Plain text fields: the model fields' own form fields would refuse before normalising.
     email = forms.CharField(required=False, max_length=254)
-    phone = forms.CharField(required=False, max_length=40, help_text="+<country><number>")
+    phone = forms.CharField(
+        required=False, max_length=40, help_text=gettext_lazy("+<country><number>")
+    )
 
     class Meta:
         model = Contact
@@ -375,24 +383,27 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
             context["confirm_form"] = self.create_confirm_form(request, import_form=form)
         return response
 
-    @admin.display(description="tags")
+    @admin.display(description=gettext_lazy("tags"))
     def tag_list(self, contact: Contact) -> str:
         return ", ".join(sorted(t.name for t in contact.tags.all()))
 
-    @admin.action(description="Add the tag typed above", permissions=["change"])
+    @admin.action(description=gettext_lazy("Add the tag typed above"), permissions=["change"])
     def add_tag(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
         name = (request.POST.get("tag") or "").strip()[:100]
         if not name:
-            self.message_user(request, "Type a tag name first.", messages.ERROR)
+            self.message_user(request, _("Type a tag name first."), messages.ERROR)
             return
         ids = list(queryset.values_list("pk", flat=True))
         contact_tags_add(
             workspace=self.access(request).workspace_required, pairs=[(pk, [name]) for pk in ids]
         )
-        self.message_user(request, f"Tag {name!r} added to {len(ids)} contacts.")
+        self.message_user(
+            request,
+            _("Tag %(name)r added to %(count)s contacts.") % {"name": name, "count": len(ids)},
+        )
 
     @admin.action(
-        description="Erase the selected contacts (GDPR: personal data removed)",
+        description=gettext_lazy("Erase the selected contacts (GDPR: personal data removed)"),
         permissions=["erase"],
     )
     def erase_contacts(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
@@ -407,13 +418,13 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
         self.message_user(request, _("%(count)s contacts erased.") % {"count": erased})
 
     @admin.action(
-        description="Revoke marketing consent on the channel chosen above",
+        description=gettext_lazy("Revoke marketing consent on the channel chosen above"),
         permissions=["record_consent"],
     )
     def revoke_channel(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
         channel = request.POST.get("channel") or ""
         if channel not in Channel.values:
-            self.message_user(request, "Choose a channel first.", messages.ERROR)
+            self.message_user(request, _("Choose a channel first."), messages.ERROR)
             return
         evidence = Evidence(
             source=ConsentSource.ADMIN,
@@ -440,7 +451,11 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
                 action="consent.revoke_bulk",
                 detail={"channel": channel, "purpose": Purpose.MARKETING, "changed": changed},
             )
-        self.message_user(request, f"{channel} marketing consent revoked for {changed} contacts.")
+        self.message_user(
+            request,
+            _("%(channel)s marketing consent revoked for %(count)s contacts.")
+            % {"channel": Channel(channel).label, "count": changed},
+        )
 
 
 class SegmentForm(WorkspaceUniqueForm):
@@ -462,18 +477,18 @@ class SegmentAdmin(ScopedAdmin):
     class Media:
         js = ("contacts/segment-live-count.js",)
 
-    @admin.display(description=_lazy("audience"))
+    @admin.display(description=gettext_lazy("audience"))
     def audience(self, segment: Segment) -> int | str:
         # A row saved before the rules tightened says what is wrong instead of a count.
         return segment_problem(segment) or segment_audience(segment=segment).count()
 
-    @admin.display(description=_lazy("rule check"))
+    @admin.display(description=gettext_lazy("rule check"))
     def rule_check(self, segment: Segment) -> str:
         if segment.pk is None:
             return "-"
         return segment_problem(segment) or _("The rules are valid.")
 
-    @admin.display(description="live count")
+    @admin.display(description=gettext_lazy("live count"))
     def live_count(self, segment: Segment) -> str:
         return format_html(
             '<span id="segment-live-count" data-url="{}">{}</span>',

@@ -17,7 +17,7 @@ from django.db.models import Exists, OuterRef, Prefetch, ProtectedError, QuerySe
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import CursorPagination
@@ -63,7 +63,7 @@ CHANGE_SEGMENT = "contacts.change_segment"
 DELETE_SEGMENT = "contacts.delete_segment"
 
 
-ERASED = refusal(_lazy("The contact was erased: nothing about it can change any more."))
+ERASED = refusal(gettext_lazy("The contact was erased: nothing about it can change any more."))
 
 
 class TooManyRows(ContactsError):
@@ -297,7 +297,9 @@ class ContactBulkUpsert(WorkspaceAPIView):
         request=s.BulkIn,
         responses={
             200: s.BulkOut,
-            413: refusal(_lazy("More contacts than CONTACTS_BULK_UPSERT_MAX in one request.")),
+            413: refusal(
+                gettext_lazy("More contacts than CONTACTS_BULK_UPSERT_MAX in one request.")
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -412,7 +414,9 @@ class SegmentListCreate(WorkspaceViewMixin, generics.ListCreateAPIView[Segment])
     delete=extend_schema(
         responses={
             204: None,
-            409: refusal(_lazy("Campaigns use the segment: point them at another one first.")),
+            409: refusal(
+                gettext_lazy("Campaigns use the segment: point them at another one first.")
+            ),
         }
     )
 )

@@ -13,63 +13,64 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from phonenumber_field.modelfields import PhoneNumberField
 
 from continuity.tenancy import WorkspaceManager
 
 
 class Channel(models.TextChoices):
-    EMAIL = "email", "Email"
-    SMS = "sms", "SMS"
-    PUSH = "push", "Web push"
-    WHATSAPP = "whatsapp", "WhatsApp"
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+    PUSH = "push", _("Web push")
+    WHATSAPP = "whatsapp", _("WhatsApp")
 
 
 class Purpose(models.TextChoices):
-    MARKETING = "marketing", "Marketing"
-    SERVICE = "service", "Service notices"
+    MARKETING = "marketing", _("Marketing")
+    SERVICE = "service", _("Service notices")
 
 
 class ConsentState(models.TextChoices):
-    GRANTED = "granted", "Granted"
-    PENDING = "pending", "Pending double opt-in"
-    REVOKED = "revoked", "Revoked"
+    GRANTED = "granted", _("Granted")
+    PENDING = "pending", _("Pending double opt-in")
+    REVOKED = "revoked", _("Revoked")
 
 
 class ConsentSource(models.TextChoices):
-    FORM = "form", "Web form"
-    IMPORT = "import", "Import"
-    API = "api", "API"
-    ADMIN = "admin", "Admin"
-    SMS_KEYWORD = "sms_keyword", "SMS keyword"
-    BOUNCE = "bounce", "Bounce"
-    COMPLAINT = "complaint", "Complaint"
-    UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
-    PREFERENCE_CENTRE = "preference_centre", "Preference centre"
-    DOUBLE_OPT_IN = "double_opt_in", "Double opt-in confirmation"
-    PUSH_SUBSCRIBE = "push_subscribe", "Browser push subscription"
-    PROVIDER = "provider", "Provider report"
-    ERASURE = "erasure", "Erasure"
+    FORM = "form", _("Web form")
+    IMPORT = "import", pgettext_lazy("consent source", "Import")
+    API = "api", _("API")
+    ADMIN = "admin", _("Admin")
+    SMS_KEYWORD = "sms_keyword", _("SMS keyword")
+    BOUNCE = "bounce", _("Bounce")
+    COMPLAINT = "complaint", _("Complaint")
+    UNSUBSCRIBE_LINK = "unsubscribe_link", _("Unsubscribe link")
+    PREFERENCE_CENTRE = "preference_centre", _("Preference centre")
+    DOUBLE_OPT_IN = "double_opt_in", _("Double opt-in confirmation")
+    PUSH_SUBSCRIBE = "push_subscribe", _("Browser push subscription")
+    PROVIDER = "provider", _("Provider report")
+    ERASURE = "erasure", _("Erasure")
 
 
 class ConsentAction(models.TextChoices):
-    GRANT = "grant", "Granted"
-    REQUEST = "request", "Double opt-in requested"
-    CONFIRM = "confirm", "Double opt-in confirmed"
-    REVOKE = "revoke", "Revoked"
-    SUPPRESS = "suppress", "Suppressed"
-    LIFT = "lift", "Suppression lifted"
-    ERASE = "erase", "Contact erased"
-    DETAILS = "details", "Contact details changed"
+    GRANT = "grant", _("Granted")
+    REQUEST = "request", _("Double opt-in requested")
+    CONFIRM = "confirm", _("Double opt-in confirmed")
+    REVOKE = "revoke", _("Revoked")
+    SUPPRESS = "suppress", _("Suppressed")
+    LIFT = "lift", _("Suppression lifted")
+    ERASE = "erase", _("Contact erased")
+    DETAILS = "details", _("Contact details changed")
 
 
 class SuppressionReason(models.TextChoices):
-    HARD_BOUNCE = "hard_bounce", "Hard bounce"
-    COMPLAINT = "complaint", "Spam complaint"
-    INVALID_NUMBER = "invalid_number", "Invalid number"
-    INVALID_ADDRESS = "invalid_address", "Invalid address"
-    CARRIER_BLOCK = "carrier_block", "Carrier opt-out (STOP)"
-    MANUAL = "manual", "Manual"
+    HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+    COMPLAINT = "complaint", _("Spam complaint")
+    INVALID_NUMBER = "invalid_number", _("Invalid number")
+    INVALID_ADDRESS = "invalid_address", _("Invalid address")
+    CARRIER_BLOCK = "carrier_block", _("Carrier opt-out (STOP)")
+    MANUAL = "manual", _("Manual")
 
 
 # Frozen sets of the choice values: `TextChoices.values` rebuilds a list on every access, which
@@ -111,12 +112,17 @@ def _available_timezones() -> frozenset[str]:
 
 class Tag(models.Model):
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
     )
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, verbose_name=_("name"))
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
         constraints = [
             models.UniqueConstraint(fields=["workspace", "name"], name="tag_name_per_workspace"),
         ]
@@ -129,33 +135,51 @@ class Contact(models.Model):
     # Indexed by contact_workspace_keyset (workspace, id), which serves every lookup by workspace
     # as well: a second index on workspace alone would only be paid on each import.
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("workspace"),
     )
     # Identifiers are nullable so that "unique when set" holds and an erased tombstone keeps none.
-    external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
-    email = models.EmailField(max_length=254, null=True, blank=True)  # noqa: DJ001 - see above
-    phone = PhoneNumberField(null=True, blank=True)
-    first_name = models.CharField(max_length=150, blank=True, default="")
-    last_name = models.CharField(max_length=150, blank=True, default="")
-    locale = models.CharField(max_length=35, blank=True, default="")
+    external_id = models.CharField(  # noqa: DJ001
+        _("external id"), max_length=200, null=True, blank=True
+    )
+    email = models.EmailField(_("email"), max_length=254, null=True, blank=True)  # noqa: DJ001
+    phone = PhoneNumberField(_("phone"), null=True, blank=True)
+    first_name = models.CharField(
+        max_length=150, blank=True, default="", verbose_name=_("first name")
+    )
+    last_name = models.CharField(
+        max_length=150, blank=True, default="", verbose_name=_("last name")
+    )
+    locale = models.CharField(max_length=35, blank=True, default="", verbose_name=_("locale"))
     timezone = models.CharField(
-        max_length=64, blank=True, default="", validators=[validate_timezone]
+        max_length=64,
+        blank=True,
+        default="",
+        validators=[validate_timezone],
+        verbose_name=_("timezone"),
     )
     tags: models.ManyToManyField[Tag, ContactTag] = models.ManyToManyField(
         Tag, through="ContactTag", related_name="contacts", blank=True
     )
-    attributes = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True, db_index=True)
-    erased_at = models.DateTimeField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True, verbose_name=_("attributes"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, db_index=True, verbose_name=_("updated at"))
+    erased_at = models.DateTimeField(null=True, blank=True, verbose_name=_("erased at"))
     # Derived, never edited: one bit per (channel, purpose) that may be sent to right now
     # (consent granted, channel not suppressed, not erased; see consent_bit). Kept by
     # contacts.consent in the same transaction as every change, so audience queries filter one
     # column of one table instead of joining consent and suppressions for every contact.
-    sendable = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
+    sendable = models.PositiveSmallIntegerField(
+        default=0, db_default=0, editable=False, verbose_name=_("sendable")
+    )
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
         permissions = [
             ("export_contact", _("Can export contacts' personal data")),
             ("erase_contact", _("Can erase a contact")),
@@ -227,13 +251,19 @@ class ContactTag(models.Model):
     # Reads reach these rows through a keyed parent; an index of its own would be paid on every
     # bulk insert and never used.
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("workspace"),
     )
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE)
-    tag = models.ForeignKey(Tag, on_delete=models.CASCADE)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, verbose_name=_("contact"))
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, verbose_name=_("tag"))
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("contact tag")
+        verbose_name_plural = _("contact tags")
         constraints = [
             models.UniqueConstraint(fields=["contact", "tag"], name="contact_tag_unique"),
         ]
@@ -250,16 +280,24 @@ class Consent(models.Model):
     # Reads reach these rows through a keyed parent; an index of its own would be paid on every
     # bulk insert and never used.
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("workspace"),
     )
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consents")
-    channel = models.CharField(max_length=16, choices=Channel.choices)
-    purpose = models.CharField(max_length=16, choices=Purpose.choices)
-    state = models.CharField(max_length=16, choices=ConsentState.choices)
-    updated_at = models.DateTimeField()
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="consents", verbose_name=_("contact")
+    )
+    channel = models.CharField(max_length=16, choices=Channel.choices, verbose_name=_("channel"))
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, verbose_name=_("purpose"))
+    state = models.CharField(max_length=16, choices=ConsentState.choices, verbose_name=_("state"))
+    updated_at = models.DateTimeField(verbose_name=_("updated at"))
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
         constraints = [
             models.UniqueConstraint(
                 fields=["contact", "channel", "purpose"], name="consent_contact_channel_purpose"
@@ -282,27 +320,55 @@ class ConsentEvent(models.Model):
     # Reads reach these rows through a keyed parent; an index of its own would be paid on every
     # bulk insert and never used.
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("workspace"),
     )
-    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="consent_events")
-    channel = models.CharField(max_length=16, choices=Channel.choices, blank=True, default="")
-    purpose = models.CharField(max_length=16, choices=Purpose.choices, blank=True, default="")
-    action = models.CharField(max_length=16, choices=ConsentAction.choices)
-    state = models.CharField(max_length=16, choices=ConsentState.choices, blank=True, default="")
-    source = models.CharField(max_length=32, choices=ConsentSource.choices)
-    source_detail = models.CharField(max_length=500, blank=True, default="")
-    occurred_at = models.DateTimeField()
-    recorded_at = models.DateTimeField(auto_now_add=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=500, blank=True, default="")
-    consent_text_version = models.CharField(max_length=100, blank=True, default="")
-    recorded_by = models.CharField(max_length=150, blank=True, default="")
-    note = models.TextField(blank=True, default="")
+    contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="consent_events", verbose_name=_("contact")
+    )
+    channel = models.CharField(
+        max_length=16, choices=Channel.choices, blank=True, default="", verbose_name=_("channel")
+    )
+    purpose = models.CharField(
+        max_length=16, choices=Purpose.choices, blank=True, default="", verbose_name=_("purpose")
+    )
+    action = models.CharField(
+        max_length=16, choices=ConsentAction.choices, verbose_name=_("action")
+    )
+    state = models.CharField(
+        max_length=16, choices=ConsentState.choices, blank=True, default="", verbose_name=_("state")
+    )
+    source = models.CharField(
+        max_length=32, choices=ConsentSource.choices, verbose_name=_("source")
+    )
+    source_detail = models.CharField(
+        max_length=500, blank=True, default="", verbose_name=_("source detail")
+    )
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
+    recorded_at = models.DateTimeField(auto_now_add=True, verbose_name=_("recorded at"))
+    ip = models.GenericIPAddressField(null=True, blank=True, verbose_name=_("ip"))
+    user_agent = models.CharField(
+        max_length=500, blank=True, default="", verbose_name=_("user agent")
+    )
+    consent_text_version = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("consent text version")
+    )
+    recorded_by = models.CharField(
+        max_length=150, blank=True, default="", verbose_name=_("recorded by")
+    )
+    note = models.TextField(blank=True, default="", verbose_name=_("note"))
     # Set on erasure: HMAC of the identifiers the evidence was about, so proof survives the person.
-    subject_hash = models.CharField(max_length=64, blank=True, default="")
+    subject_hash = models.CharField(
+        max_length=64, blank=True, default="", verbose_name=_("subject hash")
+    )
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("consent event")
+        verbose_name_plural = _("consent events")
         ordering = ["-occurred_at", "-id"]
         indexes = [
             models.Index(fields=["contact", "occurred_at"], name="consent_event_contact"),
@@ -323,18 +389,27 @@ class Suppression(models.Model):
     """Blocks a channel whatever the consent says. Written only by contacts/consent.py."""
 
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
     )
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="suppressions")
-    channel = models.CharField(max_length=16, choices=Channel.choices)
-    reason = models.CharField(max_length=32, choices=SuppressionReason.choices)
-    detail = models.CharField(max_length=500, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    lifted_at = models.DateTimeField(null=True, blank=True)
-    active = models.BooleanField(default=True)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="suppressions", verbose_name=_("contact")
+    )
+    channel = models.CharField(max_length=16, choices=Channel.choices, verbose_name=_("channel"))
+    reason = models.CharField(
+        max_length=32, choices=SuppressionReason.choices, verbose_name=_("reason")
+    )
+    detail = models.CharField(max_length=500, blank=True, default="", verbose_name=_("detail"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    lifted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("lifted at"))
+    active = models.BooleanField(default=True, verbose_name=_("active"))
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppressions")
         constraints = [
             models.UniqueConstraint(
                 fields=["contact", "channel"],
@@ -356,24 +431,36 @@ class Suppression(models.Model):
 
 class PushSubscription(models.Model):
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
     )
     contact = models.ForeignKey(
-        Contact, on_delete=models.CASCADE, related_name="push_subscriptions"
+        Contact,
+        on_delete=models.CASCADE,
+        related_name="push_subscriptions",
+        verbose_name=_("contact"),
     )
-    endpoint = models.URLField(max_length=1000)
-    p256dh = models.CharField(max_length=200)
-    auth = models.CharField(max_length=100)
-    user_agent = models.CharField(max_length=500, blank=True, default="")
-    expiration_time = models.DateTimeField(null=True, blank=True)
-    active = models.BooleanField(default=True)
-    failure_count = models.PositiveIntegerField(default=0)
-    last_failure = models.CharField(max_length=300, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    endpoint = models.URLField(max_length=1000, verbose_name=_("endpoint"))
+    p256dh = models.CharField(max_length=200, verbose_name=_("p256dh"))
+    auth = models.CharField(max_length=100, verbose_name=_("auth"))
+    user_agent = models.CharField(
+        max_length=500, blank=True, default="", verbose_name=_("user agent")
+    )
+    expiration_time = models.DateTimeField(null=True, blank=True, verbose_name=_("expiration time"))
+    active = models.BooleanField(default=True, verbose_name=_("active"))
+    failure_count = models.PositiveIntegerField(default=0, verbose_name=_("failure count"))
+    last_failure = models.CharField(
+        max_length=300, blank=True, default="", verbose_name=_("last failure")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("push subscription")
+        verbose_name_plural = _("push subscriptions")
         constraints = [
             # One browser may subscribe to two client businesses' sites under the same VAPID key.
             models.UniqueConstraint(
@@ -393,24 +480,40 @@ class Segment(models.Model):
     contacts.selectors.segment_contacts into one queryset."""
 
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
     )
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True, default="")
-    tags_any = models.JSONField(default=list, blank=True, help_text="tag names: at least one")
-    tags_all = models.JSONField(default=list, blank=True, help_text="tag names: every one")
-    tags_none = models.JSONField(default=list, blank=True, help_text="tag names: none of them")
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    description = models.TextField(blank=True, default="", verbose_name=_("description"))
+    tags_any = models.JSONField(
+        default=list, blank=True, help_text=_("tag names: at least one"), verbose_name=_("tags any")
+    )
+    tags_all = models.JSONField(
+        default=list, blank=True, help_text=_("tag names: every one"), verbose_name=_("tags all")
+    )
+    tags_none = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("tag names: none of them"),
+        verbose_name=_("tags none"),
+    )
     attribute_filters = models.JSONField(
         default=list,
         blank=True,
-        help_text='list of {"key": ..., "op": "eq|ne|in|exists|gt|gte|lt|lte|contains", '
-        '"value": ...}',
+        help_text=_(
+            'list of {"key": ..., "op": "eq|ne|in|exists|gt|gte|lt|lte|contains", "value": ...}'
+        ),
+        verbose_name=_("attribute filters"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "name"], name="segment_name_per_workspace"

@@ -24,6 +24,7 @@ PREFERENCE_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.PUS
 
 @dataclass
 class PreferenceChanges:
+    # What the page reports as saved, in the language of the request that saved it.
     changed: list[str] = field(default_factory=list)
     # A new email address waits for confirmation: a link was mailed to it (or, throttled, not).
     email_confirmation_to: str = ""
@@ -71,11 +72,11 @@ def preferences_apply(
             contact.email = None
             contact.save(update_fields=["email", "updated_at"])
             notes.append("email removed")
-            result.changed.append("email removed")
+            result.changed.append(_("email removed"))
         if str(new_phone or "") != str(contact.phone or ""):
             # Applied or not, the answer is the same: the page must not say that the number is
             # another contact's. Staff see why it did not apply in the consent history.
-            result.changed.append("phone changed")
+            result.changed.append(_("phone changed"))
             result.phone_requested = str(new_phone or "")
             if _phone_save(contact, new_phone):
                 notes.append("phone changed")
@@ -88,10 +89,10 @@ def preferences_apply(
             granted = states.get((channel, purpose)) == ConsentState.GRANTED
             if want and not granted:
                 consent_grant(contact=contact, channel=channel, purpose=purpose, evidence=evidence)
-                result.changed.append(f"{channel} on")
+                result.changed.append(_("%(channel)s on") % {"channel": channel})
             elif not want and granted:
                 consent_revoke(contact=contact, channel=channel, purpose=purpose, evidence=evidence)
-                result.changed.append(f"{channel} off")
+                result.changed.append(_("%(channel)s off") % {"channel": channel})
         if new_email and new_email != contact.email:
             # Whether the address is free or another contact's, the answer is the same: a link
             # to confirm it goes to that address, and only its owner learns the outcome.

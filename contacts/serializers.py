@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
 from contacts.models import (
@@ -154,18 +154,18 @@ def _tag_names(help_text: Any) -> serializers.ListField:  # a lazily translated 
 
 class SegmentSerializer(serializers.ModelSerializer[Segment]):
     problem = serializers.SerializerMethodField(
-        help_text=_lazy(
+        help_text=gettext_lazy(
             "Why a segment saved before the rules tightened matches nobody; null when valid"
         )
     )
-    tags_any = _tag_names(_lazy("tag names: at least one"))
-    tags_all = _tag_names(_lazy("tag names: every one"))
-    tags_none = _tag_names(_lazy("tag names: none of them"))
+    tags_any = _tag_names(gettext_lazy("tag names: at least one"))
+    tags_all = _tag_names(gettext_lazy("tag names: every one"))
+    tags_none = _tag_names(gettext_lazy("tag names: none of them"))
     attribute_filters = serializers.ListField(
         child=serializers.DictField(),
         required=False,
         max_length=100,
-        help_text=_lazy(
+        help_text=gettext_lazy(
             'list of {"key": ..., "op": "eq|ne|in|exists|missing|gt|gte|lt|lte|contains", '
             '"value": ...}'
         ),

@@ -3,6 +3,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.core.checks import Tags, register
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
 
 
 class ContinuityConfig(AppConfig):
@@ -10,7 +11,7 @@ class ContinuityConfig(AppConfig):
     keys and the audit trail. No campaign logic lives here."""
 
     name = "continuity"
-    verbose_name = "Operations"
+    verbose_name = _("Operations")
 
     def ready(self) -> None:
         # `sql` registers the `any_of` lookup on every field before any query is built;

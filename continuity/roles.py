@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
+from django.utils import translation
 
 from continuity.models import Role
 
@@ -128,7 +129,11 @@ OPERATOR_PERMISSIONS: frozenset[str] = frozenset(
 
 
 def role_group_name(role: str) -> str:
-    return f"Workspace {Role(role).label}"
+    # The group's stored name is the English label whatever language the request speaks: under
+    # an Italian request the label reads "Proprietario", and a lookup by that name would find no
+    # group, so no permission (#17).
+    with translation.override(None):
+        return f"Workspace {Role(role).label}"
 
 
 def _permission_filter(perms: frozenset[str]) -> Q:

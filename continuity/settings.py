@@ -234,10 +234,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
-USE_I18N = True
 USE_TZ = True
+
+# --- continuity: i18n (#17) -----------------------------------------------------------------------
+# Django's own i18n: the admin and the public pages follow the visitor's choice (the language
+# cookie set by the i18n URL's set_language view), else the browser's Accept-Language, else English.
+# Plain "en" rather than "en-us": the catalog is written in generic English, "en" matches every
+# en-* browser without a regional variant, and the picker then offers exactly the two languages
+# we translate. Dates and numbers follow the active language's formats (always on in Django 5).
+LANGUAGE_CODE = "en"
+USE_I18N = True
+LANGUAGES = [("en", "English"), ("it", "Italiano")]
+# One catalog at the repository root: the apps ship together, never alone, so one makemessages
+# run and one translation check cover every string (docs/configuration.md, "Languages").
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# After SessionMiddleware and before CommonMiddleware (whose slash redirect resolves the path in
+# the active language), where Django's docs place it.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+    "django.middleware.locale.LocaleMiddleware",
+)
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 

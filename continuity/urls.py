@@ -37,6 +37,9 @@ urlpatterns = [
         "admin/workspace/switch/", admin.site.admin_view(workspace_switch), name="workspace-switch"
     ),
     path("admin/", admin.site.urls),
+    # Django's set_language view (POST, CSRF-checked, `next` kept on this host): the admin's
+    # language picker stores the choice in the language cookie (#17).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include(api_v1)),
     # The split view serves Swagger UI's init script from its own URL (?script) and our template
     # links its page styles: no inline script or style, so the page runs under the strict CSP.

@@ -6,6 +6,8 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from continuity.admin_access import WorkspaceScopedAdmin, WorkspaceScopedInline
 from delivery.dispatch import deliveries_retry_failed
@@ -53,7 +55,7 @@ class DeliveryAdmin(WorkspaceScopedAdmin):
         return False
 
     @admin.action(
-        description="Retry failed deliveries (sent and unknown ones are left alone)",
+        description=gettext_lazy("Retry failed deliveries (sent and unknown ones are left alone)"),
         permissions=["change"],
     )
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
@@ -63,7 +65,8 @@ class DeliveryAdmin(WorkspaceScopedAdmin):
         skipped = len(ids) - count
         self.message_user(
             request,
-            f"{count} failed deliveries queued again; {skipped} left alone (not failed).",
+            _("%(count)s failed deliveries queued again; %(skipped)s left alone (not failed).")
+            % {"count": count, "skipped": skipped},
             messages.SUCCESS if count else messages.WARNING,
         )
 
@@ -75,18 +78,21 @@ class MessageAdmin(WorkspaceScopedAdmin):
     readonly_fields = ("progress", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "purpose", "progress")}),
-        ("Email", {"fields": ("email_subject", "email_html", "email_text")}),
-        ("SMS", {"fields": ("sms_text",)}),
-        ("Web push", {"fields": ("push_title", "push_body", "push_url", "push_icon")}),
-        ("WhatsApp", {"fields": ("whatsapp_template", "whatsapp_language")}),
-        ("Times", {"fields": ("created_at", "updated_at")}),
+        (gettext_lazy("Email"), {"fields": ("email_subject", "email_html", "email_text")}),
+        (gettext_lazy("SMS"), {"fields": ("sms_text",)}),
+        (
+            gettext_lazy("Web push"),
+            {"fields": ("push_title", "push_body", "push_url", "push_icon")},
+        ),
+        (gettext_lazy("WhatsApp"), {"fields": ("whatsapp_template", "whatsapp_language")}),
+        (gettext_lazy("Times"), {"fields": ("created_at", "updated_at")}),
     )
 
-    @admin.display(description="channels with content")
+    @admin.display(description=gettext_lazy("channels with content"))
     def channels(self, obj: Message) -> str:
         return ", ".join(obj.channels_ready()) or "-"
 
-    @admin.display(description="deliveries by channel and status")
+    @admin.display(description=gettext_lazy("deliveries by channel and status"))
     def progress(self, obj: Message) -> str:
         counts = (
             Delivery.objects.filter(message=obj)
@@ -96,7 +102,7 @@ class MessageAdmin(WorkspaceScopedAdmin):
         )
         rows = [(c["channel"], DeliveryStatus(c["status"]).label, c["n"]) for c in counts]
         if not rows:
-            return "no deliveries yet"
+            return _("no deliveries yet")
         return format_html_join("", "<div>{}: {} {}</div>", rows)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -117,7 +117,7 @@ class OutageResolveView(InstallAPIView):
 
     @extend_schema(
         request=ResolveIn,
-        responses={200: OutageOut, 409: refusal(_lazy("The outage is resolved already."))},
+        responses={200: OutageOut, 409: refusal(gettext_lazy("The outage is resolved already."))},
     )
     def post(self, request: Request, pk: int) -> Response:
         data = ResolveIn(data=request.data)

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
 
 
 def _schedule_receipt_pruning(**_: Any) -> None:
@@ -32,6 +33,7 @@ def _schedule_receipt_pruning(**_: Any) -> None:
 
 class OutagesConfig(AppConfig):
     name = "outages"
+    verbose_name = _("Outages")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from outages.mapping import mapping_rules_validate
 from outages.models import MonitorSource
@@ -17,9 +18,12 @@ class MonitorSourceForm(forms.ModelForm):
         strip=True,
         min_length=16,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Only when the sender generates the secret (PagerDuty): paste it here. Leave "
-        "blank to have one generated on creation. Setting it later rotates: the previous secret "
-        "keeps working for the overlap period.",
+        label=_("New secret"),
+        help_text=_(
+            "Only when the sender generates the secret (PagerDuty): paste it here. Leave "
+            "blank to have one generated on creation. Setting it later rotates: the previous "
+            "secret keeps working for the overlap period."
+        ),
     )
 
     class Meta:
@@ -46,14 +50,18 @@ class MonitorSourceForm(forms.ModelForm):
     def clean_options(self) -> Any:
         options = self.cleaned_data["options"]
         if not isinstance(options, dict):
-            raise forms.ValidationError("options must be a JSON object")
+            raise forms.ValidationError(_("options must be a JSON object"))
         return options
 
 
 class DeclareOutageForm(forms.Form):
-    network = forms.ChoiceField(choices=network_choices)
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+    network = forms.ChoiceField(label=_("network"), choices=network_choices)
+    reason = forms.CharField(
+        label=_("reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
 
 
 class ResolveOutageForm(forms.Form):
-    reason = forms.CharField(max_length=2000, initial="resolved by an operator")
+    reason = forms.CharField(
+        label=_("reason"), max_length=2000, initial=_("resolved by an operator")
+    )

@@ -125,7 +125,7 @@ def test_actions_schedule_cancel_duplicate_and_publish_now(staff: Client) -> Non
         follow=True,
     )
     text = _messages(response)
-    assert "1 campaign(s) scheduled" in text
+    assert "1 campaign scheduled." in text
     assert "Instagram needs an image" in text
     ready.refresh_from_db()
     assert ready.status == CampaignStatus.SCHEDULED

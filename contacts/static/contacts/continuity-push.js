@@ -6,13 +6,17 @@
  *     data-vapid-public-key="<VAPID public key, base64url>"
  *     data-token="<optional signed contact token from the CRM>"
  *     data-button="<id of the button that asks for permission>"></script>
- * Permission is only requested from a click, as browsers require.
+ * Permission is only requested from a click, as browsers require. The status texts are English
+ * unless the page passes its own (data-msg-unsupported, -unconfigured, -denied, -on, -not-saved,
+ * -failed), as the preference centre does in the visitor's language.
  */
 (function () {
   "use strict";
   var script = document.currentScript;
   if (!script) { return; }
   var cfg = script.dataset;
+
+  function msg(name, english) { return cfg[name] || english; }
 
   function status(text) {
     var el = cfg.status && document.getElementById(cfg.status);
@@ -30,12 +34,12 @@
 
   async function subscribe() {
     if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
-      status("This browser does not support push notifications.");
+      status(msg("msgUnsupported", "This browser does not support push notifications."));
       return;
     }
-    if (!cfg.vapidPublicKey) { status("Push is not configured on this site."); return; }
+    if (!cfg.vapidPublicKey) { status(msg("msgUnconfigured", "Push is not configured on this site.")); return; }
     var permission = await Notification.requestPermission();
-    if (permission !== "granted") { status("Notifications were not allowed."); return; }
+    if (permission !== "granted") { status(msg("msgDenied", "Notifications were not allowed.")); return; }
     var registration = await navigator.serviceWorker.register(cfg.serviceWorker);
     await navigator.serviceWorker.ready;
     var subscription = await registration.pushManager.getSubscription();
@@ -50,14 +54,14 @@
       headers: {"Content-Type": "application/json"},
       body: JSON.stringify({subscription: subscription.toJSON(), token: cfg.token || null})
     });
-    status(response.ok ? "Notifications are on in this browser." :
-      "We could not save the subscription (" + response.status + ").");
+    status(response.ok ? msg("msgOn", "Notifications are on in this browser.") :
+      msg("msgNotSaved", "We could not save the subscription (HTTP status):") + " " + response.status);
   }
 
   var button = cfg.button && document.getElementById(cfg.button);
   if (button) {
     button.addEventListener("click", function () {
-      subscribe().catch(function (err) { status("Push failed: " + err); });
+      subscribe().catch(function (err) { status(msg("msgFailed", "Push failed:") + " " + err); });
     });
   }
   window.ContinuityPush = {subscribe: subscribe};
