@@ -12,7 +12,7 @@ from django.test import override_settings
 from contacts.consent import consent_revoke
 from contacts.models import Contact
 from delivery.dispatch import deliveries_enqueue
-from delivery.models import Delivery
+from delivery.models import Delivery, DeliveryClaim
 from delivery.states import DeliveryStatus as S
 from delivery.sweeper import deliveries_sweep
 from delivery.tasks import send_chunk_enqueue
@@ -80,6 +80,9 @@ def test_a_worker_killed_mid_chunk_leaves_no_duplicate_and_marks_the_ambiguous_u
     with override_settings(DELIVERY_CHUNK_SIZE=100):
         deliveries_enqueue(ids=ids)
     eventually(lambda: Delivery.objects.filter(status=S.SENDING).count() == 100, timeout=120)
+    # Claimed is not yet in flight: the kill must land once the chunk's request is leaving (its
+    # claim names the rows), or the sweeper rightly requeues them instead (tests/chaos covers that).
+    eventually(lambda: DeliveryClaim.objects.exclude(leaving=[]).exists(), timeout=120)
     worker.kill(signal.SIGKILL)
     worker.proc.wait(timeout=60)
     in_flight = set(Delivery.objects.filter(status=S.SENDING).values_list("id", flat=True))
