@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -150,9 +149,7 @@ class Period:
 def retention_periods(*, workspace: Workspace | None) -> list[Period]:
     """What each kind keeps for this workspace (the install's defaults for None)."""
     own = (
-        dict(
-            RetentionPolicy.objects.filter(workspace=workspace).values_list("kind", "days")
-        )
+        dict(RetentionPolicy.objects.filter(workspace=workspace).values_list("kind", "days"))
         if workspace is not None
         else {}
     )
@@ -214,32 +211,36 @@ DELETE FROM {kind.table} t USING doomed d WHERE t.id = d.id RETURNING t.id
 """
 
 
+_PROBE_ROWS = 64
+
+
 def _horizon(kind: RetentionKind, *, after: int, latest_cutoff: datetime) -> int:
-    """The last id worth looking at: ids grow with their rows' age column, so the first row at
-    or past the latest cutoff ends the pass (found by bisection over the primary key). Rows
-    older than that with larger ids (written out of order) are not lost: the cutoff moves on and
-    a later pass reaches them."""
+    """The last id worth looking at in this pass. Ids grow with their rows' age column, so the
+    last old row is found by bisection over the primary key; each probe looks at a few rows, so
+    one row written out of order (a backdated event) cannot hide the rows around it. Old rows
+    past the horizon are not lost: the cutoff moves on and a later pass reaches them."""
     probe_sql = (
-        f"SELECT id, {kind.age_column} < %s FROM {kind.table} "  # noqa: S608 - names from code
-        "WHERE id > %s ORDER BY id LIMIT 1"
+        "SELECT max(id) FILTER (WHERE old) FROM ("
+        f"SELECT id, {kind.age_column} < %s AS old FROM {kind.table} "
+        f"WHERE id > %s ORDER BY id LIMIT {_PROBE_ROWS}) probe"
     )
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT max(id) FROM {kind.table}")  # noqa: S608 - names from code
+        cursor.execute(f"SELECT max(id) FROM {kind.table}")
         top = cursor.fetchone()[0]
         cursor.execute(probe_sql, [latest_cutoff, after])
-        first = cursor.fetchone()
-        if top is None or first is None or not first[1]:
+        first = cursor.fetchone()[0]
+        if top is None or first is None:
             return after
-        # The row at lo is old enough; the last such row is in [lo, hi].
-        lo, hi = first[0], top
+        # An old row sits at lo; the last old one is in [lo, hi].
+        lo, hi = first, top
         while lo < hi:
             mid = (lo + hi + 1) // 2
             cursor.execute(probe_sql, [latest_cutoff, mid - 1])
-            row = cursor.fetchone()
-            if row is None or not row[1]:
+            found = cursor.fetchone()[0]
+            if found is None:
                 hi = mid - 1
             else:
-                lo = min(row[0], hi)
+                lo = min(found, hi)
         return lo
 
 
@@ -340,7 +341,7 @@ def _run_kind(
         # A new pass: from the first row to the last one old enough for the shortest period.
         default, _ws, cutoffs = _cutoffs(kind, now())
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT min(id) FROM {kind.table}")  # noqa: S608 - names from code
+            cursor.execute(f"SELECT min(id) FROM {kind.table}")
             first = cursor.fetchone()[0]
         start = (first - 1) if first is not None else 0
         upto = _horizon(kind, after=start, latest_cutoff=max([default, *cutoffs]))
@@ -433,7 +434,7 @@ def retention_overview(*, workspace: Workspace, now: datetime | None = None) -> 
         cutoff = moment - timedelta(days=period.days)
         scope = "AND t.workspace_id = %(workspace)s" if kind.per_workspace else ""
         sql = (
-            f"SELECT count(*) FROM (SELECT 1 FROM {kind.table} t "  # noqa: S608 - from code
+            f"SELECT count(*) FROM (SELECT 1 FROM {kind.table} t "
             f"WHERE {_due_where(kind, '%(cutoff)s')} {scope} LIMIT {DUE_COUNT_CAP + 1}) due"
         )
         due: int | None
@@ -471,8 +472,7 @@ retention_kind_register(
             "staff, members, credentials, refusals."
         ),
         minimum_reason=gettext_lazy(
-            "accountability evidence (GDPR Art. 5(2)) for the limitation period of fines and "
-            "claims"
+            "accountability evidence (GDPR Art. 5(2)) for the limitation period of fines and claims"
         ),
         prepare=("SELECT set_config('continuity.retention', 'on', true)",),
     )

@@ -18,7 +18,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from continuity.receipt_caps import PruneBudget, refused_body_trim, refused_prune
-from outages.models import DeliverySeen, Verdict, WebhookReceipt
+from outages.models import Verdict, WebhookReceipt
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,9 @@ retention_kind_register(
         label=_("Monitor webhook receipts"),
         table="outages_webhookreceipt",
         age_column="created_at",
-        what=_("Requests from uptime monitors (Alertmanager, Grafana, ...) saying a network is down."),
+        what=_(
+            "Requests from uptime monitors (Alertmanager, Grafana, ...) saying a network is down."
+        ),
         minimum_reason=_("explaining why an outage was declared"),
         per_workspace=False,
         personal_data=False,
