@@ -1,4 +1,5 @@
-"""The contacts app's kind of record that expires: consent evidence (continuity/retention.py).
+"""The contacts app's kind of record that expires: consent evidence (continuity/retention.py); and
+its part of the records of processing: the push services its contacts' browsers use.
 
 Evidence is kept while the consent it proves stands, and for the period after: an event goes only
 when a newer event about the same contact, channel and purpose (a new grant, a withdrawal, a
@@ -9,9 +10,13 @@ proof; nor is an erasure's own record.
 
 from __future__ import annotations
 
+from django.db import connection
 from django.utils.translation import gettext_lazy as _
 
+from contacts.models import Channel
 from continuity import retention_rules as rules
+from continuity.models import Workspace
+from continuity.records import US_TRANSFER, Contribution, Processor, records_contributor_register
 from continuity.retention import RetentionKind, retention_kind_register
 
 # {cutoff} is the row's cutoff; the newer event must be older than it both as it happened and as
@@ -48,3 +53,49 @@ retention_kind_register(
         where=_SUPERSEDED,
     )
 )
+
+
+# The push services seen in the workspace's subscriptions, by their endpoints' hosts.
+_PUSH_VENDORS = (
+    ("fcm.googleapis.com", "Google Firebase Cloud Messaging"),
+    (".googleapis.com", "Google"),
+    ("push.services.mozilla.com", "Mozilla Push Service"),
+    (".notify.windows.com", "Microsoft Windows Push Notification Services"),
+    ("push.apple.com", "Apple Push Notification service"),
+)
+_PUSH_HOSTS_SQL = """
+SELECT DISTINCT lower(split_part(split_part(endpoint, '://', 2), '/', 1))
+FROM contacts_pushsubscription WHERE workspace_id = %s AND active LIMIT 50
+"""
+
+
+def _push_vendor(host: str) -> str:
+    bare = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    for suffix, vendor in _PUSH_VENDORS:
+        if bare == suffix.lstrip(".") or bare.endswith(suffix):
+            return vendor
+    return bare
+
+
+def _push_services(workspace: Workspace) -> Contribution:
+    with connection.cursor() as cursor:
+        cursor.execute(_PUSH_HOSTS_SQL, [workspace.pk])
+        vendors = sorted({_push_vendor(row[0]) for row in cursor.fetchall() if row[0]})
+    return Contribution(
+        processors=[
+            Processor(
+                name=vendor,
+                service=_("Web push delivery (the contact's browser vendor)"),
+                channel=Channel.PUSH,
+                data=_(
+                    "Encrypted notification (the service cannot read it), subscription endpoint"
+                ),
+                account=_("chosen by the contact's browser"),
+                transfer=US_TRANSFER,
+            )
+            for vendor in vendors
+        ]
+    )
+
+
+records_contributor_register(_push_services)

@@ -1,12 +1,25 @@
 """The delivery app's kinds of record that expire (continuity/retention.py): provider webhook
-receipts, deliveries (with their timelines) and delivery events."""
+receipts, deliveries (with their timelines) and delivery events; and its part of the records of
+processing (continuity/records.py): the owned channels and their providers."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from contacts.models import Channel
 from continuity import retention_rules as rules
+from continuity.models import Workspace
+from continuity.records import (
+    INSTALL_ACCOUNT,
+    US_TRANSFER,
+    WORKSPACE_ACCOUNT,
+    Contribution,
+    Processor,
+    records_contributor_register,
+)
 from continuity.retention import RetentionKind, retention_kind_register
+from delivery.models import WorkspaceCredentials
 
 retention_kind_register(
     RetentionKind(
@@ -62,3 +75,60 @@ retention_kind_register(
         minimum_reason=_("investigating a delivery problem with the provider"),
     )
 )
+
+
+def _processors(workspace: Workspace) -> Contribution:
+    """The owned channels the workspace can send on, and whose provider account carries each."""
+    row = WorkspaceCredentials.objects.filter(workspace=workspace).first()
+    install = set(settings.DELIVERY_INSTALL_CHANNELS)
+    own = {
+        Channel.EMAIL: bool(row and row.sendgrid_api_key_encrypted),
+        Channel.SMS: bool(row and row.twilio_account_sid and row.twilio_auth_token_encrypted),
+        Channel.PUSH: bool(row and row.vapid_private_key_encrypted),
+        Channel.WHATSAPP: bool(
+            row and row.whatsapp_phone_number_id and row.whatsapp_access_token_encrypted
+        ),
+    }
+    found = Contribution()
+    for channel, name, service, data in _PROVIDERS:
+        if not (own[channel] or channel in install):
+            continue
+        found.channels.append(channel)
+        if name:
+            found.processors.append(
+                Processor(
+                    name=name,
+                    service=service,
+                    channel=channel,
+                    data=data,
+                    account=WORKSPACE_ACCOUNT if own[channel] else INSTALL_ACCOUNT,
+                    transfer=US_TRANSFER,
+                )
+            )
+    return found
+
+
+# Push services are the browsers' vendors, known from the subscriptions (contacts/retention.py).
+_PROVIDERS = (
+    (
+        Channel.EMAIL,
+        "SendGrid (Twilio Inc.)",
+        _("Email delivery"),
+        _("Email address, name and merge fields, message content, delivery events"),
+    ),
+    (
+        Channel.SMS,
+        "Twilio Inc.",
+        _("SMS delivery"),
+        _("Phone number, message text, delivery reports and replies"),
+    ),
+    (Channel.PUSH, "", "", ""),
+    (
+        Channel.WHATSAPP,
+        "WhatsApp (Meta Platforms)",
+        _("WhatsApp Cloud API messages"),
+        _("Phone number, template parameters, delivery reports"),
+    ),
+)
+
+records_contributor_register(_processors)
