@@ -107,7 +107,7 @@ def _writer(url: str, low: int, high: int, stop: threading.Event, waits: list[fl
     """Updates receipts across the table (old and new) until told to stop, timing each."""
     import psycopg
 
-    rng = random.Random(19)  # noqa: S311 - a benchmark's load pattern, not a secret
+    rng = random.Random(19)
     dsn = url.replace("postgres://", "postgresql://", 1)
     with psycopg.connect(dsn, autocommit=True) as conn:
         while not stop.is_set():

@@ -105,7 +105,11 @@ def test_after_an_opt_out_only_the_persons_own_consent_starts_marketing_again() 
 def test_a_bulk_withdrawal_keeps_the_basis_it_ends_and_a_bulk_grant_is_consent() -> None:
     contact = customer()
     soft_opt_in(contact)
-    change = {"contact_id": contact.pk, "channel": Channel.EMAIL, "purpose": Purpose.MARKETING}
+    change: dict[str, Any] = {
+        "contact_id": contact.pk,
+        "channel": Channel.EMAIL,
+        "purpose": Purpose.MARKETING,
+    }
     consents_apply_bulk(
         changes=[ConsentChange(**change, state=ConsentState.REVOKED, evidence=evidence())]
     )
