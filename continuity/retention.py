@@ -440,7 +440,7 @@ def retention_overview(*, workspace: Workspace, now: datetime | None = None) -> 
         due: int | None
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('statement_timeout', '3000ms', true)")
+                cursor.execute("SELECT set_config('statement_timeout', '1500ms', true)")
                 cursor.execute(sql, {"cutoff": cutoff, "workspace": workspace.pk})
                 due = int(cursor.fetchone()[0])
         except DatabaseError:

@@ -154,3 +154,23 @@ def test_the_records_speak_italian_to_an_italian_admin() -> None:
     client = logged_in(make_member(workspace=ws, role=Role.PRIVACY), ws)
     html = client.get(RECORDS, HTTP_ACCEPT_LANGUAGE="it").content.decode()
     assert "Registro dei trattamenti" in html
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "0", "1e9", "99999999999999999999", "31.5"])
+def test_garbage_periods_are_refused_on_the_page_without_an_error_page(value: str) -> None:
+    ws = make_workspace()
+    client = logged_in(make_member(workspace=ws, role=Role.OWNER), ws)
+    response = client.post(RETENTION, {rules.DELIVERIES: value})
+    assert response.status_code == 200
+    assert 'class="errorlist' in response.content.decode()
+    assert not RetentionPolicy.objects.filter(workspace=ws).exists()
+
+
+def test_another_workspaces_period_is_neither_shown_nor_changed() -> None:
+    mine, theirs = make_workspace(), make_workspace()
+    RetentionPolicy.objects.create(workspace=theirs, kind=rules.DELIVERIES, days=77)
+    client = logged_in(make_member(workspace=mine, role=Role.PRIVACY), mine)
+    assert 'value="77"' not in client.get(RETENTION).content.decode()
+    client.post(RETENTION, {rules.DELIVERIES: "50"})
+    assert RetentionPolicy.objects.get(workspace=theirs).days == 77
+    assert RetentionPolicy.objects.get(workspace=mine).days == 50
