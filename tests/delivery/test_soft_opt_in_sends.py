@@ -1,5 +1,6 @@
-"""An SMS sent on legitimate interest (the soft opt-in) always offers the opt-out: dispatch marks
-those recipients and the Twilio sender ends their text with the STOP line."""
+"""Every message sent on legitimate interest (the soft opt-in) offers the opt-out: an SMS ends with
+the STOP line (dispatch marks those recipients, the Twilio sender appends it), an email carries
+its contact's one-click unsubscribe link."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from contacts.consent import consent_grant
 from contacts.models import Channel, Consent, LawfulBasis
 from delivery.dispatch import deliveries_send_chunk
 from delivery.models import Delivery
 from delivery.providers.base import OutboundMessage
 from delivery.providers.twilio_sms import sms_opt_out_append
 from delivery.ratelimit import RedisTokenBucket
+from sandbox.sendgrid import SendGridFake
 from sandbox.twilio import TwilioFake
-from tests.delivery.test_dispatch import enqueue_now, make_message, plan
+from tests.contacts.factories import evidence, make_contact
+from tests.delivery.test_dispatch import enqueue_now, make_message, plan, sendgrid  # noqa: F401
 from tests.delivery.test_quiet_hours import MESSAGES, _sender, sms_contact
 
 pytestmark = pytest.mark.django_db
@@ -51,3 +55,27 @@ def test_a_text_that_already_names_stop_gets_no_second_line() -> None:
     assert sms_opt_out_append("Sale today.", message) == "Sale today.\nReply STOP to opt out."
     plain = OutboundMessage(delivery_id=2, to="+1")
     assert sms_opt_out_append("Sale today.", plain) == "Sale today."
+
+
+def test_an_email_sent_on_the_soft_opt_in_carries_the_one_click_unsubscribe_link(
+    sendgrid: SendGridFake,  # noqa: F811 - the fixture imported above
+) -> None:
+    from datetime import date
+
+    customer = make_contact(customer_since=date(2024, 5, 1))
+    consent_grant(
+        contact=customer,
+        channel=Channel.EMAIL,
+        purpose="marketing",
+        evidence=evidence(),
+        lawful_basis=LawfulBasis.LEGITIMATE_INTEREST,
+    )
+    ids = plan(make_message(), [customer], channel=Channel.EMAIL)
+    enqueue_now(ids)
+
+    assert deliveries_send_chunk(channel="email", ids=ids).sent == 1
+
+    [received] = sendgrid.personalizations
+    assert received.to == [customer.email]
+    assert received.headers["List-Unsubscribe"].startswith("<http")
+    assert received.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
