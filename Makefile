@@ -48,7 +48,7 @@ test: $(STAMP)
 # reason). The set-based SQL modules build statements from model metadata and pass every value as
 # a parameter: B608 (and B611, its RawSQL form) is judged for them as a whole, as ruff's
 # per-file S608 ignore does.
-SQL_BUILDERS := delivery/materialize.py,delivery/claim.py,delivery/transitions.py,outages/intake.py,outages/windows.py,continuity/health.py
+SQL_BUILDERS := delivery/materialize.py,delivery/claim.py,delivery/transitions.py,outages/intake.py,outages/windows.py,continuity/health.py,continuity/retention.py
 security: $(STAMP)
 	$(VENV)/bin/bandit -q -c pyproject.toml -r . -x $(SQL_BUILDERS)
 	$(VENV)/bin/bandit -q -c pyproject.toml -s B403,B404,B608,B611 $(subst $(comma), ,$(SQL_BUILDERS))
