@@ -918,6 +918,8 @@ REROUTE_FREQUENCY_CAP_PER_DAY = env_int("REROUTE_FREQUENCY_CAP_PER_DAY", default
 REROUTE_LOOKBACK_MINUTES = env_int("REROUTE_LOOKBACK_MINUTES", default=30, minimum=0)
 # Drill cost estimate per SMS segment, in the account's currency.
 REROUTE_SMS_SEGMENT_COST = env_float("REROUTE_SMS_SEGMENT_COST", default=0.0079, minimum=0.0)
+# The currency REROUTE_SMS_SEGMENT_COST is in, shown beside every SMS cost (an ISO 4217 code).
+REROUTE_SMS_CURRENCY = env_str("REROUTE_SMS_CURRENCY", default="USD")
 REROUTE_HOLD_CHECK_INTERVAL_S = env_int("REROUTE_HOLD_CHECK_INTERVAL_S", default=30, minimum=1)
 # A reroute still planning but untouched this long lost its worker: planning resumes.
 REROUTE_STALLED_AFTER_S = env_int("REROUTE_STALLED_AFTER_S", default=60, minimum=1)
