@@ -139,7 +139,9 @@ def campaigns_at_risk(
     ).values_list("campaign_id", "network"):
         networks.setdefault(campaign_id, set()).add(network)
     return [
-        AtRisk(c, [trouble[n] for n in sorted(networks.get(c.pk, ()))], policy_label(c.outage_policy))
+        AtRisk(
+            c, [trouble[n] for n in sorted(networks.get(c.pk, ()))], policy_label(c.outage_policy)
+        )
         for c in campaigns
     ]
 

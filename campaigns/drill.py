@@ -34,7 +34,6 @@ from continuity.models import Workspace
 from delivery.materialize import deliveries_plan_slice, sms_only_count
 from outages.networks import network_label
 
-
 # The drill's fallback channels, in the order its tables show them.
 DRILL_CHANNELS = ("email", "sms", "push", "whatsapp")
 

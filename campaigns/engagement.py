@@ -79,7 +79,9 @@ def campaign_engagement(*, campaign: Campaign) -> list[ChannelEngagement]:
                 filter=Q(delivered_at__isnull=False)
                 | Q(status__in=(S.DELIVERED, S.OPENED, S.CLICKED)),
             ),
-            opened=Count("id", filter=Q(opened_at__isnull=False) | Q(status__in=(S.OPENED, S.CLICKED))),
+            opened=Count(
+                "id", filter=Q(opened_at__isnull=False) | Q(status__in=(S.OPENED, S.CLICKED))
+            ),
             clicked=Count("id", filter=Q(clicked_at__isnull=False) | Q(status=S.CLICKED)),
             bounced=Count("id", filter=Q(status__in=(S.BOUNCED, S.UNDELIVERED))),
             unsubscribed_n=Count("id", filter=Q(unsubscribed=True, sent_at__isnull=False)),

