@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -55,5 +56,6 @@ def test_a_provider_callback_that_went_well_is_a_debug_line(
 
 
 def test_the_dev_servers_access_log_goes_through_the_filter() -> None:
-    server = settings.LOGGING["loggers"]["django.server"]
+    logging_config: dict[str, Any] = settings.LOGGING
+    server = logging_config["loggers"]["django.server"]
     assert server["filters"] == ["provider_callbacks"] and server["propagate"] is True

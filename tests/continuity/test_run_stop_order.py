@@ -74,7 +74,7 @@ def test_ctrl_c_stops_web_and_beat_then_lets_the_worker_finish_then_the_sandbox(
         text=True,
     )
     assert run.stdout is not None
-    ready = set()
+    ready: set[str] = set()
     deadline = time.monotonic() + 60
     while len(ready) < 4 and time.monotonic() < deadline:
         line = run.stdout.readline()
