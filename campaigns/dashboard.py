@@ -146,44 +146,58 @@ def campaigns_at_risk(
     ]
 
 
-def channel_progress(message_id: int | None) -> list[dict[str, Any]]:
-    """Sent / total per channel of one message, for progress bars, and how many rows wait.
+def channel_progress_many(message_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Sent / total per channel of each message, for progress bars, and how many rows wait:
+    one grouped query for every message on the page.
 
     `waiting` is read from the rows (queued, not before a later time), so quiet hours applied at
     send time show up as well as those applied when the reroute was planned.
     """
-    if not message_id:
-        return []
+    progress: dict[int, list[dict[str, Any]]] = {m: [] for m in message_ids}
+    if not message_ids:
+        return progress
     rows = (
-        Delivery.objects.filter(message_id=message_id)
-        .values("channel")
+        Delivery.objects.filter(message_id__in=message_ids)
+        .values("message_id", "channel")
         .annotate(
             total=Count("id"),
             sent=Count("id", filter=Q(status__in=SENT)),
             in_flight=Count("id", filter=Q(status__in=IN_FLIGHT)),
             waiting=Count("id", filter=Q(status=S.QUEUED, not_before__gt=timezone.now())),
         )
-        .order_by("channel")
+        .order_by("message_id", "channel")
     )
-    return [
-        {
-            **row,
-            "label": channel_label(row["channel"]),
-            "percent": round(100 * row["sent"] / row["total"]) if row["total"] else 0,
-        }
-        for row in rows
-    ]
+    for row in rows:
+        progress[row["message_id"]].append(
+            {
+                **row,
+                "label": channel_label(row["channel"]),
+                "percent": round(100 * row["sent"] / row["total"]) if row["total"] else 0,
+            }
+        )
+    return progress
+
+
+def channel_progress(message_id: int | None) -> list[dict[str, Any]]:
+    """One message's progress per channel (channel_progress_many for one)."""
+    if not message_id:
+        return []
+    return channel_progress_many([message_id])[message_id]
 
 
 def reroute_rows(*, workspace: Workspace, window: OutageWindow) -> list[RerouteRow]:
     rows = []
-    for reroute in (
+    reroutes = list(
         Reroute.objects.for_workspace(workspace)
         .filter(window=window)
         .select_related("campaign")
         .order_by("campaign__scheduled_at", "pk")
-    ):
-        progress = channel_progress(reroute.campaign.message_id)
+    )
+    progress_of = channel_progress_many(
+        [r.campaign.message_id for r in reroutes if r.campaign.message_id]
+    )
+    for reroute in reroutes:
+        progress = progress_of.get(reroute.campaign.message_id or 0, [])
         in_flight = sum(p["in_flight"] for p in progress)
         row = RerouteRow(
             reroute,

@@ -213,36 +213,48 @@ def window_report(*, window_id: int, workspace: Workspace) -> WindowReport:
         suppressed=Count("id", filter=Q(status=S.SUPPRESSED)),
         waiting=Count("id", filter=Q(status=S.QUEUED, not_before__gt=now)),
     )
-    rows = deliveries.values("channel").annotate(**counts).order_by("channel")
-    report.channels = {row["channel"]: {c: int(row[c]) for c in COLUMNS} for row in rows}
-    report.cancelled_sends = sum(c["cancelled"] for c in report.channels.values())
-    report.sms_segments_spent = int(
-        deliveries.filter(channel="sms", status__in=[*SENT, S.UNKNOWN]).aggregate(
-            n=Sum("cost_units")
-        )["n"]
-        or 0
-    )
-    report.sms_cost = report.sms_segments_spent * sms_segment_price()
-    per_message = {
-        row["message_id"]: row
-        for row in deliveries.values("message_id")
+    # One pass over the window's deliveries, by message and channel; the per-channel table, the
+    # per-campaign rows and the SMS spend are sums of it.
+    rows = list(
+        deliveries.values("message_id", "channel")
         .annotate(
-            planned=Count("id"),
-            sent=Count("id", filter=Q(status__in=SENT)),
-            cancelled=Count("id", filter=Q(status=S.CANCELLED)),
+            **counts,
+            segments=Sum("cost_units", filter=Q(channel="sms", status__in=[*SENT, S.UNKNOWN])),
+            in_flight=Count("id", filter=Q(status__in=IN_FLIGHT)),
             first=Min("sent_at"),
             last=Max("sent_at"),
         )
         .order_by()
+    )
+    channels: dict[str, Counter[str]] = defaultdict(Counter)
+    per_message: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        channels[row["channel"]].update({c: int(row[c]) for c in COLUMNS})
+        report.sms_segments_spent += int(row["segments"] or 0)
+        mine = per_message.setdefault(
+            row["message_id"],
+            {"planned": 0, "sent": 0, "cancelled": 0, "in_flight": 0, "first": None, "last": None},
+        )
+        for c in ("planned", "sent", "cancelled", "in_flight"):
+            mine[c] += int(row[c])
+        if row["first"] and (mine["first"] is None or row["first"] < mine["first"]):
+            mine["first"] = row["first"]
+        if row["last"] and (mine["last"] is None or row["last"] > mine["last"]):
+            mine["last"] = row["last"]
+    report.channels = {
+        channel: {c: int(counted[c]) for c in COLUMNS}
+        for channel, counted in sorted(channels.items())
     }
+    report.cancelled_sends = sum(c["cancelled"] for c in report.channels.values())
+    report.sms_cost = report.sms_segments_spent * sms_segment_price()
     for reroute in reroutes:
         campaign = reroute.campaign
-        row = per_message.get(campaign.message_id, {})
+        row = per_message.get(campaign.message_id or 0, {})
         outcome = CampaignOutcome(
             campaign.pk,
             campaign.name,
             policy_label(reroute.policy),
-            reroute_status_label(reroute, in_flight=None),
+            reroute_status_label(reroute, in_flight=int(row.get("in_flight", 0))),
             campaign.scheduled_at,
             planned=int(row.get("planned", 0)),
             sent=int(row.get("sent", 0)),
