@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -48,7 +47,8 @@ class CampaignDrill:
     exclusions: dict[str, int] = field(default_factory=dict)
     contacts: int = 0
     sms_segments: int = 0
-    sms_cost: Decimal = Decimal(0)
+    # A float, so the drill stays JSON as it is (API, --json); shown as money by sms_cost_text.
+    sms_cost: float = 0.0
     problem: str = ""
     # What the policy does first, in words: send now, hold (then send), or skip.
     verdict: str = ""
@@ -111,8 +111,8 @@ class DrillReport:
         return sum(d.sms_segments for d in self.campaigns if d.sends_now)
 
     @property
-    def sms_cost(self) -> Decimal:
-        return sum((d.sms_cost for d in self.campaigns if d.sends_now), Decimal(0))
+    def sms_cost(self) -> float:
+        return round(sum(d.sms_cost for d in self.campaigns if d.sends_now), 4)
 
     @property
     def sms_cost_text(self) -> str:
@@ -218,7 +218,7 @@ def campaign_drill(*, campaign: Campaign, network: str) -> CampaignDrill:
     drill.planned = dict(planned)
     drill.exclusions = dict(excluded)
     drill.sms_segments = planned.get("sms", 0) * spec.sms_cost_units
-    drill.sms_cost = drill.sms_segments * sms_segment_price()
+    drill.sms_cost = round(float(drill.sms_segments * sms_segment_price()), 4)
     return drill
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Exists, OuterRef, Q
 from django.template.loader import render_to_string
-from django.utils.safestring import SafeString
 
 from campaigns.models import Campaign
 from campaigns.report_labels import channel_label
@@ -103,13 +102,12 @@ def campaign_engagement(*, campaign: Campaign) -> list[ChannelEngagement]:
     ]
 
 
-def campaign_engagement_panel(campaign: Campaign | None) -> SafeString:
-    """The engagement table for the campaign's change form (a read-only field's value)."""
+def campaign_engagement_panel(campaign: Campaign | None) -> str:
+    """The engagement table for the campaign's change form (a read-only field's value). The
+    template is autoescaped and its rendering comes back marked safe: the admin shows it as is."""
     if campaign is None or campaign.pk is None:
-        return SafeString("")
-    return SafeString(
-        render_to_string(
-            "admin/campaigns/_engagement_table.html",
-            {"engagement": campaign_engagement(campaign=campaign), "campaign": campaign},
-        )
+        return ""
+    return render_to_string(
+        "admin/campaigns/_engagement_table.html",
+        {"engagement": campaign_engagement(campaign=campaign), "campaign": campaign},
     )

@@ -68,9 +68,12 @@ class CampaignOutcome:
 
     campaign_id: int
     campaign: str
+    # Codes for API clients; the labels are what people read.
     policy: str
     status: str
     due_at: datetime | None
+    policy_label: str = ""
+    status_label: str = ""
     planned: int = 0
     sent: int = 0
     cancelled: int = 0
@@ -213,14 +216,17 @@ def window_report(*, window_id: int, workspace: Workspace) -> WindowReport:
         suppressed=Count("id", filter=Q(status=S.SUPPRESSED)),
         waiting=Count("id", filter=Q(status=S.QUEUED, not_before__gt=now)),
     )
-    # One pass over the window's deliveries, by message and channel; the per-channel table, the
-    # per-campaign rows and the SMS spend are sums of it.
+    # One pass over the window's deliveries, by message, channel and minute sent (none while
+    # unsent): the per-channel table, the per-campaign rows, the SMS spend and the chart are
+    # all sums of it (a few thousand groups at most, however many deliveries).
     rows = list(
-        deliveries.values("message_id", "channel")
+        deliveries.annotate(minute=TruncMinute("sent_at"))
+        .values("message_id", "channel", "minute")
         .annotate(
             **counts,
             segments=Sum("cost_units", filter=Q(channel="sms", status__in=[*SENT, S.UNKNOWN])),
             in_flight=Count("id", filter=Q(status__in=IN_FLIGHT)),
+            sent_any=Count("id", filter=Q(sent_at__isnull=False)),
             first=Min("sent_at"),
             last=Max("sent_at"),
         )
@@ -228,8 +234,11 @@ def window_report(*, window_id: int, workspace: Workspace) -> WindowReport:
     )
     channels: dict[str, Counter[str]] = defaultdict(Counter)
     per_message: dict[int, dict[str, Any]] = {}
+    minutes: dict[str, Counter[datetime]] = defaultdict(Counter)
     for row in rows:
         channels[row["channel"]].update({c: int(row[c]) for c in COLUMNS})
+        if row["minute"] is not None and row["sent_any"]:
+            minutes[row["channel"]][row["minute"]] += int(row["sent_any"])
         report.sms_segments_spent += int(row["segments"] or 0)
         mine = per_message.setdefault(
             row["message_id"],
@@ -253,9 +262,11 @@ def window_report(*, window_id: int, workspace: Workspace) -> WindowReport:
         outcome = CampaignOutcome(
             campaign.pk,
             campaign.name,
-            policy_label(reroute.policy),
-            reroute_status_label(reroute, in_flight=int(row.get("in_flight", 0))),
+            reroute.policy,
+            reroute.status,
             campaign.scheduled_at,
+            policy_label=policy_label(reroute.policy),
+            status_label=reroute_status_label(reroute, in_flight=int(row.get("in_flight", 0))),
             planned=int(row.get("planned", 0)),
             sent=int(row.get("sent", 0)),
             cancelled=int(row.get("cancelled", 0)),
@@ -271,15 +282,7 @@ def window_report(*, window_id: int, workspace: Workspace) -> WindowReport:
     report.first_send_s = _seconds(min(firsts), window.opened_at) if firsts else None
     report.last_send_s = _seconds(max(lasts), window.opened_at) if lasts else None
     report.late_posts = _late_posts(reroutes)
-    per_minute: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-    for point in (
-        deliveries.filter(sent_at__isnull=False)
-        .annotate(minute=TruncMinute("sent_at"))
-        .values("channel", "minute")
-        .annotate(n=Count("id"))
-        .order_by("minute", "channel")
-    ):
-        per_minute[point["channel"]].append((point["minute"], int(point["n"])))
+    per_minute = {channel: sorted(counted.items()) for channel, counted in sorted(minutes.items())}
     report.per_minute = dict(per_minute)
     return report
 
@@ -420,8 +423,8 @@ def window_report_csv(report: WindowReport) -> str:
             [
                 c.campaign_id,
                 c.campaign,
-                c.policy,
-                c.status,
+                c.policy_label,
+                c.status_label,
                 _iso(c.due_at),
                 c.first_after_opening_s,
                 c.first_after_due_s,

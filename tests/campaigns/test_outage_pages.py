@@ -360,3 +360,20 @@ def test_engagement_counts_delivered_opened_clicked_bounced_and_unsubscribed(
         member_client(Role.VIEWER), f"/admin/campaigns/reroute/engagement/{reroute.campaign_id}/"
     )
     assert "<td>Email</td><td>4</td><td>3</td><td>2 (66.7%)</td>" in html
+
+
+def test_the_engagement_panel_renders_escaped_and_ready_for_the_campaign_form(
+    settings: Any,
+) -> None:
+    from django.utils.safestring import SafeData
+
+    from campaigns.engagement import campaign_engagement_panel
+
+    contact_with(Channel.EMAIL, push=False)
+    reroute = rerouted(settings, fallback=("email",), name="<b>bold</b>")
+    Delivery.objects.update(status=S.DELIVERED, sent_at=timezone.now())
+    panel = campaign_engagement_panel(reroute.campaign)
+    assert isinstance(panel, SafeData)
+    assert "<td>Email</td><td>1</td><td>1</td>" in panel
+    assert "<b>bold</b>" not in panel
+    assert campaign_engagement_panel(None) == ""
