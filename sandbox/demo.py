@@ -77,7 +77,9 @@ class DemoWorkspace:
     slug: str
     name: str
     handle: str
-    # The start of its contacts' email addresses and phone numbers: each workspace its own.
+    # The start of its contacts' email addresses and phone numbers: each workspace its own. The
+    # numbers are in Italian mobile ranges, so they pass the contact form's validation and can
+    # take an SMS.
     email_prefix: str
     phone_prefix: str
     # Its social accounts: network -> model fields (ids, display name); tokens per account.
@@ -98,7 +100,7 @@ DEMO_WORKSPACES = (
         name="Trattoria Roma",
         handle="trattoriaroma",
         email_prefix="guest",
-        phone_prefix="+3906",
+        phone_prefix="+39347",
         accounts={
             "facebook": {"page_id": "1000001", "display_name": "Trattoria Roma (Facebook page)"},
             "instagram": {"ig_user_id": "1780001", "display_name": "@trattoriaroma (Instagram)"},
@@ -117,7 +119,7 @@ DEMO_WORKSPACES = (
         name="Boutique Milano",
         handle="boutiquemilano",
         email_prefix="client",
-        phone_prefix="+3902",
+        phone_prefix="+39348",
         accounts={
             "facebook": {"page_id": "1000002", "display_name": "Boutique Milano (Facebook page)"},
             "instagram": {"ig_user_id": "1780002", "display_name": "@boutiquemilano (Instagram)"},
@@ -365,6 +367,9 @@ def _seed_campaigns(
 ) -> None:
     now = timezone.now()
     offers = f"{demo.site}/offers"
+    # The audience a marketer would pick: without it (and the accounts below) the campaign page
+    # lists what is missing, in red, on campaigns that already went out.
+    everyone, _ = Segment.objects.get_or_create(workspace=workspace, name="Everyone (demo)")
     for name, networks, policy, minutes in demo.campaigns:
         message = Message.objects.create(
             workspace=workspace,
@@ -391,7 +396,9 @@ def _seed_campaigns(
             hold_then_reroute_minutes=2,
             max_hold_minutes=30,
             sms_budget_segments=1000,
+            segment=everyone,
         )
+        campaign.accounts.set([accounts[network] for network in networks])
         SocialPost.objects.bulk_create(
             [
                 SocialPost(

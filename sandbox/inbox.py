@@ -6,11 +6,10 @@ to read, and the page must never send anything to the internet.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,12 +41,25 @@ class SandboxEndpoint:
 
 
 @dataclass
+class SandboxMessage:
+    """One message a fake accepted, as a person would get it."""
+
+    kind: str
+    at: datetime | None
+    to: str
+    sender: str
+    title: str
+    body: str
+    html: str
+
+
+@dataclass
 class SandboxInbox:
     endpoint: SandboxEndpoint
     running: bool
     detail: str = ""
     count: int = 0
-    items: list[dict[str, Any]] = field(default_factory=list)
+    items: list[SandboxMessage] = field(default_factory=list)
 
 
 def _root(url: str) -> str:
@@ -59,24 +71,40 @@ def sandbox_endpoints() -> list[SandboxEndpoint]:
     failover = settings.DELIVERY_EMAIL_FAILOVER_OPTIONS.get("api_url", "")
     return [
         SandboxEndpoint(
-            "sendgrid", "SendGrid (email)", _root(str(settings.ANYMAIL["SENDGRID_API_URL"]))
+            "sendgrid", _("SendGrid (email)"), _root(str(settings.ANYMAIL["SENDGRID_API_URL"]))
         ),
-        SandboxEndpoint("failover", "Failover ESP (email)", _root(str(failover))),
-        SandboxEndpoint("twilio", "Twilio (SMS)", _root(settings.TWILIO_API_BASE_URL)),
-        SandboxEndpoint("push", "Web push service", _root(settings.SANDBOX_PUSH_BASE_URL)),
+        SandboxEndpoint("failover", _("Failover ESP (email)"), _root(str(failover))),
+        SandboxEndpoint("twilio", _("Twilio (SMS)"), _root(settings.TWILIO_API_BASE_URL)),
+        SandboxEndpoint("push", _("Web push service"), _root(settings.SANDBOX_PUSH_BASE_URL)),
         SandboxEndpoint(
-            "graph", "Graph (Facebook, Instagram, WhatsApp)", _root(settings.SOCIAL_GRAPH_BASE_URL)
+            "graph",
+            _("Graph (Facebook, Instagram, WhatsApp)"),
+            _root(settings.SOCIAL_GRAPH_BASE_URL),
         ),
         SandboxEndpoint("x", "X", _root(settings.SOCIAL_X_BASE_URL)),
     ]
 
 
-def _read(endpoint: SandboxEndpoint, *, limit: int) -> SandboxInbox:
+def _message(item: dict[str, Any]) -> SandboxMessage:
+    at = item.get("at")
+    return SandboxMessage(
+        kind=str(item.get("kind", "")),
+        at=datetime.fromtimestamp(at, tz=UTC) if isinstance(at, int | float) else None,
+        to=str(item.get("to", "")),
+        sender=str(item.get("from", "")),
+        title=str(item.get("title", "")),
+        body=str(item.get("body", "")),
+        html=str(item.get("html", "")),
+    )
+
+
+def _read(endpoint: SandboxEndpoint, *, offset: int, limit: int) -> SandboxInbox:
     if not endpoint.is_local:
         return SandboxInbox(endpoint, False, _("a real provider is configured: no sandbox to read"))
     try:
         response = requests.get(
-            endpoint.base_url + CONTROL_PREFIX + "received",
+            endpoint.base_url + CONTROL_PREFIX + "messages",
+            params={"offset": offset, "limit": limit},
             timeout=settings.SANDBOX_INBOX_TIMEOUT_S,
         )
         listing = response.json()
@@ -87,23 +115,27 @@ def _read(endpoint: SandboxEndpoint, *, limit: int) -> SandboxInbox:
     if response.status_code != 200 or not isinstance(listing, dict):
         detail = _("not a sandbox fake (HTTP %(status)s)") % {"status": response.status_code}
         return SandboxInbox(endpoint, False, detail)
-    items = [i for i in listing.get("items", []) if isinstance(i, dict)]
-    items = [_pretty(i) for i in reversed(items[-limit:])]
+    items = [_message(i) for i in listing.get("items", []) if isinstance(i, dict)]
     return SandboxInbox(endpoint, True, "", int(listing.get("count", 0)), items)
 
 
-def _pretty(item: dict[str, Any]) -> dict[str, Any]:
-    body = str(item.get("body", ""))
-    with contextlib.suppress(ValueError):
-        body = json.dumps(json.loads(body), indent=1, ensure_ascii=False)[:2000]
-    return {**item, "body": body}
-
-
-def sandbox_inboxes_read(*, limit: int = 20) -> list[SandboxInbox]:
-    """Every fake's latest requests, asked in parallel so a dead one costs one short timeout."""
+def sandbox_inboxes_read(
+    *, selected: str = "", offset: int = 0, limit: int = 20
+) -> list[SandboxInbox]:
+    """Every fake's message count, and a page of the selected fake's messages (newest first),
+    asked in parallel so a dead fake costs one short timeout."""
     endpoints = sandbox_endpoints()
     with ThreadPoolExecutor(max_workers=len(endpoints)) as pool:
-        return list(pool.map(lambda e: _read(e, limit=limit), endpoints))
+        return list(
+            pool.map(
+                lambda e: _read(
+                    e,
+                    offset=offset if e.name == selected else 0,
+                    limit=limit if e.name == selected else 0,
+                ),
+                endpoints,
+            )
+        )
 
 
 class SandboxControlError(Exception):

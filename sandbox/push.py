@@ -20,6 +20,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import json
 import os
 import threading
 import time
@@ -76,6 +77,13 @@ class ReceivedPush:
     received_at: float
 
 
+def _pretty_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
 class _Reject(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -124,6 +132,21 @@ class PushServiceFake(FakeServer):
             self.pushes.clear()
             self.accepted = 0
             self.rejected.clear()
+
+    def inbox_messages(self) -> list[dict[str, Any]]:
+        # Decrypted payloads: the raw bodies are ciphertext, useless to a reader.
+        with self._lock:
+            pushes = list(self.pushes)
+        return [
+            {
+                "kind": "push",
+                "at": p.received_at,
+                "to": p.subscription_id,
+                "title": p.topic,
+                "body": _pretty_json(p.payload.decode("utf-8", "replace")),
+            }
+            for p in pushes
+        ]
 
     def control(self, request: FakeRequest) -> FakeResponse:
         # The inbox lists decrypted pushes: the raw bodies are ciphertext, useless to a reader.

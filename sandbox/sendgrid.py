@@ -57,6 +57,7 @@ class ReceivedPersonalization:
     reply_to: list[str] = field(default_factory=list)
     # The API key the request was authorised with (several accounts may share one fake).
     api_key: str = ""
+    received_at: float = field(default_factory=time.time)
 
     @property
     def anymail_id(self) -> str:
@@ -68,6 +69,12 @@ class ReceivedPersonalization:
         for tag, value in self.substitutions.items():
             body = body.replace(tag, value)
         return body
+
+
+def _substitute(text: str, substitutions: dict[str, str]) -> str:
+    for tag, value in substitutions.items():
+        text = text.replace(tag, value)
+    return text
 
 
 def _signing_key(pem: str) -> ec.EllipticCurvePrivateKey:
@@ -115,6 +122,24 @@ class SendGridFake(FakeServer):
 
     def record(self, request: FakeRequest) -> bool:
         return self.keep_bodies
+
+    def inbox_messages(self) -> list[dict[str, Any]]:
+        # One request carries up to 1,000 recipients: each personalization is one email, shown
+        # as that recipient would see it.
+        with self._count_lock:
+            received = list(self.personalizations)
+        return [
+            {
+                "kind": "email",
+                "at": p.received_at,
+                "to": ", ".join(p.to),
+                "from": p.from_email,
+                "title": _substitute(p.subject, p.substitutions),
+                "html": p.rendered("text/html"),
+                "body": p.rendered("text/plain"),
+            }
+            for p in received
+        ]
 
     def reset(self) -> None:
         super().reset()

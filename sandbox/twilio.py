@@ -19,6 +19,7 @@ import base64
 import queue
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from re import Match
@@ -84,10 +85,26 @@ class SentSms:
     params: dict[str, str] = field(repr=False, default_factory=dict)
     # The account that sent it (several accounts may share one fake).
     account_sid: str = ""
+    received_at: float = field(default_factory=time.time)
 
 
 class TwilioFake(FakeServer):
     name = "twilio"
+
+    def inbox_messages(self) -> list[dict[str, Any]]:
+        with self._lock:
+            sent = list(self.messages)
+        return [
+            {
+                "kind": "sms",
+                "at": m.received_at,
+                "to": m.to,
+                "from": m.sender,
+                "title": "",
+                "body": m.body,
+            }
+            for m in sent
+        ]
 
     def __init__(
         self,

@@ -65,6 +65,8 @@ CUSTOM_ADMIN_RULES: dict[str, tuple[str, dict[str, str]]] = {
     "reroute_drill": ("campaigns.run_drill", {}),
     "reroute_window_report": ("campaigns.view_reroute", {"window_id": "window"}),
     "reroute_window_report_csv": ("campaigns.view_reroute", {"window_id": "window"}),
+    "reroute_window_contacts_csv": ("campaigns.view_reroute", {"window_id": "window"}),
+    "campaign_engagement": ("campaigns.view_campaign", {"campaign_id": "campaign"}),
     "continuity_auditevent_export": ("continuity.view_auditevent", {}),
     "continuity_retentionpolicy_records": ("continuity.view_processing_records", {}),
     "continuity_retentionpolicy_records_download": ("continuity.view_processing_records", {}),

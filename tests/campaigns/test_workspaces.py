@@ -207,9 +207,9 @@ def test_each_workspaces_window_report_lists_only_its_own_campaigns_and_deliveri
     shop_report = window_report(window_id=window_id, workspace=shop)
     bakery_report = window_report(window_id=window_id, workspace=bakery)
 
-    assert [c["campaign"] for c in shop_report.campaigns] == [f"{shop.slug} sale"]
+    assert [c.campaign for c in shop_report.campaigns] == [f"{shop.slug} sale"]
     assert shop_report.channels["email"]["planned"] == 2
-    assert [c["campaign"] for c in bakery_report.campaigns] == [f"{bakery.slug} sale"]
+    assert [c.campaign for c in bakery_report.campaigns] == [f"{bakery.slug} sale"]
     assert bakery_report.channels["email"]["planned"] == 3
     counts = {row.workspace: row for row in window_counts_by_workspace(window_id=window_id)}
     assert counts[shop.slug].planned == 2 and counts[bakery.slug].planned == 3

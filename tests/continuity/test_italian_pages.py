@@ -117,7 +117,12 @@ def test_the_outage_banner_and_the_reroute_pages_speak_italian(owner_client: Cli
     index = _page(owner_client, "/admin/", ITALIAN)
     assert "Disservizio aperto:" in index and "Open outage" not in index
     dashboard = _page(owner_client, "/admin/campaigns/reroute/dashboard/", ITALIAN)
-    for italian in ("Disservizi e reindirizzamenti", "non disponibile dalle", "Si aggiorna"):
+    for italian in (
+        "Disservizi e reindirizzamenti",
+        "non disponibile dal",
+        "Si aggiorna",
+        "A rischio nelle prossime 24 ore",
+    ):
         assert italian in dashboard, italian
     assert "Refreshes every" not in dashboard and " down since " not in dashboard
     drill = _page(owner_client, "/admin/campaigns/reroute/drill/?network=instagram", ITALIAN)

@@ -152,3 +152,23 @@ def test_a_later_run_schedules_a_new_round_once_the_demo_campaigns_went_out(
         account__workspace_id=F("campaign__workspace_id")
     )
     assert not demo_seed(contacts=50).rescheduled
+
+
+def test_demo_data_passes_its_own_validation(settings: Any, tmp_path: Any) -> None:
+    """A marketer can save any demo contact as it is, and no demo campaign shows what is
+    missing (accounts, audience) on its page, before or after it went out."""
+    import phonenumbers
+
+    from campaigns.validation import campaign_problems
+
+    settings.VAR_DIR = tmp_path
+    demo_seed(contacts=120)
+    phones = list(Contact.objects.exclude(phone=None))
+    assert phones
+    for contact in phones:
+        contact.full_clean()
+        number = phonenumbers.parse(str(contact.phone))
+        assert phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.MOBILE
+    for campaign in Campaign.objects.all():
+        assert campaign_problems(campaign=campaign, check_schedule=False) == [], campaign.name
+        assert set(campaign.accounts.all()) == {p.account for p in campaign.posts.all()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 
@@ -52,7 +53,7 @@ def test_the_inbox_shows_what_each_fake_received(
         headers={"Authorization": "Bearer t"},
         timeout=5,
     )
-    page = admin_client.get(INBOX)
+    page = admin_client.get(INBOX + "?fake=graph")
     assert page.status_code == 200
     html = page.content.decode()
     inboxes = {i.endpoint.name: i for i in page.context["inboxes"]}
@@ -89,3 +90,50 @@ def test_fault_buttons_switch_the_fake(
 def test_the_inbox_needs_an_admin_login(client: Client) -> None:
     assert client.get(INBOX).status_code == 302
     assert client.post(FAULT, {"fake": "sendgrid", "mode": "error"}).status_code == 302
+
+
+def _send(sendgrid: SendGridFake, recipients: list[str], html: str) -> None:
+    payload = {
+        "from": {"email": "shop@example.com"},
+        "subject": "Hello :name",
+        "content": [
+            {"type": "text/plain", "value": "Hi :name"},
+            {"type": "text/html", "value": html},
+        ],
+        "personalizations": [
+            {"to": [{"email": r}], "substitutions": {":name": r.split("@")[0]}} for r in recipients
+        ],
+    }
+    answer = requests.post(
+        f"{sendgrid.url}/v3/mail/send",
+        json=payload,
+        headers={"Authorization": "Bearer k"},
+        timeout=5,
+    )
+    assert answer.status_code == 202
+
+
+def test_the_inbox_lists_messages_not_requests_whole_and_readable(
+    admin_client: Client, fakes: tuple[SendGridFake, GraphFake], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sendgrid, _ = fakes
+    long_html = "<p>Hi :name</p>" + "<p>filler</p>" * 600 + "<p>THE-END-MARKER</p>"
+    _send(sendgrid, ["ana@example.com", "bo@example.com", "cy@example.com"], long_html)
+    # A request the fake refuses (no such route) is not a message.
+    assert requests.get(f"{sendgrid.url}/v3/nothing", timeout=5).status_code == 404
+    monkeypatch.setattr("sandbox.admin.PER_PAGE", 2)
+    first = admin_client.get(INBOX + "?fake=sendgrid")
+    html = first.content.decode()
+    assert first.context["current"].count == 3
+    assert "3 messages" in html
+    assert [m.to for m in first.context["current"].items] == ["cy@example.com", "bo@example.com"]
+    assert "<strong>Hello cy</strong>" in html
+    # The whole HTML (well past 4 KB), rendered for its recipient, in a sandboxed frame.
+    assert len(long_html) > 4096
+    assert 'sandbox="" title="The email as the recipient sees it" srcdoc="&lt;p&gt;Hi cy' in html
+    assert "THE-END-MARKER" in html
+    assert re.search(r"<td>20\d\d-\d\d-\d\d \d\d:\d\d:\d\d</td>", html)
+    assert "page 1 of 2" in html
+    second = admin_client.get(INBOX + "?fake=sendgrid&page=2")
+    assert [m.to for m in second.context["current"].items] == ["ana@example.com"]
+    assert admin_client.get(INBOX + "?fake=nosuch&page=-1").status_code == 200
