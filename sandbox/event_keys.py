@@ -5,8 +5,9 @@
 without anyone pasting keys. An explicit step writes the pair into var/ before any of them starts
 (`manage.py seed_demo`, which `make run` runs before it starts the Procfile's processes;
 `manage.py sandbox` does it too when run on its own): the private half for the fake, the public
-half in a file the settings only read. Settings never generate anything. Loopback demo only: a real SendGrid account's key is never
-generated here (settings turn SANDBOX_SENDGRID_DEMO_EVENTS off when one is configured).
+half in a file the settings only read. Settings never generate anything. Loopback demo only: a
+real SendGrid account's key is never generated here (settings turn SANDBOX_SENDGRID_DEMO_EVENTS
+off when one is configured).
 """
 
 from __future__ import annotations
