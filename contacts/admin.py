@@ -560,7 +560,8 @@ class SegmentAdmin(ScopedAdmin):
                     channel=channel, purpose=Purpose.MARKETING, base=qs
                 ).count()
         except forms.ValidationError as exc:
-            return JsonResponse({"error": "invalid_segment", "detail": " ".join(exc.messages)}, status=400)
+            detail = " ".join(exc.messages)
+            return JsonResponse({"error": "invalid_segment", "detail": detail}, status=400)
         except (ValueError, AttributeError, InvalidSegment) as exc:
             detail = exc.detail if isinstance(exc, InvalidSegment) else str(exc)
             return JsonResponse({"error": "invalid_segment", "detail": detail}, status=400)

@@ -16,9 +16,9 @@ from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from contacts.models import Channel
 from contacts.errors import InvalidSegment
-from contacts.segments import CONSENT_CHANNELS, CREATED_OPS, segment_validate_definition
+from contacts.models import Channel
+from contacts.segments import CONSENT_CHANNELS, segment_validate_definition
 
 KIND_CHOICES = [
     ("attribute", gettext_lazy("an attribute")),

@@ -14,9 +14,8 @@ rows valid, so no migration was needed):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 from django.db.models import BooleanField, Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTransform
