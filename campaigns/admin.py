@@ -166,9 +166,18 @@ class SocialPostInline(WorkspaceScopedInline):
         "attempts",
         "last_error",
         "published_at",
-        "lateness_s",
+        "late_by",
     )
     readonly_fields = fields
+
+    @admin.display(description=gettext_lazy("published late by"))
+    def late_by(self, obj: SocialPost) -> str:
+        if not obj.lateness_s:
+            return "-"
+        return _("%(minutes)s min %(seconds)s s") % {
+            "minutes": obj.lateness_s // 60,
+            "seconds": obj.lateness_s % 60,
+        }
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
