@@ -337,6 +337,14 @@ class CampaignForm(forms.ModelForm):
                     help_text=_("Leave empty to use the main one."),
                     max_length=5000,
                 )
+        # The split date/time inputs share one label: name each for screen readers.
+        when = self.fields.get("scheduled_at")
+        for widget, name in zip(
+            getattr(when.widget, "widgets", []) if when else [],
+            (_("Publish on (date)"), _("Publish at (time)")),
+            strict=False,
+        ):
+            widget.attrs["aria-label"] = name
         # Saved channels first, in their order, then the others: the page shows the order.
         field = self.fields["fallback_channels"]
         saved_channels = [
