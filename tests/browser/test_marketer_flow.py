@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import expect
 from django.test import Client
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from campaigns.models import Campaign, CampaignStatus
 from contacts.consent import Evidence, consent_grant
@@ -50,15 +50,15 @@ def sendgrid(settings: Any) -> Iterator[SendGridFake]:
         channel_sender.cache_clear()
 
 
-def _axe_serious(browser: Browser, *, skip: tuple[str, ...] = ()) -> list[str]:
+def _axe_serious(tab: Browser, *, skip: tuple[str, ...] = ()) -> list[str]:
     from axe_playwright_python.sync_playwright import Axe
 
     rules = {rule: {"enabled": False} for rule in skip}
     # What the page itself logged is kept; what axe's own injected code trips (it applies
     # inline styles, which the CSP refuses) is dropped.
-    PAGE_CONSOLE.extend(browser.console_take())
-    results = Axe().run(browser.page, options={"resultTypes": ["violations"], "rules": rules})
-    browser.console_take()
+    PAGE_CONSOLE.extend(tab.console_take())
+    results = Axe().run(tab.page, options={"resultTypes": ["violations"], "rules": rules})
+    tab.console_take()
     return [
         f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
         for v in results.response["violations"]

@@ -178,9 +178,7 @@ def test_the_preview_uses_the_picked_contact_of_this_workspace_only() -> None:
     client = _client()
     found = client.get("/admin/campaigns/campaign/contacts/search/?q=giu").json()["results"]
     assert [r["id"] for r in found] == [mine.pk]
-    assert client.get("/admin/campaigns/campaign/contacts/search/?q=mal").json() == {
-        "results": []
-    }
+    assert client.get("/admin/campaigns/campaign/contacts/search/?q=mal").json() == {"results": []}
     url = f"/admin/campaigns/campaign/{campaign.pk}/preview/"
     assert "Hello Giulia" in client.get(url, {"contact": mine.pk}).content.decode()
     foreign = client.get(url, {"contact": other.pk}).content.decode()

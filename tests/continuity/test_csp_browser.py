@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from contacts.links import SALT_PREFERENCES, SALT_UNSUBSCRIBE, token_make
 from contacts.models import Channel
@@ -28,21 +29,21 @@ def _violations(messages: list[str]) -> list[str]:
     return [m for m in messages if "Content Security Policy" in m]
 
 
-def _visit(browser: Browser, url: str, *, ready: str | None = None) -> list[str]:
-    page = browser.page
+def _visit(tab: Browser, url: str, *, ready: str | None = None) -> list[str]:
+    page = tab.page
     page.goto(url)
     problems = []
     if ready:
         try:
             page.wait_for_selector(ready, state="attached", timeout=30_000)
-        except Exception:  # noqa: BLE001 - Playwright's TimeoutError; reported below
+        except PlaywrightTimeout:
             text = page.inner_text("body")[:300]
             problems.append(f"{ready!r} never appeared on {page.title()!r}: {text!r}")
     origin = url.split("/", 3)[:3]
     for resource in page.evaluate("performance.getEntriesByType('resource').map(e => e.name)"):
         if resource.split("/", 3)[:3] != origin:
             problems.append(f"loaded from another origin: {resource}")
-    return problems + _violations(console_messages(browser))
+    return problems + _violations(console_messages(tab))
 
 
 def test_admin_docs_and_public_pages_render_under_the_policy_without_a_violation(
