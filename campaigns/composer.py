@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import connection
-from django.db.models import Q
+from django.db.models import CharField, F, Func, Q, Subquery
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -45,19 +44,21 @@ def merge_tags(*, workspace: Workspace | int) -> list[MergeTag]:
     """The named fields, then the attribute names found on the workspace's newest contacts."""
     workspace_id = workspace if isinstance(workspace, int) else workspace.pk
     tags = merge_tags_named()
-    sample = (
+    newest = (
         Contact.objects.filter(workspace_id=workspace_id, erased_at__isnull=True)
         .order_by("-pk")
-        .values("attributes")[:ATTRIBUTE_SAMPLE]
+        .values("pk")[:ATTRIBUTE_SAMPLE]
     )
-    sql, params = sample.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT DISTINCT jsonb_object_keys(s.attributes) AS k "  # noqa: S608 - ORM SQL
-            f"FROM ({sql}) s WHERE jsonb_typeof(s.attributes) = 'object' ORDER BY k LIMIT %s",
-            [*params, ATTRIBUTE_TAGS_MAX * 2],
-        )
-        keys = [row[0] for row in cursor.fetchall()]
+    # jsonb_object_keys is set-returning: one row per key of each sampled contact.
+    keys = list(
+        Contact.objects.filter(pk__in=Subquery(newest))
+        .alias(shape=Func(F("attributes"), function="jsonb_typeof", output_field=CharField()))
+        .filter(shape="object")
+        .annotate(key=Func(F("attributes"), function="jsonb_object_keys", output_field=CharField()))
+        .values_list("key", flat=True)
+        .order_by("key")
+        .distinct()[: ATTRIBUTE_TAGS_MAX * 2]
+    )
     named = set(NAMED_TAGS)
     for key in keys:
         if key in named or attribute_key_problem(key) is not None:

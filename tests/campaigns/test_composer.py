@@ -79,6 +79,8 @@ def _form(campaign: Campaign, **changes: Any) -> dict[str, Any]:
 
 def test_the_composer_has_fields_and_plain_labels_instead_of_json_and_code_words() -> None:
     campaign = make_campaign(accounts=[make_account(display_name="Shop page")])
+    make_contact(attributes={"city": "Lyon", "bad__key": 1})
+    make_contact(attributes=["not", "an", "object"])
     page = _client().get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
     assert "Facebook: Shop page" in page
     assert 'name="override_x_text"' in page and 'name="overrides"' not in page
@@ -88,6 +90,7 @@ def test_the_composer_has_fields_and_plain_labels_instead_of_json_and_code_words
         assert code_word not in page
     assert "SMS budget (message parts)" in page
     assert "{{ first_name }}" in page and "composer-merge-tag" in page
+    assert "{{ city }}" in page and "bad__key" not in page  # attribute names in use
     assert "the post waits" not in page  # the default policy reroutes at once
     assert "the fallback messages go out at once" in page
     assert 'name="_schedule"' in page and 'name="_publish_now"' in page
