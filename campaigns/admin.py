@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -398,6 +398,8 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     list_filter = ("status", "outage_policy")
     search_fields = ("name", "text")
     date_hierarchy = "scheduled_at"
+    # Each row draws badges and a progress bar: 50 a page keeps the list quick to render.
+    list_per_page = 50
     inlines = (SocialPostInline,)
     actions = ("schedule", "cancel", "publish_now", "duplicate")
 
@@ -480,6 +482,14 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             def __init__(self, *args: Any, **kw: Any) -> None:
                 super().__init__(*args, **kw)
                 self.fields["accounts"].queryset = accounts.order_by("network", "display_name")
+                # A message belongs to one campaign: offer only this one's and the free ones
+                # (not every campaign's message of the workspace, which grows with each one).
+                message = self.fields.get("message")
+                if message is not None:
+                    mine = Q(campaign__isnull=True)
+                    if self.instance.pk is not None:
+                        mine |= Q(campaign=self.instance.pk)
+                    message.queryset = message.queryset.filter(mine)
 
         return ScopedForm
 
