@@ -13,7 +13,7 @@ import nh3
 from django.utils.translation import gettext as _
 
 from campaigns.content import campaign_post_request
-from campaigns.models import Campaign
+from campaigns.models import Campaign, SocialNetwork
 from contacts.models import Channel, Contact
 from contacts.selectors import segment_contacts
 from delivery.publishers import publisher_for
@@ -160,8 +160,13 @@ def campaign_preview_context(
     message per channel as ``contact`` (or a sample contact) would get it. Plain strings only;
     the template escapes them and frames the email's sanitised HTML."""
     fallback, who = campaign_fallback_previews(campaign=campaign, contact=contact)
+    networks_labels = dict(SocialNetwork.choices)
+    channel_labels = dict(Channel.choices)
     return {
-        "posts": campaign_post_previews(campaign=campaign, networks=networks),
-        "fallback": fallback,
+        "posts": [
+            {"label": networks_labels.get(p.network, p.network), "p": p}
+            for p in campaign_post_previews(campaign=campaign, networks=networks)
+        ],
+        "fallback": [{"label": channel_labels.get(p.channel, p.channel), "p": p} for p in fallback],
         "who": who,
     }
