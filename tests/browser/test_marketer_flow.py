@@ -29,7 +29,7 @@ from tests.outages.factories import auth_for, sample_bytes, source_create
 from tests.workspaces import make_member, workspace_for_tests
 
 pytestmark = [
-    pytest.mark.e2e,
+    pytest.mark.browser,
     pytest.mark.timeout(300),
     pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning"),
 ]
@@ -103,6 +103,12 @@ def test_a_marketer_composes_previews_tests_schedules_and_watches_an_outage(
     page.select_option("#id_message", label="Autumn fallback")
     page.get_by_label("Email", exact=True).check()
     page.get_by_label("SMS", exact=True).check()
+    # Each wait shows only with its policy.
+    expect(page.locator(".field-max_hold_minutes")).to_be_hidden()
+    page.get_by_label("Hold, publish when the network is back").check()
+    expect(page.locator(".field-max_hold_minutes")).to_be_visible()
+    expect(page.locator(".field-hold_then_reroute_minutes")).to_be_hidden()
+    page.get_by_label("Reroute to owned channels").check()
     # Email before push: the order is what the page shows when saved.
     page.get_by_role("button", name="Move Email up").click()
     page.click("input[name=_continue]")

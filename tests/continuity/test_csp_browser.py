@@ -22,7 +22,7 @@ from tests.browser import (  # noqa: F401 - the fixtures
 from tests.campaigns.test_reroute_reports import rerouted_window
 from tests.contacts.factories import make_contact
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(300)]
 
 
 def _violations(messages: list[str]) -> list[str]:

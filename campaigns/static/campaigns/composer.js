@@ -8,6 +8,7 @@
     return input ? input.value : "";
   }
   var lastText = null;
+  var pickedContact = "";
   function mergeTags(form) {
     form.addEventListener("focusin", function (e) {
       var t = e.target;
@@ -52,7 +53,8 @@
     }
     function refresh() {
       var body = new URLSearchParams(new FormData(form));
-      body.set("contact", contactId());
+      pickedContact = contactId();
+      body.set("contact", pickedContact);
       fetch(input.dataset.previewUrl, {method: "POST", credentials: "same-origin",
                                        headers: {"X-CSRFToken": csrf()}, body: body})
         .then(function (r) { return r.text(); })
@@ -94,7 +96,7 @@
       var body = new URLSearchParams();
       body.set("channel", box.querySelector(".composer-test-channel").value);
       body.set("address", box.querySelector(".composer-test-address").value);
-      var picker = document.querySelector(".composer-contact");
+      body.set("contact", pickedContact);
       result.textContent = "…";
       fetch(box.dataset.url, {method: "POST", credentials: "same-origin",
                               headers: {"X-CSRFToken": csrf()}, body: body})
@@ -106,9 +108,28 @@
         });
     });
   }
+  /* The waits only apply to their policy: show each with it. */
+  function policyFields(form) {
+    var rows = {
+      hold_then_reroute: document.querySelector(".form-row.field-hold_then_reroute_minutes"),
+      hold: document.querySelector(".form-row.field-max_hold_minutes")
+    };
+    function sync() {
+      var chosen = form.querySelector("input[name=outage_policy]:checked");
+      var value = chosen ? chosen.value : "";
+      Object.keys(rows).forEach(function (policy) {
+        if (rows[policy]) { rows[policy].hidden = value !== policy; }
+      });
+    }
+    form.querySelectorAll("input[name=outage_policy]").forEach(function (radio) {
+      radio.addEventListener("change", sync);
+    });
+    sync();
+  }
   function start() {
     var form = document.getElementById("campaign_form");
     if (!form) { return; }
+    policyFields(form);
     mergeTags(form);
     channels();
     previews(form);
