@@ -7,14 +7,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import CharField, F, Func, Q, Subquery
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from campaigns.drill import outage_drill
-from campaigns.models import Campaign, FailbackChoice, OutagePolicy, SocialNetwork
+from campaigns.models import (
+    FALLBACK_CHANNELS,
+    Campaign,
+    FailbackChoice,
+    OutagePolicy,
+    SendMode,
+    SocialNetwork,
+)
+from campaigns.reroute import campaign_audience
 from contacts.attribute_keys import attribute_key_problem
-from contacts.models import Contact
+from contacts.models import Channel, Contact, PushSubscription, consent_bit
 from continuity.models import Workspace
 
 NAMED_TAGS = ("first_name", "last_name", "email")
@@ -179,33 +198,85 @@ def left_out_words(reason: str, count: int) -> str:
     return words % {"n": f"{count:,}", "reason": reason}
 
 
-def audience_forecast(*, campaign: Campaign, networks: list[str]) -> list[AudienceForecast]:
-    """Per network the campaign publishes to: the reroute engine's own planning statements run
-    set-based and rolled back (campaigns.drill), so the counts are what a reroute would plan
-    now, whatever the policy says about waiting first."""
-    forecasts = []
-    for network in networks or [SocialNetwork.INSTAGRAM.value]:
-        report = outage_drill(
-            network=network,
-            workspace=campaign.workspace,
-            campaign_ids=[campaign.pk],
-        )
-        label = str(SocialNetwork(network).label) if network in SocialNetwork.values else network
-        forecast = AudienceForecast(network=network, network_label=label)
-        if report.campaigns:
-            drill = report.campaigns[0]
-            forecast.contacts = drill.contacts
-            order = list(campaign.fallback_channels or [])
-            forecast.per_channel = dict(
-                sorted(
-                    drill.planned.items(),
-                    key=lambda item: order.index(item[0]) if item[0] in order else len(order),
-                )
+def _reachable(channel: str) -> Q:
+    """Has an address on ``channel``, as reroute planning reads it (delivery.materialize)."""
+    if channel == Channel.EMAIL:
+        return Q(email__isnull=False) & ~Q(email="")
+    if channel in (Channel.SMS, Channel.WHATSAPP):
+        return Q(phone__isnull=False) & ~Q(phone="")
+    return Q(
+        Exists(
+            PushSubscription.objects.filter(
+                contact_id=OuterRef("pk"), active=True, workspace_id=OuterRef("workspace_id")
             )
-            forecast.left_out = {k: v for k, v in drill.exclusions.items() if v}
-            forecast.problem = drill.problem
-        forecasts.append(forecast)
-    return forecasts
+        )
+    )
+
+
+def _may_send(channel: str, purpose: str) -> Q:
+    # Contact.sendable: consent granted and not suppressed, one bit per (channel, purpose),
+    # the column reroute planning reads.
+    bit = consent_bit(channel, purpose)
+    return Q(**{f"_send_{channel}": bit})
+
+
+def audience_forecast(*, campaign: Campaign, networks: list[str]) -> list[AudienceForecast]:
+    """Who would get what if a network the campaign publishes to went down now: one aggregate
+    over the audience with the reroute's own rules for consent (the folded ``sendable`` bits),
+    addresses and the order of the fallback channels. The SMS budget, quiet hours and the
+    frequency cap are applied on the day (the outage drill runs the full planning)."""
+    labels = [str(SocialNetwork(n).label) for n in networks if n in SocialNetwork.values]
+    forecast = AudienceForecast(
+        network=",".join(networks), network_label=_network_names(networks) if labels else ""
+    )
+    if not labels:
+        forecast.network_label = _("a network it publishes to")
+    channels = [c for c in (campaign.fallback_channels or []) if c in FALLBACK_CHANNELS]
+    if campaign.outage_policy == OutagePolicy.SKIP:
+        forecast.problem = _("the policy is to skip, so nothing would be sent.")
+        return [forecast]
+    if campaign.message_id is None or not channels:
+        forecast.problem = _("choose the fallback channels and message to count who gets what.")
+        return [forecast]
+    audience = campaign_audience(campaign)
+    for channel in channels:
+        bit = consent_bit(channel, campaign.purpose)
+        audience = audience.alias(**{f"_send_{channel}": F("sendable").bitand(bit)})
+    any_consent = Q()
+    for channel in channels:
+        any_consent |= _may_send(channel, campaign.purpose)
+    if campaign.send_mode == SendMode.ALL:
+        counts = audience.aggregate(
+            contacts=Count("pk"),
+            no_consent=Count("pk", filter=~any_consent),
+            **{
+                channel: Count(
+                    "pk", filter=_may_send(channel, campaign.purpose) & _reachable(channel)
+                )
+                for channel in channels
+            },
+        )
+        forecast.contacts = counts.pop("contacts")
+        no_consent = counts.pop("no_consent")
+        forecast.per_channel = {c: counts[c] for c in channels}
+        forecast.left_out = {"no_consent": no_consent} if no_consent else {}
+        return [forecast]
+    # First reachable: each contact counts once, on the first channel that may reach them.
+    bucket = Case(
+        *[
+            When(_may_send(channel, campaign.purpose) & _reachable(channel), then=Value(channel))
+            for channel in channels
+        ],
+        When(any_consent, then=Value("unreachable")),
+        default=Value("no_consent"),
+        output_field=CharField(),
+    )
+    rows = audience.annotate(bucket=bucket).values("bucket").annotate(n=Count("pk")).order_by()
+    found = {row["bucket"]: row["n"] for row in rows}
+    forecast.contacts = sum(found.values())
+    forecast.per_channel = {c: found[c] for c in channels if found.get(c)}
+    forecast.left_out = {r: found[r] for r in ("no_consent", "unreachable") if found.get(r)}
+    return [forecast]
 
 
 def contacts_search(*, workspace: Workspace | int, query: str) -> list[tuple[int, str]]:

@@ -164,14 +164,26 @@ def test_a_viewer_cannot_schedule_from_the_form() -> None:
 
 
 def test_the_audience_is_counted_per_channel_with_the_reroute_rules() -> None:
-    campaign = make_campaign(accounts=[make_account(network="instagram")])
+    campaign = make_campaign(
+        accounts=[make_account(network="instagram"), make_account(network="facebook")],
+        fallback_channels=["push", "email", "sms"],
+    )
     _granted(email="a@example.com", phone="+393331234567")
     _granted(email="b@example.com", phone="+393331234568")
+    _granted(email=None, phone="+393331234569")  # no email: the next channel, SMS
     make_contact(email="c@example.com")  # no consent
-    page = _client().get(f"/admin/campaigns/campaign/{campaign.pk}/audience/").content.decode()
-    assert "If Instagram goes down now, 3 contacts are in the audience" in page
-    assert "2 get an email" in page  # push first, but nobody has a push subscription
-    assert "1 has no consent" in page
+    make_contact(workspace=make_workspace(), email="elsewhere@example.com")
+    client = _client()
+    url = f"/admin/campaigns/campaign/{campaign.pk}/audience/"
+    page = client.get(url).content.decode()
+    assert "If Facebook or Instagram goes down now, 4 contacts are in the audience" in page
+    # Push comes first, but nobody has a push subscription: email, then SMS.
+    assert "2 get an email, 1 gets an SMS; 1 has no consent." in page
+    Campaign.objects.filter(pk=campaign.pk).update(send_mode="all")
+    page = client.get(url).content.decode()
+    assert "2 get an email, 3 get an SMS; 1 has no consent." in page
+    Campaign.objects.filter(pk=campaign.pk).update(outage_policy="skip")
+    assert "nothing would be sent" in client.get(url).content.decode()
 
 
 def test_the_preview_uses_the_picked_contact_of_this_workspace_only() -> None:
