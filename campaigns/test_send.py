@@ -47,15 +47,16 @@ class TestSendResult:
     detail: str
 
 
-def _limit_key(user_id: int) -> str:
+def quota_key(user_id: int) -> str:
+    """The cache key counting a member's tests this hour."""
     return f"campaigns:test-send:{user_id}"
 
 
 def _rate_limited(user_id: int) -> bool:
     """At most CAMPAIGNS_TEST_SENDS_PER_HOUR tests per member per hour (a fixed window): a test
     costs real provider money and reaches a real phone."""
-    limit = int(getattr(settings, "CAMPAIGNS_TEST_SENDS_PER_HOUR", 20))
-    key = _limit_key(user_id)
+    limit = settings.CAMPAIGNS_TEST_SENDS_PER_HOUR
+    key = quota_key(user_id)
     cache.add(key, 0, timeout=3600)
     try:
         used = cache.incr(key)
