@@ -13,7 +13,7 @@ import nh3
 from django.utils.translation import gettext as _
 
 from campaigns.content import campaign_post_request
-from campaigns.models import Campaign
+from campaigns.models import Campaign, SocialNetwork
 from contacts.models import Channel, Contact
 from contacts.selectors import segment_contacts
 from delivery.publishers import publisher_for
@@ -48,8 +48,12 @@ class ChannelPreview:
     html: str = ""
 
 
-def _sample_fields(campaign: Campaign) -> tuple[dict[str, str], str]:
-    contact: Contact | None = None
+def _sample_fields(campaign: Campaign, contact: Contact | None) -> tuple[dict[str, str], str]:
+    if contact is not None:
+        # The contact the marketer picked (the caller found it in the campaign's workspace).
+        fields = {key: str(value) for key, value in contact.merge_fields().items()}
+        name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
+        return fields, name or _("contact #%(id)s") % {"id": contact.pk}
     if campaign.segment_id is not None and campaign.segment is not None:
         contact = segment_contacts(campaign.segment).order_by("pk").first()
     if contact is None:
@@ -80,10 +84,14 @@ def _render_html(template: str, fields: dict[str, str]) -> str:
     return nh3.clean(_render(template, fields, autoescape=True))
 
 
-def campaign_post_previews(*, campaign: Campaign) -> list[PostPreview]:
-    networks = (
-        sorted({a.network for a in campaign.accounts.all()}) if campaign.pk is not None else []
-    )
+def campaign_post_previews(
+    *, campaign: Campaign, networks: list[str] | None = None
+) -> list[PostPreview]:
+    """The post per network; ``networks`` overrides the saved accounts' (an unsaved edit)."""
+    if networks is None:
+        networks = (
+            sorted({a.network for a in campaign.accounts.all()}) if campaign.pk is not None else []
+        )
     previews = []
     for network in networks:
         post = campaign_post_request(campaign=campaign, network=network)
@@ -108,12 +116,14 @@ def campaign_post_previews(*, campaign: Campaign) -> list[PostPreview]:
     return previews
 
 
-def campaign_fallback_previews(*, campaign: Campaign) -> tuple[list[ChannelPreview], str]:
-    """Each fallback channel's message for a sample contact, and who that contact is."""
+def campaign_fallback_previews(
+    *, campaign: Campaign, contact: Contact | None = None
+) -> tuple[list[ChannelPreview], str]:
+    """Each fallback channel's message for ``contact`` (else a sample one), and who that is."""
     message = campaign.message
     if message is None:
         return [], ""
-    fields, who = _sample_fields(campaign)
+    fields, who = _sample_fields(campaign, contact)
     previews = []
     for channel in campaign.fallback_channels or []:
         if channel == Channel.EMAIL:
@@ -141,3 +151,22 @@ def campaign_fallback_previews(*, campaign: Campaign) -> tuple[list[ChannelPrevi
                 )
             )
     return previews, who
+
+
+def campaign_preview_context(
+    *, campaign: Campaign, contact: Contact | None = None, networks: list[str] | None = None
+) -> dict[str, object]:
+    """What the composer's preview fragment renders: posts per network, then the fallback
+    message per channel as ``contact`` (or a sample contact) would get it. Plain strings only;
+    the template escapes them and frames the email's sanitised HTML."""
+    fallback, who = campaign_fallback_previews(campaign=campaign, contact=contact)
+    networks_labels = dict(SocialNetwork.choices)
+    channel_labels = dict(Channel.choices)
+    return {
+        "posts": [
+            {"label": networks_labels.get(p.network, p.network), "p": p}
+            for p in campaign_post_previews(campaign=campaign, networks=networks)
+        ],
+        "fallback": [{"label": channel_labels.get(p.channel, p.channel), "p": p} for p in fallback],
+        "who": who,
+    }

@@ -49,7 +49,12 @@ from contacts.models import (
 from contacts.normalize import FieldError, email_normalise, phone_normalise
 from contacts.privacy import AUDIT_EXPORT_FILE, AUDIT_IMPORT_FILE, contact_erase
 from contacts.resources import ContactResource
-from contacts.segments import contacts_matching, segment_audience, segment_problem
+from contacts.segment_builder import RuleRowsField, TagNamesField, definition_from_post
+from contacts.segments import (
+    contacts_matching,
+    segment_audience,
+    segment_problem,
+)
 from contacts.selectors import contacts_consented
 from contacts.upsert import CONTACT_FIELDS, contact_tags_add
 from continuity.admin_access import (
@@ -522,13 +527,29 @@ SOFT_OPT_IN_MAX = 1000
 
 
 class SegmentForm(WorkspaceUniqueForm):
+    """Tags typed as names and rules as rows in plain words (contacts.segment_builder): the
+    stored definition is built from them, never typed as JSON."""
+
+    tags_any = TagNamesField(
+        required=False,
+        label=gettext_lazy("Has at least one of these tags"),
+        help_text=gettext_lazy("Tag names separated by commas, e.g. vip, newsletter."),
+    )
+    tags_all = TagNamesField(
+        required=False,
+        label=gettext_lazy("Has every one of these tags"),
+        help_text=gettext_lazy("Tag names separated by commas."),
+    )
+    tags_none = TagNamesField(
+        required=False,
+        label=gettext_lazy("Has none of these tags"),
+        help_text=gettext_lazy("Tag names separated by commas, e.g. churned."),
+    )
+    attribute_filters = RuleRowsField(required=False, label=gettext_lazy("Rules"))
+
     class Meta:
         model = Segment
         fields = ["name", "description", "tags_any", "tags_all", "tags_none", "attribute_filters"]
-        widgets = {
-            name: forms.Textarea(attrs={"rows": 2, "cols": 60, "class": "segment-definition"})
-            for name in ("tags_any", "tags_all", "tags_none", "attribute_filters")
-        }
 
 
 @admin.register(Segment)
@@ -538,7 +559,8 @@ class SegmentAdmin(ScopedAdmin):
     readonly_fields = ["rule_check", "live_count"]
 
     class Media:
-        js = ("contacts/segment-live-count.js",)
+        css = {"all": ("contacts/segment-builder.css",)}
+        js = ("contacts/segment-builder.js", "contacts/segment-live-count.js")
 
     @admin.display(description=gettext_lazy("audience"))
     def audience(self, segment: Segment) -> int | str:
@@ -553,9 +575,16 @@ class SegmentAdmin(ScopedAdmin):
 
     @admin.display(description=gettext_lazy("live count"))
     def live_count(self, segment: Segment) -> str:
+        # The sentence is translated here and filled in by the static script (no inline JS).
         return format_html(
-            '<span id="segment-live-count" data-url="{}">{}</span>',
+            '<span id="segment-live-count" data-url="{}" data-template="{}" data-invalid="{}"'
+            ' aria-live="polite">{}</span>',
             reverse("admin:contacts_segment_count"),
+            _(
+                "{all} contacts match. May be sent marketing now: by email {email}, by SMS "
+                "{sms}, by web push {push}, on WhatsApp {whatsapp}."
+            ),
+            _("These rules cannot be counted yet:"),
             "…",
         )
 
@@ -574,9 +603,13 @@ class SegmentAdmin(ScopedAdmin):
         and per channel (may be sent marketing), inside the session's workspace."""
         access = admin_view_require(request, VIEW_SEGMENT)
         try:
-            data = json.loads(request.body or b"{}")
-            if not isinstance(data, dict):
-                raise InvalidSegment("expected a segment definition object")
+            if request.content_type == "application/json":
+                data = json.loads(request.body or b"{}")
+                if not isinstance(data, dict):
+                    raise InvalidSegment("expected a segment definition object")
+            else:
+                # The editor posts its rows as they stand: counted exactly as they would save.
+                data = definition_from_post(request.POST)
             qs = contacts_matching(
                 workspace=access.workspace_required,
                 tags_any=data.get("tags_any"),
@@ -589,6 +622,9 @@ class SegmentAdmin(ScopedAdmin):
                 counts[channel] = contacts_consented(
                     channel=channel, purpose=Purpose.MARKETING, base=qs
                 ).count()
+        except forms.ValidationError as exc:
+            detail = " ".join(exc.messages)
+            return JsonResponse({"error": "invalid_segment", "detail": detail}, status=400)
         except (ValueError, AttributeError, InvalidSegment) as exc:
             detail = exc.detail if isinstance(exc, InvalidSegment) else str(exc)
             return JsonResponse({"error": "invalid_segment", "detail": detail}, status=400)

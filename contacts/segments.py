@@ -1,22 +1,35 @@
-"""Compiling a segment definition into one queryset: tags any / all / none plus attribute
-filters, all as EXISTS subqueries and JSON lookups, so the audience stays one SQL statement that
-can be counted or joined set-based."""
+"""Compiling a segment definition into one queryset: tags any / all / none plus rules, all as
+EXISTS subqueries, JSON lookups and column filters, so the audience stays one SQL statement that
+can be counted or joined set-based.
+
+``attribute_filters`` holds three kinds of rule (the admin's rule rows write them; JSON keeps old
+rows valid, so no migration was needed):
+- ``{"key": "city", "op": "eq", "value": "Lyon"}``: a contact attribute (ISO dates as text
+  compare in date order with gt/gte/lt/lte);
+- ``{"consent": "email"}``: may be sent marketing on that channel now (consent granted, not
+  suppressed);
+- ``{"created": "gte", "value": "2026-01-31"}``: added to the CRM on or after / before a date.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from typing import Any
 
-from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models import BooleanField, Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTransform
 from django.utils.translation import gettext as _
 
 from contacts.attribute_keys import attribute_key_problem
 from contacts.errors import InvalidSegment
-from contacts.models import Contact, ContactTag, Segment
+from contacts.models import Channel, Contact, ContactTag, Purpose, Segment, consent_bit
 from continuity.models import Workspace
 
 OPS = ("eq", "ne", "in", "exists", "missing", "gt", "gte", "lt", "lte", "contains")
+# A "created" rule compares the day a contact was added: on or after, or before.
+CREATED_OPS = ("gte", "lt")
+CONSENT_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH, Channel.WHATSAPP)
 # The ORM lookup each operator compiles to. Lookup names come only from this table and keys only
 # travel as SQL parameters of a JSON key transform (``attributes -> %s``): nothing a marketer
 # types becomes part of a lookup path.
@@ -41,6 +54,24 @@ class AttributeRule:
     value: Any
 
 
+@dataclass(frozen=True)
+class ConsentRule:
+    """May be sent marketing on ``channel`` now."""
+
+    channel: str
+
+
+@dataclass(frozen=True)
+class CreatedRule:
+    """Added to the CRM on or after (gte) / before (lt) the start of ``day`` (UTC)."""
+
+    op: str
+    day: date
+
+
+Rule = AttributeRule | ConsentRule | CreatedRule
+
+
 def _names(value: Any, label: str) -> list[str]:
     if value in (None, ""):
         return []
@@ -59,16 +90,36 @@ def segment_validate_definition(
     _attribute_rules(attribute_filters)
 
 
-def _attribute_rules(filters: Any) -> list[AttributeRule]:
+def _special_rule(item: dict[str, Any], where: str) -> Rule:
+    if "consent" in item:
+        if item["consent"] not in CONSENT_CHANNELS:
+            raise InvalidSegment(
+                f"{where}.consent must be one of {', '.join(map(str, CONSENT_CHANNELS))}"
+            )
+        return ConsentRule(channel=str(item["consent"]))
+    op, value = item.get("created"), item.get("value")
+    if op not in CREATED_OPS:
+        raise InvalidSegment(f"{where}.created must be one of {', '.join(CREATED_OPS)}")
+    try:
+        day = date.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidSegment(f"{where}.value must be a date such as 2026-01-31") from None
+    return CreatedRule(op=str(op), day=day)
+
+
+def _attribute_rules(filters: Any) -> list[Rule]:
     if filters in (None, ""):
         return []
     if not isinstance(filters, list):
         raise InvalidSegment("attribute_filters must be a list of {key, op, value}")
-    rules = []
+    rules: list[Rule] = []
     for index, item in enumerate(filters):
         where = f"attribute_filters[{index}]"
         if not isinstance(item, dict):
             raise InvalidSegment(f"{where} must be an object with key, op and value")
+        if "consent" in item or "created" in item:
+            rules.append(_special_rule(item, where))
+            continue
         key, op, value = item.get("key"), item.get("op", "eq"), item.get("value")
         problem = attribute_key_problem(key)
         if problem is not None or not isinstance(key, str):
@@ -91,8 +142,19 @@ def _check_value(op: str, value: Any, where: str) -> None:
         raise InvalidSegment(f"{where}.value must be a number or text for {op!r}")
 
 
-def _attributes_filter(qs: QuerySet[Contact], rules: list[AttributeRule]) -> QuerySet[Contact]:
+def _attributes_filter(qs: QuerySet[Contact], rules: list[Rule]) -> QuerySet[Contact]:
     for index, rule in enumerate(rules):
+        if isinstance(rule, ConsentRule):
+            # The folded consent column (contacts.consent keeps it), as contacts_consented reads
+            # it: one bit test in the same scan, never a join per contact.
+            bit = consent_bit(rule.channel, Purpose.MARKETING)
+            alias = f"_segment_consent_{index}"
+            qs = qs.alias(**{alias: F("sendable").bitand(bit)}).filter(**{alias: bit})
+            continue
+        if isinstance(rule, CreatedRule):
+            start = datetime.combine(rule.day, time.min, tzinfo=UTC)
+            qs = qs.filter(**{f"created_at__{rule.op}": start})
+            continue
         if rule.op == "exists":
             qs = qs.filter(attributes__has_key=rule.key)
             continue

@@ -970,6 +970,8 @@ CAMPAIGNS_DISPATCH_BATCH = env_int("CAMPAIGNS_DISPATCH_BATCH", default=100, mini
 CAMPAIGNS_DISPATCH_MAX_BATCHES = env_int("CAMPAIGNS_DISPATCH_MAX_BATCHES", default=10, minimum=1)
 # A campaign claimed later than this after its time counts as late in the admin.
 CAMPAIGNS_LATE_AFTER_S = env_int("CAMPAIGNS_LATE_AFTER_S", default=60, minimum=1)
+# "Send me a test" in the composer: tests a member may send per hour (real provider cost).
+CAMPAIGNS_TEST_SENDS_PER_HOUR = env_int("CAMPAIGNS_TEST_SENDS_PER_HOUR", default=20, minimum=1)
 CAMPAIGNS_PUBLISH_MAX_ATTEMPTS = env_int("CAMPAIGNS_PUBLISH_MAX_ATTEMPTS", default=5, minimum=1)
 CAMPAIGNS_PUBLISH_RETRY_BASE_S = env_float("CAMPAIGNS_PUBLISH_RETRY_BASE_S", default=5.0, minimum=0)
 CAMPAIGNS_PUBLISH_RETRY_MAX_S = env_float("CAMPAIGNS_PUBLISH_RETRY_MAX_S", default=300.0, minimum=0)

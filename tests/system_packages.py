@@ -1,4 +1,4 @@
-"""Debian packages the suite runs for real (Prometheus Alertmanager, Chromium and ChromeDriver).
+"""Debian packages the suite runs for real (Prometheus Alertmanager, Chromium for Playwright).
 
 `system_binary()` finds a package's binary; where it is missing and the run may install system
 packages (as root with apt-get, as CI runs, unless CONTINUITY_TEST_APT=0), it installs the

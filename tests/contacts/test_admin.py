@@ -78,20 +78,36 @@ def test_the_segment_editor_counts_live_and_names_a_bad_filter(admin_client: Cli
     assert admin_client.get("/admin/contacts/segment/add/").status_code == 200
 
 
-def test_saving_a_bad_segment_in_the_admin_shows_the_error(admin_client: Client) -> None:
+def test_saving_a_bad_segment_in_the_admin_shows_the_error_in_plain_words(
+    admin_client: Client,
+) -> None:
     response = admin_client.post(
         "/admin/contacts/segment/add/",
         {
             "name": "broken",
             "description": "",
-            "tags_any": "[]",
-            "tags_all": "[]",
-            "tags_none": "[]",
-            "attribute_filters": '[{"key": "plan", "op": "between", "value": 1}]',
+            "rule-0-kind": "created",
+            "rule-0-created_op": "gte",
+            "rule-0-value": "last tuesday",
+            "rule-1-kind": "attribute",
+            "rule-1-key": "",
+            "rule-1-value": "Lyon",
         },
     )
     assert response.status_code == 200
-    assert "op must be one of" in response.content.decode()
+    page = response.content.decode()
+    assert "Rule 2: say which attribute the value “Lyon” is for." in page
+    response = admin_client.post(
+        "/admin/contacts/segment/add/",
+        {
+            "name": "broken",
+            "rule-0-kind": "created",
+            "rule-0-created_op": "gte",
+            "rule-0-value": "last tuesday",
+        },
+    )
+    assert "Rule 1: must be a date such as 2026-01-31" in response.content.decode()
+    assert "attribute_filters[" not in response.content.decode()
 
 
 def test_contacts_typed_in_the_admin_are_normalised_like_imports(admin_client: Client) -> None:
@@ -148,10 +164,10 @@ def test_a_segment_key_that_is_not_a_plain_name_is_a_form_error_naming_it(
         {
             "name": "regex",
             "description": "",
-            "tags_any": "[]",
-            "tags_all": "[]",
-            "tags_none": "[]",
-            "attribute_filters": '[{"key": "city__regex", "op": "eq", "value": "("}]',
+            "rule-0-kind": "attribute",
+            "rule-0-key": "city__regex",
+            "rule-0-op": "eq",
+            "rule-0-value": "(",
         },
     )
     assert response.status_code == 200

@@ -8,43 +8,46 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from contacts.links import SALT_PREFERENCES, SALT_UNSUBSCRIBE, token_make
 from contacts.models import Channel
-from tests.browser import browser, console_messages, sign_in  # noqa: F401 - the fixture
+from tests.browser import (  # noqa: F401 - the fixtures
+    Browser,
+    browser,
+    chromium_path,
+    console_messages,
+    sign_in,
+)
 from tests.campaigns.test_reroute_reports import rerouted_window
 from tests.contacts.factories import make_contact
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(300)]
 
 
-def _violations(messages: list[dict[str, Any]]) -> list[str]:
-    return [m["message"] for m in messages if "Content Security Policy" in m["message"]]
+def _violations(messages: list[str]) -> list[str]:
+    return [m for m in messages if "Content Security Policy" in m]
 
 
-def _visit(driver: Any, url: str, *, ready: tuple[str, str] | None = None) -> list[str]:
-    driver.get(url)
+def _visit(tab: Browser, url: str, *, ready: str | None = None) -> list[str]:
+    page = tab.page
+    page.goto(url)
     problems = []
     if ready:
         try:
-            WebDriverWait(driver, 30).until(lambda d: d.find_elements(*ready))
-        except TimeoutException:
-            text = driver.find_element(By.TAG_NAME, "body").text[:300]
-            problems.append(f"{ready[1]!r} never appeared on {driver.title!r}: {text!r}")
+            page.wait_for_selector(ready, state="attached", timeout=30_000)
+        except PlaywrightTimeout:
+            text = page.inner_text("body")[:300]
+            problems.append(f"{ready!r} never appeared on {page.title()!r}: {text!r}")
     origin = url.split("/", 3)[:3]
-    for resource in driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name)"
-    ):
+    for resource in page.evaluate("performance.getEntriesByType('resource').map(e => e.name)"):
         if resource.split("/", 3)[:3] != origin:
             problems.append(f"loaded from another origin: {resource}")
-    return problems + _violations(console_messages(driver))
+    return problems + _violations(console_messages(tab))
 
 
 def test_admin_docs_and_public_pages_render_under_the_policy_without_a_violation(
-    browser: Any,  # noqa: F811 - the fixture imported above
+    browser: Browser,  # noqa: F811 - the fixture imported above
     live_server: Any,
     admin_client: Client,
     settings: Any,
@@ -52,32 +55,30 @@ def test_admin_docs_and_public_pages_render_under_the_policy_without_a_violation
     window_id = rerouted_window(settings)  # an open outage: the red banner is on every page
     contact = make_contact()
     sign_in(browser, base_url=live_server.url, session_key=admin_client.cookies["sessionid"].value)
-    console_messages(browser)
     from campaigns.models import Campaign
 
     campaign = Campaign.objects.order_by("pk").last()
     assert campaign is not None
-    pages: dict[str, tuple[str, tuple[str, str] | None]] = {
-        "admin index": ("/admin/", (By.CLASS_NAME, "outages-banner")),
-        "contacts": ("/admin/contacts/contact/", (By.ID, "changelist")),
-        "campaign editor": (
-            f"/admin/campaigns/campaign/{campaign.pk}/change/",
-            (By.TAG_NAME, "iframe"),
-        ),
+    pages: dict[str, tuple[str, str | None]] = {
+        "admin index": ("/admin/", ".outages-banner"),
+        "contacts": ("/admin/contacts/contact/", "#changelist"),
+        "campaign editor": (f"/admin/campaigns/campaign/{campaign.pk}/change/", "iframe"),
+        "campaign calendar": ("/admin/campaigns/campaign/calendar/", ".campaign-calendar"),
+        "segment editor": ("/admin/contacts/segment/add/", ".segment-rules"),
         "reroute dashboard": ("/admin/campaigns/reroute/dashboard/", None),
-        "window report": (f"/admin/campaigns/reroute/report/{window_id}/", (By.TAG_NAME, "svg")),
-        "outage windows": ("/admin/outages/outagewindow/", (By.ID, "changelist")),
-        "swagger": ("/api/docs/", (By.CSS_SELECTOR, ".swagger-ui .info")),
-        "redoc": ("/api/redoc/", (By.CSS_SELECTOR, "[role=search], .api-content")),
+        "window report": (f"/admin/campaigns/reroute/report/{window_id}/", "svg"),
+        "outage windows": ("/admin/outages/outagewindow/", "#changelist"),
+        "swagger": ("/api/docs/", ".swagger-ui .info"),
+        "redoc": ("/api/redoc/", "[role=search], .api-content"),
         "unsubscribe page": (
             "/u/"
             + token_make(salt=SALT_UNSUBSCRIBE, contact_id=contact.pk, channel=Channel.EMAIL)
             + "/",
-            (By.TAG_NAME, "form"),
+            "form",
         ),
         "preference centre": (
             "/preferences/" + token_make(salt=SALT_PREFERENCES, contact_id=contact.pk) + "/",
-            (By.TAG_NAME, "form"),
+            "form",
         ),
     }
     found = {
@@ -89,6 +90,8 @@ def test_admin_docs_and_public_pages_render_under_the_policy_without_a_violation
     assert {name: v for name, v in found.items() if v} == {}
     assert redoc_logo == []
     # The styles moved out of the pages still apply: the outage banner is red.
-    browser.get(live_server.url + "/admin/")
-    banner = browser.find_element(By.CLASS_NAME, "outages-banner")
-    assert banner.value_of_css_property("background-color") == "rgba(186, 33, 33, 1)"
+    browser.page.goto(live_server.url + "/admin/")
+    colour = browser.page.eval_on_selector(
+        ".outages-banner", "e => getComputedStyle(e).backgroundColor"
+    )
+    assert colour == "rgb(186, 33, 33)"
