@@ -35,6 +35,7 @@ from campaigns.composer import (
     merge_tags_named,
     policy_in_words,
 )
+from campaigns.engagement import campaign_engagement_panel
 from campaigns.errors import CampaignsError
 from campaigns.lifecycle import (
     campaign_cancel,
@@ -417,6 +418,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         "test_send",
         "claimed_at_shown",
         "late_by",
+        "engagement",
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -463,6 +465,8 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         ]
         if obj is not None and obj.claimed_at is not None:
             fieldsets.append((_("Publishing"), {"fields": ("claimed_at_shown", "late_by")}))
+        if obj is not None and obj.status not in EDITABLE:
+            fieldsets.append((_("Engagement"), {"fields": ("engagement",)}))
         return fieldsets
 
     def get_form(
@@ -495,6 +499,10 @@ class CampaignAdmin(WorkspaceScopedAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
         return super().get_queryset(request).prefetch_related("posts")
+
+    @admin.display(description=gettext_lazy("Engagement"))
+    def engagement(self, obj: Campaign | None) -> str:
+        return campaign_engagement_panel(obj)
 
     # --- list columns ---------------------------------------------------------------------------
 

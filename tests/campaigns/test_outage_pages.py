@@ -16,6 +16,8 @@ from django.utils import timezone
 from campaigns.engagement import campaign_engagement
 from campaigns.models import (
     AttemptKind,
+    Campaign,
+    CampaignStatus,
     PostStatus,
     PublishAttempt,
     Reroute,
@@ -377,3 +379,17 @@ def test_the_engagement_panel_renders_escaped_and_ready_for_the_campaign_form(
     assert "<td>Email</td><td>1</td><td>1</td>" in panel
     assert "<b>bold</b>" not in panel
     assert campaign_engagement_panel(None) == ""
+
+
+def test_a_rerouted_campaigns_form_shows_its_engagement_and_a_drafts_does_not(
+    settings: Any,
+) -> None:
+    contact_with(Channel.EMAIL, push=False)
+    reroute = rerouted(settings, fallback=("email",))
+    Delivery.objects.update(status=S.DELIVERED, sent_at=timezone.now())
+    marketer = member_client(Role.MARKETER)
+    url = f"/admin/campaigns/campaign/{reroute.campaign_id}/change/"
+    Campaign.objects.filter(pk=reroute.campaign_id).update(status=CampaignStatus.REROUTED)
+    assert "<td>Email</td><td>1</td><td>1</td>" in page(marketer, url)
+    Campaign.objects.filter(pk=reroute.campaign_id).update(status=CampaignStatus.DRAFT)
+    assert "<td>Email</td><td>1</td><td>1</td>" not in page(marketer, url)
