@@ -19,7 +19,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext
 
 from contacts.errors import ConsentEvidenceMissing, ContactErased, NoPendingOptIn
 from contacts.models import (

@@ -65,7 +65,9 @@ def system_mail_content(
             if not pending:
                 return None
             url = double_opt_in_url(contact_id=contact.pk, purpose=purpose)
-            subject = settings.CONTACTS_DOUBLE_OPT_IN_SUBJECT or _("Please confirm your subscription")
+            subject = settings.CONTACTS_DOUBLE_OPT_IN_SUBJECT or _(
+                "Please confirm your subscription"
+            )
             body = _(
                 "Please confirm that you want to receive our emails by opening this link:\n\n"
                 "%(url)s\n\nIf you did not ask for this, ignore this message."

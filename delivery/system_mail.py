@@ -32,7 +32,12 @@ from django.utils import timezone
 from django.utils.html import escape, linebreaks, urlize
 
 from contacts.models import Channel, Contact
-from delivery.credentials import CredentialsUnreadable, credentials_row, email_from, sendgrid_account
+from delivery.credentials import (
+    CredentialsUnreadable,
+    credentials_row,
+    email_from,
+    sendgrid_account,
+)
 from delivery.models import SYSTEM_MAIL_KINDS, Delivery
 from delivery.providers.base import (
     Deferred,
@@ -81,9 +86,7 @@ def system_mail_request(
             )
             _events_append(ids=[row.pk], status=DeliveryStatus.QUEUED, at=now, detail=kind)
     except IntegrityError:
-        logger.info(
-            "system mail %s already on its way", kind, extra={"contact_id": contact.pk}
-        )
+        logger.info("system mail %s already on its way", kind, extra={"contact_id": contact.pk})
         return None
     delivery_id = row.pk
     transaction.on_commit(lambda: system_mail_enqueue(delivery_id=delivery_id))
@@ -220,7 +223,9 @@ def _record(*, delivery_id: int, outcome: Outcome, attempt: int) -> SystemMailRe
             error_code=outcome.code,
             error_text=outcome.text,
         )
-        logger.warning("system mail %s deferred (%s): retry in %.1fs", delivery_id, outcome.code, delay)
+        logger.warning(
+            "system mail %s deferred (%s): retry in %.1fs", delivery_id, outcome.code, delay
+        )
         return SystemMailResult(status=DeliveryStatus.QUEUED, retry_after_s=delay)
     if isinstance(outcome, Unknown):
         target, code, text = DeliveryStatus.UNKNOWN, outcome.code, outcome.text
