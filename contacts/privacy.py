@@ -394,6 +394,7 @@ def erased_identifier_lift(
             audit_record(
                 access=access,
                 action=AUDIT_ERASURE_LIFT,
+                actor_label=evidence.recorded_by or None,
                 detail={
                     "source": evidence.source,
                     "source_detail": evidence.source_detail[:200],

@@ -20,7 +20,7 @@ from django.db import connection
 from django.test import Client, TestCase
 
 from contacts.consent import consent_confirm, consent_request_double_opt_in
-from contacts.models import Channel, Contact, ErasedIdentifier, PushSubscription, Purpose
+from contacts.models import Channel, Contact, ErasedIdentifier, Purpose, PushSubscription
 from contacts.privacy import erased_identifier_lift
 from continuity.models import Role
 from delivery import system_mail
