@@ -203,7 +203,10 @@ def test_a_lost_task_is_handed_over_again_by_the_sweeper(
     settings.DELIVERY_QUEUED_STALE_S = 1
     Delivery.objects.filter(pk=delivery_id).update(updated_at=timezone.now() - timedelta(seconds=5))
     handed: list[int] = []
-    swept = system_mail.system_mails_sweep(
-        send=lambda *, delivery_id: handed.append(delivery_id) is None
-    )
-    assert (swept, handed) == (1, [delivery_id])
+
+    def hand(*, delivery_id: int) -> bool:
+        handed.append(delivery_id)
+        return True
+
+    assert system_mail.system_mails_sweep(send=hand) == 1
+    assert handed == [delivery_id]
