@@ -204,7 +204,7 @@ def text_scrub(
     with connection.cursor() as cursor:
         for column in columns:
             cursor.execute(
-                "SELECT data_type FROM information_schema.columns "  # nosec B608
+                "SELECT data_type FROM information_schema.columns "
                 "WHERE table_name = %s AND column_name = %s",
                 [table, column],
             )
