@@ -20,8 +20,16 @@ from django.db import connection
 from django.test import Client, TestCase
 
 from contacts.consent import consent_confirm, consent_request_double_opt_in
-from contacts.models import Channel, Contact, ErasedIdentifier, Purpose, PushSubscription
+from contacts.models import (
+    Channel,
+    Contact,
+    ErasedIdentifier,
+    Purpose,
+    PushSubscription,
+    Segment,
+)
 from contacts.privacy import erased_identifier_lift
+from contacts.upsert import contact_tags_add
 from continuity.models import Role
 from delivery import system_mail
 from delivery.dispatch import deliveries_send_chunk
@@ -164,6 +172,8 @@ def _mailed_and_texted(providers: tuple[SendGridFake, TwilioFake, SinkFake]) -> 
     with TestCase.captureOnCommitCallbacks(execute=True):
         consent_request_double_opt_in(contact=contact, evidence=evidence())
     consent_confirm(contact=contact, purpose=Purpose.MARKETING, evidence=evidence())
+    contact_tags_add(workspace=contact.workspace_id, pairs=[(contact.pk, ["vip"])])
+    Segment.objects.create(workspace=workspace_for_tests(), name="VIPs", tags_any=["vip"])
     PushSubscription.objects.create(
         workspace_id=contact.workspace_id,
         contact=contact,
@@ -233,6 +243,12 @@ def test_an_erased_contact_leaves_only_hashes_in_the_whole_database(
     assert [e["status"] for e in email["events"]][-2:] == ["delivered", "opened"]
     assert document["contact"]["email"] == EMAIL
     assert document["push_subscriptions"][0]["endpoint"].startswith("https://fcm.googleapis.com/")
+    assert document["contact"]["tags"] == ["vip"]
+    assert document["segments"] == [{"id": Segment.objects.get().pk, "name": "VIPs"}]
+    assert {e["action"] for e in document["consent_events"]} >= {"grant", "request", "confirm"}
+    assert all(
+        e["ip"] == "203.0.113.9" for e in document["consent_events"] if e["source"] == "form"
+    )
 
     assert api.delete(f"/api/v1/contacts/{contact.pk}/").status_code == 204
 
