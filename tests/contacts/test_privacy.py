@@ -8,6 +8,7 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from contacts.errors import EmailChangeRefused, InvalidContactData
 from contacts.models import Contact, ErasedIdentifier
@@ -75,3 +76,17 @@ def test_new_consent_is_a_staff_command_with_its_evidence_in_the_audit_trail() -
         replace_tags=False,
     )  # fmt: skip
     assert Contact.objects.filter(email="back.again@example.org").exists()
+
+
+def test_the_admin_import_refuses_an_erased_person_with_the_reason(admin_client: Client) -> None:
+    contact_erase(contact=make_contact(email="imported.gone@example.org"))
+    upload = io.BytesIO(b"email,first_name\nimported.gone@example.org,Back\nnew@example.org,New\n")
+    upload.name = "again.csv"
+    preview = admin_client.post(
+        "/admin/contacts/contact/import/",
+        {"resource": "0", "format": "0", "import_file": upload},
+    )
+    assert preview.status_code == 200
+    html = preview.content.decode()
+    assert "asked to be erased" in html
+    assert "will be skipped" in html
