@@ -573,8 +573,10 @@ class ErasedIdentifier(models.Model):
         verbose_name = _("erased identifier")
         verbose_name_plural = _("erased identifiers")
         constraints = [
+            # Digest first: a provider report is checked against every workspace's erasures
+            # (its receipt may not know its workspace yet), an import against one workspace's.
             models.UniqueConstraint(
-                fields=["workspace", "digest"],
+                fields=["digest", "workspace"],
                 condition=Q(lifted_at__isnull=True),
                 name="erased_identifier_active",
             ),
