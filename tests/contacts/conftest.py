@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client
 
 
@@ -11,6 +12,11 @@ from django.test import Client
 def admin_client(owner_client: Client) -> Client:
     """This app's admin tests act as the workspace's owner, not as a superuser."""
     return owner_client
+
+
+class NoDjangoMailBackend(BaseEmailBackend):
+    def send_messages(self, email_messages: Any) -> int:
+        raise AssertionError("a contact's mail went through Django's EMAIL_BACKEND")
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +29,8 @@ def system_mail_sent_at_once(settings: Any, monkeypatch: pytest.MonkeyPatch) -> 
     from delivery.senders import channel_sender
 
     settings.DELIVERY_EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    # Django's own mail API is SMTP on localhost:25 in production: nothing here may use it.
+    settings.EMAIL_BACKEND = "tests.contacts.conftest.NoDjangoMailBackend"
     settings.DELIVERY_EMAIL_FAILOVER_BACKEND = ""
     channel_sender.cache_clear()
 
