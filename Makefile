@@ -31,6 +31,10 @@ run: export SANDBOX_ENABLED ?= true
 run: $(STAMP)
 	$(PY) manage.py run
 
+# Two pytest processes (pytest-xdist), each on a test database and a Redis namespace of its own:
+# most tests wait on real processes and sockets, so two keep both cores busy. PYTEST_PROCESSES=0
+# runs in one process.
+PYTEST_PROCESSES ?= 2
 test: export DJANGO_SETTINGS_MODULE := continuity.settings_test
 test: $(STAMP)
 	$(PY) manage.py preflight --test-run
@@ -38,13 +42,13 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(MAKE) --no-print-directory security
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_PROCESSES) $(PYTEST_ARGS)
 
 # Bandit over the shipped code; every finding is fixed or judged in place (`# nosec` beside the
 # reason). The set-based SQL modules build statements from model metadata and pass every value as
 # a parameter: B608 (and B611, its RawSQL form) is judged for them as a whole, as ruff's
 # per-file S608 ignore does.
-SQL_BUILDERS := delivery/materialize.py,delivery/claim.py,delivery/transitions.py,outages/intake.py,outages/windows.py,continuity/health.py
+SQL_BUILDERS := delivery/materialize.py,delivery/claim.py,delivery/transitions.py,outages/intake.py,outages/windows.py,continuity/health.py,continuity/retention.py
 security: $(STAMP)
 	$(VENV)/bin/bandit -q -c pyproject.toml -r . -x $(SQL_BUILDERS)
 	$(VENV)/bin/bandit -q -c pyproject.toml -s B403,B404,B608,B611 $(subst $(comma), ,$(SQL_BUILDERS))

@@ -1,4 +1,7 @@
-"""Run every benchmark script, print their JSON lines and keep them in var/bench/latest.jsonl."""
+"""Run every benchmark script, print their JSON lines and keep them in var/bench/latest.jsonl.
+
+`python -m benchmarks.run bench_delivery_email bench_crm_import` runs only the scripts named.
+"""
 
 from __future__ import annotations
 
@@ -36,13 +39,20 @@ def scripts(scale: str = "full") -> list[Path]:
     return [p for p in found if scale == "full" or p.stem not in FULL_SCALE_ONLY]
 
 
-def main() -> int:
+def main(names: list[str]) -> int:
+    chosen = scripts(bench_scale())
+    unknown = sorted(set(names) - {p.stem for p in chosen})
+    if unknown:
+        print(f"no such benchmark at this scale: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    if names:
+        chosen = [p for p in chosen if p.stem in names]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     # Queues, cache and pace keys of this run live under a Redis prefix of its own, so a worker
     # left over from an interrupted run (or a test run on the same Redis) takes none of its tasks.
     prefix = redis_namespace_fresh("bench")
     try:
-        return _run_all()
+        return _run_all(chosen)
     finally:
         # Tidying up must not hide the run's own outcome when Redis is gone.
         with contextlib.suppress(redis.RedisError):
@@ -51,10 +61,10 @@ def main() -> int:
             )
 
 
-def _run_all() -> int:
+def _run_all(chosen: list[Path]) -> int:
     lines: list[str] = []
     failures: list[str] = []
-    for script in scripts(bench_scale()):
+    for script in chosen:
         module = f"benchmarks.{script.stem}"
         started = time.perf_counter()
         proc = popen_tied(
@@ -89,4 +99,4 @@ def _run_all() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -10,6 +10,7 @@ are audited (a refused export too).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from django import forms
@@ -27,8 +28,8 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 
 from contacts.attribute_keys import attribute_key_problem
-from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
-from contacts.errors import ContactErased, InvalidSegment
+from contacts.consent import ConsentChange, Evidence, consent_grant, consents_apply_bulk
+from contacts.errors import ContactErased, InvalidSegment, LawfulBasisRefused
 from contacts.export_formats import SafeCSV, SafeXLSX
 from contacts.models import (
     Channel,
@@ -38,6 +39,7 @@ from contacts.models import (
     ConsentState,
     Contact,
     ContactTag,
+    LawfulBasis,
     Purpose,
     PushSubscription,
     Segment,
@@ -174,7 +176,7 @@ class ReadOnlyInline(WorkspaceScopedInline):
 
 class ConsentInline(ReadOnlyInline):
     model = Consent
-    fields = readonly_fields = ("channel", "purpose", "state", "updated_at")
+    fields = readonly_fields = ("channel", "purpose", "state", "lawful_basis", "updated_at")
 
 
 class ConsentEventInline(ReadOnlyInline):
@@ -191,6 +193,7 @@ class ConsentEventInline(ReadOnlyInline):
         "consent_text_version",
         "recorded_by",
         "note",
+        "lawful_basis",
     )
     ordering = ["-occurred_at", "-id"]
     verbose_name_plural = gettext_lazy("consent history (evidence)")
@@ -227,7 +230,9 @@ class ContactForm(WorkspaceUniqueForm):
 
     class Meta:
         model = Contact
-        fields = list(CONTACT_FIELDS)  # what an import may set is what the form edits
+        # What an import may set is what the form edits, plus the customer relationship the
+        # soft opt-in rests on (set by hand or with a grant through the API).
+        fields = [*CONTACT_FIELDS, "customer_since"]
 
     def _normalised(self, name: str, normalise: Any) -> Any:
         raw = self.cleaned_data.get(name) or ""
@@ -278,7 +283,7 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
     readonly_fields = ["created_at", "updated_at", "erased_at"]
     inlines = [ConsentInline, SuppressionInline, PushInline, ConsentEventInline]
     action_form = ContactActionForm
-    actions = ["add_tag", "revoke_channel", "erase_contacts"]
+    actions = ["add_tag", "revoke_channel", "grant_soft_opt_in", "erase_contacts"]
     show_full_result_count = False
 
     import_template_name = "admin/contacts/contact/import.html"
@@ -456,6 +461,64 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
             _("%(channel)s marketing consent revoked for %(count)s contacts.")
             % {"channel": Channel(channel).label, "count": changed},
         )
+
+    @admin.action(
+        description=gettext_lazy(
+            "Record legitimate interest (soft opt-in) for marketing on the channel chosen above"
+        ),
+        permissions=["record_consent"],
+    )
+    def grant_soft_opt_in(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        channel = request.POST.get("channel") or ""
+        if channel not in Channel.values:
+            self.message_user(request, _("Choose a channel first."), messages.ERROR)
+            return
+        access = admin_view_require(request, RECORD_CONSENT)
+        contacts = list(queryset.filter(erased_at__isnull=True).order_by("pk")[:SOFT_OPT_IN_MAX])
+        evidence = Evidence(
+            source=ConsentSource.ADMIN,
+            recorded_by=request.user.get_username(),
+            note="soft opt-in recorded in the admin",
+        )
+        granted, refused = 0, Counter[str]()
+        for contact in contacts:
+            try:
+                with transaction.atomic():
+                    consent_grant(
+                        contact=contact,
+                        channel=channel,
+                        purpose=Purpose.MARKETING,
+                        evidence=evidence,
+                        lawful_basis=LawfulBasis.LEGITIMATE_INTEREST,
+                    )
+                    audit_record(
+                        access=access,
+                        action="consent.grant",
+                        target=contact,
+                        detail={
+                            "channel": channel,
+                            "purpose": Purpose.MARKETING,
+                            "lawful_basis": LawfulBasis.LEGITIMATE_INTEREST,
+                        },
+                    )
+                granted += 1
+            except LawfulBasisRefused as exc:
+                refused[str(exc.detail)] += 1
+        self.message_user(
+            request,
+            _("Legitimate interest recorded for %(count)s contacts.") % {"count": granted},
+        )
+        for reason, count in refused.items():
+            self.message_user(
+                request,
+                _("%(count)s contacts refused: %(reason)s") % {"count": count, "reason": reason},
+                messages.WARNING,
+            )
+
+
+# One consent write (and its audit row) per contact: the action takes a page's selection, not a
+# whole table.
+SOFT_OPT_IN_MAX = 1000
 
 
 class SegmentForm(WorkspaceUniqueForm):

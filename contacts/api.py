@@ -31,6 +31,7 @@ from contacts.consent import (
     consent_grant,
     consent_request_double_opt_in,
     consent_revoke,
+    contact_customer_since_set,
 )
 from contacts.errors import ContactsError, InvalidContactData, SegmentInUse
 from contacts.models import Channel, Consent, ConsentState, Contact, ContactTag, Purpose, Segment
@@ -360,16 +361,30 @@ class ContactConsent(WorkspaceAPIView):
                 consent = consent_request_double_opt_in(
                     contact=contact, purpose=v["purpose"], evidence=evidence
                 )
+            elif v["action"] == "grant":
+                if v["customer_since"] is not None:
+                    contact_customer_since_set(contact=contact, since=v["customer_since"])
+                consent = consent_grant(
+                    contact=contact,
+                    channel=v["channel"],
+                    purpose=v["purpose"],
+                    evidence=evidence,
+                    lawful_basis=v["lawful_basis"],
+                )
             else:
-                change = consent_grant if v["action"] == "grant" else consent_revoke
-                consent = change(
+                consent = consent_revoke(
                     contact=contact, channel=v["channel"], purpose=v["purpose"], evidence=evidence
                 )
             audit_record(
                 access=self.access,
                 action=f"consent.{v['action']}",
                 target=contact,
-                detail={"channel": v["channel"], "purpose": v["purpose"], "source": v["source"]},
+                detail={
+                    "channel": v["channel"],
+                    "purpose": v["purpose"],
+                    "source": v["source"],
+                    "lawful_basis": consent.lawful_basis,
+                },
             )
         return Response(s.ConsentOut(consent).data)
 

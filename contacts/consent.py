@@ -13,17 +13,23 @@ import hmac
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from contacts.errors import ConsentEvidenceMissing, ContactErased, NoPendingOptIn
+from contacts.errors import (
+    ConsentEvidenceMissing,
+    ContactErased,
+    LawfulBasisRefused,
+    NoPendingOptIn,
+)
 from contacts.models import (
     CHANNELS,
     CONSENT_SOURCES,
+    LAWFUL_BASES,
     PURPOSES,
     SUPPRESSION_REASONS,
     Channel,
@@ -33,6 +39,7 @@ from contacts.models import (
     ConsentSource,
     ConsentState,
     Contact,
+    LawfulBasis,
     Purpose,
     Suppression,
     consent_bit,
@@ -94,8 +101,10 @@ def _event(
     state: str,
     evidence: Evidence,
     now: datetime,
+    lawful_basis: str = "",
 ) -> ConsentEvent:
     return ConsentEvent(
+        lawful_basis=lawful_basis,
         workspace_id=workspace_id,
         contact_id=contact_id,
         channel=channel,
@@ -121,20 +130,25 @@ def _set_state(
     state: str,
     action: str,
     evidence: Evidence,
+    lawful_basis: str | None = None,
 ) -> Consent:
+    """``lawful_basis``: the basis a grant stands on; None keeps the row's (a withdrawal, a
+    pending request) or, for a new row, consent."""
     if contact.erased_at is not None:
         raise ContactErased(f"contact #{contact.pk} was erased; its consent cannot change")
     now = timezone.now()
+    basis = {"lawful_basis": lawful_basis} if lawful_basis is not None else {}
     with transaction.atomic():
         consent, _ = Consent.objects.update_or_create(
             contact=contact,
             channel=channel,
             purpose=purpose,
-            defaults={"state": state, "updated_at": now},
+            defaults={"state": state, "updated_at": now, **basis},
             create_defaults={
                 "state": state,
                 "updated_at": now,
                 "workspace_id": contact.workspace_id,
+                **basis,
             },
         )
         _event(
@@ -146,6 +160,7 @@ def _set_state(
             state=state,
             evidence=evidence,
             now=now,
+            lawful_basis=consent.lawful_basis,
         ).save()
         sendable_refresh(contact_ids=[contact.pk])
     return consent
@@ -180,17 +195,92 @@ def sendable_refresh(*, contact_ids: Iterable[int]) -> None:
         Contact.objects.filter(pk__in=group).update(sendable=mask)
 
 
-def consent_grant(*, contact: Contact, channel: str, purpose: str, evidence: Evidence) -> Consent:
-    """Record consent for (channel, purpose); refused without an evidence source."""
+def consent_grant(
+    *,
+    contact: Contact,
+    channel: str,
+    purpose: str,
+    evidence: Evidence,
+    lawful_basis: str = LawfulBasis.CONSENT,
+) -> Consent:
+    """Record consent for (channel, purpose); refused without an evidence source. With
+    ``lawful_basis`` legitimate interest, the soft opt-in's rules apply (lawful_basis_check)."""
     _check_evidence(evidence, channel=channel, purpose=purpose, grant=True)
-    return _set_state(
-        contact=contact,
-        channel=channel,
-        purpose=purpose,
-        state=ConsentState.GRANTED,
-        action=ConsentAction.GRANT,
-        evidence=evidence,
-    )
+    with transaction.atomic():
+        if lawful_basis != LawfulBasis.CONSENT:
+            # The row is locked while the rules read it: a withdrawal cannot slip in between.
+            current = (
+                Consent.objects.select_for_update()
+                .filter(contact=contact, channel=channel, purpose=purpose)
+                .first()
+            )
+            lawful_basis_check(
+                contact=contact,
+                channel=channel,
+                purpose=purpose,
+                lawful_basis=lawful_basis,
+                current=current,
+            )
+        return _set_state(
+            contact=contact,
+            channel=channel,
+            purpose=purpose,
+            state=ConsentState.GRANTED,
+            action=ConsentAction.GRANT,
+            evidence=evidence,
+            lawful_basis=lawful_basis,
+        )
+
+
+def contact_customer_since_set(*, contact: Contact, since: date | None) -> None:
+    """Record (or clear) the customer relationship the soft opt-in rests on."""
+    if contact.erased_at is not None:
+        raise ContactErased(f"contact #{contact.pk} was erased")
+    Contact.objects.filter(pk=contact.pk).update(customer_since=since)
+    contact.customer_since = since
+
+
+SOFT_OPT_IN_CHANNELS = frozenset({Channel.EMAIL, Channel.SMS})
+
+
+def lawful_basis_check(
+    *,
+    contact: Contact,
+    channel: str,
+    purpose: str,
+    lawful_basis: str,
+    current: Consent | None,
+) -> None:
+    """The soft opt-in (ePrivacy Directive Art. 13(2)): legitimate interest instead of consent
+    only for email or SMS marketing, only to an existing customer, and never after the person
+    said no. (Similar products, and the opt-out offered when their details were taken, are the
+    marketer's to keep to; every message sent under it carries an opt-out, see docs/privacy.md.)"""
+    if lawful_basis not in LAWFUL_BASES:
+        raise LawfulBasisRefused(
+            f"unknown lawful basis {lawful_basis!r}: use one of {', '.join(LawfulBasis.values)}"
+        )
+    if lawful_basis == LawfulBasis.CONSENT:
+        return
+    if purpose != Purpose.MARKETING:
+        raise LawfulBasisRefused(
+            "legitimate interest (soft opt-in) is for marketing; record consent for "
+            f"{purpose} messages"
+        )
+    if channel not in SOFT_OPT_IN_CHANNELS:
+        raise LawfulBasisRefused(
+            f"{channel} marketing needs the person's consent: legitimate interest (soft opt-in) "
+            "covers only email and SMS"
+        )
+    if contact.customer_since is None:
+        raise LawfulBasisRefused(
+            "legitimate interest (soft opt-in) is only for existing customers: set the "
+            "contact's customer_since first"
+        )
+    if current is not None and current.state == ConsentState.REVOKED:
+        raise LawfulBasisRefused(
+            f"the contact opted out of {channel} {purpose} messages; only their own consent can "
+            "start them again"
+        )
 
 
 def consent_revoke(*, contact: Contact, channel: str, purpose: str, evidence: Evidence) -> Consent:
@@ -325,7 +415,10 @@ changed AS (
     INSERT INTO contacts_consent (workspace_id, contact_id, channel, purpose, state, updated_at)
     SELECT workspace_id, contact_id, channel, purpose, state, %(now)s FROM input
     ON CONFLICT (contact_id, channel, purpose) DO UPDATE
-        SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+        SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at,
+            -- A grant by import or the bulk API is consent; a withdrawal keeps the basis it ends.
+            lawful_basis = CASE WHEN EXCLUDED.state = 'granted' THEN EXCLUDED.lawful_basis
+                                ELSE contacts_consent.lawful_basis END
         WHERE contacts_consent.state IS DISTINCT FROM EXCLUDED.state
     RETURNING contact_id, channel, purpose
 )

@@ -14,6 +14,10 @@ class ConsentEvidenceMissing(ContactsError):
     code = "consent_evidence_missing"
 
 
+class LawfulBasisRefused(ContactsError):
+    code = "lawful_basis_refused"
+
+
 class InvalidContactData(ContactsError):
     code = "invalid_contact"
 

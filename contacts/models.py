@@ -37,6 +37,13 @@ class ConsentState(models.TextChoices):
     REVOKED = "revoked", _("Revoked")
 
 
+class LawfulBasis(models.TextChoices):
+    """Why a consent row lets us send (contacts/consent.py enforces the soft opt-in's rules)."""
+
+    CONSENT = "consent", _("Consent")
+    LEGITIMATE_INTEREST = "legitimate_interest", _("Legitimate interest (soft opt-in)")
+
+
 class ConsentSource(models.TextChoices):
     FORM = "form", _("Web form")
     IMPORT = "import", pgettext_lazy("consent source", "Import")
@@ -79,6 +86,7 @@ CHANNELS = frozenset(Channel.values)
 PURPOSES = frozenset(Purpose.values)
 CONSENT_STATES = frozenset(ConsentState.values)
 CONSENT_SOURCES = frozenset(ConsentSource.values)
+LAWFUL_BASES = frozenset(LawfulBasis.values)
 SUPPRESSION_REASONS = frozenset(SuppressionReason.values)
 
 
@@ -168,6 +176,16 @@ class Contact(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, db_index=True, verbose_name=_("updated at"))
     erased_at = models.DateTimeField(null=True, blank=True, verbose_name=_("erased at"))
+    # An existing customer relationship: what the soft opt-in (legitimate interest) rests on.
+    customer_since = models.DateField(
+        null=True,
+        blank=True,
+        verbose_name=_("customer since"),
+        help_text=_(
+            "When this person bought from you. Needed to email or text them on the basis of "
+            "legitimate interest (soft opt-in) instead of consent."
+        ),
+    )
     # Derived, never edited: one bit per (channel, purpose) that may be sent to right now
     # (consent granted, channel not suppressed, not erased; see consent_bit). Kept by
     # contacts.consent in the same transaction as every change, so audience queries filter one
@@ -292,6 +310,13 @@ class Consent(models.Model):
     channel = models.CharField(max_length=16, choices=Channel.choices, verbose_name=_("channel"))
     purpose = models.CharField(max_length=16, choices=Purpose.choices, verbose_name=_("purpose"))
     state = models.CharField(max_length=16, choices=ConsentState.choices, verbose_name=_("state"))
+    lawful_basis = models.CharField(
+        max_length=24,
+        choices=LawfulBasis.choices,
+        default=LawfulBasis.CONSENT,
+        db_default=LawfulBasis.CONSENT,
+        verbose_name=_("lawful basis"),
+    )
     updated_at = models.DateTimeField(verbose_name=_("updated at"))
     objects = WorkspaceManager()
 
@@ -360,6 +385,15 @@ class ConsentEvent(models.Model):
         max_length=150, blank=True, default="", verbose_name=_("recorded by")
     )
     note = models.TextField(blank=True, default="", verbose_name=_("note"))
+    # The basis the consent stood on after this change ("" for suppressions and erasures).
+    lawful_basis = models.CharField(
+        max_length=24,
+        choices=LawfulBasis.choices,
+        blank=True,
+        default="",
+        db_default=LawfulBasis.CONSENT,
+        verbose_name=_("lawful basis"),
+    )
     # Set on erasure: HMAC of the identifiers the evidence was about, so proof survives the person.
     subject_hash = models.CharField(
         max_length=64, blank=True, default="", verbose_name=_("subject hash")

@@ -16,6 +16,7 @@ from contacts.models import (
     ConsentEvent,
     ConsentSource,
     Contact,
+    LawfulBasis,
     Purpose,
     Segment,
 )
@@ -24,7 +25,7 @@ from contacts.models import (
 class ConsentOut(serializers.ModelSerializer[Consent]):
     class Meta:
         model = Consent
-        fields = ["channel", "purpose", "state", "updated_at"]
+        fields = ["channel", "purpose", "state", "lawful_basis", "updated_at"]
 
 
 class ContactOut(serializers.ModelSerializer[Contact]):
@@ -49,6 +50,7 @@ class ContactOut(serializers.ModelSerializer[Contact]):
             "created_at",
             "updated_at",
             "erased_at",
+            "customer_since",
         ]
 
     def get_phone(self, obj: Contact) -> str | None:
@@ -75,6 +77,18 @@ class ConsentIn(serializers.Serializer[Any]):
     user_agent = serializers.CharField(required=False, allow_blank=True, default="")
     consent_text_version = serializers.CharField(required=False, allow_blank=True, default="")
     note = serializers.CharField(required=False, allow_blank=True, default="")
+    lawful_basis = serializers.ChoiceField(
+        choices=LawfulBasis.choices,
+        default=LawfulBasis.CONSENT,
+        help_text="for a grant: legitimate_interest is the soft opt-in (email or SMS marketing "
+        "to an existing customer who has not opted out)",
+    )
+    customer_since = serializers.DateField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="when the person became a customer: recorded on the contact with the grant",
+    )
 
 
 class ConsentEventOut(serializers.ModelSerializer[ConsentEvent]):
@@ -95,6 +109,7 @@ class ConsentEventOut(serializers.ModelSerializer[ConsentEvent]):
             "consent_text_version",
             "recorded_by",
             "note",
+            "lawful_basis",
             "subject_hash",
         ]
 

@@ -634,3 +634,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[AuditEvent]
     ) -> StreamingHttpResponse:
         return self._export(request, queryset)
+
+
+# The privacy pages (retention and records of processing) register themselves.
+from continuity import admin_privacy  # noqa: E402, F401

@@ -98,6 +98,12 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
             "schedule": timedelta(seconds=settings.CAMPAIGNS_DISPATCH_INTERVAL_S),
             "options": {"queue": QUEUE_CONTROL, "expires": settings.CAMPAIGNS_DISPATCH_INTERVAL_S},
         },
+        # Every retention period, in short batches (continuity/retention.py, #19).
+        "continuity.retention.run": {
+            "task": "continuity.retention.run",
+            "schedule": timedelta(seconds=settings.RETENTION_INTERVAL_S),
+            "options": {"queue": QUEUE_CONTROL, "expires": settings.RETENTION_INTERVAL_S},
+        },
         # Refused webhook receipts within their caps (continuity/receipt_caps.py, #14).
         **{
             task: {

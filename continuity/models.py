@@ -159,3 +159,45 @@ class ApiKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = _("API key")  # type: ignore[assignment]
         verbose_name_plural = _("API keys")  # type: ignore[assignment]
+
+
+class RetentionPolicy(models.Model):
+    """A workspace's own period for one kind of record (continuity/retention.py); a kind with no
+    row here keeps the install's default (settings.RETENTION_DAYS)."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", verbose_name=_("workspace")
+    )
+    kind = models.CharField(_("kind of record"), max_length=32)
+    days = models.PositiveIntegerField(_("days kept"))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("retention period")
+        verbose_name_plural = _("retention periods")
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "kind"], name="retention_one_per_kind"),
+        ]
+        permissions = [
+            ("view_processing_records", _("Can view the workspace's records of processing")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.days} days"
+
+
+class RetentionProgress(models.Model):
+    """Where the retention run stands for one kind: the id range of the pass in progress. Written
+    in the same transaction as each batch it deleted, so an interrupted run resumes at the first
+    row it did not delete. Bookkeeping only: every batch re-checks its rows' age itself."""
+
+    kind = models.CharField(max_length=32, unique=True)
+    after_id = models.BigIntegerField(default=0)
+    upto_id = models.BigIntegerField(default=0)
+    pass_started_at = models.DateTimeField(null=True, blank=True)
+    last_batch_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    deleted_total = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.after_id}/{self.upto_id}"

@@ -78,6 +78,10 @@ _PRIVACY = frozenset(
         "contacts.add_suppression",
         "contacts.change_suppression",
         "continuity.view_auditevent",
+        # Retention periods and the records of processing (continuity/admin_privacy.py).
+        "continuity.view_retentionpolicy",
+        "continuity.change_retentionpolicy",
+        "continuity.view_processing_records",
     }
 )
 

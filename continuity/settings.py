@@ -19,6 +19,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from continuity import retention_rules as _rr
 from continuity.embedded import embedded_database_settings, embedded_wanted, local_secret_key
 from continuity.env import (
     env_bool,
@@ -620,10 +621,8 @@ OUTAGES_WEBHOOK_MAX_BODY_BYTES = env_int(
     "OUTAGES_WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024, minimum=1024
 )
 OUTAGES_RECEIPT_BODY_BYTES = env_int("OUTAGES_RECEIPT_BODY_BYTES", default=64 * 1024, minimum=0)
+# How long receipts (and replay ids) are kept: the retention block's monitor kinds read it.
 OUTAGES_RECEIPT_RETENTION_DAYS = env_int("OUTAGES_RECEIPT_RETENTION_DAYS", default=30, minimum=1)
-OUTAGES_RECEIPT_PRUNE_INTERVAL_S = env_int(
-    "OUTAGES_RECEIPT_PRUNE_INTERVAL_S", default=3600, minimum=60
-)
 OUTAGES_SIGNATURE_TOLERANCE_S = env_int("OUTAGES_SIGNATURE_TOLERANCE_S", default=300, minimum=1)
 # How often beat looks for windows whose monitors went silent past their repeat interval
 # (docs/monitors.md, "Silent holders").
@@ -903,6 +902,36 @@ RECEIPTS_REFUSED_PRUNE_BATCH = env_int("RECEIPTS_REFUSED_PRUNE_BATCH", default=1
 RECEIPTS_REFUSED_PRUNE_MAX_BATCHES = env_int(
     "RECEIPTS_REFUSED_PRUNE_MAX_BATCHES", default=200, minimum=1
 )
+
+# --- retention (#19; docs/configuration.md and docs/privacy.md, "Retention and records") ---------
+# Install defaults per kind of record, in days; a workspace may keep its own data longer or
+# shorter (the admin's retention page), never below the kind's minimum (continuity/
+# retention_rules.py), which a value here cannot go below either. One beat task enforces them
+# all, in short batches, resuming where an interrupted run stopped (continuity/retention.py).
+RETENTION_DAYS: dict[str, int] = {
+    kind: env_int(
+        f"RETENTION_{kind.upper()}_DAYS",
+        default=(
+            OUTAGES_RECEIPT_RETENTION_DAYS
+            if kind in (_rr.MONITOR_RECEIPTS, _rr.MONITOR_REPLAY_IDS)
+            else default
+        ),
+        minimum=_rr.MINIMUM_DAYS[kind],
+    )
+    for kind, default in _rr.DEFAULT_DAYS.items()
+}
+RETENTION_INTERVAL_S = env_int("RETENTION_INTERVAL_S", default=3600, minimum=60)
+# The opt-out line an SMS sent on legitimate interest (soft opt-in) ends with, unless its text
+# already names STOP (contacts/consent.py, delivery/providers/twilio_sms.py).
+DELIVERY_SMS_OPT_OUT_TEXT = env_str("DELIVERY_SMS_OPT_OUT_TEXT", default="Reply STOP to opt out.")
+# Rows deleted per transaction, and how many ids one batch may look at to find them: each
+# transaction stays short and locks only the rows it deletes.
+RETENTION_BATCH = env_int("RETENTION_BATCH", default=2000, minimum=1)
+RETENTION_SCAN_WINDOW = env_int("RETENTION_SCAN_WINDOW", default=50_000, minimum=1)
+# One run stops after this long; the next goes on from where it stopped.
+RETENTION_RUN_MAX_S = env_int("RETENTION_RUN_MAX_S", default=300, minimum=1)
+# A batch waits at most this long for a lock (then the run stops and the next one retries).
+RETENTION_LOCK_TIMEOUT_MS = env_int("RETENTION_LOCK_TIMEOUT_MS", default=2000, minimum=1)
 
 # --- campaigns ------------------------------------------------------------------------------------
 # Reroute.

@@ -19,8 +19,15 @@ os.environ.setdefault("SOCIAL_TOKEN_KEYS", "yHxtgplI4byoFRvWeYVvgG1Lh_2YgwSfztm2
 # nothing of this one. The first process to load these settings picks it; every process it starts
 # (workers, the sandbox, benchmark scripts) inherits it through the environment.
 os.environ.setdefault("REDIS_KEY_PREFIX", f"continuity-test-{secrets.token_hex(6)}:")
+# `make test` runs pytest in parallel processes (pytest-xdist), each on a test database of its own
+# (pytest-django suffixes it): each also gets a namespace of its own inside the run's, so one
+# process's workers never take, and its queue purges never drop, another's tasks. The run's
+# closing clean-up deletes the run's prefix, which covers them all.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist_worker and not os.environ["REDIS_KEY_PREFIX"].endswith(f":{_xdist_worker}:"):
+    os.environ["REDIS_KEY_PREFIX"] += f"{_xdist_worker}:"
 
-from continuity.settings import *  # noqa: F403
+from continuity.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

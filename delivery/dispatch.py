@@ -292,6 +292,7 @@ def _outbound(
     channel: str,
     unsubscribe: dict[int, str],
     quiet_from: dict[str, datetime],
+    opt_out: str = "",
 ) -> OutboundMessage:
     keys = (
         PushKeys(p256dh=claimed.push_p256dh, auth=claimed.push_auth)
@@ -303,6 +304,7 @@ def _outbound(
         to=claimed.address,
         merge_fields=claimed.merge_fields,
         unsubscribe_url=unsubscribe.get(claimed.contact_id, ""),
+        opt_out_text=opt_out,
         push_keys=keys,
         hold_from=quiet_from.get(claimed.timezone),
     )
@@ -384,6 +386,21 @@ def _chunk_log(report: ChunkReport) -> None:
     )
 
 
+def sms_soft_opt_in_contacts(*, contact_ids: Sequence[int], purpose: str) -> frozenset[int]:
+    """Which of these contacts get this purpose's SMS on legitimate interest, not consent."""
+    from contacts.models import Consent, ConsentState, LawfulBasis
+
+    return frozenset(
+        Consent.objects.filter(
+            contact_id__any_of=list(contact_ids),
+            channel=Channel.SMS,
+            purpose=purpose,
+            state=ConsentState.GRANTED,
+            lawful_basis=LawfulBasis.LEGITIMATE_INTEREST,
+        ).values_list("contact_id", flat=True)
+    )
+
+
 def _message_send(
     *, message: Message, channel: str, progress: ChunkProgress, quiet: QuietRules | None
 ) -> None:
@@ -420,8 +437,21 @@ def _message_send(
         now=timezone.now(),
         rules=quiet,
     )
+    soft_opt_in = (
+        sms_soft_opt_in_contacts(
+            contact_ids=[c.contact_id for c in sendable], purpose=message.purpose
+        )
+        if channel == Channel.SMS
+        else frozenset()
+    )
     outbound = [
-        _outbound(c, channel=channel, unsubscribe=unsubscribe, quiet_from=quiet_from)
+        _outbound(
+            c,
+            channel=channel,
+            unsubscribe=unsubscribe,
+            quiet_from=quiet_from,
+            opt_out=settings.DELIVERY_SMS_OPT_OUT_TEXT if c.contact_id in soft_opt_in else "",
+        )
         for c in sendable
     ]
     if getattr(sender, "reports_progress", False):

@@ -9,17 +9,13 @@ from django.utils.translation import gettext_lazy as _
 
 def _schedule_receipt_pruning(**_: Any) -> None:
     """Register the outages periodic tasks with django-celery-beat's database scheduler
-    (idempotent): receipt pruning and the silent-window check."""
+    (idempotent): the silent-window check. Receipts expire with the retention run (#19,
+    outages/retention.py); the old pruning task's row goes, or beat would call a task that no
+    longer exists."""
     from django.conf import settings
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    every, _created = IntervalSchedule.objects.get_or_create(
-        every=settings.OUTAGES_RECEIPT_PRUNE_INTERVAL_S, period=IntervalSchedule.SECONDS
-    )
-    PeriodicTask.objects.update_or_create(
-        name="outages.receipts.prune",
-        defaults={"task": "outages.receipts.prune", "interval": every, "queue": "control"},
-    )
+    PeriodicTask.objects.filter(name="outages.receipts.prune").delete()
     # Silent holders: windows no monitor has spoken for past its repeat limit (outages.windows).
     often, _created = IntervalSchedule.objects.get_or_create(
         every=settings.OUTAGES_SILENCE_CHECK_INTERVAL_S,

@@ -1,6 +1,7 @@
 """Receipt retention and caps (docs/monitors.md, "Receipts").
 
-Every receipt (and replay-guard id) is deleted after OUTAGES_RECEIPT_RETENTION_DAYS. Refused
+Every receipt (and replay-guard id) is deleted after OUTAGES_RECEIPT_RETENTION_DAYS by the
+retention run (outages/retention.py, continuity/retention.py). Refused
 requests (unknown slug, wrong method, bad credentials, too large, malformed, replayed) are kept
 in a tighter bound, since anyone can send them: a small prefix of the body, the newest ones per
 source (and for all requests that named no source together), and none past
@@ -17,7 +18,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from continuity.receipt_caps import PruneBudget, refused_body_trim, refused_prune
-from outages.models import DeliverySeen, Verdict, WebhookReceipt
+from outages.models import Verdict, WebhookReceipt
 
 logger = logging.getLogger(__name__)
 
@@ -34,24 +35,6 @@ REFUSED_VERDICTS = frozenset(
         Verdict.REPLAYED,
     }
 )
-
-
-def receipts_prune(*, now: datetime | None = None, batch: int = 5000) -> int:
-    """Delete receipts older than OUTAGES_RECEIPT_RETENTION_DAYS, in batches; returns the count."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.OUTAGES_RECEIPT_RETENTION_DAYS)
-    total = 0
-    while True:
-        ids = list(
-            WebhookReceipt.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
-                :batch
-            ]
-        )
-        if not ids:
-            break
-        total += WebhookReceipt.objects.filter(pk__in=ids).delete()[0]
-    # Replay ids only need to outlive the signature tolerance; keep them as long as receipts.
-    total += DeliverySeen.objects.filter(created_at__lt=cutoff).delete()[0]
-    return total
 
 
 def receipt_refused_trim(*, receipt_id: int, verdict: str) -> None:

@@ -6,17 +6,10 @@ import logging
 
 from celery import shared_task
 
-from outages.receipts import receipts_prune, receipts_refused_prune
+from outages.receipts import receipts_refused_prune
 from outages.windows import silent_windows_close
 
 logger = logging.getLogger(__name__)
-
-
-@shared_task(name="outages.receipts.prune", ignore_result=True)
-def prune_receipts() -> int:
-    deleted = receipts_prune()
-    logger.info("pruned %s old webhook receipts and delivery ids", deleted)
-    return deleted
 
 
 @shared_task(name="outages.windows.silent_close", ignore_result=True)

@@ -66,6 +66,8 @@ CUSTOM_ADMIN_RULES: dict[str, tuple[str, dict[str, str]]] = {
     "reroute_window_report": ("campaigns.view_reroute", {"window_id": "window"}),
     "reroute_window_report_csv": ("campaigns.view_reroute", {"window_id": "window"}),
     "continuity_auditevent_export": ("continuity.view_auditevent", {}),
+    "continuity_retentionpolicy_records": ("continuity.view_processing_records", {}),
+    "continuity_retentionpolicy_records_download": ("continuity.view_processing_records", {}),
     # Django's own UserAdmin: superusers only (no role holds auth.change_user).
     "auth_user_password_change": ("auth.change_user", {"id": "self"}),
 }

@@ -95,6 +95,9 @@ class OutboundMessage:
     merge_fields: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     unsubscribe_url: str = ""
+    # Appended to an SMS sent on the soft opt-in, unless its text already says STOP: a message
+    # sent on legitimate interest offers the opt-out every time (docs/privacy.md).
+    opt_out_text: str = ""
     push_keys: PushKeys | None = None
     hold_from: datetime | None = None
 

@@ -29,6 +29,7 @@ or the progress record (PostgreSQL) fails before a request leaves, the chunk sto
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -333,7 +334,7 @@ class TwilioSmsSender:
                                        self.max_wait_s))  # fmt: skip
                 continue
             try:
-                text = render(message.merge_fields).strip()
+                text = sms_opt_out_append(render(message.merge_fields).strip(), message)
             except MarketerTemplateError as exc:
                 # No request for it: recorded with the next one that leaves, like a quiet hour.
                 unsent.append(Failed(message.delivery_id, TEMPLATE_INVALID, str(exc)[:500]))
@@ -453,3 +454,13 @@ def _quiet_deferred(message: OutboundMessage) -> Deferred:
     return Deferred(
         message.delivery_id, QUIET_HOURS_CODE, "the recipient's quiet hours began before the send"
     )
+
+
+_STOP_WORD = re.compile(r"\bSTOP\b", re.IGNORECASE)
+
+
+def sms_opt_out_append(text: str, message: OutboundMessage) -> str:
+    """The text with the recipient's opt-out line, where one is due and the text lacks it."""
+    if not message.opt_out_text or _STOP_WORD.search(text):
+        return text
+    return f"{text}\n{message.opt_out_text}"

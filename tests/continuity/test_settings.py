@@ -178,3 +178,24 @@ def test_without_a_wheel_for_the_platform_manage_py_says_how_to_use_another_post
     assert result.stderr.count("\n") == 1, result.stderr
     assert "No embedded PostgreSQL for this platform" in result.stderr
     assert "DATABASE_URL=postgres://" in result.stderr
+
+
+def test_each_parallel_test_process_gets_a_redis_namespace_inside_the_runs() -> None:
+    """`make test` runs pytest-xdist processes: their workers must not take each other's tasks."""
+    read = "import continuity.settings_test as s; print(s.REDIS_KEY_PREFIX)"
+    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 50, "REDIS_KEY_PREFIX": "run-1:"}
+    seen = []
+    for extra in ({}, {"PYTEST_XDIST_WORKER": "gw3"}, {"PYTEST_XDIST_WORKER": "gw3"}):
+        out = subprocess.run(
+            [sys.executable, "-c", read],
+            cwd=ROOT,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        seen.append(out.stdout.strip())
+        # A process started by a test process inherits the namespace already suffixed.
+        env["REDIS_KEY_PREFIX"] = out.stdout.strip()
+    assert seen == ["run-1:", "run-1:gw3:", "run-1:gw3:"]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('contacts', '0006_translatable_labels'),
+        ('contacts', '0007_privacyretention_lawful_basis'),
         ('continuity', '0002_workspaces'),
     ]
 
