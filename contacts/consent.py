@@ -19,7 +19,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext
 
 from contacts.errors import (
     ConsentEvidenceMissing,
@@ -300,8 +299,9 @@ def consent_revoke(*, contact: Contact, channel: str, purpose: str, evidence: Ev
 def consent_request_double_opt_in(
     *, contact: Contact, evidence: Evidence, purpose: str = Purpose.MARKETING
 ) -> Consent:
-    """Email consent becomes pending and a signed, expiring confirmation link is mailed on
-    commit. Already granted stays granted (no mail)."""
+    """Email consent becomes pending and a signed, expiring confirmation link is mailed through
+    the email channel (a Delivery row, sent by a task on commit). Already granted stays granted
+    (no mail)."""
     _check_evidence(evidence, channel=Channel.EMAIL, purpose=purpose, grant=True)
     if not contact.email:
         raise ConsentEvidenceMissing(f"contact #{contact.pk} has no email address to confirm")
@@ -310,39 +310,23 @@ def consent_request_double_opt_in(
     ).first()
     if current is not None and current.state == ConsentState.GRANTED:
         return current
-    consent = _set_state(
-        contact=contact,
-        channel=Channel.EMAIL,
-        purpose=purpose,
-        state=ConsentState.PENDING,
-        action=ConsentAction.REQUEST,
-        evidence=evidence,
-    )
-    contact_id, address = contact.pk, contact.email
-    transaction.on_commit(
-        lambda: _send_confirmation(contact_id=contact_id, address=address, purpose=purpose)
-    )
-    return consent
+    from contacts.link_mail import KIND_DOUBLE_OPT_IN, system_mail_enqueue
 
-
-def _send_confirmation(*, contact_id: int, address: str, purpose: str) -> None:
-    from contacts.link_mail import link_mail_send
-    from contacts.links import double_opt_in_url
-
-    # Every system mail leaves through link_mail_send (the one place #19 moves to the email
-    # channel).
-    url = double_opt_in_url(contact_id=contact_id, purpose=purpose)
-    link_mail_send(
-        contact_id=contact_id,
-        address=address,
-        subject=settings.CONTACTS_DOUBLE_OPT_IN_SUBJECT,
-        body=gettext(
-            "Please confirm that you want to receive our emails by opening this link:\n\n"
-            "%(url)s\n\nIf you did not ask for this, ignore this message."
+    # The pending state and the confirmation's Delivery row commit together: a person left
+    # pending always has a mail beside it whose status says what became of it.
+    with transaction.atomic():
+        consent = _set_state(
+            contact=contact,
+            channel=Channel.EMAIL,
+            purpose=purpose,
+            state=ConsentState.PENDING,
+            action=ConsentAction.REQUEST,
+            evidence=evidence,
         )
-        % {"url": url},
-        kind="double-opt-in",
-    )
+        system_mail_enqueue(
+            contact=contact, kind=KIND_DOUBLE_OPT_IN, address=contact.email, purpose=purpose
+        )
+    return consent
 
 
 def consent_confirm(*, contact: Contact, purpose: str, evidence: Evidence) -> Consent:

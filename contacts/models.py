@@ -570,3 +570,51 @@ class Segment(models.Model):
             )
         except InvalidSegment as exc:
             raise ValidationError(str(exc.detail)) from None
+
+
+class ErasedIdentifierKind(models.TextChoices):
+    EMAIL = "email", _("Email")
+    PHONE = "phone", _("Phone")
+
+
+class ErasedIdentifier(models.Model):
+    """A person who asked to be forgotten, as a keyed hash of one identifier (email, phone): what
+    lets an import, the API or the preference centre refuse to add them back without new consent
+    (contacts/privacy.py). Never the identifier itself. Written and lifted only by
+    contacts.privacy."""
+
+    workspace = models.ForeignKey(
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("workspace"),
+    )
+    kind = models.CharField(
+        max_length=8, choices=ErasedIdentifierKind.choices, verbose_name=_("kind")
+    )
+    # HMAC-SHA256 hex under CONTACTS_ERASURE_HASH_KEY (contacts.consent.subject_hash's scheme).
+    digest = models.CharField(max_length=64, verbose_name=_("digest"))
+    erased_at = models.DateTimeField(verbose_name=_("erased at"))
+    # Set when staff recorded fresh consent evidence for the person (the only way back in).
+    lifted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("lifted at"))
+    lifted_by = models.CharField(
+        max_length=150, blank=True, default="", verbose_name=_("lifted by")
+    )
+    objects = WorkspaceManager()
+
+    class Meta:
+        verbose_name = _("erased identifier")
+        verbose_name_plural = _("erased identifiers")
+        constraints = [
+            # Digest first: a provider report is checked against every workspace's erasures
+            # (its receipt may not know its workspace yet), an import against one workspace's.
+            models.UniqueConstraint(
+                fields=["digest", "workspace"],
+                condition=Q(lifted_at__isnull=True),
+                name="erased_identifier_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"erased {self.kind} {self.digest[:12]}…"

@@ -17,6 +17,7 @@ from contacts.errors import EmailChangeRefused, InvalidContactData
 from contacts.link_mail import email_change_request
 from contacts.models import Channel, ConsentState, Contact, Purpose
 from contacts.normalize import FieldError, email_normalise, phone_normalise
+from contacts.privacy import erased_identifiers_find, erased_refusal
 from contacts.selectors import consent_states
 
 PREFERENCE_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.PUSH)
@@ -112,6 +113,8 @@ def _phone_save(contact: Contact, phone: object) -> bool:
     )
     if phone and taken.exists():
         return False
+    if phone and erased_identifiers_find(workspace_id=contact.workspace_id, phones=[str(phone)]):
+        return False  # an erased person's number: answered like one another contact holds
     previous = contact.phone
     contact.phone = phone
     try:
@@ -150,6 +153,11 @@ def email_change_confirm(
         )
         if _email_taken(locked, email):
             raise refused
+        # An erased person's address comes back only with new consent recorded by staff; the
+        # one who opened the link holds that address, so the reason is theirs to read.
+        erased = erased_identifiers_find(workspace_id=locked.workspace_id, emails=[email])
+        if email in erased:
+            raise EmailChangeRefused(erased_refusal(erased_at=erased[email]))
         locked.email = email
         try:
             with transaction.atomic():

@@ -22,6 +22,7 @@ from import_export import fields, resources
 
 from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
 from contacts.models import ConsentSource, Contact
+from contacts.privacy import erased_rows_refused
 from contacts.upsert import (
     CONSENT_COLUMNS,
     ParsedRow,
@@ -134,6 +135,12 @@ class ContactResource(resources.ModelResource):
             )
         except RowInvalid as exc:
             raise ValidationError({e.field: e.message for e in exc.errors}) from None
+        refused = erased_rows_refused(
+            workspace_id=self._workspace_required.pk, rows=[parsed.values]
+        )
+        if refused:
+            name, reason = refused[0]
+            raise ValidationError({name: reason})
         for key in parsed.identifier_keys():
             if key in self._first_row:
                 name, value = key.split(":", 1)

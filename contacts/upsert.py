@@ -43,6 +43,7 @@ from contacts.models import (
     consent_bit,
 )
 from contacts.normalize import FieldError, email_normalise, phone_normalise, timezone_normalise
+from contacts.privacy import erased_rows_refused, erased_values_refuse
 from continuity.inputs import json_parse
 from continuity.models import Workspace
 
@@ -617,7 +618,14 @@ def contacts_upsert(
     report = UpsertReport()
     seen = seen if seen is not None else set()
     accepted, digests = _drop_duplicates(rows, seen=seen, report=report)
+    # A person who asked to be erased is not added back without new consent (contacts.privacy).
+    refused = erased_rows_refused(workspace_id=workspace_id, rows=[p.values for p in accepted])
+    for index, (name, reason) in refused.items():
+        row = accepted[index].row
+        report.results.append(RowResult(row, "error", errors=[RowError(row, name, reason)]))
+    accepted = [p for index, p in enumerate(accepted) if index not in refused]
     if not accepted:
+        report.results.sort(key=lambda r: r.row)
         return report
 
     with transaction.atomic():
@@ -882,6 +890,7 @@ def contact_update(*, contact: Contact, data: Mapping[str, Any], replace_tags: b
         )
     except RowInvalid as exc:
         raise InvalidContactData({e.field: e.message for e in exc.errors}) from None
+    erased_values_refuse(workspace_id=contact.workspace_id, values=parsed.values)
     with transaction.atomic():
         others = Contact.objects.for_workspace(contact.workspace_id).exclude(pk=contact.pk)
         for name in IDENTIFIERS:

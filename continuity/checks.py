@@ -199,7 +199,7 @@ def _key_problems() -> Iterable[CheckMessage | None]:
     yield _problem(
         name="CONTACTS_ERASURE_HASH_KEY",
         value=settings.CONTACTS_ERASURE_HASH_KEY,
-        needed_for="the keyed hash erased contacts' evidence keeps",
+        needed_for="the keyed hashes erased contacts' evidence and suppressions keep",
         howto=f"a long random value of its own, kept for as long as erased evidence is "
         f"({RANDOM_HOWTO}). Hashes made under SECRET_KEY before still match while that "
         "SECRET_KEY is SECRET_KEY or in SECRET_KEY_FALLBACKS.",

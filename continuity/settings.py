@@ -560,8 +560,17 @@ CONTACTS_UNSUBSCRIBE_LINK_MAX_AGE_DAYS = env_int(
 CONTACTS_DOUBLE_OPT_IN_MAX_AGE_DAYS = env_int(
     "CONTACTS_DOUBLE_OPT_IN_MAX_AGE_DAYS", default=7, minimum=1
 )
-CONTACTS_DOUBLE_OPT_IN_SUBJECT = env_str(
-    "CONTACTS_DOUBLE_OPT_IN_SUBJECT", default="Please confirm your subscription"
+# Empty: the translated "Please confirm your subscription", in the contact's language.
+CONTACTS_DOUBLE_OPT_IN_SUBJECT = env_str("CONTACTS_DOUBLE_OPT_IN_SUBJECT", default="")
+# Mails the system sends itself (double opt-in, preference and email-change links) are Delivery
+# rows sent through the email channel; contacts names delivery's entry point, it does not import it.
+# What other apps hold about a contact, for its export and its erasure (contacts/privacy.py):
+# dotted paths of functions called with the contact (export) or its ErasureSubject (erasure),
+# inside the export's or the erasure's transaction. contacts names them; it imports none of them.
+CONTACTS_EXPORT_HOOKS: list[str] = ["delivery.privacy.contact_deliveries_export"]
+CONTACTS_ERASURE_HOOKS: list[str] = ["delivery.privacy.contact_deliveries_erase"]
+CONTACTS_SYSTEM_MAIL_SENDER = env_str(
+    "CONTACTS_SYSTEM_MAIL_SENDER", default="delivery.system_mail.system_mail_request"
 )
 # Key of the hash that erased contacts' consent evidence keeps instead of their identifiers.
 # Its own key (required outside the sandbox, where SECRET_KEY stands in). An erased person's

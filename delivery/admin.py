@@ -31,6 +31,7 @@ class DeliveryEventInline(WorkspaceScopedInline):
 class DeliveryAdmin(WorkspaceScopedAdmin):
     list_display = (
         "id",
+        "kind",
         "message",
         "contact",
         "channel",
@@ -41,7 +42,7 @@ class DeliveryAdmin(WorkspaceScopedAdmin):
         "cost_units",
         "updated_at",
     )
-    list_filter = ("channel", "status", "provider", "message")
+    list_filter = ("kind", "channel", "status", "provider", "message")
     search_fields = ("provider_message_id", "contact__email", "contact__external_id")
     list_select_related = ("message", "contact")
     raw_id_fields = ("message", "contact")

@@ -91,9 +91,27 @@ class DeliveryClaim(models.Model):
         return f"{self.channel} claim #{self.pk} by {self.worker}"
 
 
+class DeliveryKind(models.TextChoices):
+    """What a delivery is for: a campaign message, or a mail the system sends itself."""
+
+    CAMPAIGN = "campaign", _("Campaign message")
+    DOUBLE_OPT_IN = "double_opt_in", _("Double opt-in confirmation")
+    PREFERENCE_LINK = "preference_link", _("Preference link")
+    EMAIL_CHANGE = "email_change", _("Email change confirmation")
+
+
+SYSTEM_MAIL_KINDS = frozenset(DeliveryKind.values) - {DeliveryKind.CAMPAIGN}
+
+
 class Delivery(models.Model):
     """One message to one contact on one channel. Written before any provider call; the UNIQUE
-    key makes repeated plans, alerts and redelivered tasks unable to create a second copy."""
+    key makes repeated plans, alerts and redelivered tasks unable to create a second copy.
+
+    A system mail (double opt-in, preference link, email-change confirmation) is a row too, with
+    no message: its ``kind`` says which, ``address`` where it goes (an email change confirms an
+    address the contact does not hold yet) and ``purpose`` what it confirms. It is sent by its
+    own task (delivery/system_mail.py), one row at a time, since it must reach a contact whose
+    consent is still pending, which the campaign claim refuses by design."""
 
     # Reads reach these rows through a keyed parent; an index of its own would be paid on every
     # bulk insert and never used.
@@ -102,11 +120,23 @@ class Delivery(models.Model):
     )
     # No separate index: the UNIQUE (message, contact, channel) index already leads with message,
     # and every extra index is paid on each of the millions of rows a reroute writes.
+    # Null for a system mail only (kind != campaign).
     message = models.ForeignKey(
-        Message, on_delete=models.PROTECT, related_name="deliveries", db_index=False
+        Message,
+        on_delete=models.PROTECT,
+        related_name="deliveries",
+        db_index=False,
+        null=True,
+        blank=True,
     )
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="deliveries")
     channel = models.CharField(max_length=16, choices=Channel.choices)
+    # Database defaults: materialize's INSERT ... SELECT writes campaign rows without naming them.
+    kind = models.CharField(
+        max_length=16, choices=DeliveryKind.choices, db_default=DeliveryKind.CAMPAIGN
+    )
+    address = models.CharField(max_length=254, blank=True, db_default="")
+    purpose = models.CharField(max_length=16, blank=True, db_default="")
     status = models.CharField(
         max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PLANNED
     )
@@ -146,6 +176,15 @@ class Delivery(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["message", "contact", "channel"], name="delivery_one_per_message_contact"
+            ),
+            # A system mail has no message, so the key above never binds it (NULLs are distinct):
+            # this one does. At most one mail of a kind per contact, purpose and address is on
+            # its way at a time; asking again while it is queued joins it (its link is made when
+            # it is sent, so the one mail serves both asks).
+            models.UniqueConstraint(
+                fields=["contact", "kind", "purpose", "address"],
+                condition=Q(message__isnull=True, status__in=["planned", "queued", "sending"]),
+                name="delivery_one_system_mail_in_flight",
             ),
         ]
         indexes = [

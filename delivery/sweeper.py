@@ -63,6 +63,8 @@ def deliveries_sweep(*, send: Callable[[str, list[int]], None]) -> dict[str, int
         Q(updated_at__lt=now - timedelta(seconds=settings.DELIVERY_QUEUED_STALE_S))
         | Q(error_code=QUIET_HOURS_CODE),
         status=DeliveryStatus.QUEUED,
+        # System mails have a task of their own (delivery/system_mail.py sweeps them).
+        message__isnull=False,
     ).values_list("id", "channel")[:limit]
     by_channel: dict[str, list[int]] = defaultdict(list)
     for delivery_id, channel in [*lost_requeued, *stale_queued]:

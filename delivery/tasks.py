@@ -14,6 +14,7 @@ from delivery.inflight import DB_CONNECTION_ERRORS
 from delivery.receipt_caps import receipts_refused_prune
 from delivery.status import receipts_reapply
 from delivery.sweeper import deliveries_sweep
+from delivery.system_mail import system_mail_send, system_mails_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +95,23 @@ def send_chunk_enqueue(channel: str, ids: list[int], countdown: float = 0.0) -> 
     app.send_task(CHUNK_TASKS[channel], args=[ids], countdown=countdown or None)
 
 
+@shared_task(name="delivery.email.system_mail", bind=True, ignore_result=True, max_retries=None)
+def email_system_mail(self: Any, delivery_id: int) -> str:
+    """One system mail (delivery/system_mail.py); retried with back-off while SendGrid defers."""
+    result = system_mail_send(delivery_id=delivery_id)
+    if result.retry_after_s is not None:
+        try:
+            self.retry(args=[delivery_id], countdown=result.retry_after_s)
+        except Reject as exc:
+            # The broker is down too: the row waits, queued, for the sweeper.
+            logger.warning("retry of system mail %s not queued (%s)", delivery_id, exc)
+    return result.status
+
+
 @shared_task(name="delivery.sweep", ignore_result=True)
 def sweep() -> dict[str, int]:
     swept = deliveries_sweep(send=send_chunk_enqueue)
+    swept["system_mails_requeued"] = system_mails_sweep()
     # Provider callbacks that overtook the write of their message's id wait on receipts.
     reapplied = receipts_reapply()
     return {**swept, "receipts_matched": reapplied["matched"]}

@@ -43,6 +43,7 @@ from contacts.models import Channel
 from continuity.inputs import body_storable, text_storable
 from delivery.credentials import WebhookSecrets, webhook_secrets, workspaces_texting_from
 from delivery.models import Delivery, ProviderReceipt, ReceiptVerdict
+from delivery.privacy import receipt_redact_if_erased
 from delivery.provider_events import (
     FAILOVER,
     StatusEvent,
@@ -191,6 +192,14 @@ def _scope_check(
 Handler = Callable[[HttpRequest, ProviderReceipt, "int | None"], HttpResponse]
 
 
+def _erased_redact(receipt: ProviderReceipt) -> None:
+    """A report about an erased person keeps no payload (#19); never the cause of a 5xx."""
+    try:
+        receipt_redact_if_erased(receipt=receipt)
+    except Exception:  # the events were applied; the redaction is retried by the next erasure
+        logger.exception("receipt %s: erased-contact check failed", receipt.pk)
+
+
 def _webhook(provider: str, kind: str) -> Callable[[Handler], Callable[..., HttpResponse]]:
     def wrap(handle: Handler) -> Callable[..., HttpResponse]:
         @csrf_exempt
@@ -200,7 +209,9 @@ def _webhook(provider: str, kind: str) -> Callable[[Handler], Callable[..., Http
             try:
                 if _body_read(request) is None:
                     raise RequestDataTooBig
-                return handle(request, receipt, workspace_id)
+                response = handle(request, receipt, workspace_id)
+                _erased_redact(receipt)
+                return response
             except WebhookRejected as exc:
                 return _rejected(receipt, exc)
             except RequestDataTooBig:

@@ -150,13 +150,14 @@ def test_export_then_erase_then_reimport_does_not_resurrect_consent(api: Client)
     assert all(e["ip"] is None for e in erased["consent_events"])
     assert ConsentEvent.objects.filter(contact=contact).exclude(subject_hash="").count() == 2
 
+    # An erased person is not re-added without new consent (tests/delivery/test_erasure.py).
     again = api.post(
         "/api/v1/contacts/bulk/",
         {"contacts": [{"email": "gdpr@example.com"}]},
         content_type="application/json",
     ).json()
-    new_id = again["results"][0]["id"]
-    assert new_id != contact.pk
+    assert again["results"][0]["status"] == "error"
+    assert "asked to be erased" in again["results"][0]["errors"][0]["message"]
     allowed = api.get("/api/v1/contacts/", {"consent_email": "allowed"}).json()["results"]
     assert allowed == []
     assert api.delete(f"/api/v1/contacts/{contact.pk}/").status_code == 409

@@ -136,8 +136,25 @@ def test_import_consent_columns_use_the_file_as_evidence() -> None:
 
 
 def test_an_erased_contact_reimported_gets_no_consent_back_unless_the_file_grants_it() -> None:
+    from contacts.privacy import erased_identifier_lift
+    from tests.contacts.factories import evidence
+
     contact = granted_contact(email="back@example.com")
     contact_erase(contact=contact)
+    refused = contacts_upsert_rows(
+        workspace=workspace_for_tests(),
+        raws=[{"email": "back@example.com"}],
+        blank_means_unchanged=True,
+        default_evidence=IMPORT,
+    )
+    assert refused.results[0].status == "error"
+    assert "asked to be erased" in refused.results[0].errors[0].message
+    # New consent: staff record the person's fresh evidence; only then can a row add them.
+    erased_identifier_lift(
+        workspace_id=contact.workspace_id,
+        identifier="back@example.com",
+        evidence=evidence(note="signed up again on the shop's form"),
+    )
     report = contacts_upsert_rows(
         workspace=workspace_for_tests(),
         raws=[{"email": "back@example.com"}],
