@@ -23,7 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, contacts: int, admin: str, **options: Any) -> None:
         if settings.SANDBOX_SENDGRID_DEMO_EVENTS:
             # Here rather than in settings or in `manage.py sandbox`: `make run` runs this before
-            # `manage.py run` starts web and sandbox together, so both read one pair that already exists.
+            # it starts web and sandbox together, so both read one pair that already exists.
             sandbox_event_keys_ensure(
                 private_path=settings.SANDBOX_SENDGRID_DEMO_KEY_FILE,
                 public_path=settings.SANDBOX_SENDGRID_DEMO_PUBLIC_KEY_FILE,
