@@ -19,7 +19,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext
 
 from contacts.errors import (
     ConsentEvidenceMissing,
@@ -326,22 +325,13 @@ def consent_request_double_opt_in(
 
 
 def _send_confirmation(*, contact_id: int, address: str, purpose: str) -> None:
-    from contacts.link_mail import link_mail_send
-    from contacts.links import double_opt_in_url
+    from contacts.link_mail import double_opt_in_mail_render, link_mail_send
 
     # Every system mail leaves through link_mail_send (the one place #19 moves to the email
-    # channel).
-    url = double_opt_in_url(contact_id=contact_id, purpose=purpose)
+    # channel). The words are the contact's language's, not the requester's (#17).
+    subject, body = double_opt_in_mail_render(contact_id=contact_id, purpose=purpose)
     link_mail_send(
-        contact_id=contact_id,
-        address=address,
-        subject=settings.CONTACTS_DOUBLE_OPT_IN_SUBJECT,
-        body=gettext(
-            "Please confirm that you want to receive our emails by opening this link:\n\n"
-            "%(url)s\n\nIf you did not ask for this, ignore this message."
-        )
-        % {"url": url},
-        kind="double-opt-in",
+        contact_id=contact_id, address=address, subject=subject, body=body, kind="double-opt-in"
     )
 
 

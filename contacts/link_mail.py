@@ -19,8 +19,10 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
-from contacts.links import email_change_url, preference_url
+from contacts.language import interface_language
+from contacts.links import double_opt_in_url, email_change_url, preference_url
 from contacts.models import Contact
 
 logger = logging.getLogger(__name__)
@@ -63,16 +65,22 @@ def preference_link_request(*, contact: Contact) -> None:
     if not _throttle_acquire(kind=KIND_PREFERENCES, contact_id=contact.pk):
         logger.info("preference link throttled", extra={"contact_id": contact.pk})
         return
-    contact_id, locale = contact.pk, contact.locale
+    contact_id, language = contact.pk, contact_mail_language(contact)
     transaction.on_commit(
-        lambda: _preference_link_mail(contact_id=contact_id, address=address, locale=locale)
+        lambda: _preference_link_mail(contact_id=contact_id, address=address, language=language)
     )
 
 
-def _preference_link_mail(*, contact_id: int, address: str, locale: str) -> None:
+def contact_mail_language(contact: Contact) -> str:
+    """The interface language a system mail to ``contact`` is written in: theirs, else their
+    workspace's, else the install's; never the language of whoever's request sent it."""
+    return interface_language(contact.locale, contact.workspace)
+
+
+def _preference_link_mail(*, contact_id: int, address: str, language: str) -> None:
     url = preference_url(contact_id=contact_id)
     hours = settings.CONTACTS_PREFERENCE_LINK_MAX_AGE_HOURS
-    with translation.override(locale or None):
+    with translation.override(language):
         subject = _("Your link to manage your subscriptions")
         body = _(
             "You (or someone with one of our messages) asked to manage your subscriptions.\n\n"
@@ -91,21 +99,22 @@ def email_change_request(*, contact: Contact, new_email: str) -> bool:
     if not _throttle_acquire(kind=KIND_EMAIL_CHANGE, contact_id=contact.pk):
         logger.info("email change confirmation throttled", extra={"contact_id": contact.pk})
         return False
-    contact_id, previous, locale = contact.pk, contact.email or "", contact.locale
+    contact_id, previous = contact.pk, contact.email or ""
+    language = contact_mail_language(contact)
     transaction.on_commit(
         lambda: _email_change_mail(
-            contact_id=contact_id, new_email=new_email, previous_email=previous, locale=locale
+            contact_id=contact_id, new_email=new_email, previous_email=previous, language=language
         )
     )
     return True
 
 
 def _email_change_mail(
-    *, contact_id: int, new_email: str, previous_email: str, locale: str
+    *, contact_id: int, new_email: str, previous_email: str, language: str
 ) -> None:
     url = email_change_url(contact_id=contact_id, email=new_email, previous_email=previous_email)
     hours = settings.CONTACTS_PREFERENCE_LINK_MAX_AGE_HOURS
-    with translation.override(locale or None):
+    with translation.override(language):
         subject = _("Confirm your new email address")
         body = _(
             "Someone asked to use this address for their subscriptions with us.\n\n"
@@ -116,3 +125,24 @@ def _email_change_mail(
     link_mail_send(
         contact_id=contact_id, address=new_email, subject=subject, body=body, kind=KIND_EMAIL_CHANGE
     )
+
+
+# The install's default subject, marked so that it is translated; a subject set in
+# CONTACTS_DOUBLE_OPT_IN_SUBJECT is the business's own words and is sent as written.
+DOUBLE_OPT_IN_DEFAULT_SUBJECT = gettext_noop("Please confirm your subscription")
+
+
+def double_opt_in_mail_render(*, contact_id: int, purpose: str) -> tuple[str, str]:
+    """Subject and body of the double opt-in mail, in the contact's language (their
+    workspace's when they have none), whoever's request or task asks for it."""
+    contact = Contact.objects.select_related("workspace").filter(pk=contact_id).first()
+    language = contact_mail_language(contact) if contact is not None else settings.LANGUAGE_CODE
+    url = double_opt_in_url(contact_id=contact_id, purpose=purpose)
+    with translation.override(language):
+        configured = settings.CONTACTS_DOUBLE_OPT_IN_SUBJECT
+        subject = _(configured) if configured == DOUBLE_OPT_IN_DEFAULT_SUBJECT else configured
+        body = _(
+            "Please confirm that you want to receive our emails by opening this link:\n\n"
+            "%(url)s\n\nIf you did not ask for this, ignore this message."
+        ) % {"url": url}
+    return subject, body

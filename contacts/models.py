@@ -161,7 +161,15 @@ class Contact(models.Model):
     last_name = models.CharField(
         max_length=150, blank=True, default="", verbose_name=_("last name")
     )
-    locale = models.CharField(max_length=35, blank=True, default="", verbose_name=_("locale"))
+    # The contact's language, a BCP 47 tag (contacts.normalize.locale_normalise; contacts.language
+    # reads it). The column keeps its name: imports, exports and the API call it "locale".
+    locale = models.CharField(
+        max_length=35,
+        blank=True,
+        default="",
+        verbose_name=_("language"),
+        help_text=_("A BCP 47 tag such as it or it-IT. Empty: the workspace's default language."),
+    )
     timezone = models.CharField(
         max_length=64,
         blank=True,

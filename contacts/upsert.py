@@ -42,7 +42,13 @@ from contacts.models import (
     Tag,
     consent_bit,
 )
-from contacts.normalize import FieldError, email_normalise, phone_normalise, timezone_normalise
+from contacts.normalize import (
+    FieldError,
+    email_normalise,
+    locale_normalise,
+    phone_normalise,
+    timezone_normalise,
+)
 from continuity.inputs import json_parse
 from continuity.models import Workspace
 
@@ -51,7 +57,7 @@ def _workspace_id(workspace: Workspace | int) -> int:
     return workspace if isinstance(workspace, int) else workspace.pk
 
 
-TEXT_FIELDS = {"first_name": 150, "last_name": 150, "locale": 35, "external_id": 200}
+TEXT_FIELDS = {"first_name": 150, "last_name": 150, "external_id": 200}
 CONTACT_FIELDS = (
     "external_id",
     "email",
@@ -225,6 +231,9 @@ _NORMALISERS: tuple[tuple[str, Any], ...] = (
     ("email", email_normalise),
     ("phone", phone_normalise),
     ("timezone", timezone_normalise),
+    # A bad tag is the row's error; `it_IT` is stored as `it-IT` (contacts.language reads both,
+    # but one spelling keeps filters, exports and reports counting one language once).
+    ("locale", locale_normalise),
 )
 
 
@@ -234,7 +243,7 @@ def _parse_fields(
     # Runs once per imported row: texts are read once, and a missing or (for files) blank
     # column is skipped before any work.
     texts: dict[str, str] = {}
-    for name in (*TEXT_FIELDS, "email", "phone", "timezone", "tags", "attributes"):
+    for name in (*TEXT_FIELDS, "email", "phone", "timezone", "locale", "tags", "attributes"):
         if name in raw:
             value = raw[name]
             text = value.strip() if isinstance(value, str) else _text(value)
