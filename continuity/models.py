@@ -56,6 +56,26 @@ class Workspace(models.Model):
         blank=True,
         help_text=_("For contacts without one. Empty: the install's LANGUAGE_CODE."),
     )
+    # Keywords a contact may text back besides Twilio's own English ones (STOP, START, HELP...),
+    # which always apply: the business's words in its customers' language (docs/delivery.md).
+    sms_stop_keywords = models.CharField(
+        _("SMS opt-out keywords"),
+        max_length=300,
+        blank=True,
+        help_text=_("Comma-separated, for example ANNULLA, CANCELLA. Twilio's STOP always works."),
+    )
+    sms_start_keywords = models.CharField(
+        _("SMS opt-in keywords"),
+        max_length=300,
+        blank=True,
+        help_text=_("Comma-separated, for example ISCRIVIMI. Twilio's START always works."),
+    )
+    sms_help_keywords = models.CharField(
+        _("SMS help keywords"),
+        max_length=300,
+        blank=True,
+        help_text=_("Comma-separated, for example AIUTO. Twilio's HELP always works."),
+    )
 
     class Meta:
         verbose_name = _("workspace")
