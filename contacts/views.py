@@ -64,12 +64,13 @@ def _asked_language(request: HttpRequest) -> str | None:
 
 def _page_language(request: HttpRequest, contact: Contact | None, *, chosen: str = "") -> str:
     """The switch's choice, else what the contact just chose, else the contact's interface
-    language (then the workspace's): never the browser's, a mail is read on any device. Without
-    a contact (a broken link), the switch, else the browser's (LocaleMiddleware)."""
+    language (then the workspace's): not the browser's, a mail's link is opened on any device.
+    The browser's (LocaleMiddleware's choice) only where we know no language: a broken link, or
+    a contact and workspace without one."""
     asked = _asked_language(request)
     if asked is not None:
         return asked
-    if contact is None:
+    if contact is None or not (chosen or contact.locale or contact.workspace.language):
         return translation.get_language()
     return interface_language(chosen or contact.locale, contact.workspace)
 

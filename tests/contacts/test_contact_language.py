@@ -224,6 +224,13 @@ def test_a_contact_without_a_language_gets_the_workspaces(client: Client) -> Non
     assert "Le Sue preferenze" in page.content.decode()
 
 
+def test_where_no_language_is_known_the_browser_decides(client: Client) -> None:
+    contact = granted_contact(email="anon@example.com", locale="")  # the workspace has none
+    url = _path(links.preference_url(contact_id=contact.pk))
+    assert client.get(url, **ITALIAN_BROWSER)["Content-Language"] == "it"
+    assert client.get(url, **ENGLISH_BROWSER)["Content-Language"] == "en"
+
+
 def test_the_preference_centre_sets_the_contacts_language_and_answers_in_it(
     client: Client,
 ) -> None:
