@@ -100,7 +100,10 @@ def test_the_api_reports_a_bad_language_by_row_and_field() -> None:
     client = Client()
     user = make_member(workspace=workspace, role=Role.OWNER, username="lang-integrator")
     client.defaults.update(bearer(make_api_key(user=user, workspace=workspace)))
-    rows = [{"email": "a@example.com", "locale": "it_IT"}, {"email": "b@example.com", "locale": "??"}]
+    rows = [
+        {"email": "a@example.com", "locale": "it_IT"},
+        {"email": "b@example.com", "locale": "??"},
+    ]
     response = client.post(
         "/api/v1/contacts/bulk/", {"contacts": rows}, content_type="application/json"
     )
