@@ -62,8 +62,8 @@ def keyword_clashes(lists: Mapping[str, Iterable[str]]) -> list[str]:
     """Words that would mean two things: in two lists, or a standard word of another kind
     (STOP as an opt-in word would opt people in here and out at Twilio)."""
     owner: dict[str, str] = {}
-    for kind, words in STANDARD_WORDS.items():
-        for word in words:
+    for kind, standard in STANDARD_WORDS.items():
+        for word in standard:
             owner[word] = kind
     clashes: list[str] = []
     for kind, words in lists.items():

@@ -73,8 +73,8 @@ class _Reading:
 
 def _reading(inbound: InboundSms, workspace_ids: Collection[int]) -> _Reading | None:
     if inbound.opt_out_type:
-        action = {"STOP": OptAction.OPT_OUT, "START": OptAction.OPT_IN, "HELP": OptAction.HELP}
-        chosen = action.get(inbound.opt_out_type)
+        types = {"STOP": OptAction.OPT_OUT, "START": OptAction.OPT_IN, "HELP": OptAction.HELP}
+        chosen = types.get(inbound.opt_out_type)
         if chosen is None:
             return None
         return _Reading(chosen, inbound.opt_out_type, list(workspace_ids), twilio_handled=True)

@@ -33,8 +33,8 @@ from tests.workspaces import (
 
 pytestmark = pytest.mark.django_db
 
-ENGLISH_BROWSER = {"HTTP_ACCEPT_LANGUAGE": "en-GB,en;q=0.9"}
-ITALIAN_BROWSER = {"HTTP_ACCEPT_LANGUAGE": "it-IT,it;q=0.9"}
+ENGLISH_BROWSER = {"Accept-Language": "en-GB,en;q=0.9"}
+ITALIAN_BROWSER = {"Accept-Language": "it-IT,it;q=0.9"}
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +125,7 @@ def test_the_admin_import_normalises_the_language_and_reports_a_bad_one(
     preview = admin_client.post(
         "/admin/contacts/contact/import/",
         {"resource": "0", "format": "0", "import_file": upload},
-        **ENGLISH_BROWSER,
+        headers=ENGLISH_BROWSER,
     )
     html = preview.content.decode()
     assert "is not a language tag" in html
@@ -150,10 +150,10 @@ def test_the_admin_shows_the_language_by_name_and_offers_languages_to_choose(
     admin_client: Client,
 ) -> None:
     contact = make_contact(email="maria@example.com", locale="it-CH")
-    listing = admin_client.get("/admin/contacts/contact/", **ENGLISH_BROWSER).content.decode()
+    listing = admin_client.get("/admin/contacts/contact/", headers=ENGLISH_BROWSER).content.decode()
     assert "Italian (it-CH)" in listing
     form = admin_client.get(
-        f"/admin/contacts/contact/{contact.pk}/change/", **ITALIAN_BROWSER
+        f"/admin/contacts/contact/{contact.pk}/change/", headers=ITALIAN_BROWSER
     ).content.decode()
     assert re.search(r'<label for="id_locale"[^>]*>Lingua', form)
     assert '<select name="locale"' in form
@@ -196,8 +196,8 @@ def test_the_preference_centre_speaks_the_contacts_language_not_the_browsers(
 ) -> None:
     maria = granted_contact(email="maria@example.com", locale="it-IT")
     john = granted_contact(email="john@example.com", locale="en")
-    italian = client.get(_path(links.preference_url(contact_id=maria.pk)), **ENGLISH_BROWSER)
-    english = client.get(_path(links.preference_url(contact_id=john.pk)), **ITALIAN_BROWSER)
+    italian = client.get(_path(links.preference_url(contact_id=maria.pk)), headers=ENGLISH_BROWSER)
+    english = client.get(_path(links.preference_url(contact_id=john.pk)), headers=ITALIAN_BROWSER)
     assert "Le Sue preferenze" in italian.content.decode()
     assert italian["Content-Language"] == "it"
     assert '<html lang="it">' in italian.content.decode()
@@ -212,9 +212,9 @@ def test_the_switch_shows_the_page_in_another_language_without_changing_the_cont
     url = _path(links.preference_url(contact_id=maria.pk))
     page = client.get(url).content.decode()
     assert '<a href="?lang=en" lang="en" hreflang="en">English</a>' in page
-    switched = client.get(url + "?lang=en", **ITALIAN_BROWSER).content.decode()
+    switched = client.get(url + "?lang=en", headers=ITALIAN_BROWSER).content.decode()
     assert "Your preferences" in switched
-    unknown = client.get(url + "?lang=xx", **ENGLISH_BROWSER).content.decode()
+    unknown = client.get(url + "?lang=xx", headers=ENGLISH_BROWSER).content.decode()
     assert '<html lang="it">' in unknown  # an unknown choice is ignored, not an error
     maria.refresh_from_db()
     assert maria.locale == "it"
@@ -223,15 +223,15 @@ def test_the_switch_shows_the_page_in_another_language_without_changing_the_cont
 def test_a_contact_without_a_language_gets_the_workspaces(client: Client) -> None:
     workspace = make_workspace(language="it")
     contact = granted_contact(email="anon@example.com", locale="", workspace=workspace)
-    page = client.get(_path(links.preference_url(contact_id=contact.pk)), **ENGLISH_BROWSER)
+    page = client.get(_path(links.preference_url(contact_id=contact.pk)), headers=ENGLISH_BROWSER)
     assert "Le Sue preferenze" in page.content.decode()
 
 
 def test_where_no_language_is_known_the_browser_decides(client: Client) -> None:
     contact = granted_contact(email="anon@example.com", locale="")  # the workspace has none
     url = _path(links.preference_url(contact_id=contact.pk))
-    assert client.get(url, **ITALIAN_BROWSER)["Content-Language"] == "it"
-    assert client.get(url, **ENGLISH_BROWSER)["Content-Language"] == "en"
+    assert client.get(url, headers=ITALIAN_BROWSER)["Content-Language"] == "it"
+    assert client.get(url, headers=ENGLISH_BROWSER)["Content-Language"] == "en"
 
 
 def test_the_preference_centre_sets_the_contacts_language_and_answers_in_it(
@@ -245,7 +245,7 @@ def test_the_preference_centre_sets_the_contacts_language_and_answers_in_it(
     response = client.post(
         url,
         {"channel_email": "on", "email": john.email, "phone": "", "language": "it"},
-        **ENGLISH_BROWSER,
+        headers=ENGLISH_BROWSER,
     )
     assert response.status_code == 200
     assert "Le Sue preferenze" in response.content.decode()
@@ -276,20 +276,20 @@ def test_the_unsubscribe_and_confirmation_pages_speak_the_contacts_language(
 ) -> None:
     maria = granted_contact(email="maria@example.com", locale="it")
     unsubscribe = _path(links.unsubscribe_url(contact_id=maria.pk, channel=Channel.EMAIL))
-    asking = client.get(unsubscribe, **ENGLISH_BROWSER).content.decode()
+    asking = client.get(unsubscribe, headers=ENGLISH_BROWSER).content.decode()
     assert "Annullare l" in asking and "iscrizione via Email?" in asking
-    done = client.post(unsubscribe, {"confirm": "yes"}, **ENGLISH_BROWSER).content.decode()
+    done = client.post(unsubscribe, {"confirm": "yes"}, headers=ENGLISH_BROWSER).content.decode()
     assert "iscrizione è stata annullata" in done
     pending = make_contact(email="new@example.com", locale="en")
     consent_request_double_opt_in(contact=pending, evidence=evidence())
     confirm = _path(links.double_opt_in_url(contact_id=pending.pk, purpose=Purpose.MARKETING))
-    page = client.get(confirm, **ITALIAN_BROWSER).content.decode()
+    page = client.get(confirm, headers=ITALIAN_BROWSER).content.decode()
     assert "Confirm your subscription" in page
-    assert "Thank you" in client.post(confirm, **ITALIAN_BROWSER).content.decode()
+    assert "Thank you" in client.post(confirm, headers=ITALIAN_BROWSER).content.decode()
 
 
 def test_a_broken_link_answers_in_the_browsers_language(client: Client) -> None:
-    page = client.get("/preferences/not-a-token/", **ITALIAN_BROWSER)
+    page = client.get("/preferences/not-a-token/", headers=ITALIAN_BROWSER)
     assert page.status_code == 400
     assert page["Content-Language"] == "it"
 
@@ -305,7 +305,7 @@ def test_the_preference_link_mail_is_in_the_contacts_language(
     for contact, browser in ((maria, ENGLISH_BROWSER), (john, ITALIAN_BROWSER)):
         url = _path(links.unsubscribe_url(contact_id=contact.pk, channel=Channel.EMAIL))
         with django_capture_on_commit_callbacks(execute=True):
-            client.post(url.rstrip("/") + "/preferences/", **browser)
+            client.post(url.rstrip("/") + "/preferences/", headers=browser)
     subjects = {m.to[0]: m.subject for m in mail.outbox}
     assert subjects == {
         "maria@example.com": "Il Suo link per gestire le iscrizioni",
