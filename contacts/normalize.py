@@ -50,10 +50,15 @@ def email_normalise(raw: str | None) -> str | None:
     try:
         _validate_email(value)
     except ValidationError:
-        raise FieldError("email", f"{raw!r} is not a valid email address") from None
+        raise FieldError(
+            "email", _("%(value)s is not a valid email address") % {"value": repr(raw)}
+        ) from None
     # Django's validator allows 320 characters; the column (RFC 5321's path limit) holds 254.
     if len(value) > EMAIL_MAX_LENGTH:
-        raise FieldError("email", f"an email address has at most {EMAIL_MAX_LENGTH} characters")
+        raise FieldError(
+            "email",
+            _("an email address has at most %(count)s characters") % {"count": EMAIL_MAX_LENGTH},
+        )
     return value
 
 
@@ -70,15 +75,21 @@ def phone_normalise(raw: str | None, *, region: str | None = None) -> str | None
     if not value.startswith("+") and not value.startswith("00") and region is None:
         raise FieldError(
             "phone",
-            f"{raw!r} has no country code and CONTACTS_DEFAULT_PHONE_REGION is not set: "
-            "write it as +<country><number>",
+            _(
+                "%(value)s has no country code and CONTACTS_DEFAULT_PHONE_REGION is not set: "
+                "write it as +<country><number>"
+            )
+            % {"value": repr(raw)},
         )
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
-        raise FieldError("phone", f"{raw!r} is not a phone number ({exc})") from None
+        raise FieldError(
+            "phone",
+            _("%(value)s is not a phone number (%(reason)s)") % {"value": repr(raw), "reason": exc},
+        ) from None
     if not phonenumbers.is_valid_number(number):
-        raise FieldError("phone", f"{raw!r} is not a valid phone number")
+        raise FieldError("phone", _("%(value)s is not a valid phone number") % {"value": repr(raw)})
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -88,7 +99,9 @@ def timezone_normalise(raw: str | None) -> str:
         validate_timezone(value)
     except ValidationError:
         raise FieldError(
-            "timezone", f"unknown timezone {value!r}: use an IANA name such as Europe/Paris"
+            "timezone",
+            _("unknown timezone %(value)s: use an IANA name such as Europe/Paris")
+            % {"value": repr(value)},
         ) from None
     return value
 

@@ -458,6 +458,13 @@ class ApiKeyForm(forms.ModelForm):
         return value
 
 
+class _RevokedFilter(admin.BooleanFieldListFilter):
+    # The library's field has no translatable name of its own.
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = gettext_lazy("revoked")
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Everyone sees and revokes their own keys; owners the keys of their workspace. A key made
@@ -468,7 +475,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "prefix", "name", "user", "workspace", "created", "expiry_date", "last_used_at",
         "revoked",
     ]  # fmt: skip
-    list_filter = ["revoked"]
+    list_filter = [("revoked", _RevokedFilter)]
     search_fields = ["name", "prefix", "user__username"]
     list_select_related = ["user", "workspace"]
     actions = ["revoke_keys"]

@@ -115,7 +115,7 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} @ {self.workspace.slug} ({self.role})"
+        return f"{self.user} @ {self.workspace.slug} ({self.get_role_display()})"
 
 
 class AuditOutcome(models.TextChoices):
@@ -159,7 +159,8 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["workspace", "-at"], name="audit_by_workspace")]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} ({self.outcome})"
+        outcome = self.get_outcome_display()
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} ({outcome})"
 
 
 class ApiKey(AbstractAPIKey):
