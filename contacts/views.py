@@ -76,12 +76,18 @@ def _page_language(request: HttpRequest, contact: Contact | None, *, chosen: str
 
 
 def _page(
-    request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    switch: bool = True,
 ) -> HttpResponse:
-    """Render in the active language (the caller's translation.override), with the switch."""
+    """Render in the active language (the caller's translation.override), with the switch
+    (not on an answer to a POST-only address, where the switch's GET would be refused)."""
     language = translation.get_language()
     asked = _asked_language(request)
-    switch = [
+    languages = [
         (code, translation.get_language_info(code)["name_local"])
         for code, _name in settings.LANGUAGES
     ]
@@ -90,7 +96,7 @@ def _page(
         template,
         {
             **context,
-            "language_switch": switch,
+            "language_switch": languages if switch else [],
             "language_query": f"?{LANGUAGE_PARAM}={asked}" if asked else "",
         },
         status=status,
@@ -187,7 +193,7 @@ def unsubscribe_manage(request: HttpRequest, token: str) -> HttpResponse:
         return _bad_link(request, exc)
     preference_link_request(contact=contact)
     with translation.override(_page_language(request, contact)):
-        return _page(request, "contacts/preference_link_sent.html", {})
+        return _page(request, "contacts/preference_link_sent.html", {}, switch=False)
 
 
 def _language_options(contact: Contact) -> tuple[list[tuple[str, str]], str]:
