@@ -311,7 +311,10 @@ class ContactBulkUpsert(WorkspaceAPIView):
             raise InvalidContactData({"contacts": "expected a list of contact objects"})
         limit = settings.CONTACTS_BULK_UPSERT_MAX
         if len(rows) > limit:
-            raise TooManyRows(f"{len(rows)} contacts in one request; the limit is {limit}")
+            raise TooManyRows(
+                _("%(count)s contacts in one request; the limit is %(limit)s")
+                % {"count": len(rows), "limit": limit}
+            )
         # A row that is not an object (a list, a string) is reported as that row's error; the
         # others are still written, as for any other bad row.
         objects = [(n, row) for n, row in enumerate(rows, start=1) if isinstance(row, dict)]

@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from contacts.consent import consent_erase
 from contacts.errors import ContactErased
@@ -102,7 +103,7 @@ def contact_erase(
     point at it) but holds no identifier, so a later import creates a new contact that starts
     with no consent; the evidence keeps only a keyed hash of who it was about."""
     if contact.erased_at is not None:
-        raise ContactErased(f"contact #{contact.pk} is already erased")
+        raise ContactErased(_("contact #%(id)s is already erased") % {"id": contact.pk})
     if not settings.CONTACTS_ERASURE_HASH_KEY:
         # An unkeyed hash of an email address is reversed by hashing a list of addresses.
         raise ImproperlyConfigured(

@@ -906,7 +906,7 @@ def contact_update(*, contact: Contact, data: Mapping[str, Any], replace_tags: b
     from contacts.errors import ContactErased, InvalidContactData
 
     if contact.erased_at is not None:
-        raise ContactErased(f"contact #{contact.pk} was erased")
+        raise ContactErased(_("contact #%(id)s was erased") % {"id": contact.pk})
     try:
         parsed = contact_row_parse(
             data, row=1, blank_means_unchanged=False, require_identifier=False
