@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('contacts', '0007_langpeople_locale_label'),
-        ('continuity', '0003_langpeople_sms_keywords'),
+        ('contacts', '0008_langpeople_locale_label'),
+        ('continuity', '0004_langpeople_sms_keywords'),
         ('delivery', '0007_delivery_inflight_progress'),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('continuity', '0002_workspaces'),
+        ('continuity', '0003_privacyretention_retention'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('contacts', '0006_translatable_labels'),
+        ('contacts', '0007_privacyretention_lawful_basis'),
     ]
 
     operations = [
