@@ -31,6 +31,7 @@ from contacts.attribute_keys import attribute_key_problem
 from contacts.consent import ConsentChange, Evidence, consent_grant, consents_apply_bulk
 from contacts.errors import ContactErased, InvalidSegment, LawfulBasisRefused
 from contacts.export_formats import SafeCSV, SafeXLSX
+from contacts.language_names import language_choices, language_name
 from contacts.models import (
     Channel,
     Consent,
@@ -46,7 +47,7 @@ from contacts.models import (
     Suppression,
     Tag,
 )
-from contacts.normalize import FieldError, email_normalise, phone_normalise
+from contacts.normalize import FieldError, email_normalise, locale_normalise, phone_normalise
 from contacts.privacy import AUDIT_EXPORT_FILE, AUDIT_IMPORT_FILE, contact_erase
 from contacts.resources import ContactResource
 from contacts.segment_builder import RuleRowsField, TagNamesField, definition_from_post
@@ -239,6 +240,21 @@ class ContactForm(WorkspaceUniqueForm):
         # soft opt-in rests on (set by hand or with a grant through the API).
         fields = [*CONTACT_FIELDS, "customer_since"]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Languages by name, in the reader's language; a regional tag an import stored stays a
+        # choice of its own, so saving the form unchanged keeps it.
+        current = self.instance.locale if self.instance is not None else ""
+        self.fields["locale"] = forms.ChoiceField(
+            label=gettext_lazy("Language"),
+            required=False,
+            choices=[("", _("(the workspace's default)")), *language_choices(current=current)],
+            help_text=gettext_lazy("The language of the pages and mails this contact receives."),
+        )
+
+    def clean_locale(self) -> str:
+        return str(self._normalised("locale", locale_normalise))
+
     def _normalised(self, name: str, normalise: Any) -> Any:
         raw = self.cleaned_data.get(name) or ""
         try:
@@ -282,7 +298,15 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
     resource_classes = [ContactResource]
     import_formats = [base_formats.CSV, base_formats.XLSX]
     export_formats = [SafeCSV, SafeXLSX]
-    list_display = ["__str__", "email", "phone", "external_id", "tag_list", "updated_at"]
+    list_display = [
+        "__str__",
+        "email",
+        "phone",
+        "language",
+        "external_id",
+        "tag_list",
+        "updated_at",
+    ]
     search_fields = ["first_name", "last_name", "email", "phone", "external_id"]
     list_filter = [TagFilter, *[consent_filter(c) for c in Channel], "erased_at"]
     readonly_fields = ["created_at", "updated_at", "erased_at"]
@@ -392,6 +416,10 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
         ):
             context["confirm_form"] = self.create_confirm_form(request, import_form=form)
         return response
+
+    @admin.display(description=gettext_lazy("language"), ordering="locale")
+    def language(self, contact: Contact) -> str:
+        return language_name(contact.locale)
 
     @admin.display(description=gettext_lazy("tags"))
     def tag_list(self, contact: Contact) -> str:

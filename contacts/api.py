@@ -207,13 +207,13 @@ class ContactListCreate(WorkspaceViewMixin, generics.GenericAPIView[Contact]):
     @extend_schema(
         parameters=[
             OpenApiParameter("tag", str, many=True),
-            OpenApiParameter("updated_since", str, description="ISO 8601"),
+            OpenApiParameter("updated_since", str, description=gettext_lazy("ISO 8601 time")),
             *[
                 OpenApiParameter(
                     f"consent_{c}",
                     str,
                     enum=["granted", "pending", "revoked", "allowed"],
-                    description="allowed = granted and not suppressed",
+                    description=gettext_lazy("allowed = granted and not suppressed"),
                 )
                 for c in Channel.values
             ],
@@ -284,7 +284,8 @@ class ContactDetail(AuditedRefusals, WorkspaceAPIView):
         return self._render(contact.pk)
 
     @extend_schema(
-        responses={204: None, 409: ERASED}, description="GDPR erasure (see contacts.privacy)."
+        responses={204: None, 409: ERASED},
+        description=gettext_lazy("GDPR erasure (see contacts.privacy)."),
     )
     def delete(self, request: Request, pk: int) -> Response:
         contact_erase(contact=self._contact(pk), recorded_by=_username(request), access=self.access)
@@ -310,7 +311,10 @@ class ContactBulkUpsert(WorkspaceAPIView):
             raise InvalidContactData({"contacts": "expected a list of contact objects"})
         limit = settings.CONTACTS_BULK_UPSERT_MAX
         if len(rows) > limit:
-            raise TooManyRows(f"{len(rows)} contacts in one request; the limit is {limit}")
+            raise TooManyRows(
+                _("%(count)s contacts in one request; the limit is %(limit)s")
+                % {"count": len(rows), "limit": limit}
+            )
         # A row that is not an object (a list, a string) is reported as that row's error; the
         # others are still written, as for any other bad row.
         objects = [(n, row) for n, row in enumerate(rows, start=1) if isinstance(row, dict)]

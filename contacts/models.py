@@ -161,7 +161,15 @@ class Contact(models.Model):
     last_name = models.CharField(
         max_length=150, blank=True, default="", verbose_name=_("last name")
     )
-    locale = models.CharField(max_length=35, blank=True, default="", verbose_name=_("locale"))
+    # The contact's language, a BCP 47 tag (contacts.normalize.locale_normalise; contacts.language
+    # reads it). The column keeps its name: imports, exports and the API call it "locale".
+    locale = models.CharField(
+        max_length=35,
+        blank=True,
+        default="",
+        verbose_name=_("language"),
+        help_text=_("A BCP 47 tag such as it or it-IT. Empty: the workspace's default language."),
+    )
     timezone = models.CharField(
         max_length=64,
         blank=True,
@@ -237,9 +245,14 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         if self.erased_at:
-            return f"erased contact #{self.pk}"
+            return str(_("erased contact #%(id)s")) % {"id": self.pk}
         name = f"{self.first_name} {self.last_name}".strip()
-        return name or self.email or str(self.phone or "") or f"contact #{self.pk}"
+        return (
+            name
+            or self.email
+            or str(self.phone or "")
+            or str(_("contact #%(id)s")) % {"id": self.pk}
+        )
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # sendable belongs to contacts.consent, which updates it with queryset updates; a full
@@ -336,7 +349,9 @@ class Consent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel}/{self.purpose}: {self.state}"
+        return (
+            f"{self.get_channel_display()}/{self.get_purpose_display()}: {self.get_state_display()}"
+        )
 
 
 class ConsentEvent(models.Model):
@@ -416,7 +431,12 @@ class ConsentEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.action} {self.channel}/{self.purpose} via {self.source}"
+        return str(_("%(action)s %(channel)s/%(purpose)s, source: %(source)s")) % {
+            "action": self.get_action_display(),
+            "channel": self.get_channel_display(),
+            "purpose": self.get_purpose_display(),
+            "source": self.get_source_display(),
+        }
 
 
 class Suppression(models.Model):
@@ -460,7 +480,10 @@ class Suppression(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} suppressed: {self.reason}"
+        return str(_("%(channel)s suppressed: %(reason)s")) % {
+            "channel": self.get_channel_display(),
+            "reason": self.get_reason_display(),
+        }
 
 
 class PushSubscription(models.Model):
@@ -506,7 +529,10 @@ class PushSubscription(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"push #{self.pk} for contact #{self.contact_id}"
+        return str(_("push #%(id)s for contact #%(contact)s")) % {
+            "id": self.pk,
+            "contact": self.contact_id,
+        }
 
 
 class Segment(models.Model):

@@ -1,4 +1,5 @@
-"""What the preference centre changes: consent per channel, and the contact's email and phone."""
+"""What the preference centre changes: consent per channel, and the contact's email, phone and
+language."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from contacts.consent import (
     consent_revoke,
 )
 from contacts.errors import EmailChangeRefused, InvalidContactData
+from contacts.language import primary_language
 from contacts.link_mail import email_change_request
 from contacts.models import Channel, ConsentState, Contact, Purpose
-from contacts.normalize import FieldError, email_normalise, phone_normalise
+from contacts.normalize import FieldError, email_normalise, locale_normalise, phone_normalise
 from contacts.privacy import erased_identifiers_find, erased_refusal
 from contacts.selectors import consent_states
 
@@ -51,6 +53,7 @@ def preferences_apply(
     email: str | None,
     phone: str | None,
     evidence: Evidence,
+    language: str | None = None,
     purpose: str = Purpose.MARKETING,
 ) -> PreferenceChanges:
     """Apply the form: identifiers first (so a malformed one changes nothing), then one consent
@@ -64,36 +67,27 @@ def preferences_apply(
     try:
         new_email = email_normalise(email) if email is not None else contact.email
         new_phone = phone_normalise(phone) if phone is not None else contact.phone
+        new_locale = locale_normalise(language) if language else contact.locale
     except FieldError as exc:
         raise InvalidContactData({exc.field: exc.message}) from None
     with transaction.atomic():
-        notes = []
-        if not new_email and contact.email:
-            # Removing an address needs no proof and can collide with nobody.
-            contact.email = None
-            contact.save(update_fields=["email", "updated_at"])
-            notes.append("email removed")
-            result.changed.append(_("email removed"))
-        if str(new_phone or "") != str(contact.phone or ""):
-            # Applied or not, the answer is the same: the page must not say that the number is
-            # another contact's. Staff see why it did not apply in the consent history.
-            result.changed.append(_("phone changed"))
-            result.phone_requested = str(new_phone or "")
-            if _phone_save(contact, new_phone):
-                notes.append("phone changed")
-            else:
-                notes.append("phone change not applied: the number belongs to another contact")
-        if notes:
-            consent_log_details_change(contact=contact, evidence=evidence, note=", ".join(notes))
+        _details_apply(
+            contact,
+            email=new_email,
+            phone=new_phone,
+            locale=new_locale,
+            result=result,
+            evidence=evidence,
+        )
         states = consent_states(contact=contact)
         for channel, want in wanted.items():
             granted = states.get((channel, purpose)) == ConsentState.GRANTED
             if want and not granted:
                 consent_grant(contact=contact, channel=channel, purpose=purpose, evidence=evidence)
-                result.changed.append(_("%(channel)s on") % {"channel": channel})
+                result.changed.append(_("%(channel)s on") % {"channel": Channel(channel).label})
             elif not want and granted:
                 consent_revoke(contact=contact, channel=channel, purpose=purpose, evidence=evidence)
-                result.changed.append(_("%(channel)s off") % {"channel": channel})
+                result.changed.append(_("%(channel)s off") % {"channel": Channel(channel).label})
         if new_email and new_email != contact.email:
             # Whether the address is free or another contact's, the answer is the same: a link
             # to confirm it goes to that address, and only its owner learns the outcome.
@@ -102,6 +96,49 @@ def preferences_apply(
             else:
                 result.email_change_throttled = True
     return result
+
+
+def _details_apply(
+    contact: Contact,
+    *,
+    email: str | None,
+    phone: object,
+    locale: str,
+    result: PreferenceChanges,
+    evidence: Evidence,
+) -> None:
+    """Email removal, phone and language: one details-change event for whatever changed."""
+    notes = []
+    if not email and contact.email:
+        # Removing an address needs no proof and can collide with nobody.
+        contact.email = None
+        contact.save(update_fields=["email", "updated_at"])
+        notes.append("email removed")
+        result.changed.append(_("email removed"))
+    if str(phone or "") != str(contact.phone or ""):
+        # Applied or not, the answer is the same: the page must not say that the number is
+        # another contact's. Staff see why it did not apply in the consent history.
+        result.changed.append(_("phone changed"))
+        result.phone_requested = str(phone or "")
+        if _phone_save(contact, phone):
+            notes.append("phone changed")
+        else:
+            notes.append("phone change not applied: the number belongs to another contact")
+    if _language_save(contact, locale):
+        notes.append(f"language changed to {locale}")
+        result.changed.append(_("language changed"))
+    if notes:
+        consent_log_details_change(contact=contact, evidence=evidence, note=", ".join(notes))
+
+
+def _language_save(contact: Contact, locale: str) -> bool:
+    # The same language in another spelling (``it`` for a stored ``it-IT``) changes nothing:
+    # the region an import gave is kept.
+    if primary_language(locale) == primary_language(contact.locale):
+        return False
+    contact.locale = locale
+    contact.save(update_fields=["locale", "updated_at"])
+    return True
 
 
 def _phone_save(contact: Contact, phone: object) -> bool:

@@ -230,7 +230,7 @@ def contact_erase(
     removed or scrubbed (the module's docstring). A keyed hash of each identifier stays as a
     suppression, so the person cannot be imported again without new consent."""
     if contact.erased_at is not None:
-        raise ContactErased(f"contact #{contact.pk} is already erased")
+        raise ContactErased(_("contact #%(id)s is already erased") % {"id": contact.pk})
     if not settings.CONTACTS_ERASURE_HASH_KEY:
         # An unkeyed hash of an email address is reversed by hashing a list of addresses.
         raise ImproperlyConfigured(

@@ -76,7 +76,7 @@ def _names(value: Any, label: str) -> list[str]:
     if value in (None, ""):
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise InvalidSegment(f"{label} must be a list of tag names")
+        raise InvalidSegment(_("%(field)s must be a list of tag names") % {"field": label})
     return [v.strip() for v in value]
 
 
@@ -111,12 +111,14 @@ def _attribute_rules(filters: Any) -> list[Rule]:
     if filters in (None, ""):
         return []
     if not isinstance(filters, list):
-        raise InvalidSegment("attribute_filters must be a list of {key, op, value}")
+        raise InvalidSegment(_("attribute_filters must be a list of {key, op, value}"))
     rules: list[Rule] = []
     for index, item in enumerate(filters):
         where = f"attribute_filters[{index}]"
         if not isinstance(item, dict):
-            raise InvalidSegment(f"{where} must be an object with key, op and value")
+            raise InvalidSegment(
+                _("%(where)s must be an object with key, op and value") % {"where": where}
+            )
         if "consent" in item or "created" in item:
             rules.append(_special_rule(item, where))
             continue
@@ -125,7 +127,9 @@ def _attribute_rules(filters: Any) -> list[Rule]:
         if problem is not None or not isinstance(key, str):
             raise InvalidSegment(f"{where}.key: {problem}")
         if op not in OPS:
-            raise InvalidSegment(f"{where}.op must be one of {', '.join(OPS)}")
+            raise InvalidSegment(
+                _("%(where)s.op must be one of %(ops)s") % {"where": where, "ops": ", ".join(OPS)}
+            )
         _check_value(op, value, where)
         rules.append(AttributeRule(key=key, op=op, value=value))
     return rules
@@ -133,13 +137,18 @@ def _attribute_rules(filters: Any) -> list[Rule]:
 
 def _check_value(op: str, value: Any, where: str) -> None:
     if op == "in" and (not isinstance(value, list) or not value):
-        raise InvalidSegment(f"{where}.value must be a non-empty list for 'in'")
+        raise InvalidSegment(
+            _("%(where)s.value must be a non-empty list for 'in'") % {"where": where}
+        )
     if op == "contains" and not isinstance(value, str):
-        raise InvalidSegment(f"{where}.value must be text for 'contains'")
+        raise InvalidSegment(_("%(where)s.value must be text for 'contains'") % {"where": where})
     if op in ("gt", "gte", "lt", "lte") and (
         not isinstance(value, int | float | str) or isinstance(value, bool)
     ):
-        raise InvalidSegment(f"{where}.value must be a number or text for {op!r}")
+        raise InvalidSegment(
+            _("%(where)s.value must be a number or text for %(op)s")
+            % {"where": where, "op": repr(op)}
+        )
 
 
 def _attributes_filter(qs: QuerySet[Contact], rules: list[Rule]) -> QuerySet[Contact]:

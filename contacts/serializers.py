@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework import serializers
@@ -65,7 +66,10 @@ class ConsentIn(serializers.Serializer[Any]):
     purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.MARKETING)
     action = serializers.ChoiceField(
         choices=["grant", "revoke", "double_opt_in"],
-        help_text="double_opt_in (email only): state pending, a confirmation link is mailed",
+        help_text=gettext_lazy(
+            "double_opt_in (email only): state pending, a confirmation link is mailed in the "
+            "contact's language"
+        ),
     )
     # Not required here on purpose: contacts.consent refuses a grant without it, in the
     # project's error shape with its own code (consent_evidence_missing).
@@ -119,18 +123,34 @@ class ContactIn(serializers.Serializer[Any]):
 
     external_id = serializers.CharField(required=False, allow_null=True)
     email = serializers.CharField(required=False, allow_null=True)
-    phone = serializers.CharField(required=False, allow_null=True, help_text="E.164")
+    phone = serializers.CharField(required=False, allow_null=True, help_text=gettext_lazy("E.164"))
     first_name = serializers.CharField(required=False)
     last_name = serializers.CharField(required=False)
-    locale = serializers.CharField(required=False)
-    timezone = serializers.CharField(required=False, help_text="IANA name")
+    locale = serializers.CharField(
+        required=False,
+        help_text=gettext_lazy(
+            "The contact's language: a BCP 47 tag such as it or it-IT (it_IT is stored as it-IT; "
+            "anything else is the row's error). Empty: the workspace's default language."
+        ),
+    )
+    timezone = serializers.CharField(
+        required=False,
+        help_text=gettext_lazy(
+            "IANA name such as Europe/Rome: quiet hours follow it. Empty: the workspace's."
+        ),
+    )
     tags = serializers.ListField(child=serializers.CharField(), required=False)
     attributes = serializers.DictField(required=False)
     consents = serializers.ListField(
         child=serializers.DictField(),
         required=False,
-        help_text="[{channel, purpose, state, source, occurred_at, ip, user_agent, "
-        "consent_text_version}]; source one of " + ", ".join(ConsentSource.values),
+        help_text=format_lazy(
+            gettext_lazy(
+                "a list of consent objects (channel, purpose, state, source, occurred_at, ip, "
+                "user_agent, consent_text_version); source is one of {sources}"
+            ),
+            sources=", ".join(ConsentSource.values),
+        ),
     )
 
 
@@ -252,5 +272,6 @@ class CountOut(serializers.Serializer[Any]):
     channel = serializers.CharField(allow_null=True)
     purpose = serializers.CharField(allow_null=True)
     problem = serializers.CharField(
-        allow_null=True, help_text="set when the segment's saved rules are invalid (count is 0)"
+        allow_null=True,
+        help_text=gettext_lazy("set when the segment's saved rules are invalid (count is 0)"),
     )

@@ -24,6 +24,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from contacts.attribute_keys import attribute_key_problem
 from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
@@ -42,7 +43,13 @@ from contacts.models import (
     Tag,
     consent_bit,
 )
-from contacts.normalize import FieldError, email_normalise, phone_normalise, timezone_normalise
+from contacts.normalize import (
+    FieldError,
+    email_normalise,
+    locale_normalise,
+    phone_normalise,
+    timezone_normalise,
+)
 from contacts.privacy import erased_rows_refused, erased_values_refuse
 from continuity.inputs import json_parse
 from continuity.models import Workspace
@@ -52,7 +59,7 @@ def _workspace_id(workspace: Workspace | int) -> int:
     return workspace if isinstance(workspace, int) else workspace.pk
 
 
-TEXT_FIELDS = {"first_name": 150, "last_name": 150, "locale": 35, "external_id": 200}
+TEXT_FIELDS = {"first_name": 150, "last_name": 150, "external_id": 200}
 CONTACT_FIELDS = (
     "external_id",
     "email",
@@ -182,23 +189,29 @@ def _evidence(raw: Mapping[str, Any], default: Evidence | None, *, prefix: str) 
     if not source:
         raise FieldError(
             f"{prefix}source",
-            f"a consent grant needs an evidence source (one of {', '.join(ConsentSource.values)})",
+            _("a consent grant needs an evidence source (one of %(sources)s)")
+            % {"sources": ", ".join(ConsentSource.values)},
         )
     if source not in CONSENT_SOURCES:
-        raise FieldError(f"{prefix}source", f"unknown evidence source {source!r}")
+        raise FieldError(
+            f"{prefix}source", _("unknown evidence source %(value)s") % {"value": repr(source)}
+        )
     occurred: datetime | None = None
     occurred_raw = _text(raw.get(f"{prefix}occurred_at"))
     if occurred_raw:
         occurred = parse_datetime(occurred_raw)
         if occurred is None:
-            raise FieldError(f"{prefix}occurred_at", f"{occurred_raw!r} is not an ISO 8601 time")
+            raise FieldError(
+                f"{prefix}occurred_at",
+                _("%(value)s is not an ISO 8601 time") % {"value": repr(occurred_raw)},
+            )
         if timezone.is_naive(occurred):
             occurred = timezone.make_aware(occurred, UTC)
         if occurred > timezone.now():
-            raise FieldError(f"{prefix}occurred_at", "consent cannot be given in the future")
+            raise FieldError(f"{prefix}occurred_at", _("consent cannot be given in the future"))
     ip = _text(raw.get(f"{prefix}ip")) or (default.ip if default else None)
     if not _ip_ok(ip):
-        raise FieldError(f"{prefix}ip", f"{ip!r} is not an IP address")
+        raise FieldError(f"{prefix}ip", _("%(value)s is not an IP address") % {"value": repr(ip)})
     return Evidence(
         source=source,
         occurred_at=occurred or (default.occurred_at if default else None),
@@ -226,6 +239,9 @@ _NORMALISERS: tuple[tuple[str, Any], ...] = (
     ("email", email_normalise),
     ("phone", phone_normalise),
     ("timezone", timezone_normalise),
+    # A bad tag is the row's error; `it_IT` is stored as `it-IT` (contacts.language reads both,
+    # but one spelling keeps filters, exports and reports counting one language once).
+    ("locale", locale_normalise),
 )
 
 
@@ -235,7 +251,7 @@ def _parse_fields(
     # Runs once per imported row: texts are read once, and a missing or (for files) blank
     # column is skipped before any work.
     texts: dict[str, str] = {}
-    for name in (*TEXT_FIELDS, "email", "phone", "timezone", "tags", "attributes"):
+    for name in (*TEXT_FIELDS, "email", "phone", "timezone", "locale", "tags", "attributes"):
         if name in raw:
             value = raw[name]
             text = value.strip() if isinstance(value, str) else _text(value)
@@ -246,7 +262,9 @@ def _parse_fields(
         if name in texts:
             text = texts[name]
             if len(text) > limit:
-                errors.append(RowError(row, name, f"longer than {limit} characters"))
+                errors.append(
+                    RowError(row, name, _("longer than %(count)s characters") % {"count": limit})
+                )
             values[name] = text or (None if name == "external_id" else "")
     for name, normalise in _NORMALISERS:
         if name in texts:
@@ -273,12 +291,12 @@ def _parse_attributes(
                 # Not json.loads: a "\u0000" escape or NaN parses, then jsonb refuses it (500).
                 value = json_parse(raw=value, nul="reject", where="attributes")
             except ValueError:  # InputRejected included
-                errors.append(RowError(row, "attributes", "not valid JSON"))
+                errors.append(RowError(row, "attributes", _("not valid JSON")))
                 value = {}
         if isinstance(value, dict):
             attributes.update(value)
         else:
-            errors.append(RowError(row, "attributes", "must be an object of name: value"))
+            errors.append(RowError(row, "attributes", _("must be an object of name: value")))
     # CSV spelling of attributes: one attr_<name> column each.
     for key, value in raw.items():
         if isinstance(key, str) and key.startswith("attr_") and _text(value) != "":
@@ -304,7 +322,11 @@ def _parse_consent_columns(
         state = STATE_WORDS.get(word)
         if state is None:
             errors.append(
-                RowError(row, column, f"{word!r} is not one of granted, revoked, pending")
+                RowError(
+                    row,
+                    column,
+                    _("%(value)s is not one of granted, revoked, pending") % {"value": repr(word)},
+                )
             )
             continue
         try:
@@ -322,13 +344,13 @@ def _parse_consent_list(
     if value in (None, ""):
         return []
     if not isinstance(value, list):
-        errors.append(RowError(row, "consents", "must be a list of consent objects"))
+        errors.append(RowError(row, "consents", _("must be a list of consent objects")))
         return []
     consents: list[tuple[str, str, str, Evidence]] = []
     for index, item in enumerate(value):
         where = f"consents[{index}]"
         if not isinstance(item, dict):
-            errors.append(RowError(row, where, "must be an object"))
+            errors.append(RowError(row, where, _("must be an object")))
             continue
         channel, purpose = _text(item.get("channel")), _text(item.get("purpose"))
         state = _text(item.get("state")) or ConsentState.GRANTED.value
@@ -372,7 +394,7 @@ def contact_row_parse(
     )
     if require_identifier and not errors and not any(values.get(n) for n in IDENTIFIERS):
         errors.append(
-            RowError(row, "email", "a contact needs at least one of external_id, email, phone")
+            RowError(row, "email", _("a contact needs at least one of external_id, email, phone"))
         )
     if errors:
         raise RowInvalid(errors)
@@ -593,13 +615,22 @@ def _drop_duplicates(
             digests += row_digests
             continue
         name, value = duplicate.split(":", 1)
-        where = f"row {first_row[duplicate]}" if duplicate in first_row else "an earlier row"
+        where = (
+            _("row %(row)s") % {"row": first_row[duplicate]}
+            if duplicate in first_row
+            else _("an earlier row")
+        )
         report.results.append(
             RowResult(
                 parsed.row,
                 "error",
                 errors=[
-                    RowError(parsed.row, name, f"duplicate {name} {value!r}: already in {where}")
+                    RowError(
+                        parsed.row,
+                        name,
+                        _("duplicate %(field)s %(value)s: already in %(where)s")
+                        % {"field": name, "value": repr(value), "where": where},
+                    )
                 ],
             )
         )
@@ -730,7 +761,7 @@ def _initial_sendable(parsed: ParsedRow) -> int:
     """A new contact has no suppression yet, so its mask is what the row grants (the last
     word per channel and purpose); contacts.consent then finds it already right."""
     states: dict[tuple[str, str], str] = {}
-    for channel, purpose, state, _ in parsed.consents:
+    for channel, purpose, state, _evidence in parsed.consents:
         states[(channel, purpose)] = state
     mask = 0
     for (channel, purpose), state in states.items():
@@ -883,7 +914,7 @@ def contact_update(*, contact: Contact, data: Mapping[str, Any], replace_tags: b
     from contacts.errors import ContactErased, InvalidContactData
 
     if contact.erased_at is not None:
-        raise ContactErased(f"contact #{contact.pk} was erased")
+        raise ContactErased(_("contact #%(id)s was erased") % {"id": contact.pk})
     try:
         parsed = contact_row_parse(
             data, row=1, blank_means_unchanged=False, require_identifier=False

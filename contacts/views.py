@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import translation
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -29,6 +30,8 @@ from contacts.errors import (
     InvalidContactData,
     UnknownWorkspace,
 )
+from contacts.language import interface_language, primary_language
+from contacts.language_names import language_name
 from contacts.link_mail import preference_link_request
 from contacts.models import Channel, ConsentSource, ConsentState, Contact, Purpose
 from contacts.preferences import (
@@ -48,6 +51,61 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static" / "contacts"
 
 
+# ?lang=it on any public page: the switch between the interface languages. It changes what this
+# page shows, not the contact's language (the preference centre's form does that).
+LANGUAGE_PARAM = "lang"
+
+
+def _asked_language(request: HttpRequest) -> str | None:
+    wanted = request.GET.get(LANGUAGE_PARAM, "")
+    supported = {code for code, _name in settings.LANGUAGES}
+    return wanted if wanted in supported else None
+
+
+def _page_language(request: HttpRequest, contact: Contact | None, *, chosen: str = "") -> str:
+    """The switch's choice, else what the contact just chose, else the contact's interface
+    language (then the workspace's): not the browser's, a mail's link is opened on any device.
+    The browser's (LocaleMiddleware's choice) only where we know no language: a broken link, or
+    a contact and workspace without one."""
+    asked = _asked_language(request)
+    if asked is not None:
+        return asked
+    if contact is None or not (chosen or contact.locale or contact.workspace.language):
+        return translation.get_language()
+    return interface_language(chosen or contact.locale, contact.workspace)
+
+
+def _page(
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    switch: bool = True,
+) -> HttpResponse:
+    """Render in the active language (the caller's translation.override), with the switch
+    (not on an answer to a POST-only address, where the switch's GET would be refused)."""
+    language = translation.get_language()
+    asked = _asked_language(request)
+    languages = [
+        (code, translation.get_language_info(code)["name_local"])
+        for code, _name in settings.LANGUAGES
+    ]
+    response = render(
+        request,
+        template,
+        {
+            **context,
+            "language_switch": languages if switch else [],
+            "language_query": f"?{LANGUAGE_PARAM}={asked}" if asked else "",
+        },
+        status=status,
+    )
+    # LocaleMiddleware would otherwise label the page with the browser's language.
+    response["Content-Language"] = language
+    return response
+
+
 def _evidence(request: HttpRequest, source: str, note: str = "") -> Evidence:
     return Evidence(
         source=source,
@@ -60,12 +118,13 @@ def _evidence(request: HttpRequest, source: str, note: str = "") -> Evidence:
 
 
 def _bad_link(request: HttpRequest, exc: ContactsError) -> HttpResponse:
-    return render(
-        request,
-        "contacts/link_error.html",
-        {"message": exc.detail, "code": exc.code},
-        status=exc.status_code,
-    )
+    with translation.override(_page_language(request, None)):
+        return _page(
+            request,
+            "contacts/link_error.html",
+            {"message": exc.detail, "code": exc.code},
+            status=exc.status_code,
+        )
 
 
 def _contact(claims: links.LinkClaims) -> Contact:
@@ -96,9 +155,12 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     label = Channel(channel).label
     if request.method == "GET":
         # Link scanners follow GETs: showing a confirm page keeps them from unsubscribing anyone.
-        return render(
-            request, "contacts/unsubscribe.html", {"channel": label, "done": False, "token": token}
-        )
+        with translation.override(_page_language(request, contact)):
+            return _page(
+                request,
+                "contacts/unsubscribe.html",
+                {"channel": label, "done": False, "token": token},
+            )
     one_click = request.POST.get("List-Unsubscribe") == "One-Click"
     if contact.erased_at is None:
         consent_revoke(
@@ -113,9 +175,10 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         )
     if one_click:
         return HttpResponse("unsubscribed\n", content_type="text/plain")
-    return render(
-        request, "contacts/unsubscribe.html", {"channel": label, "done": True, "token": token}
-    )
+    with translation.override(_page_language(request, contact)):
+        return _page(
+            request, "contacts/unsubscribe.html", {"channel": label, "done": True, "token": token}
+        )
 
 
 @require_http_methods(["POST"])
@@ -129,7 +192,27 @@ def unsubscribe_manage(request: HttpRequest, token: str) -> HttpResponse:
     except ContactsError as exc:
         return _bad_link(request, exc)
     preference_link_request(contact=contact)
-    return render(request, "contacts/preference_link_sent.html", {})
+    with translation.override(_page_language(request, contact)):
+        return _page(request, "contacts/preference_link_sent.html", {}, switch=False)
+
+
+def _language_options(contact: Contact) -> tuple[list[tuple[str, str]], str]:
+    """The preference centre's language select: the interface languages, each in its own name,
+    plus the contact's language when the pages do not speak it (kept, so saving the form for
+    something else never changes it); and which option is the contact's."""
+    options = [
+        (code, translation.get_language_info(code)["name_local"])
+        for code, _name in settings.LANGUAGES
+    ]
+    primary = primary_language(contact.locale)
+    if primary in {code for code, _label in options}:
+        return options, primary
+    if contact.locale:
+        options.append((contact.locale, language_name(contact.locale) or contact.locale))
+    else:
+        # Unset stays unset unless the contact picks one: the workspace's language still applies.
+        options.insert(0, ("", _("Not chosen")))
+    return options, contact.locale
 
 
 @require_http_methods(["GET", "POST"])
@@ -141,7 +224,19 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         return _bad_link(request, exc)
     if contact.erased_at is not None:
         return _bad_link(request, BadLink(_("we hold no data for this link any more")))
-    workspace_slug = contact.workspace.slug
+    options = _language_options(contact)[0]
+    chosen = ""
+    if request.method == "POST":
+        posted = request.POST.get("language", "")
+        chosen = posted if posted in {code for code, _label in options} else ""
+    # A contact who just chose a language reads the answer in it (and every later page).
+    with translation.override(_page_language(request, contact, chosen=chosen)):
+        return _preferences_page(request, contact, options=options, chosen=chosen)
+
+
+def _preferences_page(
+    request: HttpRequest, contact: Contact, *, options: list[tuple[str, str]], chosen: str
+) -> HttpResponse:
     errors: dict[str, str] = {}
     result: PreferenceChanges | None = None
     if request.method == "POST":
@@ -154,6 +249,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
                 wanted=wanted,
                 email=request.POST.get("email", contact.email or ""),
                 phone=request.POST.get("phone", str(contact.phone or "")),
+                language=chosen or None,
                 evidence=_evidence(request, ConsentSource.PREFERENCE_CENTRE),
             )
         except InvalidContactData as exc:
@@ -172,20 +268,23 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     phone = str(contact.phone or "")
     if result is not None and result.phone_requested is not None:
         phone = result.phone_requested
-    return render(
+    options, selected = _language_options(contact)
+    return _page(
         request,
         "contacts/preferences.html",
         {
             "contact": contact,
             "phone": phone,
             "channels": channels,
+            "languages": options,
+            "language_selected": selected,
             "errors": errors,
             "saved": result.changed if result is not None else None,
             "email_confirmation_to": result.email_confirmation_to if result else "",
             "email_change_throttled": result.email_change_throttled if result else False,
             "link_mail_interval": settings.CONTACTS_LINK_MAIL_INTERVAL_MIN,
             "push_token": links.push_token(contact_id=contact.pk),
-            "push_workspace": workspace_slug,
+            "push_workspace": contact.workspace.slug,
             "vapid_public_key": _vapid_public_key(workspace_id=contact.workspace_id),
         },
         status=400 if errors else 200,
@@ -202,18 +301,21 @@ def email_change(request: HttpRequest, token: str) -> HttpResponse:
             raise BadLink(_("this link is not valid"))
     except ContactsError as exc:
         return _bad_link(request, exc)
-    if request.method == "GET":
-        return render(request, "contacts/email_change.html", {"done": False, "email": claims.email})
-    try:
-        email_change_confirm(
-            contact=contact,
-            email=claims.email,
-            previous_email=claims.previous_email,
-            evidence=_evidence(request, ConsentSource.PREFERENCE_CENTRE),
-        )
-    except ContactsError as exc:
-        return _bad_link(request, exc)
-    return render(request, "contacts/email_change.html", {"done": True, "email": claims.email})
+    with translation.override(_page_language(request, contact)):
+        if request.method == "GET":
+            return _page(
+                request, "contacts/email_change.html", {"done": False, "email": claims.email}
+            )
+        try:
+            email_change_confirm(
+                contact=contact,
+                email=claims.email,
+                previous_email=claims.previous_email,
+                evidence=_evidence(request, ConsentSource.PREFERENCE_CENTRE),
+            )
+        except ContactsError as exc:
+            return _bad_link(request, exc)
+        return _page(request, "contacts/email_change.html", {"done": True, "email": claims.email})
 
 
 @require_http_methods(["GET", "POST"])
@@ -223,17 +325,18 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         contact = _contact(claims)
     except ContactsError as exc:
         return _bad_link(request, exc)
-    if request.method == "GET":
-        return render(request, "contacts/confirm.html", {"done": False})
-    try:
-        consent_confirm(
-            contact=contact,
-            purpose=claims.purpose or Purpose.MARKETING,
-            evidence=_evidence(request, ConsentSource.DOUBLE_OPT_IN),
-        )
-    except ContactsError as exc:
-        return _bad_link(request, exc)
-    return render(request, "contacts/confirm.html", {"done": True})
+    with translation.override(_page_language(request, contact)):
+        if request.method == "GET":
+            return _page(request, "contacts/confirm.html", {"done": False})
+        try:
+            consent_confirm(
+                contact=contact,
+                purpose=claims.purpose or Purpose.MARKETING,
+                evidence=_evidence(request, ConsentSource.DOUBLE_OPT_IN),
+            )
+        except ContactsError as exc:
+            return _bad_link(request, exc)
+        return _page(request, "contacts/confirm.html", {"done": True})
 
 
 def _json_error(exc: ContactsError) -> JsonResponse:

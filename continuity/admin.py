@@ -31,7 +31,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -48,6 +48,14 @@ from continuity.audit import audit_denied, audit_record
 from continuity.errors import LastOwner, TenancyError
 from continuity.models import ApiKey, AuditEvent, Membership, Role, Workspace
 from continuity.roles import role_permissions, user_is_operator
+from continuity.sms_keywords import (
+    HELP,
+    START,
+    STOP,
+    KeywordListInvalid,
+    keyword_clashes,
+    keywords_parse,
+)
 from continuity.spreadsheet import spreadsheet_row_neutralise
 from continuity.tenancy import Access, MissingPermission, access_for, workspaces_of
 from continuity.workspaces import (
@@ -79,18 +87,51 @@ def _refused(request: HttpRequest, perm: str) -> HttpResponse:
 _QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
+def _language_choices() -> list[tuple[str, str]]:
+    # Evaluated per form, in the reader's language: "Italiano" to an Italian admin.
+    return [
+        ("", _("(the install's: %(code)s)") % {"code": settings.LANGUAGE_CODE}),
+        *(
+            (code, translation.get_language_info(code)["name_translated"])
+            for code, _n in settings.LANGUAGES
+        ),
+    ]
+
+
+def _timezone_choices() -> list[tuple[str, str]]:
+    zones = sorted(zone for zone in zoneinfo.available_timezones() if "/" in zone or zone == "UTC")
+    return [("", _("(the install's default)")), *((zone, zone) for zone in zones)]
+
+
 class WorkspaceForm(forms.ModelForm):
     class Meta:
         model = Workspace
         fields = [
             "slug",
             "name",
+            "language",
+            "timezone",
             "sms_budget_segments",
             "frequency_cap_per_day",
             "quiet_hours_sms",
-            "timezone",
-            "language",
+            "sms_stop_keywords",
+            "sms_start_keywords",
+            "sms_help_keywords",
         ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Choices rather than free text; a value saved before (or by hand) stays choosable.
+        for name, choices in (("language", _language_choices()), ("timezone", _timezone_choices())):
+            field = self.fields.get(name)
+            if field is None:  # shown read-only to this user
+                continue
+            current = getattr(self.instance, name, "") or ""
+            if current and current not in {value for value, _label in choices}:
+                choices.append((current, current))
+            self.fields[name] = forms.ChoiceField(
+                label=field.label, help_text=field.help_text, required=False, choices=choices
+            )
 
     def clean_quiet_hours_sms(self) -> str:
         value = (self.cleaned_data.get("quiet_hours_sms") or "").strip()
@@ -105,6 +146,36 @@ class WorkspaceForm(forms.ModelForm):
                 _("%(value)s is not a time zone name such as Europe/Rome.") % {"value": value}
             )
         return value
+
+    def _keywords(self, name: str) -> list[str]:
+        try:
+            return keywords_parse(self.cleaned_data.get(name) or "")
+        except KeywordListInvalid as exc:
+            raise ValidationError(str(exc)) from None
+
+    def clean_sms_stop_keywords(self) -> str:
+        return ", ".join(self._keywords("sms_stop_keywords"))
+
+    def clean_sms_start_keywords(self) -> str:
+        return ", ".join(self._keywords("sms_start_keywords"))
+
+    def clean_sms_help_keywords(self) -> str:
+        return ", ".join(self._keywords("sms_help_keywords"))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or self.cleaned_data
+        lists = {
+            kind: keywords_parse(cleaned.get(f"sms_{kind}_keywords") or "")
+            for kind in (STOP, START, HELP)
+            if f"sms_{kind}_keywords" in cleaned
+        }
+        clashes = keyword_clashes(lists)
+        if clashes:
+            raise ValidationError(
+                _("These keywords would mean two things: %(words)s.")
+                % {"words": ", ".join(clashes)}
+            )
+        return cleaned
 
     def clean_language(self) -> str:
         value = (self.cleaned_data.get("language") or "").strip()
@@ -130,8 +201,17 @@ class WorkspaceAdmin(admin.ModelAdmin):
     members see the workspaces they belong to, operators (install-wide) every one's name."""
 
     form = WorkspaceForm
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "language_name", "timezone", "created_at"]
     search_fields = ["name", "slug"]
+
+    @admin.display(description=gettext_lazy("default language"), ordering="language")
+    def language_name(self, workspace: Workspace) -> str:
+        if not workspace.language:
+            return ""
+        try:
+            return str(translation.get_language_info(workspace.language)["name_translated"])
+        except KeyError:
+            return workspace.language
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Workspace]:
         qs = super().get_queryset(request)
@@ -378,6 +458,13 @@ class ApiKeyForm(forms.ModelForm):
         return value
 
 
+class _RevokedFilter(admin.BooleanFieldListFilter):
+    # The library's field has no translatable name of its own.
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = gettext_lazy("revoked")
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Everyone sees and revokes their own keys; owners the keys of their workspace. A key made
@@ -388,7 +475,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "prefix", "name", "user", "workspace", "created", "expiry_date", "last_used_at",
         "revoked",
     ]  # fmt: skip
-    list_filter = ["revoked"]
+    list_filter = [("revoked", _RevokedFilter)]
     search_fields = ["name", "prefix", "user__username"]
     list_select_related = ["user", "workspace"]
     actions = ["revoke_keys"]

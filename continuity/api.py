@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
@@ -46,9 +47,13 @@ class ErrorOut(serializers.Serializer[Any]):
     """The body of every 4xx answer (``exception_handler`` below); the OpenAPI schema documents
     it on every operation (continuity.api_schema)."""
 
-    error = serializers.CharField(help_text="A stable code, such as invalid_contact or not_found.")
+    error = serializers.CharField(
+        help_text=gettext_lazy("A stable code, such as invalid_contact or not_found.")
+    )
     detail = ErrorDetailField(
-        help_text="The reason: a sentence, an object naming each wrong field, or a list."
+        help_text=gettext_lazy(
+            "The reason: a sentence, an object naming each wrong field, or a list."
+        )
     )
 
 

@@ -25,7 +25,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             header_name="Authorization",
             token_prefix="Bearer",  # noqa: S106 - a scheme name, no secret  # nosec B106
         )
-        definition["description"] = (
+        definition["description"] = _(
             "An API key from `manage.py api_token_create` or the admin's API keys page: one "
             "user acting in one workspace."
         )

@@ -56,6 +56,26 @@ class Workspace(models.Model):
         blank=True,
         help_text=_("For contacts without one. Empty: the install's LANGUAGE_CODE."),
     )
+    # Keywords a contact may text back besides Twilio's own English ones (STOP, START, HELP...),
+    # which always apply: the business's words in its customers' language (docs/delivery.md).
+    sms_stop_keywords = models.CharField(
+        _("SMS opt-out keywords"),
+        max_length=300,
+        blank=True,
+        help_text=_("Comma-separated, for example ANNULLA, CANCELLA. Twilio's STOP always works."),
+    )
+    sms_start_keywords = models.CharField(
+        _("SMS opt-in keywords"),
+        max_length=300,
+        blank=True,
+        help_text=_("Comma-separated, for example ISCRIVIMI. Twilio's START always works."),
+    )
+    sms_help_keywords = models.CharField(
+        _("SMS help keywords"),
+        max_length=300,
+        blank=True,
+        help_text=_("Comma-separated, for example AIUTO. Twilio's HELP always works."),
+    )
 
     class Meta:
         verbose_name = _("workspace")
@@ -95,7 +115,7 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} @ {self.workspace.slug} ({self.role})"
+        return f"{self.user} @ {self.workspace.slug} ({self.get_role_display()})"
 
 
 class AuditOutcome(models.TextChoices):
@@ -139,7 +159,8 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["workspace", "-at"], name="audit_by_workspace")]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} ({self.outcome})"
+        outcome = self.get_outcome_display()
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} ({outcome})"
 
 
 class ApiKey(AbstractAPIKey):

@@ -314,6 +314,11 @@ CORS_URLS_REGEX = r"^/(api/v1/public|push)/.*$"
 # it inherits this policy (no script, images only from here or data:).
 INSTALLED_APPS += ["csp"]
 MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
+# The admin shows times in the session's workspace's time zone (#17); needs the user.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "continuity.middleware.WorkspaceTimezoneMiddleware",
+)
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

@@ -1,10 +1,12 @@
 import warnings
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class DeliveryConfig(AppConfig):
     name = "delivery"
+    verbose_name = _("Deliveries")
 
     def ready(self) -> None:
         from anymail.exceptions import AnymailNotSupportedWarning

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from contacts.models import Channel, Contact, Purpose
 from continuity.tenancy import WorkspaceManager
@@ -74,21 +75,29 @@ class DeliveryClaim(models.Model):
     workspace = models.ForeignKey(
         "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    channel = models.CharField(max_length=16, choices=Channel.choices)
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
     # host:pid of the worker process, for an operator reading a stuck claim.
-    worker = models.CharField(max_length=200, blank=True, default="")
-    claimed_at = models.DateTimeField()
-    heartbeat_at = models.DateTimeField()
+    worker = models.CharField(_("worker"), max_length=200, blank=True, default="")
+    claimed_at = models.DateTimeField(_("claimed at"))
+    heartbeat_at = models.DateTimeField(_("heartbeat at"))
     # The deliveries whose request is leaving now (one SMS, one email request, one push window),
     # written right before it leaves; the previous request's answers are written before the next
     # request replaces this. If the worker is lost, only these may have reached the provider:
     # they become `unknown`, and the claim's other rows still `sending` go back to the queue.
     # Kept here rather than on each row: one small write per request, however many recipients.
-    leaving = models.JSONField(default=list, blank=True)
+    leaving = models.JSONField(_("leaving now"), default=list, blank=True)
     objects = WorkspaceManager()
 
+    class Meta:
+        verbose_name = _("delivery claim")
+        verbose_name_plural = _("delivery claims")
+
     def __str__(self) -> str:
-        return f"{self.channel} claim #{self.pk} by {self.worker}"
+        return str(_("%(channel)s claim #%(id)s by %(worker)s")) % {
+            "channel": self.get_channel_display(),
+            "id": self.pk,
+            "worker": self.worker,
+        }
 
 
 class DeliveryKind(models.TextChoices):
@@ -128,26 +137,31 @@ class Delivery(models.Model):
         db_index=False,
         null=True,
         blank=True,
+        verbose_name=_("message"),
     )
-    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="deliveries")
-    channel = models.CharField(max_length=16, choices=Channel.choices)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="deliveries", verbose_name=_("contact")
+    )
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
     # Database defaults: materialize's INSERT ... SELECT writes campaign rows without naming them.
     kind = models.CharField(
-        max_length=16, choices=DeliveryKind.choices, db_default=DeliveryKind.CAMPAIGN
+        _("kind"), max_length=16, choices=DeliveryKind.choices, db_default=DeliveryKind.CAMPAIGN
     )
-    address = models.CharField(max_length=254, blank=True, db_default="")
-    purpose = models.CharField(max_length=16, blank=True, db_default="")
+    address = models.CharField(_("address"), max_length=254, blank=True, db_default="")
+    purpose = models.CharField(_("purpose"), max_length=16, blank=True, db_default="")
     status = models.CharField(
-        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PLANNED
+        _("status"), max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PLANNED
     )
-    attempt = models.PositiveSmallIntegerField(default=0)
-    provider = models.CharField(max_length=32, blank=True, default="")
-    provider_message_id = models.CharField(max_length=100, blank=True, default="")
-    error_code = models.CharField(max_length=50, blank=True, default="")
-    error_text = models.CharField(max_length=500, blank=True, default="")
-    cost_units = models.PositiveIntegerField(default=0)
+    attempt = models.PositiveSmallIntegerField(_("attempt"), default=0)
+    provider = models.CharField(_("provider"), max_length=32, blank=True, default="")
+    provider_message_id = models.CharField(
+        _("provider message id"), max_length=100, blank=True, default=""
+    )
+    error_code = models.CharField(_("error code"), max_length=50, blank=True, default="")
+    error_text = models.CharField(_("error text"), max_length=500, blank=True, default="")
+    cost_units = models.PositiveIntegerField(_("cost units"), default=0)
     # Quiet hours and back-off: the row is not claimable before this time.
-    not_before = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(_("not before"), null=True, blank=True)
     # The chunk task that claimed the row for its current attempt. No database constraint: a
     # finished chunk deletes its claim, and a claim gone stale while its rows are still `sending`
     # lost its worker (the sweeper resolves them).
@@ -159,20 +173,22 @@ class Delivery(models.Model):
         db_constraint=False,
         db_index=False,
         related_name="+",
+        verbose_name=_("claim"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    sending_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    opened_at = models.DateTimeField(null=True, blank=True)
-    clicked_at = models.DateTimeField(null=True, blank=True)
-    failed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    queued_at = models.DateTimeField(_("queued at"), null=True, blank=True)
+    sending_at = models.DateTimeField(_("sending since"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    opened_at = models.DateTimeField(_("opened at"), null=True, blank=True)
+    clicked_at = models.DateTimeField(_("clicked at"), null=True, blank=True)
+    failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
     objects = WorkspaceManager()
 
     class Meta:
-        verbose_name_plural = "deliveries"
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
         constraints = [
             models.UniqueConstraint(
                 fields=["message", "contact", "channel"], name="delivery_one_per_message_contact"
@@ -203,7 +219,7 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} #{self.pk} {self.status}"
+        return f"{self.get_channel_display()} #{self.pk} {self.get_status_display()}"
 
 
 class DeliveryEvent(models.Model):
@@ -214,25 +230,29 @@ class DeliveryEvent(models.Model):
     workspace = models.ForeignKey(
         "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events")
-    status = models.CharField(max_length=16, choices=DeliveryStatus.choices)
-    occurred_at = models.DateTimeField()
-    detail = models.CharField(max_length=500, blank=True, default="")
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="events", verbose_name=_("delivery")
+    )
+    status = models.CharField(_("status"), max_length=16, choices=DeliveryStatus.choices)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    detail = models.CharField(_("detail"), max_length=500, blank=True, default="")
     objects = WorkspaceManager()
 
     class Meta:
+        verbose_name = _("delivery event")
+        verbose_name_plural = _("delivery events")
         indexes = [models.Index(fields=["delivery", "occurred_at"], name="delivery_event_timeline")]
 
     def __str__(self) -> str:
-        return f"{self.status} @ {self.occurred_at:%H:%M:%S}"
+        return f"{self.get_status_display()} @ {self.occurred_at:%H:%M:%S}"
 
 
 class ReceiptVerdict(models.TextChoices):
-    RECEIVED = "received", "Received (not processed yet)"
-    APPLIED = "applied", "Applied"
-    UNMATCHED = "unmatched", "Unmatched (kept for a later retry)"
-    IGNORED = "ignored", "Ignored (nothing to do)"
-    REJECTED = "rejected", "Rejected"
+    RECEIVED = "received", _("Received (not processed yet)")
+    APPLIED = "applied", pgettext_lazy("webhook receipt verdict", "Applied")
+    UNMATCHED = "unmatched", _("Unmatched (kept for a later retry)")
+    IGNORED = "ignored", _("Ignored (nothing to do)")
+    REJECTED = "rejected", pgettext_lazy("webhook receipt verdict", "Rejected")
 
 
 class ProviderReceipt(models.Model):
@@ -246,25 +266,32 @@ class ProviderReceipt(models.Model):
     # Set when every event in the request matched one workspace's messages; install-level
     # (operators only) otherwise.
     workspace = models.ForeignKey(
-        "continuity.Workspace", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
     )
-    provider = models.CharField(max_length=32)
-    kind = models.CharField(max_length=32)
-    headers = models.JSONField(default=dict, blank=True)
-    body = models.TextField(blank=True, default="")
-    body_truncated = models.BooleanField(default=False)
+    provider = models.CharField(_("provider"), max_length=32)
+    kind = models.CharField(_("kind"), max_length=32)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    body = models.TextField(_("body"), blank=True, default="")
+    body_truncated = models.BooleanField(_("body truncated"), default=False)
     verdict = models.CharField(
-        max_length=16, choices=ReceiptVerdict.choices, default=ReceiptVerdict.RECEIVED
+        _("verdict"), max_length=16, choices=ReceiptVerdict.choices, default=ReceiptVerdict.RECEIVED
     )
-    status_code = models.PositiveSmallIntegerField(default=200)
-    reason = models.CharField(max_length=500, blank=True, default="")
-    matched = models.PositiveIntegerField(default=0)
-    pending = models.JSONField(default=list, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    status_code = models.PositiveSmallIntegerField(_("HTTP status"), default=200)
+    reason = models.CharField(_("reason"), max_length=500, blank=True, default="")
+    matched = models.PositiveIntegerField(_("matched"), default=0)
+    pending = models.JSONField(_("pending events"), default=list, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("provider receipt")
+        verbose_name_plural = _("provider receipts")
         indexes = [
             models.Index(fields=["-created_at"], name="receipt_recent"),
             # The re-apply pass only ever looks at unmatched receipts.
@@ -276,7 +303,7 @@ class ProviderReceipt(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider} {self.kind} {self.verdict}"
+        return f"{self.provider} {self.kind} {self.get_verdict_display()}"
 
 
 class WorkspaceCredentials(models.Model):

@@ -37,14 +37,8 @@ from twilio.request_validator import RequestValidator
 
 from continuity.api import ContinuityError
 from continuity.inputs import InputRejected, json_parse, text_storable, unix_seconds_parse
+from continuity.sms_keywords import HELP_WORDS, START_WORDS, STOP_WORDS, keyword_normalise
 
-# Twilio's default opt-out, opt-in and help keywords. Like Twilio, a keyword counts only as the
-# whole message (one word, any case): "Cancel my order" is a customer talking, not an opt-out.
-STOP_WORDS = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
-)
-START_WORDS = frozenset({"START", "YES", "UNSTOP"})
-HELP_WORDS = frozenset({"HELP", "INFO"})
 # The provider name the email sender records for mail the failover ESP took (Sent.provider).
 FAILOVER = "failover"
 
@@ -79,6 +73,19 @@ class OptAction(enum.StrEnum):
     OPT_OUT = "opt_out"
     OPT_IN = "opt_in"
     HELP = "help"
+
+
+@dataclasses.dataclass(frozen=True)
+class InboundSms:
+    """A verified inbound SMS, read for keywords: ``keyword`` is the whole message as one
+    upper-cased word ("" when it is more than one word), ``opt_out_type`` what Twilio's Advanced
+    Opt-Out recognised ("" without it)."""
+
+    phone: str
+    keyword: str
+    opt_out_type: str = ""
+    message_id: str = ""
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -374,27 +381,43 @@ def twilio_status_parse(
     )
 
 
-def twilio_inbound_parse(
+def twilio_inbound_read(
     *, request: HttpRequest, accounts: Sequence[TwilioVerifier] | None = None
-) -> OptEvent | None:
-    """Verify an inbound SMS; an opt-out/opt-in/help keyword becomes an event, else None.
-
-    Advanced Opt-Out sends ``OptOutType`` (STOP/START/HELP), which wins over our own reading of
-    the body (a business may have configured its own keywords there).
-    """
+) -> InboundSms:
+    """Verify an inbound SMS and read what keywords are matched against (delivery.sms_keywords
+    adds each workspace's own words to Twilio's)."""
     params = _twilio_params(request, accounts)
     phone = params.get("From", "")
     if not phone:
         raise WebhookRejected("From is required")
-    opt_out_type = params.get("OptOutType", "").strip().upper()
     words = params.get("Body", "").strip().split()
-    keyword = words[0].strip(".!?,;:").upper() if len(words) == 1 else ""
+    return InboundSms(
+        phone=phone,
+        # Like Twilio, a keyword counts only as the whole message, trailing punctuation aside.
+        keyword=keyword_normalise(words[0]) if len(words) == 1 else "",
+        opt_out_type=params.get("OptOutType", "").strip().upper(),
+        message_id=params.get("MessageSid", ""),
+        raw=params,
+    )
+
+
+def twilio_inbound_parse(
+    *, request: HttpRequest, accounts: Sequence[TwilioVerifier] | None = None
+) -> OptEvent | None:
+    """Verify an inbound SMS; one of Twilio's opt-out/opt-in/help keywords becomes an event,
+    else None.
+
+    Advanced Opt-Out sends ``OptOutType`` (STOP/START/HELP), which wins over our own reading of
+    the body (a business may have configured its own keywords there).
+    """
+    inbound = twilio_inbound_read(request=request, accounts=accounts)
+    keyword = inbound.keyword
     action: OptAction | None = None
-    if opt_out_type:
+    if inbound.opt_out_type:
         action = {"STOP": OptAction.OPT_OUT, "START": OptAction.OPT_IN, "HELP": OptAction.HELP}.get(
-            opt_out_type
+            inbound.opt_out_type
         )
-        keyword = opt_out_type
+        keyword = inbound.opt_out_type
     elif keyword in STOP_WORDS:
         action = OptAction.OPT_OUT
     elif keyword in START_WORDS:
@@ -404,9 +427,9 @@ def twilio_inbound_parse(
     if action is None:
         return None
     return OptEvent(
-        phone=phone,
+        phone=inbound.phone,
         action=action,
         keyword=keyword,
-        message_id=params.get("MessageSid", ""),
-        raw=params,
+        message_id=inbound.message_id,
+        raw=inbound.raw,
     )

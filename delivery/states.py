@@ -8,22 +8,23 @@ the database statement itself rather than by a read-then-write that could race a
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import pgettext_lazy
 
 
 class DeliveryStatus(models.TextChoices):
-    PLANNED = "planned", "Planned"
-    QUEUED = "queued", "Queued"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    DELIVERED = "delivered", "Delivered"
-    OPENED = "opened", "Opened"
-    CLICKED = "clicked", "Clicked"
-    BOUNCED = "bounced", "Bounced"
-    FAILED = "failed", "Failed"
-    UNDELIVERED = "undelivered", "Undelivered"
-    UNKNOWN = "unknown", "Unknown"
-    SUPPRESSED = "suppressed", "Suppressed"
-    CANCELLED = "cancelled", "Cancelled"
+    PLANNED = "planned", pgettext_lazy("delivery status", "Planned")
+    QUEUED = "queued", pgettext_lazy("delivery status", "Queued")
+    SENDING = "sending", pgettext_lazy("delivery status", "Sending")
+    SENT = "sent", pgettext_lazy("delivery status", "Sent")
+    DELIVERED = "delivered", pgettext_lazy("delivery status", "Delivered")
+    OPENED = "opened", pgettext_lazy("delivery status", "Opened")
+    CLICKED = "clicked", pgettext_lazy("delivery status", "Clicked")
+    BOUNCED = "bounced", pgettext_lazy("delivery status", "Bounced")
+    FAILED = "failed", pgettext_lazy("delivery status", "Failed")
+    UNDELIVERED = "undelivered", pgettext_lazy("delivery status", "Undelivered")
+    UNKNOWN = "unknown", pgettext_lazy("delivery status", "Unknown")
+    SUPPRESSED = "suppressed", pgettext_lazy("delivery status", "Suppressed")
+    CANCELLED = "cancelled", pgettext_lazy("delivery status", "Cancelled")
 
 
 S = DeliveryStatus

@@ -51,15 +51,15 @@ from delivery.provider_events import (
     WebhookRejected,
     failover_events_parse,
     sendgrid_events_parse,
-    twilio_inbound_parse,
+    twilio_inbound_read,
     twilio_status_parse,
     whatsapp_statuses_parse,
     whatsapp_subscription_verify,
 )
 from delivery.receipt_caps import receipt_refused_trim
+from delivery.sms_keywords import inbound_keyword_apply
 from delivery.status import (
     receipt_workspace_settle,
-    sms_keyword_apply,
     status_event_to_json,
     status_events_apply,
 )
@@ -303,25 +303,23 @@ def twilio_status(
 def twilio_inbound(
     request: HttpRequest, receipt: ProviderReceipt, workspace_id: int | None
 ) -> HttpResponse:
-    """An SMS to one of our numbers: STOP/START/HELP keywords change or explain SMS consent."""
-    event = twilio_inbound_parse(request=request, accounts=_twilio_accounts(workspace_id))
+    """An SMS to one of our numbers: Twilio's keywords and the workspace's own (ANNULLA...)
+    change or explain SMS consent; the answer, where we send one, is in the contact's language."""
+    inbound = twilio_inbound_read(request=request, accounts=_twilio_accounts(workspace_id))
     twiml = MessagingResponse()
-    if event is None:
-        _close(receipt, verdict=ReceiptVerdict.IGNORED, reason="no keyword")
-    else:
-        result = sms_keyword_apply(
-            event=event,
-            workspace_ids=workspaces_texting_from(
-                account_sid=event.raw.get("AccountSid", ""), workspace_id=workspace_id
-            ),
-        )
-        if result.workspace_id is not None:
-            # The receipt is the client's evidence of the opt-out: it goes with their data.
-            receipt.workspace_id = result.workspace_id
-            receipt.save(update_fields=["workspace"])
-        _close(receipt, verdict=result.verdict, reason=result.reason, matched=result.matched)
-        if result.reply:
-            twiml.message(result.reply)
+    result = inbound_keyword_apply(
+        inbound=inbound,
+        workspace_ids=workspaces_texting_from(
+            account_sid=inbound.raw.get("AccountSid", ""), workspace_id=workspace_id
+        ),
+    )
+    if result.workspace_id is not None:
+        # The receipt is the client's evidence of the opt-out: it goes with their data.
+        receipt.workspace_id = result.workspace_id
+        receipt.save(update_fields=["workspace"])
+    _close(receipt, verdict=result.verdict, reason=result.reason, matched=result.matched)
+    if result.reply:
+        twiml.message(result.reply)
     return HttpResponse(str(twiml), content_type="text/xml")
 
 

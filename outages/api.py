@@ -62,7 +62,9 @@ class OutageListView(InstallAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("state", str, enum=WindowState.values),
-            OpenApiParameter("network", str, description="a network's slug, such as instagram"),
+            OpenApiParameter(
+                "network", str, description=gettext_lazy("a network's slug, such as instagram")
+            ),
         ],
         responses={200: OutageOut(many=True)},
     )

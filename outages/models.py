@@ -167,7 +167,7 @@ class WebhookReceipt(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.slug} {self.method} {self.status_code or '-'} {self.verdict}"
+        return f"{self.slug} {self.method} {self.status_code or '-'} {self.get_verdict_display()}"
 
 
 class DeliverySeen(models.Model):
@@ -251,7 +251,11 @@ class OutageWindow(models.Model):
         indexes = [models.Index(fields=["network", "-closed_at"], name="outages_win_net_closed")]
 
     def __str__(self) -> str:
-        return f"{self.get_network_display()} outage #{self.pk} ({self.state})"
+        return str(_("%(network)s outage #%(id)s (%(state)s)")) % {
+            "network": self.get_network_display(),
+            "id": self.pk,
+            "state": self.get_state_display(),
+        }
 
     @property
     def is_open(self) -> bool:
@@ -313,7 +317,9 @@ class OutageSignal(models.Model):
         indexes = [models.Index(fields=["window", "state"], name="outages_sig_window_state")]
 
     def __str__(self) -> str:
-        return f"{self.source_ref}:{self.incident_key} → {self.network} ({self.state})"
+        return (
+            f"{self.source_ref}:{self.incident_key} → {self.network} ({self.get_state_display()})"
+        )
 
 
 class WindowEvent(models.Model):
@@ -339,7 +345,10 @@ class WindowEvent(models.Model):
         ordering = ["at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.kind} by {self.actor}"
+        return str(_("%(kind)s by %(actor)s")) % {
+            "kind": self.get_kind_display(),
+            "actor": self.actor,
+        }
 
 
 class NetworkLock(models.Model):

@@ -66,6 +66,25 @@ TIMEZONES = (
     "America/New_York",
     "Asia/Tokyo",
 )
+# Each contact's language follows where they live: the Italian businesses' own customers speak
+# Italian, the visitors from London and New York English, Paris French (addressed in the
+# workspace's Italian, there being no French interface), Tokyo's guests English.
+LOCALE_OF_ZONE = {
+    "Europe/Rome": "it-IT",
+    "Europe/London": "en-GB",
+    "Europe/Paris": "fr-FR",
+    "America/New_York": "en-US",
+    "Asia/Tokyo": "en",
+}
+# The demo businesses are Italian: their default language and time zone, and the SMS keywords
+# their customers text besides Twilio's STOP/START/HELP.
+DEMO_WORKSPACE_SETTINGS = {
+    "language": "it",
+    "timezone": "Europe/Rome",
+    "sms_stop_keywords": "ANNULLA, CANCELLA, DISISCRIVIMI",
+    "sms_start_keywords": "ISCRIVIMI, RIPRENDI",
+    "sms_help_keywords": "AIUTO",
+}
 TAGS = ("newsletter", "vip", "eu", "us", "app-user")
 FIRST_NAMES = ("Giulia", "Marco", "Sofia", "Luca", "Chiara", "Ada", "Grace", "Alan", "Linus")
 
@@ -192,6 +211,8 @@ def demo_seed(*, contacts: int = 5000, seed: int = 7, admin: str = DEMO_ADMIN) -
         sizes = (first, contacts // 2)
         for demo, size in zip(DEMO_WORKSPACES, sizes, strict=True):
             workspace = workspace_create(access=command_access(), slug=demo.slug, name=demo.name)
+            Workspace.objects.filter(pk=workspace.pk).update(**DEMO_WORKSPACE_SETTINGS)
+            workspace.refresh_from_db()
             _seed_contacts(rng, workspace, demo, size, shared_with=DEMO_WORKSPACES[0])
             accounts = _seed_accounts(workspace, demo)
             _seed_campaigns(workspace, demo, accounts)
@@ -258,20 +279,25 @@ def _seed_contacts(
             return f"{shared_with.email_prefix}{n}@example.com"
         return f"{demo.email_prefix}{n}@example.com"
 
-    rows = [
-        Contact(
+    def contact(n: int) -> Contact:
+        # The same draws in the same order as before languages: a seed gives the same people.
+        address = email(n) if rng.random() < 0.9 or n % SHARED_EVERY == 0 else None
+        phone = f"{demo.phone_prefix}{n:07d}" if rng.random() < 0.6 else None
+        first_name = rng.choice(FIRST_NAMES)
+        zone = rng.choice(TIMEZONES)
+        return Contact(
             workspace=workspace,
             external_id=f"{demo.slug}-{n}",
-            email=email(n) if rng.random() < 0.9 or n % SHARED_EVERY == 0 else None,
-            phone=f"{demo.phone_prefix}{n:07d}" if rng.random() < 0.6 else None,
-            first_name=rng.choice(FIRST_NAMES),
+            email=address,
+            phone=phone,
+            first_name=first_name,
             last_name=f"Demo{n}",
-            timezone=rng.choice(TIMEZONES),
-            locale="en",
+            timezone=zone,
+            locale=LOCALE_OF_ZONE.get(zone, ""),
             attributes={"city": rng.choice((demo.city, "London", "Paris", "New York"))},
         )
-        for n in range(1, count + 1)
-    ]
+
+    rows = [contact(n) for n in range(1, count + 1)]
     created = Contact.objects.bulk_create(rows, batch_size=1000)
     tags = {name: Tag.objects.get_or_create(workspace=workspace, name=name)[0] for name in TAGS}
     ContactTag.objects.bulk_create(

@@ -11,6 +11,18 @@ from django.conf import settings
 from tests.harness import ProcessHandle, child_env, redis_keys_delete, start_worker
 
 
+@pytest.fixture(autouse=True)
+def _language_reset() -> Iterator[None]:
+    """Each test starts in the install's language. LocaleMiddleware activates a request's
+    language on the thread and nothing deactivates it, so a test client's Italian request would
+    otherwise turn the next test's translated messages Italian (#17)."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
 def _reachable(host: str, port: int) -> str | None:
     try:
         with socket.create_connection((host, port), timeout=2):
