@@ -80,6 +80,7 @@ def window_report(*, window_id: int, workspace: Workspace) -> WindowReport:
                 "policy": reroute.policy,
                 "status": reroute.status,
                 "planned": reroute.planned,
+                "planned_languages": reroute.planned_languages,
             }
         )
         exclusions.update(

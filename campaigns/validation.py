@@ -21,7 +21,7 @@ from campaigns.models import (
 )
 from contacts.models import Channel
 from contacts.segments import segment_problem
-from delivery.models import Message
+from delivery.models import Message, MessageVariant
 from delivery.publishers import publisher_for
 from delivery.templating import marketer_template_problem, marketer_template_validate
 
@@ -111,7 +111,7 @@ def _account_problems(
 ) -> list[str]:
     problems: list[str] = []
     due = campaign.scheduled_at or now
-    seen_networks: set[str] = set()
+    seen_networks: set[tuple[str, str]] = set()
     for account in accounts:
         label = f"{account.get_network_display()} account “{account.display_name}”"
         if not account.active:
@@ -124,10 +124,13 @@ def _account_problems(
                 f"The access token of the {label} expires {expires} UTC, before the campaign "
                 "publishes: reconnect the account."
             )
-        if account.network in seen_networks or account.network == SocialNetwork.WHATSAPP:
+        # Each language a network is posted in is checked (an Italian text can pass X's
+        # limit where the English one does not).
+        seen = (account.network, account.language)
+        if seen in seen_networks or account.network == SocialNetwork.WHATSAPP:
             continue
-        seen_networks.add(account.network)
-        post = campaign_post_request(campaign=campaign, network=account.network)
+        seen_networks.add(seen)
+        post = campaign_post_request(campaign=campaign, network=account.network, account=account)
         problems.extend(publisher_for(network=account.network).content_problems(post=post))
     if any(a.network == SocialNetwork.WHATSAPP for a in accounts):
         # WhatsApp is one-to-one: a template message per consented contact, so it needs the
@@ -168,6 +171,7 @@ def _fallback_problems(campaign: Campaign) -> list[str]:
         problems.append("Write the fallback message (what each channel says during an outage).")
         return problems
     problems.extend(_template_problems(message))
+    problems.extend(_variant_problems(message))
     ready = set(message.channels_ready())
     for channel in channels:
         if channel in _CHANNEL_CONTENT and channel not in ready:
@@ -205,4 +209,20 @@ def _template_problems(message: Message) -> list[str]:
                 _("The fallback message's %(part)s cannot be sent: %(problem)s")
                 % {"part": field.verbose_name, "problem": problem}
             )
+    return problems
+
+
+def _variant_problems(message: Message) -> list[str]:
+    """The same template check for each language variant, naming the language."""
+    problems = []
+    for variant in MessageVariant.objects.filter(message_id=message.pk).order_by("language"):
+        for field in variant._meta.concrete_fields:
+            if marketer_template_validate not in field.validators:
+                continue
+            source = getattr(variant, field.attname)
+            if source and (problem := marketer_template_problem(source)):
+                problems.append(
+                    _("The %(language)s variant's %(part)s cannot be sent: %(problem)s")
+                    % {"language": variant.language, "part": field.verbose_name, "problem": problem}
+                )
     return problems
