@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from campaigns.accounts import social_account_check, social_account_token_set
+from campaigns.admin_content import CONTENT_INLINES
 from campaigns.errors import CampaignsError
 from campaigns.lifecycle import (
     campaign_cancel,
@@ -66,6 +67,7 @@ class SocialAccountForm(forms.ModelForm):
             "new_access_token",
             "token_expires_at",
             "active",
+            "language",
         ]
 
 
@@ -152,7 +154,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     search_fields = ("name", "text")
     date_hierarchy = "scheduled_at"
     filter_horizontal = ("accounts",)
-    inlines = (SocialPostInline,)
+    inlines = (SocialPostInline, *CONTENT_INLINES)
     actions = ("schedule", "cancel", "publish_now", "duplicate")
 
     class Media:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.db import transaction
+
 from campaigns.models import Campaign, CampaignPostVariant, SocialAccount
 from contacts.language import primary_language, workspace_language
+from delivery.models import Message, MessageVariant
 from delivery.publishers.base import SocialPostRequest
 from delivery.sms_segments import sms_segments_count
 from delivery.variants import PlanLanguages, languages_sms_texts, message_languages
@@ -79,3 +82,70 @@ def campaign_plan_languages(campaign: Campaign) -> tuple[PlanLanguages, int]:
     costs = {lang: sms_text_cost(text) for lang, text in languages_sms_texts(languages).items()}
     plan = PlanLanguages(default=languages.default, ready=languages.ready, sms_cost=costs)
     return plan, max(costs.values(), default=1)
+
+
+MESSAGE_VARIANT_FIELDS = (
+    "email_subject",
+    "email_html",
+    "email_text",
+    "sms_text",
+    "push_title",
+    "push_body",
+    "push_url",
+    "push_icon",
+    "whatsapp_language",
+)
+POST_VARIANT_FIELDS = ("text", "link", "image_url")
+
+
+def campaign_message_ensure(campaign: Campaign) -> Message:
+    """The campaign's fallback message, created (empty, in its workspace, for its purpose) the
+    first time content is written for it: a marketer never makes one elsewhere to pick."""
+    if campaign.message is not None:
+        return campaign.message
+    message = Message.objects.create(
+        workspace_id=campaign.workspace_id, name=campaign.name[:200], purpose=campaign.purpose
+    )
+    campaign.message = message
+    Campaign.objects.filter(pk=campaign.pk).update(message=message)
+    return message
+
+
+def campaign_variants_set(
+    *,
+    campaign: Campaign,
+    message_variants: list[dict[str, Any]] | None = None,
+    post_variants: list[dict[str, Any]] | None = None,
+) -> None:
+    """Replace the campaign's language variants with the given ones (already validated: one
+    per language, known language tags). None leaves that kind as it is; [] removes them all."""
+    with transaction.atomic():
+        if message_variants is not None:
+            message = campaign_message_ensure(campaign)
+            wanted = {v["language"]: v for v in message_variants}
+            MessageVariant.objects.filter(message_id=message.pk).exclude(
+                language__in=list(wanted)
+            ).delete()
+            for language, values in wanted.items():
+                MessageVariant.objects.update_or_create(
+                    message_id=message.pk,
+                    language=language,
+                    defaults={
+                        "workspace_id": message.workspace_id,
+                        **{f: values.get(f, "") for f in MESSAGE_VARIANT_FIELDS},
+                    },
+                )
+        if post_variants is not None:
+            posts = {v["language"]: v for v in post_variants}
+            CampaignPostVariant.objects.filter(campaign_id=campaign.pk).exclude(
+                language__in=list(posts)
+            ).delete()
+            for language, values in posts.items():
+                CampaignPostVariant.objects.update_or_create(
+                    campaign_id=campaign.pk,
+                    language=language,
+                    defaults={
+                        "workspace_id": campaign.workspace_id,
+                        **{f: values.get(f, "") for f in POST_VARIANT_FIELDS},
+                    },
+                )

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from campaigns.content import campaign_post_request
 from campaigns.models import Campaign
+from contacts.language import workspace_language
 from contacts.models import Channel, Contact
 from contacts.selectors import segment_contacts
 from delivery.publishers import publisher_for
@@ -25,6 +26,7 @@ from delivery.templating import (
     marketer_template_compile,
     marketer_template_render,
 )
+from delivery.variants import message_languages
 
 SAMPLE_FIELDS = {"first_name": "Alex", "last_name": "Example", "email": "alex@example.com"}
 
@@ -80,13 +82,26 @@ def _render_html(template: str, fields: dict[str, str]) -> str:
     return nh3.clean(_render(template, fields, autoescape=True))
 
 
-def campaign_post_previews(*, campaign: Campaign) -> list[PostPreview]:
+def campaign_languages(*, campaign: Campaign) -> list[str]:
+    """The languages the campaign has content in, the workspace's default first: the ones a
+    preview can be asked for."""
+    default = workspace_language(campaign.workspace)
+    found: set[str] = set()
+    if campaign.pk is not None:
+        found.update(campaign.post_variants.values_list("language", flat=True))
+    if campaign.message is not None:
+        found.update(message_languages(message=campaign.message).variants)
+    return [default, *sorted(found - {default})]
+
+
+def campaign_post_previews(*, campaign: Campaign, language: str = "") -> list[PostPreview]:
+    """Each network's post in ``language`` (empty: as each account would post it)."""
     networks = (
         sorted({a.network for a in campaign.accounts.all()}) if campaign.pk is not None else []
     )
     previews = []
     for network in networks:
-        post = campaign_post_request(campaign=campaign, network=network)
+        post = campaign_post_request(campaign=campaign, network=network, language=language)
         if network == "x":
             text = XPublisher.tweet_text(post)
             length = f"{x_weighted_length(text)}/280 as X counts"
@@ -108,14 +123,22 @@ def campaign_post_previews(*, campaign: Campaign) -> list[PostPreview]:
     return previews
 
 
-def campaign_fallback_previews(*, campaign: Campaign) -> tuple[list[ChannelPreview], str]:
-    """Each fallback channel's message for a sample contact, and who that contact is."""
-    message = campaign.message
-    if message is None:
+def campaign_fallback_previews(
+    *, campaign: Campaign, language: str = ""
+) -> tuple[list[ChannelPreview], str]:
+    """Each fallback channel's message for a sample contact, and who that contact is, in the
+    content a contact of ``language`` gets (empty: the workspace's default language)."""
+    if campaign.message is None:
         return [], ""
+    languages = message_languages(message=campaign.message)
+    wanted = language or languages.default
     fields, who = _sample_fields(campaign)
     previews = []
     for channel in campaign.fallback_channels or []:
+        # The same rule as the send: the variant, else the default's, else the base content.
+        message = languages.source(
+            language=languages.language_for(locale=wanted, channel=channel), channel=channel
+        )
         if channel == Channel.EMAIL:
             previews.append(
                 ChannelPreview(
@@ -129,7 +152,13 @@ def campaign_fallback_previews(*, campaign: Campaign) -> tuple[list[ChannelPrevi
             body = _render_text(message.sms_text, fields)
             count = sms_segments_count(text=body)
             previews.append(
-                ChannelPreview(channel, "", body, f"{count.segments} segment(s), {count.encoding}")
+                ChannelPreview(
+                    channel,
+                    "",
+                    body,
+                    _("%(segments)s segment(s), %(encoding)s")
+                    % {"segments": count.segments, "encoding": count.encoding},
+                )
             )
         elif channel == Channel.PUSH:
             previews.append(

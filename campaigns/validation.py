@@ -19,6 +19,7 @@ from campaigns.models import (
     SocialAccount,
     SocialNetwork,
 )
+from contacts.language import primary_language, workspace_language
 from contacts.models import Channel
 from contacts.segments import segment_problem
 from delivery.models import Message, MessageVariant
@@ -172,7 +173,14 @@ def _fallback_problems(campaign: Campaign) -> list[str]:
         return problems
     problems.extend(_template_problems(message))
     problems.extend(_variant_problems(message))
+    # A channel is covered when its last resort has content: the default language's variant
+    # when there is one, else the base (delivery/variants.py).
     ready = set(message.channels_ready())
+    default = MessageVariant.objects.filter(
+        message_id=message.pk, language=workspace_language(campaign.workspace)
+    ).first()
+    if default is not None:
+        ready |= set(default.channels_ready())
     for channel in channels:
         if channel in _CHANNEL_CONTENT and channel not in ready:
             problems.append(
@@ -226,3 +234,27 @@ def _variant_problems(message: Message) -> list[str]:
                     % {"language": variant.language, "part": field.verbose_name, "problem": problem}
                 )
     return problems
+
+
+def _known_languages() -> frozenset[str]:
+    from django.conf.locale import LANG_INFO
+
+    return frozenset(code.split("-", 1)[0] for code in LANG_INFO)
+
+
+def content_language_clean(value: object) -> str:
+    """A content variant's language as stored: the primary subtag of a language Django knows
+    (``it-IT`` -> ``it``). Raises ValueError with the reason for anything else."""
+    raw = str(value or "").strip()
+    language = primary_language(raw)
+    if not raw:
+        raise ValueError(_("Give the variant's language, e.g. it or en."))
+    if not language or language not in _known_languages():
+        raise ValueError(
+            _(
+                'Unknown language tag "%(tag)s": use an ISO 639-1 code such as it, en or de '
+                "(a region such as it-IT is accepted and stored as it)."
+            )
+            % {"tag": raw[:35]}
+        )
+    return language
