@@ -136,14 +136,15 @@ class MessageBaseFormSet(_CampaignFormSet):
             return Message.objects.none()
         return Message.objects.filter(pk=campaign.message_id, workspace_id=campaign.workspace_id)
 
-    def save_new(self, form: forms.ModelForm, commit: bool = True) -> Message:
+    def save_new(self, form: forms.ModelForm, commit: bool = True) -> Any:
+        # The message is made (and linked to the campaign) now, then the form's values land on
+        # it: the campaign never points at a message that is not saved.
         message = campaign_message_ensure(self.instance)
         for name in form.Meta.fields:  # type: ignore[attr-defined]
-            setattr(message, name, form.cleaned_data.get(name, getattr(message, name)))
+            setattr(message, name, getattr(form.instance, name))
         message.purpose = self.instance.purpose
-        if commit:
-            message.save()
-        return message
+        form.instance = message
+        return form.save(commit=commit)
 
     def save_existing(self, form: forms.ModelForm, obj: Any, commit: bool = True) -> Any:
         # The message follows the campaign's purpose: a mismatch would only be a problem to fix.
