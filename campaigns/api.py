@@ -35,9 +35,11 @@ from campaigns.models import (
     CampaignStatus,
     SocialAccount,
 )
+from campaigns.preview import TEST_SEND_CHANNELS, campaign_test_send
 from campaigns.selectors import campaign_get, campaign_status_summary
 from campaigns.validation import campaign_problems, content_language_clean
 from contacts.models import Segment
+from contacts.selectors import contact_get
 from continuity.api_access import WorkspaceAPIView, WorkspaceViewMixin
 from continuity.api_schema import refusal
 from continuity.models import Workspace
@@ -332,3 +334,43 @@ class CampaignStatusView(WorkspaceAPIView):
         """Per-network post counts, per-channel delivery counts and every post's state."""
         campaign = campaign_get(workspace=self.workspace, pk=pk)
         return Response(campaign_status_summary(campaign=campaign))
+
+
+class TestSendIn(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=list(TEST_SEND_CHANNELS))
+    language = serializers.CharField(max_length=35)
+    contact = serializers.IntegerField(min_value=1)
+
+    def validate_language(self, value: Any) -> str:
+        return _language_field(value)
+
+
+class TestSendOut(serializers.Serializer):
+    delivery = serializers.IntegerField()
+    message = serializers.IntegerField()
+    channel = serializers.CharField()
+    status = serializers.CharField()
+
+
+class CampaignTestSendView(WorkspaceAPIView):
+    permission_map = {"POST": CHANGE}
+
+    @extend_schema(request=TestSendIn, responses={202: TestSendOut})
+    def post(self, request: Request, pk: int) -> Response:
+        """Send one language's fallback content on one channel to one consenting contact of the
+        workspace (a marketer tests on themselves); the delivery's status tells how it went."""
+        campaign = campaign_get(workspace=self.workspace, pk=pk)
+        serializer = TestSendIn(data=request.data)
+        _parse(serializer)
+        data = serializer.validated_data
+        contact = contact_get(workspace=self.workspace, pk=data["contact"])
+        delivery = campaign_test_send(
+            campaign=campaign, channel=data["channel"], language=data["language"], contact=contact
+        )
+        body = {
+            "delivery": delivery.pk,
+            "message": delivery.message_id,
+            "channel": delivery.channel,
+            "status": delivery.status,
+        }
+        return Response(TestSendOut(body).data, status=status.HTTP_202_ACCEPTED)

@@ -1,5 +1,6 @@
 """What a campaign will look like: the post per network and the fallback message per channel,
-rendered with a sample contact's merge fields (for the admin editor).
+rendered with a sample contact's merge fields (for the admin editor), in any content language;
+and a test send of one language's content to one consenting contact.
 
 Contact fields are whatever an import or the API let in (a name can be ``<script>``), so nothing
 here returns markup to be trusted: texts are plain ``str`` for the page to escape, and the email's
@@ -10,13 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import nh3
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from campaigns.content import campaign_post_request
+from campaigns.errors import CampaignsError
 from campaigns.models import Campaign
 from contacts.language import workspace_language
-from contacts.models import Channel, Contact
+from contacts.models import Channel, Contact, consent_bit
 from contacts.selectors import segment_contacts
+from delivery.dispatch import deliveries_enqueue
+from delivery.models import Delivery, Message
 from delivery.publishers import publisher_for
 from delivery.publishers.instagram import InstagramPublisher
 from delivery.publishers.x import XPublisher, x_weighted_length
@@ -170,3 +175,68 @@ def campaign_fallback_previews(
                 )
             )
     return previews, who
+
+
+class TestSendRefused(CampaignsError):
+    """A test send that cannot be made; ``detail`` says why."""
+
+    code = "test_send_refused"
+
+
+TEST_SEND_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
+
+
+def campaign_test_send(
+    *, campaign: Campaign, channel: str, language: str, contact: Contact
+) -> Delivery:
+    """Send one language's fallback content on one channel to one contact of the workspace, now.
+
+    The test goes the way every send goes (a Delivery row, the claim's consent check, the
+    provider, its webhooks), on a copy of that language's content made for it ("Test: ..."), so
+    it never takes the contact's place in the campaign's own deliveries (one per message,
+    contact and channel) and the contact must have consented like anyone else: a marketer tests
+    on themselves as a contact. Raises TestSendRefused with the reason.
+    """
+    if campaign.message is None:
+        raise TestSendRefused(_("Write the fallback message before sending a test."))
+    if channel not in TEST_SEND_CHANNELS:
+        raise TestSendRefused(_("A test can be sent by email, SMS or push."))
+    if contact.workspace_id != campaign.workspace_id:
+        raise TestSendRefused(_("The contact is not in this workspace."))
+    if not contact.sendable & consent_bit(channel, campaign.purpose):
+        raise TestSendRefused(
+            _("The contact has not consented to %(channel)s for this purpose.")
+            % {"channel": channel}
+        )
+    languages = message_languages(message=campaign.message)
+    chosen = languages.language_for(locale=language, channel=channel)
+    source = languages.source(language=chosen, channel=channel)
+    fields = {name: getattr(source, name) for name in _CHANNEL_FIELDS[channel]}
+    if not all(fields[name] for name in _CHANNEL_FIELDS[channel][:1]):
+        raise TestSendRefused(
+            _("The %(language)s content has nothing for %(channel)s.")
+            % {"language": chosen, "channel": channel}
+        )
+    with transaction.atomic():
+        copy = Message.objects.create(
+            workspace_id=campaign.workspace_id,
+            name=(
+                _("Test: %(campaign)s (%(language)s)")
+                % {"campaign": campaign.name[:150], "language": chosen}
+            )[:200],
+            purpose=campaign.purpose,
+            **fields,
+        )
+        delivery = Delivery.objects.create(
+            workspace_id=campaign.workspace_id, message=copy, contact=contact, channel=channel
+        )
+        deliveries_enqueue(ids=[delivery.pk])
+    delivery.refresh_from_db(fields=["status"])
+    return delivery
+
+
+_CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
+    Channel.EMAIL: ("email_subject", "email_html", "email_text"),
+    Channel.SMS: ("sms_text",),
+    Channel.PUSH: ("push_title", "push_body", "push_url", "push_icon"),
+}
