@@ -74,6 +74,10 @@ def _language_field(value: Any) -> str:
 
 
 def _one_per_language(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # A PATCH makes nested fields optional too: the language is what a variant is, so it
+    # stays required.
+    if any(not item.get("language") for item in value):
+        raise serializers.ValidationError(_("Each variant needs its language, e.g. it or en."))
     languages = [item["language"] for item in value]
     repeated = sorted({lang for lang in languages if languages.count(lang) > 1})
     if repeated:

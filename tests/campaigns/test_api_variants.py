@@ -77,6 +77,7 @@ def test_variants_are_written_and_read_with_the_campaign(api: APIClient) -> None
         ([{"language": "", "sms_text": "?"}], "language"),
         ([{"language": "it", "sms_text": "a"}, {"language": "it_IT"}], "more than once"),
         ([{"language": "it", "sms_text": "{% load x %}"}], "sms_text"),
+        ([{"sms_text": "no language"}], "needs its language"),
     ],
 )
 def test_a_bad_language_tag_is_a_400_with_the_reason(
