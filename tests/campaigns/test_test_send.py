@@ -88,7 +88,7 @@ def test_a_test_email_in_english_reaches_the_marketer_whatever_their_own_locale(
     ("payload", "status", "reason"),
     [
         ({"channel": "email", "language": "xx"}, 400, "Unknown language tag"),
-        ({"channel": "fax", "language": "en"}, 400, "channel"),
+        ({"channel": "fax", "language": "en"}, 400, "email, SMS or push"),
         ({"channel": "sms", "language": "en"}, 400, "has not consented to sms"),
     ],
 )
