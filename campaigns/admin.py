@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from campaigns.accounts import social_account_check, social_account_token_set
+from campaigns.admin_content import CONTENT_INLINES
 from campaigns.calendar import campaign_calendar
 from campaigns.composer import (
     audience_forecast,
@@ -101,6 +102,7 @@ class SocialAccountForm(forms.ModelForm):
             "new_access_token",
             "token_expires_at",
             "active",
+            "language",
         ]
 
 
@@ -401,7 +403,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     date_hierarchy = "scheduled_at"
     # Each row draws badges and a progress bar: 50 a page keeps the list quick to render.
     list_per_page = 50
-    inlines = (SocialPostInline,)
+    inlines = (SocialPostInline, *CONTENT_INLINES)
     actions = ("schedule", "cancel", "publish_now", "duplicate")
 
     class Media:

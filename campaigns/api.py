@@ -14,27 +14,41 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from campaigns.errors import CampaignNotReady, CampaignsError, CampaignStateConflict
+from campaigns.content import MESSAGE_VARIANT_FIELDS, POST_VARIANT_FIELDS, campaign_variants_set
+from campaigns.errors import (
+    CampaignNotReady,
+    CampaignsError,
+    CampaignStateConflict,
+    TestSendRefused,
+)
 from campaigns.lifecycle import (
     SCHEDULABLE,
     campaign_cancel,
     campaign_publish_now,
     campaign_schedule,
 )
-from campaigns.models import FALLBACK_CHANNELS, Campaign, CampaignStatus, SocialAccount
+from campaigns.models import (
+    FALLBACK_CHANNELS,
+    Campaign,
+    CampaignPostVariant,
+    CampaignStatus,
+    SocialAccount,
+)
 from campaigns.selectors import campaign_get, campaign_status_summary
-from campaigns.validation import campaign_problems
+from campaigns.test_send import campaign_test_send
+from campaigns.validation import campaign_problems, content_language_clean
 from contacts.models import Segment
+from contacts.selectors import contact_get
 from continuity.api_access import WorkspaceAPIView, WorkspaceViewMixin
 from continuity.api_schema import refusal
 from continuity.models import Workspace
-from delivery.models import Message
+from delivery.models import Message, MessageVariant
 
 VIEW = "campaigns.view_campaign"
 ADD = "campaigns.add_campaign"
@@ -57,6 +71,53 @@ class InvalidCampaign(CampaignsError):
     code = "invalid_campaign"
 
 
+def _language_field(value: Any) -> str:
+    try:
+        return content_language_clean(value)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc)) from exc
+
+
+def _one_per_language(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # A PATCH makes nested fields optional too: the language is what a variant is, so it
+    # stays required.
+    if any(not item.get("language") for item in value):
+        raise serializers.ValidationError(_("Each variant needs its language, e.g. it or en."))
+    languages = [item["language"] for item in value]
+    repeated = sorted({lang for lang in languages if languages.count(lang) > 1})
+    if repeated:
+        raise serializers.ValidationError(
+            _("One variant per language: %(languages)s appear more than once.")
+            % {"languages": ", ".join(repeated)}
+        )
+    return value
+
+
+class MessageVariantIO(serializers.ModelSerializer):
+    """The fallback message in one language (any field left out is empty)."""
+
+    class Meta:
+        model = MessageVariant
+        fields = ["language", *MESSAGE_VARIANT_FIELDS]
+        # Uniqueness is checked over the whole list (_one_per_language), not per row.
+        validators: list[Any] = []
+
+    def validate_language(self, value: Any) -> str:
+        return _language_field(value)
+
+
+class PostVariantIO(serializers.ModelSerializer):
+    """The social post in one language: what accounts of that language publish."""
+
+    class Meta:
+        model = CampaignPostVariant
+        fields = ["language", *POST_VARIANT_FIELDS]
+        validators: list[Any] = []
+
+    def validate_language(self, value: Any) -> str:
+        return _language_field(value)
+
+
 class CampaignIn(serializers.ModelSerializer):
     accounts = serializers.PrimaryKeyRelatedField(
         many=True, queryset=SocialAccount.objects.all(), required=False
@@ -66,10 +127,13 @@ class CampaignIn(serializers.ModelSerializer):
         required=False,
         allow_empty=True,
     )
+    # Writing a list replaces that kind of variant; leaving it out keeps them.
+    message_variants = MessageVariantIO(many=True, required=False)
+    post_variants = PostVariantIO(many=True, required=False)
 
     class Meta:
         model = Campaign
-        fields = EDITABLE_FIELDS
+        fields = [*EDITABLE_FIELDS, "message_variants", "post_variants"]
 
     def __init__(self, *args: Any, workspace: Workspace | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -95,14 +159,50 @@ class CampaignIn(serializers.ModelSerializer):
             raise serializers.ValidationError('expected an object such as {"x": {"text": "..."}}')
         return value
 
+    def validate_message_variants(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return _one_per_language(value)
+
+    def validate_post_variants(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return _one_per_language(value)
+
+    # The variants are written by their use case (campaigns/content.py), after the campaign.
+    def create(self, validated_data: dict[str, Any]) -> Campaign:
+        variants = self._variants(validated_data)
+        campaign = super().create(validated_data)
+        campaign_variants_set(campaign=campaign, **variants)
+        return campaign
+
+    def update(self, instance: Campaign, validated_data: dict[str, Any]) -> Campaign:
+        variants = self._variants(validated_data)
+        campaign = super().update(instance, validated_data)
+        campaign_variants_set(campaign=campaign, **variants)
+        return campaign
+
+    @staticmethod
+    def _variants(validated_data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "message_variants": validated_data.pop("message_variants", None),
+            "post_variants": validated_data.pop("post_variants", None),
+        }
+
 
 class CampaignOut(serializers.ModelSerializer):
     problems = serializers.SerializerMethodField()
+    message_variants = serializers.SerializerMethodField()
+    post_variants = PostVariantIO(many=True, read_only=True)
 
     class Meta:
         model = Campaign
-        fields = ["id", "status", *EDITABLE_FIELDS, "claimed_at", "lateness_s", "problems",
-                  "created_at", "updated_at"]  # fmt: skip
+        fields = ["id", "status", *EDITABLE_FIELDS, "message_variants", "post_variants",
+                  "claimed_at", "lateness_s", "problems", "created_at", "updated_at"]  # fmt: skip
+
+    @extend_schema_field(MessageVariantIO(many=True))
+    def get_message_variants(self, obj: Campaign) -> list[dict[str, Any]]:
+        if obj.message is None:
+            return []
+        # The list prefetches message__variants: no query per campaign.
+        rows = sorted(obj.message.variants.all(), key=lambda v: v.language)
+        return list(MessageVariantIO(rows, many=True).data)
 
     def get_problems(self, obj: Campaign) -> list[str]:
         if obj.status not in SCHEDULABLE:
@@ -132,7 +232,9 @@ class CampaignListCreate(WorkspaceViewMixin, generics.GenericAPIView[Campaign]):
     permission_map = {"GET": VIEW, "POST": ADD}
 
     def get_queryset(self) -> QuerySet[Campaign]:
-        qs = Campaign.objects.for_workspace(self.workspace).prefetch_related("accounts")
+        qs = Campaign.objects.for_workspace(self.workspace).prefetch_related(
+            "accounts", "post_variants", "message__variants"
+        )
         wanted = self.request.query_params.get("status")
         if wanted:
             if wanted not in CampaignStatus.values:
@@ -241,3 +343,66 @@ class CampaignStatusView(WorkspaceAPIView):
         """Per-network post counts, per-channel delivery counts and every post's state."""
         campaign = campaign_get(workspace=self.workspace, pk=pk)
         return Response(campaign_status_summary(campaign=campaign))
+
+
+class TestSendIn(serializers.Serializer):
+    # A plain string (checked by campaign_test_send): a third "channel" choice set would give
+    # the OpenAPI document colliding enum names.
+    channel = serializers.CharField(max_length=16, help_text=gettext_lazy("email, sms or push"))
+    address = serializers.CharField(
+        max_length=254,
+        help_text=gettext_lazy(
+            "Where the test goes: an email address, a phone number, or (push) the email of a "
+            "contact with a subscribed browser."
+        ),
+    )
+    language = serializers.CharField(
+        max_length=35,
+        required=False,
+        default="",
+        help_text=gettext_lazy(
+            "Content language (empty: the contact's, else the workspace's default)."
+        ),
+    )
+    contact = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text=gettext_lazy("A contact of the workspace whose merge fields the test uses."),
+    )
+
+    def validate_language(self, value: Any) -> str:
+        return _language_field(value) if value else ""
+
+
+class TestSendOut(serializers.Serializer):
+    sent = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class CampaignTestSendView(WorkspaceAPIView):
+    permission_map = {"POST": CHANGE}
+
+    @extend_schema(request=TestSendIn, responses={200: TestSendOut})
+    def post(self, request: Request, pk: int) -> Response:
+        """Send me a test: one language's fallback content on one channel to the address given,
+        through the workspace's provider account, marked [TEST], never counted in reports."""
+        campaign = campaign_get(workspace=self.workspace, pk=pk)
+        serializer = TestSendIn(data=request.data)
+        _parse(serializer)
+        data = serializer.validated_data
+        contact = (
+            contact_get(workspace=self.workspace, pk=data["contact"])
+            if data.get("contact")
+            else None
+        )
+        result = campaign_test_send(
+            campaign=campaign,
+            channel=data["channel"],
+            address=data["address"],
+            access=self.access,
+            contact=contact,
+            language=data["language"],
+        )
+        if not result.ok:
+            raise TestSendRefused(result.detail)
+        return Response(TestSendOut({"sent": True, "detail": result.detail}).data)

@@ -19,4 +19,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="campaigns-publish-now",
     ),
     path("campaigns/<int:pk>/status/", api.CampaignStatusView.as_view(), name="campaigns-status"),
+    path(
+        "campaigns/<int:pk>/test-send/",
+        api.CampaignTestSendView.as_view(),
+        name="campaigns-test-send",
+    ),
 ]

@@ -85,7 +85,9 @@ def _posts_create(campaign_ids: list[int]) -> None:
     rows = []
     for campaign in campaigns:
         for account in campaign.accounts.all():
-            post = campaign_post_request(campaign=campaign, network=account.network)
+            post = campaign_post_request(
+                campaign=campaign, network=account.network, account=account
+            )
             rows.append(
                 SocialPost(
                     workspace_id=campaign.workspace_id,

@@ -21,3 +21,9 @@ class CampaignStateConflict(CampaignsError):
 
     code = "campaign_state_conflict"
     status_code = 409
+
+
+class TestSendRefused(CampaignsError):
+    """A test send that could not be made or that the provider refused; ``detail`` says why."""
+
+    code = "test_send_refused"

@@ -53,6 +53,17 @@ class SocialAccount(models.Model):
         null=True, blank=True, verbose_name=_("token expires at")
     )
     active = models.BooleanField(default=True, verbose_name=_("active"))
+    # The language the account's followers read: which of a campaign's post variants it
+    # publishes (campaigns/content.py). One post per account, not one per language: a page
+    # posting the same news three times in three languages looks like spam to its followers
+    # and to the network. Empty: the workspace's default language.
+    language = models.CharField(
+        max_length=8,
+        blank=True,
+        default="",
+        verbose_name=_("language"),
+        help_text=_("Language code (e.g. it, en) of the posts; empty: the workspace's default"),
+    )
     last_checked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last checked at"))
     last_check_ok = models.BooleanField(null=True, verbose_name=_("last check ok"))
     last_check_detail = models.CharField(
@@ -203,6 +214,45 @@ class Campaign(models.Model):
         return self.name
 
 
+class CampaignPostVariant(models.Model):
+    """The campaign's social post in one language: text, link and image (the base fields of
+    Campaign are the workspace's default language). A plain variant model, for the reasons
+    delivery.models.MessageVariant gives."""
+
+    workspace = models.ForeignKey(
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("workspace"),
+    )
+    # No index of its own: the UNIQUE (campaign, language) index leads with campaign.
+    campaign = models.ForeignKey(
+        Campaign,
+        on_delete=models.CASCADE,
+        related_name="post_variants",
+        db_index=False,
+        verbose_name=_("campaign"),
+    )
+    language = models.CharField(max_length=8, verbose_name=_("language"))
+    text = models.TextField(blank=True, default="", verbose_name=_("text"))
+    link = models.URLField(max_length=500, blank=True, default="", verbose_name=_("link"))
+    image_url = models.URLField(max_length=500, blank=True, default="", verbose_name=_("image url"))
+    objects = WorkspaceManager()
+
+    class Meta:
+        verbose_name = _("post variant")
+        verbose_name_plural = _("post variants")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "language"], name="post_variant_one_per_language"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}:{self.language}"
+
+
 class PostStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
     PUBLISHING = "publishing", _("Publishing")
@@ -327,6 +377,11 @@ class Reroute(models.Model):
     )  # {"no_consent": 12, ...}
     sms_segments_planned = models.PositiveIntegerField(
         default=0, verbose_name=_("sms segments planned")
+    )
+    # {"email": {"it": 80, "en": 40}, "sms": {"it": 30}}: deliveries planned per channel and
+    # content language (campaigns/language_counts.py).
+    planned_languages = models.JSONField(
+        default=dict, blank=True, verbose_name=_("planned per language")
     )
     signal_at = models.DateTimeField(null=True, blank=True, verbose_name=_("signal at"))
     first_send_at = models.DateTimeField(null=True, blank=True, verbose_name=_("first send at"))

@@ -1,5 +1,6 @@
 """What a campaign will look like: the post per network and the fallback message per channel,
-rendered with a sample contact's merge fields (for the admin editor).
+rendered with a sample contact's merge fields (for the admin editor), in any content language;
+and a test send of one language's content to one consenting contact.
 
 Contact fields are whatever an import or the API let in (a name can be ``<script>``), so nothing
 here returns markup to be trusted: texts are plain ``str`` for the page to escape, and the email's
@@ -14,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from campaigns.content import campaign_post_request
 from campaigns.models import Campaign, SocialNetwork
+from contacts.language import workspace_language
 from contacts.models import Channel, Contact
 from contacts.selectors import segment_contacts
 from delivery.publishers import publisher_for
@@ -25,6 +27,7 @@ from delivery.templating import (
     marketer_template_compile,
     marketer_template_render,
 )
+from delivery.variants import message_languages
 
 SAMPLE_FIELDS = {"first_name": "Alex", "last_name": "Example", "email": "alex@example.com"}
 
@@ -84,17 +87,30 @@ def _render_html(template: str, fields: dict[str, str]) -> str:
     return nh3.clean(_render(template, fields, autoescape=True))
 
 
+def campaign_languages(*, campaign: Campaign) -> list[str]:
+    """The languages the campaign has content in, the workspace's default first: the ones a
+    preview can be asked for."""
+    default = workspace_language(campaign.workspace)
+    found: set[str] = set()
+    if campaign.pk is not None:
+        found.update(campaign.post_variants.values_list("language", flat=True))
+    if campaign.message is not None:
+        found.update(message_languages(message=campaign.message).variants)
+    return [default, *sorted(found - {default})]
+
+
 def campaign_post_previews(
-    *, campaign: Campaign, networks: list[str] | None = None
+    *, campaign: Campaign, networks: list[str] | None = None, language: str = ""
 ) -> list[PostPreview]:
-    """The post per network; ``networks`` overrides the saved accounts' (an unsaved edit)."""
+    """Each network's post in ``language`` (empty: as each account would post it);
+    ``networks`` overrides the saved accounts' (an unsaved edit)."""
     if networks is None:
         networks = (
             sorted({a.network for a in campaign.accounts.all()}) if campaign.pk is not None else []
         )
     previews = []
     for network in networks:
-        post = campaign_post_request(campaign=campaign, network=network)
+        post = campaign_post_request(campaign=campaign, network=network, language=language)
         if network == "x":
             text = XPublisher.tweet_text(post)
             length = f"{x_weighted_length(text)}/280 as X counts"
@@ -117,15 +133,22 @@ def campaign_post_previews(
 
 
 def campaign_fallback_previews(
-    *, campaign: Campaign, contact: Contact | None = None
+    *, campaign: Campaign, contact: Contact | None = None, language: str = ""
 ) -> tuple[list[ChannelPreview], str]:
-    """Each fallback channel's message for ``contact`` (else a sample one), and who that is."""
-    message = campaign.message
-    if message is None:
+    """Each fallback channel's message for ``contact`` (else a sample one), and who that is, in
+    the content a contact of ``language`` gets (empty: the picked contact's language, else the
+    workspace's default)."""
+    if campaign.message is None:
         return [], ""
+    languages = message_languages(message=campaign.message)
+    wanted = language or (contact.locale if contact is not None else "") or languages.default
     fields, who = _sample_fields(campaign, contact)
     previews = []
     for channel in campaign.fallback_channels or []:
+        # The same rule as the send: the variant, else the default's, else the base content.
+        message = languages.source(
+            language=languages.language_for(locale=wanted, channel=channel), channel=channel
+        )
         if channel == Channel.EMAIL:
             previews.append(
                 ChannelPreview(
@@ -139,7 +162,13 @@ def campaign_fallback_previews(
             body = _render_text(message.sms_text, fields)
             count = sms_segments_count(text=body)
             previews.append(
-                ChannelPreview(channel, "", body, f"{count.segments} segment(s), {count.encoding}")
+                ChannelPreview(
+                    channel,
+                    "",
+                    body,
+                    _("%(segments)s segment(s), %(encoding)s")
+                    % {"segments": count.segments, "encoding": count.encoding},
+                )
             )
         elif channel == Channel.PUSH:
             previews.append(
@@ -154,18 +183,24 @@ def campaign_fallback_previews(
 
 
 def campaign_preview_context(
-    *, campaign: Campaign, contact: Contact | None = None, networks: list[str] | None = None
+    *,
+    campaign: Campaign,
+    contact: Contact | None = None,
+    networks: list[str] | None = None,
+    language: str = "",
 ) -> dict[str, object]:
     """What the composer's preview fragment renders: posts per network, then the fallback
     message per channel as ``contact`` (or a sample contact) would get it. Plain strings only;
     the template escapes them and frames the email's sanitised HTML."""
-    fallback, who = campaign_fallback_previews(campaign=campaign, contact=contact)
+    fallback, who = campaign_fallback_previews(
+        campaign=campaign, contact=contact, language=language
+    )
     networks_labels = dict(SocialNetwork.choices)
     channel_labels = dict(Channel.choices)
     return {
         "posts": [
             {"label": networks_labels.get(p.network, p.network), "p": p}
-            for p in campaign_post_previews(campaign=campaign, networks=networks)
+            for p in campaign_post_previews(campaign=campaign, networks=networks, language=language)
         ],
         "fallback": [{"label": channel_labels.get(p.channel, p.channel), "p": p} for p in fallback],
         "who": who,

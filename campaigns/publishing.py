@@ -136,7 +136,9 @@ def _publish(post: SocialPost, publisher: Publisher, *, started: datetime) -> Pu
             needs_reauth=True,
         )
         return _failed(post, error, record=False)
-    request = campaign_post_request(campaign=post.campaign, network=post.network)
+    request = campaign_post_request(
+        campaign=post.campaign, network=post.network, account=post.account
+    )
     try:
         result = publisher.publish(account=account, post=request)
     except PublishError as exc:
@@ -326,7 +328,9 @@ def _reconcile(post: SocialPost, publisher: Publisher) -> PublishReport:  # noqa
     account = social_account_ref(account=post.account)
     if account is None:
         return _surface(post, "the token can no longer be decrypted, so the check cannot run")
-    request = campaign_post_request(campaign=post.campaign, network=post.network)
+    request = campaign_post_request(
+        campaign=post.campaign, network=post.network, account=post.account
+    )
     since = (post.publishing_started_at or post.created_at) - FIND_RECENT_SLACK
     try:
         found = publisher.find_recent(account=account, post=request, since=since)

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.translation import gettext
 
+from campaigns.language_counts import reroutes_planned_languages
 from campaigns.models import PostStatus, Reroute, RerouteStatus, SocialPost
 from campaigns.report_labels import (
     BOOKKEEPING_PREFIX,
@@ -36,6 +37,7 @@ from campaigns.report_labels import (
     sms_segment_price,
 )
 from campaigns.reroute import campaign_audience
+from contacts.language_names import language_name
 from contacts.models import Consent, ConsentState, Suppression
 from continuity.models import Workspace
 from continuity.spreadsheet import spreadsheet_row_neutralise
@@ -117,7 +119,7 @@ class WindowReport:
     late_posts: list[LatePost] = field(default_factory=list)
     cancelled_sends: int = 0
     per_minute: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)
-    # Per-language counts are filled by campaigns.language_counts where it is installed.
+    # Messages planned per content language (campaigns.language_counts), in words.
     languages: list[tuple[str, int]] = field(default_factory=list)
 
     @property
@@ -204,6 +206,12 @@ def window_report(*, window_id: int, workspace: Workspace) -> WindowReport:
         )
     report.delayed_quiet_hours = exclusions.pop(DELAYED_QUIET_HOURS, 0)
     report.exclusions = dict(exclusions)
+    planned_per_language: Counter[str] = Counter()
+    for by_language in reroutes_planned_languages(reroutes=reroutes).values():
+        planned_per_language.update(by_language)
+    report.languages = [
+        (language_name(code), count) for code, count in sorted(planned_per_language.items())
+    ]
     deliveries = window_deliveries(reroutes=reroutes, workspace=workspace)
     now = timezone.now()
     counts = dict(

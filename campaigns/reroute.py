@@ -11,7 +11,6 @@ audience is fully planned. A redelivered planning task resumes from the row's cu
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -20,6 +19,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from campaigns.content import campaign_plan_languages
+from campaigns.language_counts import reroute_languages_add
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -43,7 +44,6 @@ from delivery.materialize import (
 )
 from delivery.models import Delivery
 from delivery.quiet_hours import quiet_rules
-from delivery.sms_segments import sms_segments_count
 from delivery.states import DeliveryStatus
 from delivery.transitions import deliveries_transition
 from outages.models import OutageWindow
@@ -61,7 +61,6 @@ LIVE_CAMPAIGN_STATUSES = (
     CampaignStatus.HELD,
     CampaignStatus.FAILED,
 )
-_MERGE_FIELD = re.compile(r"{{.*?}}|{%.*?%}")
 
 
 def campaign_audience(campaign: Campaign) -> QuerySet[Contact]:
@@ -88,8 +87,8 @@ def campaign_plan_spec(campaign: Campaign, *, network: str) -> PlanSpec:
     within it)."""
     if campaign.message is None:
         raise ValueError(f"campaign {campaign.pk} has no fallback message")
-    # A merge field's value is unknown until send: ten characters is a fair first-name guess.
-    sms_text = _MERGE_FIELD.sub("x" * 10, campaign.message.sms_text)
+    # Each content language's SMS costs its own segments (campaigns/content.py).
+    languages, sms_cost_units = campaign_plan_languages(campaign)
     workspace = campaign.workspace
     return PlanSpec(
         message_id=campaign.message.pk,
@@ -99,8 +98,9 @@ def campaign_plan_spec(campaign: Campaign, *, network: str) -> PlanSpec:
         mode=campaign.send_mode,
         frequency_cap=workspace_frequency_cap(workspace),
         skip_reached_on=Channel.WHATSAPP if network == Channel.WHATSAPP else "",
-        sms_cost_units=max(sms_segments_count(text=sms_text).segments, 1) if sms_text else 1,
+        sms_cost_units=sms_cost_units,
         quiet=quiet_rules(workspace=workspace),
+        languages=languages,
     )
 
 
@@ -323,13 +323,13 @@ def reroute_plan_next_slice(*, reroute_id: int, send: Callable[..., None] | None
             reroute.exclusions["delayed_quiet_hours"] = (
                 reroute.exclusions.get("delayed_quiet_hours", 0) + result.delayed_quiet_hours
             )
-        sms_rows = result.planned.get(Channel.SMS, 0)
         for key, used in (
             ("sms_only_used", result.sms_only_planned),
             ("sms_alt_used", result.sms_alt_planned),
         ):
             reroute.exclusions[key] = int(reroute.exclusions.get(key, 0)) + used
-        reroute.sms_segments_planned += sms_rows * spec.sms_cost_units
+        reroute.sms_segments_planned += result.sms_segments
+        reroute_languages_add(reroute=reroute, result=result)
         reroute.planned_through_contact_id = result.last_contact_id
         reroute.save()
         ids = planned_ids_between(

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import Count, QuerySet
 
+from campaigns.language_counts import campaign_language_counts
 from campaigns.models import Campaign, CampaignStatus, Reroute, SocialPost
 from continuity.models import Workspace
 from continuity.tenancy import workspace_get_or_404
@@ -88,6 +89,8 @@ def campaign_status_summary(*, campaign: Campaign) -> dict[str, Any]:
         "lateness_s": campaign.lateness_s,
         "networks": campaign_post_counts(campaign=campaign),
         "channels": campaign_delivery_counts(campaign=campaign),
+        # {channel: {language: {status: n}}} (campaigns/language_counts.py).
+        "languages": campaign_language_counts(workspace=campaign.workspace, campaign=campaign),
         "posts": [
             {
                 "id": post.pk,

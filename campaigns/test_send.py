@@ -34,6 +34,7 @@ from delivery.providers.base import (
     SmsContent,
 )
 from delivery.senders import channel_content, channel_sender
+from delivery.variants import message_languages
 
 TEST_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
 TEST_HEADER = "X-Continuity-Test"
@@ -108,10 +109,13 @@ def campaign_test_send(  # noqa: PLR0911 - one plain answer per reason it cannot
     address: str,
     access: Access,
     contact: Contact | None = None,
+    language: str = "",
 ) -> TestSendResult:
     """Send the campaign's fallback message on ``channel`` to ``address`` as a test, with
-    ``contact``'s merge fields (a sample contact's without one). The caller checked the right
-    to change the campaign; this checks the rate, the address and the content."""
+    ``contact``'s merge fields (a sample contact's without one), in the content a contact of
+    ``language`` gets (empty: the contact's language, else the workspace's default). The caller
+    checked the right to change the campaign; this checks the rate, the address and the
+    content."""
     user_id = int(access.user.pk)
     if channel not in TEST_CHANNELS:
         return TestSendResult(False, _("Tests can be sent by email, SMS or web push."))
@@ -155,7 +159,14 @@ def campaign_test_send(  # noqa: PLR0911 - one plain answer per reason it cannot
         headers={TEST_HEADER: "1"} if channel == Channel.EMAIL else {},
         push_keys=push_keys,
     )
-    content = _marked(channel_content(message=message, channel=channel), channel)
+    languages = message_languages(message=message)
+    chosen = languages.language_for(
+        locale=language or (contact.locale if contact is not None else ""), channel=channel
+    )
+    content = channel_content(
+        message=message, channel=channel, language=chosen, languages=languages
+    )
+    content = _marked(content, channel)
     outcomes = channel_sender(channel).send_batch(content=content, messages=[outbound])
     outcome = outcomes[0] if outcomes else None
     ok = isinstance(outcome, Sent)
@@ -165,6 +176,7 @@ def campaign_test_send(  # noqa: PLR0911 - one plain answer per reason it cannot
         target=campaign,
         detail={
             "channel": channel,
+            "language": chosen,
             "ok": ok,
             "outcome": type(outcome).__name__ if outcome else "none",
         },

@@ -19,9 +19,10 @@ from campaigns.models import (
     SocialAccount,
     SocialNetwork,
 )
+from contacts.language import primary_language, workspace_language
 from contacts.models import Channel
 from contacts.segments import segment_problem
-from delivery.models import Message
+from delivery.models import Message, MessageVariant
 from delivery.publishers import publisher_for
 from delivery.templating import marketer_template_problem, marketer_template_validate
 
@@ -111,7 +112,7 @@ def _account_problems(
 ) -> list[str]:
     problems: list[str] = []
     due = campaign.scheduled_at or now
-    seen_networks: set[str] = set()
+    seen_networks: set[tuple[str, str]] = set()
     for account in accounts:
         label = f"{account.get_network_display()} account “{account.display_name}”"
         if not account.active:
@@ -124,10 +125,13 @@ def _account_problems(
                 f"The access token of the {label} expires {expires} UTC, before the campaign "
                 "publishes: reconnect the account."
             )
-        if account.network in seen_networks or account.network == SocialNetwork.WHATSAPP:
+        # Each language a network is posted in is checked (an Italian text can pass X's
+        # limit where the English one does not).
+        seen = (account.network, account.language)
+        if seen in seen_networks or account.network == SocialNetwork.WHATSAPP:
             continue
-        seen_networks.add(account.network)
-        post = campaign_post_request(campaign=campaign, network=account.network)
+        seen_networks.add(seen)
+        post = campaign_post_request(campaign=campaign, network=account.network, account=account)
         problems.extend(publisher_for(network=account.network).content_problems(post=post))
     if any(a.network == SocialNetwork.WHATSAPP for a in accounts):
         # WhatsApp is one-to-one: a template message per consented contact, so it needs the
@@ -168,7 +172,15 @@ def _fallback_problems(campaign: Campaign) -> list[str]:
         problems.append("Write the fallback message (what each channel says during an outage).")
         return problems
     problems.extend(_template_problems(message))
+    problems.extend(_variant_problems(message))
+    # A channel is covered when its last resort has content: the default language's variant
+    # when there is one, else the base (delivery/variants.py).
     ready = set(message.channels_ready())
+    default = MessageVariant.objects.filter(
+        message_id=message.pk, language=workspace_language(campaign.workspace)
+    ).first()
+    if default is not None:
+        ready |= set(default.channels_ready())
     for channel in channels:
         if channel in _CHANNEL_CONTENT and channel not in ready:
             problems.append(
@@ -206,3 +218,43 @@ def _template_problems(message: Message) -> list[str]:
                 % {"part": field.verbose_name, "problem": problem}
             )
     return problems
+
+
+def _variant_problems(message: Message) -> list[str]:
+    """The same template check for each language variant, naming the language."""
+    problems = []
+    for variant in MessageVariant.objects.filter(message_id=message.pk).order_by("language"):
+        for field in variant._meta.concrete_fields:
+            if marketer_template_validate not in field.validators:
+                continue
+            source = getattr(variant, field.attname)
+            if source and (problem := marketer_template_problem(source)):
+                problems.append(
+                    _("The %(language)s variant's %(part)s cannot be sent: %(problem)s")
+                    % {"language": variant.language, "part": field.verbose_name, "problem": problem}
+                )
+    return problems
+
+
+def _known_languages() -> frozenset[str]:
+    from django.conf.locale import LANG_INFO
+
+    return frozenset(code.split("-", 1)[0] for code in LANG_INFO)
+
+
+def content_language_clean(value: object) -> str:
+    """A content variant's language as stored: the primary subtag of a language Django knows
+    (``it-IT`` -> ``it``). Raises ValueError with the reason for anything else."""
+    raw = str(value or "").strip()
+    language = primary_language(raw)
+    if not raw:
+        raise ValueError(_("Give the variant's language, e.g. it or en."))
+    if not language or language not in _known_languages():
+        raise ValueError(
+            _(
+                'Unknown language tag "%(tag)s": use an ISO 639-1 code such as it, en or de '
+                "(a region such as it-IT is accepted and stored as it)."
+            )
+            % {"tag": raw[:35]}
+        )
+    return language

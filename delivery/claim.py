@@ -41,6 +41,7 @@ class ClaimedDelivery:
     push_auth: str = ""
     push_subscription_id: int | None = None
     timezone: str = ""  # the contact's own, as stored ("" or unknown: the default zone)
+    locale: str = ""  # the contact's own, as stored: picks the content variant
 
 
 def _merge_fields(contact: dict[str, object]) -> dict[str, str]:
@@ -206,6 +207,7 @@ def claimed_load(*, ids: list[int], channel: str) -> list[ClaimedDelivery]:
             "contact__last_name",
             "contact__attributes",
             "contact__timezone",
+            "contact__locale",
         )
     )
     subscriptions: dict[int, PushSubscription] = {}
@@ -242,6 +244,7 @@ def claimed_load(*, ids: list[int], channel: str) -> list[ClaimedDelivery]:
                 push_auth=subscription.auth if subscription else "",
                 push_subscription_id=subscription.pk if subscription else None,
                 timezone=row["contact__timezone"] or "",
+                locale=row["contact__locale"] or "",
             )
         )
     return claimed

@@ -65,6 +65,7 @@ from delivery.transitions import (
     deliveries_retry_later,
     deliveries_transition,
 )
+from delivery.variants import message_languages
 
 logger = logging.getLogger(__name__)
 
@@ -422,7 +423,6 @@ def _message_send(
         return
     from contacts.links import unsubscribe_urls
 
-    content = channel_content(message=message, channel=channel)
     # Every email carries its contact's one-click link (List-Unsubscribe, RFC 8058).
     unsubscribe = (
         unsubscribe_urls(contact_ids=[c.contact_id for c in sendable], channel=channel)
@@ -444,26 +444,36 @@ def _message_send(
         if channel == Channel.SMS
         else frozenset()
     )
-    outbound = [
-        _outbound(
-            c,
-            channel=channel,
-            unsubscribe=unsubscribe,
-            quiet_from=quiet_from,
-            opt_out=settings.DELIVERY_SMS_OPT_OUT_TEXT if c.contact_id in soft_opt_in else "",
+    # One batch per content language (delivery/variants.py): an email request's
+    # personalizations then share one subject and body, as SendGrid requires.
+    languages = message_languages(message=message)
+    batches: dict[str, list[OutboundMessage]] = {}
+    for c in sendable:
+        batches.setdefault(languages.language_for(locale=c.locale, channel=channel), []).append(
+            _outbound(
+                c,
+                channel=channel,
+                unsubscribe=unsubscribe,
+                quiet_from=quiet_from,
+                opt_out=settings.DELIVERY_SMS_OPT_OUT_TEXT if c.contact_id in soft_opt_in else "",
+            )
         )
-        for c in sendable
-    ]
-    if getattr(sender, "reports_progress", False):
-        outcomes = sender.send_batch(content=content, messages=outbound, progress=progress)
-    else:
-        # A sender that cannot say when each request leaves: its whole batch may have.
-        ours = set(progress.leaving([m.delivery_id for m in outbound]))
-        outcomes = sender.send_batch(
-            content=content, messages=[m for m in outbound if m.delivery_id in ours]
+    for language, outbound in sorted(batches.items()):
+        if progress.lost:
+            return
+        content = channel_content(
+            message=message, channel=channel, language=language, languages=languages
         )
-    # What the sender already reported is skipped; the rest (answers without a request) here.
-    progress.settled(outcomes)
+        if getattr(sender, "reports_progress", False):
+            outcomes = sender.send_batch(content=content, messages=outbound, progress=progress)
+        else:
+            # A sender that cannot say when each request leaves: its whole batch may have.
+            ours = set(progress.leaving([m.delivery_id for m in outbound]))
+            outcomes = sender.send_batch(
+                content=content, messages=[m for m in outbound if m.delivery_id in ours]
+            )
+        # What the sender already reported is skipped; the rest (answers without a request).
+        progress.settled(outcomes)
 
 
 def _interrupted(

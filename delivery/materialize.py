@@ -37,6 +37,12 @@ from delivery.models import Delivery
 from delivery.quiet_hours import QuietRules, quiet_hours_ends, quiet_window
 from delivery.states import LEFT_STATUSES, DeliveryStatus
 from delivery.status import WHATSAPP_NO_FALLBACK_STATUSES
+from delivery.variants import (
+    MessageLanguages,
+    PlanLanguages,
+    language_case_sql,
+    locale_primary_sql,
+)
 
 FIRST_REACHABLE = "first_reachable"
 ALL_CHANNELS = "all"
@@ -70,6 +76,10 @@ class PlanSpec:
     skip_reached_on: str = ""
     sms_cost_units: int = 1
     quiet: QuietRules | None = None
+    # The message's content languages (delivery/variants.py): each planned row is counted under
+    # the language its contact will get, and an SMS costs that language's segments. None: the
+    # base content alone, counted under no language.
+    languages: PlanLanguages | None = None
 
     def __post_init__(self) -> None:
         # Channel names become SQL column aliases and literals: only known ones get that far.
@@ -91,6 +101,10 @@ class SliceResult:
     delayed_quiet_hours: int = 0
     sms_only_planned: int = 0
     sms_alt_planned: int = 0
+    # {channel: {content language: deliveries}} when the spec has languages.
+    languages: dict[str, dict[str, int]] = field(default_factory=dict)
+    # SMS segments the slice's planned SMS cost, per its rows' content languages.
+    sms_segments: int = 0
 
 
 def _q(name: str) -> str:
@@ -259,7 +273,8 @@ def _slice_columns(
         )
         params += [spec.message_id, spec.skip_reached_on, *left]
     sql = (
-        f"{alias}.id AS id, COALESCE({alias}.timezone, '') AS tz, {', '.join(flags)}, "
+        f"{alias}.id AS id, COALESCE({alias}.timezone, '') AS tz, "
+        f"{locale_primary_sql(f'{alias}.locale')} AS lang, {', '.join(flags)}, "
         f"{recent_sql} AS recent, {reached_sql} AS reached, "
         f"CASE WHEN {alias}.erased_at IS NULL THEN 0 ELSE 1 END AS erased"
     )
@@ -333,12 +348,13 @@ def _chosen_sql(
     if spec.mode == ALL_CHANNELS:
         takes = _takes(spec, budgeted=_budgeted(spec, allowance))
         picked = " UNION ALL ".join(
-            f"SELECT id, tz, '{ch}' AS channel FROM {decided} WHERE {_open(spec)} AND {takes[ch]}"
+            f"SELECT id, tz, lang, '{ch}' AS channel FROM {decided} "
+            f"WHERE {_open(spec)} AND {takes[ch]}"
             for ch in spec.channels
         )
     else:
         picked = (
-            f"SELECT id, tz, first_channel AS channel FROM {decided} "
+            f"SELECT id, tz, lang, first_channel AS channel FROM {decided} "
             "WHERE first_channel IS NOT NULL"
         )
     cases: list[str] = []
@@ -349,16 +365,41 @@ def _chosen_sql(
             cases.append("WHEN chosen.channel = %s AND chosen.tz = %s THEN %s")
             params += [ch, tz_name, opening]
     not_before = f"CASE {' '.join(cases)} ELSE NULL END" if cases else "NULL"
+    content_lang, lang_params = _content_language_sql(spec)
     sql = (
         f"SELECT chosen.id AS id, chosen.channel AS channel, "
-        f"CAST(({not_before}) AS TIMESTAMP WITH TIME ZONE) AS not_before FROM ({picked}) chosen"
+        f"CAST(({not_before}) AS TIMESTAMP WITH TIME ZONE) AS not_before, "
+        f"{content_lang} AS content_lang FROM ({picked}) chosen"
     )
-    return sql, params
+    return sql, [*params, *lang_params]
+
+
+def _content_language_sql(spec: PlanSpec) -> tuple[str, list[Any]]:
+    """The content language each chosen row's contact gets on its channel (the rule of
+    delivery/variants.py, as SQL over the contact's locale)."""
+    if spec.languages is None:
+        return "CAST('' AS TEXT)", []
+    whens: list[str] = []
+    params: list[Any] = []
+    for ch in spec.channels:
+        case, case_params = language_case_sql(
+            primary="chosen.lang", channel=ch, languages=spec.languages
+        )
+        whens.append(f"WHEN %s THEN {case}")
+        params += [ch, *case_params]
+    return f"CAST(CASE chosen.channel {' '.join(whens)} END AS TEXT)", params
 
 
 def _insert_sql(*, spec: PlanSpec, chosen: str, now: datetime) -> tuple[str, list[Any]]:
     """Write the chosen rows as planned deliveries; rows that exist already are left alone."""
-    cost = f"CASE WHEN channel = '{Channel.SMS}' THEN {int(spec.sms_cost_units)} ELSE 1 END"
+    sms_cost = str(int(spec.sms_cost_units))
+    cost_params: list[Any] = []
+    if spec.languages is not None and spec.languages.sms_cost:
+        whens = " ".join("WHEN %s THEN %s" for _ in spec.languages.sms_cost)
+        sms_cost = f"CASE content_lang {whens} ELSE {int(spec.sms_cost_units)} END"
+        for language, units in sorted(spec.languages.sms_cost.items()):
+            cost_params += [language, int(units)]
+    cost = f"CASE WHEN channel = '{Channel.SMS}' THEN {sms_cost} ELSE 1 END"
     sql = (
         f"INSERT INTO {_table(Delivery)} (workspace_id, message_id, contact_id, channel, status, "
         "attempt, provider, provider_message_id, error_code, error_text, cost_units, not_before, "
@@ -366,15 +407,16 @@ def _insert_sql(*, spec: PlanSpec, chosen: str, now: datetime) -> tuple[str, lis
         f"SELECT %s, %s, id, channel, %s, 0, '', '', '', '', {cost}, not_before, %s, %s "
         f"FROM {chosen} ON CONFLICT (message_id, contact_id, channel) DO NOTHING"
     )
-    return sql, [spec.workspace_id, spec.message_id, DeliveryStatus.PLANNED, now, now]
+    return sql, [spec.workspace_id, spec.message_id, DeliveryStatus.PLANNED, *cost_params, now, now]
 
 
 def _planned_sql(*, chosen: str) -> str:
-    """(channel, deliveries, of which delayed by quiet hours)."""
+    """("channel:content language", deliveries, of which delayed by quiet hours): the same pass
+    over the chosen rows counts both, so labelling languages costs no extra read of them."""
     return (
-        "SELECT channel, COUNT(*) AS n, "
+        "SELECT channel || ':' || content_lang AS channel_lang, COUNT(*) AS n, "
         "SUM(CASE WHEN not_before IS NOT NULL THEN 1 ELSE 0 END) AS delayed "
-        f"FROM {chosen} GROUP BY channel"
+        f"FROM {chosen} GROUP BY channel, content_lang"
     )
 
 
@@ -529,7 +571,8 @@ def _plan_slice(
             spec=spec, decided="plan_decided", after_id=after_id, upper=upper
         )
         counts = [
-            f"SELECT 'planned', channel, n, delayed FROM ({_planned_sql(chosen='plan_chosen')}) p",
+            f"SELECT 'planned', channel_lang, n, delayed "
+            f"FROM ({_planned_sql(chosen='plan_chosen')}) p",
             f"SELECT 'excluded', reason, n, 0 FROM ({exclusions_sql}) e",
         ]
         params += exclusions_params
@@ -539,14 +582,28 @@ def _plan_slice(
         cursor.execute(f"WITH {', '.join(ctes)} {' UNION ALL '.join(counts)}", params)
         for kind, name, count_a, count_b in cursor.fetchall():
             if kind == "planned":
-                result.planned[name] = int(count_a)
+                channel, _, language = name.partition(":")
+                result.planned[channel] = result.planned.get(channel, 0) + int(count_a)
                 result.delayed_quiet_hours += int(count_b or 0)
+                if spec.languages is not None:
+                    result.languages.setdefault(channel, {})[language] = int(count_a)
             elif kind == "excluded":
                 result.exclusions[name] = int(count_a)
             else:
                 result.sms_alt_planned = int(count_a)
                 result.sms_only_planned = int(count_b) - int(count_a)
+    result.sms_segments = _sms_segments(spec, result)
     return result
+
+
+def _sms_segments(spec: PlanSpec, result: SliceResult) -> int:
+    """The slice's planned SMS in segments: per content language when known, else each at the
+    spec's cost."""
+    costs = spec.languages.sms_cost if spec.languages is not None else {}
+    by_language = result.languages.get(Channel.SMS)
+    if not by_language:
+        return result.planned.get(Channel.SMS, 0) * spec.sms_cost_units
+    return sum(n * int(costs.get(lang, spec.sms_cost_units)) for lang, n in by_language.items())
 
 
 def sms_only_count(*, spec: PlanSpec, audience: QuerySet[Contact], limit: int) -> int:
@@ -590,3 +647,33 @@ def planned_ids_between(
         .order_by("id")
         .values_list("id", flat=True)
     )
+
+
+def deliveries_language_counts(
+    *, message_id: int, workspace_id: int, channels: Sequence[str], languages: MessageLanguages
+) -> dict[str, dict[str, dict[str, int]]]:
+    """{channel: {content language: {status: deliveries}}} for one message, in one grouped
+    query: each row under the language its contact gets now (delivery/variants.py)."""
+    unknown = [ch for ch in channels if ch not in _PLANNABLE]
+    if unknown or not channels:
+        return {}
+    whens: list[str] = []
+    params: list[Any] = []
+    for channel in channels:
+        case, case_params = language_case_sql(
+            primary=locale_primary_sql("c.locale"), channel=channel, languages=languages
+        )
+        whens.append(f"WHEN %s THEN {case}")
+        params += [channel, *case_params]
+    sql = (
+        f"SELECT d.channel, CAST(CASE d.channel {' '.join(whens)} END AS TEXT) AS lang, "
+        f"d.status, COUNT(*) FROM {_table(Delivery)} d JOIN {_table(Contact)} c "
+        "ON c.id = d.contact_id WHERE d.message_id = %s AND d.workspace_id = %s GROUP BY 1, 2, 3"
+    )
+    params += [message_id, workspace_id]
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for channel, language, status, n in cursor.fetchall():
+            counts.setdefault(channel, {}).setdefault(language, {})[status] = int(n)
+    return counts

@@ -63,6 +63,111 @@ class Message(models.Model):
         return ready
 
 
+class MessageVariant(models.Model):
+    """A message's content in one language: the fields of Message that are read by a person.
+
+    A plain model rather than django-parler or django-modeltranslation: the languages are open
+    ended per workspace (a marketer writes in any language their customers read, not only the
+    interface's settings.LANGUAGES, which modeltranslation turns into columns at migrate time),
+    and the send path picks a variant per contact inside set-based SQL and groups a chunk's
+    recipients per variant, which wants a plain table to join and count on rather than a
+    translation layer built around one active language per request. The base fields of Message
+    stay the content in the workspace's default language (delivery/variants.py resolves).
+    """
+
+    workspace = models.ForeignKey(
+        "continuity.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    # No index of its own: the UNIQUE (message, language) index leads with message.
+    message = models.ForeignKey(
+        Message,
+        on_delete=models.CASCADE,
+        related_name="variants",
+        db_index=False,
+        verbose_name=_("message"),
+    )
+    # The primary language subtag ("it", "en", "de"): what a contact's locale is matched on.
+    language = models.CharField(_("language"), max_length=8)
+    email_subject = models.CharField(
+        _("email subject"),
+        max_length=300,
+        blank=True,
+        default="",
+        validators=[marketer_template_validate],
+    )
+    email_html = models.TextField(
+        _("email HTML"), blank=True, default="", validators=[marketer_template_validate]
+    )
+    email_text = models.TextField(
+        _("email text"), blank=True, default="", validators=[marketer_template_validate]
+    )
+    sms_text = models.TextField(
+        _("SMS text"), blank=True, default="", validators=[marketer_template_validate]
+    )
+    push_title = models.CharField(
+        _("push title"),
+        max_length=200,
+        blank=True,
+        default="",
+        validators=[marketer_template_validate],
+    )
+    push_body = models.CharField(
+        _("push body"),
+        max_length=500,
+        blank=True,
+        default="",
+        validators=[marketer_template_validate],
+    )
+    push_url = models.URLField(
+        _("push URL"),
+        max_length=500,
+        blank=True,
+        default="",
+        validators=[marketer_template_validate],
+    )
+    push_icon = models.URLField(
+        _("push icon"),
+        max_length=500,
+        blank=True,
+        default="",
+        validators=[marketer_template_validate],
+    )
+    # WhatsApp templates are translated under one name: a variant names only the language its
+    # translation was approved in ("it", "en_US"); empty: no WhatsApp in this language.
+    whatsapp_language = models.CharField(
+        _("WhatsApp template language"), max_length=20, blank=True, default=""
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    objects = WorkspaceManager()
+
+    class Meta:
+        verbose_name = _("content variant")
+        verbose_name_plural = _("content variants")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "language"], name="message_variant_one_per_language"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id}:{self.language}"
+
+    def channels_ready(self) -> list[str]:
+        """Channels this variant has content for (WhatsApp: the message's template exists in
+        this variant's language)."""
+        ready: list[str] = []
+        if self.email_subject and (self.email_html or self.email_text):
+            ready.append(Channel.EMAIL)
+        if self.sms_text:
+            ready.append(Channel.SMS)
+        if self.push_title and self.push_body:
+            ready.append(Channel.PUSH)
+        if self.whatsapp_language:
+            ready.append(Channel.WHATSAPP)
+        return ready
+
+
 class DeliveryClaim(models.Model):
     """One chunk task at work on one message's deliveries: the rows it claimed point here.
 

@@ -25,10 +25,11 @@ from delivery.credentials import (
     vapid_keys,
     whatsapp_number,
 )
-from delivery.models import Message, WorkspaceCredentials
+from delivery.models import Message, MessageVariant, WorkspaceCredentials
 from delivery.providers.base import EmailContent, PushContent, SmsContent
 from delivery.providers.whatsapp import WhatsAppContent
 from delivery.publishers.base import WHATSAPP, SocialAccountRef
+from delivery.variants import MessageLanguages
 
 
 @cache
@@ -63,42 +64,56 @@ def _whatsapp_account_for(message_id: int) -> Any:
 
 
 def channel_content(
-    *, message: Message, channel: str
+    *,
+    message: Message,
+    channel: str,
+    language: str = "",
+    languages: MessageLanguages | None = None,
 ) -> EmailContent | SmsContent | PushContent | WhatsAppContent:
-    """The message's content for one channel, with its workspace's credentials for this batch."""
+    """The message's content for one channel in one content language (delivery/variants.py:
+    its variant, else the default language's, else the base), with its workspace's credentials
+    for this batch. Without ``languages`` the base content."""
+    source: Message | MessageVariant = (
+        languages.source(language=language, channel=channel) if languages else message
+    )
     row = credentials_row(workspace_id=message.workspace_id)
     try:
-        return _content(message=message, channel=channel, row=row)
+        return _content(message=message, source=source, channel=channel, row=row)
     except CredentialsUnreadable as exc:
         # The senders answer every recipient "failed: credentials_unreadable" and send nothing.
-        return _content(message=message, channel=channel, row=None, error=str(exc))
+        return _content(message=message, source=source, channel=channel, row=None, error=str(exc))
 
 
 def _content(
-    *, message: Message, channel: str, row: WorkspaceCredentials | None, error: str = ""
+    *,
+    message: Message,
+    source: Message | MessageVariant,
+    channel: str,
+    row: WorkspaceCredentials | None,
+    error: str = "",
 ) -> EmailContent | SmsContent | PushContent | WhatsAppContent:
     if channel == Channel.EMAIL:
         return EmailContent(
-            subject=message.email_subject,
-            html=message.email_html,
-            text=message.email_text,
+            subject=source.email_subject,
+            html=source.email_html,
+            text=source.email_text,
             from_email=email_from(row),
             account=sendgrid_account(row),
             credentials_error=error,
         )
     if channel == Channel.SMS:
         return SmsContent(
-            text=message.sms_text,
+            text=source.sms_text,
             account=twilio_account(row),
             workspace_id=message.workspace_id,
             credentials_error=error,
         )
     if channel == Channel.PUSH:
         return PushContent(
-            title=message.push_title,
-            body=message.push_body,
-            url=message.push_url,
-            icon=message.push_icon,
+            title=source.push_title,
+            body=source.push_body,
+            url=source.push_url,
+            icon=source.push_icon,
             # One topic per message: a second copy of the same message replaces the first
             # on the push service instead of showing twice.
             topic=f"m{message.pk}",
@@ -115,7 +130,7 @@ def _content(
             )
         return WhatsAppContent(
             template=message.whatsapp_template,
-            language=message.whatsapp_language or "en",
+            language=source.whatsapp_language or message.whatsapp_language or "en",
             account=account,
             credentials_error=error,
         )

@@ -162,7 +162,10 @@ def test_the_fallback_preview_shows_a_hostile_contact_and_message_html_inert(
     # The SMS and push previews show the name as text.
     assert "Hi &lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert(1)</script>" not in page
-    assert "onerror" not in page
+    # The marketer's own HTML is on the page only as escaped text (the content inline's
+    # textarea, campaigns/admin_content.py), never as a live element.
+    assert "<img src=x onerror" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
     # The HTML part sits in a frame with no permissions; srcdoc holds the sanitised HTML, the
     # contact's name escaped once by the template and once more for the attribute.
     frames = re.findall(r'<iframe sandbox="" srcdoc="([^"]*)"', page)
