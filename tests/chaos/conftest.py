@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -68,9 +70,19 @@ class OwnedRedis:
                     raise
                 time.sleep(0.05)
 
+    def pause(self) -> None:
+        """Frozen (SIGSTOP): clients block on their next command instead of failing at once."""
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """Gone, data and all (no persistence): queued task messages are lost with it."""
         if self.proc is not None:
+            self.resume()  # a frozen server would not act on SIGTERM
             process_group_kill(self.proc, timeout=10)
             self.proc = None
 
@@ -113,6 +125,24 @@ def sms_env(
         "DELIVERY_CLAIM_HEARTBEAT_S": "0.5",
         # The contacts live in Paris: at night there their SMS would rightly wait for 08:00.
         "REROUTE_QUIET_HOURS_SMS": "",
+    }
+
+
+# The two bounds of a worker that reconciliation's "never left" rule counts on, as
+# reconcile_fast() gives them to the test process (the defaults are 10 s and 5 s).
+RECONCILE_WORKER_ENV = {"TWILIO_TIMEOUT_S": "2", "DELIVERY_SMS_LEAVE_MAX_S": "1"}
+
+
+def reconcile_fast(twilio: TwilioFake) -> dict[str, object]:
+    """Settings for a test process that sweeps as beat would, reconciling unknown SMS with this
+    fake: "never left" after 1 + 2 + 1 s instead of 5 + 10 + 60 s (the workers' env matches)."""
+    return {
+        "TWILIO_API_BASE_URL": twilio.url,
+        "TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "TWILIO_TIMEOUT_S": 2.0,
+        "DELIVERY_SMS_LEAVE_MAX_S": 1.0,
+        "DELIVERY_SMS_RECONCILE_LAG_S": 1.0,
     }
 
 
