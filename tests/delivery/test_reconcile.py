@@ -318,3 +318,44 @@ def test_a_fresh_unknown_row_is_not_looked_up_before_its_request_could_have_arri
     assert report.as_dict() == dict.fromkeys(report.as_dict(), 0)
     assert fake.list_requests == 0
     assert _row(row_id).status == S.UNKNOWN
+
+
+class _StallingPace:
+    """A pace whose commit makes the sender wait once, as a starved or frozen process would."""
+
+    rate_per_s = 1000.0
+
+    def __init__(self, stall_s: float) -> None:
+        self.stall_s = stall_s
+
+    def reserve(self, *, max_wait_s: float) -> float | None:
+        return 0.0
+
+    def commit(self) -> float:
+        stall, self.stall_s = self.stall_s, 0.0
+        return stall
+
+
+def test_the_sender_never_starts_a_request_later_than_the_leave_bound_the_rule_counts_on(
+    fake: TwilioFake,
+) -> None:
+    """What makes "not listed long enough after the claim's death" mean "never left": a request
+    held up between its leaving record and the wire is not made at all."""
+    from delivery.providers.base import Deferred, OutboundMessage, Sent, SmsContent
+    from delivery.providers.twilio_sms import LEAVE_WINDOW_PASSED, TwilioSmsSender, twilio_client
+
+    def sender(stall_s: float) -> TwilioSmsSender:
+        client = twilio_client(account_sid=ACCOUNT, auth_token=TOKEN, base_url=fake.url)
+        return TwilioSmsSender(
+            client=client, limiter=_StallingPace(stall_s), status_callback_url="",
+            messaging_service_sid="MG" + "0" * 32,
+        )  # fmt: skip
+
+    message = [OutboundMessage(delivery_id=1, to="+447700900001", merge_fields={})]
+    with override_settings(DELIVERY_SMS_LEAVE_MAX_S=0.2):
+        [late] = sender(0.5).send_batch(content=SmsContent(text="Hi"), messages=message)
+        assert isinstance(late, Deferred) and late.code == LEAVE_WINDOW_PASSED
+        assert fake.accepted == 0
+        [on_time] = sender(0.05).send_batch(content=SmsContent(text="Hi"), messages=message)
+    assert isinstance(on_time, Sent)
+    assert fake.accepted == 1
