@@ -42,7 +42,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,7 +110,7 @@ class ReconcileReport:
     waiting: int = 0
     inconclusive: int = 0
     unreconciled: int = 0
-    requeued_ids: list[int] | None = None
+    requeued_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -147,7 +147,7 @@ def sms_unknown_reconcile(
     """
     now = now or timezone.now()
     lister = lister or twilio_messages_to
-    report = ReconcileReport(requeued_ids=[])
+    report = ReconcileReport()
     rows = _due(now=now, limit=limit or settings.DELIVERY_SMS_RECONCILE_BATCH)
     if not rows:
         return report
@@ -470,7 +470,6 @@ def _never_left(item: UnknownSms, *, report: ReconcileReport, now: datetime) -> 
             ids=moved, status=DeliveryStatus.QUEUED, at=now, detail=f"retry: {NEVER_LEFT}"
         )
     report.requeued += len(moved)
-    assert report.requeued_ids is not None  # noqa: S101 - set by the caller  # nosec B101
     report.requeued_ids.extend(moved)
 
 

@@ -99,7 +99,7 @@ def _unknown_reconciled(*, now: datetime) -> list[tuple[int, str]]:
     except Exception:
         logger.exception("reconciling unknown SMS failed: they stay unknown for the next sweep")
         return []
-    return [(i, "sms") for i in report.requeued_ids or []]
+    return [(i, "sms") for i in report.requeued_ids]
 
 
 def _lost_claims_resolve(*, now: datetime, limit: int) -> tuple[list[int], list[tuple[int, str]]]:
