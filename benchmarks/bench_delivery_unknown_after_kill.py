@@ -6,10 +6,10 @@ through the Redis pace at 50/s to the Twilio fake. Once the fake has taken a fif
 worker's process group is SIGKILLed. A second worker starts, and the sweeper runs as beat would
 (with the claim-stale threshold at 2 s instead of 45 s, so the run takes seconds, not a minute):
 the killed chunk's claim is resolved, the rows whose request may have left become `unknown`, the
-others go back to the queue and the new worker sends them. The sweeper then reconciles the
-`unknown` rows with the fake's Messages list (delivery/reconcile.py; its "never left" delay cut to
-1 + 2 + 1 s from 5 + 10 + 60 s, the workers' bounds set to match): a listed one becomes sent with
-its SID, one surely never listed is queued again and sent.
+others go back to the queue and the new worker sends them. The sweeper then hands the `unknown`
+rows to the SMS queue, whose worker reconciles them with the fake's Messages list
+(delivery/reconcile.py; the "never left" delay cut to 1 + 2 + 1 s from 5 + 10 + 60 s): a listed
+one becomes sent with its SID, one surely never listed is queued again and sent.
 
 The figure is the count of rows that became `unknown` after the kill (at most the requests in
 flight). The line also reports the rows still `unknown` at the end and, of those, how many the
@@ -104,9 +104,11 @@ def main() -> None:
         "DELIVERY_SMS_RATE_PER_S": str(rate_per_s),
         "DELIVERY_CHUNK_SIZE": str(count),
         "DELIVERY_CLAIM_HEARTBEAT_S": "0.5",
-        # The bounds reconciliation's "never left" rule counts on, as the sweep below has them.
+        # Reconciliation's "never left" rule, 1 + 2 + 1 s (the sweep below picks rows with the
+        # same numbers; the worker does the lookups).
         "TWILIO_TIMEOUT_S": "2",
         "DELIVERY_SMS_LEAVE_MAX_S": "1",
+        "DELIVERY_SMS_RECONCILE_LAG_S": "1",
         "REROUTE_QUIET_HOURS_SMS": "",
         # The worker's " ready." line, which _worker waits for, is logged at INFO.
         "LOG_LEVEL": "info",
@@ -124,9 +126,6 @@ def main() -> None:
         sweep_settings = {
             "DELIVERY_CLAIM_STALE_S": 2,
             "DELIVERY_QUEUED_STALE_S": 1,
-            "TWILIO_API_BASE_URL": fake.url,
-            "TWILIO_ACCOUNT_SID": fake.account_sid,
-            "TWILIO_AUTH_TOKEN": fake.auth_token,
             "TWILIO_TIMEOUT_S": 2.0,
             "DELIVERY_SMS_LEAVE_MAX_S": 1.0,
             "DELIVERY_SMS_RECONCILE_LAG_S": 1.0,

@@ -1,5 +1,9 @@
 """Reconciling `unknown` SMS with Twilio's own list of messages (invariant 4).
 
+The sweeper picks the rows due for a lookup and hands them to the SMS queue (the workers there
+hold Twilio's settings and the workspaces' credentials); the chunk task looks them up before it
+claims, so a row found never to have left is sent by that same task.
+
 An SMS row is `unknown` when its request may have reached Twilio: its worker was lost while the
 request was leaving (the sweeper, `worker_lost`), or Twilio gave no usable answer (a read timeout,
 a dropped connection, a 5xx). Twilio's create is not idempotent, so the row is never simply sent
@@ -136,19 +140,44 @@ def never_left_from(unknown_at: datetime) -> datetime:
     return sent_by_latest(unknown_at) + timedelta(seconds=settings.DELIVERY_SMS_RECONCILE_LAG_S)
 
 
-def sms_unknown_reconcile(
-    *, now: datetime | None = None, limit: int | None = None, lister: Lister | None = None
-) -> ReconcileReport:
-    """Look up due `unknown` SMS rows in Twilio's list and settle what it tells (see above).
+def sms_unknown_due(*, now: datetime, limit: int | None = None) -> list[int]:
+    """The sweeper's part: `unknown` SMS rows due for a lookup, handed out for one.
 
-    Rows put back in the queue are in ``report.requeued_ids``: the caller enqueues them. Runs
-    from the sweeper; every write is guarded by the row still being the same `unknown` attempt,
-    so two sweepers, or a late provider callback, cannot make it act twice.
+    The sweeper does not call Twilio itself: it sends these ids to the SMS queue in chunk tasks,
+    whose workers hold the provider's settings and credentials and reconcile them first
+    (delivery/tasks.py). Each row is leased for DELIVERY_QUEUED_STALE_S (its `not_before`), so
+    the next sweeps do not hand it out again while a busy SMS worker has not got to it; a lost
+    task message only delays the lookup to the lease's end.
+    """
+    ids = [
+        row.delivery_id
+        for row in _due(now=now, limit=limit or settings.DELIVERY_SMS_RECONCILE_BATCH)
+    ]
+    if ids:
+        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.UNKNOWN).update(
+            not_before=now + timedelta(seconds=settings.DELIVERY_QUEUED_STALE_S)
+        )
+    return ids
+
+
+def sms_unknown_reconcile(
+    *,
+    ids: Sequence[int] | None = None,
+    now: datetime | None = None,
+    limit: int | None = None,
+    lister: Lister | None = None,
+) -> ReconcileReport:
+    """Look up `unknown` SMS rows in Twilio's list and settle what it tells (see above).
+
+    With `ids` (a chunk task handed them out), those of them still unknown and past their first
+    look, whatever their lease; without, every due row. Rows put back in the queue are in
+    ``report.requeued_ids``. Every write is guarded by the row still being the same `unknown`
+    attempt, so two lookups, or a late provider callback, cannot make it act twice.
     """
     now = now or timezone.now()
     lister = lister or twilio_messages_to
     report = ReconcileReport()
-    rows = _due(now=now, limit=limit or settings.DELIVERY_SMS_RECONCILE_BATCH)
+    rows = _due(now=now, limit=limit or settings.DELIVERY_SMS_RECONCILE_BATCH, ids=ids)
     if not rows:
         return report
     tries = _tries(rows)
@@ -176,8 +205,9 @@ def sms_unknown_reconcile(
     return report
 
 
-def _due(*, now: datetime, limit: int) -> list[UnknownSms]:
-    """Unknown SMS rows whose request can have reached Twilio by now and whose next look is due.
+def _due(*, now: datetime, limit: int, ids: Sequence[int] | None = None) -> list[UnknownSms]:
+    """Unknown SMS rows whose request can have reached Twilio by now and whose next look is due
+    (or, with `ids`, those of them past their first look).
 
     The first look waits until the request, had it left, has surely reached Twilio: before that
     a found message is as likely to come as an empty list is to mislead.
@@ -185,9 +215,14 @@ def _due(*, now: datetime, limit: int) -> list[UnknownSms]:
     first_look_before = now - timedelta(
         seconds=settings.DELIVERY_SMS_LEAVE_MAX_S + settings.TWILIO_TIMEOUT_S
     )
+    due = (
+        Q(id__in=list(ids))
+        if ids is not None
+        else Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
     values = (
         Delivery.objects.filter(
-            Q(not_before__isnull=True) | Q(not_before__lte=now),
+            due,
             channel=Channel.SMS,
             status=DeliveryStatus.UNKNOWN,
             failed_at__lte=first_look_before,

@@ -9,8 +9,8 @@ request may have left (named in the claim's `leaving`) becomes `unknown`, never 
 blindly; a row that was never tried goes back to the queue and is re-enqueued at once. Rows
 claimed before claims existed keep the old clock (DELIVERY_SENDING_STALE_S). The sweeper is also
 what sends a row held for quiet hours at send time, on the first sweep after its window ends.
-Last, `unknown` SMS rows are looked up in Twilio's list (delivery/reconcile.py): those it lists
-become `sent` with their SID, those it surely never received go back to the queue with the rest.
+Last, `unknown` SMS rows due for a lookup in Twilio's list are handed to the SMS queue like the
+rest (delivery/reconcile.py): its chunk task reconciles them before it claims.
 """
 
 from __future__ import annotations
@@ -87,19 +87,20 @@ def deliveries_sweep(*, send: Callable[[str, list[int]], None]) -> dict[str, int
 
 
 def _unknown_reconciled(*, now: datetime) -> list[tuple[int, str]]:
-    """Unknown SMS settled with Twilio's list; returns (id, channel) of rows queued again.
+    """Unknown SMS rows due for a lookup in Twilio's list, as (id, channel) to hand to the SMS
+    queue: its chunk task reconciles them before it claims (delivery/reconcile.py).
 
-    Best effort: whatever goes wrong here (Twilio, a bug), the sweep's other work must go on, and
-    the rows stay `unknown` for the next sweep.
+    Best effort: whatever goes wrong here, the sweep's other work must go on, and the rows stay
+    `unknown` for the next sweep.
     """
-    from delivery.reconcile import sms_unknown_reconcile
+    from delivery.reconcile import sms_unknown_due
 
     try:
-        report = sms_unknown_reconcile(now=now)
+        ids = sms_unknown_due(now=now)
     except Exception:
-        logger.exception("reconciling unknown SMS failed: they stay unknown for the next sweep")
+        logger.exception("picking unknown SMS to reconcile failed: they wait for the next sweep")
         return []
-    return [(i, "sms") for i in report.requeued_ids]
+    return [(i, "sms") for i in ids]
 
 
 def _lost_claims_resolve(*, now: datetime, limit: int) -> tuple[list[int], list[tuple[int, str]]]:

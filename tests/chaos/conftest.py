@@ -128,22 +128,20 @@ def sms_env(
     }
 
 
-# The two bounds of a worker that reconciliation's "never left" rule counts on, as
-# reconcile_fast() gives them to the test process (the defaults are 10 s and 5 s).
-RECONCILE_WORKER_ENV = {"TWILIO_TIMEOUT_S": "2", "DELIVERY_SMS_LEAVE_MAX_S": "1"}
-
-
-def reconcile_fast(twilio: TwilioFake) -> dict[str, object]:
-    """Settings for a test process that sweeps as beat would, reconciling unknown SMS with this
-    fake: "never left" after 1 + 2 + 1 s instead of 5 + 10 + 60 s (the workers' env matches)."""
-    return {
-        "TWILIO_API_BASE_URL": twilio.url,
-        "TWILIO_ACCOUNT_SID": twilio.account_sid,
-        "TWILIO_AUTH_TOKEN": twilio.auth_token,
-        "TWILIO_TIMEOUT_S": 2.0,
-        "DELIVERY_SMS_LEAVE_MAX_S": 1.0,
-        "DELIVERY_SMS_RECONCILE_LAG_S": 1.0,
-    }
+# Reconciliation's "never left" rule with its parts cut to 1 + 2 + 1 s (the defaults are
+# 5 + 10 + 60 s): the SMS workers reconcile with these, and the test process, sweeping as beat
+# would, picks the rows due for a lookup with the same numbers (RECONCILE_FAST). The test process
+# needs no Twilio settings: the workers that hold them do the lookups.
+RECONCILE_WORKER_ENV = {
+    "TWILIO_TIMEOUT_S": "2",
+    "DELIVERY_SMS_LEAVE_MAX_S": "1",
+    "DELIVERY_SMS_RECONCILE_LAG_S": "1",
+}
+RECONCILE_FAST: dict[str, object] = {
+    "TWILIO_TIMEOUT_S": 2.0,
+    "DELIVERY_SMS_LEAVE_MAX_S": 1.0,
+    "DELIVERY_SMS_RECONCILE_LAG_S": 1.0,
+}
 
 
 def sms_rows(count: int) -> list[int]:

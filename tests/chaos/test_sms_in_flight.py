@@ -20,12 +20,12 @@ from delivery.states import DeliveryStatus as S
 from delivery.sweeper import deliveries_sweep
 from sandbox.twilio import TwilioFake
 from tests.chaos.conftest import (
+    RECONCILE_FAST,
     RECONCILE_WORKER_ENV,
     OwnedRedis,
     backends_terminate,
     owned_send,
     phones_by_delivery,
-    reconcile_fast,
     sids_by_phone,
     sms_env,
     sms_rows,
@@ -147,7 +147,7 @@ def test_a_worker_killed_mid_sms_chunk_leaves_unknown_only_its_request_in_flight
         # after DELIVERY_CLAIM_STALE_S (seconds here, 45 s by default), and an unknown row is
         # reconciled with the fake's list.
         with override_settings(
-            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **reconcile_fast(twilio_chaos)
+            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **RECONCILE_FAST
         ):
             deliveries_sweep(send=send)
         was_unknown.update(_ids_in(ids, S.UNKNOWN))
@@ -334,7 +334,7 @@ def test_a_kill_between_the_leaving_record_and_the_request_is_reconciled_and_sen
 
     def recovered() -> bool:
         with override_settings(
-            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **reconcile_fast(twilio_chaos)
+            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **RECONCILE_FAST
         ):
             deliveries_sweep(send=send)
         was_unknown.update(_ids_in(ids, S.UNKNOWN))
@@ -390,7 +390,7 @@ def test_a_kill_while_twilio_holds_the_request_is_reconciled_as_sent_never_sent_
 
     def recovered() -> bool:
         with override_settings(
-            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **reconcile_fast(twilio_chaos)
+            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **RECONCILE_FAST
         ):
             deliveries_sweep(send=send)
         was_unknown.update(_ids_in(ids, S.UNKNOWN))

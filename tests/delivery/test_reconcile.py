@@ -297,15 +297,29 @@ def test_paging_reads_every_page_of_a_number_texted_often(fake: TwilioFake) -> N
     assert fake.list_requests == 3
 
 
-def test_the_sweeper_reconciles_and_enqueues_what_never_left(fake: TwilioFake) -> None:
+def test_the_sweeper_hands_due_rows_to_the_sms_queue_whose_task_reconciles_them_first(
+    fake: TwilioFake,
+) -> None:
     [row_id] = _unknown(ago_s=30)  # past the safe delay by the real clock
-    sent: list[tuple[str, list[int]]] = []
+    handed: list[tuple[str, list[int]]] = []
 
-    result = deliveries_sweep(send=lambda channel, ids: sent.append((channel, ids)))
+    def sweep() -> dict[str, int]:
+        return deliveries_sweep(send=lambda channel, ids: handed.append((channel, ids)))
 
-    assert sent == [("sms", [row_id])]
-    assert result["requeued"] == 1
+    assert sweep()["requeued"] == 1
+    assert handed == [("sms", [row_id])]
+    assert fake.list_requests == 0  # the sweeper itself never calls Twilio
+    assert _row(row_id).status == S.UNKNOWN
+    # Leased: the next sweeps leave it to the task they handed it to.
+    sweep()
+    assert handed == [("sms", [row_id])]
+
+    # The chunk task (delivery/tasks.py) looks the rows up before it claims.
+    from delivery.tasks import _sms_unknown_reconcile
+
+    _sms_unknown_reconcile([row_id])
     assert _row(row_id).status == S.QUEUED
+    assert fake.list_requests == 2
 
 
 def test_a_fresh_unknown_row_is_not_looked_up_before_its_request_could_have_arrived(
