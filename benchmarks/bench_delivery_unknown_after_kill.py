@@ -6,9 +6,15 @@ through the Redis pace at 50/s to the Twilio fake. Once the fake has taken a fif
 worker's process group is SIGKILLed. A second worker starts, and the sweeper runs as beat would
 (with the claim-stale threshold at 2 s instead of 45 s, so the run takes seconds, not a minute):
 the killed chunk's claim is resolved, the rows whose request may have left become `unknown`, the
-others go back to the queue and the new worker sends them. The figure is the count of `unknown`
-rows; the line also reports how many of those the fake never received, duplicates at the fake, and
-how long the recovery took. Target: at most the sender's concurrency (1).
+others go back to the queue and the new worker sends them. The sweeper then hands the `unknown`
+rows to the SMS queue, whose worker reconciles them with the fake's Messages list
+(delivery/reconcile.py; the "never left" delay cut to 1 + 2 + 1 s from 5 + 10 + 60 s): a listed
+one becomes sent with its SID, one surely never listed is queued again and sent.
+
+The figure is the count of rows that became `unknown` after the kill (at most the requests in
+flight). The line also reports the rows still `unknown` at the end and, of those, how many the
+fake never received (`unknown_never_received`, target 0), what reconciliation did, duplicates at
+the fake (target 0), and how long the recovery took. Target: at most the sender's concurrency (1).
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ def main() -> None:
     from django.test import override_settings
 
     from delivery.dispatch import deliveries_enqueue
-    from delivery.models import Delivery
+    from delivery.models import Delivery, DeliveryEvent
     from delivery.sweeper import deliveries_sweep
     from delivery.tasks import send_chunk_enqueue
     from sandbox.twilio import TwilioFake
@@ -98,6 +104,11 @@ def main() -> None:
         "DELIVERY_SMS_RATE_PER_S": str(rate_per_s),
         "DELIVERY_CHUNK_SIZE": str(count),
         "DELIVERY_CLAIM_HEARTBEAT_S": "0.5",
+        # Reconciliation's "never left" rule, 1 + 2 + 1 s (the sweep below picks rows with the
+        # same numbers; the worker does the lookups).
+        "TWILIO_TIMEOUT_S": "2",
+        "DELIVERY_SMS_LEAVE_MAX_S": "1",
+        "DELIVERY_SMS_RECONCILE_LAG_S": "1",
         "REROUTE_QUIET_HOURS_SMS": "",
         # The worker's " ready." line, which _worker waits for, is logged at INFO.
         "LOG_LEVEL": "info",
@@ -112,12 +123,19 @@ def main() -> None:
         killed_at = time.monotonic()
         received_at_kill = {m.to for m in list(fake.messages)}
         second = _worker(env)
+        sweep_settings = {
+            "DELIVERY_CLAIM_STALE_S": 2,
+            "DELIVERY_QUEUED_STALE_S": 1,
+            "TWILIO_TIMEOUT_S": 2.0,
+            "DELIVERY_SMS_LEAVE_MAX_S": 1.0,
+            "DELIVERY_SMS_RECONCILE_LAG_S": 1.0,
+        }
 
         def settled() -> bool:
-            with override_settings(DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1):
+            with override_settings(**sweep_settings):
                 deliveries_sweep(send=send_chunk_enqueue)
             return not Delivery.objects.filter(
-                id__in=ids, status__in=["planned", "queued", "sending"]
+                id__in=ids, status__in=["planned", "queued", "sending", "unknown"]
             ).exists()
 
         _wait(settled, timeout=count / rate_per_s + 120, what="every row settled")
@@ -133,14 +151,32 @@ def main() -> None:
         Delivery.objects.filter(id__in=ids, status="unknown").values_list("id", flat=True)
     )
     received = Counter(m.to for m in list(fake.messages))
+    # Every row that was ever unknown in this run (the timeline keeps it after reconciliation).
+    became_unknown = set(
+        DeliveryEvent.objects.filter(delivery_id__in=ids, status="unknown").values_list(
+            "delivery_id", flat=True
+        )
+    )
+    details = Counter(
+        DeliveryEvent.objects.filter(delivery_id__in=became_unknown).values_list(
+            "detail", flat=True
+        )
+    )
     emit(
         "delivery.unknown_after_kill",
-        len(unknown),
+        len(became_unknown),
         "rows",
-        target="<= the sender's concurrency (1) after a SIGKILL mid paced SMS chunk of 1,000",
+        target="<= the sender's concurrency (1) after a SIGKILL mid paced SMS chunk of 1,000; "
+        "0 left unknown that the fake never received",
         chunk=count,
         received_before_kill=len(received_at_kill),
+        unknown_at_end=len(unknown),
         unknown_never_received=sum(1 for i in unknown if str(phones[i]) not in received),
+        became_unknown_never_received=sum(
+            1 for i in became_unknown if str(phones[i]) not in received_at_kill
+        ),
+        reconciled_sent=sum(n for d, n in details.items() if d.startswith("reconciled:")),
+        reconciled_requeued=details.get("retry: reconciled_never_left", 0),
         duplicates=sum(1 for n in received.values() if n > 1),
         statuses=dict(statuses),
         recovered_s=round(recovered_s, 1),

@@ -816,6 +816,21 @@ DELIVERY_CLAIM_HEARTBEAT_S = env_float("DELIVERY_CLAIM_HEARTBEAT_S", default=10.
 # requeues it if no request left for it, or marks it `unknown` if one may have. Several heartbeats,
 # so a busy machine or a short database blip never makes a live chunk look dead.
 DELIVERY_CLAIM_STALE_S = env_float("DELIVERY_CLAIM_STALE_S", default=45.0, minimum=0.5)
+# An SMS request starts at most this long after its "leaving" record, or is not made at all...
+DELIVERY_SMS_LEAVE_MAX_S = env_float("DELIVERY_SMS_LEAVE_MAX_S", default=5.0, minimum=0.1)
+# ...so an `unknown` SMS that Twilio's Messages list still lacks this long past the latest moment
+# its request could have reached Twilio (unknown since + DELIVERY_SMS_LEAVE_MAX_S +
+# TWILIO_TIMEOUT_S) never left, and is queued again (delivery/reconcile.py). The margin covers
+# Twilio finishing a request whose client was gone and its list catching up.
+DELIVERY_SMS_RECONCILE_LAG_S = env_float("DELIVERY_SMS_RECONCILE_LAG_S", default=60.0, minimum=0.0)
+# Our clocks against Twilio's, when matching a listed message's date_created to the attempt.
+DELIVERY_SMS_RECONCILE_SKEW_S = env_float(
+    "DELIVERY_SMS_RECONCILE_SKEW_S", default=120.0, minimum=0.0
+)
+# Lookups that got no usable answer (Twilio down, throttled, ambiguous) before a row is left
+# `unknown` for good (error code `unreconciled`), and rows looked up per sweep.
+DELIVERY_SMS_RECONCILE_MAX_TRIES = env_int("DELIVERY_SMS_RECONCILE_MAX_TRIES", default=8, minimum=1)
+DELIVERY_SMS_RECONCILE_BATCH = env_int("DELIVERY_SMS_RECONCILE_BATCH", default=50, minimum=1)
 # Pushes recorded as leaving at once (the most a lost worker can leave `unknown`).
 DELIVERY_PUSH_PROGRESS_WINDOW = env_int("DELIVERY_PUSH_PROGRESS_WINDOW", default=128, minimum=1)
 # Tries (reconnecting in between) to write a progress record or a provider's answer before the

@@ -9,6 +9,8 @@ request may have left (named in the claim's `leaving`) becomes `unknown`, never 
 blindly; a row that was never tried goes back to the queue and is re-enqueued at once. Rows
 claimed before claims existed keep the old clock (DELIVERY_SENDING_STALE_S). The sweeper is also
 what sends a row held for quiet hours at send time, on the first sweep after its window ends.
+Last, `unknown` SMS rows due for a lookup in Twilio's list are handed to the SMS queue like the
+rest (delivery/reconcile.py): its chunk task reconciles them before it claims.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def deliveries_sweep(*, send: Callable[[str, list[int]], None]) -> dict[str, int
     )
     lost_unknown, lost_requeued = _lost_claims_resolve(now=now, limit=limit)
     unknown += lost_unknown
+    lost_requeued += _unknown_reconciled(now=now)
     # A row held for quiet hours has no task message waiting for it (the window may last all
     # night), so it is due as soon as its not_before passes, not only once it looks stale.
     stale_queued = Delivery.objects.filter(
@@ -83,6 +86,23 @@ def deliveries_sweep(*, send: Callable[[str, list[int]], None]) -> dict[str, int
             requeued += len(chunk)
     # `requeued` counts the rows of lost chunks put back in the queue too.
     return {"unknown": len(unknown), "requeued": requeued, "stranded": stranded}
+
+
+def _unknown_reconciled(*, now: datetime) -> list[tuple[int, str]]:
+    """Unknown SMS rows due for a lookup in Twilio's list, as (id, channel) to hand to the SMS
+    queue: its chunk task reconciles them before it claims (delivery/reconcile.py).
+
+    Best effort: whatever goes wrong here, the sweep's other work must go on, and the rows stay
+    `unknown` for the next sweep.
+    """
+    from delivery.reconcile import sms_unknown_due
+
+    try:
+        ids = sms_unknown_due(now=now)
+    except Exception:
+        logger.exception("picking unknown SMS to reconcile failed: they wait for the next sweep")
+        return []
+    return [(i, "sms") for i in ids]
 
 
 def _lost_claims_resolve(*, now: datetime, limit: int) -> tuple[list[int], list[tuple[int, str]]]:

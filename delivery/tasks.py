@@ -28,6 +28,8 @@ CHUNK_TASKS = {
 
 def _send_chunk(task: Any, channel: str, ids: list[int]) -> dict[str, int]:
     retries = int(task.request.retries or 0)
+    if channel == "sms":
+        _sms_unknown_reconcile(ids)
     try:
         report = deliveries_send_chunk(channel=channel, ids=ids, retries=retries)
     except DB_CONNECTION_ERRORS as exc:
@@ -52,6 +54,18 @@ def _send_chunk(task: Any, channel: str, ids: list[int]) -> dict[str, int]:
                     exc,
                 )
     return {"claimed": report.claimed, "sent": report.sent}
+
+
+def _sms_unknown_reconcile(ids: list[int]) -> None:
+    """`unknown` rows the sweeper handed out with the chunk are looked up in Twilio's list first:
+    those that surely never left are queued again and claimed by this very chunk. Best effort:
+    a failure here leaves them unknown for the next sweep and must not stop the send."""
+    from delivery.reconcile import sms_unknown_reconcile
+
+    try:
+        sms_unknown_reconcile(ids=ids)
+    except Exception:
+        logger.exception("reconciling unknown SMS failed: they stay unknown for the next sweep")
 
 
 def _chunk_retry(task: Any, ids: list[int], *, delay: float, reason: str) -> None:

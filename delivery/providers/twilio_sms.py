@@ -25,23 +25,29 @@ recorded as soon as it is known. A worker killed mid-chunk therefore leaves at m
 it was making as `unknown`; the rows it never reached go back to the queue. When the pace (Redis)
 or the progress record (PostgreSQL) fails before a request leaves, the chunk stops there
 (``SendInterrupted``) and its caller requeues the rest.
+
+A request starts no later than ``DELIVERY_SMS_LEAVE_MAX_S`` after its "leaving" record: past that
+(a process frozen or starved between the two) it is not made at all and the row is deferred. That
+bound is what lets reconciliation (delivery/reconcile.py, through ``twilio_messages_to``) conclude
+that a request never left once Twilio lists nothing long enough after the claim's death.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import requests
 from django.conf import settings
 from requests import PreparedRequest
 from requests.adapters import HTTPAdapter
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -101,23 +107,41 @@ class ClaimLost(Exception):
     """The row is no longer this chunk's to send (the sweeper took it back): nothing was sent."""
 
 
+class LeaveWindowPassed(Exception):
+    """Too long since the request was recorded as leaving: it is not made (nothing was sent)."""
+
+
+LEAVE_WINDOW_PASSED = "leave_window_passed"
+
+
 class _PacedAdapter(HTTPAdapter):
     def __init__(
-        self, *, limiter: RateLimiter, gate: Callable[[], None], leaving: Callable[[], None]
+        self,
+        *,
+        limiter: RateLimiter,
+        gate: Callable[[], None],
+        leaving: Callable[[], None],
+        fence: Callable[[float], None],
     ) -> None:
         super().__init__()
         self.limiter = limiter
         self.gate = gate
         self.leaving = leaving
+        self.fence = fence
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if request.method != "POST":
+            # Only a create is paced and recorded; nothing else goes through this session today.
+            return super().send(request, *args, **kwargs)
         # The record that this request is leaving (a database write) comes before the pace's
         # commit, so it never widens the stretch from the commit to the provider that the pace's
         # margin covers; only a Redis round trip separates it from the request.
+        recorded = time.monotonic()
         self.leaving()
         rate_limiter_commit(limiter=self.limiter)
         # The commit may have waited: the last look at the recipient's clock is here.
         self.gate()
+        self.fence(recorded)
         return super().send(request, *args, **kwargs)
 
 
@@ -246,7 +270,9 @@ class TwilioSmsSender:
         # so the twilio library's own work happens before it rather than inside the margin.
         session = getattr(client.http_client, "session", None)
         if isinstance(session, requests.Session):
-            adapter = _PacedAdapter(limiter=limiter, gate=self._quiet_gate, leaving=self._leaving)
+            adapter = _PacedAdapter(
+                limiter=limiter, gate=self._quiet_gate, leaving=self._leaving, fence=_leave_fence
+            )
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         return _Lane(
@@ -386,6 +412,10 @@ class TwilioSmsSender:
                 return _quiet_deferred(message)
             except ClaimLost:
                 return Deferred(message.delivery_id, CLAIM_LOST, CLAIM_LOST_TEXT)
+            except LeaveWindowPassed as exc:
+                # Nothing left: back to the queue like a full pace. If the sweeper already called
+                # the row unknown, the write misses it and reconciliation finds nothing to list.
+                return Deferred(message.delivery_id, LEAVE_WINDOW_PASSED, str(exc))
             except TwilioSuppress as exc:
                 return Suppressed(message.delivery_id, exc.reason, exc.provider_code, str(exc))
             except ProviderRetryable as exc:  # throttled included: Twilio did not take it
@@ -444,6 +474,105 @@ class TwilioSmsSender:
                 raise ProviderRetryable(detail, provider_code="twilio_unreachable") from exc
             raise ProviderOutcomeUnknown(detail, provider_code="twilio_no_answer") from exc
         return str(created.sid)
+
+
+def _leave_fence(recorded: float) -> None:
+    """Refuse a request that would start too long after its "leaving" record (see the module's
+    docstring): reconciliation's "never left" rule counts on this bound."""
+    late = time.monotonic() - recorded
+    if late > settings.DELIVERY_SMS_LEAVE_MAX_S:
+        raise LeaveWindowPassed(f"{late:.1f} s after the request was recorded as leaving: not sent")
+
+
+@dataclass(frozen=True)
+class ListedSms:
+    """One message as Twilio's Messages list shows it."""
+
+    sid: str
+    to: str
+    body: str
+    status: str
+    direction: str
+    date_created: datetime | None
+    date_sent: datetime | None
+    error_code: str
+
+
+def twilio_messages_to(
+    *,
+    client: Client,
+    to: str,
+    sent_since: date | None,
+    page_size: int,
+    max_pages: int,
+) -> tuple[list[ListedSms], bool]:
+    """The account's messages to one number, newest first, from Twilio's Messages list
+    (``GET .../Messages.json?To=...&DateSent>=YYYY-MM-DD``, following ``next_page_uri``).
+
+    Returns (messages, complete); complete is False when more pages remained after
+    ``max_pages``. With ``sent_since``, Twilio leaves out messages it has not sent yet (still in
+    the account's queue, no ``date_sent``): callers that must see those list without it.
+    Raises a ProviderError for Twilio's refusals and for a request that got no answer.
+    """
+    # The client must not be a sender's: those sessions pace and record every request.
+    options: dict[str, Any] = {"to": to, "page_size": page_size}
+    if sent_since is not None:
+        # Twilio documents DateSent filters as GMT dates; the library would send a datetime.
+        options["date_sent_after"] = sent_since.isoformat()
+    listed: list[ListedSms] = []
+    try:
+        page = client.messages.page(**options)
+        for number in range(max_pages):
+            listed.extend(_listed(item) for item in page)
+            if page.next_page_url is None:
+                return listed, True
+            if number + 1 < max_pages:
+                page = page.next_page()
+    except TwilioException as exc:
+        raise _list_error(exc) from exc
+    except (requests.RequestException, ValueError) as exc:
+        detail = f"{type(exc).__name__}: {exc}"[:500]
+        raise ProviderRetryable(detail, provider_code="twilio_unreachable") from exc
+    return listed, False
+
+
+def _list_error(exc: TwilioException) -> ProviderError:
+    """A list page Twilio refused, as one of our provider errors. The library raises a plain
+    TwilioException carrying the response for a page, and TwilioRestException elsewhere."""
+    retry_after_s = 1.0
+    if isinstance(exc, TwilioRestException):
+        status, code, text = exc.status, int(exc.code or 0), f"{exc.status} {exc.code}: {exc.msg}"
+    else:
+        response = exc.args[1] if len(exc.args) > 1 else None
+        status = int(getattr(response, "status_code", 0) or 0)
+        body = str(getattr(response, "text", "") or "")
+        code, text = 0, f"{status}: {body[:300]}"
+        headers = getattr(response, "headers", None) or {}
+        # An HTTP-date or garbage keeps the default pause.
+        with contextlib.suppress(TypeError, ValueError):
+            retry_after_s = max(retry_after_s, float(headers.get("Retry-After", 0)))
+    text = text[:500]
+    if status == 429 or code == 20429:
+        return ProviderThrottled(
+            text, retry_after_s=retry_after_s, provider_code=str(code or status)
+        )
+    if status in (401, 403, 404):
+        return ProviderPermanent(text, provider_code=str(code or status))
+    # Anything else (a 5xx, a page that would not parse): a GET changes nothing, ask again later.
+    return ProviderRetryable(text, provider_code=str(code or status or "twilio_list"))
+
+
+def _listed(item: Any) -> ListedSms:
+    return ListedSms(
+        sid=str(item.sid or ""),
+        to=str(item.to or ""),
+        body=str(item.body or ""),
+        status=str(item.status or ""),
+        direction=str(item.direction or ""),
+        date_created=item.date_created,
+        date_sent=item.date_sent,
+        error_code=str(item.error_code or ""),
+    )
 
 
 def _quiet_began(message: OutboundMessage) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -68,9 +70,19 @@ class OwnedRedis:
                     raise
                 time.sleep(0.05)
 
+    def pause(self) -> None:
+        """Frozen (SIGSTOP): clients block on their next command instead of failing at once."""
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """Gone, data and all (no persistence): queued task messages are lost with it."""
         if self.proc is not None:
+            self.resume()  # a frozen server would not act on SIGTERM
             process_group_kill(self.proc, timeout=10)
             self.proc = None
 
@@ -114,6 +126,22 @@ def sms_env(
         # The contacts live in Paris: at night there their SMS would rightly wait for 08:00.
         "REROUTE_QUIET_HOURS_SMS": "",
     }
+
+
+# Reconciliation's "never left" rule with its parts cut to 1 + 2 + 1 s (the defaults are
+# 5 + 10 + 60 s): the SMS workers reconcile with these, and the test process, sweeping as beat
+# would, picks the rows due for a lookup with the same numbers (RECONCILE_FAST). The test process
+# needs no Twilio settings: the workers that hold them do the lookups.
+RECONCILE_WORKER_ENV = {
+    "TWILIO_TIMEOUT_S": "2",
+    "DELIVERY_SMS_LEAVE_MAX_S": "1",
+    "DELIVERY_SMS_RECONCILE_LAG_S": "1",
+}
+RECONCILE_FAST: dict[str, object] = {
+    "TWILIO_TIMEOUT_S": 2.0,
+    "DELIVERY_SMS_LEAVE_MAX_S": 1.0,
+    "DELIVERY_SMS_RECONCILE_LAG_S": 1.0,
+}
 
 
 def sms_rows(count: int) -> list[int]:

@@ -1,6 +1,8 @@
 """Faults in the middle of a paced SMS send, with real worker processes, a Redis each test owns
 and the Twilio fake: `unknown` is bounded by the requests in flight, nothing that never left is
-stranded, nothing is sent twice, and every answer keeps its SID."""
+stranded, nothing is sent twice, and every answer keeps its SID. Where a kill leaves a row
+`unknown`, the sweeper reconciles it with Twilio's list (delivery/reconcile.py): in the end no
+row is `unknown` that the fake never received."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from delivery.states import DeliveryStatus as S
 from delivery.sweeper import deliveries_sweep
 from sandbox.twilio import TwilioFake
 from tests.chaos.conftest import (
+    RECONCILE_FAST,
+    RECONCILE_WORKER_ENV,
     OwnedRedis,
     backends_terminate,
     owned_send,
@@ -50,9 +54,10 @@ def _assert_sids_kept(ids: list[int], fake: TwilioFake) -> None:
     """Every sent row carries the SID the fake gave its one message (what callbacks match)."""
     phones = phones_by_delivery(ids)
     got = sids_by_phone(fake)
-    for delivery_id, pid in Delivery.objects.filter(id__in=ids, status=S.SENT).values_list(
-        "id", "provider_message_id"
-    ):
+    # Delivered: a row reconciled with Twilio's list also takes the status it lists.
+    for delivery_id, pid in Delivery.objects.filter(
+        id__in=ids, status__in=[S.SENT, S.DELIVERED]
+    ).values_list("id", "provider_message_id"):
         assert got.get(phones[delivery_id]) == [pid], delivery_id
 
 
@@ -117,7 +122,10 @@ def test_a_worker_killed_mid_sms_chunk_leaves_unknown_only_its_request_in_flight
     ids = sms_rows(200)
     phones = phones_by_delivery(ids)
     send = owned_send(owned_redis.url)
-    env = sms_env(worker_env=worker_env, redis_url=owned_redis.url, twilio=twilio_chaos)
+    env = {
+        **sms_env(worker_env=worker_env, redis_url=owned_redis.url, twilio=twilio_chaos),
+        **RECONCILE_WORKER_ENV,
+    }
     worker = celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
     deliveries_enqueue(ids=ids, send=send)
     eventually(lambda: twilio_chaos.accepted >= 50, timeout=120)
@@ -132,21 +140,35 @@ def test_a_worker_killed_mid_sms_chunk_leaves_unknown_only_its_request_in_flight
 
     celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
 
+    was_unknown: set[int] = set()
+
     def recovered() -> bool:
         # What beat does every DELIVERY_SWEEP_INTERVAL_S; the killed chunk's claim goes stale
-        # after DELIVERY_CLAIM_STALE_S (seconds here, 45 s by default).
-        with override_settings(DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1):
+        # after DELIVERY_CLAIM_STALE_S (seconds here, 45 s by default), and an unknown row is
+        # reconciled with the fake's list.
+        with override_settings(
+            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **RECONCILE_FAST
+        ):
             deliveries_sweep(send=send)
-        return _settled(ids)
+        was_unknown.update(_ids_in(ids, S.UNKNOWN))
+        return _settled(ids) and not _ids_in(ids, S.UNKNOWN)
 
     eventually(recovered, timeout=180, interval=0.5)
-    unknown = _ids_in(ids, S.UNKNOWN)
-    sent = _ids_in(ids, S.SENT)
-    assert len(unknown) <= 1
-    assert len(sent) + len(unknown) == len(ids)
+    # At most the one request in flight was ever unknown, and reconciliation settled it.
+    assert len(was_unknown) <= 1
+    unknown = set(
+        DeliveryEvent.objects.filter(delivery_id__in=ids, status=S.UNKNOWN).values_list(
+            "delivery_id", flat=True
+        )
+    )
+    assert unknown == was_unknown
+    statuses = _statuses(ids)
+    assert set(statuses) <= {S.SENT, S.DELIVERED}
+    assert statuses[S.SENT] + statuses[S.DELIVERED] == len(ids)
+    assert set(_ids_in(ids, S.DELIVERED)) <= was_unknown
     got = sids_by_phone(twilio_chaos)
+    assert set(got) == set(phones.values())
     assert {len(sids) for sids in got.values()} == {1}
-    assert {phones[i] for i in sent} <= set(got)
     _assert_sids_kept(ids, twilio_chaos)
     # Everything the dead worker had not started went back to the queue, none of it unknown.
     requeued = set(
@@ -258,3 +280,132 @@ def test_the_sweeper_resolves_a_dead_chunk_in_seconds_and_leaves_a_slow_live_one
         assert slow.alive()
     finally:
         slow_twilio.stop()
+
+
+def _leaving_never_received(ids: list[int], phones: dict[int, str], fake: TwilioFake) -> list[int]:
+    received = set(sids_by_phone(fake))
+    leaving = {int(i) for claim in DeliveryClaim.objects.all() for i in claim.leaving}
+    return [i for i in ids if i in leaving and phones[i] not in received]
+
+
+def test_a_kill_between_the_leaving_record_and_the_request_is_reconciled_and_sent_once(
+    owned_redis: OwnedRedis,
+    twilio_chaos: TwilioFake,
+    worker_env: dict[str, str],
+    celery_worker_process: Callable[..., ProcessHandle],
+) -> None:
+    """The one kill that left a row `unknown` the provider never received: the worker recorded
+    the request as leaving and died before writing it. Reconciliation finds nothing at Twilio
+    once that is sure, puts the row back in the queue, and it is sent exactly once."""
+    ids = sms_rows(150)
+    phones = phones_by_delivery(ids)
+    send = owned_send(owned_redis.url)
+    env = {
+        **sms_env(worker_env=worker_env, redis_url=owned_redis.url, twilio=twilio_chaos, rate=20),
+        **RECONCILE_WORKER_ENV,
+    }
+    worker = celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
+    deliveries_enqueue(ids=ids, send=send)
+    eventually(lambda: twilio_chaos.accepted >= 10, timeout=120)
+
+    # A paced sender spends most of its time waiting for its slot; then it records the next
+    # request as leaving and asks Redis to commit the slot. With Redis frozen it stops right
+    # there: the row is named as leaving and its request is not written. Kill it then.
+    stranded: list[int] = []
+    for _ in range(60):
+        owned_redis.pause()
+        try:
+            time.sleep(0.5)
+            stranded = _leaving_never_received(ids, phones, twilio_chaos)
+            if stranded:
+                worker.kill(signal.SIGKILL)
+                worker.proc.wait(timeout=60)
+        finally:
+            owned_redis.resume()
+        if stranded:
+            break
+        time.sleep(0.2)
+    assert stranded, "the worker was never caught between its leaving record and its request"
+    [row] = stranded
+    assert phones[row] not in sids_by_phone(twilio_chaos)
+
+    celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
+    was_unknown: set[int] = set()
+
+    def recovered() -> bool:
+        with override_settings(
+            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **RECONCILE_FAST
+        ):
+            deliveries_sweep(send=send)
+        was_unknown.update(_ids_in(ids, S.UNKNOWN))
+        return _settled(ids) and not _ids_in(ids, S.UNKNOWN)
+
+    eventually(recovered, timeout=240, interval=0.5)
+    assert was_unknown == {row}
+    assert _statuses(ids) == Counter({S.SENT: len(ids)})
+    got = sids_by_phone(twilio_chaos)
+    assert set(got) == set(phones.values())
+    assert {len(sids) for sids in got.values()} == {1}, "a message was sent twice"
+    _assert_sids_kept(ids, twilio_chaos)
+    timeline = list(
+        DeliveryEvent.objects.filter(delivery_id=row).order_by("id").values_list("status", "detail")
+    )
+    assert (S.UNKNOWN, "the worker was lost while this request was in flight") in timeline
+    assert (S.QUEUED, "retry: reconciled_never_left") in timeline
+
+
+def test_a_kill_while_twilio_holds_the_request_is_reconciled_as_sent_never_sent_again(
+    owned_redis: OwnedRedis,
+    twilio_chaos: TwilioFake,
+    worker_env: dict[str, str],
+    celery_worker_process: Callable[..., ProcessHandle],
+) -> None:
+    """The other side of the same kill: the request did reach Twilio, but the worker died before
+    it had the answer. Reconciliation finds the message in Twilio's list and records its SID; it
+    is never sent again."""
+    ids = sms_rows(60)
+    phones = phones_by_delivery(ids)
+    send = owned_send(owned_redis.url)
+    env = {
+        **sms_env(worker_env=worker_env, redis_url=owned_redis.url, twilio=twilio_chaos),
+        **RECONCILE_WORKER_ENV,
+    }
+    worker = celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
+    deliveries_enqueue(ids=ids, send=send)
+    eventually(lambda: twilio_chaos.accepted >= 10, timeout=120)
+    # From now on Twilio takes 1.5 s to act on a request (within the worker's 2 s timeout): the
+    # worker is killed while it waits for that answer.
+    twilio_chaos.set_fault(mode="slow", delay_s=1.5)
+    eventually(lambda: bool(_leaving_never_received(ids, phones, twilio_chaos)), timeout=30,
+               interval=0.05)  # fmt: skip
+    [row] = _leaving_never_received(ids, phones, twilio_chaos)
+    time.sleep(0.5)  # the request is written and Twilio is at work on it
+    worker.kill(signal.SIGKILL)
+    worker.proc.wait(timeout=60)
+    eventually(lambda: phones[row] in sids_by_phone(twilio_chaos), timeout=10)
+    twilio_chaos.clear_fault()
+
+    celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
+    was_unknown: set[int] = set()
+
+    def recovered() -> bool:
+        with override_settings(
+            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **RECONCILE_FAST
+        ):
+            deliveries_sweep(send=send)
+        was_unknown.update(_ids_in(ids, S.UNKNOWN))
+        return _settled(ids) and not _ids_in(ids, S.UNKNOWN)
+
+    eventually(recovered, timeout=240, interval=0.5)
+    assert was_unknown == {row}
+    # The reconciled row also takes the status Twilio lists for it (the fake's: delivered).
+    assert _statuses(ids) == Counter({S.SENT: len(ids) - 1, S.DELIVERED: 1})
+    got = sids_by_phone(twilio_chaos)
+    assert set(got) == set(phones.values())
+    assert {len(sids) for sids in got.values()} == {1}, "a message was sent twice"
+    _assert_sids_kept(ids, twilio_chaos)
+    reconciled = Delivery.objects.get(pk=row)
+    assert (reconciled.status, reconciled.provider_message_id) == (
+        S.DELIVERED,
+        got[phones[row]][0],
+    )
