@@ -174,6 +174,7 @@ def status_events_apply(*, events: Sequence[StatusEvent]) -> ApplyResult:
         ).values_list("provider_message_id", "id", "contact_id", "workspace_id")
         for provider_id, delivery_id, contact_id, workspace_id in rows:
             known[(channel, provider_id)] = (delivery_id, contact_id, workspace_id)
+    known.update(_unknown_emails_settled(events=events, known=known))
     groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     effects: list[tuple[StatusEvent, int]] = []
     for event in events:
@@ -211,6 +212,39 @@ def status_events_apply(*, events: Sequence[StatusEvent]) -> ApplyResult:
         for event, contact_id in effects:
             _side_effects(event=event, contact=contacts[contact_id])
     return result
+
+
+def _unknown_emails_settled(
+    *, events: Sequence[StatusEvent], known: dict[tuple[str, str], tuple[int, int, int]]
+) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """Email rows left `unknown` (their request may have left, its answer never came back) that
+    an event shows did reach the provider: matched by the delivery id we send as a custom arg,
+    and only when the event's recipient is the row's own address, so an event naming another
+    row's id settles nothing. The row keeps the provider's message id from then on, so the
+    events after it match it the usual way."""
+    wanted = {
+        event.delivery_id: event
+        for event in events
+        if event.delivery_id is not None
+        and event.message_id
+        and _channel_for(event.provider) == Channel.EMAIL
+        and (Channel.EMAIL, event.message_id) not in known
+    }
+    if not wanted:
+        return {}
+    rows = Delivery.objects.filter(
+        id__in=list(wanted), channel=Channel.EMAIL, status=S.UNKNOWN, provider_message_id=""
+    ).values_list("id", "contact_id", "workspace_id", "address", "contact__email")
+    settled: dict[tuple[str, str], tuple[int, int, int]] = {}
+    for delivery_id, contact_id, workspace_id, address, email in rows:
+        event = wanted[delivery_id]
+        if event.recipient.strip().lower() != (address or email or "").strip().lower():
+            continue
+        Delivery.objects.filter(id=delivery_id, provider_message_id="").update(
+            provider_message_id=event.message_id[:100]
+        )
+        settled[(Channel.EMAIL, event.message_id)] = (delivery_id, contact_id, workspace_id)
+    return settled
 
 
 def _whatsapp_undelivered_announce(*, ids: list[int]) -> None:
