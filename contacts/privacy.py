@@ -266,6 +266,8 @@ def contact_erase(
         contact.locale = ""
         contact.timezone = ""
         contact.attributes = {}
+        # When they bought from us is about them too; the evidence keeps the basis it justified.
+        contact.customer_since = None
         contact.erased_at = now
         contact.save()
         if access is not None:
