@@ -294,23 +294,25 @@ def customer_since_parse(value: Any) -> date | None:
     if isinstance(value, datetime):  # a spreadsheet cell; datetime is also a date: test first
         value = value.date()
     if isinstance(value, date):
-        since: date | None = value
+        since = value
     elif value is None or isinstance(value, str):
         text = (value or "").strip()
         if not text:
             return None
+        parsed: date | None
         try:
-            since = parse_date(text[:40])
-            if since is None:
+            parsed = parse_date(text[:40])
+            if parsed is None:
                 moment = parse_datetime(text[:40])
-                since = moment.date() if moment is not None else None
+                parsed = moment.date() if moment is not None else None
         except ValueError:  # well-formed but impossible, such as 2025-02-30
-            since = None
-        if since is None:
+            parsed = None
+        if parsed is None:
             raise FieldError(
                 CUSTOMER_SINCE,
                 _("%(value)s is not a date (YYYY-MM-DD)") % {"value": repr(text[:40])},
             )
+        since = parsed
     else:
         raise FieldError(CUSTOMER_SINCE, _("must be a date (YYYY-MM-DD) or empty"))
     if since > (timezone.now() + _EARLIEST_OFFSET).date():
