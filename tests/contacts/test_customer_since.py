@@ -251,3 +251,25 @@ def test_erasure_clears_it() -> None:
     contact_erase(contact=contact)
     contact.refresh_from_db()
     assert contact.customer_since is None
+
+
+def test_a_soft_opt_in_grant_cannot_claim_a_customer_relationship_that_starts_later(
+    api: Client,
+) -> None:
+    contact = make_contact(email="ann@example.com")
+    response = api.post(
+        f"/api/v1/contacts/{contact.pk}/consent/",
+        {
+            "channel": "email",
+            "action": "grant",
+            "source": "api",
+            "lawful_basis": "legitimate_interest",
+            "customer_since": TOMORROW_EVERYWHERE,
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 400, response.content
+    assert "customer_since" in response.json()["detail"]
+    contact.refresh_from_db()
+    assert contact.customer_since is None
+    assert not contact.consents.exists()
