@@ -35,6 +35,7 @@ from contacts.consent import (
 )
 from contacts.errors import ContactsError, InvalidContactData, SegmentInUse
 from contacts.models import Channel, Consent, ConsentState, Contact, ContactTag, Purpose, Segment
+from contacts.normalize import FieldError
 from contacts.privacy import AUDIT_ERASE, AUDIT_EXPORT, contact_erase, contact_export
 from contacts.segments import segment_problem
 from contacts.selectors import (
@@ -46,7 +47,13 @@ from contacts.selectors import (
     segment_get,
     segments_of,
 )
-from contacts.upsert import RowError, RowResult, contact_update, contacts_upsert_rows
+from contacts.upsert import (
+    RowError,
+    RowResult,
+    contact_update,
+    contacts_upsert_rows,
+    customer_since_parse,
+)
 from continuity.api_access import WorkspaceAPIView, WorkspaceViewMixin
 from continuity.api_schema import refusal
 from continuity.audit import audit_denied, audit_record
@@ -367,7 +374,12 @@ class ContactConsent(WorkspaceAPIView):
                 )
             elif v["action"] == "grant":
                 if v["customer_since"] is not None:
-                    contact_customer_since_set(contact=contact, since=v["customer_since"])
+                    # The same rule as an import or a PATCH: no relationship that starts later.
+                    try:
+                        since = customer_since_parse(v["customer_since"])
+                    except FieldError as exc:
+                        raise InvalidContactData({exc.field: exc.message}) from None
+                    contact_customer_since_set(contact=contact, since=since)
                 consent = consent_grant(
                     contact=contact,
                     channel=v["channel"],

@@ -97,12 +97,17 @@ def contact_export(*, contact: Contact, access: Access | None = None) -> dict[st
             "created_at": contact.created_at.isoformat(),
             "updated_at": contact.updated_at.isoformat(),
             "erased_at": contact.erased_at.isoformat() if contact.erased_at else None,
+            # What a soft opt-in rests on: the person may ask what relationship we claim.
+            "customer_since": (
+                contact.customer_since.isoformat() if contact.customer_since else None
+            ),
         },
         "consents": [
             {
                 "channel": c.channel,
                 "purpose": c.purpose,
                 "state": c.state,
+                "lawful_basis": c.lawful_basis,
                 "updated_at": c.updated_at.isoformat(),
             }
             for c in contact.consents.order_by("channel", "purpose")
@@ -116,6 +121,7 @@ def contact_export(*, contact: Contact, access: Access | None = None) -> dict[st
                 "source": e.source,
                 "source_detail": e.source_detail,
                 "occurred_at": e.occurred_at.isoformat(),
+                "lawful_basis": e.lawful_basis,
                 "ip": e.ip,
                 "user_agent": e.user_agent,
                 "consent_text_version": e.consent_text_version,
@@ -260,6 +266,8 @@ def contact_erase(
         contact.locale = ""
         contact.timezone = ""
         contact.attributes = {}
+        # When they bought from us is about them too; the evidence keeps the basis it justified.
+        contact.customer_since = None
         contact.erased_at = now
         contact.save()
         if access is not None:

@@ -62,6 +62,7 @@ class ContactResource(resources.ModelResource):
             "last_name",
             "locale",
             "timezone",
+            "customer_since",
             "tags",
             "attributes",
         )
@@ -98,6 +99,10 @@ class ContactResource(resources.ModelResource):
 
     def dehydrate_tags(self, contact: Contact) -> str:
         return ";".join(sorted(t.name for t in contact.tags.all()))
+
+    def dehydrate_customer_since(self, contact: Contact) -> str:
+        # ISO, whatever the admin's date format: the file must import back as it was.
+        return contact.customer_since.isoformat() if contact.customer_since else ""
 
     def dehydrate_attributes(self, contact: Contact) -> str:
         return json.dumps(contact.attributes or {}, ensure_ascii=False, sort_keys=True)

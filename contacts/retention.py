@@ -55,6 +55,28 @@ retention_kind_register(
 )
 
 
+# A suppression lifted (the person opted back in, a bounce cleared, an erasure) protects no one any
+# more; its row is the history of an opt-out we honoured. It goes once it has been lifted for the
+# period; an active one never expires. Ids grow with created_at, not lifted_at: the age column is
+# created_at (always older than lifted_at), and the lifting time decides.
+retention_kind_register(
+    RetentionKind(
+        key=rules.LIFTED_SUPPRESSIONS,
+        label=_("Lifted suppressions"),
+        table="contacts_suppression",
+        age_column="created_at",
+        what=_(
+            "Opt-outs, bounces and complaints that no longer apply (lifted by a new consent, by "
+            "staff, or by an erasure), with their reason and detail. Active ones never expire."
+        ),
+        minimum_reason=_(
+            "proof that an opt-out was honoured, for the limitation period of fines and claims"
+        ),
+        where="AND NOT t.active AND t.lifted_at IS NOT NULL AND t.lifted_at < {cutoff}",
+    )
+)
+
+
 # The push services seen in the workspace's subscriptions, by their endpoints' hosts.
 _PUSH_VENDORS = (
     ("fcm.googleapis.com", "Google Firebase Cloud Messaging"),

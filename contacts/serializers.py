@@ -139,6 +139,14 @@ class ContactIn(serializers.Serializer[Any]):
             "IANA name such as Europe/Rome: quiet hours follow it. Empty: the workspace's."
         ),
     )
+    customer_since = serializers.DateField(
+        required=False,
+        allow_null=True,
+        help_text=gettext_lazy(
+            "When this person became your customer (YYYY-MM-DD; not in the future): what email "
+            "or SMS marketing on legitimate interest (soft opt-in) rests on. null clears it."
+        ),
+    )
     tags = serializers.ListField(child=serializers.CharField(), required=False)
     attributes = serializers.DictField(required=False)
     consents = serializers.ListField(

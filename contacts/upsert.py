@@ -17,13 +17,13 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from contacts.attribute_keys import attribute_key_problem
@@ -99,9 +99,17 @@ STATE_WORDS = {
     "0": ConsentState.REVOKED,
     "pending": ConsentState.PENDING,
 }
+# Not in CONTACT_FIELDS (the admin's form lists those and adds it itself): a date, parsed apart.
+CUSTOMER_SINCE = "customer_since"
 KNOWN_COLUMNS = (
-    set(CONTACT_FIELDS) | {"tags", "consents"} | set(CONSENT_COLUMNS) | set(EVIDENCE_COLUMNS)
+    set(CONTACT_FIELDS)
+    | {"tags", "consents", CUSTOMER_SINCE}
+    | set(CONSENT_COLUMNS)
+    | set(EVIDENCE_COLUMNS)
 )
+# The date it is now somewhere on Earth (UTC+14): a customer relationship that began "today" in
+# Kiribati is not refused as future because the server's clock is still on yesterday.
+_EARLIEST_OFFSET = timedelta(hours=14)
 
 
 @dataclass
@@ -280,6 +288,60 @@ def _parse_fields(
     return values
 
 
+def customer_since_parse(value: Any) -> date | None:
+    """The customer relationship's start (an ISO 8601 date; a spreadsheet's date cell too), or
+    None for blank (clears it); FieldError for anything else or a date still to come."""
+    if isinstance(value, datetime):  # a spreadsheet cell; datetime is also a date: test first
+        value = value.date()
+    if isinstance(value, date):
+        since = value
+    elif value is None or isinstance(value, str):
+        text = (value or "").strip()
+        if not text:
+            return None
+        parsed: date | None
+        try:
+            parsed = parse_date(text[:40])
+            if parsed is None:
+                moment = parse_datetime(text[:40])
+                parsed = moment.date() if moment is not None else None
+        except ValueError:  # well-formed but impossible, such as 2025-02-30
+            parsed = None
+        if parsed is None:
+            raise FieldError(
+                CUSTOMER_SINCE,
+                _("%(value)s is not a date (YYYY-MM-DD)") % {"value": repr(text[:40])},
+            )
+        since = parsed
+    else:
+        raise FieldError(CUSTOMER_SINCE, _("must be a date (YYYY-MM-DD) or empty"))
+    if since > (timezone.now() + _EARLIEST_OFFSET).date():
+        raise FieldError(
+            CUSTOMER_SINCE,
+            _(
+                "%(value)s is in the future: a customer relationship that has not begun yet "
+                "cannot justify a soft opt-in"
+            )
+            % {"value": since.isoformat()},
+        )
+    return since
+
+
+def _parse_customer_since(
+    raw: Mapping[str, Any], *, row: int, blank_means_unchanged: bool, errors: list[RowError]
+) -> dict[str, Any]:
+    if CUSTOMER_SINCE not in raw:
+        return {}
+    value = raw[CUSTOMER_SINCE]
+    if blank_means_unchanged and (value is None or (isinstance(value, str) and not value.strip())):
+        return {}
+    try:
+        return {CUSTOMER_SINCE: customer_since_parse(value)}
+    except FieldError as exc:
+        errors.append(RowError(row, exc.field, exc.message))
+        return {}
+
+
 def _parse_attributes(
     raw: Mapping[str, Any], *, row: int, provided: bool, errors: list[RowError]
 ) -> dict[str, Any] | None:
@@ -387,6 +449,11 @@ def contact_row_parse(
     every bad field of the row."""
     errors: list[RowError] = []
     values = _parse_fields(raw, row=row, blank_means_unchanged=blank_means_unchanged, errors=errors)
+    values.update(
+        _parse_customer_since(
+            raw, row=row, blank_means_unchanged=blank_means_unchanged, errors=errors
+        )
+    )
     tags = values.pop("tags", None)
     consents = _parse_consent_columns(raw, row=row, default=default_evidence, errors=errors)
     consents += _parse_consent_list(
@@ -463,6 +530,7 @@ class StoredContact:
 
     __slots__ = (
         "attributes",
+        "customer_since",
         "email",
         "external_id",
         "first_name",
@@ -484,6 +552,7 @@ class StoredContact:
             self.locale,
             self.timezone,
             attributes,
+            self.customer_since,
         ) = row
         # Django's PostgreSQL backend hands jsonb over as text and decodes it in the field.
         self.attributes = json.loads(attributes) if isinstance(attributes, str) else attributes
@@ -508,7 +577,8 @@ def contacts_by_identifiers(
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT id, external_id, email, phone, first_name, last_name, locale, timezone, "
-                "attributes FROM contacts_contact WHERE workspace_id = %s AND erased_at IS NULL "
+                "attributes, customer_since FROM contacts_contact "
+                "WHERE workspace_id = %s AND erased_at IS NULL "
                 "AND (external_id = ANY(%s) OR email = ANY(%s) OR phone = ANY(%s))",
                 [
                     workspace_id,
@@ -733,7 +803,8 @@ def _insert(creates: Sequence[ParsedRow], *, workspace_id: int) -> list[int]:
         ids: list[int] = cursor.fetchone()[0]
         with cursor.cursor.copy(
             "COPY contacts_contact (id, workspace_id, external_id, email, phone, first_name, "
-            "last_name, locale, timezone, attributes, created_at, updated_at, sendable) FROM STDIN"
+            "last_name, locale, timezone, attributes, customer_since, created_at, updated_at, "
+            "sendable) FROM STDIN"
         ) as copy:
             for pk, parsed in zip(ids, creates, strict=True):
                 values = parsed.values
@@ -749,6 +820,7 @@ def _insert(creates: Sequence[ParsedRow], *, workspace_id: int) -> list[int]:
                         values.get("locale") or "",
                         values.get("timezone") or "",
                         json.dumps(values.get("attributes") or {}),
+                        values.get(CUSTOMER_SINCE),
                         now,
                         now,
                         _initial_sendable(parsed),
@@ -778,10 +850,12 @@ def _update(contacts: Sequence[Stored], *, workspace_id: int) -> None:
             """
             UPDATE contacts_contact c
             SET external_id = t.x, email = t.e, phone = t.p, first_name = t.f, last_name = t.l,
-                locale = t.lo, timezone = t.tz, attributes = t.a::jsonb, updated_at = %s
+                locale = t.lo, timezone = t.tz, attributes = t.a::jsonb, customer_since = t.cs,
+                updated_at = %s
             FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[],
-                        %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::text[])
-                 AS t(id, x, e, p, f, l, lo, tz, a)
+                        %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::text[],
+                        %s::date[])
+                 AS t(id, x, e, p, f, l, lo, tz, a, cs)
             WHERE c.id = t.id AND c.workspace_id = %s
             """,
             [
@@ -795,6 +869,7 @@ def _update(contacts: Sequence[Stored], *, workspace_id: int) -> None:
                 [c.locale for c in contacts],
                 [c.timezone for c in contacts],
                 [json.dumps(c.attributes or {}) for c in contacts],
+                [c.customer_since for c in contacts],
                 workspace_id,
             ],
         )

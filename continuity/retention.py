@@ -307,6 +307,8 @@ def retention_run(
                     deadline=deadline,
                     on_batch=on_batch,
                 )
+            if wanted is None or EXPIRED_SESSIONS in wanted:
+                _expired_sessions_delete(report=report, batch=batch, deadline=deadline)
         finally:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [_RUN_LOCK])
@@ -457,6 +459,78 @@ def retention_overview(*, workspace: Workspace, now: datetime | None = None) -> 
 
 def retention_progress() -> dict[str, RetentionProgress]:
     return {p.kind: p for p in RetentionProgress.objects.all()}
+
+
+def _axes_cooloff_seconds() -> int:
+    # django-axes reads a bare number as hours; a callable or dotted path is not ours to call.
+    cooloff = getattr(settings, "AXES_COOLOFF_TIME", None)
+    if isinstance(cooloff, timedelta):
+        return int(cooloff.total_seconds())
+    if isinstance(cooloff, int | float) and not isinstance(cooloff, bool):
+        return int(cooloff * 3600)
+    return 0
+
+
+# Failed admin sign-ins that django-axes keeps (a successful sign-in deletes its own): user name
+# typed, IP address, browser. A row younger than the cool-off is the lockout counter, so it is
+# kept whatever the period (the number is an int from settings, not input).
+retention_kind_register(
+    RetentionKind(
+        key=rules.LOGIN_ATTEMPTS,
+        label=gettext_lazy("Failed sign-in attempts"),
+        table="axes_accessattempt",
+        age_column="attempt_time",
+        what=gettext_lazy(
+            "Failed admin sign-ins that never ended in a successful one: the user name typed, "
+            "the IP address and browser. They lock a name and address out after too many tries."
+        ),
+        minimum_reason=gettext_lazy("they count failures during the lockout's cool-off"),
+        per_workspace=False,
+        where=(f"AND t.attempt_time < now() - make_interval(secs => {_axes_cooloff_seconds()})"),
+        dependents=("axes_accessattemptexpiration.access_attempt_id",),
+    )
+)
+
+
+# --- expired sessions -----------------------------------------------------------------------------
+
+EXPIRED_SESSIONS = "expired_sessions"
+_DATABASE_SESSIONS = (
+    "django.contrib.sessions.backends.db",
+    "django.contrib.sessions.backends.cached_db",
+)
+
+
+def _expired_sessions_delete(*, report: RetentionReport, batch: int, deadline: float) -> None:
+    """Delete sessions past their own expiry (Django's ``clearsessions``, in short batches). No
+    period: an expired session can no longer sign anyone in, so nothing is lost; it is not a
+    kind because its key is text, not the growing id the kinds walk."""
+    if settings.SESSION_ENGINE not in _DATABASE_SESSIONS:
+        return
+    from django.contrib.sessions.models import Session
+
+    table = connection.ops.quote_name(Session._meta.db_table)
+    sql = (
+        f"WITH doomed AS (SELECT session_key FROM {table} WHERE expire_date < now() "  # nosec B608
+        f"LIMIT %s FOR UPDATE SKIP LOCKED) "
+        f"DELETE FROM {table} s USING doomed d WHERE s.session_key = d.session_key"
+    )
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true)",
+                [f"{settings.RETENTION_LOCK_TIMEOUT_MS}ms"],
+            )
+            cursor.execute(sql, [batch])
+            deleted = cursor.rowcount
+        report.batches += 1
+        report.max_batch_s = max(report.max_batch_s, time.monotonic() - started)
+        if deleted:
+            report.deleted[EXPIRED_SESSIONS] = report.deleted.get(EXPIRED_SESSIONS, 0) + deleted
+        if deleted < batch:
+            report.finished.append(EXPIRED_SESSIONS)
+            return
 
 
 # The audit trail is the project's own kind: its trigger lets the run (and nothing else) delete

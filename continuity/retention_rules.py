@@ -16,6 +16,8 @@ AUDIT_EVENTS = "audit_events"
 MONITOR_RECEIPTS = "monitor_receipts"
 MONITOR_REPLAY_IDS = "monitor_replay_ids"
 PUBLISH_ATTEMPTS = "publish_attempts"
+LOGIN_ATTEMPTS = "login_attempts"
+LIFTED_SUPPRESSIONS = "lifted_suppressions"
 
 # Five years: the limitation period for administrative fines (Italy, Law 689/1981 art. 28) and
 # for claims in tort (Italian Civil Code art. 2947), within which consent and accountability
@@ -31,6 +33,12 @@ MINIMUM_DAYS: dict[str, int] = {
     MONITOR_RECEIPTS: 1,
     MONITOR_REPLAY_IDS: 1,
     PUBLISH_ATTEMPTS: 7,
+    # A day covers any ordinary cool-off; the kind itself never deletes inside AXES_COOLOFF_TIME
+    # either (continuity/retention.py), since those rows are the lockout counter.
+    LOGIN_ATTEMPTS: 1,
+    # A lifted opt-out or bounce is consent history: proof that we honoured it, for as long as
+    # the consent evidence it belongs with.
+    LIFTED_SUPPRESSIONS: _LIMITATION_DAYS,
 }
 
 DEFAULT_DAYS: dict[str, int] = {
@@ -45,6 +53,8 @@ DEFAULT_DAYS: dict[str, int] = {
     MONITOR_RECEIPTS: 30,
     MONITOR_REPLAY_IDS: 30,
     PUBLISH_ATTEMPTS: 90,
+    LOGIN_ATTEMPTS: 30,
+    LIFTED_SUPPRESSIONS: 6 * 365 + 2,
 }
 
 # The database refuses to delete an audit event younger than this (the append-only trigger,

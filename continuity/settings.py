@@ -952,8 +952,10 @@ RETENTION_DAYS: dict[str, int] = {
 }
 RETENTION_INTERVAL_S = env_int("RETENTION_INTERVAL_S", default=3600, minimum=60)
 # The opt-out line an SMS sent on legitimate interest (soft opt-in) ends with, unless its text
-# already names STOP (contacts/consent.py, delivery/providers/twilio_sms.py).
-DELIVERY_SMS_OPT_OUT_TEXT = env_str("DELIVERY_SMS_OPT_OUT_TEXT", default="Reply STOP to opt out.")
+# already names STOP (contacts/consent.py, delivery/providers/twilio_sms.py). Empty: "Reply STOP
+# to opt out." in each recipient's language (delivery.dispatch.sms_opt_out_texts); a text set
+# here is sent as written, to everyone.
+DELIVERY_SMS_OPT_OUT_TEXT = env_str("DELIVERY_SMS_OPT_OUT_TEXT", default="")
 # Rows deleted per transaction, and how many ids one batch may look at to find them: each
 # transaction stays short and locks only the rows it deletes.
 RETENTION_BATCH = env_int("RETENTION_BATCH", default=2000, minimum=1)

@@ -24,7 +24,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop
 
 from contacts.models import Channel, SuppressionReason
 from delivery.claim import ClaimedDelivery, claimed_load, deliveries_claim
@@ -402,6 +403,27 @@ def sms_soft_opt_in_contacts(*, contact_ids: Sequence[int], purpose: str) -> fro
     )
 
 
+# The opt-out line's default, in the recipient's language. Every translation keeps the word STOP:
+# it is the keyword Twilio itself acts on, whatever language the rest of the line is in.
+SMS_OPT_OUT_DEFAULT = gettext_noop("Reply STOP to opt out.")
+
+
+def sms_opt_out_texts(*, locales: Iterable[str], workspace: Any) -> dict[str, str]:
+    """The opt-out line for each contact locale: DELIVERY_SMS_OPT_OUT_TEXT as written when it is
+    set (the operator chose the words), else the default in the contact's interface language."""
+    from contacts.language import interface_language
+
+    configured = settings.DELIVERY_SMS_OPT_OUT_TEXT
+    texts: dict[str, str] = {}
+    for locale in set(locales):
+        if configured:
+            texts[locale] = configured
+            continue
+        with translation.override(interface_language(locale, workspace)):
+            texts[locale] = gettext(SMS_OPT_OUT_DEFAULT)
+    return texts
+
+
 def _message_send(
     *, message: Message, channel: str, progress: ChunkProgress, quiet: QuietRules | None
 ) -> None:
@@ -444,6 +466,14 @@ def _message_send(
         if channel == Channel.SMS
         else frozenset()
     )
+    opt_out_texts = (
+        sms_opt_out_texts(
+            locales=[c.locale for c in sendable if c.contact_id in soft_opt_in],
+            workspace=message.workspace,
+        )
+        if soft_opt_in
+        else {}
+    )
     # One batch per content language (delivery/variants.py): an email request's
     # personalizations then share one subject and body, as SendGrid requires.
     languages = message_languages(message=message)
@@ -455,7 +485,7 @@ def _message_send(
                 channel=channel,
                 unsubscribe=unsubscribe,
                 quiet_from=quiet_from,
-                opt_out=settings.DELIVERY_SMS_OPT_OUT_TEXT if c.contact_id in soft_opt_in else "",
+                opt_out=opt_out_texts[c.locale] if c.contact_id in soft_opt_in else "",
             )
         )
     for language, outbound in sorted(batches.items()):
