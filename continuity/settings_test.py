@@ -23,9 +23,12 @@ os.environ.setdefault("REDIS_KEY_PREFIX", f"continuity-test-{secrets.token_hex(6
 # (pytest-django suffixes it): each also gets a namespace of its own inside the run's, so one
 # process's workers never take, and its queue purges never drop, another's tasks. The run's
 # closing clean-up deletes the run's prefix, which covers them all.
+# The marker travels to the processes a test starts, which keep the namespace they are given
+# (a test may start one in another run's namespace on purpose).
 _xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-if _xdist_worker and not os.environ["REDIS_KEY_PREFIX"].endswith(f":{_xdist_worker}:"):
+if _xdist_worker and os.environ.get("REDIS_KEY_PREFIX_WORKER") != _xdist_worker:
     os.environ["REDIS_KEY_PREFIX"] += f"{_xdist_worker}:"
+    os.environ["REDIS_KEY_PREFIX_WORKER"] = _xdist_worker
 
 from continuity.settings import *  # noqa: E402, F403
 

@@ -8,7 +8,13 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from tests.harness import ProcessHandle, child_env, redis_keys_delete, start_worker
+from tests.harness import (
+    ProcessHandle,
+    child_env,
+    database_connections_dead_closed,
+    redis_keys_delete,
+    start_worker,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +71,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if urlsplit(settings.CELERY_BROKER_URL).scheme.startswith("redis"):
         redis_keys_delete(url=settings.REDIS_URL, prefix=settings.REDIS_KEY_PREFIX)
+
+
+@pytest.fixture(autouse=True)
+def _database_connections_alive_after_each_test() -> Iterator[None]:
+    """A test that cuts database connections on purpose (chaos, retention, in-flight) must not
+    hand a dead one to whichever test its process runs next: after each test, a connection the
+    server closed is closed here too, and the next query opens a new one."""
+    yield
+    database_connections_dead_closed()
 
 
 @pytest.fixture

@@ -144,3 +144,16 @@ def eventually(check: Callable[[], bool], *, timeout: float = 30.0, interval: fl
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def database_connections_dead_closed() -> int:
+    """Close this thread's database connections that the server has closed (outside a
+    transaction); the next query opens a new one. Returns how many were closed."""
+    from django.db import connections
+
+    closed = 0
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.in_atomic_block and not conn.is_usable():
+            conn.close()
+            closed += 1
+    return closed

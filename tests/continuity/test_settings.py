@@ -180,22 +180,56 @@ def test_without_a_wheel_for_the_platform_manage_py_says_how_to_use_another_post
     assert "DATABASE_URL=postgres://" in result.stderr
 
 
+def _namespace_seen(**env: str) -> tuple[str, str]:
+    read = (
+        "import os, continuity.settings_test as s; "
+        "print(s.REDIS_KEY_PREFIX, os.environ.get('REDIS_KEY_PREFIX_WORKER', '-'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", read],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 50, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    prefix, marker = out.stdout.split()
+    return prefix, marker
+
+
 def test_each_parallel_test_process_gets_a_redis_namespace_inside_the_runs() -> None:
     """`make test` runs pytest-xdist processes: their workers must not take each other's tasks."""
-    read = "import continuity.settings_test as s; print(s.REDIS_KEY_PREFIX)"
-    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 50, "REDIS_KEY_PREFIX": "run-1:"}
-    seen = []
-    for extra in ({}, {"PYTEST_XDIST_WORKER": "gw3"}, {"PYTEST_XDIST_WORKER": "gw3"}):
-        out = subprocess.run(
-            [sys.executable, "-c", read],
-            cwd=ROOT,
-            env={**env, **extra},
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
+    assert _namespace_seen(REDIS_KEY_PREFIX="run-1:") == ("run-1:", "-")
+    assert _namespace_seen(REDIS_KEY_PREFIX="run-1:", PYTEST_XDIST_WORKER="gw3") == (
+        "run-1:gw3:",
+        "gw3",
+    )
+    # What a test process starts inherits the namespace already suffixed, and keeps it; one a
+    # test starts in another run's namespace on purpose keeps that one.
+    for given in ("run-1:gw3:", "other-run:"):
+        seen = _namespace_seen(
+            REDIS_KEY_PREFIX=given, PYTEST_XDIST_WORKER="gw3", REDIS_KEY_PREFIX_WORKER="gw3"
         )
-        seen.append(out.stdout.strip())
-        # A process started by a test process inherits the namespace already suffixed.
-        env["REDIS_KEY_PREFIX"] = out.stdout.strip()
-    assert seen == ["run-1:", "run-1:gw3:", "run-1:gw3:"]
+        assert seen == (given, "gw3")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_closed_is_replaced_before_the_next_test() -> None:
+    import psycopg
+    from django.db import connection
+
+    from tests.harness import database_connections_dead_closed
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    params = connection.get_connection_params()
+    dsn = {k: v for k, v in params.items() if k in ("host", "port", "user", "dbname")}
+    with psycopg.connect(**dsn, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    assert database_connections_dead_closed() == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+    assert database_connections_dead_closed() == 0
