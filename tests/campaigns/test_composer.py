@@ -70,12 +70,28 @@ def _form(campaign: Campaign, **changes: Any) -> dict[str, Any]:
         "max_hold_minutes": campaign.max_hold_minutes,
         "sms_budget_segments": "",
         "on_failback": campaign.on_failback,
-        "posts-TOTAL_FORMS": 0,
-        "posts-INITIAL_FORMS": 0,
-        "posts-MIN_NUM_FORMS": 0,
-        "posts-MAX_NUM_FORMS": 1000,
     }
+    # Every inline on the page (posts, fallback content per language) posts its management form
+    # back as the browser would, with its rows unchanged.
+    page = _client(Role.OWNER).get(f"/admin/campaigns/campaign/{campaign.pk}/change/")
+    data.update(_inline_data(page))
     data.update(changes)
+    return data
+
+
+def _inline_data(page: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for inline in page.context["inline_admin_formsets"]:
+        formset = inline.formset
+        for name in formset.management_form.fields:
+            value = formset.management_form[name].value()
+            data[f"{formset.prefix}-{name}"] = "" if value is None else str(value)
+        for sub in formset.forms:
+            for name in sub.fields:
+                value = sub[name].value()
+                if value is None or value is False:
+                    continue
+                data[sub.add_prefix(name)] = value
     return data
 
 
