@@ -74,13 +74,13 @@ def test_missing_accounts_segment_and_fallback_content_are_each_named() -> None:
     assert _has(problems, "name")
     assert _has(problems, "at least one social account")
     assert _has(problems, "audience")
-    assert _has(problems, "no sms content")
-    assert _has(problems, "no push content")
+    assert _has(problems, "no SMS content")
+    assert _has(problems, "no web push content")
 
 
 def test_fallback_channels_and_message_are_required_unless_the_policy_is_skip() -> None:
     campaign = make_campaign(accounts=[make_account()], fallback_channels=[], message=None)
-    assert _has(campaign_problems(campaign=campaign), "owned channels to fall back to")
+    assert _has(campaign_problems(campaign=campaign), "channels you own to fall back to")
     campaign.fallback_channels = ["email", "fax"]
     problems = campaign_problems(campaign=campaign)
     assert _has(problems, "Unknown fallback channel", "fax")
