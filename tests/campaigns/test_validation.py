@@ -120,7 +120,7 @@ def test_bad_overrides_and_a_hold_longer_than_the_maximum_are_named() -> None:
     )
     problems = campaign_problems(campaign=campaign)
     assert _has(problems, "unknown network", "myspace")
-    assert _has(problems, "x override")
+    assert _has(problems, "override for X (Twitter) may only set")
     assert _has(problems, "exceeds the maximum hold")
 
 
@@ -182,7 +182,7 @@ def test_a_fallback_message_saved_with_a_bad_template_stops_scheduling_and_says_
     message = make_message(sms_text="Hi\n{% load static %}", push_title="{% for x in y %}")
     campaign = make_campaign(accounts=[make_account()], message=message)
     problems = campaign_problems(campaign=campaign)
-    assert _has(problems, "sms text", "Line 2", "{% load %} is not allowed")
+    assert _has(problems, "SMS text", "Line 2", "{% load %} is not allowed")
     assert _has(problems, "push title", "Line 1", "{% for %} is not allowed")
     with pytest.raises(CampaignNotReady):
         campaign_schedule(campaign=campaign)
