@@ -81,18 +81,18 @@ def test_the_preview_shows_the_picked_language_whoever_the_contact_is() -> None:
     english = make_contact(first_name="Ann", locale="en-GB")
     client = _client()
     url = f"/admin/campaigns/campaign/{campaign.pk}/preview/"
-    italian = client.get(url, {"contact": english.pk, "language": "it"}).content.decode()
+    italian = client.get(url, {"contact": str(english.pk), "language": "it"}).content.decode()
     assert "Ciao Ann: saldi oggi." in italian and "Saldi da oggi" in italian
     assert "Hi Ann: autumn sale today." not in italian
     # No language: the contact's own (English), as the real send would.
-    own = client.get(url, {"contact": english.pk, "language": ""}).content.decode()
+    own = client.get(url, {"contact": str(english.pk), "language": ""}).content.decode()
     assert "Hi Ann: autumn sale today." in own and "Ciao Ann" not in own
     # The editor's refresh posts the form with the language.
-    posted = client.post(url, _form(campaign, contact=english.pk, language="it-IT")).content
-    posted = posted.decode()
+    form = _form(campaign, contact=english.pk, language="it-IT")
+    posted = client.post(url, form).content.decode()
     assert "Ciao Ann: saldi oggi." in posted
     # A language the campaign has no content in is not on offer: read as no choice, not a 500.
-    junk = client.get(url, {"contact": english.pk, "language": "<xx>"})
+    junk = client.get(url, {"contact": str(english.pk), "language": "<xx>"})
     assert junk.status_code == 200 and "Hi Ann: autumn sale today." in junk.content.decode()
 
 
