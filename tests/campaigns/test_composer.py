@@ -75,10 +75,6 @@ def _form(campaign: Campaign, **changes: Any) -> dict[str, Any]:
         "posts-MIN_NUM_FORMS": 0,
         "posts-MAX_NUM_FORMS": 1000,
     }
-    # The content inlines (campaigns/admin_content.py), left as they are: no form of theirs sent.
-    for inline in ("message", "messagevariant", "campaignpostvariant"):
-        for part, value in (("TOTAL", 0), ("INITIAL", 0), ("MIN_NUM", 0), ("MAX_NUM", 1000)):
-            data[f"content-{inline}-{part}_FORMS"] = value
     data.update(changes)
     return data
 
