@@ -55,9 +55,11 @@ from campaigns.models import (
     SocialNetwork,
     SocialPost,
 )
-from campaigns.preview import campaign_preview_context
+from campaigns.preview import campaign_languages, campaign_preview_context
 from campaigns.test_send import campaign_test_send
 from campaigns.validation import campaign_problems
+from contacts.language import primary_language
+from contacts.language_names import language_name
 from contacts.models import Channel, Contact
 from contacts.selectors import contact_get
 from continuity.admin_access import (
@@ -207,6 +209,20 @@ OVERRIDE_FIELDS = {
 VIEW_CAMPAIGN = "campaigns.view_campaign"
 CHANGE_CAMPAIGN = "campaigns.change_campaign"
 VIEW_CONTACT = "contacts.view_contact"
+
+
+def _language_choices(campaign: Campaign) -> list[tuple[str, str]]:
+    """The composer's language select: the picked contact's own first (what a real send does),
+    then each language the campaign has content in, the workspace's default first."""
+    languages = campaign_languages(campaign=campaign)
+    return [
+        (
+            "",
+            _("The picked contact's language, else %(default)s")
+            % {"default": language_name(languages[0])},
+        ),
+        *((code, language_name(code)) for code in languages),
+    ]
 
 
 def override_field_name(network: str, part: str) -> str:
@@ -602,6 +618,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                 "search_url": reverse("admin:campaigns_campaign_contact_search"),
                 "preview_url": reverse("admin:campaigns_campaign_preview", args=[obj.pk]),
                 "preview": campaign_preview_context(campaign=obj),
+                "languages": _language_choices(obj),
             },
         )
 
@@ -614,6 +631,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             {
                 "url": reverse("admin:campaigns_campaign_test_send", args=[obj.pk]),
                 "channels": [(c.value, c.label) for c in FALLBACK_CHANNELS],
+                "languages": _language_choices(obj),
             },
         )
 
@@ -674,6 +692,12 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         except (ValueError, Http404):
             return None
 
+    def _picked_language(self, campaign: Campaign, raw: str | None) -> str:
+        """One of the campaign's content languages, else "" (the picked contact's language,
+        else the workspace's default): the select offers no other, so anything else is junk."""
+        language = primary_language(raw or "")
+        return language if language in campaign_languages(campaign=campaign) else ""
+
     def contact_search_view(self, request: HttpRequest) -> JsonResponse:
         access = admin_view_require(request, VIEW_CONTACT)
         found = contacts_search(workspace=access.workspace_required, query=request.GET.get("q", ""))
@@ -699,7 +723,12 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         return render(
             request,
             "admin/campaigns/campaign/_previews.html",
-            campaign_preview_context(campaign=campaign, contact=contact, networks=networks),
+            campaign_preview_context(
+                campaign=campaign,
+                contact=contact,
+                networks=networks,
+                language=self._picked_language(campaign, data.get("language")),
+            ),
         )
 
     def audience_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -725,6 +754,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             address=request.POST.get("address", ""),
             access=access,
             contact=self._picked_contact(campaign, request.POST.get("contact")),
+            language=self._picked_language(campaign, request.POST.get("language")),
         )
         return JsonResponse(
             {"ok": result.ok, "detail": result.detail}, status=200 if result.ok else 400

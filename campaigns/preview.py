@@ -60,9 +60,9 @@ def _sample_fields(campaign: Campaign, contact: Contact | None) -> tuple[dict[st
     if campaign.segment_id is not None and campaign.segment is not None:
         contact = segment_contacts(campaign.segment).order_by("pk").first()
     if contact is None:
-        return dict(SAMPLE_FIELDS), "a sample contact (the segment has no one yet)"
+        return dict(SAMPLE_FIELDS), _("a sample contact (the segment has no one yet)")
     fields = {key: str(value) for key, value in contact.merge_fields().items()}
-    return fields, f"contact #{contact.pk} of the segment"
+    return fields, _("contact #%(id)s of the segment") % {"id": contact.pk}
 
 
 def _render(template: str, fields: dict[str, str], *, autoescape: bool) -> str:
@@ -113,13 +113,13 @@ def campaign_post_previews(
         post = campaign_post_request(campaign=campaign, network=network, language=language)
         if network == "x":
             text = XPublisher.tweet_text(post)
-            length = f"{x_weighted_length(text)}/280 as X counts"
+            length = _("%(used)s/280 as X counts") % {"used": x_weighted_length(text)}
         elif network == "instagram":
             text = InstagramPublisher.caption(post)
             length = f"{len(text)}/2200"
         else:
             text = post.text + (f"\n{post.link}" if post.link else "")
-            length = f"{len(post.text)} characters"
+            length = _("%(count)s characters") % {"count": len(post.text)}
         previews.append(
             PostPreview(
                 network=network,

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from campaigns.content import OVERRIDABLE, campaign_post_request
 from campaigns.models import (
@@ -26,10 +27,16 @@ from delivery.models import Message, MessageVariant
 from delivery.publishers import publisher_for
 from delivery.templating import marketer_template_problem, marketer_template_validate
 
-_CHANNEL_CONTENT = {
-    Channel.EMAIL: "an email subject and body",
-    Channel.SMS: "an SMS text",
-    Channel.PUSH: "a push title and body",
+# Whole sentences per channel (not a channel code slotted into one): each reads naturally once
+# translated.
+_CHANNEL_MISSING = {
+    Channel.EMAIL: gettext_lazy(
+        "The fallback message has no email content: add an email subject and body."
+    ),
+    Channel.SMS: gettext_lazy("The fallback message has no SMS content: add an SMS text."),
+    Channel.PUSH: gettext_lazy(
+        "The fallback message has no web push content: add a push title and body."
+    ),
 }
 
 
@@ -42,16 +49,16 @@ def campaign_problems(
     now = now or timezone.now()
     problems: list[str] = []
     if not campaign.name.strip():
-        problems.append("Give the campaign a name.")
+        problems.append(_("Give the campaign a name."))
     if check_schedule:
         problems.extend(_schedule_problems(campaign, now))
     problems.extend(_override_problems(campaign))
     if campaign.pk is None:
-        problems.append("Save the campaign and choose the accounts to publish to.")
+        problems.append(_("Save the campaign and choose the accounts to publish to."))
         return problems
     accounts = list(campaign.accounts.all())
     if not accounts:
-        problems.append("Choose at least one social account to publish to.")
+        problems.append(_("Choose at least one social account to publish to."))
     problems.extend(_workspace_problems(campaign, accounts))
     if campaign.segment is not None and (problem := segment_problem(campaign.segment)):
         problems.append(
@@ -81,28 +88,37 @@ def _workspace_problems(campaign: Campaign, accounts: list[SocialAccount]) -> li
 
 def _schedule_problems(campaign: Campaign, now: datetime) -> list[str]:
     if campaign.scheduled_at is None:
-        return ["Pick the date and time to publish."]
+        return [_("Pick the date and time to publish.")]
     if campaign.scheduled_at <= now:
         return [
-            f"The scheduled time {campaign.scheduled_at:%Y-%m-%d %H:%M} UTC is in the past: "
-            "pick a time in the future, or use “publish now”."
+            _(
+                "The scheduled time %(time)s UTC is in the past: pick a time in the future, "
+                "or use “publish now”."
+            )
+            % {"time": f"{campaign.scheduled_at:%Y-%m-%d %H:%M}"}
         ]
     return []
 
 
 def _override_problems(campaign: Campaign) -> list[str]:
     if not isinstance(campaign.overrides, dict):
-        return ['Per-network overrides must be an object such as {"x": {"text": "..."}}.']
+        return [_('Per-network overrides must be an object such as {"x": {"text": "..."}}.')]
     problems = []
     known = set(SocialNetwork.values)
+    network_labels = dict(SocialNetwork.choices)
     for network, override in campaign.overrides.items():
         if network not in known:
             problems.append(
-                f"Override for unknown network “{network}”: use one of {', '.join(sorted(known))}."
+                _("Override for unknown network “%(network)s”: use one of %(known)s.")
+                % {"network": str(network)[:40], "known": ", ".join(sorted(known))}
             )
         elif not isinstance(override, dict) or set(override) - set(OVERRIDABLE):
             problems.append(
-                f"The {network} override may only set {', '.join(OVERRIDABLE)} (as text)."
+                _("The override for %(network)s may only set %(fields)s (as text).")
+                % {
+                    "network": network_labels.get(network, network),
+                    "fields": ", ".join(OVERRIDABLE),
+                }
             )
     return problems
 
@@ -114,16 +130,24 @@ def _account_problems(
     due = campaign.scheduled_at or now
     seen_networks: set[tuple[str, str]] = set()
     for account in accounts:
-        label = f"{account.get_network_display()} account “{account.display_name}”"
+        names = {"network": account.get_network_display(), "name": account.display_name}
         if not account.active:
-            problems.append(f"The {label} is switched off: turn it on or remove it.")
-        if not account.access_token_encrypted:
-            problems.append(f"The {label} has no access token: connect it first.")
-        elif account.token_expires_at is not None and account.token_expires_at <= due:
-            expires = f"{account.token_expires_at:%Y-%m-%d %H:%M}"
             problems.append(
-                f"The access token of the {label} expires {expires} UTC, before the campaign "
-                "publishes: reconnect the account."
+                _("The %(network)s account “%(name)s” is switched off: turn it on or remove it.")
+                % names
+            )
+        if not account.access_token_encrypted:
+            problems.append(
+                _("The %(network)s account “%(name)s” has no access token: connect it first.")
+                % names
+            )
+        elif account.token_expires_at is not None and account.token_expires_at <= due:
+            problems.append(
+                _(
+                    "The access token of the %(network)s account “%(name)s” expires %(time)s "
+                    "UTC, before the campaign publishes: reconnect the account."
+                )
+                % {**names, "time": f"{account.token_expires_at:%Y-%m-%d %H:%M}"}
             )
         # Each language a network is posted in is checked (an Italian text can pass X's
         # limit where the English one does not).
@@ -138,11 +162,13 @@ def _account_problems(
         # template and an audience rather than post text.
         if campaign.message is None or not campaign.message.whatsapp_template:
             problems.append(
-                "WhatsApp sends an approved template to each consented contact: set the "
-                "message's WhatsApp template name."
+                _(
+                    "WhatsApp sends an approved template to each consented contact: set the "
+                    "message's WhatsApp template name."
+                )
             )
         if campaign.segment_id is None:
-            problems.append("Choose the audience (a CRM segment) for the WhatsApp messages.")
+            problems.append(_("Choose the audience (a CRM segment) for the WhatsApp messages."))
     return problems
 
 
@@ -150,26 +176,29 @@ def _fallback_problems(campaign: Campaign) -> list[str]:
     needs_audience = campaign.outage_policy != OutagePolicy.SKIP
     problems: list[str] = []
     if needs_audience and campaign.segment_id is None:
-        problems.append("Choose the audience (a CRM segment) the fallback messages go to.")
+        problems.append(_("Choose the audience (a CRM segment) the fallback messages go to."))
     if campaign.outage_policy == OutagePolicy.SKIP:
         return problems
     channels = campaign.fallback_channels
     if not isinstance(channels, list) or not channels:
         problems.append(
-            "List the owned channels to fall back to, in order (for example push, email, sms), "
-            "or set the outage policy to skip."
+            _(
+                "List the channels you own to fall back to, in order (for example web push, "
+                "email, SMS), or set the outage policy to skip."
+            )
         )
         return problems
     unknown = [str(c) for c in channels if c not in FALLBACK_CHANNELS]
     if unknown:
         problems.append(
-            f"Unknown fallback channel(s) {', '.join(unknown)}: use push, email or sms."
+            _("Unknown fallback channel(s) %(channels)s: use web push, email or SMS.")
+            % {"channels": ", ".join(u[:20] for u in unknown)}
         )
     if len(set(map(str, channels))) != len(channels):
-        problems.append("Each fallback channel may appear once.")
+        problems.append(_("Each fallback channel may appear once."))
     message = campaign.message
     if message is None:
-        problems.append("Write the fallback message (what each channel says during an outage).")
+        problems.append(_("Write the fallback message (what each channel says during an outage)."))
         return problems
     problems.extend(_template_problems(message))
     problems.extend(_variant_problems(message))
@@ -182,24 +211,31 @@ def _fallback_problems(campaign: Campaign) -> list[str]:
     if default is not None:
         ready |= set(default.channels_ready())
     for channel in channels:
-        if channel in _CHANNEL_CONTENT and channel not in ready:
-            problems.append(
-                f"The fallback message has no {channel} content: add {_CHANNEL_CONTENT[channel]}."
-            )
+        if channel in _CHANNEL_MISSING and channel not in ready:
+            problems.append(str(_CHANNEL_MISSING[channel]))
     if message.purpose != campaign.purpose:
         problems.append(
-            f"The fallback message is for {message.get_purpose_display().lower()} but the "
-            f"campaign is {campaign.get_purpose_display().lower()}: make them match."
+            _(
+                "The fallback message is for %(message_purpose)s but the campaign is "
+                "%(campaign_purpose)s: make them match."
+            )
+            % {
+                "message_purpose": message.get_purpose_display().lower(),
+                "campaign_purpose": campaign.get_purpose_display().lower(),
+            }
         )
     if Channel.SMS in channels and campaign.sms_budget_segments == 0:
-        problems.append("The SMS budget is 0 segments: raise it or remove SMS from the plan.")
+        problems.append(_("The SMS budget is 0 segments: raise it or remove SMS from the plan."))
     if (
         campaign.outage_policy == OutagePolicy.HOLD_THEN_REROUTE
         and campaign.hold_then_reroute_minutes > campaign.max_hold_minutes
     ):
         problems.append(
-            f"Holding {campaign.hold_then_reroute_minutes} minutes before rerouting exceeds the "
-            f"maximum hold of {campaign.max_hold_minutes} minutes."
+            _(
+                "Holding %(hold)s minutes before rerouting exceeds the maximum hold of "
+                "%(max)s minutes."
+            )
+            % {"hold": campaign.hold_then_reroute_minutes, "max": campaign.max_hold_minutes}
         )
     return problems
 

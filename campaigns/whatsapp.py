@@ -35,12 +35,13 @@ from campaigns.models import PostStatus, SocialPost
 from campaigns.reroute import campaign_audience
 from contacts.models import Channel
 from delivery.dispatch import deliveries_enqueue
-from delivery.materialize import PlanSpec, deliveries_plan_slice
+from delivery.materialize import PlanSpec, SliceResult, deliveries_plan_slice
 from delivery.models import Delivery
 from delivery.quiet_hours import quiet_rules
 from delivery.states import DeliveryStatus
 from delivery.status import WHATSAPP_LEFT_STATUSES
 from delivery.transitions import deliveries_transition
+from delivery.variants import message_languages
 
 S = DeliveryStatus
 # Not accepted by WhatsApp yet. `sending` rows are claimed: a request may be on its way.
@@ -165,6 +166,7 @@ def whatsapp_fallback_plan(*, message_id: int, contact_ids: list[int]) -> int:
     reroute's own (same spec, set-based, ON CONFLICT DO NOTHING), so a contact the slice planned
     already gets nothing twice. Under an SMS budget, SMS is left out: the budget was shared out
     by the planning pass, which owns its counters."""
+    from campaigns.language_counts import reroute_languages_add
     from campaigns.models import Campaign, Reroute, RerouteStatus
     from campaigns.reroute import campaign_plan_spec, sms_budget_rows
 
@@ -173,8 +175,9 @@ def whatsapp_fallback_plan(*, message_id: int, contact_ids: list[int]) -> int:
         .filter(message_id=message_id)
         .first()
     )
-    if campaign is None or not contact_ids:
+    if campaign is None or campaign.message is None or not contact_ids:
         return 0
+    message = campaign.message
     with transaction.atomic():
         reroute = (
             Reroute.objects.select_for_update()
@@ -205,10 +208,18 @@ def whatsapp_fallback_plan(*, message_id: int, contact_ids: list[int]) -> int:
                 message_id=message_id, status=S.PLANNED, contact_id__in=contact_ids
             )
             .exclude(channel=Channel.WHATSAPP)
-            .values_list("id", "channel")
+            .values_list("id", "channel", "contact__locale")
         )
-        for _id, channel in new_rows:
+        # Counted per content language too, by the rule the planning SQL labels rows with, so
+        # the report's per-language figures add up to its per-channel ones.
+        languages = message_languages(message=message)
+        by_language: dict[str, dict[str, int]] = {}
+        for _id, channel, locale in new_rows:
             reroute.planned[channel] = reroute.planned.get(channel, 0) + 1
-        reroute.save(update_fields=["planned", "updated_at"])
-        deliveries_enqueue(ids=[row_id for row_id, _channel in new_rows])
+            language = languages.language_for(locale=locale or "", channel=channel)
+            counts = by_language.setdefault(channel, {})
+            counts[language] = counts.get(language, 0) + 1
+        reroute_languages_add(reroute=reroute, result=SliceResult(languages=by_language))
+        reroute.save(update_fields=["planned", "planned_languages", "updated_at"])
+        deliveries_enqueue(ids=[row_id for row_id, _channel, _locale in new_rows])
     return len(new_rows)

@@ -26,17 +26,19 @@ EXPIRATION_MAX_MS = 253_402_300_799_999
 
 
 def _b64url_bytes(value: Any, field: str) -> str:
+    # The field's name (keys.p256dh, keys.auth) is the browser's JSON key: kept as it is.
+    names = {"field": f"keys.{field}"}
     if not isinstance(value, str) or not value.strip():
-        raise InvalidPushSubscription(f"keys.{field} is missing")
+        raise InvalidPushSubscription(_("%(field)s is missing") % names)
     text = value.strip()
     # The decoder skips characters outside the alphabet, so junk could decode fine and still
     # overflow the column; a real key is at most 88 characters.
     if len(text) > 100:
-        raise InvalidPushSubscription(f"keys.{field} is too long")
+        raise InvalidPushSubscription(_("%(field)s is too long") % names)
     try:
         base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
-        raise InvalidPushSubscription(f"keys.{field} is not base64url") from None
+        raise InvalidPushSubscription(_("%(field)s is not base64url") % names) from None
     return text
 
 
@@ -44,10 +46,10 @@ def push_subscription_validate(*, data: Any) -> tuple[str, str, str, datetime | 
     """The browser's PushSubscription.toJSON(): endpoint, keys.p256dh, keys.auth, expirationTime.
     Returns the cleaned values or raises InvalidPushSubscription naming the field."""
     if not isinstance(data, dict):
-        raise InvalidPushSubscription("expected the JSON of a browser PushSubscription")
+        raise InvalidPushSubscription(_("expected the JSON of a browser PushSubscription"))
     endpoint = data.get("endpoint")
     if not isinstance(endpoint, str) or not endpoint:
-        raise InvalidPushSubscription("endpoint is missing")
+        raise InvalidPushSubscription(_("endpoint is missing"))
     if len(endpoint) > 1000:
         raise InvalidPushSubscription(_("endpoint is not a usable URL"))
     # The server will POST to this address: only known push services (https, by name) pass, and
@@ -61,14 +63,14 @@ def push_subscription_validate(*, data: Any) -> tuple[str, str, str, datetime | 
         ) from None
     keys = data.get("keys")
     if not isinstance(keys, dict):
-        raise InvalidPushSubscription("keys (p256dh and auth) are missing")
+        raise InvalidPushSubscription(_("keys (p256dh and auth) are missing"))
     p256dh = _b64url_bytes(keys.get("p256dh"), "p256dh")
     auth = _b64url_bytes(keys.get("auth"), "auth")
     raw_p256 = base64.urlsafe_b64decode(p256dh + "=" * (-len(p256dh) % 4))
     if len(raw_p256) != 65 or raw_p256[0] != 4:
-        raise InvalidPushSubscription("keys.p256dh is not an uncompressed P-256 public key")
+        raise InvalidPushSubscription(_("keys.p256dh is not an uncompressed P-256 public key"))
     if len(base64.urlsafe_b64decode(auth + "=" * (-len(auth) % 4))) != 16:
-        raise InvalidPushSubscription("keys.auth must be 16 bytes")
+        raise InvalidPushSubscription(_("keys.auth must be 16 bytes"))
     expiration = data.get("expirationTime")
     expires: datetime | None = None
     if expiration is not None:
@@ -79,7 +81,9 @@ def push_subscription_validate(*, data: Any) -> tuple[str, str, str, datetime | 
             or isinstance(expiration, bool)
             or not 0 <= expiration <= EXPIRATION_MAX_MS
         ):
-            raise InvalidPushSubscription("expirationTime must be milliseconds since 1970 or null")
+            raise InvalidPushSubscription(
+                _("expirationTime must be milliseconds since 1970 or null")
+            )
         from datetime import UTC
 
         expires = datetime.fromtimestamp(expiration / 1000, tz=UTC)
@@ -103,7 +107,7 @@ def push_subscription_register(
     with transaction.atomic():
         if contact is None:
             contact = Contact.objects.create(workspace=workspace, attributes={"origin": "web-push"})
-        subscription, _ = PushSubscription.objects.update_or_create(
+        subscription, _created = PushSubscription.objects.update_or_create(
             workspace=workspace,
             endpoint=endpoint,
             defaults={

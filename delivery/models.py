@@ -17,34 +17,73 @@ class Message(models.Model):
     and every contact attribute are merge fields."""
 
     workspace = models.ForeignKey(
-        "continuity.Workspace", on_delete=models.PROTECT, related_name="+"
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
     )
-    name = models.CharField(max_length=200)
-    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.MARKETING)
+    name = models.CharField(_("name"), max_length=200)
+    purpose = models.CharField(
+        _("purpose"), max_length=16, choices=Purpose.choices, default=Purpose.MARKETING
+    )
     # Every text below is rendered per recipient: checked as a marketer template when saved.
     email_subject = models.CharField(
-        max_length=300, blank=True, default="", validators=[marketer_template_validate]
+        _("email subject"),
+        max_length=300,
+        blank=True,
+        default="",
+        validators=[marketer_template_validate],
     )
-    email_html = models.TextField(blank=True, default="", validators=[marketer_template_validate])
-    email_text = models.TextField(blank=True, default="", validators=[marketer_template_validate])
-    sms_text = models.TextField(blank=True, default="", validators=[marketer_template_validate])
+    email_html = models.TextField(
+        _("email HTML"), blank=True, default="", validators=[marketer_template_validate]
+    )
+    email_text = models.TextField(
+        _("email text"), blank=True, default="", validators=[marketer_template_validate]
+    )
+    sms_text = models.TextField(
+        _("SMS text"), blank=True, default="", validators=[marketer_template_validate]
+    )
     push_title = models.CharField(
-        max_length=200, blank=True, default="", validators=[marketer_template_validate]
+        _("push title"),
+        max_length=200,
+        blank=True,
+        default="",
+        validators=[marketer_template_validate],
     )
     push_body = models.CharField(
-        max_length=500, blank=True, default="", validators=[marketer_template_validate]
+        _("push body"),
+        max_length=500,
+        blank=True,
+        default="",
+        validators=[marketer_template_validate],
     )
     push_url = models.URLField(
-        max_length=500, blank=True, default="", validators=[marketer_template_validate]
+        _("push URL"),
+        max_length=500,
+        blank=True,
+        default="",
+        validators=[marketer_template_validate],
     )
     push_icon = models.URLField(
-        max_length=500, blank=True, default="", validators=[marketer_template_validate]
+        _("push icon"),
+        max_length=500,
+        blank=True,
+        default="",
+        validators=[marketer_template_validate],
     )
-    whatsapp_template = models.CharField(max_length=200, blank=True, default="")
-    whatsapp_language = models.CharField(max_length=20, blank=True, default="en")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    whatsapp_template = models.CharField(
+        _("WhatsApp template name"), max_length=200, blank=True, default=""
+    )
+    whatsapp_language = models.CharField(
+        _("WhatsApp template language"), max_length=20, blank=True, default="en"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     objects = WorkspaceManager()
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
 
     def __str__(self) -> str:
         return self.name

@@ -18,7 +18,7 @@ from campaigns.models import Campaign, CampaignStatus
 from contacts.consent import Evidence, consent_grant
 from contacts.models import Channel, Purpose
 from continuity.models import Role
-from delivery.models import Delivery
+from delivery.models import Delivery, MessageVariant
 from delivery.senders import channel_sender
 from outages.models import OutageWindow
 from sandbox.sendgrid import SendGridFake
@@ -75,7 +75,15 @@ def test_a_marketer_composes_previews_tests_schedules_and_watches_an_outage(
     workspace = workspace_for_tests()
     account = make_account(network="instagram", display_name="Shop on Instagram")
     segment = make_segment(name="Newsletter readers")
-    make_message(name="Autumn fallback")
+    fallback = make_message(name="Autumn fallback")
+    MessageVariant.objects.create(
+        workspace=workspace,
+        message=fallback,
+        language="it",
+        email_subject="Saldi d'autunno, {{ first_name }}",
+        email_text="Ciao {{ first_name }}, i saldi sono iniziati.",
+        sms_text="Ciao {{ first_name }}: saldi oggi.",
+    )
     giulia = make_contact(first_name="Giulia", email="giulia@example.com")
     consent_grant(
         contact=giulia,
@@ -132,14 +140,18 @@ def test_a_marketer_composes_previews_tests_schedules_and_watches_an_outage(
     expect(page.locator("#composer-previews")).to_contain_text("As Giulia")
     expect(page.locator("#composer-previews")).to_contain_text("Hello Giulia")
     axe["composer (saved)"] = _axe_serious(browser)
+    # The same contact in Italian: the preview follows the language picked, and so does the test.
+    page.select_option("#composer-preview-language", "it")
+    expect(page.locator("#composer-previews")).to_contain_text("Ciao Giulia: saldi oggi.")
+    expect(page.locator("#composer-test-language")).to_have_value("it")
 
-    # Send me a test by email.
+    # Send me a test by email, in the language picked.
     page.select_option("#composer-test-channel", "email")
     page.fill("#composer-test-address", "marketer@example.com")
     page.click(".composer-test-button")
     page.wait_for_selector(".composer-test-result.composer-ok")
     assert sendgrid.personalizations[0].to == ["marketer@example.com"]
-    assert sendgrid.personalizations[0].subject.startswith("[TEST]")
+    assert sendgrid.personalizations[0].subject.startswith("[TEST] Saldi d'autunno")
     assert Delivery.objects.count() == 0
 
     # Schedule from the form.

@@ -104,7 +104,7 @@ def test_the_default_languages_variant_covers_a_channel_the_base_lacks() -> None
     assert campaign.message is not None
     campaign.message.push_title = ""
     campaign.message.save()
-    assert any("no push content" in p for p in campaign_problems(campaign=campaign))
+    assert any("no web push content" in p for p in campaign_problems(campaign=campaign))
     MessageVariant.objects.create(
         workspace=campaign.workspace,
         message=campaign.message,
@@ -112,7 +112,7 @@ def test_the_default_languages_variant_covers_a_channel_the_base_lacks() -> None
         push_title="Saldi",
         push_body="Ciao",
     )
-    assert not any("no push content" in p for p in campaign_problems(campaign=campaign))
+    assert not any("no web push content" in p for p in campaign_problems(campaign=campaign))
 
 
 @pytest.mark.parametrize(

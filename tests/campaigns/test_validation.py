@@ -74,13 +74,13 @@ def test_missing_accounts_segment_and_fallback_content_are_each_named() -> None:
     assert _has(problems, "name")
     assert _has(problems, "at least one social account")
     assert _has(problems, "audience")
-    assert _has(problems, "no sms content")
-    assert _has(problems, "no push content")
+    assert _has(problems, "no SMS content")
+    assert _has(problems, "no web push content")
 
 
 def test_fallback_channels_and_message_are_required_unless_the_policy_is_skip() -> None:
     campaign = make_campaign(accounts=[make_account()], fallback_channels=[], message=None)
-    assert _has(campaign_problems(campaign=campaign), "owned channels to fall back to")
+    assert _has(campaign_problems(campaign=campaign), "channels you own to fall back to")
     campaign.fallback_channels = ["email", "fax"]
     problems = campaign_problems(campaign=campaign)
     assert _has(problems, "Unknown fallback channel", "fax")
@@ -120,7 +120,7 @@ def test_bad_overrides_and_a_hold_longer_than_the_maximum_are_named() -> None:
     )
     problems = campaign_problems(campaign=campaign)
     assert _has(problems, "unknown network", "myspace")
-    assert _has(problems, "x override")
+    assert _has(problems, "override for X (Twitter) may only set")
     assert _has(problems, "exceeds the maximum hold")
 
 
@@ -182,7 +182,7 @@ def test_a_fallback_message_saved_with_a_bad_template_stops_scheduling_and_says_
     message = make_message(sms_text="Hi\n{% load static %}", push_title="{% for x in y %}")
     campaign = make_campaign(accounts=[make_account()], message=message)
     problems = campaign_problems(campaign=campaign)
-    assert _has(problems, "sms text", "Line 2", "{% load %} is not allowed")
+    assert _has(problems, "SMS text", "Line 2", "{% load %} is not allowed")
     assert _has(problems, "push title", "Line 1", "{% for %} is not allowed")
     with pytest.raises(CampaignNotReady):
         campaign_schedule(campaign=campaign)

@@ -9,6 +9,20 @@
   }
   var lastText = null;
   var pickedContact = "";
+  /* The preview's and the test's language selects say the same: one choice, shown twice. */
+  function pickedLanguage() {
+    var select = document.querySelector(".composer-language");
+    return select ? select.value : "";
+  }
+  function languages(onChange) {
+    var selects = document.querySelectorAll(".composer-language");
+    selects.forEach(function (select) {
+      select.addEventListener("change", function () {
+        selects.forEach(function (other) { other.value = select.value; });
+        onChange();
+      });
+    });
+  }
   function mergeTags(form) {
     form.addEventListener("focusin", function (e) {
       var t = e.target;
@@ -55,6 +69,7 @@
       var body = new URLSearchParams(new FormData(form));
       pickedContact = contactId();
       body.set("contact", pickedContact);
+      body.set("language", pickedLanguage());
       fetch(input.dataset.previewUrl, {method: "POST", credentials: "same-origin",
                                        headers: {"X-CSRFToken": csrf()}, body: body})
         .then(function (r) { return r.text(); })
@@ -79,6 +94,7 @@
     });
     input.addEventListener("change", function () { if (contactId()) { refresh(); } });
     document.querySelector(".composer-preview-refresh").addEventListener("click", refresh);
+    languages(refresh);
   }
   function audience() {
     var box = document.getElementById("composer-audience");
@@ -97,6 +113,7 @@
       body.set("channel", box.querySelector(".composer-test-channel").value);
       body.set("address", box.querySelector(".composer-test-address").value);
       body.set("contact", pickedContact);
+      body.set("language", pickedLanguage());
       result.textContent = "…";
       fetch(box.dataset.url, {method: "POST", credentials: "same-origin",
                               headers: {"X-CSRFToken": csrf()}, body: body})

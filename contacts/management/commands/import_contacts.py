@@ -176,31 +176,46 @@ class _FileChunks:
             yield from reader
         except csv.Error as exc:
             raise CommandError(
-                f"{self.path}: line {reader.line_num} is not CSV text ({exc}); is the file "
-                "really CSV in the given --encoding (UTF-8 by default)?"
+                _(
+                    "%(path)s: line %(line)s is not CSV text (%(error)s); is the file really CSV "
+                    "in the given --encoding (UTF-8 by default)?"
+                )
+                % {"path": self.path, "line": reader.line_num, "error": exc}
             ) from None
 
     def _header(self, reader: Any, lines: _Lines) -> _Header:
         try:
             first = next(reader, None)
         except csv.Error as exc:
-            raise CommandError(f"the header line is not CSV text ({exc})") from None
+            raise CommandError(
+                _("the header line is not CSV text (%(error)s)") % {"error": exc}
+            ) from None
         if first is None:
-            raise CommandError("the file is empty: expected a header line, then one contact a line")
+            raise CommandError(
+                _("the file is empty: expected a header line, then one contact a line")
+            )
         if lines.bad:
             raise CommandError(
-                "the header line is not valid text in the given encoding: save the file as "
-                "UTF-8 or pass --encoding (for example --encoding cp1252)"
+                _(
+                    "the header line is not valid text in the given encoding: save the file as "
+                    "UTF-8 or pass --encoding (for example --encoding cp1252)"
+                )
             )
         header = [_header_name(h) for h in first]
         if not {"external_id", "email", "phone"} & set(header):
             raise CommandError(
-                "missing header: the first line must name the columns and include at least one "
-                f"of external_id, email, phone (found: {', '.join(first)[:200]})"
+                _(
+                    "missing header: the first line must name the columns and include at least "
+                    "one of external_id, email, phone (found: %(found)s)"
+                )
+                % {"found": ", ".join(first)[:200]}
             )
         duplicates = sorted({h for h in header if header.count(h) > 1})
         if duplicates:
-            raise CommandError(f"the header repeats the column(s) {', '.join(duplicates)}")
+            raise CommandError(
+                _("the header repeats the column(s) %(columns)s")
+                % {"columns": ", ".join(duplicates)}
+            )
         unknown = [h for h in header if h not in KNOWN_COLUMNS and not h.startswith("attr_")]
         return _Header(columns=header, unknown=unknown)
 
@@ -210,11 +225,18 @@ class _FileChunks:
         if bad_bytes:
             return (
                 "encoding",
-                f"bytes that are not valid {self.encoding}: save the file as UTF-8 or pass "
-                "--encoding",
+                _(
+                    "bytes that are not valid %(encoding)s: save the file as UTF-8 or pass "
+                    "--encoding"
+                )
+                % {"encoding": self.encoding},
             )
         if len(record) != len(header):
-            return ("columns", f"{len(record)} values but the header has {len(header)} columns")
+            return (
+                "columns",
+                _("%(values)s values but the header has %(columns)s columns")
+                % {"values": len(record), "columns": len(header)},
+            )
         return None
 
 
@@ -250,11 +272,11 @@ class Command(BaseCommand):
             known = ", ".join(slugs)
             raise CommandError(
                 _("no workspace with the slug %(slug)r (known: %(known)s)")
-                % {"slug": options["workspace"], "known": known or "none"}
+                % {"slug": options["workspace"], "known": known or _("none")}
             )
         self._workspace = workspace
         if not path.is_file():
-            raise CommandError(f"{path}: no such file")
+            raise CommandError(_("%(path)s: no such file") % {"path": path})
         report_path: Path = options["report"] or path.with_name(f"{path.name}.errors.csv")
         chunks = _FileChunks(
             path,
@@ -278,8 +300,8 @@ class Command(BaseCommand):
         ):
             if header.unknown:
                 self.stderr.write(
-                    f"ignoring unknown columns: {', '.join(header.unknown)} "
-                    "(name free attributes attr_<name>)"
+                    _("ignoring unknown columns: %(columns)s (name free attributes attr_<name>)")
+                    % {"columns": ", ".join(header.unknown)}
                 )
             report = csv.writer(report_file)
             report.writerow(["row", "field", "message", *header.columns])
@@ -310,12 +332,14 @@ class Command(BaseCommand):
         )
         self._progress(totals, elapsed)
         self.stdout.write(
-            f"done: {totals['rows']} rows in {elapsed:.2f}s: {totals['created']} created, "
-            f"{totals['updated']} updated, {totals['unchanged']} unchanged, "
-            f"{totals['errors']} refused"
+            _(
+                "done: %(rows)s rows in %(elapsed)ss: %(created)s created, %(updated)s updated, "
+                "%(unchanged)s unchanged, %(errors)s refused"
+            )
+            % {**totals, "elapsed": f"{elapsed:.2f}"}
         )
         if totals["errors"]:
-            self.stdout.write(f"error report: {report_path}")
+            self.stdout.write(_("error report: %(path)s") % {"path": report_path})
         else:
             report_path.unlink(missing_ok=True)
 
@@ -343,6 +367,7 @@ class Command(BaseCommand):
     def _progress(self, totals: dict[str, int], elapsed: float) -> None:
         rate = totals["rows"] / elapsed if elapsed > 0 else 0.0
         self.stdout.write(
-            f"progress: {totals['rows']} rows, {rate:,.0f} rows/s, {totals['errors']} errors so far"
+            _("progress: %(rows)s rows, %(rate)s rows/s, %(errors)s errors so far")
+            % {"rows": totals["rows"], "rate": f"{rate:,.0f}", "errors": totals["errors"]}
         )
         self.stdout.flush()
