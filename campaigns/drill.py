@@ -189,7 +189,7 @@ def campaign_drill(*, campaign: Campaign, network: str) -> CampaignDrill:
         if total_rows is not None
         else 0
     )
-    used_only = used_alt = 0
+    used_only = used_alt = segments = 0
     planned: Counter[str] = Counter()
     excluded: Counter[str] = Counter()
     after = 0
@@ -214,10 +214,13 @@ def campaign_drill(*, campaign: Campaign, network: str) -> CampaignDrill:
             excluded[DELAYED_QUIET_HOURS] += result.delayed_quiet_hours
         used_only += result.sms_only_planned
         used_alt += result.sms_alt_planned
+        # Each slice prices its SMS in its rows' content languages (a short Italian text can
+        # cost one segment where the English one costs two), as the real reroute records them.
+        segments += result.sms_segments
         after = result.last_contact_id
     drill.planned = dict(planned)
     drill.exclusions = dict(excluded)
-    drill.sms_segments = planned.get("sms", 0) * spec.sms_cost_units
+    drill.sms_segments = segments
     drill.sms_cost = round(float(drill.sms_segments * sms_segment_price()), 4)
     return drill
 
