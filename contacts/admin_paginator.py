@@ -39,7 +39,8 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        capped = int(self.object_list.order_by()[:EXACT_COUNT_CAP].count())
+        queryset: Any = self.object_list  # the changelist's queryset
+        capped = int(queryset.order_by()[:EXACT_COUNT_CAP].count())
         if capped < EXACT_COUNT_CAP:
             return capped
-        return max(queryset_estimate(self.object_list) or 0, EXACT_COUNT_CAP)
+        return max(queryset_estimate(queryset) or 0, EXACT_COUNT_CAP)
