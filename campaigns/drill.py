@@ -3,15 +3,28 @@
 It runs the reroute engine's own planning statements (delivery.materialize, write=False) slice by
 slice inside a transaction that is always rolled back, so the counts are those the real reroute
 would produce for the same data, and nothing is created.
+
+Replanning a million contacts takes minutes, so the admin page never runs it in its request: it
+asks for a run (drill_run_request), a Celery task plans it (drill_run_execute) and keeps the report
+in the cache, and the page shows "running" and refreshes itself until the report is there. An
+estimate from the composer's aggregate was the other choice; it is still one scan of the whole
+audience (seconds at that size) and ignores the SMS budget, quiet hours and the frequency cap, so
+it would be neither fast nor what the drill promises: the counts the real reroute would make.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from campaigns.models import Campaign, CampaignStatus, OutagePolicy, PostStatus
@@ -32,6 +45,8 @@ from campaigns.reroute import (
 from continuity.models import Workspace
 from delivery.materialize import deliveries_plan_slice, sms_only_count
 from outages.networks import network_label
+
+logger = logging.getLogger(__name__)
 
 # The drill's fallback channels, in the order its tables show them.
 DRILL_CHANNELS = ("email", "sms", "push", "whatsapp")
@@ -189,7 +204,7 @@ def campaign_drill(*, campaign: Campaign, network: str) -> CampaignDrill:
         if total_rows is not None
         else 0
     )
-    used_only = used_alt = 0
+    used_only = used_alt = segments = 0
     planned: Counter[str] = Counter()
     excluded: Counter[str] = Counter()
     after = 0
@@ -214,10 +229,13 @@ def campaign_drill(*, campaign: Campaign, network: str) -> CampaignDrill:
             excluded[DELAYED_QUIET_HOURS] += result.delayed_quiet_hours
         used_only += result.sms_only_planned
         used_alt += result.sms_alt_planned
+        # Each slice prices its SMS in its rows' content languages (a short Italian text can
+        # cost one segment where the English one costs two), as the real reroute records them.
+        segments += result.sms_segments
         after = result.last_contact_id
     drill.planned = dict(planned)
     drill.exclusions = dict(excluded)
-    drill.sms_segments = planned.get("sms", 0) * spec.sms_cost_units
+    drill.sms_segments = segments
     drill.sms_cost = round(float(drill.sms_segments * sms_segment_price()), 4)
     return drill
 
@@ -273,3 +291,83 @@ def outage_drill(
         # The planning statements use a temporary table; rolling back leaves no trace at all.
         transaction.set_rollback(True)
     return report
+
+
+# A finished report stays this long (the page's "run again" replans on demand); a run still marked
+# running after this long is taken as lost (a worker killed mid-run) and may be asked again.
+DRILL_RESULT_TTL_S = 15 * 60
+DRILL_RUNNING_TTL_S = 30 * 60
+DRILL_RUNNING, DRILL_DONE, DRILL_FAILED = "running", "done", "failed"
+
+
+@dataclass
+class DrillRun:
+    """One asked-for drill: running, done (with its report) or failed."""
+
+    state: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    report: DrillReport | None = None
+
+
+def drill_key(*, workspace: Workspace, network: str, campaign_ids: list[int] | None) -> str:
+    """The cache key of a drill: per workspace, network and chosen campaigns. The workspace's
+    creation time rides along so a database rebuilt under the same ids (tests, a restored
+    backup) never reads another one's report."""
+    raw = json.dumps(
+        [
+            workspace.pk,
+            workspace.created_at.isoformat(),
+            network,
+            sorted(campaign_ids) if campaign_ids else None,
+        ]
+    )
+    return "drill:" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def drill_run_request(
+    *, workspace: Workspace, network: str, campaign_ids: list[int] | None, fresh: bool = False
+) -> DrillRun:
+    """The drill's current run; a new one is enqueued when there is none (or ``fresh`` asks to
+    replan a finished one). A run already in progress is never started twice."""
+    key = drill_key(workspace=workspace, network=network, campaign_ids=campaign_ids)
+    run: DrillRun | None = cache.get(key)
+    if run is not None and (run.state == DRILL_RUNNING or not fresh):
+        return run
+    run = DrillRun(state=DRILL_RUNNING, started_at=timezone.now())
+    # add, not set: of two pages asking at once, one enqueues.
+    if not cache.add(key, run, DRILL_RUNNING_TTL_S):
+        if not fresh:
+            return cache.get(key) or run
+        cache.set(key, run, DRILL_RUNNING_TTL_S)
+    from campaigns.tasks import drill_enqueue
+
+    drill_enqueue(workspace_id=workspace.pk, network=network, campaign_ids=campaign_ids)
+    return cache.get(key) or run
+
+
+def drill_run_execute(*, workspace_id: int, network: str, campaign_ids: list[int] | None) -> str:
+    """The worker's side: plan the drill and keep its report for the page."""
+    workspace = Workspace.objects.filter(pk=workspace_id).first()
+    if workspace is None:
+        return "no_workspace"
+    key = drill_key(workspace=workspace, network=network, campaign_ids=campaign_ids)
+    current: DrillRun | None = cache.get(key)
+    started = current.started_at if current is not None else timezone.now()
+    try:
+        report = outage_drill(network=network, workspace=workspace, campaign_ids=campaign_ids)
+    except Exception:
+        # The page says it failed (and may be asked again) instead of spinning for half an hour.
+        logger.exception("drill_failed", extra={"network": network, "workspace": workspace_id})
+        cache.set(
+            key,
+            DrillRun(state=DRILL_FAILED, started_at=started, finished_at=timezone.now()),
+            DRILL_RESULT_TTL_S,
+        )
+        raise
+    cache.set(
+        key,
+        DrillRun(state=DRILL_DONE, started_at=started, finished_at=timezone.now(), report=report),
+        DRILL_RESULT_TTL_S,
+    )
+    return DRILL_DONE

@@ -29,7 +29,7 @@ from campaigns.dashboard import (
     networks_in_trouble,
     reroute_rows,
 )
-from campaigns.drill import outage_drill
+from campaigns.drill import drill_run_request
 from campaigns.engagement import campaign_engagement
 from campaigns.models import Campaign, Reroute
 from campaigns.report_labels import LEFT_OUT_NOW_LABELS
@@ -227,22 +227,31 @@ class RerouteAdmin(WorkspaceScopedAdmin):
     def drill(self, request: HttpRequest) -> HttpResponse:
         access = admin_view_require(request, RUN_DRILL)
         form = DrillForm(request.POST or request.GET or None)
-        result = None
+        run = None
+        poll_url = ""
         if form.is_valid():
             # Ids of another workspace's campaigns are dropped by the drill, never drilled.
             campaign_ids = [
                 int(i) for i in request.GET.getlist("campaign") if i.isdigit() and len(i) < 19
             ] or None
-            result = outage_drill(
-                network=form.cleaned_data["network"],
+            # Planned by a worker (minutes for a million contacts): the page shows the last
+            # report, or "running" and refreshes itself (campaigns.drill).
+            run = drill_run_request(
                 workspace=access.workspace_required,
+                network=form.cleaned_data["network"],
                 campaign_ids=campaign_ids,
+                fresh=request.GET.get("fresh") == "1",
             )
+            query = request.GET.copy()
+            query.pop("fresh", None)
+            poll_url = f"{request.path}?{query.urlencode()}"
         context = {
             **self.admin_site.each_context(request),
             "title": _("Outage drill: what would happen if a network went down now"),
             "form": form,
-            "result": result,
+            "run": run,
+            "result": run.report if run is not None else None,
+            "poll_url": poll_url,
         }
         return TemplateResponse(request, "admin/campaigns/reroute/drill.html", context)
 

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 DISPATCH_TASK = "campaigns.dispatch_due"
 PUBLISH_TASK = "campaigns.social.publish_post"
 PROBE_TASK = "campaigns.social.probe_network"
+DRILL_TASK = "campaigns.drill_run"
 
 
 @shared_task(name=DISPATCH_TASK, ignore_result=True)
@@ -52,6 +53,19 @@ def publish_post(post_id: int) -> str:
 @shared_task(name=PROBE_TASK, ignore_result=True)
 def probe_network(network: str) -> bool:
     return network_probe(network=network)
+
+
+@shared_task(name=DRILL_TASK, ignore_result=True)
+def drill_run(workspace_id: int, network: str, campaign_ids: list[int] | None) -> str:
+    from campaigns.drill import drill_run_execute
+
+    return drill_run_execute(workspace_id=workspace_id, network=network, campaign_ids=campaign_ids)
+
+
+def drill_enqueue(*, workspace_id: int, network: str, campaign_ids: list[int] | None) -> None:
+    from continuity.celery import app
+
+    app.send_task(DRILL_TASK, args=[workspace_id, network, campaign_ids])
 
 
 def publish_enqueue(post_id: int, countdown: float | None = None) -> None:

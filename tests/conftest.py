@@ -148,3 +148,19 @@ def admin_client(client: Any, admin_user: Any) -> Any:
     )
     client.force_login(admin_user)
     return client
+
+
+@pytest.fixture
+def drill_worker(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str, Any]]:
+    """The admin drill page enqueues its planning (campaigns.drill); this runs the queued task's
+    body in-process at once, as a worker would, and lists what was queued."""
+    from campaigns import tasks
+
+    queued: list[tuple[int, str, Any]] = []
+
+    def run_now(*, workspace_id: int, network: str, campaign_ids: list[int] | None) -> None:
+        queued.append((workspace_id, network, campaign_ids))
+        tasks.drill_run(workspace_id, network, campaign_ids)
+
+    monkeypatch.setattr(tasks, "drill_enqueue", run_now)
+    return queued

@@ -165,3 +165,31 @@ def test_a_reroute_records_its_plan_and_sms_segments_per_language() -> None:
     assert reroute.planned_languages == {"sms": {"it": 3, "en": 1}}
     assert reroute.sms_segments_planned == 3 * 2 + 1
     assert reroutes_planned_languages(reroutes=[reroute, reroute]) == {"sms": {"it": 6, "en": 2}}
+
+
+@override_settings(REROUTE_QUIET_HOURS={}, REROUTE_FREQUENCY_CAP_PER_DAY=0)
+def test_the_drill_prices_each_languages_sms_at_its_own_segments() -> None:
+    from campaigns.drill import outage_drill
+
+    campaign = make_campaign(fallback_channels=["sms"], segment=None)
+    assert campaign.message is not None
+    # Italian costs two segments (UCS-2, 80 characters), English one: the drill must not price
+    # every SMS at the dearest language's two.
+    MessageVariant.objects.create(
+        workspace=campaign.workspace,
+        message=campaign.message,
+        language="it",
+        sms_text="È " + "a" * 78,
+    )
+    MessageVariant.objects.create(
+        workspace=campaign.workspace, message=campaign.message, language="en", sms_text="Sale"
+    )
+    for locale in ("it", "en", "en", "en"):
+        contact_with(Channel.SMS, email=False, push=False, locale=locale)
+    drill = outage_drill(
+        network="instagram", workspace=campaign.workspace, campaign_ids=[campaign.pk]
+    )
+    [campaign_drill] = drill.campaigns
+    assert campaign_drill.planned == {"sms": 4}
+    assert campaign_drill.sms_segments == 1 * 2 + 3 * 1
+    assert drill.sms_segments == 5

@@ -138,7 +138,7 @@ def test_a_reroute_with_nothing_left_to_send_reads_as_done_not_sending(settings:
 # --- drill ----------------------------------------------------------------------------------------
 
 
-def test_the_drill_speaks_in_tables_money_and_policies(settings: Any) -> None:
+def test_the_drill_speaks_in_tables_money_and_policies(settings: Any, drill_worker: Any) -> None:
     settings.REROUTE_QUIET_HOURS = {}
     settings.REROUTE_FREQUENCY_CAP_PER_DAY = 0
     settings.REROUTE_SMS_SEGMENT_COST = 0.05
@@ -161,7 +161,7 @@ def test_the_drill_speaks_in_tables_money_and_policies(settings: Any) -> None:
     assert "0.05 EUR per segment" in html
 
 
-def test_a_skip_campaign_is_drilled_as_a_skip() -> None:
+def test_a_skip_campaign_is_drilled_as_a_skip(drill_worker: Any) -> None:
     make_campaign(due_in_minutes=30, outage_policy="skip", name="Skipper")
     html = page(member_client(), "/admin/campaigns/reroute/drill/?network=instagram")
     assert "Skipped: the post is not published and nothing is sent." in html

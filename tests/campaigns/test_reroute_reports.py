@@ -129,7 +129,9 @@ def test_rows_held_for_quiet_hours_at_send_time_count_as_waiting_beside_planning
     assert b"<th>Waiting (quiet hours or back-off)</th>" in page.content
 
 
-def test_admin_dashboard_report_csv_and_drill_pages(admin_client: Client, settings: Any) -> None:
+def test_admin_dashboard_report_csv_and_drill_pages(
+    admin_client: Client, settings: Any, drill_worker: Any
+) -> None:
     window_id = rerouted_window(settings)
     dashboard = admin_client.get("/admin/campaigns/reroute/dashboard/")
     assert dashboard.status_code == 200

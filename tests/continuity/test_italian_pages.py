@@ -4,6 +4,8 @@ over the browser (#17)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -110,7 +112,9 @@ def test_an_owner_keeps_every_right_under_an_italian_browser(owner_client: Clien
     assert api.status_code == 200, api.content
 
 
-def test_the_outage_banner_and_the_reroute_pages_speak_italian(owner_client: Client) -> None:
+def test_the_outage_banner_and_the_reroute_pages_speak_italian(
+    owner_client: Client, drill_worker: Any
+) -> None:
     from outages.windows import outage_declare
 
     outage_declare(network="instagram", reason="Instagram API 503", actor="ops")
