@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zoneinfo
 from datetime import timedelta
 from typing import Any
 
@@ -393,3 +394,20 @@ def test_a_rerouted_campaigns_form_shows_its_engagement_and_a_drafts_does_not(
     assert "<td>Email</td><td>1</td><td>1</td>" in page(marketer, url)
     Campaign.objects.filter(pk=reroute.campaign_id).update(status=CampaignStatus.DRAFT)
     assert "<td>Email</td><td>1</td><td>1</td>" not in page(marketer, url)
+
+
+def test_the_dashboard_and_report_show_times_in_the_workspaces_zone_and_name_it(
+    settings: Any,
+) -> None:
+    from continuity.models import Workspace as WorkspaceModel
+
+    contact_with(Channel.EMAIL, push=False)
+    reroute = rerouted(settings, fallback=("email",))
+    WorkspaceModel.objects.filter(pk=reroute.workspace_id).update(timezone="Asia/Tokyo")
+    opened = reroute.window.opened_at
+    tokyo = timezone.localtime(opened, timezone=zoneinfo.ZoneInfo("Asia/Tokyo"))
+    client = member_client(Role.VIEWER)
+    dashboard = page(client, "/admin/campaigns/reroute/dashboard/")
+    assert "(Asia/Tokyo)" in dashboard and "UTC" not in dashboard
+    report = page(client, f"/admin/campaigns/reroute/report/{reroute.window_id}/")
+    assert f"opened {tokyo:%Y-%m-%d %H:%M:%S} JST" in report
