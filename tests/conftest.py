@@ -76,8 +76,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.fixture(autouse=True)
 def _database_connections_alive_after_each_test() -> Iterator[None]:
     """A test that cuts database connections on purpose (chaos, retention, in-flight) must not
-    hand a dead one to whichever test its process runs next: after each test, a connection the
-    server closed is closed here too, and the next query opens a new one."""
+    hand a dead one to whichever test its process runs next: before and after each test, a
+    connection the server closed is closed here too, and the next query opens a new one."""
+    database_connections_dead_closed()
     yield
     database_connections_dead_closed()
 
