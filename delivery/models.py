@@ -11,22 +11,12 @@ from delivery.states import DeliveryStatus
 from delivery.templating import marketer_template_validate
 
 
-class Message(models.Model):
-    """What is said on each owned channel. Texts are marketer templates (delivery.templating: a
+class ChannelContent(models.Model):
+    """What a person reads on each owned channel, as marketer templates (delivery.templating: a
     restricted Django template language); `{{ first_name }}`, `{{ last_name }}`, `{{ email }}`
-    and every contact attribute are merge fields."""
+    and every contact attribute are merge fields. A message holds it in the workspace's default
+    language, each of its variants in another."""
 
-    workspace = models.ForeignKey(
-        "continuity.Workspace",
-        on_delete=models.PROTECT,
-        related_name="+",
-        verbose_name=_("workspace"),
-    )
-    name = models.CharField(_("name"), max_length=200)
-    purpose = models.CharField(
-        _("purpose"), max_length=16, choices=Purpose.choices, default=Purpose.MARKETING
-    )
-    # Every text below is rendered per recipient: checked as a marketer template when saved.
     email_subject = models.CharField(
         _("email subject"),
         max_length=300,
@@ -71,6 +61,37 @@ class Message(models.Model):
         default="",
         validators=[marketer_template_validate],
     )
+
+    class Meta:
+        abstract = True
+
+    def channels_written(self) -> list[str]:
+        """The owned channels (email, SMS, push) this content has what they need for."""
+        ready: list[str] = []
+        if self.email_subject and (self.email_html or self.email_text):
+            ready.append(Channel.EMAIL)
+        if self.sms_text:
+            ready.append(Channel.SMS)
+        if self.push_title and self.push_body:
+            ready.append(Channel.PUSH)
+        return ready
+
+
+class Message(ChannelContent):
+    """A campaign's fallback content: what is said on each owned channel (ChannelContent) in the
+    workspace's default language, with its variants in other languages."""
+
+    workspace = models.ForeignKey(
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("workspace"),
+    )
+    name = models.CharField(_("name"), max_length=200)
+    purpose = models.CharField(
+        _("purpose"), max_length=16, choices=Purpose.choices, default=Purpose.MARKETING
+    )
+    # Every text below is rendered per recipient: checked as a marketer template when saved.
     whatsapp_template = models.CharField(
         _("WhatsApp template name"), max_length=200, blank=True, default=""
     )
@@ -90,19 +111,10 @@ class Message(models.Model):
 
     def channels_ready(self) -> list[str]:
         """Channels this message has content for."""
-        ready: list[str] = []
-        if self.email_subject and (self.email_html or self.email_text):
-            ready.append(Channel.EMAIL)
-        if self.sms_text:
-            ready.append(Channel.SMS)
-        if self.push_title and self.push_body:
-            ready.append(Channel.PUSH)
-        if self.whatsapp_template:
-            ready.append(Channel.WHATSAPP)
-        return ready
+        return self.channels_written() + ([Channel.WHATSAPP] if self.whatsapp_template else [])
 
 
-class MessageVariant(models.Model):
+class MessageVariant(ChannelContent):
     """A message's content in one language: the fields of Message that are read by a person.
 
     A plain model rather than django-parler or django-modeltranslation: the languages are open
@@ -127,50 +139,6 @@ class MessageVariant(models.Model):
     )
     # The primary language subtag ("it", "en", "de"): what a contact's locale is matched on.
     language = models.CharField(_("language"), max_length=8)
-    email_subject = models.CharField(
-        _("email subject"),
-        max_length=300,
-        blank=True,
-        default="",
-        validators=[marketer_template_validate],
-    )
-    email_html = models.TextField(
-        _("email HTML"), blank=True, default="", validators=[marketer_template_validate]
-    )
-    email_text = models.TextField(
-        _("email text"), blank=True, default="", validators=[marketer_template_validate]
-    )
-    sms_text = models.TextField(
-        _("SMS text"), blank=True, default="", validators=[marketer_template_validate]
-    )
-    push_title = models.CharField(
-        _("push title"),
-        max_length=200,
-        blank=True,
-        default="",
-        validators=[marketer_template_validate],
-    )
-    push_body = models.CharField(
-        _("push body"),
-        max_length=500,
-        blank=True,
-        default="",
-        validators=[marketer_template_validate],
-    )
-    push_url = models.URLField(
-        _("push URL"),
-        max_length=500,
-        blank=True,
-        default="",
-        validators=[marketer_template_validate],
-    )
-    push_icon = models.URLField(
-        _("push icon"),
-        max_length=500,
-        blank=True,
-        default="",
-        validators=[marketer_template_validate],
-    )
     # WhatsApp templates are translated under one name: a variant names only the language its
     # translation was approved in ("it", "en_US"); empty: no WhatsApp in this language.
     whatsapp_language = models.CharField(
@@ -195,16 +163,7 @@ class MessageVariant(models.Model):
     def channels_ready(self) -> list[str]:
         """Channels this variant has content for (WhatsApp: the message's template exists in
         this variant's language)."""
-        ready: list[str] = []
-        if self.email_subject and (self.email_html or self.email_text):
-            ready.append(Channel.EMAIL)
-        if self.sms_text:
-            ready.append(Channel.SMS)
-        if self.push_title and self.push_body:
-            ready.append(Channel.PUSH)
-        if self.whatsapp_language:
-            ready.append(Channel.WHATSAPP)
-        return ready
+        return self.channels_written() + ([Channel.WHATSAPP] if self.whatsapp_language else [])
 
 
 class DeliveryClaim(models.Model):
