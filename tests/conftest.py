@@ -165,3 +165,21 @@ def drill_worker(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str, Any]]:
 
     monkeypatch.setattr(tasks, "drill_enqueue", run_now)
     return queued
+
+
+@pytest.fixture
+def sendgrid(settings: Any) -> Iterator[Any]:
+    """A SendGrid fake on loopback that the app's email sender posts to (anymail pointed at it,
+    the cached sender rebuilt before and after)."""
+    from delivery.senders import channel_sender
+    from sandbox.sendgrid import SendGridFake
+
+    with SendGridFake(api_key="tests-sendgrid-key") as fake:
+        settings.ANYMAIL = {
+            **settings.ANYMAIL,
+            "SENDGRID_API_KEY": fake.api_key,
+            "SENDGRID_API_URL": f"{fake.url}/v3/",
+        }
+        channel_sender.cache_clear()
+        yield fake
+        channel_sender.cache_clear()

@@ -4,7 +4,6 @@ and the window report; the key pages have no serious or critical accessibility v
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +18,6 @@ from contacts.consent import Evidence, consent_grant
 from contacts.models import Channel, Purpose
 from continuity.models import Role
 from delivery.models import Delivery, MessageVariant
-from delivery.senders import channel_sender
 from outages.models import OutageWindow
 from sandbox.sendgrid import SendGridFake
 from tests.browser import Browser, browser, chromium_path, sign_in  # noqa: F401 - fixtures
@@ -35,19 +33,6 @@ pytestmark = [
 ]
 SERIOUS = ("serious", "critical")
 PAGE_CONSOLE: list[str] = []
-
-
-@pytest.fixture
-def sendgrid(settings: Any) -> Iterator[SendGridFake]:
-    with SendGridFake(api_key="test-sendgrid-key") as fake:
-        settings.ANYMAIL = {
-            **settings.ANYMAIL,
-            "SENDGRID_API_KEY": fake.api_key,
-            "SENDGRID_API_URL": f"{fake.url}/v3/",
-        }
-        channel_sender.cache_clear()
-        yield fake
-        channel_sender.cache_clear()
 
 
 def _axe_serious(tab: Browser, *, skip: tuple[str, ...] = ()) -> list[str]:

@@ -4,7 +4,6 @@ never become deliveries, and the calendar with outages over it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +18,6 @@ from contacts.consent import Evidence, consent_grant
 from contacts.models import Channel, Purpose
 from continuity.models import AuditEvent, Role
 from delivery.models import Delivery
-from delivery.senders import channel_sender
 from outages.models import OutageWindow
 from sandbox.sendgrid import SendGridFake
 from tests.campaigns.factories import make_account, make_campaign
@@ -221,19 +219,6 @@ def test_the_preview_uses_the_picked_contact_of_this_workspace_only() -> None:
     assert "Not saved yet" in unsaved.content.decode()
     campaign.refresh_from_db()
     assert campaign.text != "Not saved yet"
-
-
-@pytest.fixture
-def sendgrid(settings: Any) -> Iterator[SendGridFake]:
-    with SendGridFake(api_key="test-sendgrid-key") as fake:
-        settings.ANYMAIL = {
-            **settings.ANYMAIL,
-            "SENDGRID_API_KEY": fake.api_key,
-            "SENDGRID_API_URL": f"{fake.url}/v3/",
-        }
-        channel_sender.cache_clear()
-        yield fake
-        channel_sender.cache_clear()
 
 
 def test_a_test_email_goes_through_the_provider_marked_and_never_as_a_delivery(

@@ -4,8 +4,6 @@ of the campaign's languages in each panel, passed through to the preview and the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -15,7 +13,6 @@ from campaigns.models import Campaign, CampaignPostVariant
 from campaigns.test_send import quota_key
 from continuity.models import Role
 from delivery.models import Delivery, MessageVariant
-from delivery.senders import channel_sender
 from sandbox.sendgrid import SendGridFake
 from tests.campaigns.factories import make_account, make_campaign
 from tests.campaigns.test_composer import _form
@@ -94,19 +91,6 @@ def test_the_preview_shows_the_picked_language_whoever_the_contact_is() -> None:
     # A language the campaign has no content in is not on offer: read as no choice, not a 500.
     junk = client.get(url, {"contact": str(english.pk), "language": "<xx>"})
     assert junk.status_code == 200 and "Hi Ann: autumn sale today." in junk.content.decode()
-
-
-@pytest.fixture
-def sendgrid(settings: Any) -> Iterator[SendGridFake]:
-    with SendGridFake(api_key="composer-language-key") as fake:
-        settings.ANYMAIL = {
-            **settings.ANYMAIL,
-            "SENDGRID_API_KEY": fake.api_key,
-            "SENDGRID_API_URL": f"{fake.url}/v3/",
-        }
-        channel_sender.cache_clear()
-        yield fake
-        channel_sender.cache_clear()
 
 
 def test_send_me_a_test_sends_the_picked_languages_content(sendgrid: SendGridFake) -> None:

@@ -4,7 +4,6 @@ refused with the reason otherwise."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +11,6 @@ from rest_framework.test import APIClient
 
 from continuity.models import Role
 from delivery.models import Delivery, MessageVariant
-from delivery.senders import channel_sender
 from sandbox.sendgrid import SendGridFake
 from tests.campaigns.factories import make_campaign
 from tests.contacts.factories import make_contact
@@ -31,19 +29,6 @@ def api() -> APIClient:
     client = APIClient()
     client.credentials(**bearer(make_api_key(user=user, workspace=workspace)))
     return client
-
-
-@pytest.fixture
-def sendgrid(settings: Any) -> Iterator[SendGridFake]:
-    with SendGridFake(api_key="test-send-key") as fake:
-        settings.ANYMAIL = {
-            **settings.ANYMAIL,
-            "SENDGRID_API_KEY": fake.api_key,
-            "SENDGRID_API_URL": f"{fake.url}/v3/",
-        }
-        channel_sender.cache_clear()
-        yield fake
-        channel_sender.cache_clear()
 
 
 def _campaign_with_english() -> Any:
