@@ -95,6 +95,9 @@ def child_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+WORKER_APPLICATION_NAME = "continuity-test-worker"
+
+
 def start_worker(
     *,
     env: dict[str, str],
@@ -124,7 +127,9 @@ def start_worker(
         "--without-mingle",
         *(extra_args or []),
     ]
-    handle = ProcessHandle(argv, env, name)
+    # libpq names the worker's database sessions: a chaos test cuts exactly these, never the
+    # test process's own (its live server's, say).
+    handle = ProcessHandle(argv, {**env, "PGAPPNAME": WORKER_APPLICATION_NAME}, name)
     if wait_ready:
         handle.wait_for(" ready.", timeout=180)
     return handle

@@ -23,6 +23,7 @@ from delivery.models import Delivery, Message
 from sandbox.twilio import TwilioFake
 from tests.contacts.factories import granted_contact
 from tests.e2e.conftest import sendgrid_fake
+from tests.harness import WORKER_APPLICATION_NAME
 from tests.workspaces import workspace_for_tests
 
 __all__ = ["sendgrid_fake"]
@@ -191,11 +192,12 @@ def sids_by_phone(fake: TwilioFake) -> dict[str, list[str]]:
 
 
 def backends_terminate() -> int:
-    """Terminate every other connection to the test database (the workers'): the test's own
-    connection stays."""
+    """Terminate the Celery workers' connections to the test database (tests.harness names their
+    sessions): the test process's own connections, its live server's included, stay."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND application_name = %s",
+            [WORKER_APPLICATION_NAME],
         )
         return int(cursor.fetchone()[0])
