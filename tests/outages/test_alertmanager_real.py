@@ -151,8 +151,9 @@ def test_two_services_firing_together_get_two_windows_and_both_close_on_resolve(
         lambda: OutageWindow.objects.filter(state="open").count() == 2,
         what="both windows to open",
     )
-    first = receipts()[0]
-    assert {e["network"] for e in first.signals} == {"instagram", "x"}  # one group, one request
+    # Usually one group in one request; on a loaded machine Alertmanager may flush the group
+    # before it has taken in the second alert and send it in a request of its own.
+    assert {e["network"] for r in receipts() for e in r.signals} == {"instagram", "x"}
     wait_for(lambda: len(receipts()) >= 2, what="a repeat", timeout=40)
     ended = timezone.now()
     manager.post(
