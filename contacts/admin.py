@@ -19,6 +19,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, JsonResponse
+from django.shortcuts import redirect
 from django.urls import URLPattern, path, reverse
 from django.utils.functional import lazy
 from django.utils.html import format_html
@@ -30,8 +31,10 @@ from import_export.formats import base_formats
 from contacts.admin_paginator import EstimatedCountPaginator
 from contacts.attribute_keys import attribute_key_problem
 from contacts.consent import ConsentChange, Evidence, consent_grant, consents_apply_bulk
-from contacts.errors import ContactErased, InvalidSegment, LawfulBasisRefused
+from contacts.errors import ContactErased, ImportUploadGone, InvalidSegment, LawfulBasisRefused
 from contacts.export_formats import SafeCSV, SafeXLSX
+from contacts.import_runs import import_rows_refuse, import_run_finish, import_run_start
+from contacts.import_uploads import upload_discard, upload_owner
 from contacts.language_names import language_choices, language_name
 from contacts.models import (
     Channel,
@@ -41,6 +44,8 @@ from contacts.models import (
     ConsentState,
     Contact,
     ContactTag,
+    ImportRun,
+    ImportVia,
     LawfulBasis,
     Purpose,
     PushSubscription,
@@ -380,13 +385,25 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
             )
         return data
 
+    def _upload_owner(self, request: HttpRequest) -> Any:
+        # The import's upload belongs to this workspace and member (contacts.import_uploads).
+        workspace = request_workspace(request)
+        return upload_owner(
+            workspace_id=workspace.pk if workspace else 0, user_id=int(request.user.pk or 0)
+        )
+
     def process_import(self, request: HttpRequest, **kwargs: Any) -> Any:
         admin_view_require(request, IMPORT_CONTACT)
-        return super().process_import(request, **kwargs)
+        try:
+            with self._upload_owner(request):
+                return super().process_import(request, **kwargs)
+        except ImportUploadGone as exc:
+            self.message_user(request, str(exc.detail), messages.ERROR)
+            return redirect("admin:contacts_contact_import")
 
     def process_dataset(self, dataset: Any, form: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        """The committing import (the preview is a dry run): its rows and its audit row land
-        together."""
+        """The committing import (the preview is a dry run): its rows, its record with the
+        refused rows (contacts.import_runs) and its audit row land together."""
         file_name = kwargs.get("file_name") or form.cleaned_data.get("original_file_name") or ""
         with transaction.atomic():
             result = super().process_dataset(dataset, form, request, **kwargs)
@@ -395,32 +412,75 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
                 kwargs.get("rollback_on_validation_errors") and result.has_validation_errors()
             )
             if not rolled_back:
+                run = self._import_record(request, dataset, result, str(file_name))
                 audit_record(
                     access=request_access(request),
                     action=AUDIT_IMPORT_FILE,
-                    detail={"file": str(file_name)[:200], **dict(result.totals)},
+                    detail={"file": str(file_name)[:200], "run": run.pk, **dict(result.totals)},
                 )
         return result
+
+    def _import_record(
+        self, request: HttpRequest, dataset: Any, result: Any, file_name: str
+    ) -> ImportRun:
+        run = import_run_start(
+            workspace=self.access(request).workspace_required,
+            via=ImportVia.ADMIN,
+            file_name=file_name,
+            columns=[str(h) for h in (dataset.headers or [])],
+            actor=self.access(request).actor_label,
+        )
+        # import-export numbers data rows from 1; the file's line is one more (the header).
+        refused = [
+            (
+                invalid.number + 1,
+                next(iter(invalid.error_dict), ""),
+                " ".join(str(m) for messages in invalid.error_dict.values() for m in messages),
+                list(dataset[invalid.number - 1]),
+            )
+            for invalid in result.invalid_rows
+        ]
+        import_rows_refuse(run=run, refused=refused)
+        totals = result.totals
+        import_run_finish(
+            run=run,
+            totals={
+                "rows": result.total_rows,
+                "created": totals.get("new", 0),
+                "updated": totals.get("update", 0),
+                "unchanged": totals.get("skip", 0),
+                "errors": len(refused),
+            },
+        )
+        return run
 
     def import_action(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         """import-export offers no confirm step when some rows are invalid; here the preview
         lists the refused rows and still lets the valid ones be imported (the confirm step
-        commits valid rows and skips invalid ones)."""
+        commits valid rows and skips invalid ones). A preview that offers no confirmation
+        drops its upload at once: nobody will confirm it."""
         admin_view_require(request, IMPORT_CONTACT)
-        response = super().import_action(request, *args, **kwargs)
-        context: dict[str, Any] = getattr(response, "context_data", None) or {}
-        result = context.get("result")
-        form = context.get("form")
-        if (
-            result is not None
-            and form is not None
-            and not result.has_errors()
-            and result.has_validation_errors()
-            and not context.get("confirm_form")
-            and getattr(form.cleaned_data.get("import_file"), "tmp_storage_name", None)
-            and any(row.import_type in ("new", "update") for row in result.rows)
-        ):
-            context["confirm_form"] = self.create_confirm_form(request, import_form=form)
+        with self._upload_owner(request):
+            response = super().import_action(request, *args, **kwargs)
+            context: dict[str, Any] = getattr(response, "context_data", None) or {}
+            result = context.get("result")
+            form = context.get("form")
+            upload = (
+                getattr(form.cleaned_data.get("import_file"), "tmp_storage_name", None)
+                if form is not None and form.is_bound and hasattr(form, "cleaned_data")
+                else None
+            )
+            if (
+                result is not None
+                and upload
+                and not result.has_errors()
+                and result.has_validation_errors()
+                and not context.get("confirm_form")
+                and any(row.import_type in ("new", "update") for row in result.rows)
+            ):
+                context["confirm_form"] = self.create_confirm_form(request, import_form=form)
+            if upload and not context.get("confirm_form"):
+                upload_discard(name=upload)
         return response
 
     @admin.display(description=gettext_lazy("language"), ordering="locale")
@@ -701,3 +761,6 @@ class TagForm(WorkspaceUniqueForm):
 class TagAdmin(ScopedAdmin):
     form = TagForm
     search_fields = ["name"]
+
+
+from contacts import admin_imports  # noqa: E402, F401 - the Imports page registers itself

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.utils.translation import gettext as _
+
 from continuity.api import ContinuityError
 
 
@@ -61,3 +65,20 @@ class InvalidSegment(ContactsError):
 class SegmentInUse(ContactsError):
     code = "segment_in_use"
     status_code = 409
+
+
+class ImportUploadGone(ContactsError):
+    """The confirm step of an admin import found no upload: confirmed already, expired, discarded
+    by an erasure, or not this member's."""
+
+    code = "import_upload_gone"
+    status_code = 410
+
+    def __init__(self, detail: Any = None) -> None:
+        super().__init__(
+            detail
+            or _(
+                "This upload is no longer available (already imported, older than a day, or "
+                "discarded after an erasure). Upload the file again."
+            )
+        )

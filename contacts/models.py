@@ -9,9 +9,12 @@ from __future__ import annotations
 import zoneinfo
 from typing import Any
 
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 from phonenumber_field.modelfields import PhoneNumberField
@@ -644,3 +647,108 @@ class ErasedIdentifier(models.Model):
 
     def __str__(self) -> str:
         return f"erased {self.kind} {self.digest[:12]}…"
+
+
+class ImportVia(models.TextChoices):
+    COMMAND = "command", _("import_contacts command")
+    ADMIN = "admin", _("Admin import")
+
+
+class ImportRun(models.Model):
+    """One contact import (the command's or the admin's) and its totals. The rows it refused are
+    kept here, and only here (ImportRefusedRow): the install is the one keeper of an import's
+    error report, so erasure can strip a person's lines from it and retention can expire it
+    (contacts/import_runs.py). A run whose ``finished_at`` stays empty was interrupted."""
+
+    workspace = models.ForeignKey(
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("workspace"),
+    )
+    via = models.CharField(max_length=16, choices=ImportVia.choices, verbose_name=_("via"))
+    file_name = models.CharField(max_length=200, blank=True, verbose_name=_("file"))
+    # The file's header as read, so a refused row's values can be written back under it.
+    columns = ArrayField(models.CharField(max_length=200), default=list, verbose_name=_("columns"))
+    actor_label = models.CharField(max_length=150, blank=True, verbose_name=_("by"))
+    started_at = models.DateTimeField(default=timezone.now, verbose_name=_("started at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
+    rows = models.PositiveIntegerField(default=0, verbose_name=_("rows"))
+    created = models.PositiveIntegerField(default=0, verbose_name=_("created"))
+    updated = models.PositiveIntegerField(default=0, verbose_name=_("updated"))
+    unchanged = models.PositiveIntegerField(default=0, verbose_name=_("unchanged"))
+    refused = models.PositiveIntegerField(default=0, verbose_name=_("refused"))
+    # Refused rows an erasure took out of the report: the totals above still count them.
+    erased_rows = models.PositiveIntegerField(
+        default=0, verbose_name=_("refused rows removed by erasures")
+    )
+    objects = WorkspaceManager()
+
+    class Meta:
+        verbose_name = _("import")
+        verbose_name_plural = _("imports")
+        indexes = [models.Index(fields=["workspace", "-started_at"], name="importrun_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.file_name or self.get_via_display()} ({self.started_at:%Y-%m-%d %H:%M})"
+
+
+class ImportRefusedRow(models.Model):
+    """One line of an import's error report: the row number in the file, the field and reason,
+    and the row's original values (to fix and import again)."""
+
+    run = models.ForeignKey(
+        ImportRun,
+        on_delete=models.CASCADE,
+        related_name="refused_rows",
+        db_index=False,  # the (run, row) index leads with it
+        verbose_name=_("import"),
+    )
+    row = models.PositiveIntegerField(verbose_name=_("row"))
+    field = models.CharField(max_length=200, verbose_name=_("field"))
+    message = models.TextField(verbose_name=_("reason"))
+    values = ArrayField(models.TextField(), default=list, verbose_name=_("values"))
+
+    class Meta:
+        verbose_name = _("refused row")
+        verbose_name_plural = _("refused rows")
+        indexes = [models.Index(fields=["run", "row"], name="importrefused_run_row")]
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.field}"
+
+
+class ImportUpload(models.Model):
+    """A file uploaded to the admin import, kept between its preview and its confirmation
+    (django-import-export's temporary storage, contacts/import_uploads.py). Only the member who
+    uploaded it, in the same workspace, can read it back; it goes when confirmed, when its
+    preview refuses it, when an erasure in the workspace discards pending uploads, and by
+    retention after a day."""
+
+    # Ids grow with age (retention walks them); the name is what the confirm form carries.
+    name = models.CharField(max_length=32, unique=True, verbose_name=_("name"))
+    workspace = models.ForeignKey(
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("workspace"),
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("uploaded by"),
+    )
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("uploaded at"))
+    content = models.BinaryField(verbose_name=_("content"))
+    objects = WorkspaceManager()
+
+    class Meta:
+        verbose_name = _("pending import upload")
+        verbose_name_plural = _("pending import uploads")
+        indexes = [models.Index(fields=["workspace", "created_at"], name="importupload_age")]
+
+    def __str__(self) -> str:
+        return self.name

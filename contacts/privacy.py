@@ -5,11 +5,12 @@ Erasure removes or irreversibly scrubs every copy of the person's identifiers th
 stores (docs/privacy.md lists them): the contact row, the consent evidence (kept, with a keyed
 hash of who it was about), the deliveries' addresses and texts, the provider receipts that
 mention them (by address, or by the provider ids of their deliveries), the audit trail's
-details. The apps that hold such copies and that contacts may not import (delivery) take part
-through CONTACTS_ERASURE_HOOKS and CONTACTS_EXPORT_HOOKS, dotted paths called in the same
-transaction. What is kept is a hashed suppression per identifier (ErasedIdentifier): an import,
-the API or the preference centre cannot add the person back until staff record new consent
-(``erased_identifier_lift``).
+details, the lines of import error reports about them (which also discards the workspace's
+unconfirmed import uploads). The modules that hold such copies and that this one may not
+import (delivery's, contacts.import_runs) take part through CONTACTS_ERASURE_HOOKS and
+CONTACTS_EXPORT_HOOKS, dotted paths called in the same transaction. What is kept is a hashed
+suppression per identifier (ErasedIdentifier): an import, the API or the preference centre
+cannot add the person back until staff record new consent (``erased_identifier_lift``).
 """
 
 from __future__ import annotations

@@ -77,6 +77,40 @@ retention_kind_register(
 )
 
 
+# An import's record and its error report: the refused rows (personal data, as typed in the file)
+# go with their run. The run's age is when it started.
+retention_kind_register(
+    RetentionKind(
+        key=rules.IMPORT_REPORTS,
+        label=_("Import error reports"),
+        table="contacts_importrun",
+        age_column="started_at",
+        what=_(
+            "Each contact import (command or admin) with its totals and the rows it refused, "
+            "with their reason and original values, for fixing the file and importing again."
+        ),
+        minimum_reason=_("a day to read the report of an import made that day"),
+        dependents=("contacts_importrefusedrow.run_id",),
+    )
+)
+
+
+# A file uploaded to the admin import and never confirmed (confirming or a refusing preview
+# removes it at once; contacts/import_uploads.py).
+retention_kind_register(
+    RetentionKind(
+        key=rules.IMPORT_UPLOADS,
+        label=_("Unconfirmed import uploads"),
+        table="contacts_importupload",
+        age_column="created_at",
+        what=_(
+            "Files uploaded to the admin import whose preview was never confirmed, as uploaded."
+        ),
+        minimum_reason=_("a day to confirm an import previewed that day"),
+    )
+)
+
+
 # The push services seen in the workspace's subscriptions, by their endpoints' hosts.
 _PUSH_VENDORS = (
     ("fcm.googleapis.com", "Google Firebase Cloud Messaging"),

@@ -18,6 +18,8 @@ MONITOR_REPLAY_IDS = "monitor_replay_ids"
 PUBLISH_ATTEMPTS = "publish_attempts"
 LOGIN_ATTEMPTS = "login_attempts"
 LIFTED_SUPPRESSIONS = "lifted_suppressions"
+IMPORT_REPORTS = "import_reports"
+IMPORT_UPLOADS = "import_uploads"
 
 # Five years: the limitation period for administrative fines (Italy, Law 689/1981 art. 28) and
 # for claims in tort (Italian Civil Code art. 2947), within which consent and accountability
@@ -39,6 +41,10 @@ MINIMUM_DAYS: dict[str, int] = {
     # A lifted opt-out or bounce is consent history: proof that we honoured it, for as long as
     # the consent evidence it belongs with.
     LIFTED_SUPPRESSIONS: _LIMITATION_DAYS,
+    # Operational copies, not records: an import's refused rows are for fixing the file, an
+    # upload for confirming its preview. A day lets either be used the day it was made.
+    IMPORT_REPORTS: 1,
+    IMPORT_UPLOADS: 1,
 }
 
 DEFAULT_DAYS: dict[str, int] = {
@@ -55,6 +61,9 @@ DEFAULT_DAYS: dict[str, int] = {
     PUBLISH_ATTEMPTS: 90,
     LOGIN_ATTEMPTS: 30,
     LIFTED_SUPPRESSIONS: 6 * 365 + 2,
+    # A month to fix and import again what a file's rows got wrong.
+    IMPORT_REPORTS: 30,
+    IMPORT_UPLOADS: 1,
 }
 
 # The database refuses to delete an audit event younger than this (the append-only trigger,

@@ -44,6 +44,8 @@ _MARKETING = frozenset(
         "contacts.add_contact",
         "contacts.change_contact",
         "contacts.import_contact",
+        # Their imports' records and error reports (contacts/admin_imports.py).
+        "contacts.view_importrun",
         "contacts.record_consent",
         "contacts.add_tag",
         "contacts.change_tag",
@@ -75,6 +77,8 @@ _PRIVACY = frozenset(
         "contacts.record_consent",
         "contacts.view_consentevent",
         "contacts.view_suppression",
+        # Import error reports hold personal data erasure and access requests reach.
+        "contacts.view_importrun",
         "contacts.add_suppression",
         "contacts.change_suppression",
         "continuity.view_auditevent",

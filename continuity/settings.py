@@ -556,6 +556,10 @@ INSTALLED_APPS += ["phonenumber_field", "import_export"]
 CONTACTS_DEFAULT_PHONE_REGION = env_str("CONTACTS_DEFAULT_PHONE_REGION", default="").upper() or None
 PHONENUMBER_DEFAULT_REGION = CONTACTS_DEFAULT_PHONE_REGION
 PHONENUMBER_DB_FORMAT = "E164"
+# The admin import's file between preview and confirmation: a row owned by the workspace and the
+# member, reached by erasure and retention (contacts/import_uploads.py), not the system's
+# temporary folder.
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "contacts.import_uploads.DatabaseUploadStorage"
 # Absolute links in mails and headers (unsubscribe, preferences, double opt-in) start with this.
 CONTACTS_PUBLIC_BASE_URL = env_str("CONTACTS_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 # RFC 8058 links must keep working long after the send (CAN-SPAM asks for 30 days at least).
@@ -573,7 +577,10 @@ CONTACTS_DOUBLE_OPT_IN_SUBJECT = env_str("CONTACTS_DOUBLE_OPT_IN_SUBJECT", defau
 # dotted paths of functions called with the contact (export) or its ErasureSubject (erasure),
 # inside the export's or the erasure's transaction. contacts names them; it imports none of them.
 CONTACTS_EXPORT_HOOKS: list[str] = ["delivery.privacy.contact_deliveries_export"]
-CONTACTS_ERASURE_HOOKS: list[str] = ["delivery.privacy.contact_deliveries_erase"]
+CONTACTS_ERASURE_HOOKS: list[str] = [
+    "delivery.privacy.contact_deliveries_erase",
+    "contacts.import_runs.import_rows_erase",
+]
 CONTACTS_SYSTEM_MAIL_SENDER = env_str(
     "CONTACTS_SYSTEM_MAIL_SENDER", default="delivery.system_mail.system_mail_request"
 )

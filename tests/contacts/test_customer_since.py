@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from contacts.models import Contact
+from contacts.models import Contact, ImportRun
 from contacts.privacy import contact_erase
 from continuity.models import Role
 from tests.contacts.factories import make_contact
@@ -37,11 +37,10 @@ def _import(path: Path) -> list[dict[str, str]]:
         stdout=io.StringIO(),
         stderr=io.StringIO(),
     )
-    report = path.with_name(f"{path.name}.errors.csv")
-    if not report.exists():
-        return []
-    with report.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    run = ImportRun.objects.latest("pk")
+    out = io.StringIO()
+    call_command("import_report", str(run.pk), stdout=out, stderr=io.StringIO())
+    return list(csv.DictReader(io.StringIO(out.getvalue())))
 
 
 def test_the_import_command_sets_it_and_refuses_bad_or_future_dates_by_row(

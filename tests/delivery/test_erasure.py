@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client, TestCase
@@ -24,6 +25,9 @@ from contacts.models import (
     Channel,
     Contact,
     ErasedIdentifier,
+    ImportRefusedRow,
+    ImportRun,
+    ImportUpload,
     Purpose,
     PushSubscription,
     Segment,
@@ -230,6 +234,27 @@ def test_an_erased_contact_leaves_only_hashes_in_the_whole_database(
         (DeliveryKind.CAMPAIGN, "email", S.OPENED),
         (DeliveryKind.CAMPAIGN, "sms", S.DELIVERED),
     }
+    # Import error reports that name them (as typed: their phone with spaces and brackets), one
+    # that does not, and a file uploaded to the admin import and never confirmed.
+    csv_file = tmp_path / "fix-me.csv"
+    csv_file.write_text(
+        "email,phone,timezone\n"
+        f"{EMAIL},,Mars/Base\n"
+        ",+1 (415) 555-0187,Mars/Base\n"
+        "someone.else@example.org,,Mars/Base\n"
+    )
+    call_command(
+        "import_contacts", str(csv_file), "--workspace", workspace_for_tests().slug,
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+    report = ImportRun.objects.latest("pk")
+    assert report.refused == 3
+    ImportUpload.objects.create(
+        name="f" * 32,
+        workspace_id=contact.workspace_id,
+        uploaded_by=User.objects.get(username="dpo"),
+        content=f"email\n{EMAIL}\n".encode(),
+    )
     assert database_search([EMAIL, PHONE]), "the test must start with the data in place"
 
     # The export before the erasure lists every delivery, with the provider's status history.
@@ -254,6 +279,11 @@ def test_an_erased_contact_leaves_only_hashes_in_the_whole_database(
 
     leftovers = database_search(_needles())
     assert leftovers == [], leftovers
+    # Their two lines left the error report (its totals stand); the other person's stayed.
+    report.refresh_from_db()
+    assert (report.refused, report.erased_rows) == (3, 2)
+    assert [r.values[0] for r in report.refused_rows.all()] == ["someone.else@example.org"]
+    assert not ImportUpload.objects.exists()
     assert ErasedIdentifier.objects.filter(workspace_id=contact.workspace_id).count() == 2
     assert set(Delivery.objects.filter(contact=contact).values_list("status", flat=True)) == {
         S.DELIVERED,
@@ -292,8 +322,11 @@ def test_an_erased_contact_leaves_only_hashes_in_the_whole_database(
         "import_contacts", str(csv_file), "--workspace", workspace_for_tests().slug,
         stdout=io.StringIO(), stderr=io.StringIO(),
     )  # fmt: skip
-    report = (tmp_path / "again.csv.errors.csv").read_text()
-    assert "asked to be erased" in report
+    refused = ImportRefusedRow.objects.get(run=ImportRun.objects.latest("pk"))
+    assert "asked to be erased" in refused.message
+    # The refusal is reported without their values: no new copy of them after the erasure.
+    assert refused.values == ["[erased]", ""]
+    assert database_search(_needles()) == []
     assert not Contact.objects.filter(email=EMAIL).exists()
 
     # New consent, recorded by staff with its evidence, lets them back in.

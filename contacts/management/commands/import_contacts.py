@@ -2,8 +2,10 @@
 in constant memory.
 
 Reads the file line by line, upserts in batches (a few set-based statements per batch, see
-contacts.upsert), prints progress, and writes every refused row, with the reason and the original
-values, to an error report CSV next to the file (or --report PATH).
+contacts.upsert), prints progress, and records the run and every refused row, with the reason
+and the original values, in the install (contacts.import_runs): ``manage.py import_report RUN``
+or the admin's Imports page gives the error report. It is not written next to the file: a copy
+on the operator's disk would be out of reach of erasure and retention.
 
 Reading and parsing run in a forked child one batch ahead of the writes (continuity.batching):
 on two cores the parse of the next batch overlaps the database's work on the current one.
@@ -11,6 +13,7 @@ on two cores the parse of the next batch overlaps the database's work on the cur
 
 from __future__ import annotations
 
+import argparse
 import csv
 import time
 from collections.abc import Iterator
@@ -24,7 +27,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
 from contacts.consent import Evidence
-from contacts.models import ConsentSource
+from contacts.import_runs import import_rows_refuse, import_run_finish, import_run_start
+from contacts.models import ConsentSource, ImportRun, ImportVia
 from contacts.privacy import AUDIT_IMPORT_FILE
 from contacts.upsert import (
     KNOWN_COLUMNS,
@@ -39,6 +43,7 @@ from contacts.upsert import (
 from continuity.audit import audit_record
 from continuity.batching import collection_per_batch, read_ahead
 from continuity.models import Workspace
+from continuity.spreadsheet import spreadsheet_cell_restore
 from continuity.tenancy import access_for
 from continuity.workspaces import COMMAND_ACTOR
 
@@ -136,7 +141,10 @@ class _FileChunks:
                 if problem:
                     refused.append((row, problem[0], problem[1], record))
                     continue
-                batch.append((row, dict(zip(columns, record, strict=True)), record))
+                # A cell the error report (or an export) escaped against formula injection
+                # comes back as it was typed, as in the admin import.
+                values = [spreadsheet_cell_restore(value=cell) for cell in record]
+                batch.append((row, dict(zip(columns, values, strict=True)), record))
                 if len(batch) >= self.batch_size:
                     yield self._chunk(rows, refused, batch)
                     rows, refused, batch = 0, [], []
@@ -250,7 +258,7 @@ class Command(BaseCommand):
             required=True,
             help="slug of the workspace the contacts belong to (matching happens inside it)",
         )
-        parser.add_argument("--report", type=Path, help="error report CSV (default: next to FILE)")
+        parser.add_argument("--report", type=Path, help=argparse.SUPPRESS)
         parser.add_argument("--encoding", default="utf-8-sig")
         parser.add_argument("--delimiter", default="", help="default: sniffed from the header")
         parser.add_argument("--batch-size", type=int, default=settings.CONTACTS_IMPORT_BATCH_SIZE)
@@ -275,9 +283,16 @@ class Command(BaseCommand):
                 % {"slug": options["workspace"], "known": known or _("none")}
             )
         self._workspace = workspace
+        if options["report"]:
+            raise CommandError(
+                _(
+                    "--report is gone: the install keeps each import's error report (so an "
+                    "erasure and retention reach it). After the import, write it with "
+                    "`manage.py import_report RUN > FILE`; the command prints RUN."
+                )
+            )
         if not path.is_file():
             raise CommandError(_("%(path)s: no such file") % {"path": path})
-        report_path: Path = options["report"] or path.with_name(f"{path.name}.errors.csv")
         chunks = _FileChunks(
             path,
             encoding=options["encoding"],
@@ -293,33 +308,25 @@ class Command(BaseCommand):
         started = time.monotonic()
         totals = {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "errors": 0}
         header = chunks.header()
-        with (
-            read_ahead(chunks, in_child=not options["single_process"]) as items,
-            collection_per_batch() as collect,
-            report_path.open("w", newline="") as report_file,
-        ):
-            if header.unknown:
-                self.stderr.write(
-                    _("ignoring unknown columns: %(columns)s (name free attributes attr_<name>)")
-                    % {"columns": ", ".join(header.unknown)}
-                )
-            report = csv.writer(report_file)
-            report.writerow(["row", "field", "message", *header.columns])
-            seen = SeenKeys()
-            last_progress = started
-            for chunk in items:
-                totals["rows"] += chunk.rows
-                # Shape errors first, as they were read, then the batch's value errors.
-                for row, field, message, record in chunk.refused:
-                    totals["errors"] += 1
-                    report.writerow([row, field, message, *record])
-                self._flush(chunk, seen, totals, report)
-                del chunk
-                collect()
-                now = time.monotonic()
-                if now - last_progress >= options["progress_every"]:
-                    self._progress(totals, now - started)
-                    last_progress = now
+        run = import_run_start(
+            workspace=workspace,
+            via=ImportVia.COMMAND,
+            file_name=path.name,
+            columns=header.columns,
+            actor=options["recorded_by"],
+        )
+        if header.unknown:
+            self.stderr.write(
+                _("ignoring unknown columns: %(columns)s (name free attributes attr_<name>)")
+                % {"columns": ", ".join(header.unknown)}
+            )
+        try:
+            self._import(chunks, run, totals, started, options)
+        except BaseException:
+            # An interrupted run shows how far it got, and stays unfinished.
+            import_run_finish(run=run, totals=totals, finished=False)
+            raise
+        import_run_finish(run=run, totals=totals)
         elapsed = time.monotonic() - started
         # The import is in the workspace's audit trail like one made in the admin; the actor is
         # the command (the shell has no signed-in user).
@@ -327,7 +334,7 @@ class Command(BaseCommand):
             access=access_for(AnonymousUser(), None),
             action=AUDIT_IMPORT_FILE,
             workspace=workspace,
-            detail={"file": path.name, "via": "import_contacts", **totals},
+            detail={"file": path.name, "via": "import_contacts", "run": run.pk, **totals},
             actor_label=COMMAND_ACTOR,
         )
         self._progress(totals, elapsed)
@@ -339,11 +346,41 @@ class Command(BaseCommand):
             % {**totals, "elapsed": f"{elapsed:.2f}"}
         )
         if totals["errors"]:
-            self.stdout.write(_("error report: %(path)s") % {"path": report_path})
-        else:
-            report_path.unlink(missing_ok=True)
+            self.stdout.write(
+                _(
+                    "error report: import %(run)s (`manage.py import_report %(run)s > FILE`, or "
+                    "the admin's Imports page)"
+                )
+                % {"run": run.pk}
+            )
 
-    def _flush(self, chunk: _Chunk, seen: SeenKeys, totals: dict[str, int], report: Any) -> None:
+    def _import(
+        self,
+        chunks: _FileChunks,
+        run: ImportRun,
+        totals: dict[str, int],
+        started: float,
+        options: dict[str, Any],
+    ) -> None:
+        with (
+            read_ahead(chunks, in_child=not options["single_process"]) as items,
+            collection_per_batch() as collect,
+        ):
+            seen = SeenKeys()
+            last_progress = started
+            for chunk in items:
+                totals["rows"] += chunk.rows
+                # Shape errors first, as they were read, then the batch's value errors.
+                totals["errors"] += import_rows_refuse(run=run, refused=chunk.refused)
+                self._flush(chunk, run, seen, totals)
+                del chunk
+                collect()
+                now = time.monotonic()
+                if now - last_progress >= options["progress_every"]:
+                    self._progress(totals, now - started)
+                    last_progress = now
+
+    def _flush(self, chunk: _Chunk, run: ImportRun, seen: SeenKeys, totals: dict[str, int]) -> None:
         if not (chunk.parsed or chunk.failed):
             return
         result: UpsertReport = contacts_upsert_parsed(
@@ -357,12 +394,16 @@ class Command(BaseCommand):
         if written >= 4 * self._analyzed_at:
             contacts_tables_analyze()
             self._analyzed_at = max(written, 1)
-        for row_result in result.results:
-            if row_result.status != "error":
-                continue
-            totals["errors"] += 1
-            for error in row_result.errors:
-                report.writerow([error.row, error.field, error.message, *chunk.records[error.row]])
+        refused = [r for r in result.results if r.status == "error"]
+        totals["errors"] += len(refused)
+        import_rows_refuse(
+            run=run,
+            refused=(
+                (error.row, error.field, error.message, chunk.records[error.row])
+                for row_result in refused
+                for error in row_result.errors
+            ),
+        )
 
     def _progress(self, totals: dict[str, int], elapsed: float) -> None:
         rate = totals["rows"] / elapsed if elapsed > 0 else 0.0
