@@ -25,6 +25,7 @@ from continuity.models import Workspace
 from continuity.spreadsheet import spreadsheet_row_neutralise
 
 if TYPE_CHECKING:
+    from contacts.models import Contact
     from contacts.privacy import ErasureSubject
 
 # Refused rows are written in pages of this many: a file refused whole writes in bounded memory.
@@ -166,12 +167,8 @@ WHERE run.workspace_id = %(workspace)s AND (
 """
 
 
-def import_rows_erase(*, subject: ErasureSubject) -> int:
-    """Strip the person's lines from every import report of their workspace, count them on the
-    run (its totals stay as they were), and discard the workspace's uploads still waiting for
-    confirmation: an upload is a raw file (a compressed spreadsheet, any encoding) that cannot be
-    searched reliably, and it is only a preview's copy; the member uploads it again, and the
-    person's row is then refused as erased. Returns the refused rows removed."""
+def _rows_about(subject: ErasureSubject) -> list[tuple[int, int]]:
+    """(refused row id, run id) of the workspace's refused rows about the subject."""
     digits = subject.phone.lstrip("+") if subject.phone else ""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -183,7 +180,42 @@ def import_rows_erase(*, subject: ErasureSubject) -> int:
                 "external_id": subject.external_id,
             },
         )
-        found = cursor.fetchall()
+        return [(int(pk), int(run_id)) for pk, run_id in cursor.fetchall()]
+
+
+def import_rows_export(*, contact: Contact) -> dict[str, Any]:
+    """For the contact's export (Art. 15): the import report lines about them, as kept."""
+    from contacts.privacy import erasure_subject
+
+    ids = [pk for pk, _ in _rows_about(erasure_subject(contact))]
+    rows = (
+        ImportRefusedRow.objects.filter(pk__in=ids)
+        .select_related("run")
+        .order_by("run__started_at", "row")
+    )
+    return {
+        "import_refusals": [
+            {
+                "import": r.run_id,
+                "file": r.run.file_name,
+                "imported_at": r.run.started_at.isoformat(),
+                "row": r.row,
+                "field": r.field,
+                "reason": r.message,
+                "values": dict(zip(r.run.columns, r.values, strict=False)),
+            }
+            for r in rows
+        ]
+    }
+
+
+def import_rows_erase(*, subject: ErasureSubject) -> int:
+    """Strip the person's lines from every import report of their workspace, count them on the
+    run (its totals stay as they were), and discard the workspace's uploads still waiting for
+    confirmation: an upload is a raw file (a compressed spreadsheet, any encoding) that cannot be
+    searched reliably, and it is only a preview's copy; the member uploads it again, and the
+    person's row is then refused as erased. Returns the refused rows removed."""
+    found = _rows_about(subject)
     per_run: dict[int, int] = {}
     for _, run_id in found:
         per_run[run_id] = per_run.get(run_id, 0) + 1

@@ -576,7 +576,10 @@ CONTACTS_DOUBLE_OPT_IN_SUBJECT = env_str("CONTACTS_DOUBLE_OPT_IN_SUBJECT", defau
 # What other apps hold about a contact, for its export and its erasure (contacts/privacy.py):
 # dotted paths of functions called with the contact (export) or its ErasureSubject (erasure),
 # inside the export's or the erasure's transaction. contacts names them; it imports none of them.
-CONTACTS_EXPORT_HOOKS: list[str] = ["delivery.privacy.contact_deliveries_export"]
+CONTACTS_EXPORT_HOOKS: list[str] = [
+    "delivery.privacy.contact_deliveries_export",
+    "contacts.import_runs.import_rows_export",
+]
 CONTACTS_ERASURE_HOOKS: list[str] = [
     "delivery.privacy.contact_deliveries_erase",
     "contacts.import_runs.import_rows_erase",

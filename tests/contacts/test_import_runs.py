@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from contacts.management.commands import import_contacts
 from contacts.models import Contact, ImportRefusedRow, ImportRun, ImportUpload, ImportVia
-from contacts.privacy import contact_erase
+from contacts.privacy import contact_erase, contact_export
 from continuity import retention_rules as rules
 from continuity.models import Role
 from continuity.retention import retention_run
@@ -284,6 +284,14 @@ def test_an_erasure_takes_the_persons_lines_out_of_every_report_of_the_workspace
     _command(path)
     run = ImportRun.objects.get()
     assert run.refused == 4
+    # Their export lists the three lines about them, under the file's columns.
+    refusals = contact_export(contact=person)["import_refusals"]
+    assert [(r["row"], r["field"]) for r in refusals] == [
+        (2, "timezone"),
+        (3, "timezone"),
+        (4, "timezone"),
+    ]
+    assert refusals[2]["values"]["phone"] == "333 123 4567"
     # Another workspace's report that names the same address is not theirs to touch.
     elsewhere = ImportRun.objects.create(workspace=make_workspace(), via=ImportVia.COMMAND)
     ImportRefusedRow.objects.create(
