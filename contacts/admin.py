@@ -34,7 +34,7 @@ from contacts.consent import ConsentChange, Evidence, consent_grant, consents_ap
 from contacts.errors import ContactErased, ImportUploadGone, InvalidSegment, LawfulBasisRefused
 from contacts.export_formats import SafeCSV, SafeXLSX
 from contacts.import_runs import import_rows_refuse, import_run_finish, import_run_start
-from contacts.import_uploads import upload_discard, upload_owner
+from contacts.import_uploads import SizeLimitedImportForm, upload_discard, upload_owner
 from contacts.language_names import language_choices, language_name
 from contacts.models import (
     Channel,
@@ -327,6 +327,7 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
     list_per_page = 50
 
     import_template_name = "admin/contacts/contact/import.html"
+    import_form_class = SizeLimitedImportForm
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Contact]:
         return super().get_queryset(request).prefetch_related("tags")

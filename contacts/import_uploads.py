@@ -17,6 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
+from import_export.forms import ImportForm
 from import_export.tmp_storages import BaseStorage
 
 from contacts.errors import ImportUploadGone
@@ -93,3 +98,24 @@ def upload_discard(*, name: str) -> None:
     ImportUpload.objects.filter(
         name=name[:32], workspace_id=owner.workspace_id, uploaded_by_id=owner.user_id
     ).delete()
+
+
+class SizeLimitedImportForm(ImportForm):
+    """The admin import's form, refusing a file over CONTACTS_ADMIN_IMPORT_MAX_BYTES with the
+    reason: import-export reads the whole file into memory for the preview, and the upload is
+    kept in the database until confirmed. Larger files belong to ``manage.py import_contacts``,
+    which streams them."""
+
+    def clean_import_file(self) -> Any:
+        upload = self.cleaned_data["import_file"]
+        limit = settings.CONTACTS_ADMIN_IMPORT_MAX_BYTES
+        if upload is not None and upload.size > limit:
+            raise forms.ValidationError(
+                _(
+                    "The file is %(size)s; the admin imports files up to %(limit)s. Split it, "
+                    "or import it with manage.py import_contacts, which has no limit."
+                )
+                % {"size": filesizeformat(upload.size), "limit": filesizeformat(limit)},
+                code="too_large",
+            )
+        return upload

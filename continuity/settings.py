@@ -560,6 +560,10 @@ PHONENUMBER_DB_FORMAT = "E164"
 # member, reached by erasure and retention (contacts/import_uploads.py), not the system's
 # temporary folder.
 IMPORT_EXPORT_TMP_STORAGE_CLASS = "contacts.import_uploads.DatabaseUploadStorage"
+# The largest file the admin import takes (read whole for its preview); the command streams any.
+CONTACTS_ADMIN_IMPORT_MAX_BYTES = env_int(
+    "CONTACTS_ADMIN_IMPORT_MAX_BYTES", default=10 * 1024 * 1024, minimum=1024
+)
 # Absolute links in mails and headers (unsubscribe, preferences, double opt-in) start with this.
 CONTACTS_PUBLIC_BASE_URL = env_str("CONTACTS_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 # RFC 8058 links must keep working long after the send (CAN-SPAM asks for 30 days at least).

@@ -106,6 +106,17 @@ def test_an_admin_import_keeps_its_upload_until_confirmed_and_records_its_refuse
     assert refused.values == ["A2", "not-an-email", '=HYPERLINK("http://x.example")']
 
 
+def test_a_file_over_the_admin_limit_is_refused_with_the_reason(settings: Any) -> None:
+    settings.CONTACTS_ADMIN_IMPORT_MAX_BYTES = 1024
+    client, _user = _member_client()
+    response = _preview(client, b"email\n" + b"x@example.com\n" * 100, name="big.csv")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "the admin imports files up to 1.0\xa0KB" in html
+    assert "manage.py import_contacts" in html
+    assert not ImportUpload.objects.exists() and not Contact.objects.exists()
+
+
 def test_a_preview_that_cannot_be_confirmed_leaves_no_upload() -> None:
     client, _user = _member_client()
     response = _preview(client, b"email\nnot-an-email\nalso-bad\n")
