@@ -30,7 +30,13 @@ from import_export.formats import base_formats
 
 from contacts.admin_paginator import EstimatedCountPaginator
 from contacts.attribute_keys import attribute_key_problem
-from contacts.consent import ConsentChange, Evidence, consent_grant, consents_apply_bulk
+from contacts.consent import (
+    ConsentChange,
+    Evidence,
+    consent_grant,
+    consents_apply_bulk,
+    sendable_refresh,
+)
 from contacts.errors import ContactErased, ImportUploadGone, InvalidSegment, LawfulBasisRefused
 from contacts.export_formats import SafeCSV, SafeXLSX
 from contacts.import_runs import import_rows_refuse, import_run_finish, import_run_start
@@ -63,7 +69,7 @@ from contacts.segments import (
     segment_problem,
 )
 from contacts.selectors import contacts_consented
-from contacts.upsert import CONTACT_FIELDS, contact_tags_add
+from contacts.upsert import CONTACT_FIELDS, contact_tags_add, customer_since_parse
 from continuity.admin_access import (
     ReadOnlyAdminMixin,
     WorkspaceScopedAdmin,
@@ -245,6 +251,13 @@ class ContactForm(WorkspaceUniqueForm):
         # What an import may set is what the form edits, plus the customer relationship the
         # soft opt-in rests on (set by hand or with a grant through the API).
         fields = [*CONTACT_FIELDS, "customer_since"]
+        help_texts = {
+            "customer_since": gettext_lazy(
+                "When this person bought from you. Needed to email or text them on the basis of "
+                "legitimate interest (soft opt-in) instead of consent; clearing it stops those "
+                "messages until it is set again."
+            )
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -276,6 +289,14 @@ class ContactForm(WorkspaceUniqueForm):
 
     def clean_external_id(self) -> str | None:
         return (self.cleaned_data.get("external_id") or "").strip() or None
+
+    def clean_customer_since(self) -> Any:
+        # The rule of imports and the API: no relationship that begins later.
+        return (
+            self._normalised("customer_since", customer_since_parse)
+            if self.cleaned_data.get("customer_since")
+            else None
+        )
 
     def clean_attributes(self) -> Any:
         # The names imports and the API accept (contacts.attribute_keys), and no others.
@@ -331,6 +352,12 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Contact]:
         return super().get_queryset(request).prefetch_related("tags")
+
+    def save_model(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "customer_since" in form.changed_data:
+            # A soft opt-in (legitimate interest) sends only while the contact is a customer.
+            sendable_refresh(contact_ids=[obj.pk])
 
     # --- rights --------------------------------------------------------------------------------
 

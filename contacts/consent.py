@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from contacts.errors import (
     ConsentEvidenceMissing,
@@ -76,19 +77,23 @@ class ConsentChange:
 
 def _check_evidence(evidence: Evidence, *, channel: str, purpose: str, grant: bool) -> None:
     if not evidence.source:
-        what = "a consent grant" if grant else "a consent change"
+        sources = ", ".join(ConsentSource.values)
         raise ConsentEvidenceMissing(
-            f"{what} needs an evidence source (one of {', '.join(ConsentSource.values)})"
+            _("a consent grant needs an evidence source (one of %(sources)s)")
+            % {"sources": sources}
+            if grant
+            else _("a consent change needs an evidence source (one of %(sources)s)")
+            % {"sources": sources}
         )
     if evidence.source not in CONSENT_SOURCES:
         raise ConsentEvidenceMissing(
-            f"unknown evidence source {evidence.source!r}: use one of "
-            f"{', '.join(ConsentSource.values)}"
+            _("unknown evidence source %(source)r: use one of %(sources)s")
+            % {"source": evidence.source, "sources": ", ".join(ConsentSource.values)}
         )
     if channel not in CHANNELS:
-        raise ConsentEvidenceMissing(f"unknown channel {channel!r}")
+        raise ConsentEvidenceMissing(_("unknown channel %(channel)r") % {"channel": channel})
     if purpose not in PURPOSES:
-        raise ConsentEvidenceMissing(f"unknown purpose {purpose!r}")
+        raise ConsentEvidenceMissing(_("unknown purpose %(purpose)r") % {"purpose": purpose})
 
 
 def _event(
@@ -135,11 +140,13 @@ def _set_state(
     """``lawful_basis``: the basis a grant stands on; None keeps the row's (a withdrawal, a
     pending request) or, for a new row, consent."""
     if contact.erased_at is not None:
-        raise ContactErased(f"contact #{contact.pk} was erased; its consent cannot change")
+        raise ContactErased(
+            _("contact #%(id)s was erased; its consent cannot change") % {"id": contact.pk}
+        )
     now = timezone.now()
     basis = {"lawful_basis": lawful_basis} if lawful_basis is not None else {}
     with transaction.atomic():
-        consent, _ = Consent.objects.update_or_create(
+        consent, _created = Consent.objects.update_or_create(
             contact=contact,
             channel=channel,
             purpose=purpose,
@@ -168,7 +175,10 @@ def _set_state(
 
 def sendable_refresh(*, contact_ids: Iterable[int]) -> None:
     """Recompute Contact.sendable from the consent and suppression rows of these contacts.
-    Called inside every change's transaction; writes only rows whose mask changes."""
+    Called inside every change's transaction, and wherever a contact's customer_since changes:
+    a grant on legitimate interest (the soft opt-in) lets us send only while the contact is
+    marked a customer, so clearing the mark stops those messages (setting it again resumes
+    them: the person never said no). Writes only rows whose mask changes."""
     ids = sorted(set(contact_ids))
     if not ids:
         return
@@ -178,7 +188,9 @@ def sendable_refresh(*, contact_ids: Iterable[int]) -> None:
             "contact_id", "channel"
         )
     )
-    granted = Consent.objects.filter(contact_id__in=ids, state=ConsentState.GRANTED)
+    granted = Consent.objects.filter(contact_id__in=ids, state=ConsentState.GRANTED).filter(
+        Q(lawful_basis=LawfulBasis.CONSENT) | Q(contact__customer_since__isnull=False)
+    )
     for contact_id, channel, purpose in granted.values_list("contact_id", "channel", "purpose"):
         if (contact_id, channel) not in suppressed:
             masks[contact_id] |= consent_bit(channel, purpose)
@@ -235,9 +247,11 @@ def consent_grant(
 def contact_customer_since_set(*, contact: Contact, since: date | None) -> None:
     """Record (or clear) the customer relationship the soft opt-in rests on."""
     if contact.erased_at is not None:
-        raise ContactErased(f"contact #{contact.pk} was erased")
-    Contact.objects.filter(pk=contact.pk).update(customer_since=since)
-    contact.customer_since = since
+        raise ContactErased(_("contact #%(id)s was erased") % {"id": contact.pk})
+    with transaction.atomic():
+        Contact.objects.filter(pk=contact.pk).update(customer_since=since)
+        contact.customer_since = since
+        sendable_refresh(contact_ids=[contact.pk])
 
 
 SOFT_OPT_IN_CHANNELS = frozenset({Channel.EMAIL, Channel.SMS})
@@ -257,29 +271,41 @@ def lawful_basis_check(
     marketer's to keep to; every message sent under it carries an opt-out, see docs/privacy.md.)"""
     if lawful_basis not in LAWFUL_BASES:
         raise LawfulBasisRefused(
-            f"unknown lawful basis {lawful_basis!r}: use one of {', '.join(LawfulBasis.values)}"
+            _("unknown lawful basis %(basis)r: use one of %(bases)s")
+            % {"basis": lawful_basis, "bases": ", ".join(LawfulBasis.values)}
         )
     if lawful_basis == LawfulBasis.CONSENT:
         return
     if purpose != Purpose.MARKETING:
         raise LawfulBasisRefused(
-            "legitimate interest (soft opt-in) is for marketing; record consent for "
-            f"{purpose} messages"
+            _(
+                "legitimate interest (soft opt-in) is for marketing; record consent for "
+                "%(purpose)s messages"
+            )
+            % {"purpose": purpose}
         )
     if channel not in SOFT_OPT_IN_CHANNELS:
         raise LawfulBasisRefused(
-            f"{channel} marketing needs the person's consent: legitimate interest (soft opt-in) "
-            "covers only email and SMS"
+            _(
+                "%(channel)s marketing needs the person's consent: legitimate interest (soft "
+                "opt-in) covers only email and SMS"
+            )
+            % {"channel": channel}
         )
     if contact.customer_since is None:
         raise LawfulBasisRefused(
-            "legitimate interest (soft opt-in) is only for existing customers: set the "
-            "contact's customer_since first"
+            _(
+                "legitimate interest (soft opt-in) is only for existing customers: set the "
+                "contact's customer_since first"
+            )
         )
     if current is not None and current.state == ConsentState.REVOKED:
         raise LawfulBasisRefused(
-            f"the contact opted out of {channel} {purpose} messages; only their own consent can "
-            "start them again"
+            _(
+                "the contact opted out of %(channel)s %(purpose)s messages; only their own "
+                "consent can start them again"
+            )
+            % {"channel": channel, "purpose": purpose}
         )
 
 
@@ -304,7 +330,9 @@ def consent_request_double_opt_in(
     (no mail)."""
     _check_evidence(evidence, channel=Channel.EMAIL, purpose=purpose, grant=True)
     if not contact.email:
-        raise ConsentEvidenceMissing(f"contact #{contact.pk} has no email address to confirm")
+        raise ConsentEvidenceMissing(
+            _("contact #%(id)s has no email address to confirm") % {"id": contact.pk}
+        )
     current = Consent.objects.filter(
         contact=contact, channel=Channel.EMAIL, purpose=purpose
     ).first()
@@ -342,7 +370,7 @@ def consent_confirm(*, contact: Contact, purpose: str, evidence: Evidence) -> Co
             return current
         if current is None or current.state != ConsentState.PENDING:
             raise NoPendingOptIn(
-                "there is no pending subscription to confirm (it was withdrawn or never asked)"
+                _("there is no pending subscription to confirm (it was withdrawn or never asked)")
             )
         return _set_state(
             contact=contact,
@@ -518,7 +546,9 @@ def suppression_add(
     """Block a channel whatever the consent says. Idempotent: repeated provider events (bounces
     arrive several times) keep the one active suppression."""
     if reason not in SUPPRESSION_REASONS:
-        raise ConsentEvidenceMissing(f"unknown suppression reason {reason!r}")
+        raise ConsentEvidenceMissing(
+            _("unknown suppression reason %(reason)r") % {"reason": reason}
+        )
     evidence = Evidence(
         source=source, occurred_at=occurred_at, recorded_by=recorded_by, source_detail=detail
     )

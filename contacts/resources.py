@@ -20,11 +20,12 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from import_export import fields, resources
 
-from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
+from contacts.consent import ConsentChange, Evidence, consents_apply_bulk, sendable_refresh
 from contacts.models import ConsentSource, Contact
 from contacts.privacy import erased_rows_refused
 from contacts.upsert import (
     CONSENT_COLUMNS,
+    CUSTOMER_SINCE,
     ParsedRow,
     RowInvalid,
     contact_match,
@@ -194,3 +195,6 @@ class ContactResource(resources.ModelResource):
                 for ch, pu, st, ev in parsed.consents
             ],
         )
+        if CUSTOMER_SINCE in parsed.values:
+            # A soft opt-in (legitimate interest) sends only while the contact is a customer.
+            sendable_refresh(contact_ids=[instance.pk])

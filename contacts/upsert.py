@@ -27,7 +27,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from contacts.attribute_keys import attribute_key_problem
-from contacts.consent import ConsentChange, Evidence, consents_apply_bulk
+from contacts.consent import ConsentChange, Evidence, consents_apply_bulk, sendable_refresh
 from contacts.errors import ConsentEvidenceMissing
 from contacts.models import (
     CHANNELS,
@@ -732,6 +732,7 @@ def contacts_upsert(
     with transaction.atomic():
         found = contacts_by_identifiers(workspace=workspace_id, rows=accepted)
         creates: list[ParsedRow] = []
+        customer_changed: list[int] = []
         updates: list[tuple[ParsedRow, Stored]] = []
         unchanged: list[tuple[ParsedRow, Stored]] = []
         for parsed in accepted:
@@ -743,12 +744,18 @@ def contacts_upsert(
                 continue
             if target is None:
                 creates.append(parsed)
-            elif contact_values_apply(parsed=parsed, target=target):
+                continue
+            was_customer_since = target.customer_since
+            if contact_values_apply(parsed=parsed, target=target):
                 updates.append((parsed, target))
+                if target.customer_since != was_customer_since:
+                    customer_changed.append(target.pk)
             else:
                 unchanged.append((parsed, target))
         created_ids = _insert(creates, workspace_id=workspace_id)
         _update([c for _, c in updates], workspace_id=workspace_id)
+        # A soft opt-in (legitimate interest) sends only while the contact is a customer.
+        sendable_refresh(contact_ids=customer_changed)
         written: list[tuple[ParsedRow, int]] = [
             *zip(creates, created_ids, strict=True),
             *((p, c.pk) for p, c in updates),
@@ -1006,8 +1013,11 @@ def contact_update(*, contact: Contact, data: Mapping[str, Any], replace_tags: b
         if "attributes" in parsed.values and replace_tags:
             # A full replace (PUT) replaces attributes too, rather than merging them.
             contact.attributes = {}
+        was_customer_since = contact.customer_since
         if contact_values_apply(parsed=parsed, target=contact):
             contact.save()
+        if contact.customer_since != was_customer_since:
+            sendable_refresh(contact_ids=[contact.pk])  # a soft opt-in lapses or resumes
         if parsed.tags is not None and replace_tags:
             ContactTag.objects.filter(contact=contact).exclude(tag__name__in=parsed.tags).delete()
         if parsed.tags:

@@ -31,7 +31,7 @@ def test_a_marketer_imports_a_file_and_downloads_its_refused_rows(
     people.write_text(
         "external_id,email,first_name\n"
         "F1,fiona@example.com,Fiona\n"
-        "F2,not-an-email,=HYPERLINK(\"http://x.example\")\n"
+        'F2,not-an-email,=HYPERLINK("http://x.example")\n'
         "F3,gus@example.com,Gus\n"
     )
     client = Client()
@@ -63,4 +63,4 @@ def test_a_marketer_imports_a_file_and_downloads_its_refused_rows(
     text = Path(download.path()).read_text(encoding="utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[1][:4] == ["3", "email", rows[1][2], "F2"]
-    assert rows[1][5] == "'=HYPERLINK(\"http://x.example\")"
+    assert rows[1][5] == '\'=HYPERLINK("http://x.example")'

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from contacts.consent import ConsentChange, consent_grant, consent_revoke, consents_apply_bulk
+from contacts.consent import (
+    ConsentChange,
+    consent_grant,
+    consent_revoke,
+    consents_apply_bulk,
+    contact_customer_since_set,
+)
 from contacts.errors import LawfulBasisRefused
 from contacts.models import (
     Channel,
@@ -22,6 +28,7 @@ from contacts.models import (
     Purpose,
     consent_bit,
 )
+from contacts.selectors import consent_allows
 from continuity.models import Role
 from tests.contacts.factories import evidence, make_contact
 from tests.workspaces import bearer, make_api_key, make_member, workspace_for_tests
@@ -201,3 +208,93 @@ def test_the_admin_shows_the_basis_and_records_soft_opt_ins_for_customers_only(
     page = admin_client.get(f"/admin/contacts/contact/{buyer.pk}/change/").content.decode()
     assert "Legitimate interest (soft opt-in)" in page
     assert 'name="customer_since"' in page
+
+
+# --- the customer mark the soft opt-in rests on --------------------------------------------------
+
+
+def _may_send(contact: Contact, channel: str = Channel.EMAIL) -> bool:
+    return contact.pk in consent_allows(
+        contact_ids=[contact.pk], channel=channel, purpose=Purpose.MARKETING
+    )
+
+
+def test_clearing_the_customer_mark_stops_soft_opt_in_messages_until_it_is_set_again() -> None:
+    contact = customer()
+    soft_opt_in(contact, Channel.EMAIL)
+    consent_grant(
+        contact=contact, channel=Channel.SMS, purpose=Purpose.MARKETING, evidence=evidence()
+    )
+    assert _may_send(contact) and _may_send(contact, Channel.SMS)
+
+    contact_customer_since_set(contact=contact, since=None)
+    # Email rested on the relationship: it stops. SMS rests on consent: it goes on.
+    assert not _may_send(contact) and _may_send(contact, Channel.SMS)
+    assert Consent.objects.get(contact=contact, channel=Channel.EMAIL).lawful_basis == LI
+
+    contact_customer_since_set(contact=contact, since=date(2026, 1, 5))
+    assert _may_send(contact)
+
+
+def test_every_way_of_clearing_the_mark_stops_the_soft_opt_in(
+    api: Client, admin_client: Client
+) -> None:
+    by_patch, by_bulk, by_admin = customer(), customer(), customer()
+    for contact in (by_patch, by_bulk, by_admin):
+        soft_opt_in(contact)
+        assert _may_send(contact)
+
+    patched = api.patch(
+        f"/api/v1/contacts/{by_patch.pk}/",
+        {"customer_since": None},
+        content_type="application/json",
+    )
+    assert patched.status_code == 200, patched.content
+    bulk = api.post(
+        "/api/v1/contacts/bulk/",
+        {"contacts": [{"external_id": by_bulk.external_id, "customer_since": None}]},
+        content_type="application/json",
+    )
+    assert bulk.json()["results"][0]["status"] == "updated", bulk.content
+    form = admin_client.get(f"/admin/contacts/contact/{by_admin.pk}/change/")
+    assert form.status_code == 200
+    saved = admin_client.post(
+        f"/admin/contacts/contact/{by_admin.pk}/change/",
+        {**_change_form_data(by_admin), "customer_since": ""},
+    )
+    assert saved.status_code == 302, saved.content.decode()[:3000]
+
+    for contact in (by_patch, by_bulk, by_admin):
+        contact.refresh_from_db()
+        assert contact.customer_since is None
+        assert not _may_send(contact), contact
+
+
+def test_the_admin_refuses_a_customer_relationship_that_begins_later(admin_client: Client) -> None:
+    contact = customer()
+    response = admin_client.post(
+        f"/admin/contacts/contact/{contact.pk}/change/",
+        {**_change_form_data(contact), "customer_since": "2999-01-01"},
+    )
+    assert response.status_code == 200
+    assert "is in the future" in response.content.decode()
+    contact.refresh_from_db()
+    assert contact.customer_since == date(2025, 3, 1)
+
+
+def _change_form_data(contact: Contact) -> dict[str, Any]:
+    """The contact's change form as the admin draws it, with its inlines' management forms."""
+    data: dict[str, Any] = {
+        "external_id": contact.external_id or "",
+        "email": contact.email or "",
+        "phone": str(contact.phone or ""),
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "locale": contact.locale,
+        "timezone": contact.timezone,
+        "attributes": "{}",
+        "customer_since": contact.customer_since.isoformat() if contact.customer_since else "",
+    }
+    for prefix in ("consents", "suppressions", "push_subscriptions", "consent_events"):
+        data |= {f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"}
+    return data
