@@ -75,13 +75,25 @@ class DeliveryAdmin(WorkspaceScopedAdmin):
         # The queryset is the workspace's (get_queryset): another workspace's ids never get here.
         ids = list(queryset.values_list("id", flat=True))
         count = deliveries_retry_failed(ids=ids)
-        skipped = len(ids) - count
+        system = queryset.filter(message__isnull=True, status=DeliveryStatus.FAILED).count()
+        skipped = len(ids) - count - system
         self.message_user(
             request,
             _("%(count)s failed deliveries queued again; %(skipped)s left alone (not failed).")
             % {"count": count, "skipped": skipped},
             messages.SUCCESS if count else messages.WARNING,
         )
+        if system:
+            self.message_user(
+                request,
+                _(
+                    "%(system)s failed system mails (double opt-in, preference links) are not "
+                    "sent again from here: ask again from the contact, which sends a fresh "
+                    "link."
+                )
+                % {"system": system},
+                messages.WARNING,
+            )
 
 
 @admin.register(Message)

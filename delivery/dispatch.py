@@ -779,10 +779,13 @@ def _suppress(
 
 
 def deliveries_retry_failed(*, ids: Iterable[int], send: Any = None) -> int:
-    """The admin's "retry failed": only failed rows go back; sent or unknown ones never do."""
+    """The admin's "retry failed": only failed campaign rows go back; sent or unknown ones never
+    do. A failed system mail (double opt-in, preference link) is not retried: its link was made
+    for that ask, and a second ask of the same mail may be queued already; the person (or a
+    member) asks again, which sends a fresh one."""
     failed = list(
-        Delivery.objects.filter(id__any_of=list(ids), status=DeliveryStatus.FAILED).values_list(
-            "id", flat=True
-        )
+        Delivery.objects.filter(
+            id__any_of=list(ids), status=DeliveryStatus.FAILED, message__isnull=False
+        ).values_list("id", flat=True)
     )
     return deliveries_enqueue(ids=failed, send=send)

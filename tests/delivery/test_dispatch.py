@@ -14,7 +14,7 @@ from contacts.consent import consent_revoke, suppression_add
 from contacts.models import Channel, ConsentSource, Contact, PushSubscription, SuppressionReason
 from delivery.claim import deliveries_claim
 from delivery.dispatch import deliveries_enqueue, deliveries_retry_failed, deliveries_send_chunk
-from delivery.models import Delivery, DeliveryEvent, Message
+from delivery.models import Delivery, DeliveryEvent, DeliveryKind, Message
 from delivery.senders import channel_sender
 from delivery.states import DeliveryStatus as S
 from delivery.sweeper import deliveries_sweep
@@ -244,6 +244,32 @@ def test_the_admin_lists_deliveries_and_retries_only_failed_ones(admin_client: C
     page = admin_client.get(f"/admin/delivery/message/{message.pk}/change/")
     assert b"email: Queued 1" in page.content
     assert b"email: Sent 1" in page.content
+
+
+def test_a_failed_system_mail_is_not_retried_and_the_admin_says_how_to_send_a_fresh_one(
+    admin_client: Client,
+) -> None:
+    contact = granted_contact()
+    mail = Delivery.objects.create(
+        workspace_id=contact.workspace_id,
+        message=None,
+        contact=contact,
+        channel="email",
+        kind=DeliveryKind.DOUBLE_OPT_IN,
+        address=contact.email or "",
+        purpose="marketing",
+        status=S.FAILED,
+    )
+    assert deliveries_retry_failed(ids=[mail.pk], send=lambda c, ids: None) == 0
+    response = admin_client.post(
+        "/admin/delivery/delivery/",
+        {"action": "retry_failed", "_selected_action": [mail.pk]},
+        follow=True,
+    )
+    text = response.content.decode()
+    assert "0 failed deliveries queued again; 0 left alone" in text
+    assert "1 failed system mails (double opt-in, preference links) are not sent again" in text
+    assert Delivery.objects.get(pk=mail.pk).status == S.FAILED
 
 
 @pytest.fixture
