@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,9 +225,14 @@ def _mailed_and_texted(providers: tuple[SendGridFake, TwilioFake, SinkFake]) -> 
 
 
 def test_an_erased_contact_leaves_only_hashes_in_the_whole_database(
-    providers: tuple[SendGridFake, TwilioFake, SinkFake], api: Client, tmp_path: Path
+    providers: tuple[SendGridFake, TwilioFake, SinkFake],
+    api: Client,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     sendgrid, twilio, sink = providers
+    # Every log record of the whole flow, at the production level, with its extra fields.
+    caplog.set_level(logging.INFO)
     contact = _mailed_and_texted(providers)
     deliveries = Delivery.objects.filter(contact=contact)
     assert {(d.kind, d.channel, d.status) for d in deliveries} == {
@@ -330,6 +336,12 @@ def test_an_erased_contact_leaves_only_hashes_in_the_whole_database(
     assert not Contact.objects.filter(email=EMAIL).exists()
 
     # New consent, recorded by staff with its evidence, lets them back in.
+    # Nor did any log line name them, all along (logs leave the install: erasure cannot reach
+    # them, so they never hold an identifier).
+    logged = [repr(record.__dict__).lower() for record in caplog.records]
+    assert len(logged) > 5, "the flow must have logged"
+    assert [line[:300] for line in logged if any(n.lower() in line for n in _needles())] == []
+
     lifted = erased_identifier_lift(
         workspace_id=contact.workspace_id,
         identifier=EMAIL,
