@@ -13,20 +13,17 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from contacts.models import ImportRefusedRow, ImportRun, ImportUpload, ImportVia
+from contacts.models import Contact, ImportRefusedRow, ImportRun, ImportUpload, ImportVia
 from contacts.normalize import FieldError, phone_normalise
+from contacts.privacy import ERASED_MARK, ErasureSubject, erased_identifiers_find, erasure_subject
 from continuity.models import Workspace
 from continuity.spreadsheet import spreadsheet_row_neutralise
-
-if TYPE_CHECKING:
-    from contacts.models import Contact
-    from contacts.privacy import ErasureSubject
 
 # Refused rows are written in pages of this many: a file refused whole writes in bounded memory.
 _REFUSED_PAGE = 2000
@@ -67,8 +64,6 @@ def import_rows_refuse(
 
 
 def _erased_withhold(*, workspace_id: int, rows: list[ImportRefusedRow]) -> None:
-    from contacts.privacy import ERASED_MARK, erased_identifiers_find
-
     identifiers: list[list[tuple[str, str]]] = []  # per row: (cell as written, normalised)
     for refused in rows:
         found: list[tuple[str, str]] = []
@@ -185,8 +180,6 @@ def _rows_about(subject: ErasureSubject) -> list[tuple[int, int]]:
 
 def import_rows_export(*, contact: Contact) -> dict[str, Any]:
     """For the contact's export (Art. 15): the import report lines about them, as kept."""
-    from contacts.privacy import erasure_subject
-
     ids = [pk for pk, _ in _rows_about(erasure_subject(contact))]
     rows = (
         ImportRefusedRow.objects.filter(pk__in=ids)
