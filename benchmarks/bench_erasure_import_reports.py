@@ -18,8 +18,8 @@ from benchmarks._common import emit, setup_django, sized
 from benchmarks.bench_crm_import import bench_database
 
 POPULATE = """
-INSERT INTO contacts_importrefusedrow (run_id, row, field, message, "values")
-SELECT %(run)s, g + 1, 'timezone', 'Mars/Base is not a time zone',
+INSERT INTO contacts_importrefusedrow (workspace_id, run_id, row, field, message, "values")
+SELECT %(workspace)s, %(run)s, g + 1, 'timezone', 'Mars/Base is not a time zone',
        ARRAY['X' || g, 'p' || g || '@example.com', '+3933' || lpad(g::text, 8, '0'),
              'Name' || g, 'Mars/Base']
 FROM generate_series(1, %(n)s) g
@@ -46,12 +46,19 @@ def main() -> None:
             columns=["external_id", "email", "phone", "first_name", "timezone"],
         )
         with connection.cursor() as cursor:
-            cursor.execute(POPULATE, {"run": run.pk, "n": n})
+            cursor.execute(POPULATE, {"workspace": workspace.pk, "run": run.pk, "n": n})
         person = Contact.objects.create(
             workspace=workspace, external_id="P-1", email="dora@example.com", phone="+393331234567"
         )
         ImportRefusedRow.objects.bulk_create(
-            ImportRefusedRow(run=run, row=n + 2 + i, field="timezone", message="bad", values=v)
+            ImportRefusedRow(
+                workspace=workspace,
+                run=run,
+                row=n + 2 + i,
+                field="timezone",
+                message="bad",
+                values=v,
+            )
             for i, v in enumerate(
                 (
                     ["", "DORA@example.com", "", "", "Mars/Base"],

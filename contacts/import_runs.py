@@ -50,6 +50,7 @@ def import_rows_refuse(
     without its values, and its reason without them: after an erasure, no new copy."""
     rows = [
         ImportRefusedRow(
+            workspace_id=run.workspace_id,
             run=run,
             row=number,
             field=str(field)[:200],
@@ -151,7 +152,7 @@ _ROWS_ABOUT = """
 SELECT r.id, r.run_id FROM contacts_importrefusedrow r
 JOIN contacts_importrun run ON run.id = r.run_id
 CROSS JOIN LATERAL (SELECT array_to_string(r."values", chr(31)) AS line) AS t
-WHERE run.workspace_id = %(workspace)s AND (
+WHERE r.workspace_id = %(workspace)s AND (
     ((lower(t.line) LIKE ANY(%(likes)s) OR (%(digits)s <> '' AND strpos(t.line, %(digits)s) > 0))
      AND t.line ~* %(pattern)s)
     OR (length(%(digits)s) >= 7 AND EXISTS (

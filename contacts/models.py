@@ -698,6 +698,13 @@ class ImportRefusedRow(models.Model):
     """One line of an import's error report: the row number in the file, the field and reason,
     and the row's original values (to fix and import again)."""
 
+    workspace = models.ForeignKey(
+        "continuity.Workspace",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,  # erasure's scan leads with it (importrefused_workspace)
+        verbose_name=_("workspace"),
+    )
     run = models.ForeignKey(
         ImportRun,
         on_delete=models.CASCADE,
@@ -709,11 +716,15 @@ class ImportRefusedRow(models.Model):
     field = models.CharField(max_length=200, verbose_name=_("field"))
     message = models.TextField(verbose_name=_("reason"))
     values = ArrayField(models.TextField(), default=list, verbose_name=_("values"))
+    objects = WorkspaceManager()
 
     class Meta:
         verbose_name = _("refused row")
         verbose_name_plural = _("refused rows")
-        indexes = [models.Index(fields=["run", "row"], name="importrefused_run_row")]
+        indexes = [
+            models.Index(fields=["run", "row"], name="importrefused_run_row"),
+            models.Index(fields=["workspace"], name="importrefused_workspace"),
+        ]
 
     def __str__(self) -> str:
         return f"row {self.row}: {self.field}"
@@ -727,7 +738,7 @@ class ImportUpload(models.Model):
     retention after a day."""
 
     # Ids grow with age (retention walks them); the name is what the confirm form carries.
-    name = models.CharField(max_length=32, unique=True, verbose_name=_("name"))
+    name = models.CharField(max_length=32, verbose_name=_("name"))
     workspace = models.ForeignKey(
         "continuity.Workspace",
         on_delete=models.PROTECT,
@@ -749,6 +760,9 @@ class ImportUpload(models.Model):
         verbose_name = _("pending import upload")
         verbose_name_plural = _("pending import uploads")
         indexes = [models.Index(fields=["workspace", "created_at"], name="importupload_age")]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="importupload_name")
+        ]
 
     def __str__(self) -> str:
         return self.name

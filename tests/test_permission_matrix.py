@@ -26,6 +26,7 @@ from django.test import Client
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from contacts.models import ImportRun, ImportVia
 from continuity.admin_access import SESSION_KEY, WorkspaceScopedAdmin
 from continuity.api_access import ANY_MEMBER, WorkspaceViewMixin
 from continuity.models import AuditEvent, Role, Workspace
@@ -61,6 +62,7 @@ CUSTOM_ADMIN_RULES: dict[str, tuple[str, dict[str, str]]] = {
     "contacts_contact_import": ("contacts.import_contact", {}),
     "contacts_contact_process_import": ("contacts.import_contact", {}),
     "contacts_segment_count": ("contacts.view_segment", {}),
+    "contacts_importrun_report": ("contacts.view_importrun", {"run_id": "importrun"}),
     "campaigns_campaign_calendar": ("campaigns.view_campaign", {}),
     "campaigns_campaign_contact_search": ("contacts.view_contact", {}),
     "campaigns_campaign_preview": ("campaigns.view_campaign", {"object_id": "campaign"}),
@@ -117,6 +119,7 @@ def _side(workspace: Workspace, window: models.Model) -> Side:
             "campaign": campaign,
             "message": campaign.message,
             "window": window,
+            "importrun": ImportRun.objects.create(workspace=workspace, via=ImportVia.COMMAND),
         },
     )
 

@@ -306,7 +306,12 @@ def test_an_erasure_takes_the_persons_lines_out_of_every_report_of_the_workspace
     # Another workspace's report that names the same address is not theirs to touch.
     elsewhere = ImportRun.objects.create(workspace=make_workspace(), via=ImportVia.COMMAND)
     ImportRefusedRow.objects.create(
-        run=elsewhere, row=2, field="timezone", message="x", values=["dora@example.com"]
+        workspace=elsewhere.workspace,
+        run=elsewhere,
+        row=2,
+        field="timezone",
+        message="x",
+        values=["dora@example.com"],
     )
 
     contact_erase(contact=person)
