@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+from pathlib import Path
 from typing import Any
 
+from django.core.management import call_command
+
 from contacts.consent import Evidence, consent_grant
-from contacts.models import Channel, ConsentSource, Contact, Purpose
+from contacts.models import Channel, ConsentSource, Contact, ImportRun, Purpose
 from tests.workspaces import workspace_for_tests
 
 _seq = itertools.count(1)
@@ -44,3 +49,26 @@ def granted_contact(
     contact = make_contact(**overrides)
     consent_grant(contact=contact, channel=channel, purpose=purpose, evidence=evidence())
     return contact
+
+
+def import_file(path: Path, *args: str) -> str:
+    """`manage.py import_contacts` of a file into the tests workspace; its standard output."""
+    out = io.StringIO()
+    call_command(
+        "import_contacts",
+        str(path),
+        "--workspace",
+        workspace_for_tests().slug,
+        *args,
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    return out.getvalue()
+
+
+def last_import_report() -> list[dict[str, str]]:
+    """The last import's error report, as `manage.py import_report` writes it."""
+    run = ImportRun.objects.latest("pk")
+    out = io.StringIO()
+    call_command("import_report", str(run.pk), stdout=out, stderr=io.StringIO())
+    return list(csv.DictReader(io.StringIO(out.getvalue())))

@@ -4,7 +4,6 @@ value that is no date, or a date still to come, is the row's error, never a 5xx.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from datetime import date, timedelta
@@ -12,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from contacts.models import Contact, ImportRun
+from contacts.models import Contact
 from contacts.privacy import contact_erase
 from continuity.models import Role
-from tests.contacts.factories import make_contact
+from tests.contacts.factories import import_file, last_import_report, make_contact
 from tests.workspaces import bearer, make_api_key, make_member, workspace_for_tests
 
 pytestmark = pytest.mark.django_db
@@ -28,19 +26,8 @@ TOMORROW_EVERYWHERE = (timezone.now() + timedelta(days=2)).date().isoformat()
 
 
 def _import(path: Path) -> list[dict[str, str]]:
-    call_command(
-        "import_contacts",
-        str(path),
-        "--workspace",
-        workspace_for_tests().slug,
-        "--single-process",
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-    )
-    run = ImportRun.objects.latest("pk")
-    out = io.StringIO()
-    call_command("import_report", str(run.pk), stdout=out, stderr=io.StringIO())
-    return list(csv.DictReader(io.StringIO(out.getvalue())))
+    import_file(path, "--single-process")
+    return last_import_report()
 
 
 def test_the_import_command_sets_it_and_refuses_bad_or_future_dates_by_row(

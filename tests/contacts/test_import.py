@@ -6,38 +6,16 @@ import re
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django.test import Client
 
-from contacts.models import Consent, ConsentEvent, Contact, ContactTag, ImportRun
+from contacts.models import Consent, ConsentEvent, Contact, ContactTag
+from tests.contacts.factories import import_file, last_import_report
 from tests.workspaces import workspace_for_tests
 
 pytestmark = pytest.mark.django_db
 
 HEADER = "external_id,email,phone,first_name,timezone,tags,consent_email_marketing,attr_city\n"
-
-
-def _run(path: Path, *args: str) -> str:
-    workspace = workspace_for_tests()
-    out = io.StringIO()
-    call_command(
-        "import_contacts",
-        str(path),
-        "--workspace",
-        workspace.slug,
-        *args,
-        stdout=out,
-        stderr=io.StringIO(),
-    )
-    return out.getvalue()
-
-
-def _report() -> list[dict[str, str]]:
-    """The last import's error report, as `manage.py import_report` writes it."""
-    run = ImportRun.objects.latest("pk")
-    out = io.StringIO()
-    call_command("import_report", str(run.pk), stdout=out, stderr=io.StringIO())
-    return list(csv.DictReader(io.StringIO(out.getvalue())))
 
 
 # By default the file is read and parsed in a forked process; --single-process must not differ.
@@ -56,11 +34,11 @@ def test_the_command_imports_good_rows_and_reports_each_bad_one(
         + "E6,f@example.com,,Fay,,,,\n"
         + "E7,too,many,values,,,,,,,\n"
     )
-    output = _run(path, *mode)
+    output = import_file(path, *mode)
     assert "progress: 7 rows" in output
     assert "2 created" in output and "5 refused" in output
     # Shape errors are written as they are read, value errors when their batch is written.
-    rows = sorted(_report(), key=lambda r: int(r["row"]))
+    rows = sorted(last_import_report(), key=lambda r: int(r["row"]))
     assert [(r["row"], r["field"]) for r in rows] == [
         ("3", "email"),
         ("4", "phone"),
@@ -85,9 +63,9 @@ def test_the_command_imports_good_rows_and_reports_each_bad_one(
 def test_duplicates_are_caught_across_batches(tmp_path: Path) -> None:
     path = tmp_path / "dups.csv"
     path.write_text("email\n" + "".join(f"u{i % 3}@example.com\n" for i in range(6)))
-    output = _run(path, "--batch-size", "2")
+    output = import_file(path, "--batch-size", "2")
     assert "3 created" in output and "3 refused" in output
-    assert {r["message"].split(":")[0] for r in _report()} == {
+    assert {r["message"].split(":")[0] for r in last_import_report()} == {
         "duplicate email 'u0@example.com'",
         "duplicate email 'u1@example.com'",
         "duplicate email 'u2@example.com'",
@@ -98,7 +76,7 @@ def test_a_file_without_a_usable_header_is_refused_whole(tmp_path: Path) -> None
     path = tmp_path / "noheader.csv"
     path.write_text("a@example.com,Ann\nb@example.com,Bob\n")
     with pytest.raises(CommandError, match="missing header"):
-        _run(path)
+        import_file(path)
     assert not Contact.objects.exists()
 
 
@@ -112,13 +90,13 @@ def test_rows_in_the_wrong_encoding_are_refused_by_row_and_the_rest_imported(
         + "bad@example.com,Ren\u00e9e\n".encode("latin-1")
         + b"ok2@example.com,Max\n"
     )
-    output = _run(path)
+    output = import_file(path)
     assert "2 created" in output and "1 refused" in output
-    rows = _report()
+    rows = last_import_report()
     assert [(r["row"], r["field"]) for r in rows] == [("3", "encoding")]
     assert "--encoding" in rows[0]["message"]
     # With the right encoding the same file goes in whole.
-    assert "1 created" in _run(path, "--encoding", "latin-1")
+    assert "1 created" in import_file(path, "--encoding", "latin-1")
     assert Contact.objects.get(email="bad@example.com").first_name == "Ren\u00e9e"
 
 
@@ -126,13 +104,13 @@ def test_a_binary_file_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "utf16.csv"
     path.write_bytes("email\na@example.com\n".encode("utf-16"))
     with pytest.raises(CommandError, match="header"):
-        _run(path)
+        import_file(path)
 
 
 def test_blank_lines_and_lines_of_only_separators_are_skipped_not_refused(tmp_path: Path) -> None:
     path = tmp_path / "gaps.csv"
     path.write_text("email,first_name\n\na@example.com,Ann\n , \n,\nb@example.com,Bob\n")
-    output = _run(path)
+    output = import_file(path)
     assert "done: 2 rows" in output and "2 created" in output and "0 refused" in output
 
 
@@ -140,7 +118,7 @@ def test_a_line_that_is_not_csv_stops_the_import_with_its_line_number(tmp_path: 
     path = tmp_path / "huge_field.csv"
     path.write_text("email,first_name\nok@example.com,Ann\nx@example.com," + "a" * 200_000 + "\n")
     with pytest.raises(CommandError, match="line 3 is not CSV text"):
-        _run(path)
+        import_file(path)
 
 
 def test_a_200000_row_file_streams_with_its_errors_reported(tmp_path: Path) -> None:
@@ -149,10 +127,10 @@ def test_a_200000_row_file_streams_with_its_errors_reported(tmp_path: Path) -> N
         handle.write("external_id,email\n")
         for i in range(200_000):
             handle.write(f"X{i},{'broken' if i % 50_000 == 7 else f'p{i}@example.com'}\n")
-    output = _run(path, "--batch-size", "10000")
+    output = import_file(path, "--batch-size", "10000")
     assert "199996 created" in output and "4 refused" in output
     assert Contact.objects.count() == 199_996
-    rows = _report()
+    rows = last_import_report()
     assert [r["row"] for r in rows] == [str(i + 2) for i in (7, 50_007, 100_007, 150_007)]
 
 
@@ -291,7 +269,7 @@ def test_an_import_from_the_shell_is_in_the_workspaces_audit_trail(tmp_path: Pat
 
     path = tmp_path / "people.csv"
     path.write_text(HEADER + "E1,a@example.com,,Ann,,,,\nE2,bad-email,,Bob,,,,\n")
-    _run(path)
+    import_file(path)
     event = AuditEvent.objects.get(action="contact.import_file")
     assert event.workspace == workspace_for_tests()
     assert event.actor is None and event.actor_label == "manage.py"

@@ -22,7 +22,7 @@ from contacts.privacy import contact_erase, contact_export
 from continuity import retention_rules as rules
 from continuity.models import Role
 from continuity.retention import retention_run
-from tests.contacts.factories import make_contact
+from tests.contacts.factories import import_file, make_contact
 from tests.workspaces import make_member, make_workspace, workspace_for_tests
 
 pytestmark = pytest.mark.django_db
@@ -61,18 +61,7 @@ def _confirm_fields(html: str) -> dict[str, str]:
 
 
 def _command(path: Path, *args: str) -> str:
-    out = io.StringIO()
-    call_command(
-        "import_contacts",
-        str(path),
-        "--workspace",
-        workspace_for_tests().slug,
-        "--single-process",
-        *args,
-        stdout=out,
-        stderr=io.StringIO(),
-    )
-    return out.getvalue()
+    return import_file(path, "--single-process", *args)
 
 
 # --- the admin import -----------------------------------------------------------------------------
