@@ -200,3 +200,27 @@ def test_the_chart_marked_safe_for_the_admin_escapes_every_text_it_carries() -> 
     svg = sends_per_minute_svg(report)
     assert "<script" not in svg
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;" in svg
+
+
+def test_the_reroute_list_draws_every_rows_progress_with_one_query(
+    admin_client: Client, settings: Any, django_assert_max_num_queries: Any
+) -> None:
+    settings.REROUTE_QUIET_HOURS = {}
+    settings.REROUTE_FREQUENCY_CAP_PER_DAY = 0
+    for _ in range(2):
+        contact_with(Channel.EMAIL, push=False)
+    window = network_down()
+    for _ in range(6):
+        campaign = make_campaign(fallback=("email",))
+        reroute = campaign_network_down(
+            campaign_id=campaign.pk, network="instagram", window_id=window.pk,
+            send=lambda *a, **k: None,
+        )  # fmt: skip
+        assert reroute is not None
+        while reroute_plan_next_slice(reroute_id=reroute.pk):
+            pass
+    admin_client.get("/admin/campaigns/reroute/")  # warm the session and caches
+    with django_assert_max_num_queries(20):
+        listing = admin_client.get("/admin/campaigns/reroute/")
+    assert listing.status_code == 200
+    assert listing.content.decode().count("<progress") == 6
