@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,7 @@ SECRET_FIELDS: Mapping[str, str] = {
         "twilio_auth_token",
         "vapid_private_key",
         "whatsapp_access_token",
+        "whatsapp_app_secret",
     )
 }
 # The readable fields an owner may set.
@@ -389,3 +390,21 @@ def credentials_status(row: WorkspaceCredentials | None) -> dict[str, str]:
         else:
             status[name] = _("not set")
     return status
+
+
+def whatsapp_app_secrets(*, phone_number_ids: Iterable[str]) -> set[str]:
+    """The app secrets that may have signed a status notification naming these phone number
+    ids: each workspace's own Meta app secret where it set one, else the install's
+    (WHATSAPP_APP_SECRET, also for numbers no workspace holds). Meta signs each app's
+    notifications apart, so a notification is verified with exactly one of them. An empty string
+    stands for "no secret configured"; CredentialsUnreadable when a stored one cannot be read."""
+    ids = {str(i)[:100] for i in phone_number_ids if i}
+    found: set[str] = set()
+    known: set[str] = set()
+    rows = WorkspaceCredentials.objects.filter(whatsapp_phone_number_id__in=ids) if ids else []
+    for row in rows:
+        known.add(row.whatsapp_phone_number_id)
+        found.add(_secret(row, "whatsapp_app_secret") or settings.WHATSAPP_APP_SECRET)
+    if not ids or ids - known:
+        found.add(settings.WHATSAPP_APP_SECRET)
+    return found

@@ -51,6 +51,7 @@ SECRET_LABELS = {
     "twilio_auth_token": gettext_lazy("Twilio auth token"),
     "vapid_private_key": gettext_lazy("VAPID private key"),
     "whatsapp_access_token": gettext_lazy("WhatsApp access token"),
+    "whatsapp_app_secret": gettext_lazy("Meta app secret (signs WhatsApp status webhooks)"),
 }
 # Whole sentences per secret (never a translated fragment glued into another).
 NEW_LABELS = {
@@ -58,12 +59,14 @@ NEW_LABELS = {
     "twilio_auth_token": gettext_lazy("New Twilio auth token"),
     "vapid_private_key": gettext_lazy("New VAPID private key"),
     "whatsapp_access_token": gettext_lazy("New WhatsApp access token"),
+    "whatsapp_app_secret": gettext_lazy("New Meta app secret"),
 }
 CLEAR_LABELS = {
     "sendgrid_api_key": gettext_lazy("Remove the stored SendGrid API key"),
     "twilio_auth_token": gettext_lazy("Remove the stored Twilio auth token"),
     "vapid_private_key": gettext_lazy("Remove the stored VAPID private key"),
     "whatsapp_access_token": gettext_lazy("Remove the stored WhatsApp access token"),
+    "whatsapp_app_secret": gettext_lazy("Remove the stored Meta app secret"),
 }
 SECTIONS = (
     (
@@ -78,6 +81,9 @@ SECTIONS = (
     ),
     (gettext_lazy("Web push (VAPID)"), "vapid_private_key", ("vapid_public_key", "vapid_subject")),
     (gettext_lazy("WhatsApp"), "whatsapp_access_token", ("whatsapp_phone_number_id",)),
+    # Only when the number belongs to a Meta app of the workspace's own (the install's app
+    # signs the others' status webhooks).
+    (gettext_lazy("WhatsApp status webhooks (your own Meta app)"), "whatsapp_app_secret", ()),
 )
 
 
@@ -161,6 +167,14 @@ class CredentialsForm(forms.ModelForm):
             self.add_error(
                 "whatsapp_phone_number_id",
                 _("A WhatsApp number needs both its phone number id and its access token."),
+            )
+        elif self._has("whatsapp_app_secret") and not phone_id:
+            self.add_error(
+                "new_whatsapp_app_secret",
+                _(
+                    "A Meta app secret verifies the webhooks of your WhatsApp number: set the "
+                    "number first."
+                ),
             )
         key = "".join((data.get("sendgrid_webhook_verification_key") or "").split())
         data["sendgrid_webhook_verification_key"] = key

@@ -454,6 +454,9 @@ class WorkspaceCredentials(models.Model):
         _("WhatsApp phone number id"), max_length=100, blank=True, default=""
     )
     whatsapp_access_token_encrypted = models.TextField(blank=True, default="")
+    # The secret of the workspace's own Meta app, which signs its status webhooks; empty: the
+    # install's app (WHATSAPP_APP_SECRET) signs them.
+    whatsapp_app_secret_encrypted = models.TextField(blank=True, default="")
     # {"twilio_auth_token": "…abcd"}: the admin shows these, never the secret.
     hints = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

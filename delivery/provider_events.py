@@ -38,6 +38,7 @@ from twilio.request_validator import RequestValidator
 from continuity.api import ContinuityError
 from continuity.inputs import InputRejected, json_parse, text_storable, unix_seconds_parse
 from continuity.sms_keywords import HELP_WORDS, START_WORDS, STOP_WORDS, keyword_normalise
+from delivery.credentials import CredentialsUnreadable, whatsapp_app_secrets
 
 # The provider name the email sender records for mail the failover ESP took (Sent.provider).
 FAILOVER = "failover"
@@ -237,8 +238,41 @@ def whatsapp_subscription_verify(*, request: HttpRequest) -> str:
     return challenge
 
 
+def _whatsapp_phone_number_ids(body: bytes) -> set[str]:
+    """The phone number ids a notification names (entry[].changes[].value.metadata), read
+    before its signature is checked only to pick the app secret that must have signed it; a
+    body that is not a notification names none (and fails its own checks after)."""
+    try:
+        payload = json_parse(raw=body, nul="replace")
+    except InputRejected:
+        return set()
+    found: set[str] = set()
+    entries = payload.get("entry") if isinstance(payload, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        for change in changes if isinstance(changes, list) else []:
+            value = change.get("value") if isinstance(change, dict) else None
+            metadata = value.get("metadata") if isinstance(value, dict) else None
+            number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+            if isinstance(number, str | int) and len(found) < 100:
+                found.add(str(number))
+    return found
+
+
 def _whatsapp_signature_check(request: HttpRequest) -> str:
-    secret = settings.WHATSAPP_APP_SECRET
+    try:
+        secrets = whatsapp_app_secrets(phone_number_ids=_whatsapp_phone_number_ids(request.body))
+    except CredentialsUnreadable:
+        raise WebhookRejected(
+            "the workspace's stored Meta app secret cannot be read: set it again",
+            status_code=403,
+        ) from None
+    if len(secrets) > 1:
+        raise WebhookRejected(
+            "the notification names WhatsApp numbers of different Meta apps; each app's "
+            "notifications are signed and sent apart"
+        )
+    secret = next(iter(secrets))
     if not secret:
         raise WebhookRejected(
             "WhatsApp webhook verification is not configured (WHATSAPP_APP_SECRET): "

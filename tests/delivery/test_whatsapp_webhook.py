@@ -14,7 +14,9 @@ from delivery.dispatch import deliveries_send_chunk
 from delivery.models import Delivery, ProviderReceipt, ReceiptVerdict
 from delivery.states import DeliveryStatus as S
 from sandbox.graph import GraphFake
+from tests.delivery.test_credentials import credentials_set
 from tests.delivery.test_whatsapp_channel import graph, queued, statuses, whatsapp_contacts
+from tests.workspaces import make_workspace
 
 pytestmark = [pytest.mark.django_db]
 __all__ = ["graph"]  # the fixture, used by name
@@ -199,3 +201,68 @@ def test_the_handshake_is_refused_while_no_verify_token_is_set(settings: Any) ->
     settings.WHATSAPP_WEBHOOK_VERIFY_TOKEN = ""
     query = {"hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": ""}
     assert Client().get(URL, query).status_code == 403
+
+
+# --- a workspace's own Meta app -----------------------------------------------------------------
+
+OWN_SECRET = "the-agency-clients-own-meta-app-secret"
+CLIENT_NUMBER = "106540352242922"  # the phone number id `notification` names
+
+
+def test_a_workspace_with_its_own_meta_app_has_its_statuses_verified_with_that_apps_secret(
+    graph: GraphFake,
+) -> None:
+    credentials_set(
+        make_workspace(),
+        whatsapp_phone_number_id=CLIENT_NUMBER,
+        whatsapp_access_token="EAAG" + "x" * 40,
+        whatsapp_app_secret=OWN_SECRET,
+    )
+    ids, wamids = sent_messages(1, start=170)
+    body = json.dumps(notification([status(wamids[0], "delivered")])).encode()
+    # The install's app did not sign it: refused, whatever the install's secret is.
+    _refused(post_raw(body, secret=SECRET), 403, ids, "does not verify")
+    assert post_raw(body, secret=OWN_SECRET).status_code == 200
+    assert statuses(ids) == [S.DELIVERED]
+
+
+def test_a_workspace_number_without_its_own_secret_is_verified_with_the_installs(
+    graph: GraphFake,
+) -> None:
+    credentials_set(
+        make_workspace(),
+        whatsapp_phone_number_id=CLIENT_NUMBER,
+        whatsapp_access_token="EAAG" + "y" * 40,
+    )
+    ids, wamids = sent_messages(1, start=180)
+    body = json.dumps(notification([status(wamids[0], "delivered")])).encode()
+    assert post_raw(body, secret=SECRET).status_code == 200
+    assert statuses(ids) == [S.DELIVERED]
+
+
+def test_a_notification_naming_numbers_of_two_meta_apps_is_refused(graph: GraphFake) -> None:
+    credentials_set(
+        make_workspace(),
+        whatsapp_phone_number_id=CLIENT_NUMBER,
+        whatsapp_access_token="EAAG" + "z" * 40,
+        whatsapp_app_secret=OWN_SECRET,
+    )
+    ids, wamids = sent_messages(1, start=190)
+    payload = notification([status(wamids[0], "delivered")])
+    other = json.loads(json.dumps(payload["entry"][0]))
+    other["changes"][0]["value"]["metadata"]["phone_number_id"] = "999000111222333"
+    payload["entry"].append(other)
+    body = json.dumps(payload).encode()
+    for secret in (SECRET, OWN_SECRET):
+        _refused(post_raw(body, secret=secret), 400, ids, "different Meta apps")
+
+
+def test_the_admin_asks_for_the_number_before_an_app_secret(admin_client: Client) -> None:
+    page = admin_client.get("/admin/delivery/workspacecredentials/")
+    assert "WhatsApp status webhooks (your own Meta app)" in page.content.decode()
+    response = admin_client.post(
+        "/admin/delivery/workspacecredentials/", {"new_whatsapp_app_secret": OWN_SECRET}
+    )
+    assert response.status_code == 200
+    assert "set the number first" in response.content.decode()
+    assert OWN_SECRET not in response.content.decode()
