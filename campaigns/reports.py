@@ -36,12 +36,12 @@ from campaigns.report_labels import (
     policy_label,
     sms_segment_price,
 )
-from campaigns.reroute import campaign_audience
+from campaigns.reroute import FAILBACK_CANCEL_DETAIL, campaign_audience
 from contacts.language_names import language_name
 from contacts.models import Consent, ConsentState, Suppression
 from continuity.models import Workspace
 from continuity.spreadsheet import spreadsheet_row_neutralise
-from delivery.models import Delivery
+from delivery.models import Delivery, DeliveryEvent
 from delivery.states import DeliveryStatus as S
 from outages.models import OutageWindow
 
@@ -117,7 +117,8 @@ class WindowReport:
     first_send_s: float | None = None
     last_send_s: float | None = None
     late_posts: list[LatePost] = field(default_factory=list)
-    cancelled_sends: int = 0
+    cancelled_sends: int = 0  # by fail-back (the campaign said to cancel)
+    cancelled_other: int = 0  # a campaign cancelled by hand, WhatsApp replaced by fallbacks
     per_minute: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)
     # Messages planned per content language (campaigns.language_counts), in words.
     languages: list[tuple[str, int]] = field(default_factory=list)
@@ -262,7 +263,22 @@ def window_report(*, window_id: int, workspace: Workspace) -> WindowReport:
         channel: {c: int(counted[c]) for c in COLUMNS}
         for channel, counted in sorted(channels.items())
     }
-    report.cancelled_sends = sum(c["cancelled"] for c in report.channels.values())
+    cancelled = sum(c["cancelled"] for c in report.channels.values())
+    # Fail-back's own cancellations, apart from a campaign cancelled by hand or WhatsApp messages
+    # replaced by the fallback channels (their events say why).
+    report.cancelled_sends = (
+        DeliveryEvent.objects.filter(
+            delivery__in=deliveries.filter(status=S.CANCELLED),
+            status=S.CANCELLED,
+            detail=FAILBACK_CANCEL_DETAIL,
+        )
+        .values("delivery_id")
+        .distinct()
+        .count()
+        if cancelled
+        else 0
+    )
+    report.cancelled_other = cancelled - report.cancelled_sends
     report.sms_cost = report.sms_segments_spent * sms_segment_price()
     for reroute in reroutes:
         campaign = reroute.campaign

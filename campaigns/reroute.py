@@ -341,6 +341,11 @@ def reroute_plan_next_slice(*, reroute_id: int, send: Callable[..., None] | None
     return True
 
 
+# The event detail of a delivery fail-back cancelled (the campaign said to cancel what the
+# network's return left unsent): the window report counts these apart from other cancellations.
+FAILBACK_CANCEL_DETAIL = "fail-back: not sent before the network came back"
+
+
 def _reroute_stop(reroute: Reroute, *, cancel_unsent: bool, for_failback: bool = False) -> int:
     cancelled: list[int] = []
     # A campaign's deliveries are one set whichever networks are down (UNIQUE per message,
@@ -363,7 +368,9 @@ def _reroute_stop(reroute: Reroute, *, cancel_unsent: bool, for_failback: bool =
             status__in=[DeliveryStatus.PLANNED, DeliveryStatus.QUEUED],
         ).values_list("id", flat=True)
         cancelled = deliveries_transition(
-            ids=list(unsent), target=DeliveryStatus.CANCELLED, detail="reroute stopped"
+            ids=list(unsent),
+            target=DeliveryStatus.CANCELLED,
+            detail=FAILBACK_CANCEL_DETAIL if for_failback else "reroute stopped",
         )
     reroute.status = RerouteStatus.CANCELLED if cancel_unsent else RerouteStatus.DONE
     reroute.finished_at = timezone.now()

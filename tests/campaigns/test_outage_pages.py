@@ -15,10 +15,12 @@ from django.test import Client
 from django.utils import timezone
 
 from campaigns.engagement import campaign_engagement
+from campaigns.lifecycle import campaign_cancel
 from campaigns.models import (
     AttemptKind,
     Campaign,
     CampaignStatus,
+    FailbackChoice,
     PostStatus,
     PublishAttempt,
     Reroute,
@@ -411,3 +413,25 @@ def test_the_dashboard_and_report_show_times_in_the_workspaces_zone_and_name_it(
     assert "(Asia/Tokyo)" in dashboard and "UTC" not in dashboard
     report = page(client, f"/admin/campaigns/reroute/report/{reroute.window_id}/")
     assert f"opened {tokyo:%Y-%m-%d %H:%M:%S} JST" in report
+
+
+def test_the_report_tells_fail_back_cancellations_from_a_campaign_cancelled_by_hand(
+    settings: Any,
+) -> None:
+    for _ in range(3):
+        contact_with(Channel.EMAIL, push=False)
+    on_return = rerouted(
+        settings, on_failback=FailbackChoice.CANCEL, fallback=("email",), name="Cancel on return"
+    )
+    by_hand = rerouted(settings, fallback=("email",), name="Cancelled by hand")
+    assert on_return.window_id == by_hand.window_id
+    campaign_cancel(campaign=by_hand.campaign)  # the marketer, mid-outage
+    outage_resolve(window=on_return.window, reason="back", actor="tests")
+    reroute_window_closed(window_id=on_return.window_id)
+    assert Delivery.objects.filter(status=S.CANCELLED).count() == 6
+
+    report = window_report(window_id=on_return.window_id, workspace=workspace_for_tests())
+    assert (report.cancelled_sends, report.cancelled_other) == (3, 3)
+    html = page(member_client(), f"/admin/campaigns/reroute/report/{on_return.window_id}/")
+    assert "3 messages not yet sent were cancelled when the network came back" in html
+    assert "3 other messages were cancelled during this outage" in html
