@@ -22,7 +22,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.timezone import localtime
+from django.utils.timezone import get_current_timezone_name, localtime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -358,6 +358,12 @@ class CampaignForm(forms.ModelForm):
                 )
         # The split date/time inputs share one label: name each for screen readers.
         when = self.fields.get("scheduled_at")
+        if when is not None:
+            # The admin reads and writes the time in the workspace's zone; the date widget's own
+            # note compares the browser's clock with it and says only "behind server time".
+            when.help_text = _(
+                "The date and time the post goes out, in %(zone)s (the workspace's time zone)."
+            ) % {"zone": get_current_timezone_name()}
         for widget, name in zip(
             getattr(when.widget, "widgets", []) if when else [],
             (_("Publish on (date)"), _("Publish at (time)")),

@@ -265,3 +265,12 @@ def test_the_calendar_shows_campaigns_by_day_with_outages_over_them() -> None:
         assert "Autumn launch" in page and f"/{campaign.pk}/change/" in page
         assert "Instagram down from" in page and "(still down)" in page
     assert client.get("/admin/campaigns/campaign/calendar/?date=nonsense").status_code == 200
+
+
+def test_the_publish_time_names_the_workspaces_zone() -> None:
+    workspace = workspace_for_tests()
+    workspace.timezone = "Europe/Rome"
+    workspace.save(update_fields=["timezone"])
+    campaign = make_campaign()
+    page = _client().get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
+    assert "in Europe/Rome (the workspace's time zone)" in page
