@@ -14,6 +14,7 @@ on two cores the parse of the next batch overlaps the database's work on the cur
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
 from contacts.consent import Evidence
@@ -323,8 +325,10 @@ class Command(BaseCommand):
         try:
             self._import(chunks, run, totals, started, options)
         except BaseException:
-            # An interrupted run shows how far it got, and stays unfinished.
-            import_run_finish(run=run, totals=totals, finished=False)
+            # An interrupted run shows how far it got, and stays unfinished; with the database
+            # gone it cannot, and the original error is what the operator must see.
+            with contextlib.suppress(DatabaseError):
+                import_run_finish(run=run, totals=totals, finished=False)
             raise
         import_run_finish(run=run, totals=totals)
         elapsed = time.monotonic() - started
