@@ -309,3 +309,23 @@ def test_an_erasure_takes_the_persons_lines_out_of_every_report_of_the_workspace
     assert run.erased_rows == 3
     assert [r.values[0] for r in run.refused_rows.all()] == ["X-9"]
     assert ImportRefusedRow.objects.filter(run=elsewhere).count() == 1
+
+
+def test_with_the_database_gone_the_import_fails_with_the_databases_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    path = tmp_path / "people.csv"
+    path.write_text("email\np@example.com\n")
+
+    def gone(**kwargs: Any) -> Any:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    def cannot_record(**kwargs: Any) -> None:
+        raise OperationalError("no connection to the server")
+
+    monkeypatch.setattr(import_contacts, "contacts_upsert_parsed", gone)
+    monkeypatch.setattr(import_contacts, "import_run_finish", cannot_record)
+    with pytest.raises(OperationalError, match="server closed the connection"):
+        _command(path)
