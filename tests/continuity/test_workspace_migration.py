@@ -1,11 +1,11 @@
 """Rows written before workspaces existed move into the default workspace when the migrations run,
 and keep what made them unique.
 
-The round trip runs in a database of its own, migrated up from empty to the last migrations
-before workspaces and then to the latest: what an install from before workspaces goes through.
-The test database the other tests share is never migrated backwards (unapplying every later
-migration there and re-applying it afterwards was the slowest part of the suite), and nothing is
-left for the tests after this one to repair.
+The round trip runs in a schema of its own, migrated up from empty to the last migrations before
+workspaces and then to the latest: what an install from before workspaces goes through. The
+tables the other tests share are never migrated backwards (unapplying every later migration there
+and re-applying it afterwards was the slowest part of the suite), and nothing is left for the
+tests after this one to repair.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -30,18 +29,6 @@ BEFORE = [
 ALIAS = "before_workspaces"
 
 
-def _server(name: str) -> psycopg.Connection[Any]:
-    db = connection.settings_dict
-    return psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=int(db["PORT"] or 5432),
-        user=db["USER"],
-        password=db["PASSWORD"] or None,
-        dbname=name,
-        autocommit=True,
-    )
-
-
 class _OldInstallRouter:
     """Every read and write goes to the old install: the landed data migrations (continuity 0002's
     default workspace) save through their models' managers, which follow the router, not through
@@ -56,27 +43,30 @@ class _OldInstallRouter:
 
 @pytest.fixture
 def old_install(db: None) -> Iterator[BaseDatabaseWrapper]:
-    """An empty database of this test's own (named after this process's test database, so the
-    parallel test processes never share one), reachable as the ALIAS connection."""
-    name = f"{connection.settings_dict['NAME']}_before_workspaces"
-    with _server("postgres") as server:
-        server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        server.execute(f'CREATE DATABASE "{name}"')
-    connections.settings[ALIAS] = {**connection.settings_dict, "NAME": name}
+    """An empty schema of this test's own in the test database, reachable as the ALIAS
+    connection, whose search path holds that schema alone: the migrations see no table and
+    create every one there. (A schema, not a database: CREATE and DROP DATABASE wait for a
+    checkpoint, seconds on a busy machine.)"""
+    settings_dict = {**connection.settings_dict}
+    settings_dict["OPTIONS"] = {**settings_dict["OPTIONS"], "options": f"-c search_path={ALIAS}"}
+    connections.settings[ALIAS] = settings_dict
+    old = connections[ALIAS]
     try:
-        old = connections[ALIAS]
         # Opened here, not on first use: Django's test case lets a test open connections only
         # to the databases it declares, and this one is not in DATABASES (the test run would
         # otherwise make a test copy of it and wrap it in a transaction).
         old.connect()
+        with old.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {ALIAS} CASCADE")
+            cursor.execute(f"CREATE SCHEMA {ALIAS}")
         with override_settings(DATABASE_ROUTERS=[_OldInstallRouter()]):
             yield old
     finally:
-        connections[ALIAS].close()
+        with old.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {ALIAS} CASCADE")
+        old.close()
         del connections[ALIAS]
         del connections.settings[ALIAS]
-        with _server("postgres") as server:
-            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _migrate(conn: BaseDatabaseWrapper, targets: list[tuple[str, str]]) -> Any:
