@@ -128,6 +128,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         redis_keys_delete(url=settings.REDIS_URL, prefix=settings.REDIS_KEY_PREFIX)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Each test process's database is a copy of one template migrated once for the current
+    migrations (the benchmarks' own, benchmarks/_common.py): the two processes and the benchmark
+    smoke runs share one `migrate` (the first to ask builds it, the others wait for it) instead of
+    each running every migration. Django still runs `migrate` on the copy, which finds nothing
+    to do."""
+    from benchmarks._common import bench_template_ensure
+
+    settings.DATABASES["default"].setdefault("TEST", {})["TEMPLATE"] = bench_template_ensure()
+
+
 @pytest.fixture(autouse=True)
 def _database_connections_alive_after_each_test() -> Iterator[None]:
     """A test that cuts database connections on purpose (chaos, retention, in-flight) must not
