@@ -153,18 +153,18 @@ def migrations_fingerprint() -> str:
 TEMPLATE_KEPT_UNUSED_S = 24 * 3600
 
 
-def bench_template_ensure() -> str:
+def bench_template_ensure(prefix: str = "continuity_bench_tpl_") -> str:
     """The name of a database migrated once for the current migrations, built if missing.
 
     Migrating takes seconds per database and every benchmark wants one; copying a migrated
     template (CREATE DATABASE ... TEMPLATE) takes a fraction of that. The name carries the
     migrations' fingerprint, so a changed migration builds a new template; one that no run has
-    used for TEMPLATE_KEPT_UNUSED_S goes.
+    used for TEMPLATE_KEPT_UNUSED_S goes. The test suite keeps its own under another prefix.
     """
     import psycopg
 
     base = _database_base_url()
-    template = f"continuity_bench_tpl_{migrations_fingerprint()}"
+    template = f"{prefix}{migrations_fingerprint()}"
     with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
         # Two benchmark runs starting together build it once: the second waits here.
         conn.execute("SELECT pg_advisory_lock(hashtext('continuity_bench_template'))")
@@ -192,8 +192,8 @@ def bench_template_ensure() -> str:
             conn.execute(f"COMMENT ON DATABASE \"{template}\" IS 'used {int(time.time())}'")
             stale = conn.execute(
                 "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-                "WHERE datname LIKE 'continuity_bench_tpl_%%' AND datname <> %s",
-                [template],
+                "WHERE datname LIKE %s AND datname <> %s",
+                [f"{prefix}%", template],
             ).fetchall()
             for name, comment in stale:
                 used = (comment or "").removeprefix("used ")

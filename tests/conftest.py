@@ -131,13 +131,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
     """Each test process's database is a copy of one template migrated once for the current
-    migrations (the benchmarks' own, benchmarks/_common.py): the two processes and the benchmark
-    smoke runs share one `migrate` (the first to ask builds it, the others wait for it) instead of
-    each running every migration. Django still runs `migrate` on the copy, which finds nothing
-    to do."""
+    migrations (built as the benchmarks build theirs, benchmarks/_common.py, under a name of its
+    own): the parallel test processes share one `migrate` (the first to ask builds it, the others
+    wait for it) instead of each running every migration. Django still runs `migrate` on the
+    copy, which finds nothing to do."""
     from benchmarks._common import bench_template_ensure
 
-    settings.DATABASES["default"].setdefault("TEST", {})["TEMPLATE"] = bench_template_ensure()
+    template = bench_template_ensure(prefix="continuity_test_tpl_")
+    settings.DATABASES["default"].setdefault("TEST", {})["TEMPLATE"] = template
 
 
 @pytest.fixture(autouse=True)
