@@ -33,7 +33,8 @@ run: $(STAMP)
 
 # Two pytest processes (pytest-xdist), each on a test database and a Redis namespace of its own:
 # most tests wait on real processes and sockets, so two keep both cores busy. PYTEST_PROCESSES=0
-# runs in one process.
+# runs in one process. Work stealing: a process that runs out of tests takes half of what the
+# other still has queued, so neither ends long after the other.
 PYTEST_PROCESSES ?= 2
 test: export DJANGO_SETTINGS_MODULE := continuity.settings_test
 test: $(STAMP)
@@ -42,7 +43,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(MAKE) --no-print-directory security
-	$(VENV)/bin/pytest -n $(PYTEST_PROCESSES) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 # Bandit over the shipped code; every finding is fixed or judged in place (`# nosec` beside the
 # reason). The set-based SQL modules build statements from model metadata and pass every value as

@@ -149,17 +149,22 @@ def migrations_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def bench_template_ensure() -> str:
+# A template no run asked for in this long is dropped by the next run that builds or uses another.
+TEMPLATE_KEPT_UNUSED_S = 24 * 3600
+
+
+def bench_template_ensure(prefix: str = "continuity_bench_tpl_") -> str:
     """The name of a database migrated once for the current migrations, built if missing.
 
     Migrating takes seconds per database and every benchmark wants one; copying a migrated
     template (CREATE DATABASE ... TEMPLATE) takes a fraction of that. The name carries the
-    migrations' fingerprint, so a changed migration builds a new template and stale ones go.
+    migrations' fingerprint, so a changed migration builds a new template; one that no run has
+    used for TEMPLATE_KEPT_UNUSED_S goes. The test suite keeps its own under another prefix.
     """
     import psycopg
 
     base = _database_base_url()
-    template = f"continuity_bench_tpl_{migrations_fingerprint()}"
+    template = f"{prefix}{migrations_fingerprint()}"
     with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
         # Two benchmark runs starting together build it once: the second waits here.
         conn.execute("SELECT pg_advisory_lock(hashtext('continuity_bench_template'))")
@@ -181,12 +186,20 @@ def bench_template_ensure() -> str:
                 )
                 # Renamed only once complete: a half-migrated template is never copied.
                 conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{template}"')
+            # When it was last asked for: checkouts with other migrations (branches, another
+            # session's work) keep theirs while they use them, instead of each run dropping the
+            # other's template and rebuilding its own.
+            conn.execute(f"COMMENT ON DATABASE \"{template}\" IS 'used {int(time.time())}'")
             stale = conn.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'continuity_bench_tpl_%%' "
-                "AND datname <> %s",
-                [template],
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE datname LIKE %s AND datname <> %s",
+                [f"{prefix}%", template],
             ).fetchall()
-            for (name,) in stale:
+            for name, comment in stale:
+                used = (comment or "").removeprefix("used ")
+                # No date: another checkout's older code built it; that checkout may still use it.
+                if not used.isdigit() or time.time() - int(used) < TEMPLATE_KEPT_UNUSED_S:
+                    continue
                 with contextlib.suppress(psycopg.Error):
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         finally:

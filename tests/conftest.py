@@ -64,6 +64,61 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit("\n".join(problems), returncode=3)
 
 
+# Modules whose tests start processes, servers or whole benchmark runs, besides the ones marked
+# e2e, chaos or browser: the test processes take them first (pytest_collection_modifyitems).
+LONG_MODULES = (
+    "tests/benchmarks/",
+    "tests/api/test_schemathesis.py",
+    "tests/contacts/test_import.py",
+    "tests/continuity/test_secrets_deploy.py",
+    "tests/continuity/test_settings.py",
+    "tests/continuity/test_workspace_migration.py",
+    "tests/outages/test_alertmanager_real.py",
+    "tests/sandbox/test_app_boundary.py",
+    "tests/sandbox/test_event_keys.py",
+)
+LONG_MARKERS = ("e2e", "chaos", "browser")
+
+
+def _database_use(item: pytest.Item) -> int:
+    """pytest-django's order (its plugin's get_order_number, for the function tests this suite
+    has): 0 for a test in a rolled-back transaction, 1 for a transactional test (it flushes the
+    tables after itself, data from migrations included), 2 without the database."""
+    from pytest_django.plugin import validate_django_db
+
+    marker = item.get_closest_marker("django_db")
+    fixtures = getattr(item, "fixturenames", ())
+    transactional = "transactional_db" in fixtures or "live_server" in fixtures
+    if marker is not None:
+        transaction, reset_sequences, *_ = validate_django_db(marker)
+        transactional = transactional or transaction or reset_sequences
+    if transactional:
+        return 1
+    return 0 if marker is not None or "db" in fixtures else 2
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long tests first, so the run ends on short ones that even out the parallel test
+    processes' finishing times (they hand out tests in this order), instead of one process
+    running a long test alone at the end. pytest-django's order (rolled-back, then transactional,
+    then database-free tests) stays: a transactional test's flush must not come before the tests
+    that expect what the migrations wrote. Only long database-free tests, which cannot see the
+    database, move to the very front."""
+    root = config.rootpath
+
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(root).as_posix()
+        long = path.startswith(LONG_MODULES) or any(
+            item.get_closest_marker(name) for name in LONG_MARKERS
+        )
+        use = _database_use(item)
+        if use == 2 and long:
+            return -1
+        return use * 2 + (0 if long else 1)
+
+    items.sort(key=rank)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Leave nothing of this run's Redis namespace behind (an xdist worker leaves it to the
     controller, since its siblings still use it)."""
@@ -71,6 +126,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if urlsplit(settings.CELERY_BROKER_URL).scheme.startswith("redis"):
         redis_keys_delete(url=settings.REDIS_URL, prefix=settings.REDIS_KEY_PREFIX)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Each test process's database is a copy of one template migrated once for the current
+    migrations (built as the benchmarks build theirs, benchmarks/_common.py, under a name of its
+    own): the parallel test processes share one `migrate` (the first to ask builds it, the others
+    wait for it) instead of each running every migration. Django still runs `migrate` on the
+    copy, which finds nothing to do."""
+    from benchmarks._common import bench_template_ensure
+
+    template = bench_template_ensure(prefix="continuity_test_tpl_")
+    settings.DATABASES["default"].setdefault("TEST", {})["TEMPLATE"] = template
 
 
 @pytest.fixture(autouse=True)

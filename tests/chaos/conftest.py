@@ -16,14 +16,17 @@ from typing import Any
 import pytest
 import redis
 from django.db import connection
+from django.test import override_settings
 
 from benchmarks._common import popen_tied, process_group_kill
 from contacts.models import Channel
 from delivery.models import Delivery, Message
+from delivery.states import DeliveryStatus as S
+from delivery.sweeper import deliveries_sweep
 from sandbox.twilio import TwilioFake
 from tests.contacts.factories import granted_contact
 from tests.e2e.conftest import sendgrid_fake
-from tests.harness import WORKER_APPLICATION_NAME
+from tests.harness import WORKER_APPLICATION_NAME, eventually
 from tests.workspaces import workspace_for_tests
 
 __all__ = ["sendgrid_fake"]
@@ -201,3 +204,34 @@ def backends_terminate() -> int:
             [WORKER_APPLICATION_NAME],
         )
         return int(cursor.fetchone()[0])
+
+
+def ids_in(ids: list[int], *statuses: str) -> set[int]:
+    return set(
+        Delivery.objects.filter(id__in=ids, status__in=statuses).values_list("id", flat=True)
+    )
+
+
+def settled(ids: list[int]) -> bool:
+    return not Delivery.objects.filter(id__in=ids, status__in=[S.QUEUED, S.SENDING]).exists()
+
+
+def sweeps_until_recovered(
+    ids: list[int], *, send: Callable[[str, list[int]], None], timeout: float = 180
+) -> set[int]:
+    """Sweep as beat would, every 0.5 s, until no row of `ids` is queued, sending or unknown:
+    a dead chunk's claim goes stale after 2 s (45 s by default), a queued row is re-enqueued
+    after 1 s, and an unknown row is reconciled with the Twilio fake's list (RECONCILE_FAST).
+    Returns every row seen `unknown` on the way."""
+    was_unknown: set[int] = set()
+
+    def recovered() -> bool:
+        with override_settings(
+            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **RECONCILE_FAST
+        ):
+            deliveries_sweep(send=send)
+        was_unknown.update(ids_in(ids, S.UNKNOWN))
+        return settled(ids) and not ids_in(ids, S.UNKNOWN)
+
+    eventually(recovered, timeout=timeout, interval=0.5)
+    return was_unknown

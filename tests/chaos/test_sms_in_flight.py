@@ -20,15 +20,17 @@ from delivery.states import DeliveryStatus as S
 from delivery.sweeper import deliveries_sweep
 from sandbox.twilio import TwilioFake
 from tests.chaos.conftest import (
-    RECONCILE_FAST,
     RECONCILE_WORKER_ENV,
     OwnedRedis,
     backends_terminate,
+    ids_in,
     owned_send,
     phones_by_delivery,
+    settled,
     sids_by_phone,
     sms_env,
     sms_rows,
+    sweeps_until_recovered,
     twilio_fake_started,
 )
 from tests.harness import ProcessHandle, eventually
@@ -38,16 +40,6 @@ pytestmark = [pytest.mark.chaos]
 
 def _statuses(ids: list[int]) -> Counter[str]:
     return Counter(Delivery.objects.filter(id__in=ids).values_list("status", flat=True))
-
-
-def _ids_in(ids: list[int], *statuses: str) -> set[int]:
-    return set(
-        Delivery.objects.filter(id__in=ids, status__in=statuses).values_list("id", flat=True)
-    )
-
-
-def _settled(ids: list[int]) -> bool:
-    return not Delivery.objects.filter(id__in=ids, status__in=[S.QUEUED, S.SENDING]).exists()
 
 
 def _assert_sids_kept(ids: list[int], fake: TwilioFake) -> None:
@@ -77,18 +69,18 @@ def test_redis_stopped_mid_paced_sms_defers_what_never_left_and_sends_it_once_re
     owned_redis.stop()
 
     # The pace cannot be asked: the chunk stops before its next request and hands back the rest.
-    eventually(lambda: not _ids_in(ids, S.SENDING), timeout=120, interval=0.2)
+    eventually(lambda: not ids_in(ids, S.SENDING), timeout=120, interval=0.2)
     before = sids_by_phone(twilio_chaos)
     assert 50 <= len(before) < len(ids)
-    assert not _ids_in(ids, S.UNKNOWN)
-    waiting = _ids_in(ids, S.QUEUED)
+    assert not ids_in(ids, S.UNKNOWN)
+    waiting = ids_in(ids, S.QUEUED)
     assert {phones[i] for i in waiting}.isdisjoint(before)
     assert len(waiting) + len(before) == len(ids)
     assert set(Delivery.objects.filter(id__in=waiting).values_list("error_code", "attempt")) == {
         ("pace_unavailable", 0)
     }
     _assert_sids_kept(ids, twilio_chaos)
-    assert len(_ids_in(ids, S.SENT)) == len(before)
+    assert len(ids_in(ids, S.SENT)) == len(before)
     sids_before = dict(
         Delivery.objects.filter(id__in=ids, status=S.SENT).values_list("id", "provider_message_id")
     )
@@ -96,12 +88,8 @@ def test_redis_stopped_mid_paced_sms_defers_what_never_left_and_sends_it_once_re
     # Redis comes back empty (the worker's retry could not be queued): the sweeper re-enqueues.
     owned_redis.start()
 
-    def sent_again() -> bool:
-        with override_settings(DELIVERY_QUEUED_STALE_S=1):
-            deliveries_sweep(send=send)
-        return _settled(ids)
-
-    eventually(sent_again, timeout=180, interval=1.0)
+    # Nothing was in flight when Redis went: no row was ever unknown on the way.
+    assert sweeps_until_recovered(ids, send=send) == set()
     assert _statuses(ids) == Counter({S.SENT: len(ids)})
     got = sids_by_phone(twilio_chaos)
     assert set(got) == set(phones.values())
@@ -134,26 +122,14 @@ def test_a_worker_killed_mid_sms_chunk_leaves_unknown_only_its_request_in_flight
     received_at_kill = set(sids_by_phone(twilio_chaos))
     # The whole rest of the chunk is claimed, but at most one request (concurrency 1, one SMS at a
     # time) was leaving when the process died.
-    assert len(_ids_in(ids, S.SENDING)) > len(ids) - len(received_at_kill) - 2
+    assert len(ids_in(ids, S.SENDING)) > len(ids) - len(received_at_kill) - 2
     [claim] = DeliveryClaim.objects.all()
     assert len(claim.leaving) <= 1
 
     celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
 
-    was_unknown: set[int] = set()
-
-    def recovered() -> bool:
-        # What beat does every DELIVERY_SWEEP_INTERVAL_S; the killed chunk's claim goes stale
-        # after DELIVERY_CLAIM_STALE_S (seconds here, 45 s by default), and an unknown row is
-        # reconciled with the fake's list.
-        with override_settings(
-            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **RECONCILE_FAST
-        ):
-            deliveries_sweep(send=send)
-        was_unknown.update(_ids_in(ids, S.UNKNOWN))
-        return _settled(ids) and not _ids_in(ids, S.UNKNOWN)
-
-    eventually(recovered, timeout=180, interval=0.5)
+    # What beat does every DELIVERY_SWEEP_INTERVAL_S, until every row is settled.
+    was_unknown = sweeps_until_recovered(ids, send=send)
     # At most the one request in flight was ever unknown, and reconciliation settled it.
     assert len(was_unknown) <= 1
     unknown = set(
@@ -165,7 +141,7 @@ def test_a_worker_killed_mid_sms_chunk_leaves_unknown_only_its_request_in_flight
     statuses = _statuses(ids)
     assert set(statuses) <= {S.SENT, S.DELIVERED}
     assert statuses[S.SENT] + statuses[S.DELIVERED] == len(ids)
-    assert set(_ids_in(ids, S.DELIVERED)) <= was_unknown
+    assert set(ids_in(ids, S.DELIVERED)) <= was_unknown
     got = sids_by_phone(twilio_chaos)
     assert set(got) == set(phones.values())
     assert {len(sids) for sids in got.values()} == {1}
@@ -204,7 +180,7 @@ def test_worker_database_connections_killed_after_sends_keep_every_answer_and_si
         terminated += backends_terminate()
     assert terminated >= 1
 
-    eventually(lambda: _settled(ids), timeout=120, interval=0.2)
+    eventually(lambda: settled(ids), timeout=120, interval=0.2)
     assert _statuses(ids) == Counter({S.SENT: len(ids)})
     got = sids_by_phone(twilio_chaos)
     assert len(got) == len(ids)
@@ -250,15 +226,15 @@ def test_the_sweeper_resolves_a_dead_chunk_in_seconds_and_leaves_a_slow_live_one
 
         def dead_resolved() -> bool:
             sweep()
-            return not _ids_in(dead, S.SENDING)
+            return not ids_in(dead, S.SENDING)
 
         eventually(dead_resolved, timeout=60, interval=0.5)
         # Seconds, where the 15-minute clock (DELIVERY_SENDING_STALE_S) would still be waiting.
         assert time.monotonic() - killed_at < 45
-        assert _ids_in(live, S.SENDING), "the slow chunk should still be at work"
+        assert ids_in(live, S.SENDING), "the slow chunk should still be at work"
         assert set(_statuses(live)) <= {S.SENDING, S.SENT}
-        assert len(_ids_in(dead, S.UNKNOWN)) <= 1
-        dead_untried = _ids_in(dead, S.QUEUED)
+        assert len(ids_in(dead, S.UNKNOWN)) <= 1
+        dead_untried = ids_in(dead, S.QUEUED)
         assert len(dead_untried) >= len(dead) - twilio_chaos.accepted - 1
         assert dead_untried <= set(handed_back)
         assert not {phones for phones in phones_by_delivery(sorted(dead_untried)).values()} & set(
@@ -267,7 +243,7 @@ def test_the_sweeper_resolves_a_dead_chunk_in_seconds_and_leaves_a_slow_live_one
 
         def live_done() -> bool:
             sweep()
-            return _settled(live)
+            return settled(live)
 
         eventually(live_done, timeout=120, interval=0.5)
         assert _statuses(live) == Counter({S.SENT: len(live)})
@@ -330,17 +306,7 @@ def test_a_kill_between_the_leaving_record_and_the_request_is_reconciled_and_sen
     assert phones[row] not in sids_by_phone(twilio_chaos)
 
     celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
-    was_unknown: set[int] = set()
-
-    def recovered() -> bool:
-        with override_settings(
-            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **RECONCILE_FAST
-        ):
-            deliveries_sweep(send=send)
-        was_unknown.update(_ids_in(ids, S.UNKNOWN))
-        return _settled(ids) and not _ids_in(ids, S.UNKNOWN)
-
-    eventually(recovered, timeout=240, interval=0.5)
+    was_unknown = sweeps_until_recovered(ids, send=send, timeout=240)
     assert was_unknown == {row}
     assert _statuses(ids) == Counter({S.SENT: len(ids)})
     got = sids_by_phone(twilio_chaos)
@@ -386,17 +352,7 @@ def test_a_kill_while_twilio_holds_the_request_is_reconciled_as_sent_never_sent_
     twilio_chaos.clear_fault()
 
     celery_worker_process(queues=["sms"], concurrency=1, env_extra=env)
-    was_unknown: set[int] = set()
-
-    def recovered() -> bool:
-        with override_settings(
-            DELIVERY_CLAIM_STALE_S=2, DELIVERY_QUEUED_STALE_S=1, **RECONCILE_FAST
-        ):
-            deliveries_sweep(send=send)
-        was_unknown.update(_ids_in(ids, S.UNKNOWN))
-        return _settled(ids) and not _ids_in(ids, S.UNKNOWN)
-
-    eventually(recovered, timeout=240, interval=0.5)
+    was_unknown = sweeps_until_recovered(ids, send=send, timeout=240)
     assert was_unknown == {row}
     # The reconciled row also takes the status Twilio lists for it (the fake's: delivered).
     assert _statuses(ids) == Counter({S.SENT: len(ids) - 1, S.DELIVERED: 1})
