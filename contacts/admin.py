@@ -463,7 +463,7 @@ class ContactAdmin(ScopedAdmin, ImportExportModelAdmin):
             (
                 invalid.number + 1,
                 next(iter(invalid.error_dict), ""),
-                " ".join(str(m) for messages in invalid.error_dict.values() for m in messages),
+                " ".join(str(m) for texts in invalid.error_dict.values() for m in texts),
                 list(dataset[invalid.number - 1]),
             )
             for invalid in result.invalid_rows
