@@ -25,7 +25,6 @@ from django.utils.translation import gettext_lazy
 
 from campaigns.dashboard import (
     campaigns_at_risk,
-    channel_progress,
     channel_progress_many,
     networks_in_trouble,
     reroute_rows,
@@ -117,7 +116,6 @@ class RerouteAdmin(WorkspaceScopedAdmin):
 
     @admin.display(description=gettext_lazy("sent / planned"))
     def progress(self, obj: Reroute) -> str:
-        page_progress = getattr(obj, "page_progress", None)
         bars = [
             format_html(
                 '<div><progress max="{}" value="{}"></progress> {} {}/{}</div>',
@@ -127,11 +125,8 @@ class RerouteAdmin(WorkspaceScopedAdmin):
                 p["sent"],
                 p["total"],
             )
-            for p in (
-                page_progress
-                if page_progress is not None
-                else channel_progress(obj.campaign.message_id)
-            )
+            # Set for the page by get_changelist_instance, the only place that draws it.
+            for p in getattr(obj, "page_progress", [])
         ]
         return mark_safe("".join(bars)) if bars else "-"  # noqa: S308 - built with format_html  # nosec
 

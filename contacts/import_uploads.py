@@ -94,10 +94,7 @@ class DatabaseUploadStorage(BaseStorage):
 
 def upload_discard(*, name: str) -> None:
     """Drop an upload whose preview will not be confirmed (the owner's own only)."""
-    owner = _current_owner()
-    ImportUpload.objects.filter(
-        name=name[:32], workspace_id=owner.workspace_id, uploaded_by_id=owner.user_id
-    ).delete()
+    DatabaseUploadStorage(name=name).remove()
 
 
 class SizeLimitedImportForm(ImportForm):

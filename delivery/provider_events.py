@@ -238,14 +238,10 @@ def whatsapp_subscription_verify(*, request: HttpRequest) -> str:
     return challenge
 
 
-def _whatsapp_phone_number_ids(body: bytes) -> set[str]:
+def _whatsapp_phone_number_ids(payload: Any) -> set[str]:
     """The phone number ids a notification names (entry[].changes[].value.metadata), read
     before its signature is checked only to pick the app secret that must have signed it; a
     body that is not a notification names none (and fails its own checks after)."""
-    try:
-        payload = json_parse(raw=body, nul="replace")
-    except InputRejected:
-        return set()
     found: set[str] = set()
     entries = payload.get("entry") if isinstance(payload, dict) else None
     for entry in entries if isinstance(entries, list) else []:
@@ -259,9 +255,9 @@ def _whatsapp_phone_number_ids(body: bytes) -> set[str]:
     return found
 
 
-def _whatsapp_signature_check(request: HttpRequest) -> str:
+def _whatsapp_signature_check(request: HttpRequest, *, phone_number_ids: set[str]) -> str:
     try:
-        secrets = whatsapp_app_secrets(phone_number_ids=_whatsapp_phone_number_ids(request.body))
+        secrets = whatsapp_app_secrets(phone_number_ids=phone_number_ids)
     except CredentialsUnreadable:
         raise WebhookRejected(
             "the workspace's stored Meta app secret cannot be read: set it again",
@@ -303,11 +299,18 @@ def whatsapp_statuses_parse(*, request: HttpRequest) -> list[StatusEvent]:
     left out. Meta signs no timestamp and retries a delivery with the same bytes, so a signature
     seen within the replay window is refused (409); later copies can only repeat transitions
     already made (statuses move rows forward only)."""
-    signature = _whatsapp_signature_check(request)
+    # Parsed once: the numbers it names pick the secret; its errors are told only after the
+    # signature verifies (an unsigned body learns nothing of how it was read).
     try:
-        payload = json_parse(raw=request.body, nul="replace")
+        payload: Any = json_parse(raw=request.body, nul="replace")
+        unreadable: InputRejected | None = None
     except InputRejected as exc:
-        raise WebhookRejected(exc.detail) from None
+        payload, unreadable = None, exc
+    signature = _whatsapp_signature_check(
+        request, phone_number_ids=_whatsapp_phone_number_ids(payload)
+    )
+    if unreadable is not None:
+        raise WebhookRejected(unreadable.detail)
     if not isinstance(payload, dict):
         raise WebhookRejected("body must be a JSON object with an 'entry' list")
     events: list[StatusEvent] = []
